@@ -1,0 +1,268 @@
+//! rlsim-reports: renders a Report — the summary table, `summary.json`, `steps.csv`, `timeline.csv`, `compare.csv`.
+
+use rlsim_sim::report::{Report, StepRow, Summary};
+use rlsim_sim::timeline::Timeline;
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A file that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct WriteError {
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+fn io_at(path: &Path) -> impl Fn(io::Error) -> WriteError + '_ {
+    move |source| WriteError { path: path.to_path_buf(), source }
+}
+
+fn csv_at(path: &Path) -> impl Fn(csv::Error) -> WriteError + '_ {
+    move |e| WriteError { path: path.to_path_buf(), source: io::Error::other(e) }
+}
+
+/// Nanoseconds as exact decimal seconds ("12.000000345").
+pub fn ns_to_secs_text(ns: u64) -> String {
+    format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
+}
+
+/// Writes a run's files into `dir` (created if needed): `summary.json`, `steps.csv`, `timeline.csv` and, when
+/// given, `scenario.resolved.toml`. Returns the paths written.
+pub fn write_run(
+    dir: &Path,
+    report: &Report,
+    timeline: &Timeline,
+    resolved_toml: Option<&str>,
+) -> Result<Vec<PathBuf>, WriteError> {
+    std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+    let mut written = Vec::new();
+
+    let path = dir.join("summary.json");
+    let json = serde_json::to_string_pretty(&report.summary)
+        .map_err(|e| WriteError { path: path.clone(), source: e.into() })?;
+    std::fs::write(&path, json + "\n").map_err(io_at(&path))?;
+    written.push(path);
+
+    let path = dir.join("steps.csv");
+    write_steps_csv(&path, &report.steps)?;
+    written.push(path);
+
+    let path = dir.join("timeline.csv");
+    write_timeline_csv(&path, timeline)?;
+    written.push(path);
+
+    if let Some(text) = resolved_toml {
+        let path = dir.join("scenario.resolved.toml");
+        std::fs::write(&path, text).map_err(io_at(&path))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// `steps.csv`: one row per RL step.
+pub fn write_steps_csv(path: &Path, steps: &[StepRow]) -> Result<(), WriteError> {
+    let mut w = csv::Writer::from_path(path).map_err(csv_at(path))?;
+    if steps.is_empty() {
+        w.write_record([
+            "step",
+            "start_s",
+            "end_s",
+            "duration_s",
+            "rollout_s",
+            "logprob_s",
+            "train_s",
+            "sync_s",
+            "switch_s",
+            "trained_samples",
+            "trained_tokens",
+            "mean_staleness",
+        ])
+        .map_err(csv_at(path))?;
+    }
+    for row in steps {
+        w.serialize(row).map_err(csv_at(path))?;
+    }
+    w.flush().map_err(io_at(path))
+}
+
+/// `timeline.csv`: one row per span (worker, kind, start_s, end_s, step, trajectory, tokens, version), in the order
+/// the backend recorded them. Times are exact decimal seconds.
+pub fn write_timeline_csv(path: &Path, t: &Timeline) -> Result<(), WriteError> {
+    let file = std::fs::File::create(path).map_err(io_at(path))?;
+    let mut w = csv::Writer::from_writer(io::BufWriter::with_capacity(1 << 20, file));
+    w.write_record(["worker", "kind", "start_s", "end_s", "step", "trajectory", "tokens", "version"])
+        .map_err(csv_at(path))?;
+    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for s in &t.spans {
+        let worker = t.workers.get(s.worker as usize).map_or_else(|| s.worker.to_string(), |w| w.name.clone());
+        w.write_record([
+            worker,
+            s.kind.name().to_string(),
+            ns_to_secs_text(s.start.as_ns()),
+            ns_to_secs_text(s.end.as_ns()),
+            opt(s.step.map(u64::from)),
+            opt(s.trajectory),
+            s.tokens.to_string(),
+            opt(s.version.map(u64::from)),
+        ])
+        .map_err(csv_at(path))?;
+    }
+    w.flush().map_err(io_at(path))
+}
+
+/// A plain-text table: a header row, then rows; columns padded to fit, numbers right-aligned.
+pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let cols = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate().take(cols) {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &[String]| {
+        for (i, c) in cells.iter().enumerate() {
+            let numeric = c.chars().next().is_some_and(|ch| ch.is_ascii_digit() || ch == '-' || ch == '+') && i > 0;
+            let pad = widths[i] - c.chars().count();
+            if i > 0 {
+                out.push_str("  ");
+            }
+            if numeric {
+                out.push_str(&" ".repeat(pad));
+                out.push_str(c);
+            } else {
+                out.push_str(c);
+                if i + 1 < cells.len() {
+                    out.push_str(&" ".repeat(pad));
+                }
+            }
+        }
+        out.push('\n');
+    };
+    line(&mut out, &header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    line(&mut out, &widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>());
+    for r in rows {
+        line(&mut out, r);
+    }
+    out
+}
+
+/// The summary of one run, as printed by `rlsim run`.
+pub fn summary_table(s: &Summary) -> String {
+    let rows: Vec<Vec<String>> = vec![
+        vec!["scenario".into(), s.scenario.clone()],
+        vec!["pipeline / backend".into(), format!("{} / {}", s.pipeline, s.backend)],
+        vec!["GPUs / seed".into(), format!("{} / {}", s.gpus, s.seed)],
+        vec!["train steps".into(), s.steps.to_string()],
+        vec!["run time".into(), format!("{:.1} s", s.sim_time_s)],
+        vec!["mean step time".into(), format!("{:.2} s", s.mean_step_s)],
+        vec!["trained tokens/s".into(), format!("{:.0}", s.tokens_per_s)],
+        vec!["trained samples/s".into(), format!("{:.2}", s.samples_per_s)],
+        vec!["GPU utilisation".into(), format!("{:.1} %", 100.0 * s.gpu_util)],
+        vec!["bubble (idle GPU-time)".into(), format!("{:.1} %", 100.0 * s.bubble_fraction)],
+        vec!["sync + switch GPU-time".into(), format!("{:.1} %", 100.0 * s.overhead_fraction)],
+        vec!["staleness mean / max".into(), format!("{:.3} / {}", s.mean_staleness, s.max_staleness)],
+        vec![
+            "tokens gen / trained / in flight / discarded".into(),
+            format!("{} / {} / {} / {}", s.generated_tokens, s.trained_tokens, s.in_flight_tokens, s.discarded_tokens),
+        ],
+        vec!["events / wall time".into(), format!("{} / {:.3} s", s.events, s.wall_s)],
+    ];
+    text_table(&["metric", "value"], &rows)
+}
+
+/// One row of `compare.csv` / the comparison table.
+#[derive(Clone, Debug, serde::Serialize, PartialEq)]
+pub struct CompareRow {
+    pub scenario: String,
+    pub pipeline: String,
+    pub gpus: u32,
+    pub steps: u32,
+    pub sim_time_s: f64,
+    pub mean_step_s: f64,
+    pub tokens_per_s: f64,
+    /// Throughput relative to the first row.
+    pub speedup: f64,
+    pub gpu_util: f64,
+    pub bubble_fraction: f64,
+    pub mean_staleness: f64,
+    pub max_staleness: u32,
+    pub trained_tokens: u64,
+}
+
+/// Comparison rows from summaries; speedups are against the first.
+pub fn compare_rows(summaries: &[Summary]) -> Vec<CompareRow> {
+    let base = summaries.first().map_or(0.0, |s| s.tokens_per_s);
+    summaries
+        .iter()
+        .map(|s| CompareRow {
+            scenario: s.scenario.clone(),
+            pipeline: s.pipeline.clone(),
+            gpus: s.gpus,
+            steps: s.steps,
+            sim_time_s: s.sim_time_s,
+            mean_step_s: s.mean_step_s,
+            tokens_per_s: s.tokens_per_s,
+            speedup: if base > 0.0 { s.tokens_per_s / base } else { 0.0 },
+            gpu_util: s.gpu_util,
+            bubble_fraction: s.bubble_fraction,
+            mean_staleness: s.mean_staleness,
+            max_staleness: s.max_staleness,
+            trained_tokens: s.trained_tokens,
+        })
+        .collect()
+}
+
+/// The comparison table printed by `rlsim compare`.
+pub fn compare_table(rows: &[CompareRow]) -> String {
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.scenario.clone(),
+                r.pipeline.clone(),
+                r.gpus.to_string(),
+                r.steps.to_string(),
+                format!("{:.2}", r.mean_step_s),
+                format!("{:.0}", r.tokens_per_s),
+                format!("{:.2}x", r.speedup),
+                format!("{:.1}", 100.0 * r.gpu_util),
+                format!("{:.1}", 100.0 * r.bubble_fraction),
+                format!("{:.2}", r.mean_staleness),
+            ]
+        })
+        .collect();
+    let mut out = text_table(
+        &["scenario", "pipeline", "GPUs", "steps", "step s", "tokens/s", "speedup", "util %", "bubble %", "staleness"],
+        &body,
+    );
+    let _ = writeln!(out, "speedup: trained tokens/s relative to the first row");
+    out
+}
+
+/// Writes `compare.csv`.
+pub fn write_compare_csv(path: &Path, rows: &[CompareRow]) -> Result<(), WriteError> {
+    let mut w = csv::Writer::from_path(path).map_err(csv_at(path))?;
+    for r in rows {
+        w.serialize(r).map_err(csv_at(path))?;
+    }
+    w.flush().map_err(io_at(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_text_is_exact() {
+        assert_eq!(ns_to_secs_text(0), "0.000000000");
+        assert_eq!(ns_to_secs_text(12_000_000_345), "12.000000345");
+    }
+
+    #[test]
+    fn table_pads_columns() {
+        let t = text_table(&["a", "bb"], &[vec!["xyz".into(), "1".into()], vec!["q".into(), "22".into()]]);
+        assert_eq!(t, "a    bb\n---  --\nxyz   1\nq    22\n");
+    }
+}

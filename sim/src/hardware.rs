@@ -1,0 +1,61 @@
+//! GPU specifications and the built-in presets.
+
+use serde::{Deserialize, Serialize};
+
+/// One GPU type: compute, memory and links.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GpuSpec {
+    pub name: String,
+    /// Dense bf16 peak, TFLOP/s.
+    pub bf16_tflops: f64,
+    /// HBM bandwidth, GB/s (10⁹ bytes per second).
+    pub hbm_gbytes_per_s: f64,
+    /// Device memory, GB (10⁹ bytes, as vendors quote it).
+    pub memory_gb: f64,
+    /// NVLink bandwidth per GPU, one direction, GB/s.
+    pub nvlink_gbytes_per_s: f64,
+    /// Host↔device PCIe bandwidth achieved per GPU, GB/s.
+    pub pcie_gbytes_per_s: f64,
+    /// Inter-node network bandwidth per GPU (its NIC), Gbit/s.
+    pub network_gbits_per_s: f64,
+}
+
+/// Names of the built-in GPU presets.
+pub const GPU_PRESETS: &[&str] = &["H100-SXM", "H800", "H20", "H200", "A100-80G"];
+
+/// A built-in GPU by name (case-insensitive). Peak and bandwidth figures are NVIDIA's datasheet numbers (dense
+/// bf16, no sparsity); PCIe is an achieved figure for Gen5 (Gen4 for A100) pinned-memory copies, not the link's
+/// nominal rate; the network is one 400 Gbit/s NIC per GPU (200 for A100), the usual DGX/HGX build.
+pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
+    // (name, bf16 TFLOP/s, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s)
+    let rows: [(&str, f64, f64, f64, f64, f64, f64); 5] = [
+        ("H100-SXM", 989.0, 3350.0, 80.0, 450.0, 50.0, 400.0),
+        ("H800", 989.0, 3350.0, 80.0, 200.0, 50.0, 400.0),
+        ("H20", 148.0, 4000.0, 96.0, 450.0, 50.0, 400.0),
+        ("H200", 989.0, 4800.0, 141.0, 450.0, 50.0, 400.0),
+        ("A100-80G", 312.0, 2039.0, 80.0, 300.0, 25.0, 200.0),
+    ];
+    rows.iter().find(|r| r.0.eq_ignore_ascii_case(name)).map(|r| GpuSpec {
+        name: r.0.to_string(),
+        bf16_tflops: r.1,
+        hbm_gbytes_per_s: r.2,
+        memory_gb: r.3,
+        nvlink_gbytes_per_s: r.4,
+        pcie_gbytes_per_s: r.5,
+        network_gbits_per_s: r.6,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_preset_resolves() {
+        for name in GPU_PRESETS {
+            assert_eq!(&gpu_preset(name).unwrap().name, name);
+        }
+        assert_eq!(gpu_preset("h800").unwrap().nvlink_gbytes_per_s, 200.0);
+        assert!(gpu_preset("V100").is_none());
+    }
+}

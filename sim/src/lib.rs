@@ -1,0 +1,26 @@
+//! rlsim-sim: the discrete-event simulator of RL post-training pipelines for LLMs.
+
+pub mod cluster;
+pub mod hardware;
+pub mod model;
+pub mod queue;
+pub mod rng;
+pub mod rollout_engine;
+pub mod scenario;
+pub mod time;
+pub mod trace;
+pub mod trajectory;
+pub mod workload;
+
+/// Cost models: formulas that turn work into durations (documented in docs/cost-model.md).
+pub mod costs {
+    pub mod decode;
+    pub mod memory;
+}
+
+pub mod cost;
+pub mod policies;
+pub mod policy;
+pub mod report;
+pub mod simulator;
+pub mod timeline;

@@ -1,0 +1,102 @@
+//! Model specifications (decoder-only transformers, dense or MoE) and the built-in presets.
+
+use serde::{Deserialize, Serialize};
+
+/// The shape of the policy model, enough to size weights, KV cache and FLOPs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Display name (the preset's name or "custom").
+    pub name: String,
+    /// Total parameters, in billions.
+    pub params_b: f64,
+    /// Parameters active per token, in billions (equal to `params_b` for dense models).
+    pub active_params_b: f64,
+    pub layers: u32,
+    pub hidden: u32,
+    /// Attention (query) heads.
+    pub heads: u32,
+    /// Key/value heads (grouped-query attention).
+    pub kv_heads: u32,
+    pub head_dim: u32,
+    pub vocab: u32,
+}
+
+impl ModelSpec {
+    /// Bytes of the weights in bf16.
+    pub fn weight_bytes(&self) -> f64 {
+        self.params_b * 1e9 * 2.0
+    }
+
+    /// Bytes of KV cache per token of context, bf16, summed over all layers (K and V).
+    pub fn kv_bytes_per_token(&self) -> f64 {
+        2.0 * self.layers as f64 * self.kv_heads as f64 * self.head_dim as f64 * 2.0
+    }
+
+    /// Forward FLOPs per token from the parameter matmuls: 2 · active parameters.
+    pub fn forward_flops_per_token(&self) -> f64 {
+        2.0 * self.active_params_b * 1e9
+    }
+
+    /// Attention FLOPs a new token spends per token of context it attends to: 2 (QKᵀ) + 2 (AV) per head dimension.
+    pub fn attention_flops_per_context_token(&self) -> f64 {
+        4.0 * self.layers as f64 * self.heads as f64 * self.head_dim as f64
+    }
+
+    pub fn is_moe(&self) -> bool {
+        self.active_params_b < self.params_b
+    }
+}
+
+/// Names of the built-in model presets.
+pub const MODEL_PRESETS: &[&str] = &["Qwen2.5-7B", "Qwen2.5-32B", "Llama-3-8B", "Llama-3-70B", "Qwen3-30B-A3B"];
+
+/// (name, params_b, active_params_b, layers, hidden, heads, kv_heads, head_dim, vocab)
+type ModelRow = (&'static str, f64, f64, u32, u32, u32, u32, u32, u32);
+
+/// A built-in model by name (case-insensitive), from the models' published configs.
+pub fn model_preset(name: &str) -> Option<ModelSpec> {
+    // From each model's config.json.
+    let rows: [ModelRow; 5] = [
+        ("Qwen2.5-7B", 7.62, 7.62, 28, 3584, 28, 4, 128, 152_064),
+        ("Qwen2.5-32B", 32.8, 32.8, 64, 5120, 40, 8, 128, 152_064),
+        ("Llama-3-8B", 8.03, 8.03, 32, 4096, 32, 8, 128, 128_256),
+        ("Llama-3-70B", 70.6, 70.6, 80, 8192, 64, 8, 128, 128_256),
+        ("Qwen3-30B-A3B", 30.5, 3.3, 48, 2048, 32, 4, 128, 151_936),
+    ];
+    rows.iter().find(|r| r.0.eq_ignore_ascii_case(name)).map(|r| ModelSpec {
+        name: r.0.to_string(),
+        params_b: r.1,
+        active_params_b: r.2,
+        layers: r.3,
+        hidden: r.4,
+        heads: r.5,
+        kv_heads: r.6,
+        head_dim: r.7,
+        vocab: r.8,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_preset_resolves() {
+        for name in MODEL_PRESETS {
+            let m = model_preset(name).unwrap();
+            assert_eq!(&m.name, name);
+            assert!(m.active_params_b <= m.params_b);
+        }
+        assert!(model_preset("qwen2.5-7b").is_some());
+        assert!(model_preset("nope").is_none());
+    }
+
+    #[test]
+    fn sizes_match_hand_computation() {
+        let m = model_preset("Qwen2.5-7B").unwrap();
+        assert_eq!(m.weight_bytes(), 15.24e9);
+        // 2 (K,V) · 28 layers · 4 heads · 128 dims · 2 bytes
+        assert_eq!(m.kv_bytes_per_token(), 57_344.0);
+        assert!(model_preset("Qwen3-30B-A3B").unwrap().is_moe());
+    }
+}

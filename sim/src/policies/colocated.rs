@@ -1,0 +1,126 @@
+//! `colocated` (verl / HybridFlow): every GPU rolls out, waits for the longest sample, switches to training,
+//! trains, switches back and reloads the new weights. Strictly on-policy.
+
+use crate::cost::Role;
+use crate::policy::{admit_groups_evenly, ClusterView, Command, Event, Policy};
+use crate::trajectory::TrajId;
+use crate::workload::WorkloadSpec;
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    Rollout,
+    SwitchingToTrain,
+    Training,
+    SwitchingToRollout,
+    Syncing,
+    Done,
+}
+
+pub struct Colocated {
+    steps: u32,
+    prompts_per_step: u32,
+    samples_per_prompt: u32,
+    step: u32,
+    phase: Phase,
+    batch: Vec<TrajId>,
+    unfinished: usize,
+    switches_left: usize,
+}
+
+impl Colocated {
+    pub fn new(w: &WorkloadSpec) -> Self {
+        Colocated {
+            steps: w.steps,
+            prompts_per_step: w.prompts_per_step,
+            samples_per_prompt: w.samples_per_prompt,
+            step: 0,
+            phase: Phase::Rollout,
+            batch: Vec::new(),
+            unfinished: 0,
+            switches_left: 0,
+        }
+    }
+
+    fn start_step(&mut self, view: &ClusterView) -> Vec<Command> {
+        let first = view.trajectories.next_id();
+        let n = (self.prompts_per_step * self.samples_per_prompt) as u64;
+        self.batch = (first.0..first.0 + n).map(TrajId).collect();
+        self.unfinished = self.batch.len();
+        self.phase = Phase::Rollout;
+        let mut cmds = vec![Command::CreateGroups { step: self.step, groups: self.prompts_per_step }];
+        cmds.extend(admit_groups_evenly(
+            first,
+            self.prompts_per_step,
+            self.samples_per_prompt,
+            &view.with_tag("rollout"),
+        ));
+        cmds
+    }
+
+    fn switch_all(&mut self, view: &ClusterView, to: Role) -> Vec<Command> {
+        let mut workers = view.with_tag("rollout");
+        workers.extend(view.with_tag("train"));
+        workers.sort();
+        workers.dedup();
+        self.switches_left = workers.len();
+        workers.into_iter().map(|worker| Command::Switch { step: self.step, worker, to }).collect()
+    }
+}
+
+impl Policy for Colocated {
+    fn name(&self) -> &'static str {
+        "colocated"
+    }
+
+    fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
+        match event {
+            Event::Started => self.start_step(view),
+            Event::TrajectoryFinished { .. } if self.phase == Phase::Rollout => {
+                self.unfinished -= 1;
+                if self.unfinished > 0 {
+                    return vec![];
+                }
+                self.phase = Phase::SwitchingToTrain;
+                self.switch_all(view, Role::Train)
+            }
+            Event::SwitchDone { role: Role::Train, .. } if self.phase == Phase::SwitchingToTrain => {
+                self.switches_left -= 1;
+                if self.switches_left > 0 {
+                    return vec![];
+                }
+                self.phase = Phase::Training;
+                vec![Command::Train {
+                    step: self.step,
+                    workers: view.with_tag("train"),
+                    trajectories: std::mem::take(&mut self.batch),
+                }]
+            }
+            Event::TrainDone { .. } if self.phase == Phase::Training => {
+                self.phase = Phase::SwitchingToRollout;
+                self.switch_all(view, Role::Rollout)
+            }
+            Event::SwitchDone { role: Role::Rollout, .. } if self.phase == Phase::SwitchingToRollout => {
+                self.switches_left -= 1;
+                if self.switches_left > 0 {
+                    return vec![];
+                }
+                self.phase = Phase::Syncing;
+                vec![Command::SyncWeights {
+                    step: self.step,
+                    from: view.with_tag("train"),
+                    to: view.with_tag("rollout"),
+                }]
+            }
+            Event::WeightsSynced { .. } if self.phase == Phase::Syncing => {
+                self.step += 1;
+                if self.step < self.steps {
+                    self.start_step(view)
+                } else {
+                    self.phase = Phase::Done;
+                    vec![]
+                }
+            }
+            _ => vec![],
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! `disaggregated` (one-step off-policy: verl one_step_off, StreamRL, AsyncFlow): separate rollout and train pools;
+//! the batch of step k+1 is generated while step k trains, so every sample is at most one version stale.
+//!
+//! Rules, checked in this order after every event:
+//! 1. sync: the trainer holds newer weights than the rollout pool, and neither is busy → push them (both pools wait);
+//! 2. rollout: no rollout running and the pool's weights are at least version k−1 → generate the batch of step k;
+//! 3. train: the trainer is idle and the batch of its next step is complete → train it.
+
+use crate::policy::{admit_groups_evenly, ClusterView, Command, Event, Policy};
+use crate::trajectory::TrajId;
+use crate::workload::WorkloadSpec;
+use std::collections::BTreeMap;
+
+pub struct Disaggregated {
+    steps: u32,
+    prompts_per_step: u32,
+    samples_per_prompt: u32,
+    /// Step whose batch is being generated, with its unfinished count.
+    generating: Option<(u32, usize)>,
+    next_rollout: u32,
+    next_train: u32,
+    ready: BTreeMap<u32, Vec<TrajId>>,
+    /// Batch being generated.
+    current: Vec<TrajId>,
+    training: bool,
+    syncing: bool,
+    rollout_version: u32,
+}
+
+impl Disaggregated {
+    pub fn new(w: &WorkloadSpec) -> Self {
+        Disaggregated {
+            steps: w.steps,
+            prompts_per_step: w.prompts_per_step,
+            samples_per_prompt: w.samples_per_prompt,
+            generating: None,
+            next_rollout: 0,
+            next_train: 0,
+            ready: BTreeMap::new(),
+            current: Vec::new(),
+            training: false,
+            syncing: false,
+            rollout_version: 0,
+        }
+    }
+
+    fn advance(&mut self, view: &ClusterView) -> Vec<Command> {
+        let mut cmds = Vec::new();
+        if !self.syncing && !self.training && self.generating.is_none() && view.trainer_version > self.rollout_version {
+            self.syncing = true;
+            cmds.push(Command::SyncWeights {
+                step: view.trainer_version - 1,
+                from: view.with_tag("train"),
+                to: view.with_tag("rollout"),
+            });
+            return cmds;
+        }
+        if self.syncing {
+            return cmds;
+        }
+        if self.generating.is_none() && self.next_rollout < self.steps && self.rollout_version + 1 >= self.next_rollout
+        {
+            let step = self.next_rollout;
+            let first = view.trajectories.next_id();
+            let n = (self.prompts_per_step * self.samples_per_prompt) as usize;
+            self.current = (first.0..first.0 + n as u64).map(TrajId).collect();
+            self.generating = Some((step, n));
+            self.next_rollout += 1;
+            cmds.push(Command::CreateGroups { step, groups: self.prompts_per_step });
+            cmds.extend(admit_groups_evenly(
+                first,
+                self.prompts_per_step,
+                self.samples_per_prompt,
+                &view.with_tag("rollout"),
+            ));
+        }
+        if !self.training {
+            if let Some(batch) = self.ready.remove(&self.next_train) {
+                self.training = true;
+                cmds.push(Command::Train {
+                    step: self.next_train,
+                    workers: view.with_tag("train"),
+                    trajectories: batch,
+                });
+                self.next_train += 1;
+            }
+        }
+        cmds
+    }
+}
+
+impl Policy for Disaggregated {
+    fn name(&self) -> &'static str {
+        "disaggregated"
+    }
+
+    fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
+        match event {
+            Event::Started => {}
+            Event::TrajectoryFinished { .. } => {
+                let Some((step, left)) = self.generating.as_mut() else { return vec![] };
+                *left -= 1;
+                if *left > 0 {
+                    return vec![];
+                }
+                let step = *step;
+                self.generating = None;
+                self.ready.insert(step, std::mem::take(&mut self.current));
+            }
+            Event::TrainDone { .. } => self.training = false,
+            Event::WeightsSynced { version, .. } => {
+                self.syncing = false;
+                self.rollout_version = *version;
+            }
+            _ => return vec![],
+        }
+        self.advance(view)
+    }
+}

@@ -1,0 +1,1223 @@
+//! Scenario files: the raw TOML shape (serde, `deny_unknown_fields`), `--set` overrides, and validation into a
+//! `Scenario` whose errors name the file, line, column and field.
+
+use crate::cluster::{Cluster, PlacementError, WorkerGroupSpec};
+use crate::costs::memory;
+use crate::hardware::{gpu_preset, GpuSpec, GPU_PRESETS};
+use crate::model::{model_preset, ModelSpec, MODEL_PRESETS};
+use crate::trace::{read_csv_trace, TraceError};
+use crate::workload::{LengthDist, LengthSource, TraceMode, WorkloadSpec};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Raw file shape. Every field is optional here so that a missing one gets a located, explained error (and so the
+// resolved copy can be written back with every default filled in).
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub model: RawModel,
+    #[serde(default)]
+    pub cluster: RawCluster,
+    #[serde(default)]
+    pub workload: RawWorkload,
+    #[serde(default)]
+    pub training: RawTraining,
+    #[serde(default)]
+    pub rollout: RawRollout,
+    #[serde(default)]
+    pub pipeline: RawPipeline,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params_b: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_params_b: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heads: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_heads: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bf16_tflops: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hbm_gbytes_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_gb: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nvlink_gbytes_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcie_gbytes_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_gbits_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpus_per_node: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<Vec<RawWorkerGroup>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkerGroup {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tp: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompts_per_step: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples_per_prompt: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_response_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_prompt_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_tokens: Option<RawDist>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<RawDist>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<RawTrace>,
+}
+
+/// A length distribution, chosen by `kind`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawDist {
+    Constant { tokens: u32 },
+    Lognormal { median: f64, sigma: f64 },
+    Quantiles { points: Vec<[f64; 2]> },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrace {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTraining {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfu: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub micro_batch_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub micro_batch_overhead_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprob_passes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optimizer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activation_reserve_gb: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRollout {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tp: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_utilization: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_num_seqs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hbm_efficiency: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_compute_efficiency: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_mfu: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iteration_overhead_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tp_allreduce_us: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_caching: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_sync_fixed_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colocated: Option<RawColocated>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disaggregated: Option<RawDisaggregated>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawColocated {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switch_fixed_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switch_to_train_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switch_to_rollout_s: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDisaggregated {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_gpus: Option<u32>,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Validated shape.
+
+/// Which forward-only log-prob passes run before the update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogProbPass {
+    /// Old-policy log-probs for the importance ratio (recomputed by the trainer, as verl does).
+    Old,
+    /// Reference-policy log-probs for a KL penalty.
+    Reference,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainingSpec {
+    pub mfu: f64,
+    pub micro_batch_tokens: u32,
+    pub micro_batch_overhead_s: f64,
+    pub logprob_passes: Vec<LogProbPass>,
+    /// Optimizer name and state bytes per parameter (AdamW: fp32 master + m + v = 12; SGD with momentum: 8).
+    pub optimizer: String,
+    pub optimizer_bytes_per_param: f64,
+    pub activation_reserve_gb: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RolloutSpec {
+    pub tp: u32,
+    pub gpu_memory_utilization: f64,
+    pub max_num_seqs: u32,
+    pub hbm_efficiency: f64,
+    pub decode_compute_efficiency: f64,
+    pub prefill_mfu: f64,
+    pub iteration_overhead_s: f64,
+    pub tp_allreduce_s: f64,
+    pub prefix_caching: bool,
+}
+
+/// The pipeline types rlsim knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PipelineKind {
+    Colocated,
+    Disaggregated,
+}
+
+pub const PIPELINE_TYPES: &[&str] = &["colocated", "disaggregated"];
+
+impl PipelineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PipelineKind::Colocated => "colocated",
+            PipelineKind::Disaggregated => "disaggregated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "colocated" => Some(PipelineKind::Colocated),
+            "disaggregated" => Some(PipelineKind::Disaggregated),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineSpec {
+    pub kind: PipelineKind,
+    pub weight_sync_fixed_s: f64,
+    pub switch_fixed_s: f64,
+    pub switch_to_train_s: Option<f64>,
+    pub switch_to_rollout_s: Option<f64>,
+    /// GPUs given to rollout by the automatic disaggregated layout.
+    pub rollout_gpus: Option<u32>,
+}
+
+/// A validated scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub seed: u64,
+    pub file: PathBuf,
+    pub model: ModelSpec,
+    pub cluster: Cluster,
+    pub workload: WorkloadSpec,
+    pub training: TrainingSpec,
+    pub rollout: RolloutSpec,
+    pub pipeline: PipelineSpec,
+    /// The raw scenario with every default filled in (written as `scenario.resolved.toml`).
+    pub resolved: RawScenario,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Errors.
+
+/// A scenario that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{}: cannot read scenario: {source}", file.display())]
+    Io { file: PathBuf, source: std::io::Error },
+    #[error("{}", format_field_error(file, *location, field, message))]
+    Field { file: PathBuf, location: Option<(usize, usize)>, field: String, message: String },
+    #[error("--set {assignment}: {message}")]
+    Override { assignment: String, message: String },
+}
+
+fn format_field_error(file: &Path, location: Option<(usize, usize)>, field: &str, message: &str) -> String {
+    match location {
+        Some((line, col)) => format!("{}:{line}:{col}: field `{field}`: {message}", file.display()),
+        None => format!("{}: field `{field}`: {message}", file.display()),
+    }
+}
+
+impl ScenarioError {
+    /// The dotted field an error is about, when it is about one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ScenarioError::Field { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// The text a scenario was read from, for locating fields.
+struct Source<'a> {
+    /// The scenario file (relative paths inside it resolve against its folder).
+    file: &'a Path,
+    /// How errors name it: the file, marked when `--set` overrides changed its text.
+    label: PathBuf,
+    text: &'a str,
+    doc: Option<toml_edit::Document<&'a str>>,
+}
+
+impl<'a> Source<'a> {
+    fn new(file: &'a Path, text: &'a str, overridden: bool) -> Self {
+        let label = if overridden {
+            PathBuf::from(format!("{} (with --set overrides)", file.display()))
+        } else {
+            file.to_path_buf()
+        };
+        Source { file, label, text, doc: toml_edit::Document::parse(text).ok() }
+    }
+
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        (line, col)
+    }
+
+    /// The line and column of a dotted field (`a.b[0].c`), or of its nearest ancestor present in the file.
+    fn locate(&self, field: &str) -> Option<(usize, usize)> {
+        let doc = self.doc.as_ref()?;
+        let mut node = Node::Table(doc.as_table());
+        let mut span = None;
+        for seg in split_path(field) {
+            let Some((child, child_span)) = node.child(&seg) else { break };
+            span = child_span.or(span);
+            node = child;
+        }
+        span.map(|s| self.line_col(s.start))
+    }
+
+    fn error(&self, field: &str, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::Field {
+            file: self.label.clone(),
+            location: self.locate(field),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A place in a parsed TOML document, for walking dotted paths.
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Item(&'a toml_edit::Item),
+    Table(&'a toml_edit::Table),
+    Value(&'a toml_edit::Value),
+}
+
+impl<'a> Node<'a> {
+    fn child(self, seg: &PathSeg) -> Option<(Node<'a>, Option<std::ops::Range<usize>>)> {
+        use toml_edit::{Item, Value};
+        match (self, seg) {
+            (Node::Item(Item::Table(t)), _) => Node::Table(t).child(seg),
+            (Node::Item(Item::Value(v)), _) => Node::Value(v).child(seg),
+            (Node::Item(Item::ArrayOfTables(a)), PathSeg::Index(i)) => a.get(*i).map(|t| (Node::Table(t), t.span())),
+            (Node::Table(t), PathSeg::Key(k)) => {
+                let item = t.get(k)?;
+                Some((Node::Item(item), t.key(k).and_then(|k| k.span()).or_else(|| item.span())))
+            }
+            (Node::Value(Value::InlineTable(t)), PathSeg::Key(k)) => {
+                let v = t.get(k)?;
+                Some((Node::Value(v), t.key(k).and_then(|k| k.span()).or_else(|| v.span())))
+            }
+            (Node::Value(Value::Array(a)), PathSeg::Index(i)) => a.get(*i).map(|v| (Node::Value(v), v.span())),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum PathSeg {
+    Key(String),
+    Index(usize),
+}
+
+/// Splits `a.b[0].c` or `a.b.0.c` into segments.
+fn split_path(path: &str) -> Vec<PathSeg> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let mut rest = part;
+        if let Some(open) = rest.find('[') {
+            if open > 0 {
+                out.push(PathSeg::Key(rest[..open].to_string()));
+            }
+            rest = &rest[open..];
+            while let Some(stripped) = rest.strip_prefix('[') {
+                let close = stripped.find(']').unwrap_or(stripped.len());
+                if let Ok(i) = stripped[..close].parse() {
+                    out.push(PathSeg::Index(i));
+                }
+                rest = stripped.get(close + 1..).unwrap_or("");
+            }
+        } else if let Ok(i) = rest.parse::<usize>() {
+            out.push(PathSeg::Index(i));
+        } else {
+            out.push(PathSeg::Key(rest.to_string()));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Loading.
+
+/// Applies `key=value` overrides (dotted paths, `name[0]` or `name.0` for an entry of an array of tables) to the
+/// scenario text. The value is read as a TOML value (`64`, `0.5`, `true`, `"x"`, `[1, 2]`), or else as a bare
+/// string (`colocated`). The file's layout is kept, so later errors still point at its lines.
+pub fn apply_overrides(text: &str, file: &Path, overrides: &[String]) -> Result<String, ScenarioError> {
+    if overrides.is_empty() {
+        return Ok(text.to_string());
+    }
+    let mut doc: toml_edit::DocumentMut =
+        text.parse().map_err(|e: toml_edit::TomlError| syntax_error(file, text, &e))?;
+    for assignment in overrides {
+        let bad = |message: String| ScenarioError::Override { assignment: assignment.clone(), message };
+        let (key, raw_value) =
+            assignment.split_once('=').ok_or_else(|| bad("expected KEY=VALUE, e.g. pipeline.type=colocated".into()))?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(bad("the key is empty; expected a dotted path such as workload.prompts_per_step".into()));
+        }
+        let raw_value = raw_value.trim();
+        let value: toml_edit::Value = raw_value.parse().unwrap_or_else(|_| toml_edit::Value::from(raw_value));
+        let segs = split_path(key);
+        set_in(doc.as_table_mut(), &segs, value).map_err(bad)?;
+    }
+    Ok(doc.to_string())
+}
+
+fn set_in(table: &mut dyn toml_edit::TableLike, segs: &[PathSeg], value: toml_edit::Value) -> Result<(), String> {
+    use toml_edit::{Item, Table};
+    let PathSeg::Key(k) = &segs[0] else { return Err("each part of the path before an index must be a key".into()) };
+    if segs.len() == 1 {
+        table.insert(k, Item::Value(value));
+        return Ok(());
+    }
+    if table.get(k).is_none() {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        table.insert(k, Item::Table(t));
+    }
+    let child = table.get_mut(k).expect("inserted above");
+    match (&segs[1], child) {
+        (PathSeg::Index(i), Item::ArrayOfTables(a)) => {
+            let n = a.len();
+            let t = a.get_mut(*i).ok_or_else(|| format!("`{k}` has {n} entries; index {i} is out of range"))?;
+            if segs.len() == 2 {
+                return Err(format!("`{k}[{i}]` is a table; name one of its fields"));
+            }
+            set_in(t, &segs[2..], value)
+        }
+        (PathSeg::Index(_), _) => Err(format!("`{k}` is not an array of tables")),
+        (PathSeg::Key(_), item) => match item.as_table_like_mut() {
+            Some(t) => set_in(t, &segs[1..], value),
+            None => Err(format!("`{k}` is a value, not a table")),
+        },
+    }
+}
+
+fn syntax_error(file: &Path, text: &str, e: &toml_edit::TomlError) -> ScenarioError {
+    let src = Source::new(file, text, false);
+    ScenarioError::Field {
+        file: file.to_path_buf(),
+        location: e.span().map(|s| src.line_col(s.start)),
+        field: "(syntax)".into(),
+        message: e.message().trim().to_string(),
+    }
+}
+
+impl Scenario {
+    /// Reads, overrides and validates a scenario file.
+    pub fn load(file: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+        let text =
+            std::fs::read_to_string(file).map_err(|source| ScenarioError::Io { file: file.to_path_buf(), source })?;
+        Scenario::from_text(&text, file, overrides)
+    }
+
+    /// Validates scenario text; `file` names it in errors and anchors relative paths.
+    pub fn from_text(text: &str, file: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+        let text = apply_overrides(text, file, overrides)?;
+        let src = Source::new(file, &text, !overrides.is_empty());
+        let raw = parse_raw(&src)?;
+        validate(raw, &src)
+    }
+
+    /// `scenario.resolved.toml`: this scenario with every default filled in; loading it gives the same run.
+    pub fn resolved_toml(&self) -> String {
+        let body = toml::to_string_pretty(&self.resolved).expect("a RawScenario always serialises");
+        format!("# {} — resolved by rlsim: every default filled in; paths are absolute.\n{body}", self.name)
+    }
+
+    pub fn total_gpus(&self) -> u32 {
+        self.cluster.total_gpus()
+    }
+}
+
+fn parse_raw(src: &Source) -> Result<RawScenario, ScenarioError> {
+    let de = toml::de::Deserializer::parse(src.text).map_err(|e| ScenarioError::Field {
+        file: src.label.clone(),
+        location: e.span().map(|s| src.line_col(s.start)),
+        field: "(syntax)".into(),
+        message: e.message().trim().to_string(),
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.inner();
+        ScenarioError::Field {
+            file: src.label.clone(),
+            location: inner.span().map(|s| src.line_col(s.start)).or_else(|| src.locate(&field)),
+            field,
+            message: inner.message().trim().to_string(),
+        }
+    })
+}
+
+/// Small checkers that turn a raw field into a value or a located error.
+struct Check<'a, 'b> {
+    src: &'a Source<'b>,
+}
+
+impl Check<'_, '_> {
+    fn require<T>(&self, v: Option<T>, field: &str, expected: &str) -> Result<T, ScenarioError> {
+        v.ok_or_else(|| self.src.error(field, format!("missing; expected {expected}")))
+    }
+
+    fn count(&self, v: Option<u32>, field: &str, default: Option<u32>, what: &str) -> Result<u32, ScenarioError> {
+        let v = match (v, default) {
+            (Some(v), _) => v,
+            (None, Some(d)) => d,
+            (None, None) => {
+                return Err(self.src.error(field, format!("missing; expected a positive integer ({what})")))
+            }
+        };
+        if v == 0 {
+            return Err(self.src.error(field, format!("must be at least 1 ({what}), got 0")));
+        }
+        Ok(v)
+    }
+
+    fn number(
+        &self,
+        v: Option<f64>,
+        field: &str,
+        default: f64,
+        lo: f64,
+        hi: f64,
+        what: &str,
+    ) -> Result<f64, ScenarioError> {
+        let v = v.unwrap_or(default);
+        if !v.is_finite() || v < lo || v > hi {
+            let range = if hi.is_infinite() { format!("≥ {lo}") } else { format!("in [{lo}, {hi}]") };
+            return Err(self.src.error(field, format!("expected {what} {range}, got {v}")));
+        }
+        Ok(v)
+    }
+
+    fn positive(&self, v: Option<f64>, field: &str, default: Option<f64>, what: &str) -> Result<f64, ScenarioError> {
+        let v = match (v, default) {
+            (Some(v), _) => v,
+            (None, Some(d)) => d,
+            (None, None) => return Err(self.src.error(field, format!("missing; expected a positive number ({what})"))),
+        };
+        if !v.is_finite() || v <= 0.0 {
+            return Err(self.src.error(field, format!("expected a positive number ({what}), got {v}")));
+        }
+        Ok(v)
+    }
+
+    fn fraction(&self, v: Option<f64>, field: &str, default: f64, what: &str) -> Result<f64, ScenarioError> {
+        let v = v.unwrap_or(default);
+        if !v.is_finite() || v <= 0.0 || v > 1.0 {
+            return Err(self.src.error(field, format!("expected a fraction in (0, 1] ({what}), got {v}")));
+        }
+        Ok(v)
+    }
+}
+
+fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
+    let c = Check { src };
+    let mut resolved = raw.clone();
+    let name = raw
+        .name
+        .clone()
+        .unwrap_or_else(|| src.file.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string());
+    if name.is_empty() || name.contains(['/', '\\']) {
+        return Err(src.error(
+            "name",
+            format!("expected a non-empty name without slashes (it names the run folder), got {name:?}"),
+        ));
+    }
+    let seed = raw.seed.unwrap_or(0);
+    resolved.name = Some(name.clone());
+    resolved.seed = Some(seed);
+
+    let model = validate_model(&raw.model, &c)?;
+    resolved.model = RawModel {
+        preset: raw.model.preset.as_ref().map(|_| model.name.clone()),
+        params_b: Some(model.params_b),
+        active_params_b: Some(model.active_params_b),
+        layers: Some(model.layers),
+        hidden: Some(model.hidden),
+        heads: Some(model.heads),
+        kv_heads: Some(model.kv_heads),
+        head_dim: Some(model.head_dim),
+        vocab: Some(model.vocab),
+    };
+
+    let gpu = validate_gpu(&raw.cluster, &c)?;
+    let nodes = c.count(raw.cluster.nodes, "cluster.nodes", None, "number of nodes")?;
+    let gpus_per_node = c.count(raw.cluster.gpus_per_node, "cluster.gpus_per_node", Some(8), "GPUs per node")?;
+    resolved.cluster = RawCluster {
+        gpu: raw.cluster.gpu.as_ref().map(|_| gpu.name.clone()),
+        bf16_tflops: Some(gpu.bf16_tflops),
+        hbm_gbytes_per_s: Some(gpu.hbm_gbytes_per_s),
+        memory_gb: Some(gpu.memory_gb),
+        nvlink_gbytes_per_s: Some(gpu.nvlink_gbytes_per_s),
+        pcie_gbytes_per_s: Some(gpu.pcie_gbytes_per_s),
+        network_gbits_per_s: Some(gpu.network_gbits_per_s),
+        nodes: Some(nodes),
+        gpus_per_node: Some(gpus_per_node),
+        workers: raw.cluster.workers.clone(),
+    };
+
+    let r = &raw.rollout;
+    let rollout = RolloutSpec {
+        tp: c.count(r.tp, "rollout.tp", Some(1), "tensor-parallel degree of each rollout engine")?,
+        gpu_memory_utilization: c.fraction(
+            r.gpu_memory_utilization,
+            "rollout.gpu_memory_utilization",
+            0.9,
+            "share of GPU memory for weights and KV cache",
+        )?,
+        max_num_seqs: c.count(
+            r.max_num_seqs,
+            "rollout.max_num_seqs",
+            Some(256),
+            "most sequences decoded at once per engine",
+        )?,
+        hbm_efficiency: c.fraction(
+            r.hbm_efficiency,
+            "rollout.hbm_efficiency",
+            0.8,
+            "achieved share of HBM bandwidth",
+        )?,
+        decode_compute_efficiency: c.fraction(
+            r.decode_compute_efficiency,
+            "rollout.decode_compute_efficiency",
+            0.5,
+            "achieved share of peak FLOP/s in decode",
+        )?,
+        prefill_mfu: c.fraction(
+            r.prefill_mfu,
+            "rollout.prefill_mfu",
+            0.5,
+            "achieved share of peak FLOP/s in prefill",
+        )?,
+        iteration_overhead_s: c.number(
+            r.iteration_overhead_ms,
+            "rollout.iteration_overhead_ms",
+            1.5,
+            0.0,
+            f64::INFINITY,
+            "milliseconds",
+        )? / 1e3,
+        tp_allreduce_s: c.number(
+            r.tp_allreduce_us,
+            "rollout.tp_allreduce_us",
+            10.0,
+            0.0,
+            f64::INFINITY,
+            "microseconds",
+        )? / 1e6,
+        prefix_caching: r.prefix_caching.unwrap_or(true),
+    };
+    resolved.rollout = RawRollout {
+        tp: Some(rollout.tp),
+        gpu_memory_utilization: Some(rollout.gpu_memory_utilization),
+        max_num_seqs: Some(rollout.max_num_seqs),
+        hbm_efficiency: Some(rollout.hbm_efficiency),
+        decode_compute_efficiency: Some(rollout.decode_compute_efficiency),
+        prefill_mfu: Some(rollout.prefill_mfu),
+        iteration_overhead_ms: Some(rollout.iteration_overhead_s * 1e3),
+        tp_allreduce_us: Some(rollout.tp_allreduce_s * 1e6),
+        prefix_caching: Some(rollout.prefix_caching),
+    };
+
+    let t = &raw.training;
+    let optimizer = t.optimizer.clone().unwrap_or_else(|| "adamw".into());
+    let optimizer_bytes_per_param = match optimizer.as_str() {
+        "adamw" => 12.0,
+        "sgd" => 8.0,
+        other => {
+            return Err(
+                src.error("training.optimizer", format!("unknown optimizer {other:?}; expected \"adamw\" or \"sgd\""))
+            )
+        }
+    };
+    let passes_raw = t.logprob_passes.clone().unwrap_or_else(|| vec!["old".into(), "reference".into()]);
+    let mut logprob_passes = Vec::new();
+    for (i, p) in passes_raw.iter().enumerate() {
+        logprob_passes.push(match p.as_str() {
+            "old" => LogProbPass::Old,
+            "reference" => LogProbPass::Reference,
+            other => {
+                return Err(src.error(
+                    &format!("training.logprob_passes[{i}]"),
+                    format!("unknown pass {other:?}; expected \"old\" or \"reference\""),
+                ))
+            }
+        });
+    }
+    let training = TrainingSpec {
+        mfu: c.fraction(t.mfu, "training.mfu", 0.4, "model FLOPs utilisation of training")?,
+        micro_batch_tokens: c.count(
+            t.micro_batch_tokens,
+            "training.micro_batch_tokens",
+            Some(16_384),
+            "tokens per micro-batch per GPU",
+        )?,
+        micro_batch_overhead_s: c.number(
+            t.micro_batch_overhead_ms,
+            "training.micro_batch_overhead_ms",
+            5.0,
+            0.0,
+            f64::INFINITY,
+            "milliseconds",
+        )? / 1e3,
+        logprob_passes,
+        optimizer,
+        optimizer_bytes_per_param,
+        activation_reserve_gb: c.number(
+            t.activation_reserve_gb,
+            "training.activation_reserve_gb",
+            8.0,
+            0.0,
+            f64::INFINITY,
+            "GB",
+        )?,
+    };
+    resolved.training = RawTraining {
+        mfu: Some(training.mfu),
+        micro_batch_tokens: Some(training.micro_batch_tokens),
+        micro_batch_overhead_ms: Some(training.micro_batch_overhead_s * 1e3),
+        logprob_passes: Some(passes_raw),
+        optimizer: Some(training.optimizer.clone()),
+        activation_reserve_gb: Some(training.activation_reserve_gb),
+    };
+
+    // Pipeline and layout.
+    let kind_name =
+        c.require(raw.pipeline.kind.clone(), "pipeline.type", &format!("one of {}", PIPELINE_TYPES.join(", ")))?;
+    let kind = PipelineKind::parse(&kind_name).ok_or_else(|| {
+        src.error(
+            "pipeline.type",
+            format!("unknown pipeline {kind_name:?}; expected one of {}", PIPELINE_TYPES.join(", ")),
+        )
+    })?;
+    let col = raw.pipeline.colocated.clone().unwrap_or_default();
+    let dis = raw.pipeline.disaggregated.clone().unwrap_or_default();
+    let total = nodes * gpus_per_node;
+    let mut pipeline = PipelineSpec {
+        kind,
+        weight_sync_fixed_s: c.number(
+            raw.pipeline.weight_sync_fixed_s,
+            "pipeline.weight_sync_fixed_s",
+            1.0,
+            0.0,
+            f64::INFINITY,
+            "seconds",
+        )?,
+        switch_fixed_s: c.number(
+            col.switch_fixed_s,
+            "pipeline.colocated.switch_fixed_s",
+            1.0,
+            0.0,
+            f64::INFINITY,
+            "seconds",
+        )?,
+        switch_to_train_s: col
+            .switch_to_train_s
+            .map(|v| c.number(Some(v), "pipeline.colocated.switch_to_train_s", 0.0, 0.0, f64::INFINITY, "seconds"))
+            .transpose()?,
+        switch_to_rollout_s: col
+            .switch_to_rollout_s
+            .map(|v| c.number(Some(v), "pipeline.colocated.switch_to_rollout_s", 0.0, 0.0, f64::INFINITY, "seconds"))
+            .transpose()?,
+        rollout_gpus: None,
+    };
+    let groups = match &raw.cluster.workers {
+        Some(list) => {
+            let mut groups = Vec::new();
+            for (i, g) in list.iter().enumerate() {
+                let f = |k: &str| format!("cluster.workers[{i}].{k}");
+                let name = c.require(g.name.clone(), &f("name"), "a worker name")?;
+                let tags = c.require(g.tags.clone(), &f("tags"), "a list of tags such as [\"rollout\"]")?;
+                if tags.is_empty() {
+                    return Err(src.error(&f("tags"), "empty; give at least one tag (rollout, train, or your own)"));
+                }
+                groups.push(WorkerGroupSpec {
+                    name,
+                    count: c.count(g.count, &f("count"), Some(1), "workers in this group")?,
+                    tp: c.count(g.tp, &f("tp"), Some(rollout.tp), "GPUs per worker")?,
+                    tags,
+                });
+            }
+            groups
+        }
+        None => auto_layout(kind, total, gpus_per_node, rollout.tp, dis.rollout_gpus, &c, &mut pipeline)?,
+    };
+    if let (PipelineKind::Disaggregated, None) = (kind, &raw.cluster.workers) {
+        resolved.pipeline.disaggregated = Some(RawDisaggregated { rollout_gpus: pipeline.rollout_gpus });
+    }
+    resolved.pipeline.kind = Some(kind_name);
+    resolved.pipeline.weight_sync_fixed_s = Some(pipeline.weight_sync_fixed_s);
+    if kind == PipelineKind::Colocated {
+        resolved.pipeline.colocated = Some(RawColocated {
+            switch_fixed_s: Some(pipeline.switch_fixed_s),
+            switch_to_train_s: pipeline.switch_to_train_s,
+            switch_to_rollout_s: pipeline.switch_to_rollout_s,
+        });
+    }
+    let cluster = Cluster::build(gpu.clone(), nodes, gpus_per_node, &groups).map_err(|e| {
+        let field = if raw.cluster.workers.is_some() { "cluster.workers" } else { "cluster.nodes" };
+        match e {
+            PlacementError::TooManyGpus { needed, available } => src.error(
+                field,
+                format!("the workers need {needed} GPUs but the cluster has {available} ({nodes} nodes × {gpus_per_node})"),
+            ),
+            PlacementError::StraddlesNodes { worker, tp, gpus_per_node } => src.error(
+                field,
+                format!("worker `{worker}` has tp={tp}, which must be a multiple of gpus_per_node ({gpus_per_node}) to span whole nodes"),
+            ),
+        }
+    })?;
+    check_tags(kind, &cluster, &c, raw.cluster.workers.is_some())?;
+    check_memory(&model, &gpu, &cluster, &rollout, &training, &c, raw.cluster.workers.is_some())?;
+
+    let workload = validate_workload(&raw.workload, &c, &mut resolved.workload)?;
+    for w in cluster.with_tag("rollout") {
+        let cap = memory::kv_capacity_tokens(&model, &gpu, w.tp, rollout.gpu_memory_utilization);
+        let longest = workload.max_prompt_tokens as i64 + workload.max_response_tokens as i64 + 1;
+        if cap < longest {
+            return Err(src.error(
+                "workload.max_response_tokens",
+                format!(
+                    "one sequence can reach {longest} tokens (max_prompt_tokens {} + max_response_tokens {} + 1) but worker `{}` (tp={}) has KV cache for only {cap}; raise rollout.tp or lower the caps",
+                    workload.max_prompt_tokens, workload.max_response_tokens, w.name, w.tp
+                ),
+            ));
+        }
+    }
+
+    Ok(Scenario {
+        name,
+        seed,
+        file: src.file.to_path_buf(),
+        model,
+        cluster,
+        workload,
+        training,
+        rollout,
+        pipeline,
+        resolved,
+    })
+}
+
+fn validate_model(m: &RawModel, c: &Check) -> Result<ModelSpec, ScenarioError> {
+    let base = match &m.preset {
+        Some(p) => Some(model_preset(p).ok_or_else(|| {
+            c.src.error(
+                "model.preset",
+                format!(
+                    "unknown model preset {p:?}; expected one of {} (or give explicit fields)",
+                    MODEL_PRESETS.join(", ")
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let explicit = "a preset (model.preset) or this field";
+    let params_b = c.positive(m.params_b.or(base.as_ref().map(|b| b.params_b)), "model.params_b", None, explicit)?;
+    let layers = c.count(m.layers.or(base.as_ref().map(|b| b.layers)), "model.layers", None, explicit)?;
+    let hidden = c.count(m.hidden.or(base.as_ref().map(|b| b.hidden)), "model.hidden", None, explicit)?;
+    let heads = c.count(m.heads.or(base.as_ref().map(|b| b.heads)), "model.heads", None, explicit)?;
+    let kv_heads =
+        c.count(m.kv_heads.or(base.as_ref().map(|b| b.kv_heads)), "model.kv_heads", Some(heads), "key/value heads")?;
+    let head_dim = c.count(
+        m.head_dim.or(base.as_ref().map(|b| b.head_dim)),
+        "model.head_dim",
+        Some(hidden / heads.max(1)),
+        "dimension per head",
+    )?;
+    let vocab = c.count(m.vocab.or(base.as_ref().map(|b| b.vocab)), "model.vocab", None, explicit)?;
+    let active_params_b = c.positive(
+        m.active_params_b.or(base.as_ref().map(|b| b.active_params_b)),
+        "model.active_params_b",
+        Some(params_b),
+        "billions of parameters active per token",
+    )?;
+    if active_params_b > params_b {
+        return Err(c.src.error("model.active_params_b", format!("{active_params_b} exceeds params_b {params_b}")));
+    }
+    if kv_heads > heads || heads % kv_heads != 0 {
+        return Err(c.src.error("model.kv_heads", format!("{kv_heads} must divide heads ({heads})")));
+    }
+    let name = match (&base, m == &RawModel { preset: m.preset.clone(), ..Default::default() }) {
+        (Some(b), true) => b.name.clone(),
+        (Some(b), false) => format!("{} (modified)", b.name),
+        (None, _) => "custom".to_string(),
+    };
+    Ok(ModelSpec { name, params_b, active_params_b, layers, hidden, heads, kv_heads, head_dim, vocab })
+}
+
+fn validate_gpu(cl: &RawCluster, c: &Check) -> Result<GpuSpec, ScenarioError> {
+    let base = match &cl.gpu {
+        Some(g) => Some(gpu_preset(g).ok_or_else(|| {
+            c.src.error(
+                "cluster.gpu",
+                format!(
+                    "unknown GPU preset {g:?}; expected one of {} (or give explicit fields)",
+                    GPU_PRESETS.join(", ")
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let explicit = "a preset (cluster.gpu) or this field";
+    let b = base.as_ref();
+    Ok(GpuSpec {
+        name: b.map(|b| b.name.clone()).unwrap_or_else(|| "custom".into()),
+        bf16_tflops: c.positive(cl.bf16_tflops.or(b.map(|b| b.bf16_tflops)), "cluster.bf16_tflops", None, explicit)?,
+        hbm_gbytes_per_s: c.positive(
+            cl.hbm_gbytes_per_s.or(b.map(|b| b.hbm_gbytes_per_s)),
+            "cluster.hbm_gbytes_per_s",
+            None,
+            explicit,
+        )?,
+        memory_gb: c.positive(cl.memory_gb.or(b.map(|b| b.memory_gb)), "cluster.memory_gb", None, explicit)?,
+        nvlink_gbytes_per_s: c.positive(
+            cl.nvlink_gbytes_per_s.or(b.map(|b| b.nvlink_gbytes_per_s)),
+            "cluster.nvlink_gbytes_per_s",
+            None,
+            explicit,
+        )?,
+        pcie_gbytes_per_s: c.positive(
+            cl.pcie_gbytes_per_s.or(b.map(|b| b.pcie_gbytes_per_s)),
+            "cluster.pcie_gbytes_per_s",
+            None,
+            explicit,
+        )?,
+        network_gbits_per_s: c.positive(
+            cl.network_gbits_per_s.or(b.map(|b| b.network_gbits_per_s)),
+            "cluster.network_gbits_per_s",
+            None,
+            explicit,
+        )?,
+    })
+}
+
+/// The layout a pipeline uses when the scenario lists no workers.
+fn auto_layout(
+    kind: PipelineKind,
+    total: u32,
+    gpus_per_node: u32,
+    tp: u32,
+    rollout_gpus: Option<u32>,
+    c: &Check,
+    pipeline: &mut PipelineSpec,
+) -> Result<Vec<WorkerGroupSpec>, ScenarioError> {
+    let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    if tp > gpus_per_node || !gpus_per_node.is_multiple_of(tp) {
+        return Err(c.src.error(
+            "rollout.tp",
+            format!("{tp} must divide gpus_per_node ({gpus_per_node}) for the automatic layout"),
+        ));
+    }
+    match kind {
+        PipelineKind::Colocated => Ok(vec![WorkerGroupSpec {
+            name: "hybrid".into(),
+            count: total / tp,
+            tp,
+            tags: tags(&["rollout", "train"]),
+        }]),
+        PipelineKind::Disaggregated => {
+            let field = "pipeline.disaggregated.rollout_gpus";
+            // Default: half the GPUs (whole engines) generate, the rest train.
+            let rollout = rollout_gpus.unwrap_or(((total / 2) / tp).max(1) * tp);
+            if rollout == 0 || rollout >= total {
+                return Err(c.src.error(
+                    field,
+                    format!("expected between 1 and {} GPUs (the rest train), got {rollout}", total.saturating_sub(1)),
+                ));
+            }
+            if !rollout.is_multiple_of(tp) {
+                return Err(c.src.error(field, format!("{rollout} is not a multiple of rollout.tp ({tp})")));
+            }
+            pipeline.rollout_gpus = Some(rollout);
+            let train = total - rollout;
+            // Training shards: whole nodes where possible, then the remainder as one smaller group.
+            let mut groups =
+                vec![WorkerGroupSpec { name: "rollout".into(), count: rollout / tp, tp, tags: tags(&["rollout"]) }];
+            let first_free_in_node = rollout % gpus_per_node;
+            let mut left = train;
+            let mut i = 0;
+            if first_free_in_node != 0 {
+                let n = (gpus_per_node - first_free_in_node).min(left);
+                groups.push(WorkerGroupSpec { name: format!("train{i}"), count: 1, tp: n, tags: tags(&["train"]) });
+                left -= n;
+                i += 1;
+            }
+            while left > 0 {
+                let n = left.min(gpus_per_node);
+                groups.push(WorkerGroupSpec { name: format!("train{i}"), count: 1, tp: n, tags: tags(&["train"]) });
+                left -= n;
+                i += 1;
+            }
+            Ok(groups)
+        }
+    }
+}
+
+fn check_tags(kind: PipelineKind, cluster: &Cluster, c: &Check, explicit: bool) -> Result<(), ScenarioError> {
+    let field = if explicit { "cluster.workers" } else { "pipeline.type" };
+    for tag in ["rollout", "train"] {
+        if cluster.with_tag(tag).next().is_none() {
+            return Err(c
+                .src
+                .error(field, format!("no worker has the tag `{tag}`, which the {} pipeline needs", kind.name())));
+        }
+    }
+    if kind == PipelineKind::Disaggregated {
+        if let Some(w) = cluster.workers.iter().find(|w| w.has_tag("rollout") && w.has_tag("train")) {
+            return Err(c.src.error(
+                field,
+                format!(
+                    "worker `{}` has both `rollout` and `train`; the disaggregated pipeline needs separate pools",
+                    w.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_memory(
+    model: &ModelSpec,
+    gpu: &GpuSpec,
+    cluster: &Cluster,
+    rollout: &RolloutSpec,
+    training: &TrainingSpec,
+    c: &Check,
+    explicit: bool,
+) -> Result<(), ScenarioError> {
+    for w in cluster.with_tag("rollout") {
+        let weights = memory::rollout_weight_bytes_per_gpu(model, w.tp);
+        let usable = memory::rollout_usable_bytes_per_gpu(gpu, rollout.gpu_memory_utilization);
+        if weights >= usable {
+            let field = if explicit { format!("cluster.workers[{}].tp", w.group) } else { "rollout.tp".into() };
+            return Err(c.src.error(
+                &field,
+                format!(
+                    "{} needs {:.1} GB of weights per GPU on worker `{}` (tp={}) but a {} offers {:.1} GB ({} GB × gpu_memory_utilization {}): short by {:.1} GB before any KV cache; raise the tensor-parallel degree",
+                    model.name, weights / 1e9, w.name, w.tp, gpu.name, usable / 1e9, gpu.memory_gb, rollout.gpu_memory_utilization, (weights - usable) / 1e9
+                ),
+            ));
+        }
+    }
+    let train_gpus: u32 = cluster.with_tag("train").map(|w| w.gpu_count()).sum();
+    let need = memory::train_bytes_per_gpu(
+        model,
+        train_gpus,
+        training.optimizer_bytes_per_param,
+        training.activation_reserve_gb,
+    );
+    let have = gpu.memory_gb * 1e9;
+    if need > have {
+        let field = if explicit { "cluster.workers" } else { "cluster.nodes" };
+        return Err(c.src.error(
+            field,
+            format!(
+                "training {} on {train_gpus} GPUs (fully sharded) needs {:.1} GB per GPU (weights+grads+{} state, plus {} GB activations) but a {} has {:.1} GB: short by {:.1} GB; add train GPUs",
+                model.name, need / 1e9, training.optimizer, training.activation_reserve_gb, gpu.name, have / 1e9, (need - have) / 1e9
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_dist(d: &RawDist, field: &str, c: &Check) -> Result<LengthDist, ScenarioError> {
+    match d {
+        RawDist::Constant { tokens } => {
+            if *tokens == 0 {
+                return Err(c.src.error(&format!("{field}.tokens"), "must be at least 1, got 0"));
+            }
+            Ok(LengthDist::Constant(*tokens))
+        }
+        RawDist::Lognormal { median, sigma } => {
+            let median = c.positive(Some(*median), &format!("{field}.median"), None, "median tokens")?;
+            let sigma =
+                c.positive(Some(*sigma), &format!("{field}.sigma"), None, "standard deviation of ln(tokens)")?;
+            Ok(LengthDist::LogNormal { median, sigma })
+        }
+        RawDist::Quantiles { points } => {
+            let f = format!("{field}.points");
+            if points.len() < 2 {
+                return Err(c.src.error(&f, "expected at least two [quantile, tokens] points, from quantile 0 to 1"));
+            }
+            let first = points[0][0];
+            let last = points[points.len() - 1][0];
+            if first != 0.0 || last != 1.0 {
+                return Err(c.src.error(&f, format!("quantiles must start at 0 and end at 1, got {first} … {last}")));
+            }
+            for (i, w) in points.windows(2).enumerate() {
+                if w[1][0] <= w[0][0] || w[1][1] < w[0][1] {
+                    return Err(c.src.error(
+                        &format!("{f}[{}]", i + 1),
+                        format!(
+                            "points must increase in quantile and not decrease in tokens: {:?} after {:?}",
+                            w[1], w[0]
+                        ),
+                    ));
+                }
+            }
+            if let Some((i, p)) = points.iter().enumerate().find(|(_, p)| p[1] < 1.0 || !p[1].is_finite()) {
+                return Err(c.src.error(&format!("{f}[{i}]"), format!("tokens must be at least 1, got {}", p[1])));
+            }
+            Ok(LengthDist::Quantiles(points.iter().map(|p| (p[0], p[1])).collect()))
+        }
+    }
+}
+
+fn validate_workload(w: &RawWorkload, c: &Check, resolved: &mut RawWorkload) -> Result<WorkloadSpec, ScenarioError> {
+    let prompts_per_step =
+        c.count(w.prompts_per_step, "workload.prompts_per_step", None, "prompts (GRPO groups) per RL step")?;
+    let samples_per_prompt =
+        c.count(w.samples_per_prompt, "workload.samples_per_prompt", None, "responses per prompt (GRPO group size)")?;
+    let steps = c.count(w.steps, "workload.steps", None, "RL steps to simulate")?;
+    let max_response_tokens =
+        c.count(w.max_response_tokens, "workload.max_response_tokens", None, "cap on response length")?;
+    let max_prompt_tokens =
+        c.count(w.max_prompt_tokens, "workload.max_prompt_tokens", Some(4096), "cap on prompt length")?;
+    resolved.max_prompt_tokens = Some(max_prompt_tokens);
+    let lengths = match (&w.trace, &w.response_tokens, &w.prompt_tokens) {
+        (Some(t), None, None) => {
+            let path = c.require(t.path.clone(), "workload.trace.path", "a CSV trace path relative to the scenario file")?;
+            let mode = match t.mode.as_deref().unwrap_or("replay") {
+                "replay" => TraceMode::Replay,
+                "sample" => TraceMode::Sample,
+                other => return Err(c.src.error("workload.trace.mode", format!("unknown mode {other:?}; expected \"replay\" or \"sample\""))),
+            };
+            let base = c.src.file.parent().unwrap_or(Path::new("."));
+            let full = base.join(&path);
+            let trace = read_csv_trace(&full).map_err(|e: TraceError| c.src.error("workload.trace.path", e.to_string()))?;
+            let abs = std::fs::canonicalize(&full).unwrap_or(full);
+            resolved.trace = Some(RawTrace {
+                path: Some(abs.to_string_lossy().into_owned()),
+                mode: Some(if mode == TraceMode::Replay { "replay" } else { "sample" }.into()),
+            });
+            LengthSource::Trace { trace: Arc::new(trace), mode }
+        }
+        (Some(_), _, _) => {
+            return Err(c.src.error("workload.trace", "give either a trace or response_tokens/prompt_tokens distributions, not both"))
+        }
+        (None, Some(r), Some(p)) => LengthSource::Distributions {
+            response: validate_dist(r, "workload.response_tokens", c)?,
+            prompt: validate_dist(p, "workload.prompt_tokens", c)?,
+        },
+        (None, None, _) => {
+            return Err(c.src.error("workload.response_tokens", "missing; expected a length distribution (kind = \"lognormal\" | \"quantiles\" | \"constant\") or a [workload.trace]"))
+        }
+        (None, Some(_), None) => {
+            return Err(c.src.error("workload.prompt_tokens", "missing; expected a length distribution (kind = \"lognormal\" | \"quantiles\" | \"constant\")"))
+        }
+    };
+    Ok(WorkloadSpec { prompts_per_step, samples_per_prompt, steps, max_response_tokens, max_prompt_tokens, lengths })
+}
+
+impl fmt::Display for PipelineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,510 @@
+//! The simulation backend: a discrete-event loop that carries out a Policy's Commands with the cost model and
+//! records a Timeline.
+
+use crate::cluster::WorkerId;
+use crate::cost::{CostModel, Estimates, Role};
+use crate::policy::{build_policy, Activity, ClusterView, Command, Event, Policy, WorkerState};
+use crate::queue::EventQueue;
+use crate::report::{report, Report, RunMeta};
+use crate::rollout_engine::{EngineSeq, EngineStuck, RolloutEngine};
+use crate::scenario::Scenario;
+use crate::time::SimTime;
+use crate::timeline::{Outcome, SampleRecord, Span, SpanKind, Timeline, TimelineWorker};
+use crate::trajectory::{TrajError, TrajId, TrajStatus, TrajectoryManager};
+use crate::workload::Workload;
+use std::time::Instant;
+
+/// Why a simulation stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("policy `{policy}` at t={at}: invalid command {command}: {reason}")]
+    Command { policy: &'static str, at: SimTime, command: String, reason: String },
+    #[error("worker `{worker}`: {source}")]
+    Engine { worker: String, source: EngineStuck },
+    #[error("trajectory manager: {0}")]
+    Trajectory(#[from] TrajError),
+    #[error("policy `{policy}` stopped after {done} of {steps} train steps with no event left (a policy bug)")]
+    Stalled { policy: &'static str, done: u32, steps: u32 },
+    #[error("conservation check failed at the end of the run: {0}")]
+    Conservation(String),
+}
+
+/// A finished simulation.
+pub struct SimRun {
+    pub timeline: Timeline,
+    pub report: Report,
+    pub trajectories: TrajectoryManager,
+}
+
+enum Internal {
+    Deliver(Event),
+    EngineTick { worker: WorkerId, epoch: u64 },
+    TrainDone { step: u32, workers: Vec<WorkerId> },
+    SyncDone { step: u32, involved: Vec<WorkerId>, targets: Vec<WorkerId>, version: u32 },
+    SwitchDone { worker: WorkerId, role: Role },
+}
+
+struct Sim<'a> {
+    scenario: &'a Scenario,
+    cost: CostModel,
+    workload: Workload,
+    policy: Box<dyn Policy>,
+    queue: EventQueue<Internal>,
+    now: SimTime,
+    tm: TrajectoryManager,
+    states: Vec<WorkerState>,
+    engines: Vec<Option<RolloutEngine>>,
+    epochs: Vec<u64>,
+    /// Open Rollout span per worker: (start, step label).
+    rollout_open: Vec<Option<(SimTime, u32)>>,
+    /// Step label of each trajectory (the batch it was created for), by id.
+    batch_step: Vec<u32>,
+    trainer_version: u32,
+    next_group: u64,
+    train_steps_done: u32,
+    spans: Vec<Span>,
+    events: u64,
+}
+
+/// Runs a scenario in the simulator.
+pub fn simulate(scenario: &Scenario) -> Result<SimRun, SimError> {
+    let started = Instant::now();
+    let policy = build_policy(&scenario.pipeline, &scenario.workload);
+    let cost = CostModel::new(scenario);
+    let mut engines = Vec::new();
+    let mut states = Vec::new();
+    for w in &scenario.cluster.workers {
+        let rollout = w.has_tag("rollout");
+        engines.push(rollout.then(|| {
+            RolloutEngine::new(
+                cost.decode_coeffs(w),
+                cost.prefill_coeffs(w),
+                cost.kv_capacity_tokens(w),
+                scenario.rollout.max_num_seqs,
+                scenario.rollout.prefix_caching,
+            )
+        }));
+        states.push(WorkerState {
+            id: w.id,
+            role: if rollout { Role::Rollout } else { Role::Train },
+            activity: Activity::Idle,
+            weights_version: 0,
+            resident: 0,
+        });
+    }
+    let n = states.len();
+    let mut sim = Sim {
+        scenario,
+        cost,
+        workload: Workload::new(scenario.workload.clone(), scenario.seed),
+        policy,
+        queue: EventQueue::new(),
+        now: SimTime::ZERO,
+        tm: TrajectoryManager::new(),
+        states,
+        engines,
+        epochs: vec![0; n],
+        rollout_open: vec![None; n],
+        batch_step: Vec::new(),
+        trainer_version: 0,
+        next_group: 0,
+        train_steps_done: 0,
+        spans: Vec::new(),
+        events: 0,
+    };
+    sim.queue.schedule(SimTime::ZERO, Internal::Deliver(Event::Started));
+    while let Some((at, ev)) = sim.queue.pop() {
+        sim.now = at;
+        sim.events += 1;
+        sim.handle(ev)?;
+    }
+    if sim.train_steps_done < scenario.workload.steps {
+        return Err(SimError::Stalled {
+            policy: sim.policy.name(),
+            done: sim.train_steps_done,
+            steps: scenario.workload.steps,
+        });
+    }
+    sim.flush()?;
+    sim.tm.check_conservation().map_err(SimError::Conservation)?;
+    let timeline = sim.timeline();
+    let meta = RunMeta {
+        scenario: scenario.name.clone(),
+        pipeline: sim.policy.name().to_string(),
+        backend: "sim".into(),
+        seed: scenario.seed,
+        events: sim.events,
+        wall_s: started.elapsed().as_secs_f64(),
+    };
+    let report = report(&timeline, &meta);
+    Ok(SimRun { timeline, report, trajectories: sim.tm })
+}
+
+impl Sim<'_> {
+    fn handle(&mut self, ev: Internal) -> Result<(), SimError> {
+        match ev {
+            Internal::Deliver(e) => self.dispatch(e),
+            Internal::EngineTick { worker, epoch } => {
+                if epoch == self.epochs[worker.index()] {
+                    self.engine_tick(worker)?;
+                }
+                Ok(())
+            }
+            Internal::TrainDone { step, workers } => {
+                self.trainer_version += 1;
+                self.train_steps_done += 1;
+                for w in workers {
+                    self.states[w.index()].activity = Activity::Idle;
+                }
+                self.dispatch(Event::TrainDone { step, version: self.trainer_version })
+            }
+            Internal::SyncDone { step, involved, targets, version } => {
+                for w in involved {
+                    self.states[w.index()].activity = Activity::Idle;
+                }
+                for w in targets {
+                    self.states[w.index()].weights_version = version;
+                }
+                self.dispatch(Event::WeightsSynced { step, version })
+            }
+            Internal::SwitchDone { worker, role } => {
+                let st = &mut self.states[worker.index()];
+                st.role = role;
+                st.activity = Activity::Idle;
+                self.dispatch(Event::SwitchDone { worker, role })
+            }
+        }
+    }
+
+    fn dispatch(&mut self, event: Event) -> Result<(), SimError> {
+        let commands = {
+            let view = ClusterView {
+                now: self.now,
+                cluster: &self.scenario.cluster,
+                workers: &self.states,
+                trajectories: &self.tm,
+                trainer_version: self.trainer_version,
+                workload: &self.scenario.workload,
+                estimates: &self.cost,
+            };
+            self.policy.on_event(&event, &view)
+        };
+        for c in commands {
+            self.apply(c)?;
+        }
+        Ok(())
+    }
+
+    fn invalid(&self, command: &Command, reason: impl Into<String>) -> SimError {
+        let mut text = format!("{command:?}");
+        if text.len() > 200 {
+            text.truncate(200);
+            text.push('…');
+        }
+        SimError::Command { policy: self.policy.name(), at: self.now, command: text, reason: reason.into() }
+    }
+
+    fn worker_name(&self, w: WorkerId) -> &str {
+        &self.scenario.cluster.worker(w).name
+    }
+
+    fn check_worker(&self, c: &Command, w: WorkerId) -> Result<(), SimError> {
+        if w.index() >= self.states.len() {
+            return Err(self.invalid(c, format!("no worker {}", w.0)));
+        }
+        Ok(())
+    }
+
+    fn check_idle(&self, c: &Command, w: WorkerId) -> Result<(), SimError> {
+        self.check_worker(c, w)?;
+        let st = &self.states[w.index()];
+        if st.activity != Activity::Idle {
+            return Err(self.invalid(c, format!("worker `{}` is busy ({:?})", self.worker_name(w), st.activity)));
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, c: Command) -> Result<(), SimError> {
+        match &c {
+            Command::CreateGroups { step, groups } => {
+                for _ in 0..*groups {
+                    let g = self.workload.group(self.next_group);
+                    let ids = self.tm.create_group(self.next_group, g.prompt_tokens, &g.responses, self.now);
+                    self.batch_step.extend(ids.map(|_| *step));
+                    self.next_group += 1;
+                }
+                Ok(())
+            }
+            Command::Admit { worker, trajectories } => self.admit(&c, *worker, trajectories),
+            Command::Train { step, workers, trajectories } => {
+                if workers.is_empty() {
+                    return Err(self.invalid(&c, "no workers"));
+                }
+                for &w in workers {
+                    self.check_idle(&c, w)?;
+                    if !self.scenario.cluster.worker(w).has_tag("train") || self.states[w.index()].role != Role::Train {
+                        return Err(self.invalid(
+                            &c,
+                            format!("worker `{}` is not holding the training state", self.worker_name(w)),
+                        ));
+                    }
+                }
+                let mut tokens = 0u64;
+                for &t in trajectories {
+                    let tr = self.tm.get(t)?;
+                    tokens += tr.prompt_tokens as u64 + tr.generated as u64;
+                    self.tm.train(t, *step, self.trainer_version)?;
+                }
+                let cost = self.cost.train(tokens, workers);
+                for &w in workers {
+                    let mut at = self.now;
+                    for &d in &cost.logprob_ns {
+                        self.span(w, SpanKind::LogProb, at, at.after_ns(d), Some(*step), tokens);
+                        at = at.after_ns(d);
+                    }
+                    self.span(w, SpanKind::Train, at, at.after_ns(cost.update_ns), Some(*step), tokens);
+                    self.states[w.index()].activity = Activity::Training;
+                }
+                self.queue.schedule(
+                    self.now.after_ns(cost.total_ns()),
+                    Internal::TrainDone { step: *step, workers: workers.clone() },
+                );
+                Ok(())
+            }
+            Command::SyncWeights { step, from, to } => {
+                let mut involved: Vec<WorkerId> = from.iter().chain(to.iter()).copied().collect();
+                involved.sort();
+                involved.dedup();
+                for &w in &involved {
+                    self.check_idle(&c, w)?;
+                }
+                for &w in to {
+                    if !self.scenario.cluster.worker(w).has_tag("rollout") {
+                        return Err(self.invalid(&c, format!("target `{}` has no rollout tag", self.worker_name(w))));
+                    }
+                }
+                if from.is_empty() || to.is_empty() {
+                    return Err(self.invalid(&c, "needs at least one source and one target"));
+                }
+                let d = self.cost.sync_ns(from, to);
+                for &w in &involved {
+                    self.span(w, SpanKind::Sync, self.now, self.now.after_ns(d), Some(*step), 0);
+                    self.spans.last_mut().expect("just pushed").version = Some(self.trainer_version);
+                    self.states[w.index()].activity = Activity::Syncing;
+                }
+                let ev =
+                    Internal::SyncDone { step: *step, involved, targets: to.clone(), version: self.trainer_version };
+                self.queue.schedule(self.now.after_ns(d), ev);
+                Ok(())
+            }
+            Command::Switch { step, worker, to } => {
+                self.check_idle(&c, *worker)?;
+                let w = self.scenario.cluster.worker(*worker);
+                if !w.has_tag(to.name()) {
+                    return Err(self.invalid(&c, format!("worker `{}` has no `{}` tag", w.name, to.name())));
+                }
+                if self.states[worker.index()].role == *to {
+                    return Err(self.invalid(&c, format!("worker `{}` already holds {}", w.name, to.name())));
+                }
+                if self.engines[worker.index()].as_ref().is_some_and(|e| !e.is_empty()) {
+                    return Err(self.invalid(&c, format!("worker `{}` still has trajectories in its engine", w.name)));
+                }
+                let d = self.cost.switch_ns(*worker, *to);
+                self.span(*worker, SpanKind::Switch, self.now, self.now.after_ns(d), Some(*step), 0);
+                self.states[worker.index()].activity = Activity::Switching;
+                self.queue.schedule(self.now.after_ns(d), Internal::SwitchDone { worker: *worker, role: *to });
+                Ok(())
+            }
+            Command::SetTimer { at, id } => {
+                if *at < self.now {
+                    return Err(self.invalid(&c, "the time is in the past"));
+                }
+                self.queue.schedule(*at, Internal::Deliver(Event::TimerFired { id: *id }));
+                Ok(())
+            }
+        }
+    }
+
+    fn admit(&mut self, c: &Command, worker: WorkerId, trajectories: &[TrajId]) -> Result<(), SimError> {
+        self.check_worker(c, worker)?;
+        let st = &self.states[worker.index()];
+        if self.engines[worker.index()].is_none() || st.role != Role::Rollout {
+            return Err(
+                self.invalid(c, format!("worker `{}` is not holding a rollout engine", self.worker_name(worker)))
+            );
+        }
+        if !matches!(st.activity, Activity::Idle | Activity::RollingOut) {
+            return Err(self.invalid(c, format!("worker `{}` is busy ({:?})", self.worker_name(worker), st.activity)));
+        }
+        if trajectories.is_empty() {
+            return Ok(());
+        }
+        for &t in trajectories {
+            self.tm.admit(t, worker)?;
+            let tr = self.tm.get(t)?;
+            let seq = EngineSeq {
+                traj: t,
+                group: tr.group,
+                prompt_tokens: tr.prompt_tokens,
+                generated: tr.generated,
+                target: tr.target_tokens,
+            };
+            self.engines[worker.index()].as_mut().expect("checked").enqueue(seq);
+        }
+        let now_fs = self.now.as_fs();
+        let engine = self.engines[worker.index()].as_mut().expect("checked");
+        let end = if engine.is_busy() {
+            engine.truncate(now_fs)
+        } else {
+            self.states[worker.index()].activity = Activity::RollingOut;
+            self.rollout_open[worker.index()] = Some((self.now, self.batch_step[trajectories[0].0 as usize]));
+            engine.plan(now_fs).map_err(|source| SimError::Engine {
+                worker: self.scenario.cluster.worker(worker).name.clone(),
+                source,
+            })?
+        };
+        self.states[worker.index()].resident = engine.running_len() + engine.waiting_len();
+        if let Some(end) = end {
+            self.epochs[worker.index()] += 1;
+            self.queue.schedule(
+                SimTime::from_fs_ceil(end),
+                Internal::EngineTick { worker, epoch: self.epochs[worker.index()] },
+            );
+        }
+        Ok(())
+    }
+
+    fn engine_tick(&mut self, worker: WorkerId) -> Result<(), SimError> {
+        let version = self.states[worker.index()].weights_version;
+        let engine = self.engines[worker.index()].as_mut().expect("ticks only for engines");
+        let done = engine.complete();
+        let clock = engine.clock_fs();
+        let next = engine
+            .plan(clock)
+            .map_err(|source| SimError::Engine { worker: self.scenario.cluster.worker(worker).name.clone(), source })?;
+        self.states[worker.index()].resident = engine.running_len() + engine.waiting_len();
+        if let Some(end) = next {
+            self.epochs[worker.index()] += 1;
+            self.queue.schedule(
+                SimTime::from_fs_ceil(end),
+                Internal::EngineTick { worker, epoch: self.epochs[worker.index()] },
+            );
+        }
+        for d in &done {
+            let t = d.seq.traj;
+            self.tm.add_tokens(t, worker, version, d.new_tokens)?;
+            self.tm.finish(t, self.now)?;
+            let start = d.admitted_fs.map_or(self.now, SimTime::from_fs_ceil).min(self.now);
+            self.spans.push(Span {
+                worker: worker.0,
+                kind: SpanKind::Generate,
+                start,
+                end: self.now,
+                step: Some(self.batch_step[t.0 as usize]),
+                trajectory: Some(t.0),
+                tokens: d.new_tokens as u64,
+                version: Some(version),
+            });
+        }
+        // The worker is idle before the policy hears of the finished trajectories, so it can switch or reuse it.
+        let drained = next.is_none();
+        if drained {
+            self.states[worker.index()].activity = Activity::Idle;
+            if let Some((start, step)) = self.rollout_open[worker.index()].take() {
+                self.span(worker, SpanKind::Rollout, start, self.now, Some(step), 0);
+            }
+        }
+        for d in done {
+            self.dispatch(Event::TrajectoryFinished { trajectory: d.seq.traj, worker })?;
+        }
+        if drained && self.states[worker.index()].activity == Activity::Idle {
+            self.dispatch(Event::WorkerDrained { worker })?;
+        }
+        Ok(())
+    }
+
+    fn span(&mut self, w: WorkerId, kind: SpanKind, start: SimTime, end: SimTime, step: Option<u32>, tokens: u64) {
+        self.spans.push(Span { worker: w.0, kind, start, end, step, trajectory: None, tokens, version: None });
+    }
+
+    /// At the end of the run, stops any engine still generating and records its progress (tokens stay in flight).
+    fn flush(&mut self) -> Result<(), SimError> {
+        for i in 0..self.engines.len() {
+            let Some(engine) = self.engines[i].as_mut() else { continue };
+            if engine.is_empty() {
+                continue;
+            }
+            let worker = WorkerId(i as u32);
+            let version = self.states[i].weights_version;
+            let mut departed = engine.interrupt(self.now.as_fs());
+            let resident: Vec<TrajId> = engine.resident().collect();
+            departed.extend(resident.into_iter().filter_map(|t| engine.remove(t)));
+            for d in departed {
+                self.tm.add_tokens(d.seq.traj, worker, version, d.new_tokens)?;
+                if d.seq.generated == d.seq.target {
+                    self.tm.finish(d.seq.traj, self.now)?;
+                } else {
+                    self.tm.pause(d.seq.traj)?;
+                }
+            }
+            if let Some((start, step)) = self.rollout_open[i].take() {
+                self.span(worker, SpanKind::Rollout, start, self.now, Some(step), 0);
+            }
+        }
+        Ok(())
+    }
+
+    fn timeline(&self) -> Timeline {
+        let mut counters = std::collections::BTreeMap::new();
+        let (mut preemptions, mut prefill, mut iterations) = (0, 0, 0);
+        for e in self.engines.iter().flatten() {
+            let s = e.stats();
+            preemptions += s.preemptions;
+            prefill += s.prefill_tokens;
+            iterations += s.decode_iterations;
+        }
+        counters.insert("kv_preemptions".to_string(), preemptions);
+        counters.insert("prefill_tokens".to_string(), prefill);
+        counters.insert("decode_iterations".to_string(), iterations);
+        let c = self.tm.counters();
+        counters.insert("paused".to_string(), c.paused);
+        counters.insert("resumed".to_string(), c.resumed);
+        counters.insert("migrated".to_string(), c.migrated);
+        Timeline {
+            workers: self
+                .scenario
+                .cluster
+                .workers
+                .iter()
+                .map(|w| TimelineWorker {
+                    name: w.name.clone(),
+                    gpus: w.gpu_count(),
+                    node: w.node,
+                    tags: w.tags.clone(),
+                })
+                .collect(),
+            total_gpus: self.scenario.cluster.total_gpus(),
+            spans: self.spans.clone(),
+            samples: self
+                .tm
+                .all()
+                .iter()
+                .map(|t| SampleRecord {
+                    trajectory: t.id.0,
+                    group: t.group,
+                    batch_step: self.batch_step[t.id.0 as usize],
+                    prompt_tokens: t.prompt_tokens,
+                    generated_tokens: t.generated,
+                    segments: t.segments.iter().map(|s| (s.version, s.tokens)).collect(),
+                    outcome: match (t.status, t.trained) {
+                        (TrajStatus::Trained, Some((step, version))) => Outcome::Trained { step, version },
+                        (TrajStatus::Discarded, _) => Outcome::Discarded,
+                        _ => Outcome::InFlight,
+                    },
+                })
+                .collect(),
+            end: self.now,
+            counters,
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The `rlsim` command line: run, compare and check scenarios, import traces, benchmark the simulator.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use rlsim_reports as reports;
+use rlsim_sim::scenario::{Scenario, PIPELINE_TYPES};
+use rlsim_sim::simulator::{simulate, SimRun};
+use rlsim_sim::trace::{read_csv_trace, read_polytrace, write_csv_trace, Trace, TraceGroup};
+use rlsim_sim::workload::LengthDist;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "rlsim",
+    version,
+    about = "Which RL post-training pipeline trains fastest on your model, GPUs and rollout lengths — and why."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Simulate one scenario: print a summary and write summary.json, steps.csv, timeline.csv and
+    /// scenario.resolved.toml to --out (default runs/<scenario name>/).
+    Run {
+        scenario: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Simulate several scenarios, or one scenario under several pipeline types with everything else equal, and
+    /// print throughput with the speedup over the first; writes compare.csv and each run's files under --out.
+    Compare {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Pipeline type to run each scenario with (repeatable); default: each scenario's own.
+        #[arg(long = "pipeline", value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(PIPELINE_TYPES))]
+        pipelines: Vec<String>,
+        /// Output folder (default runs/compare-<first scenario name>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Validate a scenario (after overrides) without running it.
+    Check {
+        scenario: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Work with workload traces.
+    Trace {
+        #[command(subcommand)]
+        command: TraceCmd,
+    },
+    /// Time the simulator on a scenario: events per second and wall time (release builds give the real figure).
+    Bench {
+        /// Scenario to time (default scenarios/dapo-32b-h800x64.toml).
+        #[arg(default_value = "scenarios/dapo-32b-h800x64.toml")]
+        scenario: PathBuf,
+        /// RL steps to simulate.
+        #[arg(long, default_value_t = 100)]
+        steps: u32,
+        /// Timed repetitions (the best and the median are reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: u32,
+        /// Pipeline type(s) to time (repeatable); default: the scenario's own.
+        #[arg(long = "pipeline", value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(PIPELINE_TYPES))]
+        pipelines: Vec<String>,
+    },
+}
+
+#[derive(Args, Clone, Default)]
+struct Overrides {
+    /// Override the scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override any field by its dotted path, validated like the file (repeatable), e.g.
+    /// --set pipeline.type=disaggregated --set workload.prompts_per_step=64
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl Overrides {
+    fn list(&self) -> Vec<String> {
+        let mut v = self.set.clone();
+        if let Some(seed) = self.seed {
+            v.push(format!("seed={seed}"));
+        }
+        v
+    }
+}
+
+#[derive(Subcommand)]
+enum TraceCmd {
+    /// Convert PolyTrace packed_lengths_step_*.jsonl files (or folders of them) into rlsim's CSV trace format.
+    Import {
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Generate a CSV trace by sampling published length quantiles (log-linear between points).
+    Synth {
+        /// Response-length quantiles as q:tokens pairs from 0 to 1, e.g. 0:2,0.5:465,0.99:2711,1:10112
+        #[arg(long)]
+        response_quantiles: String,
+        /// Prompt-length quantiles, same form.
+        #[arg(long)]
+        prompt_quantiles: String,
+        #[arg(long)]
+        steps: u32,
+        #[arg(long)]
+        groups: u32,
+        #[arg(long)]
+        samples: u32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print length statistics of a CSV trace (samples, prompt and response quantiles).
+    Stats { trace: PathBuf },
+}
+
+/// Writes to stdout; a closed pipe (`rlsim … | head`) ends the program quietly instead of panicking.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = dispatch(cli) {
+        eprintln!("error: {}", error_chain(&e));
+        std::process::exit(1);
+    }
+}
+
+/// The error and its causes, skipping a cause whose text the message already includes.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Run { scenario, out, overrides } => {
+            let s = Scenario::load(&scenario, &overrides.list())?;
+            let run = simulate(&s).with_context(|| format!("simulating {}", scenario.display()))?;
+            let dir = out.unwrap_or_else(|| Path::new("runs").join(&s.name));
+            emit(&reports::summary_table(&run.report.summary));
+            reports::write_run(&dir, &run.report, &run.timeline, Some(&s.resolved_toml()))?;
+            emit(&format!("wrote {}\n", dir.display()));
+        }
+        Cmd::Compare { scenarios, pipelines, out, overrides } => {
+            let mut summaries = Vec::new();
+            let mut runs: Vec<(String, SimRun, String)> = Vec::new();
+            let mut first_name = None;
+            for path in &scenarios {
+                let kinds: Vec<Option<&String>> =
+                    if pipelines.is_empty() { vec![None] } else { pipelines.iter().map(Some).collect() };
+                for kind in kinds {
+                    let mut sets = overrides.list();
+                    if let Some(k) = kind {
+                        sets.push(format!("pipeline.type={k}"));
+                    }
+                    let s = Scenario::load(path, &sets)?;
+                    first_name.get_or_insert_with(|| s.name.clone());
+                    let run = simulate(&s)
+                        .with_context(|| format!("simulating {} as {}", path.display(), s.pipeline.kind))?;
+                    summaries.push(run.report.summary.clone());
+                    runs.push((format!("{}-{}", s.name, s.pipeline.kind), run, s.resolved_toml()));
+                }
+            }
+            let dir =
+                out.unwrap_or_else(|| Path::new("runs").join(format!("compare-{}", first_name.unwrap_or_default())));
+            let rows = reports::compare_rows(&summaries);
+            emit(&reports::compare_table(&rows));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let mut names = std::collections::BTreeSet::new();
+            for (name, run, resolved) in &runs {
+                let mut unique = name.clone();
+                let mut i = 2;
+                while !names.insert(unique.clone()) {
+                    unique = format!("{name}-{i}");
+                    i += 1;
+                }
+                reports::write_run(&dir.join(unique), &run.report, &run.timeline, Some(resolved))?;
+            }
+            reports::write_compare_csv(&dir.join("compare.csv"), &rows)?;
+            emit(&format!("wrote {}\n", dir.display()));
+        }
+        Cmd::Check { scenario, overrides } => {
+            let s = Scenario::load(&scenario, &overrides.list())?;
+            let rollout = s.cluster.with_tag("rollout").count();
+            let train_gpus: u32 = s.cluster.with_tag("train").map(|w| w.gpu_count()).sum();
+            emit(&format!(
+                "{}: ok — {} ({} GB bf16) on {} node(s) × {} {} ({} GPUs), pipeline {}, {} rollout workers (tp={}), {} train GPUs, {} steps × {} prompts × {} samples\n",
+                scenario.display(),
+                s.model.name,
+                s.model.weight_bytes() / 1e9,
+                s.cluster.nodes,
+                s.cluster.gpus_per_node,
+                s.cluster.gpu.name,
+                s.total_gpus(),
+                s.pipeline.kind,
+                rollout,
+                s.rollout.tp,
+                train_gpus,
+                s.workload.steps,
+                s.workload.prompts_per_step,
+                s.workload.samples_per_prompt
+            ));
+        }
+        Cmd::Trace { command } => trace_command(command)?,
+        Cmd::Bench { scenario, steps, repeat, pipelines } => bench(&scenario, steps, repeat.max(1), &pipelines)?,
+    }
+    Ok(())
+}
+
+fn parse_quantiles(text: &str, flag: &str) -> Result<LengthDist> {
+    let mut points = Vec::new();
+    for part in text.split(',') {
+        let (q, t) = part.split_once(':').with_context(|| format!("{flag}: expected q:tokens pairs, got {part:?}"))?;
+        let q: f64 = q.trim().parse().with_context(|| format!("{flag}: bad quantile {q:?}"))?;
+        let t: f64 = t.trim().parse().with_context(|| format!("{flag}: bad token count {t:?}"))?;
+        points.push((q, t));
+    }
+    let ok = points.len() >= 2
+        && points[0].0 == 0.0
+        && points[points.len() - 1].0 == 1.0
+        && points.windows(2).all(|w| w[1].0 > w[0].0 && w[1].1 >= w[0].1)
+        && points.iter().all(|p| p.1 >= 1.0);
+    if !ok {
+        bail!("{flag}: quantiles must run from 0 to 1, increase, and give non-decreasing token counts ≥ 1");
+    }
+    Ok(LengthDist::Quantiles(points))
+}
+
+fn trace_command(cmd: TraceCmd) -> Result<()> {
+    match cmd {
+        TraceCmd::Import { inputs, out } => {
+            let trace = read_polytrace(&inputs)?;
+            write_csv_trace(&trace, &out)?;
+            emit(&format!("wrote {} ({} steps, {} samples)\n", out.display(), trace.steps.len(), trace.samples()));
+        }
+        TraceCmd::Synth { response_quantiles, prompt_quantiles, steps, groups, samples, seed, out } => {
+            let response = parse_quantiles(&response_quantiles, "--response-quantiles")?;
+            let prompt = parse_quantiles(&prompt_quantiles, "--prompt-quantiles")?;
+            if steps == 0 || groups == 0 || samples == 0 {
+                bail!("--steps, --groups and --samples must be at least 1");
+            }
+            let streams = rlsim_sim::rng::RngStreams::new(seed);
+            let mut trace = Trace { path: out.clone(), steps: Vec::new() };
+            for s in 0..steps {
+                let mut step = Vec::new();
+                for g in 0..groups {
+                    let mut rng = streams.indexed("trace/synth", (s as u64) * groups as u64 + g as u64);
+                    let prompt_tokens = prompt.sample(&mut rng, u32::MAX);
+                    let responses = (0..samples).map(|_| response.sample(&mut rng, u32::MAX)).collect();
+                    step.push(TraceGroup { prompt_tokens, responses });
+                }
+                trace.steps.push(step);
+            }
+            write_csv_trace(&trace, &out)?;
+            emit(&format!("wrote {} ({} samples)\n", out.display(), trace.samples()));
+        }
+        TraceCmd::Stats { trace } => {
+            let t = read_csv_trace(&trace)?;
+            let mut resp: Vec<u32> = t.steps.iter().flatten().flat_map(|g| g.responses.iter().copied()).collect();
+            let mut prompts: Vec<u32> = t.steps.iter().flatten().map(|g| g.prompt_tokens).collect();
+            resp.sort_unstable();
+            prompts.sort_unstable();
+            let q = |v: &[u32], p: f64| v[((p * v.len() as f64) as usize).min(v.len() - 1)];
+            let groups: usize = t.steps.iter().map(|s| s.len()).sum();
+            emit(&format!("{}: {} steps, {} groups, {} samples\n", trace.display(), t.steps.len(), groups, resp.len()));
+            let rows: Vec<Vec<String>> = [("response tokens", &resp), ("prompt tokens", &prompts)]
+                .iter()
+                .map(|(name, v)| {
+                    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+                    vec![
+                        name.to_string(),
+                        format!("{mean:.0}"),
+                        q(v, 0.5).to_string(),
+                        q(v, 0.9).to_string(),
+                        q(v, 0.99).to_string(),
+                        v[v.len() - 1].to_string(),
+                    ]
+                })
+                .collect();
+            emit(&reports::text_table(&["", "mean", "p50", "p90", "p99", "max"], &rows));
+        }
+    }
+    Ok(())
+}
+
+fn bench(path: &Path, steps: u32, repeat: u32, pipelines: &[String]) -> Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("note: this is a debug build; `cargo run --release -- bench` gives the figures that count");
+    }
+    let kinds: Vec<Option<&String>> =
+        if pipelines.is_empty() { vec![None] } else { pipelines.iter().map(Some).collect() };
+    let mut rows = Vec::new();
+    for kind in kinds {
+        let mut sets = vec![format!("workload.steps={steps}")];
+        if let Some(k) = kind {
+            sets.push(format!("pipeline.type={k}"));
+        }
+        let s = Scenario::load(path, &sets)?;
+        let mut walls = Vec::new();
+        let mut events = 0;
+        let mut sim_time = 0.0;
+        for _ in 0..repeat {
+            let t0 = Instant::now();
+            let run = simulate(&s)?;
+            walls.push(t0.elapsed().as_secs_f64());
+            events = run.report.summary.events;
+            sim_time = run.report.summary.sim_time_s;
+        }
+        walls.sort_by(f64::total_cmp);
+        let best = walls[0];
+        let median = walls[walls.len() / 2];
+        rows.push(vec![
+            s.name.clone(),
+            s.pipeline.kind.to_string(),
+            s.total_gpus().to_string(),
+            steps.to_string(),
+            events.to_string(),
+            format!("{:.3}", best),
+            format!("{:.3}", median),
+            format!("{:.2}", events as f64 / best / 1e6),
+            format!("{:.0}", sim_time / best),
+        ]);
+    }
+    emit(&reports::text_table(
+        &[
+            "scenario",
+            "pipeline",
+            "GPUs",
+            "steps",
+            "events",
+            "best wall s",
+            "median wall s",
+            "Mevents/s",
+            "sim s per wall s",
+        ],
+        &rows,
+    ));
+    Ok(())
+}
