@@ -312,10 +312,18 @@ pub enum ScenarioError {
     Override { assignment: String, message: String },
 }
 
+/// The field name syntax errors carry (they are about the text, not a field).
+pub const SYNTAX: &str = "(syntax)";
+
 fn format_field_error(file: &Path, location: Option<(usize, usize)>, field: &str, message: &str) -> String {
-    match location {
-        Some((line, col)) => format!("{}:{line}:{col}: field `{field}`: {message}", file.display()),
-        None => format!("{}: field `{field}`: {message}", file.display()),
+    let place = match location {
+        Some((line, col)) => format!("{}:{line}:{col}", file.display()),
+        None => file.display().to_string(),
+    };
+    if field == SYNTAX {
+        format!("{place}: TOML syntax error: {message}")
+    } else {
+        format!("{place}: field `{field}`: {message}")
     }
 }
 
@@ -503,7 +511,7 @@ fn syntax_error(file: &Path, text: &str, e: &toml_edit::TomlError) -> ScenarioEr
     ScenarioError::Field {
         file: file.to_path_buf(),
         location: e.span().map(|s| src.line_col(s.start)),
-        field: "(syntax)".into(),
+        field: SYNTAX.into(),
         message: e.message().trim().to_string(),
     }
 }
@@ -539,7 +547,7 @@ fn parse_raw(src: &Source) -> Result<RawScenario, ScenarioError> {
     let de = toml::de::Deserializer::parse(src.text).map_err(|e| ScenarioError::Field {
         file: src.label.clone(),
         location: e.span().map(|s| src.line_col(s.start)),
-        field: "(syntax)".into(),
+        field: SYNTAX.into(),
         message: e.message().trim().to_string(),
     })?;
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -1069,6 +1077,15 @@ fn check_tags(kind: PipelineKind, cluster: &Cluster, c: &Check, explicit: bool) 
                 .error(field, format!("no worker has the tag `{tag}`, which the {} pipeline needs", kind.name())));
         }
     }
+    if kind == PipelineKind::Colocated {
+        if let Some(w) = cluster.workers.iter().find(|w| w.has_tag("rollout") != w.has_tag("train")) {
+            let (has, lacks) = if w.has_tag("rollout") { ("rollout", "train") } else { ("train", "rollout") };
+            return Err(c.src.error(
+                field,
+                format!("worker `{}` has `{has}` but not `{lacks}`; the colocated pipeline time-slices every worker between rollout and training", w.name),
+            ));
+        }
+    }
     if kind == PipelineKind::Disaggregated {
         if let Some(w) = cluster.workers.iter().find(|w| w.has_tag("rollout") && w.has_tag("train")) {
             return Err(c.src.error(
@@ -1119,7 +1136,7 @@ fn check_memory(
         return Err(c.src.error(
             field,
             format!(
-                "training {} on {train_gpus} GPUs (fully sharded) needs {:.1} GB per GPU (weights+grads+{} state, plus {} GB activations) but a {} has {:.1} GB: short by {:.1} GB; add train GPUs",
+                "training {} on {train_gpus} GPUs (fully sharded) needs {:.2} GB per GPU (weights+grads+{} state, plus {} GB activations) but a {} has {:.2} GB: short by {:.2} GB; add train GPUs",
                 model.name, need / 1e9, training.optimizer, training.activation_reserve_gb, gpu.name, have / 1e9, (need - have) / 1e9
             ),
         ));

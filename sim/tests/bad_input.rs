@@ -1,0 +1,160 @@
+//! One test per class of bad input: each error names the file, the line and column where it applies, the field,
+//! and what was expected — and nothing panics.
+
+use rlsim_sim::scenario::Scenario;
+use std::path::{Path, PathBuf};
+
+const BASE: &str = r#"name = "bad"
+seed = 1
+
+[model]
+preset = "Qwen2.5-7B"
+
+[cluster]
+gpu = "H100-SXM"
+nodes = 1
+gpus_per_node = 8
+
+[workload]
+prompts_per_step = 8
+samples_per_prompt = 4
+steps = 2
+max_response_tokens = 4096
+response_tokens = { kind = "lognormal", median = 500, sigma = 1.0 }
+prompt_tokens = { kind = "constant", tokens = 128 }
+
+[pipeline]
+type = "colocated"
+"#;
+
+fn err(text: &str, overrides: &[&str]) -> String {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    Scenario::from_text(text, Path::new("bad.toml"), &o).expect_err("must be rejected").to_string()
+}
+
+fn assert_has(e: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(e.contains(p), "error {e:?} lacks {p:?}");
+    }
+}
+
+#[test]
+fn the_base_scenario_is_valid() {
+    Scenario::from_text(BASE, Path::new("bad.toml"), &[]).unwrap();
+}
+
+#[test]
+fn unknown_field() {
+    let e = err(&BASE.replace("steps = 2", "steps = 2\nstepz = 3"), &[]);
+    assert_has(&e, &["bad.toml:16:1:", "field `workload.stepz`", "unknown field `stepz`", "expected one of"]);
+    let e = err(BASE, &["workload.promts_per_step=3"]);
+    assert_has(&e, &["with --set overrides", "unknown field `promts_per_step`"]);
+}
+
+#[test]
+fn wrong_type() {
+    let e = err(&BASE.replace("steps = 2", "steps = \"two\""), &[]);
+    assert_has(&e, &["bad.toml:15:9:", "field `workload.steps`", "invalid type: string \"two\", expected u32"]);
+    let e = err(&BASE.replace("nodes = 1", "nodes = 1.5"), &[]);
+    assert_has(&e, &["bad.toml:9:9:", "field `cluster.nodes`", "expected u32"]);
+}
+
+#[test]
+fn negative_or_zero_counts() {
+    let e = err(&BASE.replace("samples_per_prompt = 4", "samples_per_prompt = -4"), &[]);
+    assert_has(&e, &["bad.toml:14:22:", "field `workload.samples_per_prompt`", "integer `-4`", "expected u32"]);
+    let e = err(BASE, &["workload.prompts_per_step=0"]);
+    assert_has(&e, &[":13:1:", "field `workload.prompts_per_step`", "must be at least 1", "got 0"]);
+    let e = err(BASE, &["rollout.max_num_seqs=0"]);
+    assert_has(&e, &["field `rollout.max_num_seqs`", "must be at least 1"]);
+    let e = err(&BASE.replace("median = 500", "median = -5"), &[]);
+    assert_has(&e, &["field `workload.response_tokens.median`", "expected a positive number"]);
+    let e = err(BASE, &["training.mfu=1.5"]);
+    assert_has(&e, &["field `training.mfu`", "expected a fraction in (0, 1]", "got 1.5"]);
+}
+
+#[test]
+fn model_that_does_not_fit_says_by_how_much() {
+    let e = err(&BASE.replace("Qwen2.5-7B", "Llama-3-70B"), &[]);
+    assert_has(&e, &["field `rollout.tp`", "141.2 GB of weights per GPU", "offers 72.0 GB", "short by 69.2 GB"]);
+    // Training state: 70.6B · 16 bytes / 8 GPUs + 8 GB = 149.2 GB per GPU on an 80 GB H100.
+    let e = err(&BASE.replace("Qwen2.5-7B", "Llama-3-70B"), &["rollout.tp=4"]);
+    assert_has(&e, &["field `cluster.nodes`", "needs 149.20 GB per GPU", "short by 69.20 GB", "add train GPUs"]);
+    // A cap no KV cache can hold.
+    let e = err(BASE, &["workload.max_response_tokens=2000000"]);
+    assert_has(&e, &["field `workload.max_response_tokens`", "KV cache for only"]);
+}
+
+#[test]
+fn no_worker_with_a_tag_the_pipeline_needs() {
+    let explicit = BASE.replace(
+        "nodes = 1\ngpus_per_node = 8\n",
+        "nodes = 1\ngpus_per_node = 8\n\n[[cluster.workers]]\nname = \"gen\"\ncount = 8\ntags = [\"rollout\"]\n",
+    );
+    let e = err(&explicit, &[]);
+    assert_has(&e, &["bad.toml:12:11:", "field `cluster.workers`", "no worker has the tag `train`", "colocated"]);
+    let both = explicit.replace("[\"rollout\"]", "[\"rollout\", \"train\"]");
+    let e = err(&both, &["pipeline.type=disaggregated"]);
+    assert_has(&e, &["worker `gen0` has both `rollout` and `train`", "separate pools"]);
+    let e = err(BASE, &["pipeline.type=warp"]);
+    assert_has(&e, &["field `pipeline.type`", "unknown pipeline \"warp\"", "colocated, disaggregated"]);
+}
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rlsim-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn with_trace(path: &str) -> String {
+    BASE.replace(
+        "response_tokens = { kind = \"lognormal\", median = 500, sigma = 1.0 }\nprompt_tokens = { kind = \"constant\", tokens = 128 }",
+        &format!("trace = {{ path = \"{path}\" }}"),
+    )
+}
+
+#[test]
+fn missing_trace_file() {
+    let d = dir();
+    let e = Scenario::from_text(&with_trace("nope.csv"), &d.join("s.toml"), &[]).unwrap_err().to_string();
+    assert_has(&e, &["s.toml:17:11:", "field `workload.trace.path`", "nope.csv: cannot read trace"]);
+}
+
+#[test]
+fn malformed_trace_file() {
+    let d = dir();
+    std::fs::write(d.join("bad.csv"), "step,group,prompt_tokens,response_tokens\n0,0,12,40\n0,0,12,lots\n").unwrap();
+    let e = Scenario::from_text(&with_trace("bad.csv"), &d.join("s.toml"), &[]).unwrap_err().to_string();
+    assert_has(
+        &e,
+        &["field `workload.trace.path`", "bad.csv:3: field `response_tokens`", "expected a non-negative integer"],
+    );
+    std::fs::write(d.join("cols.csv"), "step,group,prompt,response_tokens\n0,0,12,40\n").unwrap();
+    let e = Scenario::from_text(&with_trace("cols.csv"), &d.join("s.toml"), &[]).unwrap_err().to_string();
+    assert_has(&e, &["cols.csv:1: field `prompt`: unknown column"]);
+}
+
+#[test]
+fn syntax_errors_and_bad_overrides() {
+    let e = err(&BASE.replace("steps = 2", "steps = [2"), &[]);
+    assert_has(&e, &["bad.toml:16:1: TOML syntax error:", "expected `,`"]);
+    let e = err(BASE, &["no-equals-sign"]);
+    assert_has(&e, &["--set no-equals-sign", "expected KEY=VALUE"]);
+    let e = err(BASE, &["workload.steps.deeper=1"]);
+    assert_has(&e, &["--set workload.steps.deeper=1", "`steps` is a value, not a table"]);
+}
+
+#[test]
+fn quantile_points_must_be_ordered() {
+    let e = err(
+        &BASE.replace(
+            "{ kind = \"lognormal\", median = 500, sigma = 1.0 }",
+            "{ kind = \"quantiles\", points = [[0.0, 10], [0.9, 5], [1.0, 20]] }",
+        ),
+        &[],
+    );
+    assert_has(
+        &e,
+        &["field `workload.response_tokens.points[1]`", "must increase in quantile and not decrease in tokens"],
+    );
+}

@@ -1,0 +1,199 @@
+//! Property tests: invariants that must hold for any small scenario, on both pipelines — conservation of tokens and
+//! trajectories, no double-booked worker, staleness bounds, determinism — including tight KV caches that force
+//! preemption and small `max_num_seqs` that force queueing.
+
+use proptest::prelude::*;
+use rlsim_sim::scenario::Scenario;
+use rlsim_sim::simulator::simulate;
+use rlsim_sim::timeline::{Outcome, SpanKind};
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+struct Params {
+    pipeline: &'static str,
+    nodes: u32,
+    gpus_per_node: u32,
+    prompts: u32,
+    samples: u32,
+    steps: u32,
+    median: u32,
+    sigma: f64,
+    max_response: u32,
+    prompt: u32,
+    max_num_seqs: u32,
+    kv_tokens: u32,
+    seed: u64,
+}
+
+fn scenario_text(p: &Params) -> String {
+    // 0.1M parameters (0.2 MB of weights, 1.6 MB to train on one GPU), 32,768 bytes of KV per token: memory sized
+    // to hold `kv_tokens` of KV cache after the weights (always more than training needs).
+    let memory_gb = ((2e5 + p.kv_tokens as f64 * 32768.0 + 32768.0) / 0.9e9).max(0.002);
+    format!(
+        r#"
+name = "prop"
+seed = {seed}
+[model]
+params_b = 0.0001
+layers = 32
+hidden = 256
+heads = 1
+kv_heads = 1
+head_dim = 256
+vocab = 1000
+[cluster]
+bf16_tflops = 100.0
+hbm_gbytes_per_s = 100.0
+memory_gb = {memory_gb}
+nvlink_gbytes_per_s = 10.0
+pcie_gbytes_per_s = 1.0
+network_gbits_per_s = 10.0
+nodes = {nodes}
+gpus_per_node = {gpn}
+[workload]
+prompts_per_step = {prompts}
+samples_per_prompt = {samples}
+steps = {steps}
+max_response_tokens = {max_response}
+max_prompt_tokens = 64
+response_tokens = {{ kind = "lognormal", median = {median}, sigma = {sigma} }}
+prompt_tokens = {{ kind = "constant", tokens = {prompt} }}
+[training]
+activation_reserve_gb = 0
+[rollout]
+max_num_seqs = {max_num_seqs}
+[pipeline]
+type = "{pipeline}"
+"#,
+        seed = p.seed,
+        nodes = p.nodes,
+        gpn = p.gpus_per_node,
+        prompts = p.prompts,
+        samples = p.samples,
+        steps = p.steps,
+        max_response = p.max_response,
+        median = p.median,
+        sigma = p.sigma,
+        prompt = p.prompt,
+        max_num_seqs = p.max_num_seqs,
+        pipeline = p.pipeline,
+    )
+}
+
+fn params() -> impl Strategy<Value = Params> {
+    (
+        prop_oneof![Just("colocated"), Just("disaggregated")],
+        (1u32..3, prop_oneof![Just(2u32), Just(4)]),
+        (1u32..7, 1u32..5, 1u32..5),
+        (5u32..300, 0.1f64..1.5, 20u32..1500),
+        (1u32..64, 1u32..9, 1u32..6, any::<u64>()),
+    )
+        .prop_map(
+            |(
+                pipeline,
+                (nodes, gpn),
+                (prompts, samples, steps),
+                (median, sigma, max_response),
+                (prompt, max_num_seqs, kv_mult, seed),
+            )| Params {
+                pipeline,
+                nodes,
+                gpus_per_node: gpn,
+                prompts,
+                samples,
+                steps,
+                median,
+                sigma,
+                max_response,
+                prompt,
+                max_num_seqs,
+                // From "one longest sequence barely fits" (heavy preemption) to roomy.
+                kv_tokens: (64 + max_response + 2) * kv_mult,
+                seed,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn invariants_hold_for_any_small_scenario(p in params()) {
+        let s = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[]).unwrap();
+        let run = simulate(&s).unwrap();
+        let m = &run.report.summary;
+        // Conservation: every trajectory trained exactly once, every generated token accounted for.
+        run.trajectories.check_conservation().unwrap();
+        let expected = (p.steps * p.prompts * p.samples) as u64;
+        prop_assert_eq!(m.trained_samples, expected);
+        let all_trained = run.timeline.samples.iter().all(|s| matches!(s.outcome, Outcome::Trained { .. }));
+        prop_assert!(all_trained, "every sample is trained");
+        prop_assert_eq!(m.generated_tokens, m.trained_tokens + m.in_flight_tokens + m.discarded_tokens);
+        prop_assert_eq!((m.in_flight_tokens, m.discarded_tokens), (0, 0));
+        let span_tokens: u64 = run.timeline.spans.iter().filter(|s| s.kind == SpanKind::Generate).map(|s| s.tokens).sum();
+        prop_assert_eq!(span_tokens, m.generated_tokens);
+        // Each sample reached exactly its target length.
+        for t in run.trajectories.all() {
+            prop_assert_eq!(t.generated, t.target_tokens);
+        }
+        // No worker runs two activities at once.
+        prop_assert!(run.timeline.find_double_booking().is_none(), "{:?}", run.timeline.find_double_booking());
+        // Staleness bounds.
+        let bound = if p.pipeline == "colocated" { 0 } else { 1 };
+        prop_assert!(m.max_staleness <= bound);
+        prop_assert_eq!(m.steps, p.steps);
+        // Steps are ordered and contiguous.
+        for w in run.report.steps.windows(2) {
+            prop_assert_eq!(w[0].end_s, w[1].start_s);
+            prop_assert!(w[1].end_s >= w[1].start_s);
+        }
+        // Determinism: the same scenario again gives the same timeline.
+        let again = simulate(&s).unwrap();
+        prop_assert_eq!(&run.timeline, &again.timeline);
+    }
+}
+
+#[test]
+fn memory_errors_are_located() {
+    let p = Params {
+        pipeline: "colocated",
+        nodes: 1,
+        gpus_per_node: 2,
+        prompts: 1,
+        samples: 1,
+        steps: 1,
+        median: 10,
+        sigma: 0.5,
+        max_response: 100,
+        prompt: 10,
+        max_num_seqs: 4,
+        kv_tokens: 10,
+        seed: 0,
+    };
+    let e = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[]).unwrap_err().to_string();
+    assert!(e.starts_with("prop.toml:"), "{e}");
+}
+
+#[test]
+fn a_tight_kv_cache_preempts_and_still_conserves_every_token() {
+    let p = Params {
+        pipeline: "colocated",
+        nodes: 1,
+        gpus_per_node: 2,
+        prompts: 4,
+        samples: 4,
+        steps: 2,
+        median: 200,
+        sigma: 1.0,
+        max_response: 400,
+        prompt: 32,
+        max_num_seqs: 8,
+        kv_tokens: 64 + 400 + 2,
+        seed: 11,
+    };
+    let s = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[]).unwrap();
+    let run = simulate(&s).unwrap();
+    assert!(run.timeline.counters["kv_preemptions"] > 0, "{:?}", run.timeline.counters);
+    run.trajectories.check_conservation().unwrap();
+    assert_eq!(run.report.summary.trained_samples, 32);
+    assert!(run.trajectories.all().iter().all(|t| t.generated == t.target_tokens));
+}

@@ -1,0 +1,256 @@
+//! End-to-end tests of the `rlsim` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn rlsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rlsim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("rlsim runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = rlsim(args);
+    assert!(out.status.success(), "rlsim {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = rlsim(args);
+    assert_eq!(out.status.code(), Some(1), "rlsim {args:?} should fail with exit code 1");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rlsim-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn run_writes_the_promised_files() {
+    let dir = tmp("run");
+    let out = ok(&["run", "scenarios/quickstart.toml", "--out", dir.to_str().unwrap()]);
+    assert!(out.contains("trained tokens/s") && out.contains("quickstart"), "{out}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    for field in [
+        "scenario",
+        "pipeline",
+        "backend",
+        "seed",
+        "steps",
+        "sim_time_s",
+        "generated_tokens",
+        "trained_tokens",
+        "discarded_tokens",
+        "in_flight_tokens",
+        "tokens_per_s",
+        "samples_per_s",
+        "mean_step_s",
+        "gpu_util",
+        "bubble_fraction",
+        "mean_staleness",
+        "max_staleness",
+        "events",
+        "wall_s",
+    ] {
+        assert!(summary.get(field).is_some(), "summary.json lacks {field}");
+    }
+    assert_eq!(summary["backend"], "sim");
+    assert_eq!(summary["pipeline"], "colocated");
+    assert_eq!(summary["steps"], 5);
+    let steps = std::fs::read_to_string(dir.join("steps.csv")).unwrap();
+    assert_eq!(steps.lines().count(), 6, "{steps}");
+    let timeline = std::fs::read_to_string(dir.join("timeline.csv")).unwrap();
+    assert!(timeline.starts_with("worker,kind,start_s,end_s,step,trajectory,tokens,version\n"));
+    assert!(timeline.contains(",generate,") && timeline.contains(",train,") && timeline.contains(",switch,"));
+    // The resolved scenario reproduces the run.
+    let resolved = dir.join("scenario.resolved.toml");
+    let again = tmp("run-resolved");
+    ok(&["run", resolved.to_str().unwrap(), "--out", again.to_str().unwrap()]);
+    assert_eq!(std::fs::read(dir.join("timeline.csv")).unwrap(), std::fs::read(again.join("timeline.csv")).unwrap());
+}
+
+/// Every output file is byte-identical across runs, except `wall_s` in summary.json (wall-clock time).
+fn files_without_wall_time(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let mut bytes = std::fs::read(&p).unwrap();
+            if name == "summary.json" {
+                let text = String::from_utf8(bytes).unwrap();
+                bytes = text
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("\"wall_s\""))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    .into_bytes();
+            }
+            (name, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn same_scenario_and_seed_give_byte_identical_outputs() {
+    let (a, b, c) = (tmp("det-a"), tmp("det-b"), tmp("det-c"));
+    for d in [&a, &b] {
+        ok(&["run", "scenarios/dapo-32b-h800x64.toml", "--set", "workload.steps=3", "--out", d.to_str().unwrap()]);
+    }
+    let (fa, fb) = (files_without_wall_time(&a), files_without_wall_time(&b));
+    assert_eq!(fa.len(), 4);
+    for (x, y) in fa.iter().zip(&fb) {
+        assert!(x == y, "{} differs between identical runs", x.0);
+    }
+    // A different seed gives a different run.
+    ok(&[
+        "run",
+        "scenarios/dapo-32b-h800x64.toml",
+        "--set",
+        "workload.steps=3",
+        "--seed",
+        "99",
+        "--out",
+        c.to_str().unwrap(),
+    ]);
+    let fc = files_without_wall_time(&c);
+    assert_ne!(fa.iter().find(|f| f.0 == "timeline.csv"), fc.iter().find(|f| f.0 == "timeline.csv"));
+}
+
+#[test]
+fn compare_runs_one_scenario_under_several_pipelines() {
+    let dir = tmp("compare");
+    let out = ok(&[
+        "compare",
+        "scenarios/quickstart.toml",
+        "--pipeline",
+        "colocated",
+        "--pipeline",
+        "disaggregated",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.contains("1.00x") && out.contains("disaggregated"), "{out}");
+    let csv = std::fs::read_to_string(dir.join("compare.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("scenario,pipeline,gpus,steps,sim_time_s,mean_step_s,tokens_per_s,speedup"));
+    assert!(lines[1].contains(",colocated,") && lines[2].contains(",disaggregated,"));
+    assert!(dir.join("quickstart-colocated/summary.json").exists());
+    assert!(dir.join("quickstart-disaggregated/timeline.csv").exists());
+    // Several scenarios at once.
+    let out = ok(&[
+        "compare",
+        "scenarios/quickstart.toml",
+        "scenarios/moe-30b-h20-explicit.toml",
+        "--out",
+        dir.join("two").to_str().unwrap(),
+    ]);
+    assert!(out.contains("moe-30b-h20-explicit"), "{out}");
+}
+
+#[test]
+fn check_validates_and_bad_input_exits_non_zero_with_a_located_message() {
+    let out = ok(&["check", "scenarios/quickstart.toml"]);
+    assert!(out.contains("ok"), "{out}");
+    let err = fails(&["check", "scenarios/quickstart.toml", "--set", "workload.steps=0"]);
+    assert!(
+        err.contains(
+            "scenarios/quickstart.toml (with --set overrides):18:1: field `workload.steps`: must be at least 1"
+        ),
+        "{err}"
+    );
+    let err = fails(&["run", "scenarios/no-such.toml"]);
+    assert!(err.contains("scenarios/no-such.toml: cannot read scenario"), "{err}");
+    let err = fails(&["run", "scenarios/quickstart.toml", "--set", "model.preset=GPT-9"]);
+    assert!(err.contains("field `model.preset`: unknown model preset \"GPT-9\""), "{err}");
+    let usage = rlsim(&["compare", "scenarios/quickstart.toml", "--pipeline", "warp"]);
+    assert_eq!(usage.status.code(), Some(2), "clap rejects an unknown pipeline type");
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = ok(&["--help"]);
+    for cmd in ["run", "compare", "check", "trace", "bench"] {
+        assert!(out.contains(cmd), "{out}");
+    }
+    let run = ok(&["run", "--help"]);
+    assert!(run.contains("--set") && run.contains("--seed") && run.contains("--out"), "{run}");
+}
+
+#[test]
+fn trace_import_reads_polytrace_and_matches_its_published_quantiles() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/traces/polytrace/dapo-math");
+    if !src.exists() {
+        // CI and the development machines have ../shared beside the checkout; a bare clone does not.
+        eprintln!("skipping: {} not found", src.display());
+        return;
+    }
+    let out = tmp("import").with_extension("csv");
+    ok(&["trace", "import", src.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let stats = ok(&["trace", "stats", out.to_str().unwrap()]);
+    // ../shared/traces/README.md: dapo-math output tokens p50 / p90 / p99 / max = 465 / 1,041 / 2,711 / 10,112.
+    assert!(stats.contains("6 steps, 576 groups, 4608 samples"), "{stats}");
+    let row = stats.lines().find(|l| l.starts_with("response tokens")).unwrap();
+    let nums: Vec<&str> = row.split_whitespace().skip(2).collect();
+    assert_eq!(nums[1..], ["465", "1041", "2711", "10112"], "{stats}");
+}
+
+#[test]
+fn trace_synth_is_reproducible() {
+    let (a, b) = (tmp("synth-a").with_extension("csv"), tmp("synth-b").with_extension("csv"));
+    for p in [&a, &b] {
+        ok(&[
+            "trace",
+            "synth",
+            "--response-quantiles",
+            "0:2,0.5:465,0.99:2711,1:10112",
+            "--prompt-quantiles",
+            "0:86,1:617",
+            "--steps",
+            "2",
+            "--groups",
+            "3",
+            "--samples",
+            "4",
+            "--seed",
+            "5",
+            "--out",
+            p.to_str().unwrap(),
+        ]);
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert_eq!(std::fs::read_to_string(&a).unwrap().lines().count(), 1 + 2 * 3 * 4);
+    let err = fails(&[
+        "trace",
+        "synth",
+        "--response-quantiles",
+        "0.5:3",
+        "--prompt-quantiles",
+        "0:1,1:2",
+        "--steps",
+        "1",
+        "--groups",
+        "1",
+        "--samples",
+        "1",
+        "--out",
+        a.to_str().unwrap(),
+    ]);
+    assert!(err.contains("--response-quantiles"), "{err}");
+}
+
+#[test]
+fn bench_prints_events_per_second() {
+    let out = ok(&["bench", "scenarios/quickstart.toml", "--steps", "2", "--repeat", "1"]);
+    assert!(out.contains("Mevents/s") && out.contains("quickstart"), "{out}");
+}

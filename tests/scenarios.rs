@@ -1,0 +1,102 @@
+//! Every bundled scenario loads and runs under every pipeline its layout allows, keeps the invariants
+//! (conservation, no double booking, staleness bounds), and matches its golden summary.
+
+use rlsim_sim::scenario::{Scenario, PIPELINE_TYPES};
+use rlsim_sim::simulator::{simulate, SimRun};
+use std::path::{Path, PathBuf};
+
+fn bundled() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<PathBuf> = walk(&dir);
+    files.sort();
+    assert!(files.len() >= 3, "bundled scenarios missing in {}", dir.display());
+    files
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|x| x == "toml") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn check_invariants(s: &Scenario, run: &SimRun) {
+    let m = &run.report.summary;
+    let what = format!("{} as {}", s.name, s.pipeline.kind);
+    run.trajectories.check_conservation().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(m.generated_tokens, m.trained_tokens + m.in_flight_tokens + m.discarded_tokens, "{what}");
+    let w = &s.workload;
+    assert_eq!(m.trained_samples, (w.steps * w.prompts_per_step * w.samples_per_prompt) as u64, "{what}");
+    assert_eq!(m.steps, w.steps, "{what}");
+    assert!(run.timeline.find_double_booking().is_none(), "{what}: {:?}", run.timeline.find_double_booking());
+    let bound = match s.pipeline.kind.name() {
+        "colocated" => 0,
+        "disaggregated" => 1,
+        other => panic!("no staleness bound known for {other}"),
+    };
+    assert!(m.max_staleness <= bound, "{what}: staleness {}", m.max_staleness);
+    assert!(m.tokens_per_s > 0.0 && m.gpu_util > 0.0 && m.bubble_fraction >= 0.0, "{what}");
+}
+
+#[test]
+fn every_bundled_scenario_runs_under_every_pipeline_its_layout_allows() {
+    for file in bundled() {
+        let own = Scenario::load(&file, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let run = simulate(&own).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        check_invariants(&own, &run);
+        for kind in PIPELINE_TYPES {
+            if *kind == own.pipeline.kind.name() {
+                continue;
+            }
+            match Scenario::load(&file, &[format!("pipeline.type={kind}")]) {
+                Ok(s) => check_invariants(&s, &simulate(&s).unwrap_or_else(|e| panic!("{}: {e}", file.display()))),
+                // Only an explicit worker layout may rule a pipeline out, and it must say why.
+                Err(e) => {
+                    assert!(own.resolved.cluster.workers.is_some(), "{}: {e}", file.display());
+                    assert!(e.to_string().contains("cluster.workers"), "{e}");
+                }
+            }
+        }
+    }
+}
+
+/// Golden summaries: the bundled scenarios' key figures, so that any change to the model shows up in review.
+/// Regenerate with `RLSIM_BLESS=1 cargo test --test scenarios golden` and explain the change in the commit.
+#[test]
+fn golden_summaries_of_the_bundled_scenarios() {
+    let mut lines =
+        vec!["scenario,pipeline,steps,sim_time_s,generated_tokens,trained_tokens,mean_step_s,mean_staleness,events"
+            .to_string()];
+    for file in bundled() {
+        for kind in PIPELINE_TYPES {
+            let Ok(s) = Scenario::load(&file, &[format!("pipeline.type={kind}")]) else { continue };
+            let m = simulate(&s).unwrap().report.summary;
+            lines.push(format!(
+                "{},{},{},{:.6},{},{},{:.6},{:.6},{}",
+                m.scenario,
+                m.pipeline,
+                m.steps,
+                m.sim_time_s,
+                m.generated_tokens,
+                m.trained_tokens,
+                m.mean_step_s,
+                m.mean_staleness,
+                m.events
+            ));
+        }
+    }
+    let got = lines.join("\n") + "\n";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/summaries.csv");
+    if std::env::var_os("RLSIM_BLESS").is_some() {
+        std::fs::write(&path, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(got == want, "golden summaries changed (RLSIM_BLESS=1 to accept):\n--- want\n{want}--- got\n{got}");
+}
