@@ -454,7 +454,8 @@ impl Sim<'_> {
         Ok(())
     }
 
-    fn timeline(&self) -> Timeline {
+    /// The recorded Timeline (moves the spans out: call once, at the end).
+    fn timeline(&mut self) -> Timeline {
         let mut counters = std::collections::BTreeMap::new();
         let (mut preemptions, mut prefill, mut iterations) = (0, 0, 0);
         for e in self.engines.iter().flatten() {
@@ -484,7 +485,7 @@ impl Sim<'_> {
                 })
                 .collect(),
             total_gpus: self.scenario.cluster.total_gpus(),
-            spans: self.spans.clone(),
+            spans: std::mem::take(&mut self.spans),
             samples: self
                 .tm
                 .all()
