@@ -49,6 +49,8 @@ pub trait Estimates {
     fn sync_ns(&self, from: &[WorkerId], to: &[WorkerId]) -> u64;
     /// Switching `worker` to hold `to`.
     fn switch_ns(&self, worker: WorkerId, to: Role) -> u64;
+    /// One decode iteration of `worker`'s engine with `batch` sequences holding `context_tokens` of KV in total.
+    fn decode_iteration_ns(&self, worker: WorkerId, batch: u64, context_tokens: u64) -> u64;
 }
 
 /// Cost model of one scenario.
@@ -189,5 +191,10 @@ impl Estimates for CostModel {
             self.model.params_b * 1e9 * (2.0 + self.training.optimizer_bytes_per_param) / train_gpus as f64;
         let pcie = self.cluster.gpu.pcie_gbytes_per_s * 1e9;
         secs_to_ns((rollout_bytes + train_bytes) / pcie + self.pipeline.switch_fixed_s)
+    }
+
+    fn decode_iteration_ns(&self, worker: WorkerId, batch: u64, context_tokens: u64) -> u64 {
+        let fs = self.decode_coeffs(self.cluster.worker(worker)).iteration_fs(batch, context_tokens);
+        fs.div_ceil(crate::time::FS_PER_NS) as u64
     }
 }

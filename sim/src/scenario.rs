@@ -1238,3 +1238,58 @@ impl fmt::Display for PipelineKind {
         f.write_str(self.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "name = \"t\"\n\n[cluster]\nnodes = 1\n\n[[cluster.workers]]\nname = \"a\"\ncount = 2\n\n[[cluster.workers]]\nname = \"b\"\ntags = [\"train\"]\n";
+
+    #[test]
+    fn overrides_set_nested_fields_array_entries_and_new_tables() {
+        let file = Path::new("t.toml");
+        let sets = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let out = apply_overrides(
+            TEXT,
+            file,
+            &sets(&[
+                "cluster.nodes=4",
+                "cluster.workers[1].count=3",
+                "cluster.workers.0.tp=2",
+                "pipeline.type=colocated",
+                "seed=9",
+            ]),
+        )
+        .unwrap();
+        let v: toml::Table = toml::from_str(&out).unwrap();
+        assert_eq!(v["cluster"]["nodes"].as_integer(), Some(4));
+        assert_eq!(v["cluster"]["workers"][1]["count"].as_integer(), Some(3));
+        assert_eq!(v["cluster"]["workers"][0]["tp"].as_integer(), Some(2));
+        assert_eq!(v["pipeline"]["type"].as_str(), Some("colocated"));
+        assert_eq!(v["seed"].as_integer(), Some(9));
+        // Replacing a value keeps the file's lines where they were, so errors still point at the user's lines.
+        let replaced = apply_overrides(TEXT, file, &sets(&["cluster.nodes=4"])).unwrap();
+        assert_eq!(replaced.lines().count(), TEXT.lines().count());
+        assert_eq!(replaced.lines().nth(3), Some("nodes = 4"));
+        let err = apply_overrides(TEXT, file, &sets(&["cluster.workers[5].count=1"])).unwrap_err().to_string();
+        assert!(err.contains("`workers` has 2 entries; index 5 is out of range"), "{err}");
+        let err = apply_overrides(TEXT, file, &sets(&["name.x=1"])).unwrap_err().to_string();
+        assert!(err.contains("`name` is a value, not a table"), "{err}");
+    }
+
+    #[test]
+    fn fields_are_located_through_tables_arrays_and_inline_tables() {
+        let text = "[cluster]\nnodes = 1\n\n[[cluster.workers]]\nname = \"a\"\n\n[[cluster.workers]]\nname = \"b\"\ntp = 4\n\n[workload]\nresponse_tokens = { kind = \"lognormal\", median = 5 }\n";
+        let src = Source::new(Path::new("t.toml"), text, false);
+        assert_eq!(src.locate("cluster.nodes"), Some((2, 1)));
+        assert_eq!(src.locate("cluster.workers[1].tp"), Some((9, 1)));
+        assert_eq!(src.locate("workload.response_tokens.median"), Some((12, 41)));
+        // A missing field points at its nearest ancestor in the file.
+        assert_eq!(src.locate("workload.steps"), Some((11, 2)));
+        assert_eq!(src.locate("training.mfu"), None);
+        assert_eq!(
+            split_path("a.b[2].c"),
+            vec![PathSeg::Key("a".into()), PathSeg::Key("b".into()), PathSeg::Index(2), PathSeg::Key("c".into())]
+        );
+    }
+}
