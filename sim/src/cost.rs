@@ -5,6 +5,7 @@ use crate::cluster::{Cluster, Worker, WorkerId};
 use crate::costs::decode::{DecodeCoeffs, PrefillCoeffs};
 use crate::costs::memory;
 use crate::model::ModelSpec;
+use crate::profile::HardwareProfile;
 use crate::scenario::{PipelineSpec, RolloutSpec, Scenario, TrainingSpec};
 use crate::time::{secs_to_fs, secs_to_ns};
 use std::cell::RefCell;
@@ -61,6 +62,7 @@ pub struct CostModel {
     rollout: RolloutSpec,
     training: TrainingSpec,
     pipeline: PipelineSpec,
+    profile: Option<HardwareProfile>,
     /// Bandwidth (GB/s) for a weight copy from a set of workers into one worker; widest paths are not free.
     copy_bw_cache: RefCell<BTreeMap<(Vec<WorkerId>, WorkerId), f64>>,
 }
@@ -73,6 +75,7 @@ impl CostModel {
             rollout: s.rollout.clone(),
             training: s.training.clone(),
             pipeline: s.pipeline.clone(),
+            profile: s.profile.clone(),
             copy_bw_cache: RefCell::new(BTreeMap::new()),
         }
     }
@@ -93,6 +96,16 @@ impl CostModel {
 
     /// Decode coefficients of a rollout engine on `worker`.
     pub fn decode_coeffs(&self, worker: &Worker) -> DecodeCoeffs {
+        if let Some(p) = &self.profile {
+            // Measured: overhead + per_seq·B + per_context_token·C (no separate memory-bound line).
+            return DecodeCoeffs {
+                overhead_fs: secs_to_fs(p.decode_overhead_s),
+                weights_fs: 0,
+                kv_fs_per_token: 0,
+                compute_fs_per_seq: secs_to_fs(p.decode_s_per_seq),
+                attention_fs_per_token: secs_to_fs(p.decode_s_per_context_token),
+            };
+        }
         let tp = worker.tp as f64;
         let hbm = self.hbm_bytes_per_s();
         let flops = tp * self.peak_flops() * self.rollout.decode_compute_efficiency;
@@ -108,9 +121,18 @@ impl CostModel {
 
     /// Prefill coefficients of a rollout engine on `worker`.
     pub fn prefill_coeffs(&self, worker: &Worker) -> PrefillCoeffs {
+        if let Some(p) = &self.profile {
+            return PrefillCoeffs {
+                overhead_fs: 0,
+                per_seq_fs: secs_to_fs(p.prefill_s_per_seq),
+                weights_fs: 0,
+                compute_fs_per_token: secs_to_fs(p.prefill_s_per_token),
+            };
+        }
         let tp = worker.tp as f64;
         PrefillCoeffs {
             overhead_fs: secs_to_fs(self.iteration_overhead_s(worker.tp)),
+            per_seq_fs: 0,
             weights_fs: secs_to_fs(self.model.weight_bytes() / tp / self.hbm_bytes_per_s()),
             compute_fs_per_token: secs_to_fs(
                 self.model.forward_flops_per_token() / (tp * self.peak_flops() * self.rollout.prefill_mfu),
@@ -120,6 +142,9 @@ impl CostModel {
 
     /// KV-cache tokens of a rollout engine on `worker` (validation guarantees it is positive).
     pub fn kv_capacity_tokens(&self, worker: &Worker) -> u64 {
+        if let Some(v) = self.rollout.kv_capacity_tokens {
+            return v;
+        }
         memory::kv_capacity_tokens(&self.model, &self.cluster.gpu, worker.tp, self.rollout.gpu_memory_utilization)
             .max(0) as u64
     }
@@ -143,6 +168,18 @@ impl Estimates for CostModel {
     /// Forward-only pass: 2·N_active·tokens FLOPs; update: 6·N_active·tokens; both over (GPUs · peak · MFU), plus a
     /// fixed overhead per micro-batch; then a ring all-reduce of bf16 gradients, 2·(G−1)/G · 2·N bytes per GPU.
     fn train(&self, tokens: u64, workers: &[WorkerId]) -> TrainCost {
+        if let Some(p) = &self.profile {
+            let t = tokens as f64;
+            return TrainCost {
+                logprob_ns: self
+                    .training
+                    .logprob_passes
+                    .iter()
+                    .map(|_| secs_to_ns(p.logprob_overhead_s + p.logprob_s_per_token * t))
+                    .collect(),
+                update_ns: secs_to_ns(p.update_overhead_s + p.update_s_per_token * t),
+            };
+        }
         let gpus = self.train_gpus(workers) as f64;
         let rate = gpus * self.peak_flops() * self.training.mfu;
         let micro_batches = (tokens as f64 / (gpus * self.training.micro_batch_tokens as f64)).ceil();
@@ -165,6 +202,9 @@ impl Estimates for CostModel {
     /// Each receiving GPU pulls its 1/tp shard of the bf16 weights over its widest path from the senders; the
     /// slowest receiver sets the pace; plus a fixed cost (gathering shards, NCCL set-up, engine weight reload).
     fn sync_ns(&self, from: &[WorkerId], to: &[WorkerId]) -> u64 {
+        if let Some(p) = &self.profile {
+            return secs_to_ns(p.sync_s);
+        }
         let mut slowest: f64 = 0.0;
         for &w in to {
             let shard = self.model.weight_bytes() / self.cluster.worker(w).tp as f64;
@@ -177,6 +217,9 @@ impl Estimates for CostModel {
     /// (gradients + optimizer, (2 + optimizer bytes)·N/G per GPU) across PCIe — one goes out, the other comes in —
     /// plus a fixed cost (allocator, CUDA graphs, engine wake/sleep); or the scenario's override.
     fn switch_ns(&self, worker: WorkerId, to: Role) -> u64 {
+        if let Some(p) = &self.profile {
+            return secs_to_ns(p.switch_s);
+        }
         let over = match to {
             Role::Train => self.pipeline.switch_to_train_s,
             Role::Rollout => self.pipeline.switch_to_rollout_s,

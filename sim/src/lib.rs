@@ -21,6 +21,7 @@ pub mod costs {
 pub mod cost;
 pub mod policies;
 pub mod policy;
+pub mod profile;
 pub mod report;
 pub mod simulator;
 pub mod timeline;

@@ -25,6 +25,8 @@ pub enum Event {
     WeightsSynced { step: u32, version: u32 },
     /// A timer set with `SetTimer` fired.
     TimerFired { id: u64 },
+    /// `Pause` took effect: these trajectories left `worker` with their tokens kept (status Paused).
+    Paused { worker: WorkerId, trajectories: Vec<TrajId> },
 }
 
 /// A decision; the backend validates it (an invalid command is an error, never ignored) and carries it out.
@@ -43,6 +45,9 @@ pub enum Command {
     Switch { step: u32, worker: WorkerId, to: Role },
     /// Deliver `TimerFired { id }` at `at`.
     SetTimer { at: SimTime, id: u64 },
+    /// Stop generating these trajectories on `worker` (all of its resident ones when `None`) at the end of the
+    /// decode iteration in progress; they keep their tokens and can be admitted again anywhere (re-prefilled).
+    Pause { worker: WorkerId, trajectories: Option<Vec<TrajId>> },
 }
 
 /// What a worker is doing.

@@ -218,14 +218,16 @@ impl RolloutEngine {
             self.stats.preemptions += 1;
         }
         // 2. admit FIFO
-        let mut prefill_tokens = 0;
+        let (mut prefill_tokens, mut prefill_seqs) = (0, 0);
         while let Some(front) = self.waiting.front() {
             let batch = self.running.len() as u64 + 1;
             if batch > self.max_seqs || self.context_sum + front.seq.context() + batch > self.kv_capacity_tokens {
                 break;
             }
             let w = self.waiting.pop_front().expect("front exists");
-            prefill_tokens += self.admit(w);
+            let tokens = self.admit(w);
+            prefill_tokens += tokens;
+            prefill_seqs += u64::from(tokens > 0);
         }
         if self.running.is_empty() {
             return match self.waiting.front() {
@@ -242,7 +244,7 @@ impl RolloutEngine {
         let until_finish = self.finishing.first().expect("running implies finishing").0 - self.iter;
         let until_full = (self.kv_capacity_tokens - self.context_sum) / batch;
         let iterations = until_finish.min(until_full).max(1);
-        let prefill_fs = self.prefill.prefill_fs(prefill_tokens);
+        let prefill_fs = self.prefill.prefill_fs(prefill_tokens, prefill_seqs);
         self.stats.prefill_tokens += prefill_tokens;
         let plan = Plan { start_fs, prefill_fs, batch, context: self.context_sum, iterations };
         self.plan = Some(plan);
@@ -363,7 +365,7 @@ pub fn reference_finish_times(
             waiting.push_front(r.seq);
             continue; // re-check before admitting, exactly like the boundary loop
         }
-        let mut prefill_tokens = 0;
+        let (mut prefill_tokens, mut prefill_seqs) = (0, 0);
         while let Some(front) = waiting.front().copied() {
             let used: u64 = running.iter().map(|r| ctx(&r.seq)).sum();
             let batch = running.len() as u64 + 1;
@@ -372,14 +374,16 @@ pub fn reference_finish_times(
             }
             waiting.pop_front();
             let cached = prefix_caching && running.iter().any(|r| r.seq.group == front.group);
-            prefill_tokens += ctx(&front) - if cached { front.prompt_tokens as u64 } else { 0 };
+            let tokens = ctx(&front) - if cached { front.prompt_tokens as u64 } else { 0 };
+            prefill_tokens += tokens;
+            prefill_seqs += u64::from(tokens > 0);
             running.push(R { seq: front, order });
             order += 1;
         }
         if running.is_empty() {
             break; // stuck: the fast engine reports this as an error
         }
-        now += prefill.prefill_fs(prefill_tokens);
+        now += prefill.prefill_fs(prefill_tokens, prefill_seqs);
         let used: u64 = running.iter().map(|r| ctx(&r.seq)).sum();
         now += decode.iteration_fs(running.len() as u64, used);
         for r in running.iter_mut() {
@@ -409,7 +413,7 @@ mod tests {
         }
     }
     fn p(o: u64, c: u64) -> PrefillCoeffs {
-        PrefillCoeffs { overhead_fs: o, weights_fs: 0, compute_fs_per_token: c }
+        PrefillCoeffs { overhead_fs: o, per_seq_fs: 0, weights_fs: 0, compute_fs_per_token: c }
     }
     fn seq(id: u64, group: u64, prompt: u32, target: u32) -> EngineSeq {
         EngineSeq { traj: TrajId(id), group, prompt_tokens: prompt, generated: 0, target }
@@ -505,7 +509,7 @@ mod tests {
             o in 0u64..50, w in 0u64..500, kv in 0u64..20, c in 0u64..200,
         ) {
             let seqs: Vec<EngineSeq> = lens.iter().enumerate().map(|(i, &(pr, t, g))| seq(i as u64, g, pr, t)).collect();
-            let (dc, pc) = (d(o, w, kv, c), p(3, 2));
+            let (dc, pc) = (d(o, w, kv, c), PrefillCoeffs { per_seq_fs: 5, ..p(3, 2) });
             let mut e = RolloutEngine::new(dc, pc, cap, max_seqs, caching);
             let fast = run_fast(&mut e, &seqs);
             let slow = reference_finish_times(&dc, &pc, cap, max_seqs, caching, &seqs);

@@ -35,6 +35,41 @@ pub struct RawScenario {
     pub rollout: RawRollout,
     #[serde(default)]
     pub pipeline: RawPipeline,
+    #[serde(default, skip_serializing_if = "RawHardware::is_empty")]
+    pub hardware: RawHardware,
+    #[serde(default)]
+    pub exec: RawExec,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHardware {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+impl RawHardware {
+    fn is_empty(&self) -> bool {
+        self.profile.is_none()
+    }
+}
+
+/// Settings only the real backend (`rlsim exec`) uses.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learning_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lengths: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eos_token: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kl_coef: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -175,6 +210,8 @@ pub struct RawRollout {
     pub tp_allreduce_us: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix_caching: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_capacity_tokens: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -243,6 +280,29 @@ pub struct RolloutSpec {
     pub iteration_overhead_s: f64,
     pub tp_allreduce_s: f64,
     pub prefix_caching: bool,
+    /// Overrides the KV-cache capacity the memory formula gives each engine (tokens).
+    pub kv_capacity_tokens: Option<u64>,
+}
+
+/// How the real backend decides where a response ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecLengths {
+    /// Ignore EOS and stop exactly at the workload's length (strict replay: both backends see the same lengths).
+    Trace,
+    /// Stop at `eos_token` or at the workload's length, whichever comes first.
+    Natural,
+}
+
+/// Validated `[exec]` settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecSpec {
+    pub learning_rate: f64,
+    pub lengths: ExecLengths,
+    pub eos_token: u32,
+    pub kl_coef: f64,
+    pub clip_ratio: f64,
+    /// The synthetic verifiable task: "even" (reward = share of response tokens that are even ids).
+    pub task: String,
 }
 
 /// The pipeline types rlsim knows.
@@ -294,6 +354,9 @@ pub struct Scenario {
     pub training: TrainingSpec,
     pub rollout: RolloutSpec,
     pub pipeline: PipelineSpec,
+    /// Measured cost parameters replacing the datasheet formulas, when `[hardware] profile` names a file.
+    pub profile: Option<crate::profile::HardwareProfile>,
+    pub exec: ExecSpec,
     /// The raw scenario with every default filled in (written as `scenario.resolved.toml`).
     pub resolved: RawScenario,
 }
@@ -720,6 +783,10 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
             "microseconds",
         )? / 1e6,
         prefix_caching: r.prefix_caching.unwrap_or(true),
+        kv_capacity_tokens: match r.kv_capacity_tokens {
+            Some(0) => return Err(src.error("rollout.kv_capacity_tokens", "must be at least 1 token, got 0")),
+            v => v,
+        },
     };
     resolved.rollout = RawRollout {
         tp: Some(rollout.tp),
@@ -731,6 +798,7 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         iteration_overhead_ms: Some(rollout.iteration_overhead_s * 1e3),
         tp_allreduce_us: Some(rollout.tp_allreduce_s * 1e6),
         prefix_caching: Some(rollout.prefix_caching),
+        kv_capacity_tokens: rollout.kv_capacity_tokens,
     };
 
     let t = &raw.training;
@@ -886,7 +954,10 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
 
     let workload = validate_workload(&raw.workload, &c, &mut resolved.workload)?;
     for w in cluster.with_tag("rollout") {
-        let cap = memory::kv_capacity_tokens(&model, &gpu, w.tp, rollout.gpu_memory_utilization);
+        let cap = rollout.kv_capacity_tokens.map_or_else(
+            || memory::kv_capacity_tokens(&model, &gpu, w.tp, rollout.gpu_memory_utilization),
+            |v| v as i64,
+        );
         let longest = workload.max_prompt_tokens as i64 + workload.max_response_tokens as i64 + 1;
         if cap < longest {
             return Err(src.error(
@@ -899,6 +970,50 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         }
     }
 
+    let profile = match &raw.hardware.profile {
+        Some(p) => {
+            let full = src.file.parent().unwrap_or(Path::new(".")).join(p);
+            let profile = crate::profile::HardwareProfile::load(&full).map_err(|e| src.error("hardware.profile", e))?;
+            let abs = std::fs::canonicalize(&full).unwrap_or(full);
+            resolved.hardware.profile = Some(abs.to_string_lossy().into_owned());
+            Some(profile)
+        }
+        None => None,
+    };
+    let e = &raw.exec;
+    let exec = ExecSpec {
+        learning_rate: c.positive(e.learning_rate, "exec.learning_rate", Some(3e-3), "AdamW learning rate")?,
+        lengths: match e.lengths.as_deref().unwrap_or("trace") {
+            "trace" => ExecLengths::Trace,
+            "natural" => ExecLengths::Natural,
+            other => {
+                return Err(
+                    src.error("exec.lengths", format!("unknown mode {other:?}; expected \"trace\" or \"natural\""))
+                )
+            }
+        },
+        eos_token: e.eos_token.unwrap_or(0),
+        kl_coef: c.number(e.kl_coef, "exec.kl_coef", 0.0, 0.0, f64::INFINITY, "KL penalty coefficient")?,
+        clip_ratio: c.number(e.clip_ratio, "exec.clip_ratio", 0.2, 0.0, 1.0, "PPO clip range")?,
+        task: match e.task.as_deref().unwrap_or("even") {
+            "even" => "even".to_string(),
+            other => return Err(src.error("exec.task", format!("unknown task {other:?}; expected \"even\""))),
+        },
+    };
+    if exec.eos_token >= model.vocab {
+        return Err(
+            src.error("exec.eos_token", format!("{} is outside the vocabulary of {}", exec.eos_token, model.vocab))
+        );
+    }
+    resolved.exec = RawExec {
+        learning_rate: Some(exec.learning_rate),
+        lengths: Some(if exec.lengths == ExecLengths::Trace { "trace" } else { "natural" }.into()),
+        eos_token: Some(exec.eos_token),
+        kl_coef: Some(exec.kl_coef),
+        clip_ratio: Some(exec.clip_ratio),
+        task: Some(exec.task.clone()),
+    };
+
     Ok(Scenario {
         name,
         seed,
@@ -909,6 +1024,8 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         training,
         rollout,
         pipeline,
+        profile,
+        exec,
         resolved,
     })
 }

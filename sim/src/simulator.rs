@@ -6,7 +6,7 @@ use crate::cost::{CostModel, Estimates, Role};
 use crate::policy::{build_policy, Activity, ClusterView, Command, Event, Policy, WorkerState};
 use crate::queue::EventQueue;
 use crate::report::{report, Report, RunMeta};
-use crate::rollout_engine::{EngineSeq, EngineStuck, RolloutEngine};
+use crate::rollout_engine::{Departed, EngineSeq, EngineStuck, RolloutEngine};
 use crate::scenario::Scenario;
 use crate::time::SimTime;
 use crate::timeline::{Outcome, SampleRecord, Span, SpanKind, Timeline, TimelineWorker};
@@ -66,10 +66,14 @@ struct Sim<'a> {
     events: u64,
 }
 
-/// Runs a scenario in the simulator.
+/// Runs a scenario in the simulator with its pipeline's policy.
 pub fn simulate(scenario: &Scenario) -> Result<SimRun, SimError> {
+    simulate_with(scenario, build_policy(&scenario.pipeline, &scenario.workload))
+}
+
+/// Runs a scenario in the simulator with any policy (a user's own, or a test's).
+pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<SimRun, SimError> {
     let started = Instant::now();
-    let policy = build_policy(&scenario.pipeline, &scenario.workload);
     let cost = CostModel::new(scenario);
     let mut engines = Vec::new();
     let mut states = Vec::new();
@@ -315,6 +319,7 @@ impl Sim<'_> {
                 self.queue.schedule(self.now.after_ns(d), Internal::SwitchDone { worker: *worker, role: *to });
                 Ok(())
             }
+            Command::Pause { worker, trajectories } => self.pause(&c, *worker, trajectories.as_deref()),
             Command::SetTimer { at, id } => {
                 if *at < self.now {
                     return Err(self.invalid(&c, "the time is in the past"));
@@ -374,37 +379,51 @@ impl Sim<'_> {
         Ok(())
     }
 
+    fn engine_error(&self, worker: WorkerId, source: EngineStuck) -> SimError {
+        SimError::Engine { worker: self.scenario.cluster.worker(worker).name.clone(), source }
+    }
+
     fn engine_tick(&mut self, worker: WorkerId) -> Result<(), SimError> {
-        let version = self.states[worker.index()].weights_version;
         let engine = self.engines[worker.index()].as_mut().expect("ticks only for engines");
         let done = engine.complete();
         let clock = engine.clock_fs();
-        let next = engine
-            .plan(clock)
-            .map_err(|source| SimError::Engine { worker: self.scenario.cluster.worker(worker).name.clone(), source })?;
+        let next = engine.plan(clock).map_err(|e| self.engine_error(worker, e))?;
+        self.settle(worker, done, next)
+    }
+
+    /// Records a generation segment that ends now.
+    fn generate_span(&mut self, worker: WorkerId, d: &Departed, version: u32) {
+        let t = d.seq.traj;
+        let start = d.admitted_fs.map_or(self.now, SimTime::from_fs_ceil).min(self.now);
+        self.spans.push(Span {
+            worker: worker.0,
+            kind: SpanKind::Generate,
+            start,
+            end: self.now,
+            step: Some(self.batch_step[t.0 as usize]),
+            trajectory: Some(t.0),
+            tokens: d.new_tokens as u64,
+            version: Some(version),
+        });
+    }
+
+    /// After an engine boundary: schedules its next interval, records and announces finished trajectories, and
+    /// closes its rollout span when it drained.
+    fn settle(&mut self, worker: WorkerId, done: Vec<Departed>, next: Option<u128>) -> Result<(), SimError> {
+        let version = self.states[worker.index()].weights_version;
+        let engine = self.engines[worker.index()].as_ref().expect("settle only for engines");
         self.states[worker.index()].resident = engine.running_len() + engine.waiting_len();
+        self.epochs[worker.index()] += 1;
         if let Some(end) = next {
-            self.epochs[worker.index()] += 1;
             self.queue.schedule(
                 SimTime::from_fs_ceil(end),
                 Internal::EngineTick { worker, epoch: self.epochs[worker.index()] },
             );
         }
         for d in &done {
-            let t = d.seq.traj;
-            self.tm.add_tokens(t, worker, version, d.new_tokens)?;
-            self.tm.finish(t, self.now)?;
-            let start = d.admitted_fs.map_or(self.now, SimTime::from_fs_ceil).min(self.now);
-            self.spans.push(Span {
-                worker: worker.0,
-                kind: SpanKind::Generate,
-                start,
-                end: self.now,
-                step: Some(self.batch_step[t.0 as usize]),
-                trajectory: Some(t.0),
-                tokens: d.new_tokens as u64,
-                version: Some(version),
-            });
+            self.tm.add_tokens(d.seq.traj, worker, version, d.new_tokens)?;
+            self.tm.finish(d.seq.traj, self.now)?;
+            self.generate_span(worker, d, version);
         }
         // The worker is idle before the policy hears of the finished trajectories, so it can switch or reuse it.
         let drained = next.is_none();
@@ -421,6 +440,45 @@ impl Sim<'_> {
             self.dispatch(Event::WorkerDrained { worker })?;
         }
         Ok(())
+    }
+
+    fn pause(&mut self, c: &Command, worker: WorkerId, which: Option<&[TrajId]>) -> Result<(), SimError> {
+        self.check_worker(c, worker)?;
+        if self.engines[worker.index()].is_none() {
+            return Err(self.invalid(c, format!("worker `{}` has no rollout engine", self.worker_name(worker))));
+        }
+        let version = self.states[worker.index()].weights_version;
+        let engine = self.engines[worker.index()].as_mut().expect("checked");
+        // Let the iteration in progress finish; then take the trajectories out at that boundary.
+        let done = engine.interrupt(self.now.as_fs());
+        let targets: Vec<TrajId> = match which {
+            Some(list) => list.to_vec(),
+            None => engine.resident().collect(),
+        };
+        let mut removed = Vec::with_capacity(targets.len());
+        for t in &targets {
+            match engine.remove(*t) {
+                Some(d) => removed.push(d),
+                None if done.iter().any(|d| d.seq.traj == *t) => {} // finished at this very boundary
+                None => {
+                    let name = self.worker_name(worker).to_string();
+                    return Err(self.invalid(c, format!("trajectory {} is not on worker `{name}`", t.0)));
+                }
+            }
+        }
+        let clock = engine.clock_fs();
+        let next = engine.plan(clock).map_err(|e| self.engine_error(worker, e))?;
+        let mut paused = Vec::with_capacity(removed.len());
+        for d in &removed {
+            self.tm.add_tokens(d.seq.traj, worker, version, d.new_tokens)?;
+            self.tm.pause(d.seq.traj)?;
+            if d.admitted_fs.is_some() {
+                self.generate_span(worker, d, version);
+            }
+            paused.push(d.seq.traj);
+        }
+        self.settle(worker, done, next)?;
+        self.dispatch(Event::Paused { worker, trajectories: paused })
     }
 
     fn span(&mut self, w: WorkerId, kind: SpanKind, start: SimTime, end: SimTime, step: Option<u32>, tokens: u64) {

@@ -90,21 +90,26 @@ impl DecodeCoeffs {
     }
 }
 
-/// Prefill cost coefficients, integer femtoseconds: t(P) = overhead + max(weights, compute·P).
+/// Prefill cost coefficients, integer femtoseconds: t(P, n) = overhead + n·per_seq + max(weights, compute·P) for
+/// P new tokens in n sequences (the formula model has no per-sequence term; a measured profile of an engine that
+/// prefills sequence by sequence has no shared weight read).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrefillCoeffs {
     pub overhead_fs: u64,
+    pub per_seq_fs: u64,
     pub weights_fs: u64,
     pub compute_fs_per_token: u64,
 }
 
 impl PrefillCoeffs {
-    /// One prefill pass over `tokens` new tokens (zero tokens cost nothing).
-    pub fn prefill_fs(&self, tokens: u64) -> u128 {
+    /// One prefill pass over `tokens` new tokens of `seqs` sequences (zero tokens cost nothing).
+    pub fn prefill_fs(&self, tokens: u64, seqs: u64) -> u128 {
         if tokens == 0 {
             return 0;
         }
-        self.overhead_fs as u128 + (self.weights_fs as u128).max(self.compute_fs_per_token as u128 * tokens as u128)
+        self.overhead_fs as u128
+            + self.per_seq_fs as u128 * seqs as u128
+            + (self.weights_fs as u128).max(self.compute_fs_per_token as u128 * tokens as u128)
     }
 }
 

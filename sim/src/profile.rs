@@ -1,0 +1,156 @@
+//! Hardware profiles: cost-model parameters measured on a real device by `rlsim profile`, which a scenario can name
+//! (`[hardware] profile = "..."`) so the simulator predicts that device instead of using datasheet formulas.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Fitted linear costs (seconds) of the real backend's operations on one device with one model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardwareProfile {
+    /// The device measured, e.g. "cpu (2 threads)" or "cuda:0 NVIDIA H100 80GB HBM3".
+    pub device: String,
+    /// The model measured, e.g. "layers=2 d_model=64 heads=4 vocab=32 context=192".
+    pub model: String,
+    /// Decode iteration: overhead + per_seq·B + per_context_token·(total context of the batch).
+    pub decode_overhead_s: f64,
+    pub decode_s_per_seq: f64,
+    pub decode_s_per_context_token: f64,
+    /// Prefill: per_seq·(sequences prefilled) + per_token·(tokens prefilled).
+    pub prefill_s_per_seq: f64,
+    pub prefill_s_per_token: f64,
+    /// One forward-only log-prob pass over T tokens: overhead + per_token·T.
+    pub logprob_overhead_s: f64,
+    pub logprob_s_per_token: f64,
+    /// One update (forward, backward, optimizer) over T tokens: overhead + per_token·T.
+    pub update_overhead_s: f64,
+    pub update_s_per_token: f64,
+    /// One weight sync (snapshot the trainer's weights, load them into an engine).
+    pub sync_s: f64,
+    /// One role switch (offload one state, onload the other).
+    pub switch_s: f64,
+    /// The raw measurements behind the fit: (what, x1, x2, seconds).
+    #[serde(default)]
+    pub samples: Vec<ProfileSample>,
+}
+
+/// One timed measurement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSample {
+    pub what: String,
+    pub x1: f64,
+    pub x2: f64,
+    pub seconds: f64,
+}
+
+impl HardwareProfile {
+    /// Reads a profile file; errors carry the file and the TOML error's line and column.
+    pub fn load(path: &Path) -> Result<HardwareProfile, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read profile: {e}", path.display()))?;
+        let p: HardwareProfile = toml::from_str(&text).map_err(|e| {
+            let (line, col) = e.span().map_or((0, 0), |s| {
+                let before = &text[..s.start.min(text.len())];
+                (before.matches('\n').count() + 1, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1)
+            });
+            format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
+        })?;
+        let values = [
+            ("decode_overhead_s", p.decode_overhead_s),
+            ("decode_s_per_seq", p.decode_s_per_seq),
+            ("decode_s_per_context_token", p.decode_s_per_context_token),
+            ("prefill_s_per_seq", p.prefill_s_per_seq),
+            ("prefill_s_per_token", p.prefill_s_per_token),
+            ("logprob_overhead_s", p.logprob_overhead_s),
+            ("logprob_s_per_token", p.logprob_s_per_token),
+            ("update_overhead_s", p.update_overhead_s),
+            ("update_s_per_token", p.update_s_per_token),
+            ("sync_s", p.sync_s),
+            ("switch_s", p.switch_s),
+        ];
+        if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite() || *v < 0.0) {
+            return Err(format!(
+                "{}: field `{name}`: expected a non-negative number of seconds, got {v}",
+                path.display()
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Writes the profile as TOML with a header comment.
+    pub fn to_toml(&self, header: &str) -> String {
+        let body = toml::to_string_pretty(self).expect("a profile always serialises");
+        let comment: String = header.lines().map(|l| format!("# {l}\n")).collect();
+        format!("{comment}{body}")
+    }
+}
+
+/// Least-squares fit of y = c0 + c1·x1 + c2·x2 (columns given by `xs`), solved by normal equations; coefficients
+/// below zero are clamped to zero and the rest refitted (a cost never shrinks with more work).
+pub fn fit_linear(xs: &[Vec<f64>], y: &[f64]) -> Vec<f64> {
+    let k = xs.first().map_or(0, |r| r.len());
+    let mut active: Vec<bool> = vec![true; k];
+    loop {
+        let idx: Vec<usize> = (0..k).filter(|&j| active[j]).collect();
+        let m = idx.len();
+        let mut a = vec![vec![0.0; m + 1]; m];
+        for (row, &yi) in xs.iter().zip(y) {
+            for (p, &i) in idx.iter().enumerate() {
+                for (q, &j) in idx.iter().enumerate() {
+                    a[p][q] += row[i] * row[j];
+                }
+                a[p][m] += row[i] * yi;
+            }
+        }
+        let sol = solve(a);
+        let mut coef = vec![0.0; k];
+        for (p, &i) in idx.iter().enumerate() {
+            coef[i] = sol[p];
+        }
+        if let Some(j) = idx.iter().copied().find(|&j| coef[j] < 0.0) {
+            active[j] = false;
+            continue;
+        }
+        return coef;
+    }
+}
+
+/// Gaussian elimination with partial pivoting on an augmented matrix; singular columns get 0.
+fn solve(mut a: Vec<Vec<f64>>) -> Vec<f64> {
+    let n = a.len();
+    for c in 0..n {
+        let pivot = (c..n).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs())).unwrap_or(c);
+        a.swap(c, pivot);
+        if a[c][c].abs() < 1e-300 {
+            continue;
+        }
+        for r in 0..n {
+            if r != c {
+                let f = a[r][c] / a[c][c];
+                for k in c..=n {
+                    a[r][k] -= f * a[c][k];
+                }
+            }
+        }
+    }
+    (0..n).map(|i| if a[i][i].abs() < 1e-300 { 0.0 } else { a[i][n] / a[i][i] }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_recovers_exact_coefficients_and_clamps_negatives() {
+        let xs: Vec<Vec<f64>> = (0..6).map(|i| vec![1.0, i as f64, (i * i) as f64]).collect();
+        let y: Vec<f64> = xs.iter().map(|r| 2.0 + 3.0 * r[1] + 0.5 * r[2]).collect();
+        let c = fit_linear(&xs, &y);
+        assert!((c[0] - 2.0).abs() < 1e-9 && (c[1] - 3.0).abs() < 1e-9 && (c[2] - 0.5).abs() < 1e-9, "{c:?}");
+        // y = 5·x: an intercept would come out negative with noise; it is clamped and the slope refitted.
+        let xs: Vec<Vec<f64>> = [1.0, 2.0, 3.0].iter().map(|&x| vec![1.0, x]).collect();
+        let c = fit_linear(&xs, &[4.0, 10.5, 15.0]);
+        assert_eq!(c[0], 0.0);
+        assert!((c[1] - (4.0 + 21.0 + 45.0) / 14.0).abs() < 1e-9);
+    }
+}
