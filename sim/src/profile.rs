@@ -125,11 +125,12 @@ fn solve(mut a: Vec<Vec<f64>>) -> Vec<f64> {
         if a[c][c].abs() < 1e-300 {
             continue;
         }
-        for r in 0..n {
+        let pivot_row = a[c].clone();
+        for (r, row) in a.iter_mut().enumerate() {
             if r != c {
-                let f = a[r][c] / a[c][c];
-                for k in c..=n {
-                    a[r][k] -= f * a[c][k];
+                let f = row[c] / pivot_row[c];
+                for (x, p) in row.iter_mut().zip(&pivot_row).skip(c) {
+                    *x -= f * p;
                 }
             }
         }
