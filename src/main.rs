@@ -2,6 +2,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use rlsim_exec::device::DeviceSpec;
+use rlsim_exec::runtime::execute;
 use rlsim_reports as reports;
 use rlsim_sim::scenario::{Scenario, PIPELINE_TYPES};
 use rlsim_sim::simulator::{simulate, SimRun};
@@ -56,6 +58,58 @@ enum Cmd {
     Trace {
         #[command(subcommand)]
         command: TraceCmd,
+    },
+    /// Run a scenario on real devices (the same policies, executed for real) and write the same files as `run`,
+    /// with backend "exec".
+    Exec {
+        scenario: PathBuf,
+        /// cpu, or cuda:N (needs a build with --features cuda).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// RL steps to run (default: the scenario's).
+        #[arg(long)]
+        steps: Option<u32>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Measure this device with the scenario's model (decode, prefill, train passes, weight sync, switch) and fit
+    /// the simulator's cost parameters into a profile a scenario can name with `[hardware] profile = "..."`.
+    Profile {
+        scenario: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Where to write the profile (TOML).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Run the simulator (with a measured profile) and the real backend on the same scenario and print simulated
+    /// vs measured step time, throughput, rollout and train time, bubble fraction and staleness; writes
+    /// validate.csv and both runs' files under --out.
+    Validate {
+        scenario: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Pipeline type(s) to validate (repeatable); default: the scenario's own.
+        #[arg(long = "pipeline", value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(PIPELINE_TYPES))]
+        pipelines: Vec<String>,
+        /// Profile to give the simulator; default: the scenario's `[hardware] profile`, or measure one now.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Measure a fresh profile even if the scenario names one.
+        #[arg(long)]
+        reprofile: bool,
+        /// RL steps to run (default: the scenario's).
+        #[arg(long)]
+        steps: Option<u32>,
+        /// Output folder (default runs/validate-<scenario name>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
     },
     /// Time the simulator on a scenario: events per second and wall time (release builds give the real figure).
     Bench {
@@ -142,6 +196,12 @@ fn emit(text: &str) {
 
 fn main() {
     let cli = Cli::parse();
+    // Before any thread or candle op exists: the real backend's CPU workers run one thread each.
+    if let Cmd::Exec { device, .. } | Cmd::Profile { device, .. } | Cmd::Validate { device, .. } = &cli.command {
+        if let Ok(d) = device.parse::<DeviceSpec>() {
+            rlsim_exec::device::one_thread_per_worker(d);
+        }
+    }
     if let Err(e) = dispatch(cli) {
         eprintln!("error: {}", error_chain(&e));
         std::process::exit(1);
@@ -234,8 +294,126 @@ fn dispatch(cli: Cli) -> Result<()> {
             ));
         }
         Cmd::Trace { command } => trace_command(command)?,
+        Cmd::Exec { scenario, device, steps, out, overrides } => {
+            let mut sets = overrides.list();
+            if let Some(n) = steps {
+                sets.push(format!("workload.steps={n}"));
+            }
+            let s = Scenario::load(&scenario, &sets)?;
+            let device: DeviceSpec = device.parse().map_err(anyhow::Error::msg)?;
+            let run = execute(&s, device).with_context(|| format!("running {} on {device}", scenario.display()))?;
+            let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("{}-exec", s.name)));
+            emit(&reports::summary_table(&run.report.summary));
+            let rewards: Vec<String> = run.step_rewards.iter().map(|r| format!("{r:.3}")).collect();
+            emit(&format!("mean reward per step: {}\n", rewards.join(" ")));
+            reports::write_run(&dir, &run.report, &run.timeline, Some(&s.resolved_toml()))?;
+            emit(&format!("wrote {}\n", dir.display()));
+        }
+        Cmd::Profile { scenario, device, out, overrides } => {
+            let s = Scenario::load(&scenario, &overrides.list())?;
+            let device: DeviceSpec = device.parse().map_err(anyhow::Error::msg)?;
+            let t0 = Instant::now();
+            let p = rlsim_exec::profile::measure(&s, device).map_err(anyhow::Error::msg)?;
+            let header = format!(
+                "Measured by `rlsim profile {} --device {device}` in {:.0} s.\nName it from a scenario: [hardware] profile = \"<path relative to the scenario>\"",
+                scenario.display(),
+                t0.elapsed().as_secs_f64()
+            );
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            std::fs::write(&out, p.to_toml(&header)).with_context(|| format!("writing {}", out.display()))?;
+            emit(&profile_table(&p));
+            emit(&format!("wrote {}\n", out.display()));
+        }
+        Cmd::Validate { scenario, device, pipelines, profile, reprofile, steps, out, overrides } => {
+            validate(&scenario, &device, &pipelines, profile, reprofile, steps, out, &overrides)?
+        }
         Cmd::Bench { scenario, steps, repeat, pipelines } => bench(&scenario, steps, repeat.max(1), &pipelines)?,
     }
+    Ok(())
+}
+
+fn profile_table(p: &rlsim_sim::profile::HardwareProfile) -> String {
+    let us = |s: f64| format!("{:.3}", s * 1e6);
+    let rows = vec![
+        vec!["decode iteration".to_string(), us(p.decode_overhead_s), format!("{} per seq + {} per context token", us(p.decode_s_per_seq), us(p.decode_s_per_context_token))],
+        vec!["prefill".to_string(), "0".to_string(), format!("{} per seq + {} per token", us(p.prefill_s_per_seq), us(p.prefill_s_per_token))],
+        vec!["log-prob pass".to_string(), us(p.logprob_overhead_s), format!("{} per token", us(p.logprob_s_per_token))],
+        vec!["update".to_string(), us(p.update_overhead_s), format!("{} per token", us(p.update_s_per_token))],
+        vec!["weight sync".to_string(), us(p.sync_s), String::new()],
+        vec!["switch".to_string(), us(p.switch_s), String::new()],
+    ];
+    format!("{}: {}\n{}", p.device, p.model, reports::text_table(&["operation", "fixed µs", "variable µs"], &rows))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn validate(
+    path: &Path,
+    device: &str,
+    pipelines: &[String],
+    profile: Option<PathBuf>,
+    reprofile: bool,
+    steps: Option<u32>,
+    out: Option<PathBuf>,
+    overrides: &Overrides,
+) -> Result<()> {
+    let device: DeviceSpec = device.parse().map_err(anyhow::Error::msg)?;
+    let mut base = overrides.list();
+    if let Some(n) = steps {
+        base.push(format!("workload.steps={n}"));
+    }
+    let s = Scenario::load(path, &base)?;
+    let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("validate-{}", s.name)));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let profile_path = match (profile, s.resolved.hardware.profile.clone(), reprofile) {
+        (Some(p), _, _) => std::fs::canonicalize(&p).with_context(|| format!("profile {}", p.display()))?,
+        (None, Some(p), false) => PathBuf::from(p),
+        _ => {
+            emit(&format!("profiling {device} with the scenario's model…\n"));
+            let p = rlsim_exec::profile::measure(&s, device).map_err(anyhow::Error::msg)?;
+            let path = dir.join("profile.toml");
+            std::fs::write(&path, p.to_toml("Measured by `rlsim validate`."))?;
+            emit(&profile_table(&p));
+            std::fs::canonicalize(&path)?
+        }
+    };
+    let kinds: Vec<String> = if pipelines.is_empty() { vec![s.pipeline.kind.to_string()] } else { pipelines.to_vec() };
+    let mut rows = Vec::new();
+    for kind in &kinds {
+        let mut sets = base.clone();
+        sets.push(format!("pipeline.type={kind}"));
+        sets.push(format!("hardware.profile={:?}", profile_path.to_string_lossy()));
+        let s = Scenario::load(path, &sets)?;
+        let exec = execute(&s, device).with_context(|| format!("running {kind} on {device}"))?;
+        let sim = simulate(&s).with_context(|| format!("simulating {kind}"))?;
+        let structure = rlsim_exec::validate::compare_structure(&sim.timeline, &exec.timeline);
+        reports::write_run(&dir.join(format!("{kind}-sim")), &sim.report, &sim.timeline, Some(&s.resolved_toml()))?;
+        reports::write_run(&dir.join(format!("{kind}-exec")), &exec.report, &exec.timeline, Some(&s.resolved_toml()))?;
+        rows.extend(rlsim_exec::validate::compare_reports(kind, &sim.report, &exec.report));
+        emit(&format!(
+            "{kind}: same policy decisions in both backends: {}\n",
+            match &structure {
+                Ok(()) => "yes".to_string(),
+                Err(e) => format!("NO ({e})"),
+            }
+        ));
+    }
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let err = if r.metric == "mean staleness" { format!("{:+.3}", r.error) } else { format!("{:+.1} %", 100.0 * r.error) };
+            vec![r.pipeline.clone(), r.metric.clone(), format!("{:.4}", r.simulated), format!("{:.4}", r.measured), err]
+        })
+        .collect();
+    emit(&reports::text_table(&["pipeline", "metric", "simulated", "measured", "error"], &body));
+    let csv_path = dir.join("validate.csv");
+    let mut w = csv::Writer::from_path(&csv_path)?;
+    for r in &rows {
+        w.serialize(r)?;
+    }
+    w.flush()?;
+    emit(&format!("wrote {}\n", dir.display()));
     Ok(())
 }
 

@@ -1,7 +1,7 @@
-//! A small decoder-only transformer in candle (GPT-style: learned positions, pre-norm blocks, GELU MLP), with a
+//! A small decoder-only transformer in candle (GPT-style: learned positions, pre-norm blocks, ReLU MLP), with a
 //! full-sequence forward for training and prefill and a batched one-token decode over per-sequence KV caches.
 
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, Var};
 use rand::RngExt;
 use rlsim_sim::rng::StreamRng;
 
@@ -141,7 +141,7 @@ impl Gpt {
 
     fn mlp(&self, l: usize, x: &Tensor) -> candle_core::Result<Tensor> {
         let h = candle_nn::ops::layer_norm_slow(x, self.layer(l, 4), self.layer(l, 5), 1e-5)?;
-        let h = h.broadcast_matmul(self.layer(l, 6))?.broadcast_add(self.layer(l, 7))?.gelu()?;
+        let h = h.broadcast_matmul(self.layer(l, 6))?.broadcast_add(self.layer(l, 7))?.relu()?;
         h.broadcast_matmul(self.layer(l, 8))?.broadcast_add(self.layer(l, 9))
     }
 
@@ -197,7 +197,8 @@ impl Gpt {
     }
 
     /// One decode iteration for a batch: each sequence reads its last token at its position, appends that token's
-    /// keys and values to its cache, and gets next-token logits [B, vocab]. Caches are padded to the longest.
+    /// keys and values to its cache, and gets next-token logits [B, vocab]. The matmuls of the weights are batched;
+    /// attention runs per sequence over its own cache (no padding), so its cost follows the sum of the contexts.
     pub fn decode(&self, last: &[u32], caches: &mut [SeqCache]) -> candle_core::Result<Tensor> {
         let b = last.len();
         let (d, h, dh) = (self.cfg.d_model, self.cfg.heads, self.cfg.head_dim());
@@ -205,12 +206,6 @@ impl Gpt {
         let tok = Tensor::from_slice(last, b, &self.device)?;
         let pos = Tensor::from_vec(positions, b, &self.device)?;
         let mut x = (self.p(0).index_select(&tok, 0)? + self.p(1).index_select(&pos, 0)?)?.reshape((b, 1, d))?;
-        let longest = caches.iter().map(|c| c.len + 1).max().unwrap_or(1);
-        let mut mask = Vec::with_capacity(b * longest);
-        for c in caches.iter() {
-            mask.extend((0..longest).map(|j| if j <= c.len { 0.0f32 } else { f32::NEG_INFINITY }));
-        }
-        let mask = Tensor::from_vec(mask, (b, 1, 1, longest), &self.device)?;
         let scale = 1.0 / (dh as f64).sqrt();
         for l in 0..self.cfg.layers {
             let hn = candle_nn::ops::layer_norm_slow(&x, self.layer(l, 0), self.layer(l, 1), 1e-5)?;
@@ -219,21 +214,14 @@ impl Gpt {
                 qkv.narrow(2, i * d, d)?.reshape((b, 1, h, dh))?.transpose(1, 2)?.contiguous()
             };
             let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-            let mut ks = Vec::with_capacity(b);
-            let mut vs = Vec::with_capacity(b);
+            let mut outs = Vec::with_capacity(b);
             for (i, c) in caches.iter_mut().enumerate() {
-                let kn = Tensor::cat(&[&c.k[l], &k.get(i)?], 1)?;
-                let vn = Tensor::cat(&[&c.v[l], &v.get(i)?], 1)?;
-                let pad = longest - kn.dim(1)?;
-                ks.push(kn.pad_with_zeros(1, 0, pad)?);
-                vs.push(vn.pad_with_zeros(1, 0, pad)?);
-                c.k[l] = kn;
-                c.v[l] = vn;
+                c.k[l] = Tensor::cat(&[&c.k[l], &k.get(i)?], 1)?;
+                c.v[l] = Tensor::cat(&[&c.v[l], &v.get(i)?], 1)?;
+                let att = (q.get(i)?.matmul(&c.k[l].t()?)? * scale)?;
+                outs.push(candle_nn::ops::softmax_last_dim(&att)?.matmul(&c.v[l])?);
             }
-            let (kp, vp) = (Tensor::stack(&ks, 0)?, Tensor::stack(&vs, 0)?);
-            let att = (q.matmul(&kp.t()?)? * scale)?.broadcast_add(&mask)?;
-            let att = candle_nn::ops::softmax_last_dim(&att)?.matmul(&vp)?;
-            let att = att.transpose(1, 2)?.reshape((b, 1, d))?.broadcast_matmul(self.layer(l, 3))?;
+            let att = Tensor::stack(&outs, 0)?.transpose(1, 2)?.reshape((b, 1, d))?.broadcast_matmul(self.layer(l, 3))?;
             x = (x + att)?;
             x = (&x + self.mlp(l, &x)?)?;
         }

@@ -233,6 +233,17 @@ impl TrajectoryManager {
         Ok(())
     }
 
+    /// Marks a running trajectory complete before its target length (it generated its end-of-sequence token):
+    /// its target becomes what it generated.
+    pub fn finish_early(&mut self, id: TrajId, now: SimTime) -> Result<(), TrajError> {
+        let t = self.get_mut(id)?;
+        if !matches!(t.status, TrajStatus::Running(_)) {
+            return Err(TrajError::WrongStatus { id: id.0, status: t.status, op: "finish early", needs: "running" });
+        }
+        t.target_tokens = t.generated;
+        self.finish(id, now)
+    }
+
     /// Consumes a finished trajectory in train step `step` whose trainer holds policy `version`.
     pub fn train(&mut self, id: TrajId, step: u32, version: u32) -> Result<(), TrajError> {
         let t = self.get_mut(id)?;

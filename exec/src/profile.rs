@@ -1,0 +1,239 @@
+//! `rlsim profile`: measures this device with the scenario's model — decode iterations over batch sizes and
+//! context lengths, prefill, log-prob and update passes over token counts, weight sync, role switch — and fits the
+//! simulator's cost parameters (a `HardwareProfile`).
+
+use crate::device::DeviceSpec;
+use crate::engine::{RealEngine, SeqInput};
+use crate::model::Gpt;
+use crate::runtime::gpt_config;
+use crate::trainer::{TrainSample, Trainer};
+use rand::RngExt;
+use rlsim_sim::profile::{fit_linear, HardwareProfile, ProfileSample};
+use rlsim_sim::rng::RngStreams;
+use rlsim_sim::scenario::{ExecLengths, Scenario};
+use rlsim_sim::trajectory::TrajId;
+use rlsim_sim::workload::Workload;
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median seconds of `reps` runs of `f` after one warm-up run.
+fn time<T>(reps: usize, mut f: impl FnMut() -> candle_core::Result<T>) -> candle_core::Result<f64> {
+    f()?;
+    let mut v = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        f()?;
+        v.push(t0.elapsed().as_secs_f64());
+    }
+    Ok(median(v))
+}
+
+/// (batch, context tokens, seconds) of every pure decode iteration (no admission) of one engine working through
+/// the scenario's workload, after a warm-up pass over other groups.
+fn decode_samples(s: &Scenario, cfg: crate::model::GptConfig, dev: &candle_core::Device, engine_index: u64) -> candle_core::Result<Vec<(f64, f64, f64)>> {
+    let streams = RngStreams::new(s.seed);
+    let mut rng = streams.indexed("profile/decode", engine_index);
+    let workload = Workload::new(s.workload.clone(), s.seed);
+    let longest = cfg.context - 1;
+    let groups = (2 * s.workload.prompts_per_step as u64).max(8);
+    let mut out = Vec::new();
+    for pass in 0..2u64 {
+        let mut engine = RealEngine::new(
+            Gpt::new(cfg, &mut streams.stream("exec/init"), dev)?,
+            s.rollout.max_num_seqs,
+            s.rollout.kv_capacity_tokens.unwrap_or(u64::MAX / 4),
+            s.rollout.prefix_caching,
+            ExecLengths::Trace,
+            s.exec.eos_token,
+            streams.indexed("profile/sample", engine_index),
+        );
+        let mut id = 0;
+        let first = (engine_index * 2 + pass) * groups;
+        for g in first..first + groups {
+            let lengths = workload.group(g);
+            let prompt: Vec<u32> = (0..lengths.prompt_tokens).map(|_| rng.random_range(1..cfg.vocab as u32)).collect();
+            for &r in &lengths.responses {
+                engine.enqueue(SeqInput {
+                    traj: TrajId(id),
+                    group: g,
+                    prompt: prompt.clone(),
+                    response: vec![],
+                    logprobs: vec![],
+                    target: r.min((longest - prompt.len()) as u32).max(1),
+                });
+                id += 1;
+            }
+        }
+        while !engine.is_empty() {
+            let before = engine.stats.prefill_tokens;
+            let t0 = Instant::now();
+            engine.step(&|| 0)?;
+            let secs = t0.elapsed().as_secs_f64();
+            if pass == 1 && engine.stats.prefill_tokens == before {
+                out.push((engine.stats.last_batch as f64, engine.stats.last_context as f64, secs));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Measures and fits. Takes tens of seconds for a tiny model on a CPU. Runs on a worker thread, as the runtime's
+/// workers do (the main thread's allocator arena behaves differently and is measurably slower).
+pub fn measure(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, String> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                if device == DeviceSpec::Cpu {
+                    crate::device::pin_thread(0); // where the runtime puts worker 0
+                }
+                measure_here(s, device)
+            })
+            .join()
+    })
+    .map_err(|_| "the profiling thread panicked".to_string())?
+}
+
+fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, String> {
+    let cfg = gpt_config(s)?;
+    let dev = device.open()?;
+    crate::device::one_thread_per_worker(device);
+    let err = |e: candle_core::Error| format!("profiling on {device}: {e}");
+    let streams = RngStreams::new(s.seed);
+    let model = Gpt::new(cfg, &mut streams.stream("exec/init"), &dev).map_err(err)?;
+    let mut rng = streams.stream("profile");
+    let mut tokens = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(1..cfg.vocab as u32)).collect() };
+    let mut samples = Vec::new();
+
+    // Decode: real engine iterations (sampling included) while engines work through the scenario's own workload —
+    // prompt groups with their real length mix, joining and leaving the batch — timed one by one. As many engines
+    // run at once as the layout has rollout workers (up to the cores), each pinned where the runtime pins it, so
+    // the contention between concurrent workers is in the figures.
+    let longest = cfg.context - 1;
+    let workload = Workload::new(s.workload.clone(), s.seed);
+    let engines = s.cluster.with_tag("rollout").count().clamp(1, core_affinity::get_core_ids().map_or(1, |c| c.len().max(1)));
+    let runs: Vec<Result<Vec<(f64, f64, f64)>, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..engines)
+            .map(|i| {
+                let dev = dev.clone();
+                scope.spawn(move || {
+                    if device == DeviceSpec::Cpu {
+                        crate::device::pin_thread(i);
+                    }
+                    decode_samples(s, cfg, &dev, i as u64).map_err(|e| format!("profiling on {device}: {e}"))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a profiling thread panicked".into()))).collect()
+    });
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for run in runs {
+        for (k, (b, context, secs)) in run?.into_iter().enumerate() {
+            xs.push(vec![1.0, b, context]);
+            ys.push(secs);
+            if k % 16 == 0 {
+                samples.push(ProfileSample { what: "decode".into(), x1: b, x2: context, seconds: secs });
+            }
+        }
+    }
+    if xs.len() < 3 {
+        return Err(format!("profiling on {device}: the workload gave only {} decode iterations to fit", xs.len()));
+    }
+    let decode = fit_linear(&xs, &ys);
+
+    // Prefill: one sequence of P tokens at a time (as the engine does).
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for p in [2usize, longest / 4, longest / 2, longest - 1].into_iter().filter(|&p| p >= 1) {
+        let t = tokens(p);
+        let secs = time(9, || model.prefill(&t).map(|c| c.len)).map_err(err)?;
+        xs.push(vec![1.0, p as f64]);
+        ys.push(secs);
+        samples.push(ProfileSample { what: "prefill".into(), x1: 1.0, x2: p as f64, seconds: secs });
+    }
+    let prefill = fit_linear(&xs, &ys);
+
+    // Train: log-prob passes and the update over batches of different token counts.
+    let trainer_model = Gpt::new(cfg, &mut streams.stream("exec/init"), &dev).map_err(err)?;
+    let mut trainer =
+        Trainer::new(trainer_model, None, s.exec.clone(), vec![rlsim_sim::scenario::LogProbPass::Old], s.training.micro_batch_tokens)
+            .map_err(err)?;
+    let (mut xl, mut yl, mut xu, mut yu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Batches drawn from the scenario's own workload, so their mix of lengths (and padding) is the real one.
+    let groups_per_step = s.workload.prompts_per_step as u64;
+    let mut serial = 1_000_000u64;
+    for groups in [1, groups_per_step / 4, groups_per_step / 2, groups_per_step, groups_per_step * 2].into_iter().filter(|&g| g >= 1) {
+        for _ in 0..2 {
+            let mut batch = Vec::new();
+            for _ in 0..groups {
+                let g = workload.group(serial);
+                let prompt = tokens(g.prompt_tokens as usize);
+                for (i, &r) in g.responses.iter().enumerate() {
+                    let r = (r as usize).min(cfg.context - prompt.len()).max(1);
+                    batch.push(TrainSample {
+                        group: serial,
+                        prompt: prompt.clone(),
+                        response: tokens(r),
+                        behaviour_logprobs: vec![-1.0; r],
+                        reward: (i % 3) as f32 / 2.0,
+                    });
+                }
+                serial += 1;
+            }
+            let t0 = Instant::now();
+            let clock = move || t0.elapsed().as_nanos() as u64;
+            let (mut logprob, mut update) = (Vec::new(), Vec::new());
+            for _ in 0..5 {
+                let t = trainer.step(&batch, &clock).map_err(err)?;
+                logprob.push((t.logprob_ns[0].1 - t.logprob_ns[0].0) as f64 / 1e9);
+                update.push((t.update_ns.1 - t.update_ns.0) as f64 / 1e9);
+            }
+            let total: f64 = batch.iter().map(|b| (b.prompt.len() + b.response.len()) as f64).sum();
+            let (lp, up) = (median(logprob[1..].to_vec()), median(update[1..].to_vec()));
+            xl.push(vec![1.0, total]);
+            yl.push(lp);
+            xu.push(vec![1.0, total]);
+            yu.push(up);
+            samples.push(ProfileSample { what: "logprob".into(), x1: batch.len() as f64, x2: total, seconds: lp });
+            samples.push(ProfileSample { what: "update".into(), x1: batch.len() as f64, x2: total, seconds: up });
+        }
+    }
+    let logprob = fit_linear(&xl, &yl);
+    let update = fit_linear(&xu, &yu);
+
+    // Weight sync: snapshot the trainer's weights and load them into an engine's model.
+    let sync = time(5, || model.load(&trainer.model.snapshot()?)).map_err(err)?;
+    samples.push(ProfileSample { what: "sync".into(), x1: 0.0, x2: 0.0, seconds: sync });
+    // Switch: park the engine's weights on the host, then bring them back (the two halves, averaged).
+    let host = candle_core::Device::Cpu;
+    let switch = time(5, || {
+        let parked: Vec<candle_core::Tensor> =
+            model.vars.iter().map(|v| v.as_tensor().to_device(&host)?.copy()).collect::<candle_core::Result<_>>()?;
+        model.load(&parked)
+    })
+    .map_err(err)?
+        / 2.0;
+    samples.push(ProfileSample { what: "switch".into(), x1: 0.0, x2: 0.0, seconds: switch });
+
+    Ok(HardwareProfile {
+        device: format!("{device} ({} threads per worker)", std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())),
+        model: format!(
+            "layers={} d_model={} heads={} vocab={} context={} params={}",
+            cfg.layers, cfg.d_model, cfg.heads, cfg.vocab, cfg.context, cfg.parameter_count()
+        ),
+        decode_overhead_s: decode[0],
+        decode_s_per_seq: decode[1],
+        decode_s_per_context_token: decode[2],
+        prefill_s_per_seq: prefill[0],
+        prefill_s_per_token: prefill[1],
+        logprob_overhead_s: logprob[0],
+        logprob_s_per_token: logprob[1],
+        update_overhead_s: update[0],
+        update_s_per_token: update[1],
+        sync_s: sync,
+        switch_s: switch,
+        samples,
+    })
+}

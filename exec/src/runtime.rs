@@ -1,0 +1,814 @@
+//! The wall-clock runtime: drives the same Policy implementations as the simulator over real worker threads (each
+//! owning a candle device), carries out their Commands for real, and records the same Timeline, so the same Report
+//! function applies.
+
+use crate::device::DeviceSpec;
+use crate::engine::{RealEngine, RealEngineStats, SeqInput, SeqOutput};
+use crate::model::{Gpt, GptConfig};
+use crate::task;
+use crate::trainer::{TrainSample, TrainTimings, Trainer};
+use candle_core::Tensor;
+use rlsim_sim::cluster::WorkerId;
+use rlsim_sim::cost::{CostModel, Role};
+use rlsim_sim::policy::{build_policy, Activity, ClusterView, Command, Event, Policy, WorkerState};
+use rlsim_sim::report::{report, Report, RunMeta};
+use rlsim_sim::rng::RngStreams;
+use rlsim_sim::scenario::{LogProbPass, Scenario};
+use rlsim_sim::time::SimTime;
+use rlsim_sim::timeline::{Outcome, SampleRecord, Span, SpanKind, Timeline, TimelineWorker};
+use rlsim_sim::trajectory::{TrajError, TrajId, TrajStatus, TrajectoryManager};
+use rlsim_sim::workload::Workload;
+use std::collections::BTreeMap;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why a real run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("policy `{policy}` at t={at}: invalid command {command}: {reason}")]
+    Command { policy: &'static str, at: SimTime, command: String, reason: String },
+    #[error("worker `{worker}` failed: {message}")]
+    Worker { worker: String, message: String },
+    #[error("trajectory manager: {0}")]
+    Trajectory(#[from] TrajError),
+    #[error("policy `{policy}` stopped after {done} of {steps} train steps with nothing left to do (a policy bug)")]
+    Stalled { policy: &'static str, done: u32, steps: u32 },
+    #[error("conservation check failed at the end of the run: {0}")]
+    Conservation(String),
+}
+
+/// A finished real run.
+pub struct ExecRun {
+    pub timeline: Timeline,
+    pub report: Report,
+    pub trajectories: TrajectoryManager,
+    /// Mean verifier reward of each train step's batch, in step order.
+    pub step_rewards: Vec<f32>,
+    pub step_losses: Vec<f32>,
+}
+
+/// The run's clock: nanoseconds since it started.
+#[derive(Clone, Copy)]
+struct Clock(Instant);
+
+impl Clock {
+    fn ns(&self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
+}
+
+enum ToWorker {
+    Admit(Vec<SeqInput>),
+    Pause(Option<Vec<TrajId>>),
+    Train(Vec<TrainSample>),
+    Snapshot,
+    Load(Arc<Vec<Tensor>>),
+    Switch(Role),
+    Stop,
+}
+
+enum FromWorker {
+    Progress { worker: WorkerId, finished: Vec<SeqOutput>, drained: bool },
+    Paused { worker: WorkerId, outputs: Vec<SeqOutput>, drained: bool },
+    TrainDone { timings: TrainTimings },
+    Snapshot { weights: Arc<Vec<Tensor>> },
+    Loaded,
+    Switched { worker: WorkerId, role: Role, start_ns: u64, end_ns: u64 },
+    Stats { stats: RealEngineStats },
+    Failed { worker: WorkerId, message: String },
+}
+
+/// What one worker thread owns.
+struct WorkerSetup {
+    id: WorkerId,
+    device: candle_core::Device,
+    cfg: GptConfig,
+    seed: u64,
+    engine: bool,
+    trainer: bool,
+    scenario: Scenario,
+}
+
+/// The model shape a scenario describes: `[model]` layers, hidden, heads, vocab; context = prompt + response caps.
+pub fn gpt_config(s: &Scenario) -> Result<GptConfig, String> {
+    let m = &s.model;
+    if m.hidden % m.heads != 0 || m.kv_heads != m.heads {
+        return Err(format!(
+            "{}: field `model`: the real backend's transformer needs hidden divisible by heads and kv_heads = heads (got hidden {}, heads {}, kv_heads {})",
+            s.file.display(), m.hidden, m.heads, m.kv_heads
+        ));
+    }
+    let cfg = GptConfig {
+        vocab: m.vocab as usize,
+        d_model: m.hidden as usize,
+        layers: m.layers as usize,
+        heads: m.heads as usize,
+        context: (s.workload.max_prompt_tokens + s.workload.max_response_tokens) as usize,
+    };
+    let real = cfg.parameter_count() as f64;
+    if (m.params_b * 1e9 - real).abs() > 0.05 * real {
+        return Err(format!(
+            "{}: field `model.params_b`: {} does not describe the model the real backend builds from these dimensions ({:.9} billion parameters); set params_b = {:.9}",
+            s.file.display(), m.params_b, real / 1e9, real / 1e9
+        ));
+    }
+    Ok(cfg)
+}
+
+fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker>, clock: Clock) {
+    let id = setup.id;
+    if setup.device.is_cpu() {
+        crate::device::pin_thread(id.index());
+    }
+    let fail_tx = tx.clone();
+    let result = (|| -> candle_core::Result<()> {
+        let s = &setup.scenario;
+        let streams = RngStreams::new(setup.seed);
+        // Every copy of the model starts from the same weights: version 0 everywhere.
+        let fresh = || Gpt::new(setup.cfg, &mut streams.stream("exec/init"), &setup.device);
+        let mut engine = if setup.engine {
+            Some(RealEngine::new(
+                fresh()?,
+                s.rollout.max_num_seqs,
+                s.rollout.kv_capacity_tokens.unwrap_or(u64::MAX / 4),
+                s.rollout.prefix_caching,
+                s.exec.lengths,
+                s.exec.eos_token,
+                streams.indexed("exec/sample", id.0 as u64),
+            ))
+        } else {
+            None
+        };
+        let mut trainer = if setup.trainer {
+            let reference = if s.training.logprob_passes.contains(&LogProbPass::Reference) { Some(fresh()?) } else { None };
+            Some(Trainer::new(fresh()?, reference, s.exec.clone(), s.training.logprob_passes.clone(), s.training.micro_batch_tokens)?)
+        } else {
+            None
+        };
+        // What a colocated switch moved off the device: the state not in use.
+        let mut parked: Option<Vec<Tensor>> = None;
+        let now = || clock.ns();
+        let send = |m: FromWorker| {
+            let _ = tx.send(m);
+        };
+        loop {
+            let busy = engine.as_ref().is_some_and(|e| !e.is_empty());
+            let msg = if busy {
+                match rx.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return Ok(()),
+                }
+            } else {
+                match rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => return Ok(()),
+                }
+            };
+            let Some(msg) = msg else {
+                let e = engine.as_mut().expect("busy implies an engine");
+                let finished = e.step(&now)?;
+                let drained = e.is_empty();
+                if !finished.is_empty() || drained {
+                    send(FromWorker::Progress { worker: id, finished, drained });
+                }
+                continue;
+            };
+            match msg {
+                ToWorker::Admit(seqs) => {
+                    let e = engine.as_mut().ok_or_else(|| candle_core::Error::Msg("no rollout engine".into()))?;
+                    seqs.into_iter().for_each(|s| e.enqueue(s));
+                }
+                ToWorker::Pause(which) => {
+                    let e = engine.as_mut().ok_or_else(|| candle_core::Error::Msg("no rollout engine".into()))?;
+                    let list = which.unwrap_or_else(|| e.resident());
+                    let outputs: Vec<SeqOutput> = list.into_iter().filter_map(|t| e.remove(t)).collect();
+                    send(FromWorker::Paused { worker: id, outputs, drained: e.is_empty() });
+                }
+                ToWorker::Train(samples) => {
+                    let t = trainer.as_mut().ok_or_else(|| candle_core::Error::Msg("no trainer".into()))?;
+                    let timings = t.step(&samples, &now)?;
+                    send(FromWorker::TrainDone { timings });
+                }
+                ToWorker::Snapshot => {
+                    let t = trainer.as_ref().ok_or_else(|| candle_core::Error::Msg("no trainer".into()))?;
+                    send(FromWorker::Snapshot { weights: Arc::new(t.model.snapshot()?) });
+                }
+                ToWorker::Load(weights) => {
+                    let e = engine.as_ref().ok_or_else(|| candle_core::Error::Msg("no rollout engine".into()))?;
+                    e.model.load(&weights)?;
+                    send(FromWorker::Loaded);
+                }
+                ToWorker::Switch(role) => {
+                    let start_ns = now();
+                    // Park the state going out of use on the host and bring the other back: real copies.
+                    let host = candle_core::Device::Cpu;
+                    match role {
+                        Role::Train => {
+                            if let Some(e) = engine.as_mut() {
+                                e.release();
+                                parked = Some(e.model.vars.iter().map(|v| v.as_tensor().to_device(&host)?.copy()).collect::<candle_core::Result<_>>()?);
+                            }
+                        }
+                        Role::Rollout => {
+                            if let (Some(e), Some(w)) = (engine.as_ref(), parked.take()) {
+                                e.model.load(&w)?;
+                            }
+                        }
+                    }
+                    send(FromWorker::Switched { worker: id, role, start_ns, end_ns: now() });
+                }
+                ToWorker::Stop => {
+                    send(FromWorker::Stats { stats: engine.as_ref().map(|e| e.stats).unwrap_or_default() });
+                    return Ok(());
+                }
+            }
+        }
+    })();
+    if let Err(e) = result {
+        let _ = fail_tx.send(FromWorker::Failed { worker: id, message: e.to_string() });
+    }
+}
+
+/// Per-trajectory data the driver keeps: the real tokens behind the trajectory manager's counts.
+#[derive(Clone, Debug, Default)]
+struct TrajData {
+    prompt: Vec<u32>,
+    response: Vec<u32>,
+    logprobs: Vec<f32>,
+    reward: f32,
+}
+
+struct PendingSync {
+    step: u32,
+    involved: Vec<WorkerId>,
+    targets: Vec<WorkerId>,
+    start: SimTime,
+    version: u32,
+    loads_left: usize,
+}
+
+struct Driver<'a> {
+    scenario: &'a Scenario,
+    policy: Box<dyn Policy>,
+    cost: CostModel,
+    workload: Workload,
+    streams: RngStreams,
+    clock: Clock,
+    to: Vec<Sender<ToWorker>>,
+    tm: TrajectoryManager,
+    data: Vec<TrajData>,
+    batch_step: Vec<u32>,
+    states: Vec<WorkerState>,
+    spans: Vec<Span>,
+    rollout_open: Vec<Option<(SimTime, u32)>>,
+    trainer_worker: WorkerId,
+    train_running: Option<(u32, Vec<WorkerId>)>,
+    /// Step label of each worker's switch in flight.
+    switch_step: BTreeMap<u32, u32>,
+    pending_sync: Option<PendingSync>,
+    timers: BTreeMap<(SimTime, u64), u64>,
+    timer_seq: u64,
+    trainer_version: u32,
+    train_steps_done: u32,
+    next_group: u64,
+    events: u64,
+    step_rewards: Vec<f32>,
+    step_losses: Vec<f32>,
+}
+
+/// Runs a scenario on real devices with its pipeline's policy.
+pub fn execute(scenario: &Scenario, device: DeviceSpec) -> Result<ExecRun, ExecError> {
+    execute_with(scenario, device, build_policy(&scenario.pipeline, &scenario.workload))
+}
+
+/// Runs a scenario on real devices with any policy.
+pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Policy>) -> Result<ExecRun, ExecError> {
+    let started = Instant::now();
+    let cfg = gpt_config(scenario).map_err(ExecError::Setup)?;
+    let dev = device.open().map_err(ExecError::Setup)?;
+    crate::device::one_thread_per_worker(device);
+    let cluster = &scenario.cluster;
+    let trainer_worker = cluster
+        .with_tag("train")
+        .next()
+        .map(|w| w.id)
+        .ok_or_else(|| ExecError::Setup(format!("{}: no worker has the tag `train`", scenario.file.display())))?;
+    let clock = Clock(Instant::now());
+    let (from_tx, from_rx) = channel::<FromWorker>();
+    let mut driver = Driver {
+        scenario,
+        policy,
+        cost: CostModel::new(scenario),
+        workload: Workload::new(scenario.workload.clone(), scenario.seed),
+        streams: RngStreams::new(scenario.seed),
+        clock,
+        to: Vec::new(),
+        tm: TrajectoryManager::new(),
+        data: Vec::new(),
+        batch_step: Vec::new(),
+        states: cluster
+            .workers
+            .iter()
+            .map(|w| WorkerState {
+                id: w.id,
+                role: if w.has_tag("rollout") { Role::Rollout } else { Role::Train },
+                activity: Activity::Idle,
+                weights_version: 0,
+                resident: 0,
+            })
+            .collect(),
+        spans: Vec::new(),
+        rollout_open: vec![None; cluster.workers.len()],
+        trainer_worker,
+        train_running: None,
+        switch_step: BTreeMap::new(),
+        pending_sync: None,
+        timers: BTreeMap::new(),
+        timer_seq: 0,
+        trainer_version: 0,
+        train_steps_done: 0,
+        next_group: 0,
+        events: 0,
+        step_rewards: Vec::new(),
+        step_losses: Vec::new(),
+    };
+    let mut stats = RealEngineStats::default();
+    let outcome = std::thread::scope(|scope| {
+        for w in &cluster.workers {
+            let (tx, rx) = channel();
+            driver.to.push(tx);
+            let setup = WorkerSetup {
+                id: w.id,
+                device: dev.clone(),
+                cfg,
+                seed: scenario.seed,
+                engine: w.has_tag("rollout"),
+                trainer: w.id == trainer_worker,
+                scenario: scenario.clone(),
+            };
+            let from = from_tx.clone();
+            scope.spawn(move || worker_main(setup, rx, from, clock));
+        }
+        let result = driver.run(&from_rx);
+        for tx in &driver.to {
+            let _ = tx.send(ToWorker::Stop);
+        }
+        // Collect the engines' counters as the workers stop.
+        let mut stopped = 0;
+        while stopped < cluster.workers.len() {
+            match from_rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(FromWorker::Stats { stats: s }) => {
+                    stats.preemptions += s.preemptions;
+                    stats.prefill_tokens += s.prefill_tokens;
+                    stats.decode_iterations += s.decode_iterations;
+                    stats.decode_batch_sum += s.decode_batch_sum;
+                    stats.step_ns += s.step_ns;
+                    stopped += 1;
+                }
+                Ok(FromWorker::Failed { .. }) => stopped += 1,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        result
+    });
+    outcome?;
+    driver.tm.check_conservation().map_err(ExecError::Conservation)?;
+    let timeline = driver.timeline(stats);
+    let meta = RunMeta {
+        scenario: scenario.name.clone(),
+        pipeline: driver.policy.name().to_string(),
+        backend: "exec".into(),
+        seed: scenario.seed,
+        events: driver.events,
+        wall_s: started.elapsed().as_secs_f64(),
+    };
+    let report = report(&timeline, &meta);
+    Ok(ExecRun { timeline, report, trajectories: driver.tm, step_rewards: driver.step_rewards, step_losses: driver.step_losses })
+}
+
+impl Driver<'_> {
+    fn now(&self) -> SimTime {
+        SimTime(self.clock.ns())
+    }
+
+    fn finished(&self) -> bool {
+        self.train_steps_done >= self.scenario.workload.steps && self.quiet()
+    }
+
+    fn quiet(&self) -> bool {
+        self.states.iter().all(|s| s.activity == Activity::Idle) && self.pending_sync.is_none() && self.timers.is_empty()
+    }
+
+    fn run(&mut self, rx: &Receiver<FromWorker>) -> Result<(), ExecError> {
+        self.dispatch(Event::Started)?;
+        loop {
+            if self.finished() {
+                return Ok(());
+            }
+            if self.quiet() {
+                return Err(ExecError::Stalled {
+                    policy: self.policy.name(),
+                    done: self.train_steps_done,
+                    steps: self.scenario.workload.steps,
+                });
+            }
+            let wait = match self.timers.keys().next() {
+                Some((at, _)) => Duration::from_nanos(at.since(self.now())),
+                None => Duration::from_secs(3600),
+            };
+            match rx.recv_timeout(wait) {
+                Ok(msg) => {
+                    self.events += 1;
+                    self.handle(msg)?;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = self.now();
+                    while let Some((&(at, seq), &id)) = self.timers.iter().next() {
+                        if at > now {
+                            break;
+                        }
+                        self.timers.remove(&(at, seq));
+                        self.events += 1;
+                        self.dispatch(Event::TimerFired { id })?;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(ExecError::Setup("every worker thread stopped".into()));
+                }
+            }
+        }
+    }
+
+    fn worker_name(&self, w: WorkerId) -> String {
+        self.scenario.cluster.worker(w).name.clone()
+    }
+
+    fn generate_span(&mut self, worker: WorkerId, o: &SeqOutput, version: u32) {
+        let now = self.now();
+        self.spans.push(Span {
+            worker: worker.0,
+            kind: SpanKind::Generate,
+            start: o.admitted_at_ns.map_or(now, SimTime).min(now),
+            end: now,
+            step: Some(self.batch_step[o.traj.0 as usize]),
+            trajectory: Some(o.traj.0),
+            tokens: o.new_tokens as u64,
+            version: Some(version),
+        });
+    }
+
+    fn record_tokens(&mut self, worker: WorkerId, o: &SeqOutput) -> Result<u32, ExecError> {
+        let version = self.states[worker.index()].weights_version;
+        self.tm.add_tokens(o.traj, worker, version, o.new_tokens)?;
+        let d = &mut self.data[o.traj.0 as usize];
+        d.response.clone_from(&o.response);
+        d.logprobs.clone_from(&o.logprobs);
+        Ok(version)
+    }
+
+    fn drained(&mut self, worker: WorkerId) {
+        self.states[worker.index()].activity = Activity::Idle;
+        self.states[worker.index()].resident = 0;
+        if let Some((start, step)) = self.rollout_open[worker.index()].take() {
+            let now = self.now();
+            self.span(worker, SpanKind::Rollout, start, now, Some(step));
+        }
+    }
+
+    fn span(&mut self, w: WorkerId, kind: SpanKind, start: SimTime, end: SimTime, step: Option<u32>) {
+        self.spans.push(Span { worker: w.0, kind, start, end, step, trajectory: None, tokens: 0, version: None });
+    }
+
+    fn handle(&mut self, msg: FromWorker) -> Result<(), ExecError> {
+        match msg {
+            FromWorker::Progress { worker, finished, drained } => {
+                let now = self.now();
+                for o in &finished {
+                    let version = self.record_tokens(worker, o)?;
+                    if o.stopped_at_eos {
+                        self.tm.finish_early(o.traj, now)?;
+                    } else {
+                        self.tm.finish(o.traj, now)?;
+                    }
+                    let d = &mut self.data[o.traj.0 as usize];
+                    d.reward = task::reward(&self.scenario.exec.task, &d.response);
+                    self.generate_span(worker, o, version);
+                    self.states[worker.index()].resident = self.states[worker.index()].resident.saturating_sub(1);
+                }
+                // As in the simulator: the worker is idle before the policy hears of the last finished trajectory.
+                if drained {
+                    self.drained(worker);
+                }
+                for o in finished {
+                    self.dispatch(Event::TrajectoryFinished { trajectory: o.traj, worker })?;
+                }
+                if drained && self.states[worker.index()].activity == Activity::Idle {
+                    self.dispatch(Event::WorkerDrained { worker })?;
+                }
+                Ok(())
+            }
+            FromWorker::Paused { worker, outputs, drained } => {
+                let mut paused = Vec::with_capacity(outputs.len());
+                for o in &outputs {
+                    let version = self.record_tokens(worker, o)?;
+                    self.tm.pause(o.traj)?;
+                    if o.admitted_at_ns.is_some() {
+                        self.generate_span(worker, o, version);
+                    }
+                    paused.push(o.traj);
+                }
+                if drained {
+                    self.drained(worker);
+                }
+                self.dispatch(Event::Paused { worker, trajectories: paused })?;
+                if drained && self.states[worker.index()].activity == Activity::Idle {
+                    self.dispatch(Event::WorkerDrained { worker })?;
+                }
+                Ok(())
+            }
+            FromWorker::TrainDone { timings } => {
+                let (step, workers) = self.train_running.take().expect("a train step is running");
+                for &w in &workers {
+                    for &(a, b) in &timings.logprob_ns {
+                        self.spans.push(Span { worker: w.0, kind: SpanKind::LogProb, start: SimTime(a), end: SimTime(b), step: Some(step), trajectory: None, tokens: timings.tokens, version: None });
+                    }
+                    let (a, b) = timings.update_ns;
+                    self.spans.push(Span { worker: w.0, kind: SpanKind::Train, start: SimTime(a), end: SimTime(b), step: Some(step), trajectory: None, tokens: timings.tokens, version: None });
+                    self.states[w.index()].activity = Activity::Idle;
+                }
+                self.trainer_version += 1;
+                self.train_steps_done += 1;
+                self.step_rewards.push(timings.mean_reward);
+                self.step_losses.push(timings.loss);
+                self.dispatch(Event::TrainDone { step, version: self.trainer_version })
+            }
+            FromWorker::Snapshot { weights } => {
+                let sync = self.pending_sync.as_ref().expect("a sync is pending");
+                for &t in &sync.targets {
+                    let _ = self.to[t.index()].send(ToWorker::Load(weights.clone()));
+                }
+                Ok(())
+            }
+            FromWorker::Loaded => {
+                let sync = self.pending_sync.as_mut().expect("a sync is pending");
+                sync.loads_left -= 1;
+                if sync.loads_left > 0 {
+                    return Ok(());
+                }
+                let sync = self.pending_sync.take().expect("checked");
+                let now = self.now();
+                for &w in &sync.involved {
+                    self.spans.push(Span { worker: w.0, kind: SpanKind::Sync, start: sync.start, end: now, step: Some(sync.step), trajectory: None, tokens: 0, version: Some(sync.version) });
+                    self.states[w.index()].activity = Activity::Idle;
+                }
+                for &w in &sync.targets {
+                    self.states[w.index()].weights_version = sync.version;
+                }
+                self.dispatch(Event::WeightsSynced { step: sync.step, version: sync.version })
+            }
+            FromWorker::Switched { worker, role, start_ns, end_ns } => {
+                let step = self.switch_step.remove(&worker.0);
+                self.spans.push(Span { worker: worker.0, kind: SpanKind::Switch, start: SimTime(start_ns), end: SimTime(end_ns), step, trajectory: None, tokens: 0, version: None });
+                self.states[worker.index()].role = role;
+                self.states[worker.index()].activity = Activity::Idle;
+                self.dispatch(Event::SwitchDone { worker, role })
+            }
+            FromWorker::Stats { .. } => Ok(()),
+            FromWorker::Failed { worker, message } => Err(ExecError::Worker { worker: self.worker_name(worker), message }),
+        }
+    }
+}
+
+impl Driver<'_> {
+    fn dispatch(&mut self, event: Event) -> Result<(), ExecError> {
+        let commands = {
+            let view = ClusterView {
+                now: self.now(),
+                cluster: &self.scenario.cluster,
+                workers: &self.states,
+                trajectories: &self.tm,
+                trainer_version: self.trainer_version,
+                workload: &self.scenario.workload,
+                estimates: &self.cost,
+            };
+            self.policy.on_event(&event, &view)
+        };
+        for c in commands {
+            self.apply(c)?;
+        }
+        Ok(())
+    }
+
+    fn invalid(&self, command: &Command, reason: impl Into<String>) -> ExecError {
+        let mut text = format!("{command:?}");
+        if text.len() > 200 {
+            text.truncate(200);
+            text.push('…');
+        }
+        ExecError::Command { policy: self.policy.name(), at: self.now(), command: text, reason: reason.into() }
+    }
+
+    fn check_idle(&self, c: &Command, w: WorkerId) -> Result<(), ExecError> {
+        let st = self.states.get(w.index()).ok_or_else(|| self.invalid(c, format!("no worker {}", w.0)))?;
+        if st.activity != Activity::Idle {
+            return Err(self.invalid(c, format!("worker `{}` is busy ({:?})", self.worker_name(w), st.activity)));
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, c: Command) -> Result<(), ExecError> {
+        let now = self.now();
+        match &c {
+            Command::CreateGroups { step, groups } => {
+                let s = self.scenario;
+                for _ in 0..*groups {
+                    let g = self.workload.group(self.next_group);
+                    let prompt = task::prompt_tokens(&self.streams, self.next_group, g.prompt_tokens, s.model.vocab, s.exec.eos_token);
+                    let ids = self.tm.create_group(self.next_group, g.prompt_tokens, &g.responses, now);
+                    for _ in ids {
+                        self.batch_step.push(*step);
+                        self.data.push(TrajData { prompt: prompt.clone(), ..Default::default() });
+                    }
+                    self.next_group += 1;
+                }
+            }
+            Command::Admit { worker, trajectories } => {
+                let w = *worker;
+                let st = self.states.get(w.index()).ok_or_else(|| self.invalid(&c, format!("no worker {}", w.0)))?;
+                if !self.scenario.cluster.worker(w).has_tag("rollout") || st.role != Role::Rollout {
+                    return Err(self.invalid(&c, format!("worker `{}` is not holding a rollout engine", self.worker_name(w))));
+                }
+                if !matches!(st.activity, Activity::Idle | Activity::RollingOut) {
+                    return Err(self.invalid(&c, format!("worker `{}` is busy ({:?})", self.worker_name(w), st.activity)));
+                }
+                if trajectories.is_empty() {
+                    return Ok(());
+                }
+                let mut inputs = Vec::with_capacity(trajectories.len());
+                for &t in trajectories {
+                    self.tm.admit(t, w)?;
+                    let tr = self.tm.get(t)?;
+                    let d = &self.data[t.0 as usize];
+                    inputs.push(SeqInput {
+                        traj: t,
+                        group: tr.group,
+                        prompt: d.prompt.clone(),
+                        response: d.response.clone(),
+                        logprobs: d.logprobs.clone(),
+                        target: tr.target_tokens,
+                    });
+                }
+                if self.states[w.index()].activity == Activity::Idle {
+                    self.states[w.index()].activity = Activity::RollingOut;
+                    self.rollout_open[w.index()] = Some((now, self.batch_step[trajectories[0].0 as usize]));
+                }
+                self.states[w.index()].resident += inputs.len();
+                let _ = self.to[w.index()].send(ToWorker::Admit(inputs));
+            }
+            Command::Pause { worker, trajectories } => {
+                let w = *worker;
+                if !self.scenario.cluster.worker(w).has_tag("rollout") {
+                    return Err(self.invalid(&c, format!("worker `{}` has no rollout engine", self.worker_name(w))));
+                }
+                let _ = self.to[w.index()].send(ToWorker::Pause(trajectories.clone()));
+            }
+            Command::Train { step, workers, trajectories } => {
+                if self.train_running.is_some() {
+                    return Err(self.invalid(&c, "a train step is already running"));
+                }
+                if !workers.contains(&self.trainer_worker) {
+                    return Err(self.invalid(&c, format!("the real backend trains on worker `{}`; include it", self.worker_name(self.trainer_worker))));
+                }
+                for &w in workers {
+                    self.check_idle(&c, w)?;
+                    if !self.scenario.cluster.worker(w).has_tag("train") || self.states[w.index()].role != Role::Train {
+                        return Err(self.invalid(&c, format!("worker `{}` is not holding the training state", self.worker_name(w))));
+                    }
+                }
+                let mut samples = Vec::with_capacity(trajectories.len());
+                for &t in trajectories {
+                    self.tm.train(t, *step, self.trainer_version)?;
+                    let tr = self.tm.get(t)?;
+                    let d = &self.data[t.0 as usize];
+                    samples.push(TrainSample {
+                        group: tr.group,
+                        prompt: d.prompt.clone(),
+                        response: d.response.clone(),
+                        behaviour_logprobs: d.logprobs.clone(),
+                        reward: d.reward,
+                    });
+                }
+                for &w in workers {
+                    self.states[w.index()].activity = Activity::Training;
+                }
+                self.train_running = Some((*step, workers.clone()));
+                let _ = self.to[self.trainer_worker.index()].send(ToWorker::Train(samples));
+            }
+            Command::SyncWeights { step, from, to } => {
+                if from.is_empty() || to.is_empty() {
+                    return Err(self.invalid(&c, "needs at least one source and one target"));
+                }
+                if !from.contains(&self.trainer_worker) {
+                    return Err(self.invalid(&c, format!("the trainer's weights live on `{}`; sync from it", self.worker_name(self.trainer_worker))));
+                }
+                let mut involved: Vec<WorkerId> = from.iter().chain(to.iter()).copied().collect();
+                involved.sort();
+                involved.dedup();
+                for &w in &involved {
+                    self.check_idle(&c, w)?;
+                }
+                for &w in to {
+                    if !self.scenario.cluster.worker(w).has_tag("rollout") {
+                        return Err(self.invalid(&c, format!("target `{}` has no rollout tag", self.worker_name(w))));
+                    }
+                }
+                for &w in &involved {
+                    self.states[w.index()].activity = Activity::Syncing;
+                }
+                self.pending_sync = Some(PendingSync {
+                    step: *step,
+                    involved,
+                    targets: to.clone(),
+                    start: now,
+                    version: self.trainer_version,
+                    loads_left: to.len(),
+                });
+                let _ = self.to[self.trainer_worker.index()].send(ToWorker::Snapshot);
+            }
+            Command::Switch { step, worker, to } => {
+                self.check_idle(&c, *worker)?;
+                let w = self.scenario.cluster.worker(*worker);
+                if !w.has_tag(to.name()) {
+                    return Err(self.invalid(&c, format!("worker `{}` has no `{}` tag", w.name, to.name())));
+                }
+                if self.states[worker.index()].role == *to {
+                    return Err(self.invalid(&c, format!("worker `{}` already holds {}", w.name, to.name())));
+                }
+                if self.states[worker.index()].resident > 0 {
+                    return Err(self.invalid(&c, format!("worker `{}` still has trajectories in its engine", w.name)));
+                }
+                self.states[worker.index()].activity = Activity::Switching;
+                self.switch_step.insert(worker.0, *step);
+                let _ = self.to[worker.index()].send(ToWorker::Switch(*to));
+            }
+            Command::SetTimer { at, id } => {
+                if *at < now {
+                    return Err(self.invalid(&c, "the time is in the past"));
+                }
+                self.timer_seq += 1;
+                self.timers.insert((*at, self.timer_seq), *id);
+            }
+        }
+        Ok(())
+    }
+
+    fn timeline(&mut self, stats: RealEngineStats) -> Timeline {
+        let mut counters = BTreeMap::new();
+        counters.insert("kv_preemptions".to_string(), stats.preemptions);
+        counters.insert("prefill_tokens".to_string(), stats.prefill_tokens);
+        counters.insert("decode_iterations".to_string(), stats.decode_iterations);
+        counters.insert("decode_batch_sum".to_string(), stats.decode_batch_sum);
+        counters.insert("engine_step_ns".to_string(), stats.step_ns);
+        let c = self.tm.counters();
+        counters.insert("paused".to_string(), c.paused);
+        counters.insert("resumed".to_string(), c.resumed);
+        counters.insert("migrated".to_string(), c.migrated);
+        let end = self.spans.iter().map(|s| s.end).max().unwrap_or(SimTime::ZERO);
+        Timeline {
+            workers: self
+                .scenario
+                .cluster
+                .workers
+                .iter()
+                .map(|w| TimelineWorker { name: w.name.clone(), gpus: w.gpu_count(), node: w.node, tags: w.tags.clone() })
+                .collect(),
+            total_gpus: self.scenario.cluster.total_gpus(),
+            spans: std::mem::take(&mut self.spans),
+            samples: self
+                .tm
+                .all()
+                .iter()
+                .map(|t| SampleRecord {
+                    trajectory: t.id.0,
+                    group: t.group,
+                    batch_step: self.batch_step[t.id.0 as usize],
+                    prompt_tokens: t.prompt_tokens,
+                    generated_tokens: t.generated,
+                    segments: t.segments.iter().map(|s| (s.version, s.tokens)).collect(),
+                    outcome: match (t.status, t.trained) {
+                        (TrajStatus::Trained, Some((step, version))) => Outcome::Trained { step, version },
+                        (TrajStatus::Discarded, _) => Outcome::Discarded,
+                        _ => Outcome::InFlight,
+                    },
+                })
+                .collect(),
+            end,
+            counters,
+        }
+    }
+}
