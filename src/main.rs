@@ -337,8 +337,16 @@ fn dispatch(cli: Cli) -> Result<()> {
 fn profile_table(p: &rlsim_sim::profile::HardwareProfile) -> String {
     let us = |s: f64| format!("{:.3}", s * 1e6);
     let rows = vec![
-        vec!["decode iteration".to_string(), us(p.decode_overhead_s), format!("{} per seq + {} per context token", us(p.decode_s_per_seq), us(p.decode_s_per_context_token))],
-        vec!["prefill".to_string(), "0".to_string(), format!("{} per seq + {} per token", us(p.prefill_s_per_seq), us(p.prefill_s_per_token))],
+        vec![
+            "decode iteration".to_string(),
+            us(p.decode_overhead_s),
+            format!("{} per seq + {} per context token", us(p.decode_s_per_seq), us(p.decode_s_per_context_token)),
+        ],
+        vec![
+            "prefill".to_string(),
+            "0".to_string(),
+            format!("{} per seq + {} per token", us(p.prefill_s_per_seq), us(p.prefill_s_per_token)),
+        ],
         vec!["log-prob pass".to_string(), us(p.logprob_overhead_s), format!("{} per token", us(p.logprob_s_per_token))],
         vec!["update".to_string(), us(p.update_overhead_s), format!("{} per token", us(p.update_s_per_token))],
         vec!["weight sync".to_string(), us(p.sync_s), String::new()],
@@ -366,23 +374,30 @@ fn validate(
     let s = Scenario::load(path, &base)?;
     let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("validate-{}", s.name)));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let profile_path = match (profile, s.resolved.hardware.profile.clone(), reprofile) {
-        (Some(p), _, _) => std::fs::canonicalize(&p).with_context(|| format!("profile {}", p.display()))?,
-        (None, Some(p), false) => PathBuf::from(p),
-        _ => {
-            emit(&format!("profiling {device} with the scenario's model…\n"));
-            let p = rlsim_exec::profile::measure(&s, device).map_err(anyhow::Error::msg)?;
-            let path = dir.join("profile.toml");
-            std::fs::write(&path, p.to_toml("Measured by `rlsim validate`."))?;
-            emit(&profile_table(&p));
-            std::fs::canonicalize(&path)?
-        }
+    // A profile given, or the scenario's own, serves every pipeline; otherwise each pipeline is measured with its
+    // own layout (how many workers run at once changes the figures on a small machine).
+    let given = match (profile, s.resolved.hardware.profile.clone(), reprofile) {
+        (Some(p), _, _) => Some(std::fs::canonicalize(&p).with_context(|| format!("profile {}", p.display()))?),
+        (None, Some(p), false) => Some(PathBuf::from(p)),
+        _ => None,
     };
     let kinds: Vec<String> = if pipelines.is_empty() { vec![s.pipeline.kind.to_string()] } else { pipelines.to_vec() };
     let mut rows = Vec::new();
     for kind in &kinds {
         let mut sets = base.clone();
         sets.push(format!("pipeline.type={kind}"));
+        let profile_path = match &given {
+            Some(p) => p.clone(),
+            None => {
+                emit(&format!("profiling {device} with the scenario's model and the {kind} layout…\n"));
+                let p =
+                    rlsim_exec::profile::measure(&Scenario::load(path, &sets)?, device).map_err(anyhow::Error::msg)?;
+                let file = dir.join(format!("profile-{kind}.toml"));
+                std::fs::write(&file, p.to_toml(&format!("Measured by `rlsim validate` for the {kind} layout.")))?;
+                emit(&profile_table(&p));
+                std::fs::canonicalize(&file)?
+            }
+        };
         sets.push(format!("hardware.profile={:?}", profile_path.to_string_lossy()));
         let s = Scenario::load(path, &sets)?;
         let exec = execute(&s, device).with_context(|| format!("running {kind} on {device}"))?;
@@ -402,7 +417,11 @@ fn validate(
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let err = if r.metric == "mean staleness" { format!("{:+.3}", r.error) } else { format!("{:+.1} %", 100.0 * r.error) };
+            let err = if r.metric == "mean staleness" {
+                format!("{:+.3}", r.error)
+            } else {
+                format!("{:+.1} %", 100.0 * r.error)
+            };
             vec![r.pipeline.clone(), r.metric.clone(), format!("{:.4}", r.simulated), format!("{:.4}", r.measured), err]
         })
         .collect();

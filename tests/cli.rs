@@ -254,3 +254,48 @@ fn bench_prints_events_per_second() {
     let out = ok(&["bench", "scenarios/quickstart.toml", "--steps", "2", "--repeat", "1"]);
     assert!(out.contains("Mevents/s") && out.contains("quickstart"), "{out}");
 }
+
+#[test]
+fn exec_profile_and_validate_run_on_the_cpu() {
+    let dir = tmp("exec");
+    ok(&["exec", "scenarios/exec-tiny.toml", "--device", "cpu", "--steps", "2", "--out", dir.to_str().unwrap()]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["backend"], "exec");
+    assert_eq!(summary["steps"], 2);
+    assert!(dir.join("timeline.csv").exists() && dir.join("steps.csv").exists());
+
+    let err = fails(&["exec", "scenarios/exec-tiny.toml", "--device", "cuda:0"]);
+    assert!(err.contains("--features cuda"), "{err}");
+    let err = fails(&["exec", "scenarios/exec-tiny.toml", "--device", "tpu"]);
+    assert!(err.contains("expected cpu or cuda:N"), "{err}");
+    let err = fails(&["exec", "scenarios/quickstart.toml", "--steps", "1"]);
+    assert!(err.contains("field `model"), "a 7B preset is not the transformer exec builds: {err}");
+
+    let profile = dir.join("profile.toml");
+    let out = ok(&["profile", "scenarios/exec-tiny.toml", "--out", profile.to_str().unwrap()]);
+    assert!(out.contains("decode iteration"), "{out}");
+    // The profile is what the simulator then uses.
+    let sim_dir = dir.join("sim");
+    let set = format!("hardware.profile={:?}", profile.to_str().unwrap());
+    ok(&["run", "scenarios/exec-tiny.toml", "--set", &set, "--out", sim_dir.to_str().unwrap()]);
+    let resolved = std::fs::read_to_string(sim_dir.join("scenario.resolved.toml")).unwrap();
+    assert!(resolved.contains("profile.toml"), "{resolved}");
+
+    let vdir = dir.join("validate");
+    let out = ok(&[
+        "validate",
+        "scenarios/exec-tiny.toml",
+        "--pipeline",
+        "colocated",
+        "--steps",
+        "2",
+        "--out",
+        vdir.to_str().unwrap(),
+    ]);
+    assert!(out.contains("same policy decisions in both backends: yes"), "{out}");
+    let csv = std::fs::read_to_string(vdir.join("validate.csv")).unwrap();
+    assert!(csv.starts_with("pipeline,metric,simulated,measured,error"), "{csv}");
+    assert_eq!(csv.lines().count(), 7, "{csv}");
+    assert!(vdir.join("colocated-exec/summary.json").exists() && vdir.join("colocated-sim/summary.json").exists());
+}

@@ -47,16 +47,6 @@ pub fn one_thread_per_worker(device: DeviceSpec) {
     }
 }
 
-/// Pins the calling thread to one core, chosen by `index` round-robin over the cores this process may use. A worker
-/// thread left free bounces between the cores of a small (virtual) machine when the others idle, which made the same
-/// decode iteration measure 2–3× slower alone than beside a busy neighbour; pinned, it costs the same either way —
-/// so a profile measured with one worker predicts a run with several.
-pub fn pin_thread(index: usize) {
-    if let Some(cores) = core_affinity::get_core_ids().filter(|c| !c.is_empty()) {
-        core_affinity::set_for_current(cores[index % cores.len()]);
-    }
-}
-
 /// Whether this binary was built with the `cuda` feature.
 pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
 

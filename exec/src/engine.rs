@@ -161,10 +161,16 @@ impl RealEngine {
     }
 
     fn step_inner(&mut self, now_ns: &dyn Fn() -> u64) -> candle_core::Result<Vec<SeqOutput>> {
-        while !self.running.is_empty() && self.kv_capacity_tokens.saturating_sub(self.used()) < self.running.len() as u64 {
+        while !self.running.is_empty()
+            && self.kv_capacity_tokens.saturating_sub(self.used()) < self.running.len() as u64
+        {
             let r = self.running.pop().expect("non-empty");
             self.stats.preemptions += 1;
-            self.waiting.push_front(Waiting { seq: r.seq, reported: r.reported, admitted_at_ns: Some(r.admitted_at_ns) });
+            self.waiting.push_front(Waiting {
+                seq: r.seq,
+                reported: r.reported,
+                admitted_at_ns: Some(r.admitted_at_ns),
+            });
         }
         while let Some(front) = self.waiting.front() {
             let batch = self.running.len() as u64 + 1;
@@ -201,8 +207,16 @@ impl RealEngine {
             }
             return Ok(Vec::new());
         }
-        let last: Vec<u32> = self.running.iter().map(|r| *r.seq.response.last().unwrap_or(r.seq.prompt.last().expect("prompt ≥ 1 token"))).collect();
-        let mut caches: Vec<SeqCache> = self.running.iter_mut().map(|r| std::mem::replace(&mut r.cache, SeqCache { k: vec![], v: vec![], len: 0 })).collect();
+        let last: Vec<u32> = self
+            .running
+            .iter()
+            .map(|r| *r.seq.response.last().unwrap_or(r.seq.prompt.last().expect("prompt ≥ 1 token")))
+            .collect();
+        let mut caches: Vec<SeqCache> = self
+            .running
+            .iter_mut()
+            .map(|r| std::mem::replace(&mut r.cache, SeqCache { k: vec![], v: vec![], len: 0 }))
+            .collect();
         let logits = self.model.decode(&last, &mut caches)?;
         self.stats.decode_iterations += 1;
         self.stats.decode_batch_sum += last.len() as u64;

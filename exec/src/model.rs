@@ -221,7 +221,8 @@ impl Gpt {
                 let att = (q.get(i)?.matmul(&c.k[l].t()?)? * scale)?;
                 outs.push(candle_nn::ops::softmax_last_dim(&att)?.matmul(&c.v[l])?);
             }
-            let att = Tensor::stack(&outs, 0)?.transpose(1, 2)?.reshape((b, 1, d))?.broadcast_matmul(self.layer(l, 3))?;
+            let att =
+                Tensor::stack(&outs, 0)?.transpose(1, 2)?.reshape((b, 1, d))?.broadcast_matmul(self.layer(l, 3))?;
             x = (x + att)?;
             x = (&x + self.mlp(l, &x)?)?;
         }

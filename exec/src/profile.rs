@@ -32,9 +32,17 @@ fn time<T>(reps: usize, mut f: impl FnMut() -> candle_core::Result<T>) -> candle
     Ok(median(v))
 }
 
+/// (batch size, context tokens, seconds) of one decode iteration.
+type DecodeSample = (f64, f64, f64);
+
 /// (batch, context tokens, seconds) of every pure decode iteration (no admission) of one engine working through
 /// the scenario's workload, after a warm-up pass over other groups.
-fn decode_samples(s: &Scenario, cfg: crate::model::GptConfig, dev: &candle_core::Device, engine_index: u64) -> candle_core::Result<Vec<(f64, f64, f64)>> {
+fn decode_samples(
+    s: &Scenario,
+    cfg: crate::model::GptConfig,
+    dev: &candle_core::Device,
+    engine_index: u64,
+) -> candle_core::Result<Vec<DecodeSample>> {
     let streams = RngStreams::new(s.seed);
     let mut rng = streams.indexed("profile/decode", engine_index);
     let workload = Workload::new(s.workload.clone(), s.seed);
@@ -84,17 +92,8 @@ fn decode_samples(s: &Scenario, cfg: crate::model::GptConfig, dev: &candle_core:
 /// Measures and fits. Takes tens of seconds for a tiny model on a CPU. Runs on a worker thread, as the runtime's
 /// workers do (the main thread's allocator arena behaves differently and is measurably slower).
 pub fn measure(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, String> {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                if device == DeviceSpec::Cpu {
-                    crate::device::pin_thread(0); // where the runtime puts worker 0
-                }
-                measure_here(s, device)
-            })
-            .join()
-    })
-    .map_err(|_| "the profiling thread panicked".to_string())?
+    std::thread::scope(|scope| scope.spawn(|| measure_here(s, device)).join())
+        .map_err(|_| "the profiling thread panicked".to_string())?
 }
 
 fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, String> {
@@ -109,20 +108,17 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
     let mut samples = Vec::new();
 
     // Decode: real engine iterations (sampling included) while engines work through the scenario's own workload —
-    // prompt groups with their real length mix, joining and leaving the batch — timed one by one. As many engines
-    // run at once as the layout has rollout workers (up to the cores), each pinned where the runtime pins it, so
-    // the contention between concurrent workers is in the figures.
+    // prompt groups with their real length mix, joining and leaving the batch — timed one by one. One engine per
+    // core runs at once: in a run every core is busy (engines, or an engine beside the trainer), and on a small
+    // virtual machine a lone busy thread is measurably slower than one beside busy neighbours.
     let longest = cfg.context - 1;
     let workload = Workload::new(s.workload.clone(), s.seed);
-    let engines = s.cluster.with_tag("rollout").count().clamp(1, core_affinity::get_core_ids().map_or(1, |c| c.len().max(1)));
-    let runs: Vec<Result<Vec<(f64, f64, f64)>, String>> = std::thread::scope(|scope| {
+    let engines = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
+    let runs: Vec<Result<Vec<DecodeSample>, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..engines)
             .map(|i| {
                 let dev = dev.clone();
                 scope.spawn(move || {
-                    if device == DeviceSpec::Cpu {
-                        crate::device::pin_thread(i);
-                    }
                     decode_samples(s, cfg, &dev, i as u64).map_err(|e| format!("profiling on {device}: {e}"))
                 })
             })
@@ -157,14 +153,22 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
 
     // Train: log-prob passes and the update over batches of different token counts.
     let trainer_model = Gpt::new(cfg, &mut streams.stream("exec/init"), &dev).map_err(err)?;
-    let mut trainer =
-        Trainer::new(trainer_model, None, s.exec.clone(), vec![rlsim_sim::scenario::LogProbPass::Old], s.training.micro_batch_tokens)
-            .map_err(err)?;
+    let mut trainer = Trainer::new(
+        trainer_model,
+        None,
+        s.exec.clone(),
+        vec![rlsim_sim::scenario::LogProbPass::Old],
+        s.training.micro_batch_tokens,
+    )
+    .map_err(err)?;
     let (mut xl, mut yl, mut xu, mut yu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // Batches drawn from the scenario's own workload, so their mix of lengths (and padding) is the real one.
     let groups_per_step = s.workload.prompts_per_step as u64;
     let mut serial = 1_000_000u64;
-    for groups in [1, groups_per_step / 4, groups_per_step / 2, groups_per_step, groups_per_step * 2].into_iter().filter(|&g| g >= 1) {
+    for groups in [1, groups_per_step / 4, groups_per_step / 2, groups_per_step, groups_per_step * 2]
+        .into_iter()
+        .filter(|&g| g >= 1)
+    {
         for _ in 0..2 {
             let mut batch = Vec::new();
             for _ in 0..groups {
@@ -218,10 +222,18 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
     samples.push(ProfileSample { what: "switch".into(), x1: 0.0, x2: 0.0, seconds: switch });
 
     Ok(HardwareProfile {
-        device: format!("{device} ({} threads per worker)", std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())),
+        device: format!(
+            "{device} ({} threads per worker)",
+            std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())
+        ),
         model: format!(
             "layers={} d_model={} heads={} vocab={} context={} params={}",
-            cfg.layers, cfg.d_model, cfg.heads, cfg.vocab, cfg.context, cfg.parameter_count()
+            cfg.layers,
+            cfg.d_model,
+            cfg.heads,
+            cfg.vocab,
+            cfg.context,
+            cfg.parameter_count()
         ),
         decode_overhead_s: decode[0],
         decode_s_per_seq: decode[1],

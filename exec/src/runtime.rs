@@ -95,7 +95,7 @@ struct WorkerSetup {
 /// The model shape a scenario describes: `[model]` layers, hidden, heads, vocab; context = prompt + response caps.
 pub fn gpt_config(s: &Scenario) -> Result<GptConfig, String> {
     let m = &s.model;
-    if m.hidden % m.heads != 0 || m.kv_heads != m.heads {
+    if !m.hidden.is_multiple_of(m.heads) || m.kv_heads != m.heads {
         return Err(format!(
             "{}: field `model`: the real backend's transformer needs hidden divisible by heads and kv_heads = heads (got hidden {}, heads {}, kv_heads {})",
             s.file.display(), m.hidden, m.heads, m.kv_heads
@@ -120,9 +120,6 @@ pub fn gpt_config(s: &Scenario) -> Result<GptConfig, String> {
 
 fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker>, clock: Clock) {
     let id = setup.id;
-    if setup.device.is_cpu() {
-        crate::device::pin_thread(id.index());
-    }
     let fail_tx = tx.clone();
     let result = (|| -> candle_core::Result<()> {
         let s = &setup.scenario;
@@ -143,8 +140,15 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
             None
         };
         let mut trainer = if setup.trainer {
-            let reference = if s.training.logprob_passes.contains(&LogProbPass::Reference) { Some(fresh()?) } else { None };
-            Some(Trainer::new(fresh()?, reference, s.exec.clone(), s.training.logprob_passes.clone(), s.training.micro_batch_tokens)?)
+            let reference =
+                if s.training.logprob_passes.contains(&LogProbPass::Reference) { Some(fresh()?) } else { None };
+            Some(Trainer::new(
+                fresh()?,
+                reference,
+                s.exec.clone(),
+                s.training.logprob_passes.clone(),
+                s.training.micro_batch_tokens,
+            )?)
         } else {
             None
         };
@@ -210,7 +214,13 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                         Role::Train => {
                             if let Some(e) = engine.as_mut() {
                                 e.release();
-                                parked = Some(e.model.vars.iter().map(|v| v.as_tensor().to_device(&host)?.copy()).collect::<candle_core::Result<_>>()?);
+                                parked = Some(
+                                    e.model
+                                        .vars
+                                        .iter()
+                                        .map(|v| v.as_tensor().to_device(&host)?.copy())
+                                        .collect::<candle_core::Result<_>>()?,
+                                );
                             }
                         }
                         Role::Rollout => {
@@ -388,7 +398,13 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         wall_s: started.elapsed().as_secs_f64(),
     };
     let report = report(&timeline, &meta);
-    Ok(ExecRun { timeline, report, trajectories: driver.tm, step_rewards: driver.step_rewards, step_losses: driver.step_losses })
+    Ok(ExecRun {
+        timeline,
+        report,
+        trajectories: driver.tm,
+        step_rewards: driver.step_rewards,
+        step_losses: driver.step_losses,
+    })
 }
 
 impl Driver<'_> {
@@ -401,7 +417,9 @@ impl Driver<'_> {
     }
 
     fn quiet(&self) -> bool {
-        self.states.iter().all(|s| s.activity == Activity::Idle) && self.pending_sync.is_none() && self.timers.is_empty()
+        self.states.iter().all(|s| s.activity == Activity::Idle)
+            && self.pending_sync.is_none()
+            && self.timers.is_empty()
     }
 
     fn run(&mut self, rx: &Receiver<FromWorker>) -> Result<(), ExecError> {
@@ -535,10 +553,28 @@ impl Driver<'_> {
                 let (step, workers) = self.train_running.take().expect("a train step is running");
                 for &w in &workers {
                     for &(a, b) in &timings.logprob_ns {
-                        self.spans.push(Span { worker: w.0, kind: SpanKind::LogProb, start: SimTime(a), end: SimTime(b), step: Some(step), trajectory: None, tokens: timings.tokens, version: None });
+                        self.spans.push(Span {
+                            worker: w.0,
+                            kind: SpanKind::LogProb,
+                            start: SimTime(a),
+                            end: SimTime(b),
+                            step: Some(step),
+                            trajectory: None,
+                            tokens: timings.tokens,
+                            version: None,
+                        });
                     }
                     let (a, b) = timings.update_ns;
-                    self.spans.push(Span { worker: w.0, kind: SpanKind::Train, start: SimTime(a), end: SimTime(b), step: Some(step), trajectory: None, tokens: timings.tokens, version: None });
+                    self.spans.push(Span {
+                        worker: w.0,
+                        kind: SpanKind::Train,
+                        start: SimTime(a),
+                        end: SimTime(b),
+                        step: Some(step),
+                        trajectory: None,
+                        tokens: timings.tokens,
+                        version: None,
+                    });
                     self.states[w.index()].activity = Activity::Idle;
                 }
                 self.trainer_version += 1;
@@ -563,7 +599,16 @@ impl Driver<'_> {
                 let sync = self.pending_sync.take().expect("checked");
                 let now = self.now();
                 for &w in &sync.involved {
-                    self.spans.push(Span { worker: w.0, kind: SpanKind::Sync, start: sync.start, end: now, step: Some(sync.step), trajectory: None, tokens: 0, version: Some(sync.version) });
+                    self.spans.push(Span {
+                        worker: w.0,
+                        kind: SpanKind::Sync,
+                        start: sync.start,
+                        end: now,
+                        step: Some(sync.step),
+                        trajectory: None,
+                        tokens: 0,
+                        version: Some(sync.version),
+                    });
                     self.states[w.index()].activity = Activity::Idle;
                 }
                 for &w in &sync.targets {
@@ -573,13 +618,24 @@ impl Driver<'_> {
             }
             FromWorker::Switched { worker, role, start_ns, end_ns } => {
                 let step = self.switch_step.remove(&worker.0);
-                self.spans.push(Span { worker: worker.0, kind: SpanKind::Switch, start: SimTime(start_ns), end: SimTime(end_ns), step, trajectory: None, tokens: 0, version: None });
+                self.spans.push(Span {
+                    worker: worker.0,
+                    kind: SpanKind::Switch,
+                    start: SimTime(start_ns),
+                    end: SimTime(end_ns),
+                    step,
+                    trajectory: None,
+                    tokens: 0,
+                    version: None,
+                });
                 self.states[worker.index()].role = role;
                 self.states[worker.index()].activity = Activity::Idle;
                 self.dispatch(Event::SwitchDone { worker, role })
             }
             FromWorker::Stats { .. } => Ok(()),
-            FromWorker::Failed { worker, message } => Err(ExecError::Worker { worker: self.worker_name(worker), message }),
+            FromWorker::Failed { worker, message } => {
+                Err(ExecError::Worker { worker: self.worker_name(worker), message })
+            }
         }
     }
 }
@@ -628,7 +684,13 @@ impl Driver<'_> {
                 let s = self.scenario;
                 for _ in 0..*groups {
                     let g = self.workload.group(self.next_group);
-                    let prompt = task::prompt_tokens(&self.streams, self.next_group, g.prompt_tokens, s.model.vocab, s.exec.eos_token);
+                    let prompt = task::prompt_tokens(
+                        &self.streams,
+                        self.next_group,
+                        g.prompt_tokens,
+                        s.model.vocab,
+                        s.exec.eos_token,
+                    );
                     let ids = self.tm.create_group(self.next_group, g.prompt_tokens, &g.responses, now);
                     for _ in ids {
                         self.batch_step.push(*step);
@@ -641,10 +703,14 @@ impl Driver<'_> {
                 let w = *worker;
                 let st = self.states.get(w.index()).ok_or_else(|| self.invalid(&c, format!("no worker {}", w.0)))?;
                 if !self.scenario.cluster.worker(w).has_tag("rollout") || st.role != Role::Rollout {
-                    return Err(self.invalid(&c, format!("worker `{}` is not holding a rollout engine", self.worker_name(w))));
+                    return Err(
+                        self.invalid(&c, format!("worker `{}` is not holding a rollout engine", self.worker_name(w)))
+                    );
                 }
                 if !matches!(st.activity, Activity::Idle | Activity::RollingOut) {
-                    return Err(self.invalid(&c, format!("worker `{}` is busy ({:?})", self.worker_name(w), st.activity)));
+                    return Err(
+                        self.invalid(&c, format!("worker `{}` is busy ({:?})", self.worker_name(w), st.activity))
+                    );
                 }
                 if trajectories.is_empty() {
                     return Ok(());
@@ -682,12 +748,21 @@ impl Driver<'_> {
                     return Err(self.invalid(&c, "a train step is already running"));
                 }
                 if !workers.contains(&self.trainer_worker) {
-                    return Err(self.invalid(&c, format!("the real backend trains on worker `{}`; include it", self.worker_name(self.trainer_worker))));
+                    return Err(self.invalid(
+                        &c,
+                        format!(
+                            "the real backend trains on worker `{}`; include it",
+                            self.worker_name(self.trainer_worker)
+                        ),
+                    ));
                 }
                 for &w in workers {
                     self.check_idle(&c, w)?;
                     if !self.scenario.cluster.worker(w).has_tag("train") || self.states[w.index()].role != Role::Train {
-                        return Err(self.invalid(&c, format!("worker `{}` is not holding the training state", self.worker_name(w))));
+                        return Err(self.invalid(
+                            &c,
+                            format!("worker `{}` is not holding the training state", self.worker_name(w)),
+                        ));
                     }
                 }
                 let mut samples = Vec::with_capacity(trajectories.len());
@@ -714,7 +789,13 @@ impl Driver<'_> {
                     return Err(self.invalid(&c, "needs at least one source and one target"));
                 }
                 if !from.contains(&self.trainer_worker) {
-                    return Err(self.invalid(&c, format!("the trainer's weights live on `{}`; sync from it", self.worker_name(self.trainer_worker))));
+                    return Err(self.invalid(
+                        &c,
+                        format!(
+                            "the trainer's weights live on `{}`; sync from it",
+                            self.worker_name(self.trainer_worker)
+                        ),
+                    ));
                 }
                 let mut involved: Vec<WorkerId> = from.iter().chain(to.iter()).copied().collect();
                 involved.sort();
@@ -785,7 +866,12 @@ impl Driver<'_> {
                 .cluster
                 .workers
                 .iter()
-                .map(|w| TimelineWorker { name: w.name.clone(), gpus: w.gpu_count(), node: w.node, tags: w.tags.clone() })
+                .map(|w| TimelineWorker {
+                    name: w.name.clone(),
+                    gpus: w.gpu_count(),
+                    node: w.node,
+                    tags: w.tags.clone(),
+                })
                 .collect(),
             total_gpus: self.scenario.cluster.total_gpus(),
             spans: std::mem::take(&mut self.spans),

@@ -56,7 +56,10 @@ impl Trainer {
         passes: Vec<LogProbPass>,
         micro_batch_tokens: u32,
     ) -> candle_core::Result<Self> {
-        let opt = AdamW::new(model.vars.clone(), ParamsAdamW { lr: spec.learning_rate, weight_decay: 0.0, ..Default::default() })?;
+        let opt = AdamW::new(
+            model.vars.clone(),
+            ParamsAdamW { lr: spec.learning_rate, weight_decay: 0.0, ..Default::default() },
+        )?;
         Ok(Trainer { model, reference, opt, spec, passes, micro_batch_tokens: micro_batch_tokens as usize })
     }
 
@@ -143,8 +146,11 @@ impl Trainer {
     /// One GRPO step over micro-batches (one optimizer step); `now_ns` reads the run's clock for the timings.
     pub fn step(&mut self, samples: &[TrainSample], now_ns: &dyn Fn() -> u64) -> candle_core::Result<TrainTimings> {
         let advantages = Self::advantages(samples);
-        let batches: Vec<Batch> =
-            self.micro_batches(samples).iter().map(|mb| self.batch(samples, mb, &advantages)).collect::<candle_core::Result<_>>()?;
+        let batches: Vec<Batch> = self
+            .micro_batches(samples)
+            .iter()
+            .map(|mb| self.batch(samples, mb, &advantages))
+            .collect::<candle_core::Result<_>>()?;
         let tokens: u64 = batches.iter().map(|b| b.tokens_total).sum();
         let mut timings = TrainTimings { tokens, ..Default::default() };
         let mut old: Vec<Tensor> = batches.iter().map(|b| b.behaviour.clone()).collect();
@@ -167,7 +173,11 @@ impl Trainer {
             timings.logprob_ns.push((start, now_ns()));
         }
         let start = now_ns();
-        let denom = batches.iter().map(|b| b.mask.sum_all().and_then(|x| x.to_scalar::<f32>())).sum::<candle_core::Result<f32>>()?.max(1.0) as f64;
+        let denom = batches
+            .iter()
+            .map(|b| b.mask.sum_all().and_then(|x| x.to_scalar::<f32>()))
+            .sum::<candle_core::Result<f32>>()?
+            .max(1.0) as f64;
         let eps = self.spec.clip_ratio;
         let mut total: Option<Tensor> = None;
         for (i, b) in batches.iter().enumerate() {

@@ -158,3 +158,15 @@ fn quantile_points_must_be_ordered() {
         &["field `workload.response_tokens.points[1]`", "must increase in quantile and not decrease in tokens"],
     );
 }
+
+#[test]
+fn missing_or_malformed_profile() {
+    let d = dir();
+    let text = format!("{BASE}\n[hardware]\nprofile = \"nope.toml\"\n");
+    let e = Scenario::from_text(&text, &d.join("s.toml"), &[]).unwrap_err().to_string();
+    assert_has(&e, &["s.toml:24:1:", "field `hardware.profile`", "nope.toml: cannot read profile"]);
+    std::fs::write(d.join("p.toml"), "device = \"cpu\"\nmodel = \"m\"\ndecode_overhead_s = \"fast\"\n").unwrap();
+    let text = format!("{BASE}\n[hardware]\nprofile = \"p.toml\"\n");
+    let e = Scenario::from_text(&text, &d.join("s.toml"), &[]).unwrap_err().to_string();
+    assert_has(&e, &["field `hardware.profile`", "p.toml:3:21:"]);
+}
