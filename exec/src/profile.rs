@@ -92,7 +92,7 @@ fn decode_samples(
 /// Measures and fits. Takes tens of seconds for a tiny model on a CPU. Runs on a worker thread, as the runtime's
 /// workers do (the main thread's allocator arena behaves differently and is measurably slower).
 pub fn measure(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, String> {
-    std::thread::scope(|scope| scope.spawn(|| measure_here(s, device)).join())
+    std::thread::scope(|scope| scope.spawn(|| crate::device::on_own_pool(|| measure_here(s, device))).join())
         .map_err(|_| "the profiling thread panicked".to_string())?
 }
 
@@ -119,7 +119,9 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
             .map(|i| {
                 let dev = dev.clone();
                 scope.spawn(move || {
-                    decode_samples(s, cfg, &dev, i as u64).map_err(|e| format!("profiling on {device}: {e}"))
+                    crate::device::on_own_pool(|| {
+                        decode_samples(s, cfg, &dev, i as u64).map_err(|e| format!("profiling on {device}: {e}"))
+                    })
                 })
             })
             .collect();
@@ -152,12 +154,19 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
     let prefill = fit_linear(&xs, &ys);
 
     // Train: log-prob passes and the update over batches of different token counts.
+    // The trainer exactly as the runtime builds it: the scenario's log-prob passes (with a frozen reference model
+    // when one is asked for) and micro-batching.
     let trainer_model = Gpt::new(cfg, &mut streams.stream("exec/init"), &dev).map_err(err)?;
+    let reference = if s.training.logprob_passes.contains(&rlsim_sim::scenario::LogProbPass::Reference) {
+        Some(Gpt::new(cfg, &mut streams.stream("exec/init"), &dev).map_err(err)?)
+    } else {
+        None
+    };
     let mut trainer = Trainer::new(
         trainer_model,
-        None,
+        reference,
         s.exec.clone(),
-        vec![rlsim_sim::scenario::LogProbPass::Old],
+        s.training.logprob_passes.clone(),
         s.training.micro_batch_tokens,
     )
     .map_err(err)?;
@@ -189,13 +198,21 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
             let t0 = Instant::now();
             let clock = move || t0.elapsed().as_nanos() as u64;
             let (mut logprob, mut update) = (Vec::new(), Vec::new());
-            for _ in 0..5 {
+            for _ in 0..7 {
                 let t = trainer.step(&batch, &clock).map_err(err)?;
-                logprob.push((t.logprob_ns[0].1 - t.logprob_ns[0].0) as f64 / 1e9);
+                // Every pass of a step, each one a sample of "one log-prob pass".
+                for &(a, b) in &t.logprob_ns {
+                    logprob.push((b - a) as f64 / 1e9);
+                }
                 update.push((t.update_ns.1 - t.update_ns.0) as f64 / 1e9);
             }
             let total: f64 = batch.iter().map(|b| (b.prompt.len() + b.response.len()) as f64).sum();
-            let (lp, up) = (median(logprob[1..].to_vec()), median(update[1..].to_vec()));
+            let passes = s.training.logprob_passes.len().max(1);
+            let (lp, up) = if logprob.is_empty() {
+                (0.0, median(update[1..].to_vec()))
+            } else {
+                (median(logprob[passes..].to_vec()), median(update[1..].to_vec()))
+            };
             xl.push(vec![1.0, total]);
             yl.push(lp);
             xu.push(vec![1.0, total]);

@@ -361,7 +361,7 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
                 scenario: scenario.clone(),
             };
             let from = from_tx.clone();
-            scope.spawn(move || worker_main(setup, rx, from, clock));
+            scope.spawn(move || crate::device::on_own_pool(move || worker_main(setup, rx, from, clock)));
         }
         let result = driver.run(&from_rx);
         for tx in &driver.to {
