@@ -15,8 +15,8 @@ use rlsim_sim::report::{report, Report, RunMeta};
 use rlsim_sim::rng::RngStreams;
 use rlsim_sim::scenario::{LogProbPass, Scenario};
 use rlsim_sim::time::SimTime;
-use rlsim_sim::timeline::{Outcome, SampleRecord, Span, SpanKind, Timeline, TimelineWorker};
-use rlsim_sim::trajectory::{TrajError, TrajId, TrajStatus, TrajectoryManager};
+use rlsim_sim::timeline::{Span, SpanKind, Timeline};
+use rlsim_sim::trajectory::{TrajError, TrajId, TrajectoryManager};
 use rlsim_sim::workload::Workload;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -661,12 +661,12 @@ impl Driver<'_> {
     }
 
     fn invalid(&self, command: &Command, reason: impl Into<String>) -> ExecError {
-        let mut text = format!("{command:?}");
-        if text.len() > 200 {
-            text.truncate(200);
-            text.push('…');
+        ExecError::Command {
+            policy: self.policy.name(),
+            at: self.now(),
+            command: command.describe(),
+            reason: reason.into(),
         }
-        ExecError::Command { policy: self.policy.name(), at: self.now(), command: text, reason: reason.into() }
     }
 
     fn check_idle(&self, c: &Command, w: WorkerId) -> Result<(), ExecError> {
@@ -855,46 +855,8 @@ impl Driver<'_> {
         counters.insert("decode_iterations".to_string(), stats.decode_iterations);
         counters.insert("decode_batch_sum".to_string(), stats.decode_batch_sum);
         counters.insert("engine_step_ns".to_string(), stats.step_ns);
-        let c = self.tm.counters();
-        counters.insert("paused".to_string(), c.paused);
-        counters.insert("resumed".to_string(), c.resumed);
-        counters.insert("migrated".to_string(), c.migrated);
         let end = self.spans.iter().map(|s| s.end).max().unwrap_or(SimTime::ZERO);
-        Timeline {
-            workers: self
-                .scenario
-                .cluster
-                .workers
-                .iter()
-                .map(|w| TimelineWorker {
-                    name: w.name.clone(),
-                    gpus: w.gpu_count(),
-                    node: w.node,
-                    tags: w.tags.clone(),
-                })
-                .collect(),
-            total_gpus: self.scenario.cluster.total_gpus(),
-            spans: std::mem::take(&mut self.spans),
-            samples: self
-                .tm
-                .all()
-                .iter()
-                .map(|t| SampleRecord {
-                    trajectory: t.id.0,
-                    group: t.group,
-                    batch_step: self.batch_step[t.id.0 as usize],
-                    prompt_tokens: t.prompt_tokens,
-                    generated_tokens: t.generated,
-                    segments: t.segments.iter().map(|s| (s.version, s.tokens)).collect(),
-                    outcome: match (t.status, t.trained) {
-                        (TrajStatus::Trained, Some((step, version))) => Outcome::Trained { step, version },
-                        (TrajStatus::Discarded, _) => Outcome::Discarded,
-                        _ => Outcome::InFlight,
-                    },
-                })
-                .collect(),
-            end,
-            counters,
-        }
+        let spans = std::mem::take(&mut self.spans);
+        Timeline::assemble(&self.scenario.cluster, &self.tm, &self.batch_step, spans, end, counters)
     }
 }

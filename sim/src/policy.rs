@@ -50,6 +50,17 @@ pub enum Command {
     Pause { worker: WorkerId, trajectories: Option<Vec<TrajId>> },
 }
 
+impl Command {
+    /// The command as error messages show it (long lists cut short).
+    pub fn describe(&self) -> String {
+        let mut text = format!("{self:?}");
+        if text.chars().count() > 200 {
+            text = text.chars().take(200).collect::<String>() + "…";
+        }
+        text
+    }
+}
+
 /// What a worker is doing.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Activity {

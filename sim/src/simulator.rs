@@ -9,8 +9,8 @@ use crate::report::{report, Report, RunMeta};
 use crate::rollout_engine::{Departed, EngineSeq, EngineStuck, RolloutEngine};
 use crate::scenario::Scenario;
 use crate::time::SimTime;
-use crate::timeline::{Outcome, SampleRecord, Span, SpanKind, Timeline, TimelineWorker};
-use crate::trajectory::{TrajError, TrajId, TrajStatus, TrajectoryManager};
+use crate::timeline::{Span, SpanKind, Timeline};
+use crate::trajectory::{TrajError, TrajId, TrajectoryManager};
 use crate::workload::Workload;
 use std::time::Instant;
 
@@ -200,12 +200,12 @@ impl Sim<'_> {
     }
 
     fn invalid(&self, command: &Command, reason: impl Into<String>) -> SimError {
-        let mut text = format!("{command:?}");
-        if text.len() > 200 {
-            text.truncate(200);
-            text.push('…');
+        SimError::Command {
+            policy: self.policy.name(),
+            at: self.now,
+            command: command.describe(),
+            reason: reason.into(),
         }
-        SimError::Command { policy: self.policy.name(), at: self.now, command: text, reason: reason.into() }
     }
 
     fn worker_name(&self, w: WorkerId) -> &str {
@@ -525,45 +525,7 @@ impl Sim<'_> {
         counters.insert("kv_preemptions".to_string(), preemptions);
         counters.insert("prefill_tokens".to_string(), prefill);
         counters.insert("decode_iterations".to_string(), iterations);
-        let c = self.tm.counters();
-        counters.insert("paused".to_string(), c.paused);
-        counters.insert("resumed".to_string(), c.resumed);
-        counters.insert("migrated".to_string(), c.migrated);
-        Timeline {
-            workers: self
-                .scenario
-                .cluster
-                .workers
-                .iter()
-                .map(|w| TimelineWorker {
-                    name: w.name.clone(),
-                    gpus: w.gpu_count(),
-                    node: w.node,
-                    tags: w.tags.clone(),
-                })
-                .collect(),
-            total_gpus: self.scenario.cluster.total_gpus(),
-            spans: std::mem::take(&mut self.spans),
-            samples: self
-                .tm
-                .all()
-                .iter()
-                .map(|t| SampleRecord {
-                    trajectory: t.id.0,
-                    group: t.group,
-                    batch_step: self.batch_step[t.id.0 as usize],
-                    prompt_tokens: t.prompt_tokens,
-                    generated_tokens: t.generated,
-                    segments: t.segments.iter().map(|s| (s.version, s.tokens)).collect(),
-                    outcome: match (t.status, t.trained) {
-                        (TrajStatus::Trained, Some((step, version))) => Outcome::Trained { step, version },
-                        (TrajStatus::Discarded, _) => Outcome::Discarded,
-                        _ => Outcome::InFlight,
-                    },
-                })
-                .collect(),
-            end: self.now,
-            counters,
-        }
+        let spans = std::mem::take(&mut self.spans);
+        Timeline::assemble(&self.scenario.cluster, &self.tm, &self.batch_step, spans, self.now, counters)
     }
 }

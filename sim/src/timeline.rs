@@ -1,7 +1,9 @@
 //! The Timeline: the only thing a backend records — spans of worker activity and per-trajectory generation, plus
 //! one record per trajectory — from which `report::report` derives every metric.
 
+use crate::cluster::Cluster;
 use crate::time::SimTime;
+use crate::trajectory::{TrajStatus, TrajectoryManager};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -100,6 +102,56 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// Assembles a finished run's Timeline, the same way for every backend: workers from the cluster, one sample
+    /// record per trajectory from the trajectory manager (with the step each was created for), the backend's spans,
+    /// and its counters plus the trajectory manager's pause/resume/migrate counts.
+    pub fn assemble(
+        cluster: &Cluster,
+        tm: &TrajectoryManager,
+        batch_step: &[u32],
+        spans: Vec<Span>,
+        end: SimTime,
+        mut counters: BTreeMap<String, u64>,
+    ) -> Timeline {
+        let c = tm.counters();
+        counters.insert("paused".to_string(), c.paused);
+        counters.insert("resumed".to_string(), c.resumed);
+        counters.insert("migrated".to_string(), c.migrated);
+        Timeline {
+            workers: cluster
+                .workers
+                .iter()
+                .map(|w| TimelineWorker {
+                    name: w.name.clone(),
+                    gpus: w.gpu_count(),
+                    node: w.node,
+                    tags: w.tags.clone(),
+                })
+                .collect(),
+            total_gpus: cluster.total_gpus(),
+            spans,
+            samples: tm
+                .all()
+                .iter()
+                .map(|t| SampleRecord {
+                    trajectory: t.id.0,
+                    group: t.group,
+                    batch_step: batch_step[t.id.0 as usize],
+                    prompt_tokens: t.prompt_tokens,
+                    generated_tokens: t.generated,
+                    segments: t.segments.iter().map(|s| (s.version, s.tokens)).collect(),
+                    outcome: match (t.status, t.trained) {
+                        (TrajStatus::Trained, Some((step, version))) => Outcome::Trained { step, version },
+                        (TrajStatus::Discarded, _) => Outcome::Discarded,
+                        _ => Outcome::InFlight,
+                    },
+                })
+                .collect(),
+            end,
+            counters,
+        }
+    }
+
     /// The first pair of overlapping activity spans on one worker, if any (a worker is never double-booked).
     pub fn find_double_booking(&self) -> Option<(&Span, &Span)> {
         let mut by_worker: BTreeMap<u32, Vec<&Span>> = BTreeMap::new();
