@@ -111,7 +111,8 @@ pub fn write_timeline_csv(path: &Path, t: &Timeline) -> Result<(), WriteError> {
     w.flush().map_err(io_at(path))
 }
 
-/// A plain-text table: a header row, then rows; columns padded to fit, numbers right-aligned.
+/// A plain-text table: a header row, then rows; columns padded to fit. A column whose cells all start like a number
+/// (digit, sign) is right-aligned; any other column is left-aligned.
 pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let cols = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -120,30 +121,36 @@ pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
             widths[i] = widths[i].max(c.chars().count());
         }
     }
+    let numeric: Vec<bool> = (0..cols)
+        .map(|i| {
+            rows.iter().all(|r| {
+                r.get(i).is_none_or(|c| c.is_empty() || c.chars().next().is_some_and(|ch| ch.is_ascii_digit() || ch == '-' || ch == '+'))
+            })
+        })
+        .collect();
     let mut out = String::new();
-    let line = |out: &mut String, cells: &[String]| {
-        for (i, c) in cells.iter().enumerate() {
-            let numeric = c.chars().next().is_some_and(|ch| ch.is_ascii_digit() || ch == '-' || ch == '+') && i > 0;
+    let line = |out: &mut String, cells: &[String], header: bool| {
+        let mut text = String::new();
+        for (i, c) in cells.iter().enumerate().take(cols) {
             let pad = widths[i] - c.chars().count();
             if i > 0 {
-                out.push_str("  ");
+                text.push_str("  ");
             }
-            if numeric {
-                out.push_str(&" ".repeat(pad));
-                out.push_str(c);
+            if numeric[i] && !header {
+                text.push_str(&" ".repeat(pad));
+                text.push_str(c);
             } else {
-                out.push_str(c);
-                if i + 1 < cells.len() {
-                    out.push_str(&" ".repeat(pad));
-                }
+                text.push_str(c);
+                text.push_str(&" ".repeat(pad));
             }
         }
+        out.push_str(text.trim_end());
         out.push('\n');
     };
-    line(&mut out, &header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
-    line(&mut out, &widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>());
+    line(&mut out, &header.iter().map(|h| h.to_string()).collect::<Vec<_>>(), true);
+    line(&mut out, &widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>(), true);
     for r in rows {
-        line(&mut out, r);
+        line(&mut out, r, false);
     }
     out
 }
