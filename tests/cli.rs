@@ -69,6 +69,25 @@ fn run_writes_the_promised_files() {
     let timeline = std::fs::read_to_string(dir.join("timeline.csv")).unwrap();
     assert!(timeline.starts_with("worker,kind,start_s,end_s,step,trajectory,tokens,version\n"));
     assert!(timeline.contains(",generate,") && timeline.contains(",train,") && timeline.contains(",switch,"));
+    // timeline.json (Chrome trace-event format, for Perfetto) holds the same spans as timeline.csv.
+    let trace: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("timeline.json")).unwrap()).unwrap();
+    let events = trace["traceEvents"].as_array().expect("traceEvents");
+    for e in events {
+        for field in ["name", "ph", "ts", "pid", "tid", "args"] {
+            assert!(e.get(field).is_some(), "event lacks {field}: {e}");
+        }
+    }
+    let count = |ph: &str| events.iter().filter(|e| e["ph"] == ph).count();
+    let rows: Vec<&str> = timeline.lines().skip(1).collect();
+    let generate = rows.iter().filter(|r| r.contains(",generate,")).count();
+    assert_eq!(count("X"), rows.len() - generate, "one complete event per worker-activity span");
+    assert_eq!((count("b"), count("e")), (generate, generate), "one async slice per trajectory segment");
+    assert_eq!(count("M"), 1 + 8, "one process per node, one thread per worker");
+    let train = events.iter().find(|e| e["ph"] == "X" && e["name"] == "train").unwrap();
+    let csv_train = rows.iter().find(|r| r.contains(",train,")).unwrap();
+    let start_s: f64 = csv_train.split(',').nth(2).unwrap().parse().unwrap();
+    assert!((train["ts"].as_f64().unwrap() - start_s * 1e6).abs() < 1e-3, "{train} vs {csv_train}");
+    assert!(train["args"]["step"].is_u64());
     // The resolved scenario reproduces the run.
     let resolved = dir.join("scenario.resolved.toml");
     let again = tmp("run-resolved");
@@ -107,7 +126,7 @@ fn same_scenario_and_seed_give_byte_identical_outputs() {
         ok(&["run", "scenarios/dapo-32b-h800x64.toml", "--set", "workload.steps=3", "--out", d.to_str().unwrap()]);
     }
     let (fa, fb) = (files_without_wall_time(&a), files_without_wall_time(&b));
-    assert_eq!(fa.len(), 4);
+    assert_eq!(fa.len(), 5);
     for (x, y) in fa.iter().zip(&fb) {
         assert!(x == y, "{} differs between identical runs", x.0);
     }
