@@ -1,4 +1,6 @@
-//! The `rlsim` command line: run, compare and check scenarios, import traces, benchmark the simulator.
+//! The `rlsim` command line: run, compare, sweep and check scenarios; run them on real devices; traces; benchmarks.
+
+mod sweep;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -47,6 +49,33 @@ enum Cmd {
         out: Option<PathBuf>,
         #[command(flatten)]
         overrides: Overrides,
+    },
+    /// Simulate the cartesian product of `--vary` values in parallel and write sweep.csv (one row per point: the
+    /// varied keys, then the summary). `--shard I/N` runs the I-th of N slices (0 ≤ I < N) for array jobs; join
+    /// the shards with `rlsim merge`.
+    Sweep {
+        scenario: PathBuf,
+        /// A dotted key and its values, e.g. workload.prompts_per_step=64,128 (repeatable; the last varies fastest).
+        #[arg(long = "vary", value_name = "KEY=V1,V2,...", required = true)]
+        vary: Vec<String>,
+        /// Points simulated at once (default: the cores).
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+        /// Run only slice I of N (0-based), e.g. --shard "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT".
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Output folder (default runs/sweep-<scenario name>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Join the sweep.csv of shard folders into one, ordered by point (the file an unsharded sweep writes).
+    Merge {
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Validate a scenario (after overrides) without running it.
     Check {
@@ -294,6 +323,19 @@ fn dispatch(cli: Cli) -> Result<()> {
             ));
         }
         Cmd::Trace { command } => trace_command(command)?,
+        Cmd::Sweep { scenario, vary, jobs, shard, out, overrides } => {
+            let axes = vary.iter().map(|v| sweep::parse_axis(v)).collect::<Result<Vec<_>>>()?;
+            let shard = shard.as_deref().map(sweep::parse_shard).transpose()?;
+            let name = Scenario::load(&scenario, &overrides.list())?.name;
+            let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("sweep-{name}")));
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let n = sweep::sweep(&scenario, &axes, &overrides.list(), jobs, shard, &dir)?;
+            emit(&format!("{n} points → {}\n", dir.join("sweep.csv").display()));
+        }
+        Cmd::Merge { shards, out } => {
+            let n = sweep::merge(&shards, &out)?;
+            emit(&format!("{n} points → {}\n", out.join("sweep.csv").display()));
+        }
         Cmd::Exec { scenario, device, steps, out, overrides } => {
             let mut sets = overrides.list();
             if let Some(n) = steps {

@@ -70,7 +70,8 @@ fn run_writes_the_promised_files() {
     assert!(timeline.starts_with("worker,kind,start_s,end_s,step,trajectory,tokens,version\n"));
     assert!(timeline.contains(",generate,") && timeline.contains(",train,") && timeline.contains(",switch,"));
     // timeline.json (Chrome trace-event format, for Perfetto) holds the same spans as timeline.csv.
-    let trace: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("timeline.json")).unwrap()).unwrap();
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("timeline.json")).unwrap()).unwrap();
     let events = trace["traceEvents"].as_array().expect("traceEvents");
     for e in events {
         for field in ["name", "ph", "ts", "pid", "tid", "args"] {
@@ -317,4 +318,62 @@ fn exec_profile_and_validate_run_on_the_cpu() {
     assert!(csv.starts_with("pipeline,metric,simulated,measured,error"), "{csv}");
     assert_eq!(csv.lines().count(), 7, "{csv}");
     assert!(vdir.join("colocated-exec/summary.json").exists() && vdir.join("colocated-sim/summary.json").exists());
+}
+
+/// sweep.csv without the wall-clock column, for comparing runs.
+fn sweep_without_wall(dir: &Path) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(dir.join("sweep.csv")).unwrap();
+    let wall = r.headers().unwrap().iter().position(|h| h == "wall_s").expect("wall_s column");
+    let mut rows = vec![r.headers().unwrap().iter().map(String::from).collect::<Vec<_>>()];
+    for rec in r.records() {
+        rows.push(rec.unwrap().iter().enumerate().filter(|(i, _)| *i != wall).map(|(_, v)| v.to_string()).collect());
+    }
+    rows
+}
+
+#[test]
+fn sharded_sweeps_merge_into_the_unsharded_result() {
+    let base = tmp("sweep");
+    let vary = ["--vary", "pipeline.type=colocated,disaggregated", "--vary", "workload.prompts_per_step=16,32,48"];
+    let run = |extra: &[&str], out: &Path| {
+        let mut args = vec!["sweep", "scenarios/quickstart.toml", "--set", "workload.steps=2"];
+        args.extend(vary);
+        args.extend(extra);
+        args.extend(["--out", out.to_str().unwrap()]);
+        ok(&args)
+    };
+    let whole = base.join("whole");
+    let out = run(&["-j", "2"], &whole);
+    assert!(out.contains("6 points"), "{out}");
+    run(&["--shard", "0/2"], &base.join("s0"));
+    run(&["--shard", "1/2"], &base.join("s1"));
+    let merged = base.join("merged");
+    ok(&[
+        "merge",
+        base.join("s1").to_str().unwrap(),
+        base.join("s0").to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    let (a, b) = (sweep_without_wall(&whole), sweep_without_wall(&merged));
+    assert_eq!(a.len(), 7);
+    assert_eq!(a[0][..3], ["point", "pipeline.type", "workload.prompts_per_step"]);
+    assert_eq!(a, b, "merged shards equal the unsharded sweep apart from wall-clock time");
+    let err = fails(&[
+        "merge",
+        base.join("s0").to_str().unwrap(),
+        base.join("s0").to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(err.contains("appears in two shards"), "{err}");
+    let err = fails(&[
+        "sweep",
+        "scenarios/quickstart.toml",
+        "--vary",
+        "workload.steps=2,0",
+        "--out",
+        base.join("bad").to_str().unwrap(),
+    ]);
+    assert!(err.contains("sweep point 1") && err.contains("field `workload.steps`"), "{err}");
 }

@@ -156,13 +156,29 @@ pub fn write_trace_json(path: &Path, t: &Timeline) -> Result<(), WriteError> {
     nodes.dedup();
     for n in nodes {
         let args = serde_json::json!({ "name": format!("node {n}") });
-        emit(&mut w, &TraceEvent { name: "process_name", cat: "", ph: "M", ts: 0.0, dur: None, pid: n, tid: 0, id: None, args })
-            .map_err(&io)?;
+        emit(
+            &mut w,
+            &TraceEvent { name: "process_name", cat: "", ph: "M", ts: 0.0, dur: None, pid: n, tid: 0, id: None, args },
+        )
+        .map_err(&io)?;
     }
     for (i, x) in t.workers.iter().enumerate() {
         let args = serde_json::json!({ "name": format!("{} ({} GPU, {})", x.name, x.gpus, x.tags.join("+")) });
-        emit(&mut w, &TraceEvent { name: "thread_name", cat: "", ph: "M", ts: 0.0, dur: None, pid: x.node, tid: i as u32, id: None, args })
-            .map_err(&io)?;
+        emit(
+            &mut w,
+            &TraceEvent {
+                name: "thread_name",
+                cat: "",
+                ph: "M",
+                ts: 0.0,
+                dur: None,
+                pid: x.node,
+                tid: i as u32,
+                id: None,
+                args,
+            },
+        )
+        .map_err(&io)?;
     }
     for s in &t.spans {
         let pid = t.workers.get(s.worker as usize).map_or(0, |x| x.node);
@@ -195,9 +211,29 @@ pub fn write_trace_json(path: &Path, t: &Timeline) -> Result<(), WriteError> {
             emit(&mut w, &e).map_err(&io)?;
         } else {
             let id = s.trajectory;
-            let b = TraceEvent { name, cat: name, ph: "b", ts: us(s.start.as_ns()), dur: None, pid, tid: s.worker, id, args: serde_json::Value::Object(args) };
+            let b = TraceEvent {
+                name,
+                cat: name,
+                ph: "b",
+                ts: us(s.start.as_ns()),
+                dur: None,
+                pid,
+                tid: s.worker,
+                id,
+                args: serde_json::Value::Object(args),
+            };
             emit(&mut w, &b).map_err(&io)?;
-            let e = TraceEvent { name, cat: name, ph: "e", ts: us(s.end.as_ns()), dur: None, pid, tid: s.worker, id, args: serde_json::json!({}) };
+            let e = TraceEvent {
+                name,
+                cat: name,
+                ph: "e",
+                ts: us(s.end.as_ns()),
+                dur: None,
+                pid,
+                tid: s.worker,
+                id,
+                args: serde_json::json!({}),
+            };
             emit(&mut w, &e).map_err(&io)?;
         }
     }
@@ -218,7 +254,9 @@ pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let numeric: Vec<bool> = (0..cols)
         .map(|i| {
             rows.iter().all(|r| {
-                r.get(i).is_none_or(|c| c.is_empty() || c.chars().next().is_some_and(|ch| ch.is_ascii_digit() || ch == '-' || ch == '+'))
+                r.get(i).is_none_or(|c| {
+                    c.is_empty() || c.chars().next().is_some_and(|ch| ch.is_ascii_digit() || ch == '-' || ch == '+')
+                })
             })
         })
         .collect();
