@@ -33,6 +33,9 @@ enum Cmd {
         scenario: PathBuf,
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Skip the PNG/SVG plots.
+        #[arg(long)]
+        no_plots: bool,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -47,9 +50,14 @@ enum Cmd {
         /// Output folder (default runs/compare-<first scenario name>/).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Skip the PNG/SVG plots.
+        #[arg(long)]
+        no_plots: bool,
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Re-draw the plots of a run folder (or of a compare folder and its runs) from its CSV/JSON files.
+    Plot { dir: PathBuf },
     /// Simulate the cartesian product of `--vary` values in parallel and write sweep.csv (one row per point: the
     /// varied keys, then the summary). `--shard I/N` runs the I-th of N slices (0 ≤ I < N) for array jobs; join
     /// the shards with `rlsim merge`.
@@ -100,6 +108,9 @@ enum Cmd {
         steps: Option<u32>,
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Skip the PNG/SVG plots.
+        #[arg(long)]
+        no_plots: bool,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -254,15 +265,22 @@ fn error_chain(e: &anyhow::Error) -> String {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Run { scenario, out, overrides } => {
+        Cmd::Run { scenario, out, no_plots, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
             let run = simulate(&s).with_context(|| format!("simulating {}", scenario.display()))?;
             let dir = out.unwrap_or_else(|| Path::new("runs").join(&s.name));
             emit(&reports::summary_table(&run.report.summary));
             reports::write_run(&dir, &run.report, &run.timeline, Some(&s.resolved_toml()))?;
+            if !no_plots {
+                reports::plots::plot_run(&dir)?;
+            }
             emit(&format!("wrote {}\n", dir.display()));
         }
-        Cmd::Compare { scenarios, pipelines, out, overrides } => {
+        Cmd::Plot { dir } => {
+            let written = plot_dir(&dir)?;
+            emit(&format!("drew {} files in {}\n", written, dir.display()));
+        }
+        Cmd::Compare { scenarios, pipelines, out, no_plots, overrides } => {
             let mut summaries = Vec::new();
             let mut runs: Vec<(String, SimRun, String)> = Vec::new();
             let mut first_name = None;
@@ -295,9 +313,15 @@ fn dispatch(cli: Cli) -> Result<()> {
                     unique = format!("{name}-{i}");
                     i += 1;
                 }
-                reports::write_run(&dir.join(unique), &run.report, &run.timeline, Some(resolved))?;
+                reports::write_run(&dir.join(&unique), &run.report, &run.timeline, Some(resolved))?;
+                if !no_plots {
+                    reports::plots::plot_run(&dir.join(&unique))?;
+                }
             }
             reports::write_compare_csv(&dir.join("compare.csv"), &rows)?;
+            if !no_plots {
+                reports::plots::plot_compare(&dir, &rows)?;
+            }
             emit(&format!("wrote {}\n", dir.display()));
         }
         Cmd::Check { scenario, overrides } => {
@@ -336,7 +360,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let n = sweep::merge(&shards, &out)?;
             emit(&format!("{n} points → {}\n", out.join("sweep.csv").display()));
         }
-        Cmd::Exec { scenario, device, steps, out, overrides } => {
+        Cmd::Exec { scenario, device, steps, out, no_plots, overrides } => {
             let mut sets = overrides.list();
             if let Some(n) = steps {
                 sets.push(format!("workload.steps={n}"));
@@ -349,6 +373,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             let rewards: Vec<String> = run.step_rewards.iter().map(|r| format!("{r:.3}")).collect();
             emit(&format!("mean reward per step: {}\n", rewards.join(" ")));
             reports::write_run(&dir, &run.report, &run.timeline, Some(&s.resolved_toml()))?;
+            if !no_plots {
+                reports::plots::plot_run(&dir)?;
+            }
             emit(&format!("wrote {}\n", dir.display()));
         }
         Cmd::Profile { scenario, device, out, overrides } => {
@@ -374,6 +401,33 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Bench { scenario, steps, repeat, pipelines } => bench(&scenario, steps, repeat.max(1), &pipelines)?,
     }
     Ok(())
+}
+
+/// Re-draws a run folder's plots, or a compare folder's comparison and each run inside it. Returns files drawn.
+fn plot_dir(dir: &Path) -> Result<usize> {
+    let mut written = 0;
+    if dir.join("summary.json").exists() {
+        written += reports::plots::plot_run(dir)?.len();
+    }
+    let compare = dir.join("compare.csv");
+    if compare.exists() {
+        let mut r = csv::Reader::from_path(&compare).with_context(|| format!("reading {}", compare.display()))?;
+        let rows: Vec<reports::CompareRow> =
+            r.deserialize().collect::<Result<_, _>>().with_context(|| format!("reading {}", compare.display()))?;
+        written += reports::plots::plot_compare(dir, &rows)?.len();
+        let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("summary.json").exists())
+            .collect();
+        subdirs.sort();
+        for sub in subdirs {
+            written += reports::plots::plot_run(&sub)?.len();
+        }
+    }
+    if written == 0 {
+        bail!("{}: no summary.json or compare.csv to plot", dir.display());
+    }
+    Ok(written)
 }
 
 fn profile_table(p: &rlsim_sim::profile::HardwareProfile) -> String {

@@ -89,6 +89,19 @@ fn run_writes_the_promised_files() {
     let start_s: f64 = csv_train.split(',').nth(2).unwrap().parse().unwrap();
     assert!((train["ts"].as_f64().unwrap() - start_s * 1e6).abs() < 1e-3, "{train} vs {csv_train}");
     assert!(train["args"]["step"].is_u64());
+    // Plots, PNG and SVG, drawn with the bundled font; `plot` redraws them from the files, `--no-plots` skips them.
+    for stem in ["timeline", "steps", "staleness", "lengths"] {
+        let png = std::fs::read(dir.join(format!("{stem}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{stem}.png");
+        let svg = std::fs::read_to_string(dir.join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("quickstart"), "{stem}.svg has its title");
+    }
+    std::fs::remove_file(dir.join("steps.png")).unwrap();
+    ok(&["plot", dir.to_str().unwrap()]);
+    assert!(dir.join("steps.png").exists());
+    let bare = tmp("run-bare");
+    ok(&["run", "scenarios/quickstart.toml", "--no-plots", "--out", bare.to_str().unwrap()]);
+    assert!(!bare.join("timeline.png").exists());
     // The resolved scenario reproduces the run.
     let resolved = dir.join("scenario.resolved.toml");
     let again = tmp("run-resolved");
@@ -127,7 +140,7 @@ fn same_scenario_and_seed_give_byte_identical_outputs() {
         ok(&["run", "scenarios/dapo-32b-h800x64.toml", "--set", "workload.steps=3", "--out", d.to_str().unwrap()]);
     }
     let (fa, fb) = (files_without_wall_time(&a), files_without_wall_time(&b));
-    assert_eq!(fa.len(), 5);
+    assert_eq!(fa.len(), 13, "{:?}", fa.iter().map(|f| &f.0).collect::<Vec<_>>());
     for (x, y) in fa.iter().zip(&fb) {
         assert!(x == y, "{} differs between identical runs", x.0);
     }
@@ -167,6 +180,8 @@ fn compare_runs_one_scenario_under_several_pipelines() {
     assert!(lines[1].contains(",colocated,") && lines[2].contains(",disaggregated,"));
     assert!(dir.join("quickstart-colocated/summary.json").exists());
     assert!(dir.join("quickstart-disaggregated/timeline.csv").exists());
+    assert!(dir.join("compare.png").exists() && dir.join("compare.svg").exists());
+    assert!(dir.join("quickstart-disaggregated/timeline.png").exists());
     // Several scenarios at once.
     let out = ok(&[
         "compare",

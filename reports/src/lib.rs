@@ -1,5 +1,7 @@
 //! rlsim-reports: renders a Report — the summary table, `summary.json`, `steps.csv`, `timeline.csv`, `compare.csv`.
 
+pub mod plots;
+
 use rlsim_sim::report::{Report, StepRow, Summary};
 use rlsim_sim::timeline::Timeline;
 use std::fmt::Write as _;
@@ -312,7 +314,7 @@ pub fn summary_table(s: &Summary) -> String {
 }
 
 /// One row of `compare.csv` / the comparison table.
-#[derive(Clone, Debug, serde::Serialize, PartialEq)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct CompareRow {
     pub scenario: String,
     pub pipeline: String,

@@ -1,0 +1,479 @@
+//! Plots of a run (PNG and SVG, plotters with a bundled font so no system fonts are needed): the per-worker
+//! timeline (Gantt), the step-time breakdown, the staleness histogram, the response-length CDF, and comparison
+//! bars. They are drawn from a run folder's files, so `rlsim plot DIR` re-renders exactly what a run drew.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+/// A plot that could not be drawn or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct PlotError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+static FONT: Once = Once::new();
+
+/// Registers the bundled DejaVu Sans as "sans-serif" (plotters finds no font otherwise on a bare machine).
+fn register_font() {
+    FONT.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+    });
+}
+
+/// Colours of the activities, shared by every plot.
+fn activity_color(kind: &str) -> RGBColor {
+    match kind {
+        "rollout" => RGBColor(66, 133, 244),
+        "logprob" => RGBColor(251, 188, 5),
+        "train" => RGBColor(234, 67, 53),
+        "sync" => RGBColor(52, 168, 83),
+        "switch" => RGBColor(155, 89, 182),
+        _ => RGBColor(200, 200, 200),
+    }
+}
+
+const ACTIVITIES: [&str; 5] = ["rollout", "logprob", "train", "sync", "switch"];
+
+/// A worker-activity span read back from timeline.csv.
+#[derive(Clone, Debug)]
+struct SpanRow {
+    worker: String,
+    kind: String,
+    start: f64,
+    end: f64,
+}
+
+/// What the run-level plots need, read from a run folder.
+struct RunData {
+    title: String,
+    workers: Vec<String>,
+    spans: Vec<SpanRow>,
+    /// Response tokens per trajectory.
+    lengths: Vec<f64>,
+    steps: Vec<BTreeMap<String, f64>>,
+    staleness: Vec<(u32, u64)>,
+    max_response_tokens: Option<f64>,
+}
+
+fn err(path: &Path, e: impl std::fmt::Display) -> PlotError {
+    PlotError { path: path.to_path_buf(), message: e.to_string() }
+}
+
+fn read_run(dir: &Path) -> Result<RunData, PlotError> {
+    let summary_path = dir.join("summary.json");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).map_err(|e| err(&summary_path, e))?)
+            .map_err(|e| err(&summary_path, e))?;
+    let title = format!(
+        "{} — {} ({})",
+        summary["scenario"].as_str().unwrap_or("?"),
+        summary["pipeline"].as_str().unwrap_or("?"),
+        summary["backend"].as_str().unwrap_or("?")
+    );
+    let staleness = summary["staleness_histogram"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| Some((p[0].as_u64()? as u32, p[1].as_u64()?))).collect())
+        .unwrap_or_default();
+    let tl = dir.join("timeline.csv");
+    let mut r = csv::Reader::from_path(&tl).map_err(|e| err(&tl, e))?;
+    let (mut workers, mut spans): (Vec<String>, Vec<SpanRow>) = (Vec::new(), Vec::new());
+    let mut per_traj: BTreeMap<u64, f64> = BTreeMap::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| err(&tl, e))?;
+        let f = |i: usize| rec.get(i).unwrap_or("");
+        let worker = f(0).to_string();
+        if !workers.contains(&worker) {
+            workers.push(worker.clone());
+        }
+        let num = |i: usize| {
+            f(i).parse::<f64>().map_err(|e| err(&tl, format!("line {}: {e}", rec.position().map_or(0, |p| p.line()))))
+        };
+        if f(1) == "generate" {
+            if let Ok(t) = f(5).parse::<u64>() {
+                *per_traj.entry(t).or_default() += num(6)?;
+            }
+        } else {
+            spans.push(SpanRow { worker, kind: f(1).to_string(), start: num(2)?, end: num(3)? });
+        }
+    }
+    workers.sort_by_key(|w| natural_key(w));
+    let st = dir.join("steps.csv");
+    let mut r = csv::Reader::from_path(&st).map_err(|e| err(&st, e))?;
+    let headers = r.headers().map_err(|e| err(&st, e))?.clone();
+    let mut steps = Vec::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| err(&st, e))?;
+        steps
+            .push(headers.iter().zip(rec.iter()).filter_map(|(h, v)| Some((h.to_string(), v.parse().ok()?))).collect());
+    }
+    let max_response_tokens = std::fs::read_to_string(dir.join("scenario.resolved.toml"))
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("workload")?.get("max_response_tokens")?.as_integer())
+        .map(|v| v as f64);
+    Ok(RunData {
+        title,
+        workers,
+        spans,
+        lengths: per_traj.into_values().collect(),
+        steps,
+        staleness,
+        max_response_tokens,
+    })
+}
+
+/// Sort key that orders "w2" before "w10".
+fn natural_key(s: &str) -> (String, u64) {
+    let digits: String =
+        s.chars().rev().take_while(|c| c.is_ascii_digit()).collect::<Vec<_>>().into_iter().rev().collect();
+    (s[..s.len() - digits.len()].to_string(), digits.parse().unwrap_or(0))
+}
+
+type Area<'a, DB> = DrawingArea<DB, Shift>;
+
+/// A legend strip: coloured boxes with names, left to right.
+fn legend_strip<DB: DrawingBackend>(area: &Area<DB>, items: &[(&str, RGBColor)]) -> Result<(), String> {
+    let mut x = 80;
+    for (name, color) in items {
+        area.draw(&Rectangle::new([(x, 10), (x + 16, 26)], color.filled())).map_err(|e| e.to_string())?;
+        area.draw(&Text::new(name.to_string(), (x + 22, 10), ("sans-serif", 15))).map_err(|e| e.to_string())?;
+        x += 40 + 9 * name.chars().count() as i32;
+    }
+    Ok(())
+}
+
+fn gantt<DB: DrawingBackend>(root: &Area<DB>, d: &RunData) -> Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (h, _) = (root.dim_in_pixel().1, ());
+    let (top, bottom) = root.split_vertically(h.saturating_sub(40));
+    let t_end = d.spans.iter().map(|s| s.end).fold(0.0, f64::max).max(1e-9);
+    let n = d.workers.len().max(1) as i32;
+    let rows: BTreeMap<&str, i32> = d.workers.iter().enumerate().map(|(i, w)| (w.as_str(), i as i32)).collect();
+    let mut chart = ChartBuilder::on(&top)
+        .caption(format!("Worker timeline — {}", d.title), ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(110)
+        .build_cartesian_2d(0f64..t_end * 1.01, (0..n).into_segmented())
+        .map_err(|e| e.to_string())?;
+    let names = d.workers.clone();
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc("time (s)")
+        .y_desc("worker")
+        .y_labels(n as usize)
+        .y_label_formatter(&|y| match y {
+            SegmentValue::CenterOf(i) if *i >= 0 && (*i as usize) < names.len() => names[*i as usize].clone(),
+            _ => String::new(),
+        })
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for kind in ACTIVITIES {
+        let color = activity_color(kind);
+        let boxes: Vec<Rectangle<(f64, SegmentValue<i32>)>> = d
+            .spans
+            .iter()
+            .filter(|s| s.kind == kind)
+            .filter_map(|s| {
+                let row = *rows.get(s.worker.as_str())?;
+                let end = s.end.max(s.start + t_end * 1e-4);
+                Some(Rectangle::new(
+                    [(s.start, SegmentValue::Exact(row)), (end, SegmentValue::Exact(row + 1))],
+                    color.filled(),
+                ))
+            })
+            .collect();
+        chart.draw_series(boxes).map_err(|e| e.to_string())?;
+    }
+    // Step boundaries.
+    let ends: Vec<f64> = d.steps.iter().filter_map(|s| s.get("end_s").copied()).collect();
+    chart
+        .draw_series(ends.iter().map(|&x| {
+            PathElement::new(
+                vec![(x, SegmentValue::Exact(0)), (x, SegmentValue::Exact(n))],
+                BLACK.mix(0.6).stroke_width(1),
+            )
+        }))
+        .map_err(|e| e.to_string())?;
+    let mut items: Vec<(&str, RGBColor)> = ACTIVITIES.iter().map(|k| (*k, activity_color(k))).collect();
+    items.push(("idle (white)", RGBColor(235, 235, 235)));
+    items.push(("step end (black line)", BLACK));
+    legend_strip(&bottom, &items)
+}
+
+fn step_breakdown<DB: DrawingBackend>(root: &Area<DB>, d: &RunData) -> Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let parts = ["rollout_s", "logprob_s", "train_s", "sync_s", "switch_s"];
+    let top = d
+        .steps
+        .iter()
+        .map(|s| {
+            parts
+                .iter()
+                .map(|p| s.get(*p).copied().unwrap_or(0.0))
+                .sum::<f64>()
+                .max(s.get("duration_s").copied().unwrap_or(0.0))
+        })
+        .fold(0.0, f64::max)
+        .max(1e-9);
+    let n = d.steps.len().max(1);
+    let mut chart = ChartBuilder::on(root)
+        .caption(format!("Time per step by phase — {}", d.title), ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top * 1.15)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("RL step")
+        .y_desc("seconds (phases may overlap across steps)")
+        .x_labels(n.min(20))
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-9 {
+                format!("{}", x.round() as i64)
+            } else {
+                String::new()
+            }
+        })
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (pi, part) in parts.iter().enumerate() {
+        let kind = part.trim_end_matches("_s");
+        let color = activity_color(kind);
+        let bars: Vec<Rectangle<(f64, f64)>> = d
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let below: f64 = parts[..pi].iter().map(|p| s.get(*p).copied().unwrap_or(0.0)).sum();
+                let h = s.get(*part).copied().unwrap_or(0.0);
+                Rectangle::new([(i as f64 - 0.35, below), (i as f64 + 0.35, below + h)], color.filled())
+            })
+            .collect();
+        chart
+            .draw_series(bars)
+            .map_err(|e| e.to_string())?
+            .label(kind)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
+    }
+    chart
+        .draw_series(d.steps.iter().enumerate().map(|(i, s)| {
+            let y = s.get("duration_s").copied().unwrap_or(0.0);
+            PathElement::new(vec![(i as f64 - 0.45, y), (i as f64 + 0.45, y)], BLACK.stroke_width(2))
+        }))
+        .map_err(|e| e.to_string())?
+        .label("step duration")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn staleness<DB: DrawingBackend>(root: &Area<DB>, d: &RunData) -> Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let total: u64 = d.staleness.iter().map(|(_, n)| n).sum::<u64>().max(1);
+    let max_lag = d.staleness.iter().map(|(l, _)| *l).max().unwrap_or(0);
+    let mut chart = ChartBuilder::on(root)
+        .caption(format!("Staleness of trained tokens — {}", d.title), ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.5f64..max_lag as f64 + 0.5, 0f64..100.0)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("policy versions between generating a token and training on it")
+        .y_desc("share of trained tokens (%)")
+        .x_labels(max_lag as usize + 1)
+        .x_label_formatter(&|x| {
+            if (x - x.round()).abs() < 1e-9 {
+                format!("{}", x.round() as i64)
+            } else {
+                String::new()
+            }
+        })
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(d.staleness.iter().map(|&(lag, n)| {
+            let pct = 100.0 * n as f64 / total as f64;
+            Rectangle::new([(lag as f64 - 0.3, 0.0), (lag as f64 + 0.3, pct)], RGBColor(66, 133, 244).filled())
+        }))
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(d.staleness.iter().map(|&(lag, n)| {
+            let pct = 100.0 * n as f64 / total as f64;
+            Text::new(format!("{pct:.1} %"), (lag as f64 - 0.12, (pct + 4.0).min(96.0)), ("sans-serif", 14))
+        }))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn length_cdf<DB: DrawingBackend>(root: &Area<DB>, d: &RunData) -> Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut v: Vec<f64> = d.lengths.iter().copied().filter(|x| *x > 0.0).collect();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return Ok(());
+    }
+    let q = |p: f64| v[((p * v.len() as f64) as usize).min(v.len() - 1)];
+    let x_max = d.max_response_tokens.unwrap_or(v[v.len() - 1]).max(v[v.len() - 1]) * 1.3;
+    let mut chart = ChartBuilder::on(root)
+        .caption(format!("Response lengths — {}", d.title), ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d((1f64..x_max).log_scale(), 0f64..1.0)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("response tokens (log scale)")
+        .y_desc("share of samples at or below")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let n = v.len() as f64;
+    chart
+        .draw_series(LineSeries::new(
+            v.iter().enumerate().map(|(i, &x)| (x, (i + 1) as f64 / n)),
+            RGBColor(66, 133, 244).stroke_width(2),
+        ))
+        .map_err(|e| e.to_string())?
+        .label(format!("{} samples", v.len()))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], RGBColor(66, 133, 244).stroke_width(2)));
+    let mut marks = vec![
+        (format!("median {:.0}", q(0.5)), q(0.5), RGBColor(52, 168, 83)),
+        (format!("p99 {:.0}", q(0.99)), q(0.99), RGBColor(234, 67, 53)),
+    ];
+    if let Some(cap) = d.max_response_tokens {
+        marks.push((format!("cap {cap:.0}"), cap, BLACK));
+    }
+    for (label, x, color) in marks {
+        chart
+            .draw_series(std::iter::once(PathElement::new(vec![(x, 0.0), (x, 1.0)], color.stroke_width(2))))
+            .map_err(|e| e.to_string())?
+            .label(label)
+            .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 14, ly)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Draws one plot as `<stem>.png` and `<stem>.svg` in `dir`.
+fn render(
+    dir: &Path,
+    stem: &str,
+    size: (u32, u32),
+    draw: &dyn Fn(&Area<BitMapBackend>) -> Result<(), String>,
+    draw_svg: &dyn Fn(&Area<SVGBackend>) -> Result<(), String>,
+) -> Result<Vec<PathBuf>, PlotError> {
+    register_font();
+    let png = dir.join(format!("{stem}.png"));
+    {
+        let root = BitMapBackend::new(&png, size).into_drawing_area();
+        draw(&root).map_err(|e| err(&png, e))?;
+        root.present().map_err(|e| err(&png, e))?;
+    }
+    let svg = dir.join(format!("{stem}.svg"));
+    {
+        let root = SVGBackend::new(&svg, size).into_drawing_area();
+        draw_svg(&root).map_err(|e| err(&svg, e))?;
+        root.present().map_err(|e| err(&svg, e))?;
+    }
+    Ok(vec![png, svg])
+}
+
+/// Draws a run folder's plots from its files: `timeline.png/.svg` (Gantt), `steps.png/.svg`,
+/// `staleness.png/.svg`, `lengths.png/.svg`. Returns the files written.
+pub fn plot_run(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+    let d = read_run(dir)?;
+    let rows = d.workers.len() as u32;
+    let mut out = Vec::new();
+    out.extend(render(dir, "timeline", (1400, (140 + 26 * rows).clamp(360, 1800)), &|a| gantt(a, &d), &|a| {
+        gantt(a, &d)
+    })?);
+    out.extend(render(dir, "steps", (1200, 560), &|a| step_breakdown(a, &d), &|a| step_breakdown(a, &d))?);
+    out.extend(render(dir, "staleness", (900, 520), &|a| staleness(a, &d), &|a| staleness(a, &d))?);
+    out.extend(render(dir, "lengths", (1000, 560), &|a| length_cdf(a, &d), &|a| length_cdf(a, &d))?);
+    Ok(out)
+}
+
+fn compare_bars<DB: DrawingBackend>(root: &Area<DB>, rows: &[crate::CompareRow]) -> Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let top = rows.iter().map(|r| r.tokens_per_s).fold(0.0, f64::max).max(1e-9);
+    let n = rows.len().max(1);
+    let labels: Vec<String> = rows.iter().map(|r| format!("{}\n{}", r.scenario, r.pipeline)).collect();
+    let mut chart = ChartBuilder::on(root)
+        .caption("Trained tokens per second", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(60)
+        .y_label_area_size(80)
+        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top * 1.2)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("scenario / pipeline")
+        .y_desc("trained tokens/s")
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .x_labels(n)
+        .x_label_formatter(&|x| {
+            let i = x.round() as usize;
+            if (x - x.round()).abs() < 1e-9 && i < labels.len() {
+                labels[i].replace('\n', " / ")
+            } else {
+                String::new()
+            }
+        })
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(rows.iter().enumerate().map(|(i, r)| {
+            Rectangle::new([(i as f64 - 0.3, 0.0), (i as f64 + 0.3, r.tokens_per_s)], RGBColor(66, 133, 244).filled())
+        }))
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(rows.iter().enumerate().map(|(i, r)| {
+            Text::new(
+                format!("{:.0} ({:.2}×)", r.tokens_per_s, r.speedup),
+                (i as f64 - 0.28, r.tokens_per_s + top * 0.06),
+                ("sans-serif", 15),
+            )
+        }))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Draws `compare.png/.svg`: throughput per row with the speedup over the first written on each bar.
+pub fn plot_compare(dir: &Path, rows: &[crate::CompareRow]) -> Result<Vec<PathBuf>, PlotError> {
+    let width = (300 + 220 * rows.len() as u32).clamp(700, 2400);
+    render(dir, "compare", (width, 560), &|a| compare_bars(a, rows), &|a| compare_bars(a, rows))
+}
