@@ -56,6 +56,8 @@ enum Cmd {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Print the JSON Schema of the scenario format (point your editor's TOML schema support at it).
+    Schema,
     /// Re-draw the plots of a run folder (or of a compare folder and its runs) from its CSV/JSON files.
     Plot { dir: PathBuf },
     /// Simulate the cartesian product of `--vary` values in parallel and write sweep.csv (one row per point: the
@@ -276,6 +278,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             emit(&format!("wrote {}\n", dir.display()));
         }
+        Cmd::Schema => emit(&(serde_json::to_string_pretty(&rlsim_sim::scenario::json_schema())? + "\n")),
         Cmd::Plot { dir } => {
             let written = plot_dir(&dir)?;
             emit(&format!("drew {} files in {}\n", written, dir.display()));

@@ -392,3 +392,24 @@ fn sharded_sweeps_merge_into_the_unsharded_result() {
     ]);
     assert!(err.contains("sweep point 1") && err.contains("field `workload.steps`"), "{err}");
 }
+
+#[test]
+fn schema_describes_the_scenario_format() {
+    let out = ok(&["schema"]);
+    let schema: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(schema["additionalProperties"], false);
+    let props = schema["properties"].as_object().unwrap();
+    for table in ["model", "cluster", "workload", "training", "rollout", "pipeline", "hardware", "exec", "seed", "name"] {
+        assert!(props.contains_key(table), "schema lacks {table}");
+    }
+    // Every key of every bundled scenario is known to the schema (top level).
+    for f in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|e| e == "toml") {
+            let t: toml::Table = std::fs::read_to_string(&p).unwrap().parse().unwrap();
+            for k in t.keys() {
+                assert!(props.contains_key(k), "{}: {k} not in the schema", p.display());
+            }
+        }
+    }
+}
