@@ -58,7 +58,8 @@ enum Cmd {
     },
     /// Print the JSON Schema of the scenario format (point your editor's TOML schema support at it).
     Schema,
-    /// Re-draw the plots of a run folder (or of a compare folder and its runs) from its CSV/JSON files.
+    /// Re-draw the plots of a run folder, a compare folder (and its runs) or a sweep folder (e.g. after `merge`)
+    /// from its CSV/JSON files.
     Plot { dir: PathBuf },
     /// Simulate the cartesian product of `--vary` values in parallel and write sweep.csv (one row per point: the
     /// varied keys, then the summary). `--shard I/N` runs the I-th of N slices (0 ≤ I < N) for array jobs; join
@@ -77,6 +78,9 @@ enum Cmd {
         /// Output folder (default runs/sweep-<scenario name>/).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Skip the PNG/SVG curves.
+        #[arg(long)]
+        no_plots: bool,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -350,13 +354,14 @@ fn dispatch(cli: Cli) -> Result<()> {
             ));
         }
         Cmd::Trace { command } => trace_command(command)?,
-        Cmd::Sweep { scenario, vary, jobs, shard, out, overrides } => {
+        Cmd::Sweep { scenario, vary, jobs, shard, out, no_plots, overrides } => {
             let axes = vary.iter().map(|v| sweep::parse_axis(v)).collect::<Result<Vec<_>>>()?;
             let shard = shard.as_deref().map(sweep::parse_shard).transpose()?;
             let name = Scenario::load(&scenario, &overrides.list())?.name;
             let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("sweep-{name}")));
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let n = sweep::sweep(&scenario, &axes, &overrides.list(), jobs, shard, &dir)?;
+            // A shard draws no curves: it holds only some points; draw them after `merge` with the full file.
+            let n = sweep::sweep(&scenario, &axes, &overrides.list(), jobs, shard, &dir, !no_plots && shard.is_none())?;
             emit(&format!("{n} points → {}\n", dir.join("sweep.csv").display()));
         }
         Cmd::Merge { shards, out } => {
@@ -427,8 +432,12 @@ fn plot_dir(dir: &Path) -> Result<usize> {
             written += reports::plots::plot_run(&sub)?.len();
         }
     }
+    let sweep_csv = dir.join("sweep.csv");
+    if sweep_csv.exists() {
+        written += sweep::plot_from_csv(dir)?;
+    }
     if written == 0 {
-        bail!("{}: no summary.json or compare.csv to plot", dir.display());
+        bail!("{}: no summary.json, compare.csv or sweep.csv to plot", dir.display());
     }
     Ok(written)
 }

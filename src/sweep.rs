@@ -93,7 +93,8 @@ fn summary_cells(s: &Summary) -> Vec<String> {
     ]
 }
 
-/// Runs the sweep (or one shard of it) and writes `out/sweep.csv`. Returns the rows written.
+/// Runs the sweep (or one shard of it) and writes `out/sweep.csv`, and with `plots` a curve per varied key.
+/// Returns the rows written.
 pub fn sweep(
     path: &Path,
     axes: &[Axis],
@@ -101,6 +102,7 @@ pub fn sweep(
     jobs: usize,
     shard: Option<(usize, usize)>,
     out: &Path,
+    plots: bool,
 ) -> Result<usize> {
     let all = points(axes);
     let (index, count) = shard.unwrap_or((0, 1));
@@ -140,15 +142,51 @@ pub fn sweep(
     header.extend(axes.iter().map(|a| a.key.clone()));
     header.extend(SUMMARY_COLUMNS.iter().map(|c| c.to_string()));
     w.write_record(&header)?;
+    let mut plotted = Vec::new();
     for ((i, values), r) in mine.iter().zip(results) {
         let s = r?;
         let mut row = vec![i.to_string()];
         row.extend(values.iter().cloned());
         row.extend(summary_cells(&s));
         w.write_record(&row)?;
+        plotted.push(rlsim_reports::plots::SweepPoint { values: values.clone(), tokens_per_s: s.tokens_per_s });
     }
     w.flush()?;
+    if plots {
+        let keys: Vec<String> = axes.iter().map(|a| a.key.clone()).collect();
+        let values: Vec<Vec<String>> = axes.iter().map(|a| a.values.clone()).collect();
+        rlsim_reports::plots::plot_sweep(out, &keys, &values, &plotted)?;
+    }
     Ok(mine.len())
+}
+
+/// Draws the curves of a sweep folder from its `sweep.csv` (the varied keys are the columns between `point` and
+/// `scenario`). Returns the files drawn.
+pub fn plot_from_csv(dir: &Path) -> Result<usize> {
+    let file = dir.join("sweep.csv");
+    let mut r = csv::Reader::from_path(&file).with_context(|| format!("reading {}", file.display()))?;
+    let header = r.headers()?.clone();
+    let end = header.iter().position(|h| h == "scenario").context("sweep.csv has no `scenario` column")?;
+    let tps = header.iter().position(|h| h == "tokens_per_s").context("sweep.csv has no `tokens_per_s` column")?;
+    let keys: Vec<String> = header.iter().skip(1).take(end - 1).map(String::from).collect();
+    let mut values: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
+    let mut points = Vec::new();
+    for (line, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}:{}", file.display(), line + 2))?;
+        let vals: Vec<String> = (1..end).map(|i| rec.get(i).unwrap_or("").to_string()).collect();
+        for (k, v) in vals.iter().enumerate() {
+            if !values[k].contains(v) {
+                values[k].push(v.clone());
+            }
+        }
+        let tokens_per_s: f64 = rec
+            .get(tps)
+            .unwrap_or("")
+            .parse()
+            .with_context(|| format!("{}:{}: field `tokens_per_s`", file.display(), line + 2))?;
+        points.push(rlsim_reports::plots::SweepPoint { values: vals, tokens_per_s });
+    }
+    Ok(rlsim_reports::plots::plot_sweep(dir, &keys, &values, &points)?.len())
 }
 
 /// Joins shard folders' `sweep.csv` into `out/sweep.csv`, ordered by point, checking they belong to one sweep.

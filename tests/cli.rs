@@ -374,6 +374,12 @@ fn sharded_sweeps_merge_into_the_unsharded_result() {
     assert_eq!(a.len(), 7);
     assert_eq!(a[0][..3], ["point", "pipeline.type", "workload.prompts_per_step"]);
     assert_eq!(a, b, "merged shards equal the unsharded sweep apart from wall-clock time");
+    assert!(
+        whole.join("sweep-pipeline_type.png").exists() && whole.join("sweep-workload_prompts_per_step.svg").exists()
+    );
+    assert!(!base.join("s0").join("sweep-pipeline_type.png").exists(), "a shard draws no curves");
+    ok(&["plot", merged.to_str().unwrap()]);
+    assert!(merged.join("sweep-workload_prompts_per_step.png").exists());
     let err = fails(&[
         "merge",
         base.join("s0").to_str().unwrap(),
@@ -399,7 +405,8 @@ fn schema_describes_the_scenario_format() {
     let schema: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(schema["additionalProperties"], false);
     let props = schema["properties"].as_object().unwrap();
-    for table in ["model", "cluster", "workload", "training", "rollout", "pipeline", "hardware", "exec", "seed", "name"] {
+    for table in ["model", "cluster", "workload", "training", "rollout", "pipeline", "hardware", "exec", "seed", "name"]
+    {
         assert!(props.contains_key(table), "schema lacks {table}");
     }
     // Every key of every bundled scenario is known to the schema (top level).

@@ -477,3 +477,95 @@ pub fn plot_compare(dir: &Path, rows: &[crate::CompareRow]) -> Result<Vec<PathBu
     let width = (300 + 220 * rows.len() as u32).clamp(700, 2400);
     render(dir, "compare", (width, 560), &|a| compare_bars(a, rows), &|a| compare_bars(a, rows))
 }
+
+/// One sweep point for plotting: its values of the varied keys and its throughput.
+pub struct SweepPoint {
+    pub values: Vec<String>,
+    pub tokens_per_s: f64,
+}
+
+fn sweep_curve<DB: DrawingBackend>(
+    root: &Area<DB>,
+    keys: &[String],
+    axis: usize,
+    values: &[String],
+    points: &[SweepPoint],
+) -> Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    // One line per combination of the other keys' values.
+    let mut lines: BTreeMap<Vec<String>, Vec<(usize, f64)>> = BTreeMap::new();
+    for p in points {
+        let x = values.iter().position(|v| *v == p.values[axis]).unwrap_or(0);
+        let others: Vec<String> =
+            p.values.iter().enumerate().filter(|(i, _)| *i != axis).map(|(i, v)| format!("{}={v}", keys[i])).collect();
+        lines.entry(others).or_default().push((x, p.tokens_per_s));
+    }
+    let top = points.iter().map(|p| p.tokens_per_s).fold(0.0, f64::max).max(1e-9);
+    let n = values.len().max(1);
+    let mut chart = ChartBuilder::on(root)
+        .caption(format!("Throughput against {}", keys[axis]), ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(-0.3f64..n as f64 - 0.7, 0f64..top * 1.15)
+        .map_err(|e| e.to_string())?;
+    let labels = values.to_vec();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc(keys[axis].as_str())
+        .y_desc("trained tokens/s")
+        .x_labels(n)
+        .x_label_formatter(&|x| {
+            let i = x.round() as usize;
+            if (x - x.round()).abs() < 1e-9 && i < labels.len() {
+                labels[i].clone()
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (others, mut pts)) in lines.into_iter().take(10).enumerate() {
+        pts.sort_by_key(|p| p.0);
+        let color = Palette99::pick(i).to_rgba();
+        let label = if others.is_empty() { "all".to_string() } else { others.join(", ") };
+        chart
+            .draw_series(LineSeries::new(pts.iter().map(|&(x, y)| (x as f64, y)), color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2)));
+        chart
+            .draw_series(pts.iter().map(|&(x, y)| Circle::new((x as f64, y), 4, color.filled())))
+            .map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Draws `sweep-<key>.png/.svg` for each varied key: throughput against that key's values, one line per
+/// combination of the other keys (at most 10 lines).
+pub fn plot_sweep(
+    dir: &Path,
+    keys: &[String],
+    values: &[Vec<String>],
+    points: &[SweepPoint],
+) -> Result<Vec<PathBuf>, PlotError> {
+    let mut out = Vec::new();
+    for (axis, key) in keys.iter().enumerate() {
+        let stem = format!("sweep-{}", key.replace(['.', '[', ']', '/'], "_"));
+        let draw = |a: &Area<BitMapBackend>| sweep_curve(a, keys, axis, &values[axis], points);
+        let draw_svg = |a: &Area<SVGBackend>| sweep_curve(a, keys, axis, &values[axis], points);
+        out.extend(render(dir, &stem, (1100, 560), &draw, &draw_svg)?);
+    }
+    Ok(out)
+}
