@@ -88,6 +88,8 @@ fn summary_cells(s: &Summary) -> Vec<String> {
         s.mean_staleness.to_string(),
         s.max_staleness.to_string(),
         s.off_policy_token_fraction.to_string(),
+        s.usd_per_step.to_string(),
+        s.usd_per_million_trained_tokens.to_string(),
         s.events.to_string(),
         s.wall_s.to_string(),
     ]

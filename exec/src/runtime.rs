@@ -396,6 +396,7 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         seed: scenario.seed,
         events: driver.events,
         wall_s: started.elapsed().as_secs_f64(),
+        price_per_gpu_hour: scenario.cluster.gpu.price_per_gpu_hour,
     };
     let report = report(&timeline, &meta);
     Ok(ExecRun {

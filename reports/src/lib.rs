@@ -305,6 +305,10 @@ pub fn summary_table(s: &Summary) -> String {
         vec!["sync + switch GPU-time".into(), format!("{:.1} %", 100.0 * s.overhead_fraction)],
         vec!["staleness mean / max".into(), format!("{:.3} / {}", s.mean_staleness, s.max_staleness)],
         vec![
+            "cost per step / per M trained tokens".into(),
+            format!("${:.2} / ${:.2}", s.usd_per_step, s.usd_per_million_trained_tokens),
+        ],
+        vec![
             "tokens gen / trained / in flight / discarded".into(),
             format!("{} / {} / {} / {}", s.generated_tokens, s.trained_tokens, s.in_flight_tokens, s.discarded_tokens),
         ],
@@ -330,6 +334,8 @@ pub struct CompareRow {
     pub mean_staleness: f64,
     pub max_staleness: u32,
     pub trained_tokens: u64,
+    pub usd_per_step: f64,
+    pub usd_per_million_trained_tokens: f64,
 }
 
 /// Comparison rows from summaries; speedups are against the first.
@@ -351,6 +357,8 @@ pub fn compare_rows(summaries: &[Summary]) -> Vec<CompareRow> {
             mean_staleness: s.mean_staleness,
             max_staleness: s.max_staleness,
             trained_tokens: s.trained_tokens,
+            usd_per_step: s.usd_per_step,
+            usd_per_million_trained_tokens: s.usd_per_million_trained_tokens,
         })
         .collect()
 }
@@ -371,11 +379,24 @@ pub fn compare_table(rows: &[CompareRow]) -> String {
                 format!("{:.1}", 100.0 * r.gpu_util),
                 format!("{:.1}", 100.0 * r.bubble_fraction),
                 format!("{:.2}", r.mean_staleness),
+                format!("{:.2}", r.usd_per_million_trained_tokens),
             ]
         })
         .collect();
     let mut out = text_table(
-        &["scenario", "pipeline", "GPUs", "steps", "step s", "tokens/s", "speedup", "util %", "bubble %", "staleness"],
+        &[
+            "scenario",
+            "pipeline",
+            "GPUs",
+            "steps",
+            "step s",
+            "tokens/s",
+            "speedup",
+            "util %",
+            "bubble %",
+            "staleness",
+            "$/M tok",
+        ],
         &body,
     );
     let _ = writeln!(out, "speedup: trained tokens/s relative to the first row");

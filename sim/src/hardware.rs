@@ -18,22 +18,34 @@ pub struct GpuSpec {
     pub pcie_gbytes_per_s: f64,
     /// Inter-node network bandwidth per GPU (its NIC), Gbit/s.
     pub network_gbits_per_s: f64,
+    /// Typical on-demand rental price, US dollars per GPU-hour (see `gpu_preset` for sources and dates).
+    pub price_per_gpu_hour: f64,
 }
 
 /// Names of the built-in GPU presets.
 pub const GPU_PRESETS: &[&str] = &["H100-SXM", "H800", "H20", "H200", "A100-80G"];
 
+/// (name, bf16 TFLOP/s, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)
+type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64);
+
 /// A built-in GPU by name (case-insensitive). Peak and bandwidth figures are NVIDIA's datasheet numbers (dense
 /// bf16, no sparsity); PCIe is an achieved figure for Gen5 (Gen4 for A100) pinned-memory copies, not the link's
 /// nominal rate; the network is one 400 Gbit/s NIC per GPU (200 for A100), the usual DGX/HGX build.
+///
+/// Prices (US$ per GPU-hour, on-demand, looked up 2026-11-23): H100-SXM 3.00, H200 4.00 and A100-80G 1.30 are the
+/// middles of the "specialty cloud" on-demand ranges in Mercatus' May 2026 cloud GPU pricing guide (H100 SXM
+/// 2.50–3.50, H200 3.50–4.50, A100 80GB 1.10–1.50; hyperscalers charge more, long-tail providers less); pricegpu's
+/// early-2026 ranges agree (H100 SXM 2.49–3.99, A100 80GB 1.49–2.49). H800 and H20 are sold for the Chinese market
+/// and no public on-demand list price was found: H800 is priced as the H100 it derives from, H20 at the A100's
+/// figure (an estimate, not a quote). Set `cluster.price_per_gpu_hour` to your own rate.
 pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
-    // (name, bf16 TFLOP/s, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s)
-    let rows: [(&str, f64, f64, f64, f64, f64, f64); 5] = [
-        ("H100-SXM", 989.0, 3350.0, 80.0, 450.0, 50.0, 400.0),
-        ("H800", 989.0, 3350.0, 80.0, 200.0, 50.0, 400.0),
-        ("H20", 148.0, 4000.0, 96.0, 450.0, 50.0, 400.0),
-        ("H200", 989.0, 4800.0, 141.0, 450.0, 50.0, 400.0),
-        ("A100-80G", 312.0, 2039.0, 80.0, 300.0, 25.0, 200.0),
+    // (name, bf16 TFLOP/s, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)
+    let rows: [GpuRow; 5] = [
+        ("H100-SXM", 989.0, 3350.0, 80.0, 450.0, 50.0, 400.0, 3.00),
+        ("H800", 989.0, 3350.0, 80.0, 200.0, 50.0, 400.0, 3.00),
+        ("H20", 148.0, 4000.0, 96.0, 450.0, 50.0, 400.0, 1.30),
+        ("H200", 989.0, 4800.0, 141.0, 450.0, 50.0, 400.0, 4.00),
+        ("A100-80G", 312.0, 2039.0, 80.0, 300.0, 25.0, 200.0, 1.30),
     ];
     rows.iter().find(|r| r.0.eq_ignore_ascii_case(name)).map(|r| GpuSpec {
         name: r.0.to_string(),
@@ -43,6 +55,7 @@ pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
         nvlink_gbytes_per_s: r.4,
         pcie_gbytes_per_s: r.5,
         network_gbits_per_s: r.6,
+        price_per_gpu_hour: r.7,
     })
 }
 

@@ -16,6 +16,8 @@ pub struct RunMeta {
     pub events: u64,
     /// Wall-clock seconds the run took (the one field that differs between identical runs).
     pub wall_s: f64,
+    /// Rental price of one GPU-hour, US dollars (every GPU of the cluster is paid for, used or not).
+    pub price_per_gpu_hour: f64,
 }
 
 /// `summary.json`.
@@ -51,6 +53,10 @@ pub struct Summary {
     pub off_policy_token_fraction: f64,
     /// (versions of lag, trained tokens).
     pub staleness_histogram: Vec<(u32, u64)>,
+    /// Rental cost of the cluster per completed train step, US dollars.
+    pub usd_per_step: f64,
+    /// Rental cost per million trained tokens, US dollars.
+    pub usd_per_million_trained_tokens: f64,
     pub counters: BTreeMap<String, u64>,
     pub events: u64,
     pub wall_s: f64,
@@ -211,6 +217,7 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
     let share = |x: u128| if total_gpu_ns > 0 { x as f64 / total_gpu_ns as f64 } else { 0.0 };
     let per_s = |x: f64| if sim_time_s > 0.0 { x / sim_time_s } else { 0.0 };
     let stale_sum: u64 = histogram.iter().map(|(lag, n)| *lag as u64 * n).sum();
+    let cost_usd = meta.price_per_gpu_hour * t.total_gpus as f64 * sim_time_s / 3600.0;
     let off_policy: u64 = histogram.iter().filter(|(lag, _)| **lag > 0).map(|(_, n)| n).sum();
     let summary = Summary {
         scenario: meta.scenario.clone(),
@@ -239,6 +246,8 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
         max_staleness: histogram.keys().next_back().copied().unwrap_or(0),
         off_policy_token_fraction: if trained > 0 { off_policy as f64 / trained as f64 } else { 0.0 },
         staleness_histogram: histogram.into_iter().collect(),
+        usd_per_step: if rows.is_empty() { 0.0 } else { cost_usd / rows.len() as f64 },
+        usd_per_million_trained_tokens: if trained > 0 { cost_usd / (trained as f64 / 1e6) } else { 0.0 },
         counters: t.counters.clone(),
         events: meta.events,
         wall_s: meta.wall_s,
@@ -321,6 +330,9 @@ mod tests {
         assert_eq!(m.bubble_fraction, 10.0 / 20.0);
         assert_eq!(m.tokens_per_s, 3.0);
         assert_eq!(m.staleness_histogram, vec![(0, 20), (1, 10)]);
+        // 2 GPUs × 10 s at $3.60/GPU-hour = $0.02, for one step and 30 trained tokens.
+        assert!((m.usd_per_step - 0.02).abs() < 1e-12);
+        assert!((m.usd_per_million_trained_tokens - 0.02 / 30e-6).abs() < 1e-6);
         assert_eq!(m.mean_staleness, 10.0 / 30.0);
         assert_eq!(m.max_staleness, 1);
         assert_eq!(r.steps.len(), 1);

@@ -113,6 +113,8 @@ pub struct RawCluster {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network_gbits_per_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_per_gpu_hour: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nodes: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpus_per_node: Option<u32>,
@@ -733,6 +735,7 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         nvlink_gbytes_per_s: Some(gpu.nvlink_gbytes_per_s),
         pcie_gbytes_per_s: Some(gpu.pcie_gbytes_per_s),
         network_gbits_per_s: Some(gpu.network_gbits_per_s),
+        price_per_gpu_hour: Some(gpu.price_per_gpu_hour),
         nodes: Some(nodes),
         gpus_per_node: Some(gpus_per_node),
         workers: raw.cluster.workers.clone(),
@@ -1124,6 +1127,14 @@ fn validate_gpu(cl: &RawCluster, c: &Check) -> Result<GpuSpec, ScenarioError> {
             "cluster.network_gbits_per_s",
             None,
             explicit,
+        )?,
+        price_per_gpu_hour: c.number(
+            cl.price_per_gpu_hour.or(b.map(|b| b.price_per_gpu_hour)),
+            "cluster.price_per_gpu_hour",
+            0.0,
+            0.0,
+            f64::INFINITY,
+            "US dollars per GPU-hour",
         )?,
     })
 }

@@ -139,6 +139,7 @@ pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<Sim
         seed: scenario.seed,
         events: sim.events,
         wall_s: started.elapsed().as_secs_f64(),
+        price_per_gpu_hour: scenario.cluster.gpu.price_per_gpu_hour,
     };
     let report = report(&timeline, &meta);
     Ok(SimRun { timeline, report, trajectories: sim.tm })
