@@ -1,5 +1,6 @@
 //! The `rlsim` command line: run, compare, sweep and check scenarios; run them on real devices; traces; benchmarks.
 
+mod search;
 mod sweep;
 
 use anyhow::{bail, Context, Result};
@@ -81,6 +82,28 @@ enum Cmd {
         /// Skip the PNG/SVG curves.
         #[arg(long)]
         no_plots: bool,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Find the pipeline and knobs (rollout tensor parallelism, rollout/train split) with the highest trained-token
+    /// throughput for this cluster and workload; print the best and write them as ready-to-run scenario files.
+    Search {
+        scenario: PathBuf,
+        /// Most configurations to simulate (evenly spaced over all of them when there are more).
+        #[arg(long, default_value_t = 64)]
+        budget: usize,
+        /// Keep only configurations whose samples are at most this many policy versions stale.
+        #[arg(long)]
+        max_staleness: Option<u32>,
+        /// How many of the best to print and write.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// Simulations at once (default: the cores).
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+        /// Output folder (default runs/search-<scenario name>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -363,6 +386,69 @@ fn dispatch(cli: Cli) -> Result<()> {
             // A shard draws no curves: it holds only some points; draw them after `merge` with the full file.
             let n = sweep::sweep(&scenario, &axes, &overrides.list(), jobs, shard, &dir, !no_plots && shard.is_none())?;
             emit(&format!("{n} points → {}\n", dir.join("sweep.csv").display()));
+        }
+        Cmd::Search { scenario, budget, max_staleness, top, jobs, out, overrides } => {
+            let (cands, infeasible) = search::candidates(&scenario, &overrides.list())?;
+            let total = cands.len();
+            let cands = search::within_budget(cands, budget.max(1));
+            let tried = cands.len();
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let (ranked, over) = search::rank(cands, jobs, max_staleness)?;
+            let name = ranked[0].summary.scenario.clone();
+            let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("search-{name}")));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let mut w = csv::Writer::from_path(dir.join("search.csv"))?;
+            w.write_record([
+                "rank",
+                "configuration",
+                "pipeline",
+                "tokens_per_s",
+                "mean_step_s",
+                "max_staleness",
+                "bubble_fraction",
+                "usd_per_million_trained_tokens",
+            ])?;
+            let mut rows = Vec::new();
+            for (i, r) in ranked.iter().enumerate() {
+                let s = &r.summary;
+                let config = r.sets.join(" ");
+                w.write_record([
+                    (i + 1).to_string(),
+                    config.clone(),
+                    s.pipeline.clone(),
+                    s.tokens_per_s.to_string(),
+                    s.mean_step_s.to_string(),
+                    s.max_staleness.to_string(),
+                    s.bubble_fraction.to_string(),
+                    s.usd_per_million_trained_tokens.to_string(),
+                ])?;
+                if i < top {
+                    let file = dir.join(format!("top-{}.toml", i + 1));
+                    std::fs::write(
+                        &file,
+                        format!("# rank {} of `rlsim search`: {config}\n{}", i + 1, r.resolved_toml),
+                    )?;
+                    rows.push(vec![
+                        (i + 1).to_string(),
+                        config.replace("pipeline.", "").replace("disaggregated.", ""),
+                        format!("{:.0}", s.tokens_per_s),
+                        format!("{:.2}x", s.tokens_per_s / ranked[0].summary.tokens_per_s),
+                        format!("{:.2}", s.mean_step_s),
+                        s.max_staleness.to_string(),
+                        format!("{:.2}", s.usd_per_million_trained_tokens),
+                    ]);
+                }
+            }
+            w.flush()?;
+            emit(&reports::text_table(
+                &["rank", "configuration", "tokens/s", "vs best", "step s", "staleness", "$/M tok"],
+                &rows,
+            ));
+            emit(&format!(
+                "{tried} of {total} configurations simulated ({infeasible} more infeasible{}); wrote search.csv and top-N.toml to {}\n",
+                if max_staleness.is_some() { format!(", {over} over the staleness limit") } else { String::new() },
+                dir.display()
+            ));
         }
         Cmd::Merge { shards, out } => {
             let n = sweep::merge(&shards, &out)?;

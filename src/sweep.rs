@@ -16,6 +16,32 @@ pub struct Axis {
     pub values: Vec<String>,
 }
 
+/// Simulates scenarios in parallel on `jobs` threads, with a progress bar on a terminal (none otherwise); results
+/// come back in input order.
+pub fn simulate_all(scenarios: &[Scenario], jobs: usize) -> Result<Vec<Result<Summary>>> {
+    let bar = indicatif::ProgressBar::new(scenarios.len() as u64);
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {elapsed} elapsed, ~{eta} left")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build()?;
+    let results = pool.install(|| {
+        scenarios
+            .par_iter()
+            .map(|s| {
+                let r = simulate(s).map(|run| run.report.summary).with_context(|| format!("simulating {}", s.name));
+                bar.inc(1);
+                r
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    Ok(results)
+}
+
 /// Parses `KEY=V1,V2,...`.
 pub fn parse_axis(text: &str) -> Result<Axis> {
     let (key, values) = text.split_once('=').with_context(|| format!("--vary {text}: expected KEY=V1,V2,..."))?;
@@ -117,26 +143,7 @@ pub fn sweep(
         let s = Scenario::load(path, &sets).with_context(|| format!("sweep point {i} ({})", values.join(", ")))?;
         scenarios.push(s);
     }
-    let bar = indicatif::ProgressBar::new(scenarios.len() as u64);
-    if !std::io::stderr().is_terminal() {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} points, {elapsed} elapsed, ~{eta} left")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build()?;
-    let results: Vec<Result<Summary>> = pool.install(|| {
-        scenarios
-            .par_iter()
-            .map(|s| {
-                let r = simulate(s).map(|run| run.report.summary).with_context(|| format!("simulating {}", s.name));
-                bar.inc(1);
-                r
-            })
-            .collect()
-    });
-    bar.finish_and_clear();
+    let results = simulate_all(&scenarios, jobs)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let file = out.join("sweep.csv");
     let mut w = csv::Writer::from_path(&file).with_context(|| format!("writing {}", file.display()))?;

@@ -420,3 +420,45 @@ fn schema_describes_the_scenario_format() {
         }
     }
 }
+
+#[test]
+fn search_ranks_configurations_and_writes_runnable_scenarios() {
+    let dir = tmp("search");
+    let out = ok(&[
+        "search",
+        "scenarios/quickstart.toml",
+        "--set",
+        "workload.steps=2",
+        "--top",
+        "3",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.contains("configurations simulated"), "{out}");
+    let csv = std::fs::read_to_string(dir.join("search.csv")).unwrap();
+    let rows: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect();
+    assert!(rows.len() >= 4, "{csv}");
+    let tps: Vec<f64> = rows.iter().map(|r| r[3].parse().unwrap()).collect();
+    assert!(tps.windows(2).all(|w| w[0] >= w[1]), "ranked by throughput: {tps:?}");
+    // The best configuration is a scenario file that runs and gives the ranked throughput.
+    let best = dir.join("top-1.toml");
+    let run = dir.join("best-run");
+    ok(&["run", best.to_str().unwrap(), "--no-plots", "--out", run.to_str().unwrap()]);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert!((s["tokens_per_s"].as_f64().unwrap() - tps[0]).abs() < 1e-6 * tps[0]);
+    // A staleness limit of 0 leaves only on-policy (colocated) configurations.
+    let on = tmp("search-onpolicy");
+    ok(&[
+        "search",
+        "scenarios/quickstart.toml",
+        "--set",
+        "workload.steps=2",
+        "--max-staleness",
+        "0",
+        "--out",
+        on.to_str().unwrap(),
+    ]);
+    let csv = std::fs::read_to_string(on.join("search.csv")).unwrap();
+    assert!(csv.lines().skip(1).all(|l| l.contains(",colocated,")), "{csv}");
+}
