@@ -1077,12 +1077,15 @@ fn validate_model(m: &RawModel, c: &Check) -> Result<ModelSpec, ScenarioError> {
     if kv_heads > heads || heads % kv_heads != 0 {
         return Err(c.src.error("model.kv_heads", format!("{kv_heads} must divide heads ({heads})")));
     }
-    let name = match (&base, m == &RawModel { preset: m.preset.clone(), ..Default::default() }) {
-        (Some(b), true) => b.name.clone(),
-        (Some(b), false) => format!("{} (modified)", b.name),
-        (None, _) => "custom".to_string(),
+    let spec =
+        |name: String| ModelSpec { name, params_b, active_params_b, layers, hidden, heads, kv_heads, head_dim, vocab };
+    // "(modified)" only when an explicit field changes the preset (a resolved file repeats the preset's values).
+    let name = match &base {
+        Some(b) if *b == spec(b.name.clone()) => b.name.clone(),
+        Some(b) => format!("{} (modified)", b.name),
+        None => "custom".to_string(),
     };
-    Ok(ModelSpec { name, params_b, active_params_b, layers, hidden, heads, kv_heads, head_dim, vocab })
+    Ok(spec(name))
 }
 
 fn validate_gpu(cl: &RawCluster, c: &Check) -> Result<GpuSpec, ScenarioError> {
