@@ -90,6 +90,8 @@ const SUMMARY_COLUMNS: &[&str] = &[
     "mean_staleness",
     "max_staleness",
     "off_policy_token_fraction",
+    "usd_per_step",
+    "usd_per_million_trained_tokens",
     "events",
     "wall_s",
 ];

@@ -321,6 +321,7 @@ mod tests {
             seed: 1,
             events: 3,
             wall_s: 0.0,
+            price_per_gpu_hour: 3.6,
         };
         let r = report(&t, &meta);
         let m = &r.summary;
