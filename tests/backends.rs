@@ -161,3 +161,33 @@ fn pause_and_resume_elsewhere_lose_nothing_on_either_backend() {
         }
     }
 }
+
+/// Rolls out on a worker that only trains: both backends must refuse the command, naming the policy and worker.
+struct AdmitToTrainer;
+impl Policy for AdmitToTrainer {
+    fn name(&self) -> &'static str {
+        "admit-to-trainer"
+    }
+    fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
+        match event {
+            Event::Started => vec![
+                Command::CreateGroups { step: 0, groups: 1 },
+                Command::Admit { worker: WorkerId(1), trajectories: vec![view.trajectories.next_id()] },
+            ],
+            _ => vec![],
+        }
+    }
+}
+
+#[test]
+fn an_invalid_command_is_an_error_on_both_backends() {
+    let s = exec_tiny(&["pipeline.type=disaggregated", "workload.steps=1"]);
+    let sim = simulate_with(&s, Box::new(AdmitToTrainer)).err().expect("refused").to_string();
+    let real = execute_with(&s, DeviceSpec::Cpu, Box::new(AdmitToTrainer)).err().expect("refused").to_string();
+    for e in [sim, real] {
+        assert!(
+            e.contains("policy `admit-to-trainer`") && e.contains("worker `train0` is not holding a rollout engine"),
+            "{e}"
+        );
+    }
+}

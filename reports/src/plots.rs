@@ -136,6 +136,21 @@ fn natural_key(s: &str) -> (String, u64) {
 
 type Area<'a, DB> = DrawingArea<DB, Shift>;
 
+/// The series legend every chart uses, inside the plot at `position`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 /// A legend strip: coloured boxes with names, left to right.
 fn legend_strip<DB: DrawingBackend>(area: &Area<DB>, items: &[(&str, RGBColor)]) -> Result<(), String> {
     let mut x = 80;
@@ -275,14 +290,7 @@ fn step_breakdown<DB: DrawingBackend>(root: &Area<DB>, d: &RunData) -> Result<()
         .map_err(|e| e.to_string())?
         .label("step duration")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }
 
@@ -375,14 +383,7 @@ fn length_cdf<DB: DrawingBackend>(root: &Area<DB>, d: &RunData) -> Result<(), St
             .label(label)
             .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 14, ly)], color.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }
 
@@ -541,14 +542,7 @@ fn sweep_curve<DB: DrawingBackend>(
             .draw_series(pts.iter().map(|&(x, y)| Circle::new((x as f64, y), 4, color.filled())))
             .map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }
 

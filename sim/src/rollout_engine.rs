@@ -135,10 +135,6 @@ impl RolloutEngine {
         self.stats
     }
 
-    pub fn kv_capacity_tokens(&self) -> u64 {
-        self.kv_capacity_tokens
-    }
-
     /// No sequence running or waiting.
     pub fn is_empty(&self) -> bool {
         self.running.is_empty() && self.waiting.is_empty()
@@ -252,28 +248,33 @@ impl RolloutEngine {
         Ok(Some(start_fs + prefill_fs + self.decode.interval_fs(batch, plan.context, iterations)))
     }
 
-    fn commit(&mut self, iterations: u64, end_fs: u128) -> Vec<Departed> {
+    fn commit(&mut self, iterations: u64, end_fs: u128, done: &mut Vec<Departed>) {
         let plan = self.plan.take().expect("commit needs a plan");
         self.iter += iterations;
         self.context_sum += iterations * plan.batch;
         self.clock_fs = end_fs;
         self.stats.decode_iterations += iterations;
-        let mut done = Vec::new();
         while let Some(&(finish_iter, order)) = self.finishing.first() {
             if finish_iter > self.iter {
                 break;
             }
             done.push(self.remove_running(order));
         }
-        done
     }
 
-    /// Completes the planned interval at its end; returns the sequences that finished, in finishing order
-    /// (ties by admission order).
-    pub fn complete(&mut self) -> Vec<Departed> {
+    /// Completes the planned interval at its end; appends the sequences that finished to `done`, in finishing
+    /// order (ties by admission order). The caller's buffer is reused so the event loop does not allocate.
+    pub fn complete_into(&mut self, done: &mut Vec<Departed>) {
         let p = self.plan.expect("complete() needs a plan");
         let end = p.start_fs + p.prefill_fs + self.decode.interval_fs(p.batch, p.context, p.iterations);
-        self.commit(p.iterations, end)
+        self.commit(p.iterations, end, done)
+    }
+
+    /// `complete_into` with a fresh vector.
+    pub fn complete(&mut self) -> Vec<Departed> {
+        let mut done = Vec::new();
+        self.complete_into(&mut done);
+        done
     }
 
     /// Stops the planned interval at `now_fs`: the prefill and the decode iteration in progress finish first.
@@ -288,7 +289,9 @@ impl RolloutEngine {
             self.decode.iterations_covering(p.batch, p.context, elapsed, p.iterations)
         };
         let end = decode_start + self.decode.interval_fs(p.batch, p.context, n);
-        self.commit(n, end)
+        let mut done = Vec::new();
+        self.commit(n, end, &mut done);
+        done
     }
 
     /// Cuts the planned interval short at the first iteration boundary at or after `now_fs` (a running iteration

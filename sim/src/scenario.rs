@@ -392,16 +392,6 @@ fn format_field_error(file: &Path, location: Option<(usize, usize)>, field: &str
     }
 }
 
-impl ScenarioError {
-    /// The dotted field an error is about, when it is about one.
-    pub fn field(&self) -> Option<&str> {
-        match self {
-            ScenarioError::Field { field, .. } => Some(field),
-            _ => None,
-        }
-    }
-}
-
 /// The text a scenario was read from, for locating fields.
 struct Source<'a> {
     /// The scenario file (relative paths inside it resolve against its folder).

@@ -64,6 +64,8 @@ struct Sim<'a> {
     train_steps_done: u32,
     spans: Vec<Span>,
     events: u64,
+    /// Reused by every engine tick for the trajectories that finished.
+    departed: Vec<Departed>,
 }
 
 /// Runs a scenario in the simulator with its pipeline's policy.
@@ -115,6 +117,7 @@ pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<Sim
         train_steps_done: 0,
         spans: Vec::new(),
         events: 0,
+        departed: Vec::new(),
     };
     sim.queue.schedule(SimTime::ZERO, Internal::Deliver(Event::Started));
     while let Some((at, ev)) = sim.queue.pop() {
@@ -385,11 +388,16 @@ impl Sim<'_> {
     }
 
     fn engine_tick(&mut self, worker: WorkerId) -> Result<(), SimError> {
+        // One buffer for every tick: the event loop does not allocate per event.
+        let mut done = std::mem::take(&mut self.departed);
+        done.clear();
         let engine = self.engines[worker.index()].as_mut().expect("ticks only for engines");
-        let done = engine.complete();
+        engine.complete_into(&mut done);
         let clock = engine.clock_fs();
         let next = engine.plan(clock).map_err(|e| self.engine_error(worker, e))?;
-        self.settle(worker, done, next)
+        let result = self.settle(worker, &done, next);
+        self.departed = done;
+        result
     }
 
     /// Records a generation segment that ends now.
@@ -410,7 +418,7 @@ impl Sim<'_> {
 
     /// After an engine boundary: schedules its next interval, records and announces finished trajectories, and
     /// closes its rollout span when it drained.
-    fn settle(&mut self, worker: WorkerId, done: Vec<Departed>, next: Option<u128>) -> Result<(), SimError> {
+    fn settle(&mut self, worker: WorkerId, done: &[Departed], next: Option<u128>) -> Result<(), SimError> {
         let version = self.states[worker.index()].weights_version;
         let engine = self.engines[worker.index()].as_ref().expect("settle only for engines");
         self.states[worker.index()].resident = engine.running_len() + engine.waiting_len();
@@ -421,7 +429,7 @@ impl Sim<'_> {
                 Internal::EngineTick { worker, epoch: self.epochs[worker.index()] },
             );
         }
-        for d in &done {
+        for d in done {
             self.tm.add_tokens(d.seq.traj, worker, version, d.new_tokens)?;
             self.tm.finish(d.seq.traj, self.now)?;
             self.generate_span(worker, d, version);
@@ -478,7 +486,7 @@ impl Sim<'_> {
             }
             paused.push(d.seq.traj);
         }
-        self.settle(worker, done, next)?;
+        self.settle(worker, &done, next)?;
         self.dispatch(Event::Paused { worker, trajectories: paused })
     }
 

@@ -26,10 +26,6 @@ impl Trace {
     pub fn samples(&self) -> usize {
         self.steps.iter().flatten().map(|g| g.responses.len()).sum()
     }
-
-    pub fn max_prompt_tokens(&self) -> u32 {
-        self.steps.iter().flatten().map(|g| g.prompt_tokens).max().unwrap_or(0)
-    }
 }
 
 /// A trace file that could not be read; always names the file, and the line and field where it applies.

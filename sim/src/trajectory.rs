@@ -285,11 +285,6 @@ impl TrajectoryManager {
             .sum()
     }
 
-    /// Trajectories with this status (linear scan; for checks and views, not the hot path).
-    pub fn count(&self, pred: impl Fn(TrajStatus) -> bool) -> usize {
-        self.trajs.iter().filter(|t| pred(t.status)).count()
-    }
-
     /// Checks that the counters agree with the trajectories and that tokens and trajectories are conserved.
     pub fn check_conservation(&self) -> Result<(), String> {
         let c = &self.counters;

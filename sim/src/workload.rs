@@ -94,10 +94,6 @@ impl Workload {
         Workload { spec, streams: RngStreams::new(seed) }
     }
 
-    pub fn spec(&self) -> &WorkloadSpec {
-        &self.spec
-    }
-
     /// The lengths of the group with serial number `serial` (0, 1, 2, … across the whole run).
     pub fn group(&self, serial: u64) -> GroupLengths {
         let s = &self.spec;

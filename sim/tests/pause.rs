@@ -115,3 +115,39 @@ fn paused_trajectories_resume_elsewhere_with_every_token_kept() {
         .unwrap();
     assert!(cut >= SimTime(5_000_000_000) && cut < SimTime(5_100_000_000), "{cut}");
 }
+
+/// A policy that does nothing after creating work, and one that asks a training-only worker to roll out.
+struct Idle;
+impl Policy for Idle {
+    fn name(&self) -> &'static str {
+        "idle"
+    }
+    fn on_event(&mut self, _: &Event, _: &ClusterView) -> Vec<Command> {
+        vec![]
+    }
+}
+
+struct Wrong;
+impl Policy for Wrong {
+    fn name(&self) -> &'static str {
+        "wrong"
+    }
+    fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
+        match event {
+            Event::Started => vec![
+                Command::CreateGroups { step: 0, groups: 1 },
+                Command::Admit { worker: WorkerId(2), trajectories: vec![view.trajectories.next_id()] },
+            ],
+            _ => vec![],
+        }
+    }
+}
+
+#[test]
+fn policy_bugs_are_errors_not_hangs_or_silence() {
+    let s = Scenario::from_text(SCENARIO, Path::new("pause.toml"), &[]).unwrap();
+    let e = simulate_with(&s, Box::new(Idle)).err().expect("a policy that never trains stalls").to_string();
+    assert!(e.contains("policy `idle` stopped after 0 of 1 train steps"), "{e}");
+    let e = simulate_with(&s, Box::new(Wrong)).err().expect("admitting to a train worker is refused").to_string();
+    assert!(e.contains("policy `wrong`") && e.contains("worker `t` is not holding a rollout engine"), "{e}");
+}
