@@ -69,6 +69,31 @@ fn both_backends_run_the_same_policies_with_the_same_decisions() {
     }
 }
 
+/// The pipelines whose decisions depend on timing (which sample finishes first across workers) keep the same
+/// promises on both backends: conservation, every sample trained, no double booking, the staleness bound.
+#[test]
+fn both_backends_run_async_partial_and_seamless_within_their_promises() {
+    let cases: [(&str, &[&str], u32); 4] = [
+        ("async", &["pipeline.async.max_staleness=1"], 1),
+        ("async", &["pipeline.async.max_staleness=0", "pipeline.async.interruptible=false"], 0),
+        ("partial", &["pipeline.partial.over_provision=2.0"], u32::MAX),
+        ("seamless", &["pipeline.seamless.lend=always"], 1),
+    ];
+    for (pipeline, extra, bound) in cases {
+        let mut sets = vec![format!("pipeline.type={pipeline}"), "workload.steps=3".to_string()];
+        sets.extend(extra.iter().map(|s| s.to_string()));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/exec-tiny.toml");
+        let s = Scenario::load(&path, &sets).unwrap();
+        let sim = simulate(&s).unwrap();
+        let real = execute(&s, DeviceSpec::Cpu).unwrap();
+        assert_eq!(real.report.summary.pipeline, pipeline);
+        let what = format!("{pipeline} {extra:?}");
+        check_run(&format!("sim {what}"), &s, &sim.timeline, &sim.report, &sim.trajectories, bound);
+        check_run(&format!("exec {what}"), &s, &real.timeline, &real.report, &real.trajectories, bound);
+        assert_eq!(sim.report.summary.discarded_tokens + real.report.summary.discarded_tokens, 0, "{what}");
+    }
+}
+
 #[test]
 fn the_real_trainer_learns_the_task() {
     let s = exec_tiny(&["workload.steps=24"]);

@@ -66,19 +66,44 @@ enum ToWorker {
     Train(Vec<TrainSample>),
     Snapshot,
     Load(Arc<Vec<Tensor>>),
-    Switch(Role),
+    /// Retag to this role; becoming a rollout engine loads these weights (the trainer's latest).
+    Switch(Role, Option<Arc<Vec<Tensor>>>),
     Stop,
 }
 
 enum FromWorker {
-    Progress { worker: WorkerId, finished: Vec<SeqOutput>, drained: bool },
-    Paused { worker: WorkerId, outputs: Vec<SeqOutput>, drained: bool },
-    TrainDone { timings: TrainTimings },
-    Snapshot { weights: Arc<Vec<Tensor>> },
+    Progress {
+        worker: WorkerId,
+        finished: Vec<SeqOutput>,
+        drained: bool,
+    },
+    Paused {
+        worker: WorkerId,
+        outputs: Vec<SeqOutput>,
+        drained: bool,
+    },
+    /// The step's timings and the new weights (kept by the driver for workers retagged to rollout later).
+    TrainDone {
+        timings: TrainTimings,
+        weights: Arc<Vec<Tensor>>,
+    },
+    Snapshot {
+        weights: Arc<Vec<Tensor>>,
+    },
     Loaded,
-    Switched { worker: WorkerId, role: Role, start_ns: u64, end_ns: u64 },
-    Stats { stats: RealEngineStats },
-    Failed { worker: WorkerId, message: String },
+    Switched {
+        worker: WorkerId,
+        role: Role,
+        start_ns: u64,
+        end_ns: u64,
+    },
+    Stats {
+        stats: RealEngineStats,
+    },
+    Failed {
+        worker: WorkerId,
+        message: String,
+    },
 }
 
 /// What one worker thread owns.
@@ -195,7 +220,7 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                 ToWorker::Train(samples) => {
                     let t = trainer.as_mut().ok_or_else(|| candle_core::Error::Msg("no trainer".into()))?;
                     let timings = t.step(&samples, &now)?;
-                    send(FromWorker::TrainDone { timings });
+                    send(FromWorker::TrainDone { timings, weights: Arc::new(t.model.snapshot()?) });
                 }
                 ToWorker::Snapshot => {
                     let t = trainer.as_ref().ok_or_else(|| candle_core::Error::Msg("no trainer".into()))?;
@@ -206,7 +231,7 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                     e.model.load(&weights)?;
                     send(FromWorker::Loaded);
                 }
-                ToWorker::Switch(role) => {
+                ToWorker::Switch(role, latest) => {
                     let start_ns = now();
                     // Park the state going out of use on the host and bring the other back: real copies.
                     let host = candle_core::Device::Cpu;
@@ -224,8 +249,16 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                             }
                         }
                         Role::Rollout => {
-                            if let (Some(e), Some(w)) = (engine.as_ref(), parked.take()) {
-                                e.model.load(&w)?;
+                            // The training state holds the trainer's current weights: the engine comes back with
+                            // them (the simulator's rule too), not with the weights it parked.
+                            let parked = parked.take();
+                            if let Some(e) = engine.as_ref() {
+                                match (&trainer, latest, parked) {
+                                    (Some(t), _, _) => e.model.load(&t.model.snapshot()?)?,
+                                    (None, Some(w), _) => e.model.load(&w)?,
+                                    (None, None, Some(w)) => e.model.load(&w)?,
+                                    (None, None, None) => {}
+                                }
                             }
                         }
                     }
@@ -280,6 +313,8 @@ struct Driver<'a> {
     /// Step label of each worker's switch in flight.
     switch_step: BTreeMap<u32, u32>,
     pending_sync: Option<PendingSync>,
+    /// The trainer's weights after its last step (what a worker retagged to rollout loads).
+    latest_weights: Option<Arc<Vec<Tensor>>>,
     timers: BTreeMap<(SimTime, u64), u64>,
     timer_seq: u64,
     trainer_version: u32,
@@ -323,13 +358,7 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         states: cluster
             .workers
             .iter()
-            .map(|w| WorkerState {
-                id: w.id,
-                role: if w.has_tag("rollout") { Role::Rollout } else { Role::Train },
-                activity: Activity::Idle,
-                weights_version: 0,
-                resident: 0,
-            })
+            .map(|w| WorkerState { id: w.id, role: w.start, activity: Activity::Idle, weights_version: 0, resident: 0 })
             .collect(),
         spans: Vec::new(),
         rollout_open: vec![None; cluster.workers.len()],
@@ -337,6 +366,7 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         train_running: None,
         switch_step: BTreeMap::new(),
         pending_sync: None,
+        latest_weights: None,
         timers: BTreeMap::new(),
         timer_seq: 0,
         trainer_version: 0,
@@ -550,7 +580,8 @@ impl Driver<'_> {
                 }
                 Ok(())
             }
-            FromWorker::TrainDone { timings } => {
+            FromWorker::TrainDone { timings, weights } => {
+                self.latest_weights = Some(weights);
                 let (step, workers) = self.train_running.take().expect("a train step is running");
                 for &w in &workers {
                     for &(a, b) in &timings.logprob_ns {
@@ -631,7 +662,10 @@ impl Driver<'_> {
                 });
                 self.states[worker.index()].role = role;
                 self.states[worker.index()].activity = Activity::Idle;
-                self.dispatch(Event::SwitchDone { worker, role })
+                if role == Role::Rollout {
+                    self.states[worker.index()].weights_version = self.trainer_version;
+                }
+                self.dispatch(Event::Retagged { worker, role })
             }
             FromWorker::Stats { .. } => Ok(()),
             FromWorker::Failed { worker, message } => {
@@ -822,7 +856,7 @@ impl Driver<'_> {
                 });
                 let _ = self.to[self.trainer_worker.index()].send(ToWorker::Snapshot);
             }
-            Command::Switch { step, worker, to } => {
+            Command::Retag { step, worker, to } => {
                 self.check_idle(&c, *worker)?;
                 let w = self.scenario.cluster.worker(*worker);
                 if !w.has_tag(to.name()) {
@@ -836,7 +870,7 @@ impl Driver<'_> {
                 }
                 self.states[worker.index()].activity = Activity::Switching;
                 self.switch_step.insert(worker.0, *step);
-                let _ = self.to[worker.index()].send(ToWorker::Switch(*to));
+                let _ = self.to[worker.index()].send(ToWorker::Switch(*to, self.latest_weights.clone()));
             }
             Command::SetTimer { at, id } => {
                 if *at < now {

@@ -303,7 +303,21 @@ pub fn summary_table(s: &Summary) -> String {
         vec!["GPU utilisation".into(), format!("{:.1} %", 100.0 * s.gpu_util)],
         vec!["bubble (idle GPU-time)".into(), format!("{:.1} %", 100.0 * s.bubble_fraction)],
         vec!["sync + switch GPU-time".into(), format!("{:.1} %", 100.0 * s.overhead_fraction)],
+        vec![
+            "utilisation by tag".into(),
+            s.utilization_by_tag.iter().map(|(t, u)| format!("{t} {:.1} %", 100.0 * u)).collect::<Vec<_>>().join(", "),
+        ],
         vec!["staleness mean / max".into(), format!("{:.3} / {}", s.mean_staleness, s.max_staleness)],
+        vec!["off-policy trained tokens".into(), format!("{:.1} %", 100.0 * s.off_policy_token_fraction)],
+        vec![
+            "paused / resumed / migrated".into(),
+            ["paused", "resumed", "migrated"]
+                .iter()
+                .map(|k| s.counters.get(*k).copied().unwrap_or(0).to_string())
+                .collect::<Vec<_>>()
+                .join(" / "),
+        ],
+        vec!["switches / GPU-time switching".into(), format!("{} / {:.1} GPU-s", s.switches, s.switch_gpu_s)],
         vec![
             "cost per step / per M trained tokens".into(),
             format!("${:.2} / ${:.2}", s.usd_per_step, s.usd_per_million_trained_tokens),

@@ -1,5 +1,6 @@
 //! The cluster: GPUs placed on nodes, their links as a petgraph topology, and workers (GPU groups with tags).
 
+use crate::cost::Role;
 use crate::hardware::GpuSpec;
 use petgraph::graph::{NodeIndex, UnGraph};
 use std::collections::{BTreeMap, BinaryHeap};
@@ -29,6 +30,8 @@ pub struct Worker {
     pub tags: Vec<String>,
     /// Index of the worker group (`[[cluster.workers]]` entry) it was made from.
     pub group: u32,
+    /// The state it holds when the run starts (one of its tags; later changed only by a retag).
+    pub start: Role,
 }
 
 impl Worker {
@@ -69,6 +72,8 @@ pub struct WorkerGroupSpec {
     pub count: u32,
     pub tp: u32,
     pub tags: Vec<String>,
+    /// The state its workers hold at the start (must be one of `tags`).
+    pub start: Role,
 }
 
 /// Why workers could not be placed.
@@ -118,6 +123,7 @@ impl Cluster {
                     tp: group.tp,
                     tags,
                     group: group_index as u32,
+                    start: group.start,
                 });
             }
         }
@@ -241,7 +247,8 @@ mod tests {
     use crate::hardware::gpu_preset;
 
     fn group(name: &str, count: u32, tp: u32, tags: &[&str]) -> WorkerGroupSpec {
-        WorkerGroupSpec { name: name.into(), count, tp, tags: tags.iter().map(|s| s.to_string()).collect() }
+        let start = if tags.contains(&"rollout") { Role::Rollout } else { Role::Train };
+        WorkerGroupSpec { name: name.into(), count, tp, tags: tags.iter().map(|s| s.to_string()).collect(), start }
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub trait Estimates {
     fn switch_ns(&self, worker: WorkerId, to: Role) -> u64;
     /// One decode iteration of `worker`'s engine with `batch` sequences holding `context_tokens` of KV in total.
     fn decode_iteration_ns(&self, worker: WorkerId, batch: u64, context_tokens: u64) -> u64;
+    /// Sequences `worker`'s engine decodes at once at most (its scheduler's limit).
+    fn rollout_slots(&self, worker: WorkerId) -> u64;
 }
 
 /// Cost model of one scenario.
@@ -234,6 +236,10 @@ impl Estimates for CostModel {
             self.model.params_b * 1e9 * (2.0 + self.training.optimizer_bytes_per_param) / train_gpus as f64;
         let pcie = self.cluster.gpu.pcie_gbytes_per_s * 1e9;
         secs_to_ns((rollout_bytes + train_bytes) / pcie + self.pipeline.switch_fixed_s)
+    }
+
+    fn rollout_slots(&self, _worker: WorkerId) -> u64 {
+        self.rollout.max_num_seqs as u64
     }
 
     fn decode_iteration_ns(&self, worker: WorkerId, batch: u64, context_tokens: u64) -> u64 {

@@ -3,7 +3,8 @@
 
 use crate::cluster::{Cluster, WorkerId};
 use crate::cost::{Estimates, Role};
-use crate::scenario::{PipelineKind, PipelineSpec};
+use crate::policies::{colocated::Colocated, disaggregated::Disaggregated, streaming::Streaming};
+use crate::scenario::{Layout, PipelineKind, PipelineSpec};
 use crate::time::SimTime;
 use crate::trajectory::{TrajId, TrajectoryManager};
 use crate::workload::WorkloadSpec;
@@ -17,8 +18,8 @@ pub enum Event {
     TrajectoryFinished { trajectory: TrajId, worker: WorkerId },
     /// A rollout worker has nothing left to run or wait for.
     WorkerDrained { worker: WorkerId },
-    /// `worker` now holds `role`.
-    SwitchDone { worker: WorkerId, role: Role },
+    /// A `Retag` finished: `worker` now holds `role`.
+    Retagged { worker: WorkerId, role: Role },
     /// Train step `step` finished; the trainer now holds policy `version`.
     TrainDone { step: u32, version: u32 },
     /// The `SyncWeights` for `step` finished: its target workers now hold policy `version`.
@@ -41,8 +42,10 @@ pub enum Command {
     Train { step: u32, workers: Vec<WorkerId>, trajectories: Vec<TrajId> },
     /// Copy the trainer's current weights from `from` to `to`; `step` labels the spans.
     SyncWeights { step: u32, from: Vec<WorkerId>, to: Vec<WorkerId> },
-    /// Make `worker` hold `to` (offload one state, onload the other); `step` labels the span.
-    Switch { step: u32, worker: WorkerId, to: Role },
+    /// Retag: make `worker` hold `to`, one of the tags it carries (offload one state, onload the other, load the
+    /// trainer's current weights when it becomes a rollout engine); its engine must be empty. Costs
+    /// `Estimates::switch_ns`; `step` labels the span.
+    Retag { step: u32, worker: WorkerId, to: Role },
     /// Deliver `TimerFired { id }` at `at`.
     SetTimer { at: SimTime, id: u64 },
     /// Stop generating these trajectories on `worker` (all of its resident ones when `None`) at the end of the
@@ -104,6 +107,16 @@ impl ClusterView<'_> {
     pub fn worker(&self, id: WorkerId) -> &WorkerState {
         &self.workers[id.index()]
     }
+
+    /// Idle workers carrying `tag` and holding it now (a free worker to give work of that kind), in id order.
+    pub fn free_with_tag(&self, tag: &str) -> Vec<WorkerId> {
+        self.cluster
+            .with_tag(tag)
+            .map(|w| &self.workers[w.id.index()])
+            .filter(|s| s.activity == Activity::Idle && s.role.name() == tag)
+            .map(|s| s.id)
+            .collect()
+    }
 }
 
 /// A scheduling policy (one per pipeline type).
@@ -115,8 +128,14 @@ pub trait Policy {
 /// The policy for a pipeline spec.
 pub fn build_policy(spec: &PipelineSpec, workload: &WorkloadSpec) -> Box<dyn Policy> {
     match spec.kind {
-        PipelineKind::Colocated => Box::new(crate::policies::colocated::Colocated::new(workload)),
-        PipelineKind::Disaggregated => Box::new(crate::policies::disaggregated::Disaggregated::new(workload)),
+        PipelineKind::Colocated => Box::new(Colocated::new(workload)),
+        PipelineKind::Disaggregated => Box::new(Disaggregated::new(workload)),
+        PipelineKind::Partial if spec.layout == Layout::TimeSliced => {
+            Box::new(Colocated::partial(workload, spec.over_provision))
+        }
+        PipelineKind::Partial => Box::new(Disaggregated::partial(workload, spec.over_provision)),
+        PipelineKind::Async => Box::new(Streaming::new_async(workload, spec)),
+        PipelineKind::Seamless => Box::new(Streaming::new_seamless(workload, spec)),
     }
 }
 

@@ -46,6 +46,12 @@ pub struct Summary {
     pub bubble_fraction: f64,
     /// Share of GPU-time spent syncing weights or switching roles.
     pub overhead_fraction: f64,
+    /// Per capability tag: share of the GPU-time of the workers carrying it spent rolling out, computing log-probs
+    /// or training (a worker with two tags counts in both).
+    pub utilization_by_tag: BTreeMap<String, f64>,
+    /// Retags (switches between rollout and training state) completed, and the GPU-seconds they took.
+    pub switches: u64,
+    pub switch_gpu_s: f64,
     /// Policy versions between generating a token and training on it, averaged over trained tokens.
     pub mean_staleness: f64,
     pub max_staleness: u32,
@@ -142,13 +148,24 @@ struct StepAcc {
 pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
     let end_ns = t.end.as_ns();
     let mut steps: BTreeMap<u32, StepAcc> = BTreeMap::new();
-    let (mut compute_gpu_ns, mut overhead_gpu_ns) = (0u128, 0u128);
+    let (mut compute_gpu_ns, mut overhead_gpu_ns, mut switch_gpu_ns, mut switches) = (0u128, 0u128, 0u128, 0u64);
+    let mut compute_by_worker = vec![0u128; t.workers.len()];
     for s in &t.spans {
         let (a, b) = (s.start.as_ns(), s.end.as_ns());
         let gpus = t.workers.get(s.worker as usize).map_or(1, |w| w.gpus) as u128;
         match s.kind {
-            SpanKind::Rollout | SpanKind::LogProb | SpanKind::Train => compute_gpu_ns += (b - a) as u128 * gpus,
-            SpanKind::Sync | SpanKind::Switch => overhead_gpu_ns += (b - a) as u128 * gpus,
+            SpanKind::Rollout | SpanKind::LogProb | SpanKind::Train => {
+                compute_gpu_ns += (b - a) as u128 * gpus;
+                if let Some(c) = compute_by_worker.get_mut(s.worker as usize) {
+                    *c += (b - a) as u128 * gpus;
+                }
+            }
+            SpanKind::Sync => overhead_gpu_ns += (b - a) as u128 * gpus,
+            SpanKind::Switch => {
+                overhead_gpu_ns += (b - a) as u128 * gpus;
+                switch_gpu_ns += (b - a) as u128 * gpus;
+                switches += 1;
+            }
             SpanKind::Generate => {}
         }
         let Some(step) = s.step else { continue };
@@ -219,6 +236,18 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
     let stale_sum: u64 = histogram.iter().map(|(lag, n)| *lag as u64 * n).sum();
     let cost_usd = meta.price_per_gpu_hour * t.total_gpus as f64 * sim_time_s / 3600.0;
     let off_policy: u64 = histogram.iter().filter(|(lag, _)| **lag > 0).map(|(_, n)| n).sum();
+    let mut by_tag: BTreeMap<String, (u128, u128)> = BTreeMap::new();
+    for (i, w) in t.workers.iter().enumerate() {
+        for tag in &w.tags {
+            let e = by_tag.entry(tag.clone()).or_default();
+            e.0 += compute_by_worker[i];
+            e.1 += w.gpus as u128 * end_ns as u128;
+        }
+    }
+    let utilization_by_tag = by_tag
+        .into_iter()
+        .map(|(tag, (busy, all))| (tag, if all > 0 { busy as f64 / all as f64 } else { 0.0 }))
+        .collect();
     let summary = Summary {
         scenario: meta.scenario.clone(),
         pipeline: meta.pipeline.clone(),
@@ -242,6 +271,9 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
         gpu_util: share(compute_gpu_ns),
         bubble_fraction: share(total_gpu_ns.saturating_sub(compute_gpu_ns + overhead_gpu_ns)),
         overhead_fraction: share(overhead_gpu_ns),
+        utilization_by_tag,
+        switches,
+        switch_gpu_s: switch_gpu_ns as f64 / 1e9,
         mean_staleness: if trained > 0 { stale_sum as f64 / trained as f64 } else { 0.0 },
         max_staleness: histogram.keys().next_back().copied().unwrap_or(0),
         off_policy_token_fraction: if trained > 0 { off_policy as f64 / trained as f64 } else { 0.0 },

@@ -2,6 +2,7 @@
 //! `Scenario` whose errors name the file, line, column and field.
 
 use crate::cluster::{Cluster, PlacementError, WorkerGroupSpec};
+use crate::cost::Role;
 use crate::costs::memory;
 use crate::hardware::{gpu_preset, GpuSpec, GPU_PRESETS};
 use crate::model::{model_preset, ModelSpec, MODEL_PRESETS};
@@ -133,6 +134,9 @@ pub struct RawWorkerGroup {
     pub tp: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
+    /// The state its workers hold when the run starts: "rollout" or "train" (default: rollout when tagged so).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -227,6 +231,55 @@ pub struct RawPipeline {
     pub colocated: Option<RawColocated>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disaggregated: Option<RawDisaggregated>,
+    #[serde(rename = "async", skip_serializing_if = "Option::is_none")]
+    pub async_: Option<RawAsync>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial: Option<RawPartial>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seamless: Option<RawSeamless>,
+}
+
+/// `[pipeline.async]` (AReaL-style fully asynchronous RL).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAsync {
+    /// η: a sample may be trained at most this many policy versions after the version it started under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_staleness: Option<u32>,
+    /// Interrupt generation for each weight update (re-prefill in-flight sequences under the new weights); false:
+    /// stop admitting, let in-flight sequences finish on the old weights, then sync.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interruptible: Option<bool>,
+}
+
+/// `[pipeline.partial]` (APRIL-style partial rollout).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartial {
+    /// Groups in flight per step as a multiple of `workload.prompts_per_step` (≥ 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub over_provision: Option<f64>,
+    /// Automatic layout when `cluster.workers` is not given: "colocated" (time-sliced) or "disaggregated".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
+}
+
+/// `[pipeline.seamless]` (SeamlessFlow-style spatiotemporal multiplexing).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSeamless {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_staleness: Option<u32>,
+    /// When to lend idle train workers to rollout: "gain" (expected idle time exceeds twice the round-trip switch
+    /// cost), "always" (whenever there is rollout work) or "never".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lend: Option<String>,
+    /// Seconds to turn a train worker into a rollout engine (default: the cost model's offload/onload).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lend_s: Option<f64>,
+    /// Seconds to take a lent worker back to training (default: the cost model's offload/onload).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reclaim_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -312,25 +365,56 @@ pub struct ExecSpec {
 pub enum PipelineKind {
     Colocated,
     Disaggregated,
+    Async,
+    Partial,
+    Seamless,
 }
 
-pub const PIPELINE_TYPES: &[&str] = &["colocated", "disaggregated"];
+pub const PIPELINE_TYPES: &[&str] = &["colocated", "disaggregated", "async", "partial", "seamless"];
 
 impl PipelineKind {
+    pub const ALL: [PipelineKind; 5] = [
+        PipelineKind::Colocated,
+        PipelineKind::Disaggregated,
+        PipelineKind::Async,
+        PipelineKind::Partial,
+        PipelineKind::Seamless,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             PipelineKind::Colocated => "colocated",
             PipelineKind::Disaggregated => "disaggregated",
+            PipelineKind::Async => "async",
+            PipelineKind::Partial => "partial",
+            PipelineKind::Seamless => "seamless",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "colocated" => Some(PipelineKind::Colocated),
-            "disaggregated" => Some(PipelineKind::Disaggregated),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|k| k.name() == s)
     }
+}
+
+/// How workers are laid out: data (tags and start states), not code paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Every worker carries `rollout` and `train` and is time-sliced between them.
+    TimeSliced,
+    /// Disjoint pools: workers carry `rollout` or `train`, never both.
+    Split,
+    /// A rollout pool, and a train pool whose workers also carry `rollout` (start as `train`) so they can be lent.
+    Lendable,
+}
+
+/// When `seamless` lends idle train workers to rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LendRule {
+    /// Only when the expected wait for the next batch exceeds twice the round trip (lend + reclaim): the lent
+    /// worker then generates for longer than it spends switching (PEARL's gain-vs-cost test).
+    Gain,
+    Always,
+    Never,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -340,8 +424,18 @@ pub struct PipelineSpec {
     pub switch_fixed_s: f64,
     pub switch_to_train_s: Option<f64>,
     pub switch_to_rollout_s: Option<f64>,
-    /// GPUs given to rollout by the automatic disaggregated layout.
+    /// GPUs given to rollout by the automatic split layouts.
     pub rollout_gpus: Option<u32>,
+    /// The layout the pipeline runs on (checked against the workers' tags).
+    pub layout: Layout,
+    /// η for `async` and `seamless`.
+    pub max_staleness: u32,
+    /// `async`: interrupt generation for weight updates.
+    pub interruptible: bool,
+    /// `partial`: groups in flight per step / groups trained per step.
+    pub over_provision: f64,
+    /// `seamless`: the lending rule.
+    pub lend: LendRule,
 }
 
 /// A validated scenario.
@@ -872,7 +966,55 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
     })?;
     let col = raw.pipeline.colocated.clone().unwrap_or_default();
     let dis = raw.pipeline.disaggregated.clone().unwrap_or_default();
+    let asy = raw.pipeline.async_.clone().unwrap_or_default();
+    let par = raw.pipeline.partial.clone().unwrap_or_default();
+    let sea = raw.pipeline.seamless.clone().unwrap_or_default();
     let total = nodes * gpus_per_node;
+    let layout = match kind {
+        PipelineKind::Colocated => Layout::TimeSliced,
+        PipelineKind::Disaggregated | PipelineKind::Async => Layout::Split,
+        PipelineKind::Seamless => Layout::Lendable,
+        PipelineKind::Partial => match par.layout.as_deref().unwrap_or("colocated") {
+            "colocated" => Layout::TimeSliced,
+            "disaggregated" => Layout::Split,
+            other => {
+                return Err(src.error(
+                    "pipeline.partial.layout",
+                    format!("unknown layout {other:?}; expected \"colocated\" or \"disaggregated\""),
+                ))
+            }
+        },
+    };
+    let (staleness_field, staleness_raw, staleness_default) = match kind {
+        PipelineKind::Seamless => ("pipeline.seamless.max_staleness", sea.max_staleness, 1),
+        _ => ("pipeline.async.max_staleness", asy.max_staleness, 4),
+    };
+    let max_staleness = staleness_raw.unwrap_or(staleness_default);
+    if max_staleness > 1000 {
+        return Err(src.error(staleness_field, format!("expected at most 1000 policy versions, got {max_staleness}")));
+    }
+    let lend = match sea.lend.as_deref().unwrap_or("gain") {
+        "gain" => LendRule::Gain,
+        "always" => LendRule::Always,
+        "never" => LendRule::Never,
+        other => {
+            return Err(src.error(
+                "pipeline.seamless.lend",
+                format!("unknown rule {other:?}; expected \"gain\", \"always\" or \"never\""),
+            ))
+        }
+    };
+    let seconds = |v: Option<f64>, field: &str| {
+        v.map(|v| c.number(Some(v), field, 0.0, 0.0, f64::INFINITY, "seconds")).transpose()
+    };
+    let (to_train, to_rollout) = if kind == PipelineKind::Seamless {
+        (seconds(sea.reclaim_s, "pipeline.seamless.reclaim_s")?, seconds(sea.lend_s, "pipeline.seamless.lend_s")?)
+    } else {
+        (
+            seconds(col.switch_to_train_s, "pipeline.colocated.switch_to_train_s")?,
+            seconds(col.switch_to_rollout_s, "pipeline.colocated.switch_to_rollout_s")?,
+        )
+    };
     let mut pipeline = PipelineSpec {
         kind,
         weight_sync_fixed_s: c.number(
@@ -891,15 +1033,21 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
             f64::INFINITY,
             "seconds",
         )?,
-        switch_to_train_s: col
-            .switch_to_train_s
-            .map(|v| c.number(Some(v), "pipeline.colocated.switch_to_train_s", 0.0, 0.0, f64::INFINITY, "seconds"))
-            .transpose()?,
-        switch_to_rollout_s: col
-            .switch_to_rollout_s
-            .map(|v| c.number(Some(v), "pipeline.colocated.switch_to_rollout_s", 0.0, 0.0, f64::INFINITY, "seconds"))
-            .transpose()?,
+        switch_to_train_s: to_train,
+        switch_to_rollout_s: to_rollout,
         rollout_gpus: None,
+        layout,
+        max_staleness,
+        interruptible: asy.interruptible.unwrap_or(true),
+        over_provision: c.number(
+            par.over_provision,
+            "pipeline.partial.over_provision",
+            1.5,
+            1.0,
+            16.0,
+            "a multiple of the groups trained per step",
+        )?,
+        lend,
     };
     let groups = match &raw.cluster.workers {
         Some(list) => {
@@ -911,28 +1059,71 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
                 if tags.is_empty() {
                     return Err(src.error(&f("tags"), "empty; give at least one tag (rollout, train, or your own)"));
                 }
+                let start = match g.start.as_deref() {
+                    None if tags.iter().any(|t| t == "rollout") => Role::Rollout,
+                    None => Role::Train,
+                    Some(name @ ("rollout" | "train")) => {
+                        if !tags.iter().any(|t| t == name) {
+                            return Err(src.error(
+                                &f("start"),
+                                format!("{name:?} is not one of the group's tags {tags:?}; a worker can only hold a state it is tagged for"),
+                            ));
+                        }
+                        if name == "rollout" {
+                            Role::Rollout
+                        } else {
+                            Role::Train
+                        }
+                    }
+                    Some(other) => {
+                        return Err(src
+                            .error(&f("start"), format!("unknown state {other:?}; expected \"rollout\" or \"train\"")))
+                    }
+                };
                 groups.push(WorkerGroupSpec {
                     name,
                     count: c.count(g.count, &f("count"), Some(1), "workers in this group")?,
                     tp: c.count(g.tp, &f("tp"), Some(rollout.tp), "GPUs per worker")?,
                     tags,
+                    start,
                 });
             }
             groups
         }
-        None => auto_layout(kind, total, gpus_per_node, rollout.tp, dis.rollout_gpus, &c, &mut pipeline)?,
+        None => auto_layout(layout, total, gpus_per_node, rollout.tp, dis.rollout_gpus, &c, &mut pipeline)?,
     };
-    if let (PipelineKind::Disaggregated, None) = (kind, &raw.cluster.workers) {
+    if layout != Layout::TimeSliced && raw.cluster.workers.is_none() {
         resolved.pipeline.disaggregated = Some(RawDisaggregated { rollout_gpus: pipeline.rollout_gpus });
     }
     resolved.pipeline.kind = Some(kind_name);
     resolved.pipeline.weight_sync_fixed_s = Some(pipeline.weight_sync_fixed_s);
-    if kind == PipelineKind::Colocated {
+    if layout == Layout::TimeSliced {
         resolved.pipeline.colocated = Some(RawColocated {
             switch_fixed_s: Some(pipeline.switch_fixed_s),
             switch_to_train_s: pipeline.switch_to_train_s,
             switch_to_rollout_s: pipeline.switch_to_rollout_s,
         });
+    }
+    match kind {
+        PipelineKind::Async => {
+            resolved.pipeline.async_ =
+                Some(RawAsync { max_staleness: Some(max_staleness), interruptible: Some(pipeline.interruptible) })
+        }
+        PipelineKind::Partial => {
+            resolved.pipeline.partial = Some(RawPartial {
+                over_provision: Some(pipeline.over_provision),
+                layout: Some(if layout == Layout::TimeSliced { "colocated" } else { "disaggregated" }.into()),
+            })
+        }
+        PipelineKind::Seamless => {
+            resolved.pipeline.seamless = Some(RawSeamless {
+                max_staleness: Some(max_staleness),
+                lend: Some(sea.lend.clone().unwrap_or_else(|| "gain".into())),
+                lend_s: pipeline.switch_to_rollout_s,
+                reclaim_s: pipeline.switch_to_train_s,
+            })
+        }
+        PipelineKind::Colocated | PipelineKind::Disaggregated => {}
     }
     let cluster = Cluster::build(gpu.clone(), nodes, gpus_per_node, &groups).map_err(|e| {
         let field = if raw.cluster.workers.is_some() { "cluster.workers" } else { "cluster.nodes" };
@@ -947,7 +1138,7 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
             ),
         }
     })?;
-    check_tags(kind, &cluster, &c, raw.cluster.workers.is_some())?;
+    check_tags(kind, layout, &cluster, &c, raw.cluster.workers.is_some())?;
     check_memory(&model, &gpu, &cluster, &rollout, &training, &c, raw.cluster.workers.is_some())?;
 
     let workload = validate_workload(&raw.workload, &c, &mut resolved.workload)?;
@@ -1134,7 +1325,7 @@ fn validate_gpu(cl: &RawCluster, c: &Check) -> Result<GpuSpec, ScenarioError> {
 
 /// The layout a pipeline uses when the scenario lists no workers.
 fn auto_layout(
-    kind: PipelineKind,
+    layout: Layout,
     total: u32,
     gpus_per_node: u32,
     tp: u32,
@@ -1149,14 +1340,17 @@ fn auto_layout(
             format!("{tp} must divide gpus_per_node ({gpus_per_node}) for the automatic layout"),
         ));
     }
-    match kind {
-        PipelineKind::Colocated => Ok(vec![WorkerGroupSpec {
+    match layout {
+        Layout::TimeSliced => Ok(vec![WorkerGroupSpec {
             name: "hybrid".into(),
             count: total / tp,
             tp,
             tags: tags(&["rollout", "train"]),
+            start: Role::Rollout,
         }]),
-        PipelineKind::Disaggregated => {
+        Layout::Split | Layout::Lendable => {
+            // Lendable train workers also carry `rollout` (so they can be lent) but start holding `train`.
+            let train_tags = if layout == Layout::Lendable { tags(&["train", "rollout"]) } else { tags(&["train"]) };
             let field = "pipeline.disaggregated.rollout_gpus";
             // Default: half the GPUs (whole engines) generate, the rest train.
             let rollout = rollout_gpus.unwrap_or(((total / 2) / tp).max(1) * tp);
@@ -1171,21 +1365,58 @@ fn auto_layout(
             }
             pipeline.rollout_gpus = Some(rollout);
             let train = total - rollout;
+            if layout == Layout::Lendable {
+                // Lent train workers run rollout engines of rollout.tp GPUs each, so the train pool is cut the same
+                // way (training still uses all of them together).
+                return Ok(vec![
+                    WorkerGroupSpec {
+                        name: "rollout".into(),
+                        count: rollout / tp,
+                        tp,
+                        tags: tags(&["rollout"]),
+                        start: Role::Rollout,
+                    },
+                    WorkerGroupSpec {
+                        name: "train".into(),
+                        count: train / tp,
+                        tp,
+                        tags: train_tags,
+                        start: Role::Train,
+                    },
+                ]);
+            }
             // Training shards: whole nodes where possible, then the remainder as one smaller group.
-            let mut groups =
-                vec![WorkerGroupSpec { name: "rollout".into(), count: rollout / tp, tp, tags: tags(&["rollout"]) }];
+            let mut groups = vec![WorkerGroupSpec {
+                name: "rollout".into(),
+                count: rollout / tp,
+                tp,
+                tags: tags(&["rollout"]),
+                start: Role::Rollout,
+            }];
             let first_free_in_node = rollout % gpus_per_node;
             let mut left = train;
             let mut i = 0;
             if first_free_in_node != 0 {
                 let n = (gpus_per_node - first_free_in_node).min(left);
-                groups.push(WorkerGroupSpec { name: format!("train{i}"), count: 1, tp: n, tags: tags(&["train"]) });
+                groups.push(WorkerGroupSpec {
+                    name: format!("train{i}"),
+                    count: 1,
+                    tp: n,
+                    tags: train_tags.clone(),
+                    start: Role::Train,
+                });
                 left -= n;
                 i += 1;
             }
             while left > 0 {
                 let n = left.min(gpus_per_node);
-                groups.push(WorkerGroupSpec { name: format!("train{i}"), count: 1, tp: n, tags: tags(&["train"]) });
+                groups.push(WorkerGroupSpec {
+                    name: format!("train{i}"),
+                    count: 1,
+                    tp: n,
+                    tags: train_tags.clone(),
+                    start: Role::Train,
+                });
                 left -= n;
                 i += 1;
             }
@@ -1194,7 +1425,13 @@ fn auto_layout(
     }
 }
 
-fn check_tags(kind: PipelineKind, cluster: &Cluster, c: &Check, explicit: bool) -> Result<(), ScenarioError> {
+fn check_tags(
+    kind: PipelineKind,
+    layout: Layout,
+    cluster: &Cluster,
+    c: &Check,
+    explicit: bool,
+) -> Result<(), ScenarioError> {
     let field = if explicit { "cluster.workers" } else { "pipeline.type" };
     for tag in ["rollout", "train"] {
         if cluster.with_tag(tag).next().is_none() {
@@ -1203,24 +1440,51 @@ fn check_tags(kind: PipelineKind, cluster: &Cluster, c: &Check, explicit: bool) 
                 .error(field, format!("no worker has the tag `{tag}`, which the {} pipeline needs", kind.name())));
         }
     }
-    if kind == PipelineKind::Colocated {
-        if let Some(w) = cluster.workers.iter().find(|w| w.has_tag("rollout") != w.has_tag("train")) {
-            let (has, lacks) = if w.has_tag("rollout") { ("rollout", "train") } else { ("train", "rollout") };
-            return Err(c.src.error(
-                field,
-                format!("worker `{}` has `{has}` but not `{lacks}`; the colocated pipeline time-slices every worker between rollout and training", w.name),
-            ));
+    let both = |w: &&crate::cluster::Worker| w.has_tag("rollout") && w.has_tag("train");
+    match layout {
+        Layout::TimeSliced => {
+            if let Some(w) = cluster.workers.iter().find(|w| w.has_tag("rollout") != w.has_tag("train")) {
+                let (has, lacks) = if w.has_tag("rollout") { ("rollout", "train") } else { ("train", "rollout") };
+                return Err(c.src.error(
+                    field,
+                    format!("worker `{}` has `{has}` but not `{lacks}`; the {} pipeline on this layout time-slices every worker between rollout and training", w.name, kind.name()),
+                ));
+            }
+            if let Some(w) = cluster.workers.iter().find(|w| w.start != Role::Rollout) {
+                return Err(c.src.error(
+                    field,
+                    format!("worker `{}` starts as `train`; time-sliced workers start as `rollout`", w.name),
+                ));
+            }
         }
-    }
-    if kind == PipelineKind::Disaggregated {
-        if let Some(w) = cluster.workers.iter().find(|w| w.has_tag("rollout") && w.has_tag("train")) {
-            return Err(c.src.error(
-                field,
-                format!(
-                    "worker `{}` has both `rollout` and `train`; the disaggregated pipeline needs separate pools",
-                    w.name
-                ),
-            ));
+        Layout::Split => {
+            if let Some(w) = cluster.workers.iter().find(both) {
+                return Err(c.src.error(
+                    field,
+                    format!(
+                        "worker `{}` has both `rollout` and `train`; the {} pipeline needs separate pools",
+                        w.name,
+                        kind.name()
+                    ),
+                ));
+            }
+        }
+        Layout::Lendable => {
+            if !cluster.workers.iter().any(|w| w.start == Role::Rollout) {
+                return Err(c.src.error(field, "no worker starts as `rollout`; seamless needs a rollout pool"));
+            }
+            if let Some(w) = cluster.workers.iter().find(|w| w.start == Role::Train && !w.has_tag("rollout")) {
+                return Err(c.src.error(
+                    field,
+                    format!("train worker `{}` lacks the `rollout` tag, so it could never be lent to rollout (tag it [\"train\", \"rollout\"] with start = \"train\", or use disaggregated)", w.name),
+                ));
+            }
+            if let Some(w) = cluster.workers.iter().find(|w| w.start == Role::Rollout && w.has_tag("train")) {
+                return Err(c.src.error(
+                    field,
+                    format!("worker `{}` starts as `rollout` but carries `train`; seamless trains on the workers that start as `train`", w.name),
+                ));
+            }
         }
     }
     Ok(())

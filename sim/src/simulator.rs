@@ -80,6 +80,7 @@ pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<Sim
     let mut engines = Vec::new();
     let mut states = Vec::new();
     for w in &scenario.cluster.workers {
+        // Any worker that may hold a rollout engine (its start state or a later retag) gets one.
         let rollout = w.has_tag("rollout");
         engines.push(rollout.then(|| {
             RolloutEngine::new(
@@ -90,13 +91,7 @@ pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<Sim
                 scenario.rollout.prefix_caching,
             )
         }));
-        states.push(WorkerState {
-            id: w.id,
-            role: if rollout { Role::Rollout } else { Role::Train },
-            activity: Activity::Idle,
-            weights_version: 0,
-            resident: 0,
-        });
+        states.push(WorkerState { id: w.id, role: w.start, activity: Activity::Idle, weights_version: 0, resident: 0 });
     }
     let n = states.len();
     let mut sim = Sim {
@@ -179,7 +174,11 @@ impl Sim<'_> {
                 let st = &mut self.states[worker.index()];
                 st.role = role;
                 st.activity = Activity::Idle;
-                self.dispatch(Event::SwitchDone { worker, role })
+                if role == Role::Rollout {
+                    // It comes from the training state, which holds the trainer's current weights.
+                    st.weights_version = self.trainer_version;
+                }
+                self.dispatch(Event::Retagged { worker, role })
             }
         }
     }
@@ -305,7 +304,7 @@ impl Sim<'_> {
                 self.queue.schedule(self.now.after_ns(d), ev);
                 Ok(())
             }
-            Command::Switch { step, worker, to } => {
+            Command::Retag { step, worker, to } => {
                 self.check_idle(&c, *worker)?;
                 let w = self.scenario.cluster.worker(*worker);
                 if !w.has_tag(to.name()) {
@@ -419,6 +418,15 @@ impl Sim<'_> {
     /// After an engine boundary: schedules its next interval, records and announces finished trajectories, and
     /// closes its rollout span when it drained.
     fn settle(&mut self, worker: WorkerId, done: &[Departed], next: Option<u128>) -> Result<(), SimError> {
+        if self.settle_quietly(worker, done, next)? {
+            self.dispatch(Event::WorkerDrained { worker })?;
+        }
+        Ok(())
+    }
+
+    /// `settle` without announcing the drain; returns whether the worker drained and is still idle (so the caller
+    /// announces it after its own event).
+    fn settle_quietly(&mut self, worker: WorkerId, done: &[Departed], next: Option<u128>) -> Result<bool, SimError> {
         let version = self.states[worker.index()].weights_version;
         let engine = self.engines[worker.index()].as_ref().expect("settle only for engines");
         self.states[worker.index()].resident = engine.running_len() + engine.waiting_len();
@@ -445,10 +453,7 @@ impl Sim<'_> {
         for d in done {
             self.dispatch(Event::TrajectoryFinished { trajectory: d.seq.traj, worker })?;
         }
-        if drained && self.states[worker.index()].activity == Activity::Idle {
-            self.dispatch(Event::WorkerDrained { worker })?;
-        }
-        Ok(())
+        Ok(drained && self.states[worker.index()].activity == Activity::Idle)
     }
 
     fn pause(&mut self, c: &Command, worker: WorkerId, which: Option<&[TrajId]>) -> Result<(), SimError> {
@@ -486,8 +491,17 @@ impl Sim<'_> {
             }
             paused.push(d.seq.traj);
         }
-        self.settle(worker, &done, next)?;
-        self.dispatch(Event::Paused { worker, trajectories: paused })
+        // As in the real backend: the policy hears of the pause before it hears that the worker drained.
+        let drained = self.settle_quietly(worker, &done, next)?;
+        self.dispatch(Event::Paused { worker, trajectories: paused })?;
+        if drained && self.states[worker.index()].activity == Activity::Idle && self.engine_empty(worker) {
+            self.dispatch(Event::WorkerDrained { worker })?;
+        }
+        Ok(())
+    }
+
+    fn engine_empty(&self, worker: WorkerId) -> bool {
+        self.engines[worker.index()].as_ref().is_none_or(|e| e.is_empty())
     }
 
     fn span(&mut self, w: WorkerId, kind: SpanKind, start: SimTime, end: SimTime, step: Option<u32>, tokens: u64) {

@@ -23,6 +23,37 @@ struct Params {
     max_num_seqs: u32,
     kv_tokens: u32,
     seed: u64,
+    /// async / seamless staleness bound η.
+    max_staleness: u32,
+    interruptible: bool,
+    over_provision: f64,
+    partial_layout: &'static str,
+    lend: &'static str,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            pipeline: "colocated",
+            nodes: 1,
+            gpus_per_node: 2,
+            prompts: 1,
+            samples: 1,
+            steps: 1,
+            median: 10,
+            sigma: 0.5,
+            max_response: 100,
+            prompt: 10,
+            max_num_seqs: 4,
+            kv_tokens: 1000,
+            seed: 0,
+            max_staleness: 1,
+            interruptible: true,
+            over_provision: 1.5,
+            partial_layout: "colocated",
+            lend: "gain",
+        }
+    }
 }
 
 fn scenario_text(p: &Params) -> String {
@@ -64,7 +95,21 @@ activation_reserve_gb = 0
 max_num_seqs = {max_num_seqs}
 [pipeline]
 type = "{pipeline}"
+[pipeline.async]
+max_staleness = {eta}
+interruptible = {interruptible}
+[pipeline.partial]
+over_provision = {over}
+layout = "{layout}"
+[pipeline.seamless]
+max_staleness = {eta}
+lend = "{lend}"
 "#,
+        eta = p.max_staleness,
+        interruptible = p.interruptible,
+        over = p.over_provision,
+        layout = p.partial_layout,
+        lend = p.lend,
         seed = p.seed,
         nodes = p.nodes,
         gpn = p.gpus_per_node,
@@ -82,7 +127,14 @@ type = "{pipeline}"
 
 fn params() -> impl Strategy<Value = Params> {
     (
-        prop_oneof![Just("colocated"), Just("disaggregated")],
+        (
+            prop_oneof![Just("colocated"), Just("disaggregated"), Just("async"), Just("partial"), Just("seamless")],
+            (0u32..4, any::<bool>(), 1.0f64..2.5),
+            (
+                prop_oneof![Just("colocated"), Just("disaggregated")],
+                prop_oneof![Just("gain"), Just("always"), Just("never")],
+            ),
+        ),
         (1u32..3, prop_oneof![Just(2u32), Just(4)]),
         (1u32..7, 1u32..5, 1u32..5),
         (5u32..300, 0.1f64..1.5, 20u32..1500),
@@ -90,7 +142,7 @@ fn params() -> impl Strategy<Value = Params> {
     )
         .prop_map(
             |(
-                pipeline,
+                (pipeline, (max_staleness, interruptible, over_provision), (partial_layout, lend)),
                 (nodes, gpn),
                 (prompts, samples, steps),
                 (median, sigma, max_response),
@@ -110,12 +162,17 @@ fn params() -> impl Strategy<Value = Params> {
                 // From "one longest sequence barely fits" (heavy preemption) to roomy.
                 kv_tokens: (64 + max_response + 2) * kv_mult,
                 seed,
+                max_staleness,
+                interruptible,
+                over_provision,
+                partial_layout,
+                lend,
             },
         )
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(96))]
     #[test]
     fn invariants_hold_for_any_small_scenario(p in params()) {
         let s = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[]).unwrap();
@@ -137,9 +194,20 @@ proptest! {
         }
         // No worker runs two activities at once.
         prop_assert!(run.timeline.find_double_booking().is_none(), "{:?}", run.timeline.find_double_booking());
-        // Staleness bounds.
-        let bound = if p.pipeline == "colocated" { 0 } else { 1 };
-        prop_assert!(m.max_staleness <= bound);
+        // Staleness bounds (partial has none: a carried sample may span versions; it discards nothing instead).
+        let bound = match p.pipeline {
+            "colocated" => 0,
+            "disaggregated" => 1,
+            "async" | "seamless" => p.max_staleness,
+            _ => u32::MAX,
+        };
+        prop_assert!(m.max_staleness <= bound, "staleness {} above {}", m.max_staleness, bound);
+        if p.pipeline == "async" && !p.interruptible {
+            // Non-interruptible updates: every sample is generated under one policy version.
+            for t in run.trajectories.all() {
+                prop_assert!(t.segments.windows(2).all(|w| w[0].version == w[1].version));
+            }
+        }
         prop_assert_eq!(m.steps, p.steps);
         // Steps are ordered and contiguous.
         for w in run.report.steps.windows(2) {
@@ -168,6 +236,7 @@ fn memory_errors_are_located() {
         max_num_seqs: 4,
         kv_tokens: 10,
         seed: 0,
+        ..Params::default()
     };
     let e = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[]).unwrap_err().to_string();
     assert!(e.starts_with("prop.toml:"), "{e}");
@@ -189,6 +258,7 @@ fn a_tight_kv_cache_preempts_and_still_conserves_every_token() {
         max_num_seqs: 8,
         kv_tokens: 64 + 400 + 2,
         seed: 11,
+        ..Params::default()
     };
     let s = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[]).unwrap();
     let run = simulate(&s).unwrap();

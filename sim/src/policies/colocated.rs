@@ -1,7 +1,9 @@
 //! `colocated` (verl / HybridFlow): every GPU rolls out, waits for the longest sample, switches to training,
-//! trains, switches back and reloads the new weights. Strictly on-policy.
+//! trains, switches back and reloads the new weights. Strictly on-policy. With a `PartialRollout` it is `partial`
+//! on the time-sliced layout: the rollout ends when P groups are complete and the rest continue next step.
 
 use crate::cost::Role;
+use crate::policies::partial::PartialRollout;
 use crate::policy::{admit_groups_evenly, ClusterView, Command, Event, Policy};
 use crate::trajectory::TrajId;
 use crate::workload::WorkloadSpec;
@@ -25,6 +27,7 @@ pub struct Colocated {
     batch: Vec<TrajId>,
     unfinished: usize,
     switches_left: usize,
+    partial: Option<PartialRollout>,
 }
 
 impl Colocated {
@@ -38,10 +41,33 @@ impl Colocated {
             batch: Vec::new(),
             unfinished: 0,
             switches_left: 0,
+            partial: None,
         }
     }
 
+    /// `partial` on the time-sliced layout.
+    pub fn partial(w: &WorkloadSpec, over_provision: f64) -> Self {
+        let mut c = Self::new(w);
+        c.partial = Some(PartialRollout::new(over_provision, w.prompts_per_step, w.samples_per_prompt));
+        c
+    }
+
+    /// After the partial cut: the batch, then the switch to training.
+    fn end_partial_rollout(&mut self, view: &ClusterView) -> Vec<Command> {
+        self.batch = self.partial.as_mut().expect("partial").take_batch();
+        self.phase = Phase::SwitchingToTrain;
+        self.switch_all(view, Role::Train)
+    }
+
     fn start_step(&mut self, view: &ClusterView) -> Vec<Command> {
+        self.phase = Phase::Rollout;
+        if let Some(p) = self.partial.as_mut() {
+            if p.batch_complete() {
+                return self.end_partial_rollout(view);
+            }
+            let left = (self.steps - self.step) as u64 * self.prompts_per_step as u64;
+            return p.start(self.step, left, &view.with_tag("rollout"), view);
+        }
         let first = view.trajectories.next_id();
         let n = (self.prompts_per_step * self.samples_per_prompt) as u64;
         self.batch = (first.0..first.0 + n).map(TrajId).collect();
@@ -63,18 +89,40 @@ impl Colocated {
         workers.sort();
         workers.dedup();
         self.switches_left = workers.len();
-        workers.into_iter().map(|worker| Command::Switch { step: self.step, worker, to }).collect()
+        workers.into_iter().map(|worker| Command::Retag { step: self.step, worker, to }).collect()
     }
 }
 
 impl Policy for Colocated {
     fn name(&self) -> &'static str {
-        "colocated"
+        if self.partial.is_some() {
+            "partial"
+        } else {
+            "colocated"
+        }
     }
 
     fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
         match event {
             Event::Started => self.start_step(view),
+            Event::TrajectoryFinished { trajectory, .. } if self.partial.is_some() => {
+                let p = self.partial.as_mut().expect("checked");
+                if !p.on_finished(*trajectory) || self.phase != Phase::Rollout {
+                    return vec![];
+                }
+                let pauses = p.cut(view);
+                if p.cut_done() {
+                    return self.end_partial_rollout(view);
+                }
+                pauses
+            }
+            Event::Paused { worker, trajectories } if self.partial.is_some() => {
+                let p = self.partial.as_mut().expect("checked");
+                if p.on_paused(*worker, trajectories) && self.phase == Phase::Rollout {
+                    return self.end_partial_rollout(view);
+                }
+                vec![]
+            }
             Event::TrajectoryFinished { .. } if self.phase == Phase::Rollout => {
                 self.unfinished -= 1;
                 if self.unfinished > 0 {
@@ -83,7 +131,7 @@ impl Policy for Colocated {
                 self.phase = Phase::SwitchingToTrain;
                 self.switch_all(view, Role::Train)
             }
-            Event::SwitchDone { role: Role::Train, .. } if self.phase == Phase::SwitchingToTrain => {
+            Event::Retagged { role: Role::Train, .. } if self.phase == Phase::SwitchingToTrain => {
                 self.switches_left -= 1;
                 if self.switches_left > 0 {
                     return vec![];
@@ -99,7 +147,7 @@ impl Policy for Colocated {
                 self.phase = Phase::SwitchingToRollout;
                 self.switch_all(view, Role::Rollout)
             }
-            Event::SwitchDone { role: Role::Rollout, .. } if self.phase == Phase::SwitchingToRollout => {
+            Event::Retagged { role: Role::Rollout, .. } if self.phase == Phase::SwitchingToRollout => {
                 self.switches_left -= 1;
                 if self.switches_left > 0 {
                     return vec![];

@@ -5,7 +5,11 @@
 //! 1. sync: the trainer holds newer weights than the rollout pool, and neither is busy → push them (both pools wait);
 //! 2. rollout: no rollout running and the pool's weights are at least version k−1 → generate the batch of step k;
 //! 3. train: the trainer is idle and the batch of its next step is complete → train it.
+//!
+//! With a `PartialRollout` it is `partial` on the split layout: a step's rollout ends when P groups are complete;
+//! the rest are paused and continued first by the next step's rollout.
 
+use crate::policies::partial::PartialRollout;
 use crate::policy::{admit_groups_evenly, ClusterView, Command, Event, Policy};
 use crate::trajectory::TrajId;
 use crate::workload::WorkloadSpec;
@@ -25,6 +29,7 @@ pub struct Disaggregated {
     training: bool,
     syncing: bool,
     rollout_version: u32,
+    partial: Option<PartialRollout>,
 }
 
 impl Disaggregated {
@@ -41,7 +46,22 @@ impl Disaggregated {
             training: false,
             syncing: false,
             rollout_version: 0,
+            partial: None,
         }
+    }
+
+    /// `partial` on the split layout.
+    pub fn partial(w: &WorkloadSpec, over_provision: f64) -> Self {
+        let mut d = Self::new(w);
+        d.partial = Some(PartialRollout::new(over_provision, w.prompts_per_step, w.samples_per_prompt));
+        d
+    }
+
+    /// The partial cut landed: the step's batch is ready.
+    fn end_partial_rollout(&mut self) {
+        let (step, _) = self.generating.take().expect("a rollout is running");
+        let batch = self.partial.as_mut().expect("partial").take_batch();
+        self.ready.insert(step, batch);
     }
 
     fn advance(&mut self, view: &ClusterView) -> Vec<Command> {
@@ -61,6 +81,18 @@ impl Disaggregated {
         if self.generating.is_none() && self.next_rollout < self.steps && self.rollout_version + 1 >= self.next_rollout
         {
             let step = self.next_rollout;
+            if let Some(p) = self.partial.as_mut() {
+                let left = (self.steps - step) as u64 * self.prompts_per_step as u64;
+                self.next_rollout += 1;
+                if p.batch_complete() {
+                    let batch = p.take_batch();
+                    self.ready.insert(step, batch);
+                } else {
+                    self.generating = Some((step, 0));
+                    cmds.extend(p.start(step, left, &view.with_tag("rollout"), view));
+                }
+                return self.train_if_ready(view, cmds);
+            }
             let first = view.trajectories.next_id();
             let n = (self.prompts_per_step * self.samples_per_prompt) as usize;
             self.current = (first.0..first.0 + n as u64).map(TrajId).collect();
@@ -74,6 +106,10 @@ impl Disaggregated {
                 &view.with_tag("rollout"),
             ));
         }
+        self.train_if_ready(view, cmds)
+    }
+
+    fn train_if_ready(&mut self, view: &ClusterView, mut cmds: Vec<Command>) -> Vec<Command> {
         if !self.training {
             if let Some(batch) = self.ready.remove(&self.next_train) {
                 self.training = true;
@@ -91,12 +127,34 @@ impl Disaggregated {
 
 impl Policy for Disaggregated {
     fn name(&self) -> &'static str {
-        "disaggregated"
+        if self.partial.is_some() {
+            "partial"
+        } else {
+            "disaggregated"
+        }
     }
 
     fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
         match event {
             Event::Started => {}
+            Event::TrajectoryFinished { trajectory, .. } if self.partial.is_some() => {
+                let p = self.partial.as_mut().expect("checked");
+                if !p.on_finished(*trajectory) || self.generating.is_none() {
+                    return vec![];
+                }
+                let pauses = p.cut(view);
+                if !p.cut_done() {
+                    return pauses;
+                }
+                self.end_partial_rollout();
+            }
+            Event::Paused { worker, trajectories } if self.partial.is_some() => {
+                let p = self.partial.as_mut().expect("checked");
+                if !(p.on_paused(*worker, trajectories) && self.generating.is_some()) {
+                    return vec![];
+                }
+                self.end_partial_rollout();
+            }
             Event::TrajectoryFinished { .. } => {
                 let Some((step, left)) = self.generating.as_mut() else { return vec![] };
                 *left -= 1;

@@ -1,0 +1,534 @@
+//! `async` (AReaL) and `seamless` (SeamlessFlow): rollout streams without a batch barrier under a staleness bound;
+//! `seamless` also lends idle train workers to rollout and takes them back before each train step.
+//!
+//! Rules (both pipelines):
+//! - Admission (AReaL's capacity rule): a group may start on a worker holding policy version v only while fewer
+//!   than (η + v + 1)·P groups have been admitted in total (P = prompts per step, η = `max_staleness`), and never
+//!   more than the run needs (steps·P). Each worker is kept at its engine's sequence limit; paused trajectories are
+//!   re-admitted before new groups.
+//! - Batches: the trainer takes P complete groups in order of the version they started under (any order within a
+//!   version). Together with the capacity rule this bounds staleness: when batch V trains, the groups started at
+//!   version ≤ V−η number at most (V+1)·P, the V·P already trained are all among the oldest, so the rest fit in this
+//!   batch; every trained token is at most η versions old.
+//! - Weight update after each train step: `interruptible` pauses every rollout engine, syncs, and re-admits the
+//!   paused sequences (re-prefilled under the new weights); otherwise admission stops, in-flight sequences finish on
+//!   the old weights, and the sync follows once every engine has drained.
+//! - `seamless` lending: while the trainer waits for data, each idle train worker is retagged to rollout when the
+//!   rule allows (`LendRule`); when a batch is ready the lent workers are paused (their sequences resume on the
+//!   rollout pool) and retagged back, and the train step starts only when all of them hold `train` again.
+
+use crate::cluster::WorkerId;
+use crate::cost::Role;
+use crate::policy::{Activity, ClusterView, Command, Event, Policy};
+use crate::scenario::{LendRule, PipelineSpec};
+use crate::trajectory::TrajId;
+use crate::workload::WorkloadSpec;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Generating and training.
+    Running,
+    /// A weight update waits for these many pauses to land.
+    Pausing,
+    /// Non-interruptible weight update: waiting for every engine to drain.
+    Draining,
+    Syncing,
+    Done,
+}
+
+struct Group {
+    first: TrajId,
+    start_version: u32,
+    unfinished: u32,
+}
+
+pub struct Streaming {
+    name: &'static str,
+    steps: u32,
+    prompts_per_step: u32,
+    samples_per_prompt: u32,
+    max_staleness: u32,
+    interruptible: bool,
+    /// `None`: never lend (`async`).
+    lend: Option<LendRule>,
+    /// Admitted, untrained groups by serial.
+    groups: BTreeMap<u64, Group>,
+    admitted_groups: u64,
+    steps_started: u32,
+    training: bool,
+    phase: Phase,
+    /// Trajectories paused (by a weight update or a reclaim) waiting to be admitted again, oldest first, with the
+    /// worker they should go back to (a weight update's pause), if any.
+    resume: VecDeque<(TrajId, Option<WorkerId>)>,
+    /// Workers whose pause is in flight (nothing is admitted to them meanwhile).
+    pausing: BTreeSet<WorkerId>,
+    /// Train workers lent to rollout (from the lend retag until they hold `train` again).
+    lent: BTreeSet<WorkerId>,
+    /// Lent workers being taken back.
+    reclaiming: BTreeSet<WorkerId>,
+    /// Workers with a retag in flight.
+    switching: BTreeSet<WorkerId>,
+    /// Response lengths seen so far (for the lending rule's estimate; the policy never sees target lengths).
+    finished_tokens: u64,
+    finished_count: u64,
+    /// When the lending rule may be evaluated next (it walks the oldest groups, so not on every event).
+    next_lend_check: crate::time::SimTime,
+    /// Trajectories on each worker's engine (seamless only: lent workers take work over from the busiest).
+    placed: BTreeMap<WorkerId, BTreeSet<TrajId>>,
+    /// Trajectories being paused to move to a lent worker, with their destination.
+    moving: BTreeMap<TrajId, WorkerId>,
+}
+
+fn view_worker_of(event: &Event) -> WorkerId {
+    match event {
+        Event::TrajectoryFinished { worker, .. } => *worker,
+        _ => WorkerId(u32::MAX),
+    }
+}
+
+/// A lent worker takes sequences over from a rollout worker only when it would take at least this many (each move
+/// costs a re-prefill).
+const MIN_MOVE: usize = 2;
+
+impl Streaming {
+    pub fn new_async(w: &WorkloadSpec, p: &PipelineSpec) -> Self {
+        Self::new("async", w, p, None)
+    }
+
+    pub fn new_seamless(w: &WorkloadSpec, p: &PipelineSpec) -> Self {
+        Self::new("seamless", w, p, Some(p.lend))
+    }
+
+    fn new(name: &'static str, w: &WorkloadSpec, p: &PipelineSpec, lend: Option<LendRule>) -> Self {
+        Streaming {
+            name,
+            steps: w.steps,
+            prompts_per_step: w.prompts_per_step,
+            samples_per_prompt: w.samples_per_prompt,
+            max_staleness: p.max_staleness,
+            // Seamless always pauses generation for a weight update (its trajectory manager's design).
+            interruptible: lend.is_some() || p.interruptible,
+            lend,
+            groups: BTreeMap::new(),
+            admitted_groups: 0,
+            steps_started: 0,
+            training: false,
+            phase: Phase::Running,
+            resume: VecDeque::new(),
+            pausing: BTreeSet::new(),
+            lent: BTreeSet::new(),
+            reclaiming: BTreeSet::new(),
+            switching: BTreeSet::new(),
+            finished_tokens: 0,
+            finished_count: 0,
+            next_lend_check: crate::time::SimTime::ZERO,
+            placed: BTreeMap::new(),
+            moving: BTreeMap::new(),
+        }
+    }
+
+    fn rollout_workers(view: &ClusterView) -> Vec<WorkerId> {
+        view.workers.iter().filter(|w| w.role == Role::Rollout).map(|w| w.id).collect()
+    }
+
+    /// The train pool: the workers that start holding `train` (lent ones included; they are back before a step).
+    fn train_workers(view: &ClusterView) -> Vec<WorkerId> {
+        view.cluster.workers.iter().filter(|w| w.start == Role::Train).map(|w| w.id).collect()
+    }
+
+    /// The next batch (P complete groups, oldest start version first, never skipping past an incomplete version).
+    fn next_batch(&self) -> Option<Vec<u64>> {
+        let mut order: Vec<(u32, u64)> = self.groups.iter().map(|(&s, g)| (g.start_version, s)).collect();
+        order.sort_unstable();
+        let mut taken = Vec::new();
+        let mut blocked: Option<u32> = None;
+        for (version, serial) in order {
+            if blocked.is_some_and(|b| version > b) {
+                break;
+            }
+            if self.groups[&serial].unfinished == 0 {
+                taken.push(serial);
+                if taken.len() == self.prompts_per_step as usize {
+                    return Some(taken);
+                }
+            } else if blocked.is_none() {
+                blocked = Some(version);
+            }
+        }
+        None
+    }
+
+    /// Workers that may take new work now, with their free slots.
+    fn open_workers(&self, view: &ClusterView) -> Vec<(WorkerId, u64)> {
+        view.workers
+            .iter()
+            .filter(|w| {
+                w.role == Role::Rollout
+                    && matches!(w.activity, Activity::Idle | Activity::RollingOut)
+                    && !self.pausing.contains(&w.id)
+                    && !self.reclaiming.contains(&w.id)
+                    && !self.switching.contains(&w.id)
+            })
+            .map(|w| (w.id, view.estimates.rollout_slots(w.id).saturating_sub(w.resident as u64)))
+            .filter(|&(_, free)| free > 0)
+            .collect()
+    }
+
+    /// Hands paused trajectories, then new groups (within the capacity rule), to the least-loaded open workers.
+    fn fill(&mut self, view: &ClusterView, cmds: &mut Vec<Command>) {
+        let mut open = self.open_workers(view);
+        if open.is_empty() {
+            return;
+        }
+        let mut admits: BTreeMap<WorkerId, Vec<TrajId>> = BTreeMap::new();
+        // Sequences paused by a weight update go back to their own worker (no migration).
+        let mut rest = VecDeque::with_capacity(self.resume.len());
+        for (t, home) in std::mem::take(&mut self.resume) {
+            match home.and_then(|h| open.iter_mut().find(|(w, _)| *w == h)) {
+                Some((w, free)) => {
+                    admits.entry(*w).or_default().push(t);
+                    *free = free.saturating_sub(1);
+                }
+                None => rest.push_back((t, None)),
+            }
+        }
+        self.resume = rest;
+        let mut next_id = view.trajectories.next_id().0;
+        let g = self.samples_per_prompt as u64;
+        let p = self.prompts_per_step as u64;
+        let total = self.steps as u64 * p;
+        loop {
+            // The worker with the most free slots (lowest id on ties).
+            let most_free =
+                (0..open.len()).filter(|&i| open[i].1 > 0).max_by_key(|&i| (open[i].1, std::cmp::Reverse(open[i].0)));
+            let Some(i) = most_free else { break };
+            let (w, free) = open[i];
+            if let Some((t, _)) = self.resume.pop_front() {
+                admits.entry(w).or_default().push(t);
+                open[i].1 = free - 1;
+                continue;
+            }
+            let version = view.worker(w).weights_version as u64;
+            let capacity = (self.max_staleness as u64 + version + 1) * p;
+            if self.admitted_groups >= total.min(capacity) {
+                break;
+            }
+            let serial = self.admitted_groups;
+            let step = (serial / p) as u32;
+            cmds.push(Command::CreateGroups { step, groups: 1 });
+            let first = TrajId(next_id);
+            next_id += g;
+            self.groups
+                .insert(serial, Group { first, start_version: version as u32, unfinished: self.samples_per_prompt });
+            self.admitted_groups += 1;
+            admits.entry(w).or_default().extend((first.0..first.0 + g).map(TrajId));
+            open[i].1 = free.saturating_sub(g);
+        }
+        if self.lend.is_some() {
+            for (w, list) in &admits {
+                self.placed.entry(*w).or_default().extend(list.iter().copied());
+            }
+            self.rebalance_onto_lent(view, &open, &admits, cmds);
+        }
+        // Creations come first (the Admits name their trajectories), then one Admit per worker.
+        cmds.extend(admits.into_iter().map(|(worker, trajectories)| Command::Admit { worker, trajectories }));
+    }
+
+    /// A lent worker with free slots and nothing new to run takes the newest sequences of the busiest rollout
+    /// worker, half the difference in load (they are paused there and re-prefilled on the lent worker).
+    fn rebalance_onto_lent(
+        &mut self,
+        view: &ClusterView,
+        open: &[(WorkerId, u64)],
+        admits: &BTreeMap<WorkerId, Vec<TrajId>>,
+        cmds: &mut Vec<Command>,
+    ) {
+        if !self.resume.is_empty() || !self.moving.is_empty() {
+            return;
+        }
+        let load = |w: WorkerId| self.placed.get(&w).map_or(0, |s| s.len());
+        for &(lent, _) in open.iter().filter(|(w, _)| self.lent.contains(w)) {
+            let donor = view
+                .workers
+                .iter()
+                .filter(|s| {
+                    s.role == Role::Rollout
+                        && !self.lent.contains(&s.id)
+                        && !self.pausing.contains(&s.id)
+                        && !admits.contains_key(&s.id)
+                })
+                .max_by_key(|s| (load(s.id), std::cmp::Reverse(s.id)));
+            let Some(donor) = donor.map(|s| s.id) else { return };
+            let take = load(donor).saturating_sub(load(lent)) / 2;
+            if take < MIN_MOVE {
+                continue;
+            }
+            let list: Vec<TrajId> = self.placed[&donor].iter().rev().take(take).copied().collect();
+            for &t in &list {
+                self.moving.insert(t, lent);
+            }
+            self.pausing.insert(donor);
+            cmds.push(Command::Pause { worker: donor, trajectories: Some(list) });
+        }
+    }
+
+    fn start_weight_update(&mut self, view: &ClusterView, cmds: &mut Vec<Command>) {
+        if self.interruptible {
+            self.phase = Phase::Pausing;
+            for w in Self::rollout_workers(view) {
+                if view.worker(w).resident > 0 && !self.pausing.contains(&w) {
+                    self.pausing.insert(w);
+                    cmds.push(Command::Pause { worker: w, trajectories: None });
+                }
+            }
+        } else {
+            self.phase = Phase::Draining;
+        }
+    }
+
+    fn sync(&mut self, view: &ClusterView, cmds: &mut Vec<Command>) {
+        self.phase = Phase::Syncing;
+        cmds.push(Command::SyncWeights {
+            step: view.trainer_version - 1,
+            from: view.with_tag("train").into_iter().filter(|w| view.worker(*w).role == Role::Train).collect(),
+            to: Self::rollout_workers(view),
+        });
+    }
+
+    /// Mean response length seen so far (the workload's cap halved before anything finished).
+    fn mean_length(&self, view: &ClusterView) -> u64 {
+        self.finished_tokens
+            .checked_div(self.finished_count)
+            .unwrap_or((view.workload.max_response_tokens / 2) as u64)
+            .max(1)
+    }
+
+    /// Expected time until the oldest P groups are complete: the slowest unfinished sample among them, its remaining
+    /// tokens estimated as max(L̄ − generated, L̄/2) (the policy does not know response lengths in advance).
+    fn expected_wait_ns(&self, view: &ClusterView) -> u64 {
+        let mean = self.mean_length(view);
+        let mut order: Vec<(u32, u64)> = self.groups.iter().map(|(&s, g)| (g.start_version, s)).collect();
+        order.sort_unstable();
+        let mut wait = 0u64;
+        for &(_, serial) in order.iter().take(self.prompts_per_step as usize) {
+            let group = &self.groups[&serial];
+            for t in (group.first.0..group.first.0 + self.samples_per_prompt as u64).map(TrajId) {
+                let Ok(tr) = view.trajectories.get(t) else { continue };
+                if tr.finished_at.is_some() {
+                    continue;
+                }
+                let remaining = mean.saturating_sub(tr.generated as u64).max(mean / 2);
+                let worker = match tr.status {
+                    crate::trajectory::TrajStatus::Running(w) => w,
+                    _ => match Self::rollout_workers(view).first() {
+                        Some(&w) => w,
+                        None => continue,
+                    },
+                };
+                let batch = view.worker(worker).resident.max(1) as u64;
+                let context = batch * (tr.context_tokens() + remaining / 2);
+                let per_token = view.estimates.decode_iteration_ns(worker, batch, context);
+                wait = wait.max(remaining * per_token);
+            }
+        }
+        if self.groups.len() < self.prompts_per_step as usize {
+            // Groups not even admitted yet: at least one mean-length generation more.
+            let w = Self::rollout_workers(view).first().copied();
+            if let Some(w) = w {
+                wait = wait.max(mean * view.estimates.decode_iteration_ns(w, 1, mean));
+            }
+        }
+        wait
+    }
+
+    /// Is there rollout work a lent worker could take (paused sequences, or room under the capacity rule)?
+    fn rollout_work_waiting(&self, view: &ClusterView) -> bool {
+        let p = self.prompts_per_step as u64;
+        let capacity = (self.max_staleness as u64 + view.trainer_version as u64 + 1) * p;
+        let busiest = self.placed.values().map(|s| s.len()).max().unwrap_or(0);
+        !self.resume.is_empty() || self.admitted_groups < capacity.min(self.steps as u64 * p) || busiest >= 2 * MIN_MOVE
+    }
+
+    fn lend_idle_train_workers(&mut self, view: &ClusterView, cmds: &mut Vec<Command>) {
+        let Some(rule) = self.lend else { return };
+        if rule == LendRule::Never || !self.rollout_work_waiting(view) {
+            return;
+        }
+        let candidates: Vec<WorkerId> = view
+            .workers
+            .iter()
+            .filter(|w| {
+                w.role == Role::Train
+                    && w.activity == Activity::Idle
+                    && view.cluster.worker(w.id).has_tag("rollout")
+                    && !self.switching.contains(&w.id)
+                    && !self.lent.contains(&w.id)
+            })
+            .map(|w| w.id)
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        if rule == LendRule::Gain {
+            if view.now < self.next_lend_check {
+                return;
+            }
+            let w = candidates[0];
+            let round_trip = view.estimates.switch_ns(w, Role::Rollout) + view.estimates.switch_ns(w, Role::Train);
+            if self.expected_wait_ns(view) <= 2 * round_trip {
+                self.next_lend_check = view.now.after_ns((round_trip / 4).max(1));
+                return;
+            }
+        }
+        for w in candidates {
+            self.lent.insert(w);
+            self.switching.insert(w);
+            cmds.push(Command::Retag { step: view.trainer_version, worker: w, to: Role::Rollout });
+        }
+    }
+
+    /// Takes lent workers back: pause the busy ones, retag the empty ones.
+    fn reclaim(&mut self, view: &ClusterView, cmds: &mut Vec<Command>) {
+        for &w in &self.lent {
+            self.reclaiming.insert(w);
+            if self.switching.contains(&w) || self.pausing.contains(&w) {
+                continue; // its retag or pause will land first
+            }
+            let st = view.worker(w);
+            if st.role != Role::Rollout {
+                continue;
+            }
+            if st.resident == 0 && st.activity == Activity::Idle {
+                self.switching.insert(w);
+                cmds.push(Command::Retag { step: view.trainer_version, worker: w, to: Role::Train });
+            } else {
+                self.pausing.insert(w);
+                cmds.push(Command::Pause { worker: w, trajectories: None });
+            }
+        }
+    }
+
+    fn advance(&mut self, view: &ClusterView) -> Vec<Command> {
+        let mut cmds = Vec::new();
+        match self.phase {
+            Phase::Done | Phase::Syncing => return cmds,
+            Phase::Pausing => {
+                if self.pausing.is_empty() {
+                    self.sync(view, &mut cmds);
+                }
+                return cmds;
+            }
+            Phase::Draining => {
+                let busy = Self::rollout_workers(view).iter().any(|&w| view.worker(w).activity != Activity::Idle);
+                if !busy {
+                    self.sync(view, &mut cmds);
+                }
+                return cmds;
+            }
+            Phase::Running => {}
+        }
+        if !self.training && self.steps_started < self.steps {
+            if let Some(batch) = self.next_batch() {
+                if self.lent.is_empty() {
+                    self.train(batch, view, &mut cmds);
+                } else {
+                    self.reclaim(view, &mut cmds);
+                }
+            }
+        }
+        self.fill(view, &mut cmds);
+        if !self.training && self.reclaiming.is_empty() && self.steps_started < self.steps {
+            self.lend_idle_train_workers(view, &mut cmds);
+        }
+        cmds
+    }
+
+    fn train(&mut self, batch: Vec<u64>, view: &ClusterView, cmds: &mut Vec<Command>) {
+        let mut trajectories = Vec::with_capacity(batch.len() * self.samples_per_prompt as usize);
+        for serial in batch {
+            let g = self.groups.remove(&serial).expect("batch groups exist");
+            trajectories.extend((g.first.0..g.first.0 + self.samples_per_prompt as u64).map(TrajId));
+        }
+        self.training = true;
+        let step = self.steps_started;
+        self.steps_started += 1;
+        cmds.push(Command::Train { step, workers: Self::train_workers(view), trajectories });
+    }
+}
+
+impl Policy for Streaming {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
+        match event {
+            Event::Started | Event::WorkerDrained { .. } | Event::TimerFired { .. } => {}
+            Event::TrajectoryFinished { trajectory, .. } => {
+                if let Ok(t) = view.trajectories.get(*trajectory) {
+                    self.finished_tokens += t.generated as u64;
+                    self.finished_count += 1;
+                    if let Some(set) = self.placed.get_mut(&view_worker_of(event)) {
+                        set.remove(trajectory);
+                    }
+                    // This policy creates every group, one at a time, so group serial = id / samples per prompt.
+                    if let Some(g) = self.groups.get_mut(&(trajectory.0 / self.samples_per_prompt as u64)) {
+                        g.unfinished -= 1;
+                    }
+                }
+            }
+            Event::Paused { worker, trajectories } => {
+                self.pausing.remove(worker);
+                let home = (!self.reclaiming.contains(worker)).then_some(*worker);
+                if let Some(set) = self.placed.get_mut(worker) {
+                    for t in trajectories {
+                        set.remove(t);
+                    }
+                }
+                // A move whose trajectory finished at the pause boundary is simply over.
+                let moved: Vec<TrajId> = self.moving.keys().copied().collect();
+                let mut to: BTreeMap<TrajId, WorkerId> = BTreeMap::new();
+                for t in moved {
+                    let dest = self.moving.remove(&t).expect("listed");
+                    to.insert(t, dest);
+                }
+                self.resume.extend(trajectories.iter().map(|&t| (t, to.get(&t).copied().or(home))));
+                if self.reclaiming.contains(worker) {
+                    self.switching.insert(*worker);
+                    let mut cmds =
+                        vec![Command::Retag { step: view.trainer_version, worker: *worker, to: Role::Train }];
+                    cmds.extend(self.advance(view));
+                    return cmds;
+                }
+            }
+            Event::Retagged { worker, role } => {
+                self.switching.remove(worker);
+                if *role == Role::Train {
+                    self.lent.remove(worker);
+                    self.reclaiming.remove(worker);
+                } else if self.reclaiming.contains(worker) {
+                    // Taken back before it ever generated.
+                    self.switching.insert(*worker);
+                    let mut cmds =
+                        vec![Command::Retag { step: view.trainer_version, worker: *worker, to: Role::Train }];
+                    cmds.extend(self.advance(view));
+                    return cmds;
+                }
+            }
+            Event::TrainDone { version, .. } => {
+                self.training = false;
+                if *version >= self.steps {
+                    self.phase = Phase::Done;
+                    return vec![];
+                }
+                let mut cmds = Vec::new();
+                self.start_weight_update(view, &mut cmds);
+                cmds.extend(self.advance(view));
+                return cmds;
+            }
+            Event::WeightsSynced { .. } => self.phase = Phase::Running,
+        }
+        self.advance(view)
+    }
+}

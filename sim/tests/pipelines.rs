@@ -1,0 +1,154 @@
+//! The pipeline zoo's promises, scenario by scenario: partial rollout discards nothing and reduces to its layout's
+//! synchronous pipeline at over_provision = 1; async keeps its staleness bound and interrupts generation for weight
+//! updates; seamless lends idle train workers, takes every one back before a train step, and loses no token.
+
+use rlsim_sim::cost::Role;
+use rlsim_sim::scenario::Scenario;
+use rlsim_sim::simulator::{simulate, SimRun};
+use rlsim_sim::timeline::SpanKind;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// 8 H100s, a 7B model, long-tailed responses: rollout-heavy, so the pipelines differ.
+const BASE: &str = r#"
+name = "zoo"
+seed = 5
+[model]
+preset = "Qwen2.5-7B"
+[cluster]
+gpu = "H100-SXM"
+nodes = 1
+gpus_per_node = 8
+[workload]
+prompts_per_step = 16
+samples_per_prompt = 8
+steps = 4
+max_response_tokens = 8192
+response_tokens = { kind = "lognormal", median = 800, sigma = 1.0 }
+prompt_tokens = { kind = "constant", tokens = 256 }
+[pipeline]
+type = "colocated"
+"#;
+
+fn run(sets: &[&str]) -> (Scenario, SimRun) {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let s = Scenario::from_text(BASE, Path::new("zoo.toml"), &sets).unwrap_or_else(|e| panic!("{e}"));
+    let r = simulate(&s).unwrap_or_else(|e| panic!("{sets:?}: {e}"));
+    r.trajectories.check_conservation().unwrap();
+    assert!(r.timeline.find_double_booking().is_none(), "{sets:?}");
+    let m = &r.report.summary;
+    assert_eq!(m.trained_samples, 4 * 16 * 8, "{sets:?}");
+    assert_eq!(m.discarded_tokens, 0, "{sets:?}");
+    for t in r.trajectories.all() {
+        assert_eq!(t.generated, t.target_tokens, "{sets:?}: every trajectory reaches its length, no token lost");
+    }
+    (s, r)
+}
+
+#[test]
+fn partial_at_over_provision_one_is_its_layouts_synchronous_pipeline() {
+    for (layout, plain) in [("colocated", "colocated"), ("disaggregated", "disaggregated")] {
+        let (_, p) = run(&[
+            "pipeline.type=partial",
+            "pipeline.partial.over_provision=1.0",
+            &format!("pipeline.partial.layout={layout}"),
+        ]);
+        let (_, q) = run(&[&format!("pipeline.type={plain}")]);
+        assert_eq!(p.report.summary.pipeline, "partial");
+        assert_eq!(p.timeline.spans, q.timeline.spans, "{layout}: same decisions, same spans");
+        assert_eq!(p.report.summary.counters["paused"], 0);
+    }
+}
+
+#[test]
+fn partial_rollout_cuts_the_tail_and_carries_the_rest() {
+    let (_, colocated) = run(&["pipeline.type=colocated"]);
+    let (_, p) = run(&["pipeline.type=partial", "pipeline.partial.over_provision=2.0"]);
+    let m = &p.report.summary;
+    assert!(m.counters["paused"] > 0 && m.counters["resumed"] > 0, "{:?}", m.counters);
+    assert!(m.off_policy_token_fraction > 0.0, "carried samples mix policy versions");
+    assert_eq!(m.in_flight_tokens, 0, "the run never creates more groups than it trains");
+    assert!(
+        m.mean_step_s < colocated.report.summary.mean_step_s,
+        "partial {} s vs colocated {} s",
+        m.mean_step_s,
+        colocated.report.summary.mean_step_s
+    );
+    // Carried trajectories were created for an earlier step than the one that trained them.
+    assert!(p.trajectories.all().iter().any(|t| t.trained.is_some_and(|(step, _)| step > t.group as u32 / 16)));
+}
+
+#[test]
+fn async_keeps_its_staleness_bound_and_interrupts_generation_for_updates() {
+    for eta in [0u32, 1, 3] {
+        let (_, r) = run(&["pipeline.type=async", &format!("pipeline.async.max_staleness={eta}")]);
+        let m = &r.report.summary;
+        assert!(m.max_staleness <= eta, "η={eta}: {}", m.max_staleness);
+        if eta == 0 {
+            assert_eq!(m.off_policy_token_fraction, 0.0);
+        }
+    }
+    let (_, on) = run(&["pipeline.type=async", "pipeline.async.max_staleness=2"]);
+    let (_, off) =
+        run(&["pipeline.type=async", "pipeline.async.max_staleness=2", "pipeline.async.interruptible=false"]);
+    // Interruptible: sequences paused for the update resume under the new weights (several versions per sample).
+    assert!(on.report.summary.counters["paused"] > 0);
+    assert!(on.trajectories.all().iter().any(|t| t.segments.windows(2).any(|w| w[0].version != w[1].version)));
+    // Not interruptible: nothing is paused, each sample is generated under one version.
+    assert_eq!(off.report.summary.counters["paused"], 0);
+    assert!(off.trajectories.all().iter().all(|t| t.segments.windows(2).all(|w| w[0].version == w[1].version)));
+    // A staleness bound of 2 lets rollout run ahead of a colocated step's barrier.
+    let (_, colocated) = run(&["pipeline.type=colocated"]);
+    assert!(on.report.summary.tokens_per_s > colocated.report.summary.tokens_per_s);
+}
+
+#[test]
+fn seamless_lends_idle_train_workers_and_takes_every_one_back_before_training() {
+    let (s, r) = run(&["pipeline.type=seamless", "pipeline.seamless.lend=always"]);
+    let m = &r.report.summary;
+    assert!(m.switches > 0 && m.switch_gpu_s > 0.0, "lent at least once");
+    assert!(m.counters["migrated"] > 0, "sequences moved onto lent workers or off reclaimed ones");
+    assert!(m.max_staleness <= s.pipeline.max_staleness);
+    let train_pool: BTreeSet<u32> =
+        s.cluster.workers.iter().filter(|w| w.start == Role::Train).map(|w| w.id.0).collect();
+    assert!(!train_pool.is_empty());
+    // Every train step runs on the whole train pool: each lent worker was back in time.
+    for step in 0..s.workload.steps {
+        let on: BTreeSet<u32> = r
+            .timeline
+            .spans
+            .iter()
+            .filter(|x| x.kind == SpanKind::Train && x.step == Some(step))
+            .map(|x| x.worker)
+            .collect();
+        assert_eq!(on, train_pool, "step {step}");
+    }
+    // A lent worker's rollout always ends (reclaimed, paused) before its next train span starts.
+    for &w in &train_pool {
+        let mut spans: Vec<_> = r
+            .timeline
+            .spans
+            .iter()
+            .filter(|x| x.worker == w && matches!(x.kind, SpanKind::Rollout | SpanKind::Train | SpanKind::Switch))
+            .collect();
+        spans.sort_by_key(|x| x.start);
+        for pair in spans.windows(2) {
+            if pair[0].kind == SpanKind::Rollout {
+                assert_eq!(pair[1].kind, SpanKind::Switch, "worker {w}: rollout is followed by the switch back");
+            }
+        }
+    }
+    // Never lending is async on the same layout: no switch at all.
+    let (_, never) = run(&["pipeline.type=seamless", "pipeline.seamless.lend=never"]);
+    assert_eq!(never.report.summary.switches, 0);
+}
+
+#[test]
+fn every_pipeline_is_deterministic() {
+    for p in ["colocated", "disaggregated", "async", "partial", "seamless"] {
+        let a = run(&[&format!("pipeline.type={p}"), "pipeline.seamless.lend=always"]).1;
+        let b = run(&[&format!("pipeline.type={p}"), "pipeline.seamless.lend=always"]).1;
+        assert_eq!(a.timeline, b.timeline, "{p}");
+        assert_eq!(a.report.steps, b.report.steps, "{p}");
+    }
+}
