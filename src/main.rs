@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use rlsim_exec::device::DeviceSpec;
 use rlsim_exec::runtime::execute;
 use rlsim_reports as reports;
-use rlsim_sim::scenario::{Scenario, PIPELINE_TYPES};
+use rlsim_sim::scenario::{Scenario, ScenarioError, PIPELINE_TYPES};
 use rlsim_sim::simulator::{simulate, SimRun};
 use rlsim_sim::trace::{read_csv_trace, read_polytrace, write_csv_trace, Trace, TraceGroup};
 use rlsim_sim::workload::LengthDist;
@@ -323,7 +323,17 @@ fn dispatch(cli: Cli) -> Result<()> {
                     if let Some(k) = kind {
                         sets.push(format!("pipeline.type={k}"));
                     }
-                    let s = Scenario::load(path, &sets)?;
+                    let s = match Scenario::load(path, &sets) {
+                        Ok(s) => s,
+                        // An explicit worker layout may rule a pipeline out: say so and compare the rest.
+                        Err(ScenarioError::Field { field, message, .. })
+                            if kind.is_some() && field == "cluster.workers" && pipelines.len() > 1 =>
+                        {
+                            eprintln!("skipped {} as {}: {message}", path.display(), kind.expect("checked"));
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
                     first_name.get_or_insert_with(|| s.name.clone());
                     let run = simulate(&s)
                         .with_context(|| format!("simulating {} as {}", path.display(), s.pipeline.kind))?;

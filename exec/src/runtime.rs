@@ -63,7 +63,8 @@ impl Clock {
 enum ToWorker {
     Admit(Vec<SeqInput>),
     Pause(Option<Vec<TrajId>>),
-    Train(Vec<TrainSample>),
+    /// Train on these samples after waiting this long for the batch's reward (nanoseconds; emulates a verifier).
+    Train(Vec<TrainSample>, u64),
     Snapshot,
     Load(Arc<Vec<Tensor>>),
     /// Retag to this role; becoming a rollout engine loads these weights (the trainer's latest).
@@ -86,6 +87,8 @@ enum FromWorker {
     TrainDone {
         timings: TrainTimings,
         weights: Arc<Vec<Tensor>>,
+        /// When the trainer waited for the batch's reward (ns since the run began).
+        reward: (u64, u64),
     },
     Snapshot {
         weights: Arc<Vec<Tensor>>,
@@ -217,10 +220,15 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                     let outputs: Vec<SeqOutput> = list.into_iter().filter_map(|t| e.remove(t)).collect();
                     send(FromWorker::Paused { worker: id, outputs, drained: e.is_empty() });
                 }
-                ToWorker::Train(samples) => {
+                ToWorker::Train(samples, reward_wait_ns) => {
                     let t = trainer.as_mut().ok_or_else(|| candle_core::Error::Msg("no trainer".into()))?;
+                    let reward_start = now();
+                    if reward_wait_ns > 0 {
+                        std::thread::sleep(Duration::from_nanos(reward_wait_ns));
+                    }
+                    let reward = (reward_start, now());
                     let timings = t.step(&samples, &now)?;
-                    send(FromWorker::TrainDone { timings, weights: Arc::new(t.model.snapshot()?) });
+                    send(FromWorker::TrainDone { timings, weights: Arc::new(t.model.snapshot()?), reward });
                 }
                 ToWorker::Snapshot => {
                     let t = trainer.as_ref().ok_or_else(|| candle_core::Error::Msg("no trainer".into()))?;
@@ -315,7 +323,10 @@ struct Driver<'a> {
     pending_sync: Option<PendingSync>,
     /// The trainer's weights after its last step (what a worker retagged to rollout loads).
     latest_weights: Option<Arc<Vec<Tensor>>>,
-    timers: BTreeMap<(SimTime, u64), u64>,
+    /// Events due later (timers, and finished trajectories waiting for their reward), by (time, sequence).
+    timers: BTreeMap<(SimTime, u64), Event>,
+    /// Reward (verifier) time of each trajectory, by id.
+    reward_ns: Vec<u64>,
     timer_seq: u64,
     trainer_version: u32,
     train_steps_done: u32,
@@ -368,6 +379,7 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         pending_sync: None,
         latest_weights: None,
         timers: BTreeMap::new(),
+        reward_ns: Vec::new(),
         timer_seq: 0,
         trainer_version: 0,
         train_steps_done: 0,
@@ -426,7 +438,7 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         seed: scenario.seed,
         events: driver.events,
         wall_s: started.elapsed().as_secs_f64(),
-        price_per_gpu_hour: scenario.cluster.gpu.price_per_gpu_hour,
+        usd_per_hour: scenario.cluster.usd_per_hour(),
     };
     let report = report(&timeline, &meta);
     Ok(ExecRun {
@@ -477,13 +489,13 @@ impl Driver<'_> {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     let now = self.now();
-                    while let Some((&(at, seq), &id)) = self.timers.iter().next() {
+                    while let Some((&(at, seq), _)) = self.timers.iter().next() {
                         if at > now {
                             break;
                         }
-                        self.timers.remove(&(at, seq));
+                        let event = self.timers.remove(&(at, seq)).expect("listed");
                         self.events += 1;
-                        self.dispatch(Event::TimerFired { id })?;
+                        self.dispatch(event)?;
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -554,7 +566,15 @@ impl Driver<'_> {
                     self.drained(worker);
                 }
                 for o in finished {
-                    self.dispatch(Event::TrajectoryFinished { trajectory: o.traj, worker })?;
+                    let event = Event::TrajectoryFinished { trajectory: o.traj, worker };
+                    match self.reward_ns[o.traj.0 as usize] {
+                        0 => self.dispatch(event)?,
+                        // Emulated verifier: the policy hears of the sample once its reward is known.
+                        r => {
+                            self.timer_seq += 1;
+                            self.timers.insert((now.after_ns(r), self.timer_seq), event);
+                        }
+                    }
                 }
                 if drained && self.states[worker.index()].activity == Activity::Idle {
                     self.dispatch(Event::WorkerDrained { worker })?;
@@ -580,8 +600,23 @@ impl Driver<'_> {
                 }
                 Ok(())
             }
-            FromWorker::TrainDone { timings, weights } => {
+            FromWorker::TrainDone { timings, weights, reward } => {
                 self.latest_weights = Some(weights);
+                if reward.1 > reward.0 {
+                    let (step, workers) = self.train_running.as_ref().expect("a train step is running");
+                    for &w in workers {
+                        self.spans.push(Span {
+                            worker: w.0,
+                            kind: SpanKind::Reward,
+                            start: SimTime(reward.0),
+                            end: SimTime(reward.1),
+                            step: Some(*step),
+                            trajectory: None,
+                            tokens: 0,
+                            version: None,
+                        });
+                    }
+                }
                 let (step, workers) = self.train_running.take().expect("a train step is running");
                 for &w in &workers {
                     for &(a, b) in &timings.logprob_ns {
@@ -731,6 +766,7 @@ impl Driver<'_> {
                         self.batch_step.push(*step);
                         self.data.push(TrajData { prompt: prompt.clone(), ..Default::default() });
                     }
+                    self.reward_ns.extend_from_slice(&g.reward_ns);
                     self.next_group += 1;
                 }
             }
@@ -817,7 +853,8 @@ impl Driver<'_> {
                     self.states[w.index()].activity = Activity::Training;
                 }
                 self.train_running = Some((*step, workers.clone()));
-                let _ = self.to[self.trainer_worker.index()].send(ToWorker::Train(samples));
+                let reward_wait = rlsim_sim::time::secs_to_ns(self.scenario.workload.reward_batch_s);
+                let _ = self.to[self.trainer_worker.index()].send(ToWorker::Train(samples, reward_wait));
             }
             Command::SyncWeights { step, from, to } => {
                 if from.is_empty() || to.is_empty() {
@@ -877,7 +914,7 @@ impl Driver<'_> {
                     return Err(self.invalid(&c, "the time is in the past"));
                 }
                 self.timer_seq += 1;
-                self.timers.insert((*at, self.timer_seq), *id);
+                self.timers.insert((*at, self.timer_seq), Event::TimerFired { id: *id });
             }
         }
         Ok(())

@@ -81,6 +81,7 @@ pub fn write_steps_csv(path: &Path, steps: &[StepRow]) -> Result<(), WriteError>
             "train_s",
             "sync_s",
             "switch_s",
+            "reward_s",
             "trained_samples",
             "trained_tokens",
             "mean_staleness",

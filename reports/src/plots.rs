@@ -33,11 +33,12 @@ fn activity_color(kind: &str) -> RGBColor {
         "train" => RGBColor(234, 67, 53),
         "sync" => RGBColor(52, 168, 83),
         "switch" => RGBColor(155, 89, 182),
+        "reward" => RGBColor(120, 120, 120),
         _ => RGBColor(200, 200, 200),
     }
 }
 
-const ACTIVITIES: [&str; 5] = ["rollout", "logprob", "train", "sync", "switch"];
+const ACTIVITIES: [&str; 6] = ["rollout", "logprob", "train", "sync", "switch", "reward"];
 
 /// A worker-activity span read back from timeline.csv.
 #[derive(Clone, Debug)]
@@ -226,7 +227,7 @@ fn gantt<DB: DrawingBackend>(root: &Area<DB>, d: &RunData) -> Result<(), String>
 
 fn step_breakdown<DB: DrawingBackend>(root: &Area<DB>, d: &RunData) -> Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let parts = ["rollout_s", "logprob_s", "train_s", "sync_s", "switch_s"];
+    let parts = ["rollout_s", "logprob_s", "train_s", "sync_s", "switch_s", "reward_s"];
     let top = d
         .steps
         .iter()

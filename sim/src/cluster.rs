@@ -32,6 +32,8 @@ pub struct Worker {
     pub group: u32,
     /// The state it holds when the run starts (one of its tags; later changed only by a retag).
     pub start: Role,
+    /// Its GPU type (the cluster's unless its group names another).
+    pub gpu: GpuSpec,
 }
 
 impl Worker {
@@ -74,6 +76,8 @@ pub struct WorkerGroupSpec {
     pub tags: Vec<String>,
     /// The state its workers hold at the start (must be one of `tags`).
     pub start: Role,
+    /// A GPU type other than the cluster's (heterogeneous clusters).
+    pub gpu: Option<GpuSpec>,
 }
 
 /// Why workers could not be placed.
@@ -124,6 +128,7 @@ impl Cluster {
                     tags,
                     group: group_index as u32,
                     start: group.start,
+                    gpu: group.gpu.clone().unwrap_or_else(|| gpu.clone()),
                 });
             }
         }
@@ -131,10 +136,17 @@ impl Cluster {
         let fabric = graph.add_node(Vertex::Fabric);
         let switches: Vec<NodeIndex> = (0..nodes).map(|n| graph.add_node(Vertex::NvSwitch(n))).collect();
         let mut gpu_vertex = Vec::with_capacity(available as usize);
+        let mut spec_of = vec![&gpu; available as usize];
+        for w in &workers {
+            for &g in &w.gpus {
+                spec_of[g as usize] = &w.gpu;
+            }
+        }
         for g in 0..available {
             let v = graph.add_node(Vertex::Gpu(g));
-            graph.add_edge(v, switches[(g / gpus_per_node) as usize], gpu.nvlink_gbytes_per_s);
-            graph.add_edge(v, fabric, gpu.network_gbits_per_s / 8.0);
+            let spec = spec_of[g as usize];
+            graph.add_edge(v, switches[(g / gpus_per_node) as usize], spec.nvlink_gbytes_per_s);
+            graph.add_edge(v, fabric, spec.network_gbits_per_s / 8.0);
             gpu_vertex.push(v);
         }
         Ok(Cluster { gpu, nodes, gpus_per_node, workers, graph, gpu_vertex })
@@ -142,6 +154,19 @@ impl Cluster {
 
     pub fn total_gpus(&self) -> u32 {
         self.nodes * self.gpus_per_node
+    }
+
+    /// Rental price of the whole cluster per hour, US dollars: each worker's GPUs at their type's price, GPUs no
+    /// worker uses at the cluster's.
+    pub fn usd_per_hour(&self) -> f64 {
+        let used: u32 = self.workers.iter().map(|w| w.gpu_count()).sum();
+        let workers: f64 = self.workers.iter().map(|w| w.gpu_count() as f64 * w.gpu.price_per_gpu_hour).sum();
+        workers + (self.total_gpus() - used) as f64 * self.gpu.price_per_gpu_hour
+    }
+
+    /// Whether the workers use more than one GPU type.
+    pub fn is_heterogeneous(&self) -> bool {
+        self.workers.iter().any(|w| w.gpu != self.gpu)
     }
 
     pub fn worker(&self, id: WorkerId) -> &Worker {
@@ -248,7 +273,14 @@ mod tests {
 
     fn group(name: &str, count: u32, tp: u32, tags: &[&str]) -> WorkerGroupSpec {
         let start = if tags.contains(&"rollout") { Role::Rollout } else { Role::Train };
-        WorkerGroupSpec { name: name.into(), count, tp, tags: tags.iter().map(|s| s.to_string()).collect(), start }
+        WorkerGroupSpec {
+            name: name.into(),
+            count,
+            tp,
+            tags: tags.iter().map(|s| s.to_string()).collect(),
+            start,
+            gpu: None,
+        }
     }
 
     #[test]

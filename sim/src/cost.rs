@@ -82,12 +82,13 @@ impl CostModel {
         }
     }
 
-    fn hbm_bytes_per_s(&self) -> f64 {
-        self.cluster.gpu.hbm_gbytes_per_s * 1e9 * self.rollout.hbm_efficiency
+    /// Effective HBM bandwidth of one GPU of `worker` (each worker has its own GPU type).
+    fn hbm_bytes_per_s(&self, worker: &Worker) -> f64 {
+        worker.gpu.hbm_gbytes_per_s * 1e9 * self.rollout.hbm_efficiency
     }
 
-    fn peak_flops(&self) -> f64 {
-        self.cluster.gpu.bf16_tflops * 1e12
+    fn peak_flops(&self, worker: &Worker) -> f64 {
+        worker.gpu.bf16_tflops * 1e12
     }
 
     /// Fixed time per engine iteration: scheduling overhead plus two all-reduces per layer under tensor parallelism.
@@ -109,8 +110,8 @@ impl CostModel {
             };
         }
         let tp = worker.tp as f64;
-        let hbm = self.hbm_bytes_per_s();
-        let flops = tp * self.peak_flops() * self.rollout.decode_compute_efficiency;
+        let hbm = self.hbm_bytes_per_s(worker);
+        let flops = tp * self.peak_flops(worker) * self.rollout.decode_compute_efficiency;
         let kv_split = worker.tp.min(self.model.kv_heads).max(1) as f64;
         DecodeCoeffs {
             overhead_fs: secs_to_fs(self.iteration_overhead_s(worker.tp)),
@@ -135,9 +136,9 @@ impl CostModel {
         PrefillCoeffs {
             overhead_fs: secs_to_fs(self.iteration_overhead_s(worker.tp)),
             per_seq_fs: 0,
-            weights_fs: secs_to_fs(self.model.weight_bytes() / tp / self.hbm_bytes_per_s()),
+            weights_fs: secs_to_fs(self.model.weight_bytes() / tp / self.hbm_bytes_per_s(worker)),
             compute_fs_per_token: secs_to_fs(
-                self.model.forward_flops_per_token() / (tp * self.peak_flops() * self.rollout.prefill_mfu),
+                self.model.forward_flops_per_token() / (tp * self.peak_flops(worker) * self.rollout.prefill_mfu),
             ),
         }
     }
@@ -147,8 +148,8 @@ impl CostModel {
         if let Some(v) = self.rollout.kv_capacity_tokens {
             return v;
         }
-        memory::kv_capacity_tokens(&self.model, &self.cluster.gpu, worker.tp, self.rollout.gpu_memory_utilization)
-            .max(0) as u64
+        memory::kv_capacity_tokens(&self.model, &worker.gpu, worker.tp, self.rollout.gpu_memory_utilization).max(0)
+            as u64
     }
 
     fn train_gpus(&self, workers: &[WorkerId]) -> u32 {
@@ -183,7 +184,9 @@ impl Estimates for CostModel {
             };
         }
         let gpus = self.train_gpus(workers) as f64;
-        let rate = gpus * self.peak_flops() * self.training.mfu;
+        // Data-parallel training moves at the pace of its slowest GPU type.
+        let slowest = workers.iter().map(|w| self.peak_flops(self.cluster.worker(*w))).fold(f64::INFINITY, f64::min);
+        let rate = gpus * slowest * self.training.mfu;
         let micro_batches = (tokens as f64 / (gpus * self.training.micro_batch_tokens as f64)).ceil();
         let overhead = micro_batches * self.training.micro_batch_overhead_s;
         let per_token = self.model.forward_flops_per_token(); // 2·N_active
@@ -234,7 +237,7 @@ impl Estimates for CostModel {
         let rollout_bytes = memory::rollout_weight_bytes_per_gpu(&self.model, w.tp);
         let train_bytes =
             self.model.params_b * 1e9 * (2.0 + self.training.optimizer_bytes_per_param) / train_gpus as f64;
-        let pcie = self.cluster.gpu.pcie_gbytes_per_s * 1e9;
+        let pcie = w.gpu.pcie_gbytes_per_s * 1e9;
         secs_to_ns((rollout_bytes + train_bytes) / pcie + self.pipeline.switch_fixed_s)
     }
 

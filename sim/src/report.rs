@@ -16,8 +16,8 @@ pub struct RunMeta {
     pub events: u64,
     /// Wall-clock seconds the run took (the one field that differs between identical runs).
     pub wall_s: f64,
-    /// Rental price of one GPU-hour, US dollars (every GPU of the cluster is paid for, used or not).
-    pub price_per_gpu_hour: f64,
+    /// Rental price of the whole cluster per hour, US dollars (every GPU is paid for, used or not).
+    pub usd_per_hour: f64,
 }
 
 /// `summary.json`.
@@ -83,6 +83,8 @@ pub struct StepRow {
     pub train_s: f64,
     pub sync_s: f64,
     pub switch_s: f64,
+    /// Batch reward time before the step's first pass.
+    pub reward_s: f64,
     pub trained_samples: u64,
     pub trained_tokens: u64,
     pub mean_staleness: f64,
@@ -137,6 +139,7 @@ struct StepAcc {
     train: Phase,
     sync: Phase,
     switch: Phase,
+    reward: Phase,
     /// End of the step's last non-generation span.
     end: u64,
     samples: u64,
@@ -166,7 +169,8 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
                 switch_gpu_ns += (b - a) as u128 * gpus;
                 switches += 1;
             }
-            SpanKind::Generate => {}
+            // Waiting for a verifier: the GPUs are idle (it counts as bubble).
+            SpanKind::Generate | SpanKind::Reward => {}
         }
         let Some(step) = s.step else { continue };
         let acc = steps.entry(step).or_default();
@@ -177,6 +181,7 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
             SpanKind::Train => acc.train.add(a, b),
             SpanKind::Sync => acc.sync.add(a, b),
             SpanKind::Switch => acc.switch.add(a, b),
+            SpanKind::Reward => acc.reward.add(a, b),
         }
         if s.kind != SpanKind::Generate && s.kind != SpanKind::Rollout {
             acc.end = acc.end.max(b);
@@ -222,6 +227,7 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
             train_s: acc.train.union_secs(),
             sync_s: acc.sync.union_secs(),
             switch_s: acc.switch.union_secs(),
+            reward_s: acc.reward.union_secs(),
             trained_samples: acc.samples,
             trained_tokens: acc.tokens,
             mean_staleness: if acc.tokens > 0 { acc.stale_token_versions as f64 / acc.tokens as f64 } else { 0.0 },
@@ -234,7 +240,7 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
     let share = |x: u128| if total_gpu_ns > 0 { x as f64 / total_gpu_ns as f64 } else { 0.0 };
     let per_s = |x: f64| if sim_time_s > 0.0 { x / sim_time_s } else { 0.0 };
     let stale_sum: u64 = histogram.iter().map(|(lag, n)| *lag as u64 * n).sum();
-    let cost_usd = meta.price_per_gpu_hour * t.total_gpus as f64 * sim_time_s / 3600.0;
+    let cost_usd = meta.usd_per_hour * sim_time_s / 3600.0;
     let off_policy: u64 = histogram.iter().filter(|(lag, _)| **lag > 0).map(|(_, n)| n).sum();
     let mut by_tag: BTreeMap<String, (u128, u128)> = BTreeMap::new();
     for (i, w) in t.workers.iter().enumerate() {
@@ -353,7 +359,7 @@ mod tests {
             seed: 1,
             events: 3,
             wall_s: 0.0,
-            price_per_gpu_hour: 3.6,
+            usd_per_hour: 3.6 * 2.0,
         };
         let r = report(&t, &meta);
         let m = &r.summary;

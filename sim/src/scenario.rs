@@ -7,7 +7,7 @@ use crate::costs::memory;
 use crate::hardware::{gpu_preset, GpuSpec, GPU_PRESETS};
 use crate::model::{model_preset, ModelSpec, MODEL_PRESETS};
 use crate::trace::{read_csv_trace, TraceError};
-use crate::workload::{LengthDist, LengthSource, TraceMode, WorkloadSpec};
+use crate::workload::{LengthDist, LengthSource, SecondsDist, TraceMode, WorkloadSpec};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -137,6 +137,9 @@ pub struct RawWorkerGroup {
     /// The state its workers hold when the run starts: "rollout" or "train" (default: rollout when tagged so).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start: Option<String>,
+    /// A GPU preset for this group's workers when it differs from `cluster.gpu` (heterogeneous clusters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -158,6 +161,23 @@ pub struct RawWorkload {
     pub prompt_tokens: Option<RawDist>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<RawTrace>,
+    /// Response lengths of step k are scaled by (1 + this)^k (per-step drift; may be negative, > −1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_growth_per_step: Option<f64>,
+    /// Verifier/sandbox seconds per sample after its generation ends (a distribution over seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reward_s: Option<RawSeconds>,
+    /// Reward seconds per batch, paid on the train workers before each train step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reward_batch_s: Option<f64>,
+}
+
+/// A distribution of durations in seconds, chosen by `kind`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawSeconds {
+    Constant { seconds: f64 },
+    Lognormal { median: f64, sigma: f64 },
 }
 
 /// A length distribution, chosen by `kind`.
@@ -974,7 +994,16 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         PipelineKind::Colocated => Layout::TimeSliced,
         PipelineKind::Disaggregated | PipelineKind::Async => Layout::Split,
         PipelineKind::Seamless => Layout::Lendable,
-        PipelineKind::Partial => match par.layout.as_deref().unwrap_or("colocated") {
+        PipelineKind::Partial => match par.layout.as_deref().unwrap_or_else(|| {
+            // Explicit workers say which layout they are: disjoint pools are the split layout.
+            let both = |g: &RawWorkerGroup| {
+                g.tags.as_ref().is_some_and(|t| t.iter().any(|x| x == "rollout") && t.iter().any(|x| x == "train"))
+            };
+            match &raw.cluster.workers {
+                Some(list) if !list.iter().any(both) => "disaggregated",
+                _ => "colocated",
+            }
+        }) {
             "colocated" => Layout::TimeSliced,
             "disaggregated" => Layout::Split,
             other => {
@@ -1080,12 +1109,22 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
                             .error(&f("start"), format!("unknown state {other:?}; expected \"rollout\" or \"train\"")))
                     }
                 };
+                let group_gpu = match &g.gpu {
+                    None => None,
+                    Some(p) => Some(gpu_preset(p).ok_or_else(|| {
+                        src.error(
+                            &f("gpu"),
+                            format!("unknown GPU preset {p:?}; expected one of {}", GPU_PRESETS.join(", ")),
+                        )
+                    })?),
+                };
                 groups.push(WorkerGroupSpec {
                     name,
                     count: c.count(g.count, &f("count"), Some(1), "workers in this group")?,
                     tp: c.count(g.tp, &f("tp"), Some(rollout.tp), "GPUs per worker")?,
                     tags,
                     start,
+                    gpu: group_gpu,
                 });
             }
             groups
@@ -1144,7 +1183,7 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
     let workload = validate_workload(&raw.workload, &c, &mut resolved.workload)?;
     for w in cluster.with_tag("rollout") {
         let cap = rollout.kv_capacity_tokens.map_or_else(
-            || memory::kv_capacity_tokens(&model, &gpu, w.tp, rollout.gpu_memory_utilization),
+            || memory::kv_capacity_tokens(&model, &w.gpu, w.tp, rollout.gpu_memory_utilization),
             |v| v as i64,
         );
         let longest = workload.max_prompt_tokens as i64 + workload.max_response_tokens as i64 + 1;
@@ -1347,6 +1386,7 @@ fn auto_layout(
             tp,
             tags: tags(&["rollout", "train"]),
             start: Role::Rollout,
+            gpu: None,
         }]),
         Layout::Split | Layout::Lendable => {
             // Lendable train workers also carry `rollout` (so they can be lent) but start holding `train`.
@@ -1375,6 +1415,7 @@ fn auto_layout(
                         tp,
                         tags: tags(&["rollout"]),
                         start: Role::Rollout,
+                        gpu: None,
                     },
                     WorkerGroupSpec {
                         name: "train".into(),
@@ -1382,6 +1423,7 @@ fn auto_layout(
                         tp,
                         tags: train_tags,
                         start: Role::Train,
+                        gpu: None,
                     },
                 ]);
             }
@@ -1392,6 +1434,7 @@ fn auto_layout(
                 tp,
                 tags: tags(&["rollout"]),
                 start: Role::Rollout,
+                gpu: None,
             }];
             let first_free_in_node = rollout % gpus_per_node;
             let mut left = train;
@@ -1404,6 +1447,7 @@ fn auto_layout(
                     tp: n,
                     tags: train_tags.clone(),
                     start: Role::Train,
+                    gpu: None,
                 });
                 left -= n;
                 i += 1;
@@ -1416,6 +1460,7 @@ fn auto_layout(
                     tp: n,
                     tags: train_tags.clone(),
                     start: Role::Train,
+                    gpu: None,
                 });
                 left -= n;
                 i += 1;
@@ -1501,6 +1546,7 @@ fn check_memory(
 ) -> Result<(), ScenarioError> {
     for w in cluster.with_tag("rollout") {
         let weights = memory::rollout_weight_bytes_per_gpu(model, w.tp);
+        let gpu = &w.gpu;
         let usable = memory::rollout_usable_bytes_per_gpu(gpu, rollout.gpu_memory_utilization);
         if weights >= usable {
             let field = if explicit { format!("cluster.workers[{}].tp", w.group) } else { "rollout.tp".into() };
@@ -1520,6 +1566,9 @@ fn check_memory(
         training.optimizer_bytes_per_param,
         training.activation_reserve_gb,
     );
+    // Fully sharded training: the smallest GPU of the train pool must hold its shard.
+    let gpu =
+        cluster.with_tag("train").map(|w| &w.gpu).min_by(|a, b| a.memory_gb.total_cmp(&b.memory_gb)).unwrap_or(gpu);
     let have = gpu.memory_gb * 1e9;
     if need > have {
         let field = if explicit { "cluster.workers" } else { "cluster.nodes" };
@@ -1620,7 +1669,44 @@ fn validate_workload(w: &RawWorkload, c: &Check, resolved: &mut RawWorkload) -> 
             return Err(c.src.error("workload.prompt_tokens", "missing; expected a length distribution (kind = \"lognormal\" | \"quantiles\" | \"constant\")"))
         }
     };
-    Ok(WorkloadSpec { prompts_per_step, samples_per_prompt, steps, max_response_tokens, max_prompt_tokens, lengths })
+    let response_growth_per_step = c.number(
+        w.response_growth_per_step,
+        "workload.response_growth_per_step",
+        0.0,
+        -0.99,
+        10.0,
+        "a fractional growth of response lengths per step",
+    )?;
+    let reward_s = match &w.reward_s {
+        None => None,
+        Some(RawSeconds::Constant { seconds }) => Some(SecondsDist::Constant(c.number(
+            Some(*seconds),
+            "workload.reward_s.seconds",
+            0.0,
+            0.0,
+            86400.0,
+            "seconds",
+        )?)),
+        Some(RawSeconds::Lognormal { median, sigma }) => Some(SecondsDist::LogNormal {
+            median: c.positive(Some(*median), "workload.reward_s.median", None, "median seconds")?,
+            sigma: c.positive(Some(*sigma), "workload.reward_s.sigma", None, "log-space standard deviation")?,
+        }),
+    };
+    let reward_batch_s =
+        c.number(w.reward_batch_s, "workload.reward_batch_s", 0.0, 0.0, 86400.0, "seconds per batch")?;
+    resolved.response_growth_per_step = Some(response_growth_per_step);
+    resolved.reward_batch_s = Some(reward_batch_s);
+    Ok(WorkloadSpec {
+        prompts_per_step,
+        samples_per_prompt,
+        steps,
+        max_response_tokens,
+        max_prompt_tokens,
+        lengths,
+        response_growth_per_step,
+        reward_s,
+        reward_batch_s,
+    })
 }
 
 impl fmt::Display for PipelineKind {

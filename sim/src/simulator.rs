@@ -59,6 +59,8 @@ struct Sim<'a> {
     rollout_open: Vec<Option<(SimTime, u32)>>,
     /// Step label of each trajectory (the batch it was created for), by id.
     batch_step: Vec<u32>,
+    /// Reward (verifier) time of each trajectory, by id: its TrajectoryFinished is delivered that much later.
+    reward_ns: Vec<u64>,
     trainer_version: u32,
     next_group: u64,
     train_steps_done: u32,
@@ -107,6 +109,7 @@ pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<Sim
         epochs: vec![0; n],
         rollout_open: vec![None; n],
         batch_step: Vec::new(),
+        reward_ns: Vec::new(),
         trainer_version: 0,
         next_group: 0,
         train_steps_done: 0,
@@ -137,7 +140,7 @@ pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<Sim
         seed: scenario.seed,
         events: sim.events,
         wall_s: started.elapsed().as_secs_f64(),
-        price_per_gpu_hour: scenario.cluster.gpu.price_per_gpu_hour,
+        usd_per_hour: scenario.cluster.usd_per_hour(),
     };
     let report = report(&timeline, &meta);
     Ok(SimRun { timeline, report, trajectories: sim.tm })
@@ -238,6 +241,7 @@ impl Sim<'_> {
                     let g = self.workload.group(self.next_group);
                     let ids = self.tm.create_group(self.next_group, g.prompt_tokens, &g.responses, self.now);
                     self.batch_step.extend(ids.map(|_| *step));
+                    self.reward_ns.extend_from_slice(&g.reward_ns);
                     self.next_group += 1;
                 }
                 Ok(())
@@ -263,8 +267,13 @@ impl Sim<'_> {
                     self.tm.train(t, *step, self.trainer_version)?;
                 }
                 let cost = self.cost.train(tokens, workers);
+                let reward_ns = crate::time::secs_to_ns(self.scenario.workload.reward_batch_s);
                 for &w in workers {
                     let mut at = self.now;
+                    if reward_ns > 0 {
+                        self.span(w, SpanKind::Reward, at, at.after_ns(reward_ns), Some(*step), 0);
+                        at = at.after_ns(reward_ns);
+                    }
                     for &d in &cost.logprob_ns {
                         self.span(w, SpanKind::LogProb, at, at.after_ns(d), Some(*step), tokens);
                         at = at.after_ns(d);
@@ -273,7 +282,7 @@ impl Sim<'_> {
                     self.states[w.index()].activity = Activity::Training;
                 }
                 self.queue.schedule(
-                    self.now.after_ns(cost.total_ns()),
+                    self.now.after_ns(reward_ns + cost.total_ns()),
                     Internal::TrainDone { step: *step, workers: workers.clone() },
                 );
                 Ok(())
@@ -451,7 +460,15 @@ impl Sim<'_> {
             }
         }
         for d in done {
-            self.dispatch(Event::TrajectoryFinished { trajectory: d.seq.traj, worker })?;
+            let t = d.seq.traj;
+            match self.reward_ns[t.0 as usize] {
+                0 => self.dispatch(Event::TrajectoryFinished { trajectory: t, worker })?,
+                // The verifier scores it off the GPU; the policy hears of it when the reward is known.
+                r => {
+                    let at = self.now.after_ns(r);
+                    self.queue.schedule(at, Internal::Deliver(Event::TrajectoryFinished { trajectory: t, worker }));
+                }
+            }
         }
         Ok(drained && self.states[worker.index()].activity == Activity::Idle)
     }

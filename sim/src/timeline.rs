@@ -23,6 +23,8 @@ pub enum SpanKind {
     Sync,
     /// Offload/onload between rollout and training state.
     Switch,
+    /// Train workers waiting for a batch's reward (verifier/sandbox) before the step's first pass; GPUs idle.
+    Reward,
 }
 
 impl SpanKind {
@@ -34,6 +36,7 @@ impl SpanKind {
             SpanKind::Train => "train",
             SpanKind::Sync => "sync",
             SpanKind::Switch => "switch",
+            SpanKind::Reward => "reward",
         }
     }
 

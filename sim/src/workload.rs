@@ -47,6 +47,28 @@ impl LengthDist {
     }
 }
 
+/// A distribution of durations, seconds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SecondsDist {
+    Constant(f64),
+    /// ln(seconds) ~ Normal(ln median, sigma).
+    LogNormal {
+        median: f64,
+        sigma: f64,
+    },
+}
+
+impl SecondsDist {
+    pub fn quantile(&self, u: f64) -> f64 {
+        match self {
+            SecondsDist::Constant(s) => *s,
+            SecondsDist::LogNormal { median, sigma } => {
+                LengthDist::LogNormal { median: *median, sigma: *sigma }.quantile(u)
+            }
+        }
+    }
+}
+
 /// How a trace is turned into groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceMode {
@@ -73,6 +95,14 @@ pub struct WorkloadSpec {
     pub max_response_tokens: u32,
     pub max_prompt_tokens: u32,
     pub lengths: LengthSource,
+    /// Per-step drift: the responses of step k's groups are scaled by (1 + growth)^k before the cap (RL often makes
+    /// responses longer as training goes on). 0 = none.
+    pub response_growth_per_step: f64,
+    /// Verifier / sandbox time of each sample after its generation ends (seconds; off the GPU, unlimited
+    /// concurrency). `None` = instantaneous.
+    pub reward_s: Option<SecondsDist>,
+    /// Reward time of a whole batch, paid on the train workers before the step's first pass (seconds).
+    pub reward_batch_s: f64,
 }
 
 /// Lengths of one prompt group.
@@ -80,6 +110,8 @@ pub struct WorkloadSpec {
 pub struct GroupLengths {
     pub prompt_tokens: u32,
     pub responses: Vec<u32>,
+    /// Reward time of each sample, nanoseconds (all 0 without `reward_s`).
+    pub reward_ns: Vec<u64>,
 }
 
 /// Generates groups from a workload spec and the run's seed.
@@ -103,7 +135,7 @@ impl Workload {
                 let mut rng = self.streams.indexed("workload/lengths", serial);
                 let prompt_tokens = prompt.sample(&mut rng, s.max_prompt_tokens);
                 let responses = (0..g).map(|_| response.sample(&mut rng, s.max_response_tokens)).collect();
-                GroupLengths { prompt_tokens, responses }
+                self.finish(serial, GroupLengths { prompt_tokens, responses, reward_ns: Vec::new() })
             }
             LengthSource::Trace { trace, mode } => {
                 let (step, group) = match mode {
@@ -119,14 +151,36 @@ impl Workload {
                     }
                 };
                 let tg = &trace.steps[step][group];
-                GroupLengths {
+                let lengths = GroupLengths {
                     prompt_tokens: tg.prompt_tokens.min(s.max_prompt_tokens),
                     responses: (0..g)
                         .map(|i| tg.responses[i % tg.responses.len()].min(s.max_response_tokens))
                         .collect(),
-                }
+                    reward_ns: Vec::new(),
+                };
+                self.finish(serial, lengths)
             }
         }
+    }
+
+    /// Applies the per-step drift and draws the reward times (own streams: neither changes the base lengths).
+    fn finish(&self, serial: u64, mut g: GroupLengths) -> GroupLengths {
+        let s = &self.spec;
+        if s.response_growth_per_step != 0.0 {
+            let step = (serial / s.prompts_per_step as u64) as i32;
+            let factor = (1.0 + s.response_growth_per_step).powi(step);
+            for r in &mut g.responses {
+                *r = ((*r as f64 * factor).round() as u64).clamp(1, s.max_response_tokens as u64) as u32;
+            }
+        }
+        g.reward_ns = match &s.reward_s {
+            Some(d) => {
+                let mut rng = self.streams.indexed("workload/reward", serial);
+                g.responses.iter().map(|_| crate::time::secs_to_ns(d.quantile(rng.random()).max(0.0))).collect()
+            }
+            None => vec![0; g.responses.len()],
+        };
+        g
     }
 }
 
@@ -143,6 +197,9 @@ mod tests {
             max_response_tokens: 100,
             max_prompt_tokens: 50,
             lengths,
+            response_growth_per_step: 0.0,
+            reward_s: None,
+            reward_batch_s: 0.0,
         }
     }
 
@@ -174,6 +231,21 @@ mod tests {
     }
 
     #[test]
+    fn drift_scales_later_steps_and_reward_times_are_drawn_per_sample() {
+        let mut sp =
+            spec(LengthSource::Distributions { prompt: LengthDist::Constant(10), response: LengthDist::Constant(20) });
+        sp.response_growth_per_step = 0.5;
+        sp.reward_s = Some(SecondsDist::Constant(1.5));
+        let w = Workload::new(sp, 0);
+        // prompts_per_step = 2: groups 0-1 are step 0, 2-3 step 1 (×1.5), 4-5 step 2 (×2.25).
+        assert_eq!(w.group(0).responses, vec![20, 20, 20]);
+        assert_eq!(w.group(3).responses, vec![30, 30, 30]);
+        assert_eq!(w.group(5).responses, vec![45, 45, 45]);
+        assert_eq!(w.group(40).responses, vec![100, 100, 100], "capped");
+        assert_eq!(w.group(1).reward_ns, vec![1_500_000_000; 3]);
+    }
+
+    #[test]
     fn replay_walks_steps_and_groups_in_order_and_cycles_samples() {
         let trace = Trace {
             path: "t.csv".into(),
@@ -186,9 +258,9 @@ mod tests {
             ],
         };
         let w = Workload::new(spec(LengthSource::Trace { trace: Arc::new(trace), mode: TraceMode::Replay }), 0);
-        assert_eq!(w.group(0), GroupLengths { prompt_tokens: 1, responses: vec![10, 11, 10] });
+        assert_eq!(w.group(0), GroupLengths { prompt_tokens: 1, responses: vec![10, 11, 10], reward_ns: vec![0; 3] });
         assert_eq!(w.group(1).prompt_tokens, 2);
-        assert_eq!(w.group(2), GroupLengths { prompt_tokens: 3, responses: vec![30, 31, 32] });
+        assert_eq!(w.group(2), GroupLengths { prompt_tokens: 3, responses: vec![30, 31, 32], reward_ns: vec![0; 3] });
         assert_eq!(w.group(3).prompt_tokens, 3);
         assert_eq!(w.group(4).prompt_tokens, 1);
     }

@@ -152,3 +152,50 @@ fn every_pipeline_is_deterministic() {
         assert_eq!(a.report.steps, b.report.steps, "{p}");
     }
 }
+
+/// Heterogeneous GPUs: each worker's costs come from its own GPU type, and the rental price adds up per GPU.
+#[test]
+fn each_worker_runs_at_the_speed_and_price_of_its_own_gpu_type() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/hetero-7b-h800-h20.toml");
+    let s = Scenario::load(&path, &[]).unwrap();
+    assert!(s.cluster.is_heterogeneous());
+    let (train, gen) = (&s.cluster.workers[0], &s.cluster.workers[1]);
+    assert_eq!((train.gpu.name.as_str(), gen.gpu.name.as_str()), ("H800", "H20"));
+    // 8 × H800 at $3.00 + 8 × H20 at $1.30 per GPU-hour.
+    assert!((s.cluster.usd_per_hour() - (8.0 * 3.00 + 8.0 * 1.30)).abs() < 1e-9);
+    let cost = rlsim_sim::cost::CostModel::new(&s);
+    let on_h20 = cost.decode_coeffs(gen);
+    let mut as_h800 = gen.clone();
+    as_h800.gpu = train.gpu.clone();
+    let on_h800 = cost.decode_coeffs(&as_h800);
+    // Decode reads the weights from HBM: 4.0 TB/s on an H20 against 3.35 TB/s on an H800.
+    let ratio = on_h800.weights_fs as f64 / on_h20.weights_fs as f64;
+    assert!((ratio - 4000.0 / 3350.0).abs() < 1e-6, "{ratio}");
+    // Compute terms go the other way (148 against 989 TFLOP/s).
+    assert!(on_h20.compute_fs_per_seq > on_h800.compute_fs_per_seq);
+    let run = simulate(&s).unwrap();
+    run.trajectories.check_conservation().unwrap();
+    let m = &run.report.summary;
+    let expect = s.cluster.usd_per_hour() * m.sim_time_s / 3600.0 / m.steps as f64;
+    assert!((m.usd_per_step - expect).abs() < 1e-9);
+}
+
+#[test]
+fn reward_time_delays_the_batch_and_drift_lengthens_later_steps() {
+    let (_, plain) = run(&["pipeline.type=colocated"]);
+    let (_, rewarded) = run(&[
+        "pipeline.type=colocated",
+        "workload.reward_batch_s=10",
+        "workload.reward_s={kind=\"constant\",seconds=4}",
+    ]);
+    let (a, b) = (&plain.report.steps, &rewarded.report.steps);
+    // Each synchronous step waits 4 s for the last sample's verifier, then 10 s for the batch's reward.
+    for (x, y) in a.iter().zip(b) {
+        assert!((y.duration_s - x.duration_s - 14.0).abs() < 1e-6, "{} vs {}", x.duration_s, y.duration_s);
+        assert!((y.reward_s - 10.0).abs() < 1e-9);
+    }
+    let (_, grown) = run(&["pipeline.type=colocated", "workload.response_growth_per_step=0.2"]);
+    let tokens = |r: &SimRun, step: usize| r.report.steps[step].trained_tokens;
+    assert_eq!(tokens(&grown, 0), tokens(&plain, 0));
+    assert!(tokens(&grown, 3) > tokens(&plain, 3));
+}
