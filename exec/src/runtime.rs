@@ -344,6 +344,12 @@ pub fn execute(scenario: &Scenario, device: DeviceSpec) -> Result<ExecRun, ExecE
 /// Runs a scenario on real devices with any policy.
 pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Policy>) -> Result<ExecRun, ExecError> {
     let started = Instant::now();
+    if scenario.failures.is_some() {
+        return Err(ExecError::Setup(format!(
+            "{}: field `failures`: failure injection is simulated only; the real backend cannot fail a worker on purpose (remove [failures] to run it)",
+            scenario.file.display()
+        )));
+    }
     let cfg = gpt_config(scenario).map_err(ExecError::Setup)?;
     let dev = device.open().map_err(ExecError::Setup)?;
     crate::device::one_thread_per_worker(device);

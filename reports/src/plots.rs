@@ -34,11 +34,12 @@ fn activity_color(kind: &str) -> RGBColor {
         "sync" => RGBColor(52, 168, 83),
         "switch" => RGBColor(155, 89, 182),
         "reward" => RGBColor(120, 120, 120),
+        "down" => RGBColor(30, 30, 30),
         _ => RGBColor(200, 200, 200),
     }
 }
 
-const ACTIVITIES: [&str; 6] = ["rollout", "logprob", "train", "sync", "switch", "reward"];
+const ACTIVITIES: [&str; 7] = ["rollout", "logprob", "train", "sync", "switch", "reward", "down"];
 
 /// A worker-activity span read back from timeline.csv.
 #[derive(Clone, Debug)]

@@ -15,19 +15,48 @@ pub enum Event {
     /// The run begins.
     Started,
     /// A trajectory reached its response length on `worker`.
-    TrajectoryFinished { trajectory: TrajId, worker: WorkerId },
+    TrajectoryFinished {
+        trajectory: TrajId,
+        worker: WorkerId,
+    },
     /// A rollout worker has nothing left to run or wait for.
-    WorkerDrained { worker: WorkerId },
+    WorkerDrained {
+        worker: WorkerId,
+    },
     /// A `Retag` finished: `worker` now holds `role`.
-    Retagged { worker: WorkerId, role: Role },
+    Retagged {
+        worker: WorkerId,
+        role: Role,
+    },
     /// Train step `step` finished; the trainer now holds policy `version`.
-    TrainDone { step: u32, version: u32 },
+    TrainDone {
+        step: u32,
+        version: u32,
+    },
     /// The `SyncWeights` for `step` finished: its target workers now hold policy `version`.
-    WeightsSynced { step: u32, version: u32 },
+    WeightsSynced {
+        step: u32,
+        version: u32,
+    },
     /// A timer set with `SetTimer` fired.
-    TimerFired { id: u64 },
+    TimerFired {
+        id: u64,
+    },
     /// `Pause` took effect: these trajectories left `worker` with their tokens kept (status Paused).
-    Paused { worker: WorkerId, trajectories: Vec<TrajId> },
+    Paused {
+        worker: WorkerId,
+        trajectories: Vec<TrajId>,
+    },
+    /// `worker` failed: it is down until `WorkerRecovered`; these trajectories were generating on it and are now
+    /// paused with their tokens kept (resume them elsewhere: `readmit_elsewhere`). Commands naming a down worker
+    /// wait for its recovery; a train step it was part of restarts by itself when it recovers.
+    WorkerFailed {
+        worker: WorkerId,
+        trajectories: Vec<TrajId>,
+    },
+    WorkerRecovered {
+        worker: WorkerId,
+    },
 }
 
 /// A decision; the backend validates it (an invalid command is an error, never ignored) and carries it out.
@@ -72,6 +101,8 @@ pub enum Activity {
     Training,
     Syncing,
     Switching,
+    /// Failed, waiting to recover.
+    Down,
 }
 
 /// A worker's state as policies see it.
@@ -137,6 +168,34 @@ pub fn build_policy(spec: &PipelineSpec, workload: &WorkloadSpec) -> Box<dyn Pol
         PipelineKind::Async => Box::new(Streaming::new_async(workload, spec)),
         PipelineKind::Seamless => Box::new(Streaming::new_seamless(workload, spec)),
     }
+}
+
+/// Spreads trajectories of a failed worker round-robin over the rollout workers that are up and holding rollout
+/// (or back to the failed one, which then waits for its recovery, when no other can take them).
+pub fn readmit_elsewhere(view: &ClusterView, failed: WorkerId, trajectories: &[TrajId]) -> Vec<Command> {
+    if trajectories.is_empty() {
+        return Vec::new();
+    }
+    let mut up: Vec<WorkerId> = view
+        .workers
+        .iter()
+        .filter(|w| {
+            w.id != failed && w.role == Role::Rollout && matches!(w.activity, Activity::Idle | Activity::RollingOut)
+        })
+        .map(|w| w.id)
+        .collect();
+    if up.is_empty() {
+        up.push(failed);
+    }
+    let mut lists = vec![Vec::new(); up.len()];
+    for (i, t) in trajectories.iter().enumerate() {
+        lists[i % up.len()].push(*t);
+    }
+    up.into_iter()
+        .zip(lists)
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(worker, trajectories)| Command::Admit { worker, trajectories })
+        .collect()
 }
 
 /// Splits `groups` prompt groups, whose trajectories are numbered from `first`, evenly over `workers` in contiguous

@@ -52,6 +52,9 @@ pub struct Summary {
     /// Retags (switches between rollout and training state) completed, and the GPU-seconds they took.
     pub switches: u64,
     pub switch_gpu_s: f64,
+    /// Injected worker failures, and the GPU-seconds they cost: time down plus train work thrown away.
+    pub failures: u64,
+    pub lost_gpu_s: f64,
     /// Policy versions between generating a token and training on it, averaged over trained tokens.
     pub mean_staleness: f64,
     pub max_staleness: u32,
@@ -153,6 +156,7 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
     let mut steps: BTreeMap<u32, StepAcc> = BTreeMap::new();
     let (mut compute_gpu_ns, mut overhead_gpu_ns, mut switch_gpu_ns, mut switches) = (0u128, 0u128, 0u128, 0u64);
     let mut compute_by_worker = vec![0u128; t.workers.len()];
+    let mut down_gpu_ns = 0u128;
     for s in &t.spans {
         let (a, b) = (s.start.as_ns(), s.end.as_ns());
         let gpus = t.workers.get(s.worker as usize).map_or(1, |w| w.gpus) as u128;
@@ -171,6 +175,7 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
             }
             // Waiting for a verifier: the GPUs are idle (it counts as bubble).
             SpanKind::Generate | SpanKind::Reward => {}
+            SpanKind::Down => down_gpu_ns += (b - a) as u128 * gpus,
         }
         let Some(step) = s.step else { continue };
         let acc = steps.entry(step).or_default();
@@ -182,6 +187,7 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
             SpanKind::Sync => acc.sync.add(a, b),
             SpanKind::Switch => acc.switch.add(a, b),
             SpanKind::Reward => acc.reward.add(a, b),
+            SpanKind::Down => {}
         }
         if s.kind != SpanKind::Generate && s.kind != SpanKind::Rollout {
             acc.end = acc.end.max(b);
@@ -280,6 +286,8 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
         utilization_by_tag,
         switches,
         switch_gpu_s: switch_gpu_ns as f64 / 1e9,
+        failures: t.counters.get("failures").copied().unwrap_or(0),
+        lost_gpu_s: down_gpu_ns as f64 / 1e9 + t.counters.get("lost_work_gpu_ms").copied().unwrap_or(0) as f64 / 1e3,
         mean_staleness: if trained > 0 { stale_sum as f64 / trained as f64 } else { 0.0 },
         max_staleness: histogram.keys().next_back().copied().unwrap_or(0),
         off_policy_token_fraction: if trained > 0 { off_policy as f64 / trained as f64 } else { 0.0 },

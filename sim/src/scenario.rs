@@ -40,6 +40,44 @@ pub struct RawScenario {
     pub hardware: RawHardware,
     #[serde(default)]
     pub exec: RawExec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<RawFailures>,
+}
+
+/// `[failures]`: injected worker failures (simulator only).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFailures {
+    /// Seconds a failed worker stays down before it can work again (default 600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_s: Option<f64>,
+    /// Mean time between failures of one GPU, hours; a worker fails when any of its GPUs does (exponential, seeded
+    /// stream `failures/<worker>`). Absent: only the listed events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtbf_gpu_hours: Option<f64>,
+    /// Failures at given times.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<RawFailureEvent>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFailureEvent {
+    /// Worker name (as `rlsim check` lists them, e.g. "rollout3").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// Seconds after the start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_s: Option<f64>,
+}
+
+/// Validated `[failures]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailureSpec {
+    pub recovery_s: f64,
+    pub mtbf_gpu_hours: Option<f64>,
+    /// (worker, seconds after the start), in time order.
+    pub events: Vec<(crate::cluster::WorkerId, f64)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -473,6 +511,8 @@ pub struct Scenario {
     /// Measured cost parameters replacing the datasheet formulas, when `[hardware] profile` names a file.
     pub profile: Option<crate::profile::HardwareProfile>,
     pub exec: ExecSpec,
+    /// Injected failures, if any.
+    pub failures: Option<FailureSpec>,
     /// The raw scenario with every default filled in (written as `scenario.resolved.toml`).
     pub resolved: RawScenario,
 }
@@ -1242,7 +1282,40 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         task: Some(exec.task.clone()),
     };
 
+    let failures = match &raw.failures {
+        None => None,
+        Some(f) => {
+            let recovery_s =
+                c.number(f.recovery_s, "failures.recovery_s", 600.0, 0.0, 1e7, "seconds a failed worker is down")?;
+            let mtbf_gpu_hours = f
+                .mtbf_gpu_hours
+                .map(|v| c.positive(Some(v), "failures.mtbf_gpu_hours", None, "mean hours between failures of one GPU"))
+                .transpose()?;
+            let mut events = Vec::new();
+            for (i, e) in f.events.iter().enumerate() {
+                let field = format!("failures.events[{i}]");
+                let name = c.require(e.worker.clone(), &format!("{field}.worker"), "a worker name")?;
+                let w = cluster.workers.iter().find(|w| w.name == name).ok_or_else(|| {
+                    let names: Vec<&str> = cluster.workers.iter().map(|w| w.name.as_str()).collect();
+                    src.error(
+                        &format!("{field}.worker"),
+                        format!("no worker named {name:?}; the workers are {}", names.join(", ")),
+                    )
+                })?;
+                let at = c.require(e.at_s, &format!("{field}.at_s"), "seconds after the start")?;
+                let at = c.number(Some(at), &format!("{field}.at_s"), 0.0, 0.0, 1e9, "seconds after the start")?;
+                events.push((w.id, at));
+            }
+            events.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+            if let Some(r) = resolved.failures.as_mut() {
+                r.recovery_s = Some(recovery_s);
+            }
+            Some(FailureSpec { recovery_s, mtbf_gpu_hours, events })
+        }
+    };
+
     Ok(Scenario {
+        failures,
         name,
         seed,
         file: src.file.to_path_buf(),

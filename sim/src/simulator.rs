@@ -6,6 +6,7 @@ use crate::cost::{CostModel, Estimates, Role};
 use crate::policy::{build_policy, Activity, ClusterView, Command, Event, Policy, WorkerState};
 use crate::queue::EventQueue;
 use crate::report::{report, Report, RunMeta};
+use crate::rng::RngStreams;
 use crate::rollout_engine::{Departed, EngineSeq, EngineStuck, RolloutEngine};
 use crate::scenario::Scenario;
 use crate::time::SimTime;
@@ -38,10 +39,33 @@ pub struct SimRun {
 
 enum Internal {
     Deliver(Event),
-    EngineTick { worker: WorkerId, epoch: u64 },
-    TrainDone { step: u32, workers: Vec<WorkerId> },
-    SyncDone { step: u32, involved: Vec<WorkerId>, targets: Vec<WorkerId>, version: u32 },
-    SwitchDone { worker: WorkerId, role: Role },
+    EngineTick {
+        worker: WorkerId,
+        epoch: u64,
+    },
+    /// `epoch` is the train epoch it was scheduled in: a failure of a train worker restarts the step (new epoch).
+    TrainDone {
+        step: u32,
+        workers: Vec<WorkerId>,
+        epoch: u64,
+    },
+    /// An injected failure of `worker` (listed, or drawn from the MTBF).
+    Fail {
+        worker: WorkerId,
+    },
+    Recover {
+        worker: WorkerId,
+    },
+    SyncDone {
+        step: u32,
+        involved: Vec<WorkerId>,
+        targets: Vec<WorkerId>,
+        version: u32,
+    },
+    SwitchDone {
+        worker: WorkerId,
+        role: Role,
+    },
 }
 
 struct Sim<'a> {
@@ -68,6 +92,17 @@ struct Sim<'a> {
     events: u64,
     /// Reused by every engine tick for the trajectories that finished.
     departed: Vec<Departed>,
+    /// When each down worker failed.
+    down_since: Vec<Option<SimTime>>,
+    /// Commands that name a down worker, carried out when all their workers are up again (in order).
+    deferred: Vec<Command>,
+    /// The train step in progress: (step, workers, tokens, start), kept so a failure can restart it.
+    train_running: Option<(u32, Vec<WorkerId>, u64, SimTime)>,
+    train_epoch: u64,
+    /// Failures so far per worker (numbers the MTBF draws) and in all; GPU-nanoseconds of train work lost.
+    failures_of: Vec<u64>,
+    failures: u64,
+    lost_work_gpu_ns: u128,
 }
 
 /// Runs a scenario in the simulator with its pipeline's policy.
@@ -116,9 +151,30 @@ pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<Sim
         spans: Vec::new(),
         events: 0,
         departed: Vec::new(),
+        down_since: vec![None; n],
+        deferred: Vec::new(),
+        train_running: None,
+        train_epoch: 0,
+        failures_of: vec![0; n],
+        failures: 0,
+        lost_work_gpu_ns: 0,
     };
+    if let Some(f) = &scenario.failures {
+        for &(worker, at_s) in &f.events {
+            sim.queue.schedule(SimTime(crate::time::secs_to_ns(at_s)), Internal::Fail { worker });
+        }
+        for i in 0..n {
+            sim.schedule_mtbf_failure(WorkerId(i as u32));
+        }
+    }
     sim.queue.schedule(SimTime::ZERO, Internal::Deliver(Event::Started));
     while let Some((at, ev)) = sim.queue.pop() {
+        // Failures and recoveries after the last train step do not extend the run.
+        if sim.train_steps_done >= scenario.workload.steps
+            && matches!(ev, Internal::Fail { .. } | Internal::Recover { .. })
+        {
+            continue;
+        }
         sim.now = at;
         sim.events += 1;
         sim.handle(ev)?;
@@ -156,7 +212,9 @@ impl Sim<'_> {
                 }
                 Ok(())
             }
-            Internal::TrainDone { step, workers } => {
+            Internal::TrainDone { epoch, .. } if epoch != self.train_epoch => Ok(()),
+            Internal::TrainDone { step, workers, .. } => {
+                self.train_running = None;
                 self.trainer_version += 1;
                 self.train_steps_done += 1;
                 for w in workers {
@@ -173,6 +231,8 @@ impl Sim<'_> {
                 }
                 self.dispatch(Event::WeightsSynced { step, version })
             }
+            Internal::Fail { worker } => self.fail(worker),
+            Internal::Recover { worker } => self.recover(worker),
             Internal::SwitchDone { worker, role } => {
                 let st = &mut self.states[worker.index()];
                 st.role = role;
@@ -184,6 +244,147 @@ impl Sim<'_> {
                 self.dispatch(Event::Retagged { worker, role })
             }
         }
+    }
+
+    /// Schedules `worker`'s next failure from its GPUs' MTBF (each failure of the worker draws a fresh interval).
+    fn schedule_mtbf_failure(&mut self, worker: WorkerId) {
+        let Some(mtbf_h) = self.scenario.failures.as_ref().and_then(|f| f.mtbf_gpu_hours) else { return };
+        let gpus = self.scenario.cluster.worker(worker).gpu_count() as f64;
+        let n = self.failures_of[worker.index()];
+        let mut rng = RngStreams::new(self.scenario.seed).indexed(&format!("failures/{}", worker.0), n);
+        let u: f64 = rand::RngExt::random(&mut rng);
+        // Exponential with mean MTBF / GPUs (the worker fails when any of its GPUs does).
+        let wait_s = -(1.0 - u).ln() * mtbf_h * 3600.0 / gpus;
+        self.queue.schedule(self.now.after_ns(crate::time::secs_to_ns(wait_s)), Internal::Fail { worker });
+    }
+
+    fn is_down(&self, w: WorkerId) -> bool {
+        self.down_since.get(w.index()).is_some_and(|d| d.is_some())
+    }
+
+    /// A worker fails: its rollout sequences are paused with their tokens kept (the policy resumes them elsewhere),
+    /// a train step it takes part in is lost and restarts when it recovers, and it is down for `recovery_s`.
+    fn fail(&mut self, worker: WorkerId) -> Result<(), SimError> {
+        if self.is_down(worker) {
+            return Ok(());
+        }
+        if matches!(self.states[worker.index()].activity, Activity::Syncing | Activity::Switching) {
+            // A copy or a switch in flight completes first; the failure strikes a second later.
+            self.queue.schedule(self.now.after_ns(1_000_000_000), Internal::Fail { worker });
+            return Ok(());
+        }
+        self.failures += 1;
+        self.failures_of[worker.index()] += 1;
+        // Down from now: whatever the policy decides while we settle its engine waits for the recovery.
+        self.down_since[worker.index()] = Some(self.now);
+        let mut paused = Vec::new();
+        if let Some(engine) = self.engines[worker.index()].as_mut().filter(|e| !e.is_empty()) {
+            let version = self.states[worker.index()].weights_version;
+            let done = engine.interrupt(self.now.as_fs());
+            let resident: Vec<TrajId> = engine.resident().collect();
+            let removed: Vec<Departed> = resident.into_iter().filter_map(|t| engine.remove(t)).collect();
+            for d in &removed {
+                self.tm.add_tokens(d.seq.traj, worker, version, d.new_tokens)?;
+                self.tm.pause(d.seq.traj)?;
+                if d.admitted_fs.is_some() {
+                    self.generate_span(worker, d, version);
+                }
+                paused.push(d.seq.traj);
+            }
+            // Sequences that completed at this very boundary finish normally.
+            self.settle_quietly(worker, &done, None)?;
+        }
+        if self.states[worker.index()].activity == Activity::Training {
+            let (step, workers, tokens, started) = self.train_running.clone().expect("a train step is running");
+            self.train_epoch += 1;
+            let gpus: u128 = workers.iter().map(|w| self.scenario.cluster.worker(*w).gpu_count() as u128).sum();
+            self.lost_work_gpu_ns += gpus * self.now.since(started) as u128;
+            // The step's spans end now (the work is lost); it restarts from scratch on recovery.
+            let now = self.now;
+            self.spans.retain(|x| {
+                !(x.step == Some(step)
+                    && workers.contains(&WorkerId(x.worker))
+                    && matches!(x.kind, SpanKind::Reward | SpanKind::LogProb | SpanKind::Train)
+                    && x.start >= now)
+            });
+            for x in self.spans.iter_mut().filter(|x| {
+                x.step == Some(step)
+                    && workers.contains(&WorkerId(x.worker))
+                    && matches!(x.kind, SpanKind::Reward | SpanKind::LogProb | SpanKind::Train)
+                    && x.end > now
+            }) {
+                x.end = now;
+            }
+            for &w in &workers {
+                self.states[w.index()].activity = Activity::Idle;
+            }
+            self.train_running = Some((step, workers, tokens, started));
+            self.deferred.insert(0, Command::Train { step, workers: Vec::new(), trajectories: Vec::new() });
+        }
+        let st = &mut self.states[worker.index()];
+        st.activity = Activity::Down;
+        st.resident = 0;
+        self.epochs[worker.index()] += 1;
+        let recovery = crate::time::secs_to_ns(self.scenario.failures.as_ref().map_or(0.0, |f| f.recovery_s));
+        self.queue.schedule(self.now.after_ns(recovery), Internal::Recover { worker });
+        self.dispatch(Event::WorkerFailed { worker, trajectories: paused })
+    }
+
+    fn recover(&mut self, worker: WorkerId) -> Result<(), SimError> {
+        let Some(since) = self.down_since[worker.index()].take() else { return Ok(()) };
+        self.span(worker, SpanKind::Down, since, self.now, None, 0);
+        self.states[worker.index()].activity = Activity::Idle;
+        // Carry out what waited for it, in order (a restarted train step first).
+        let waiting = std::mem::take(&mut self.deferred);
+        for c in waiting {
+            match c {
+                Command::Train { workers, .. } if workers.is_empty() => {
+                    let (step, workers, tokens, _) = self.train_running.clone().expect("a step to restart");
+                    if workers.iter().any(|w| self.is_down(*w)) {
+                        self.deferred.push(Command::Train { step, workers: Vec::new(), trajectories: Vec::new() });
+                    } else {
+                        self.start_train(step, &workers, tokens);
+                    }
+                }
+                c => self.apply(c)?,
+            }
+        }
+        self.schedule_mtbf_failure(worker);
+        self.dispatch(Event::WorkerRecovered { worker })
+    }
+
+    /// Workers a command needs.
+    fn workers_of(c: &Command) -> Vec<WorkerId> {
+        match c {
+            Command::Admit { worker, .. } | Command::Retag { worker, .. } => vec![*worker],
+            Command::Train { workers, .. } => workers.clone(),
+            Command::SyncWeights { from, to, .. } => from.iter().chain(to).copied().collect(),
+            Command::CreateGroups { .. } | Command::SetTimer { .. } | Command::Pause { .. } => Vec::new(),
+        }
+    }
+
+    /// Starts the spans and the completion of train step `step` now.
+    fn start_train(&mut self, step: u32, workers: &[WorkerId], tokens: u64) {
+        let cost = self.cost.train(tokens, workers);
+        let reward_ns = crate::time::secs_to_ns(self.scenario.workload.reward_batch_s);
+        for &w in workers {
+            let mut at = self.now;
+            if reward_ns > 0 {
+                self.span(w, SpanKind::Reward, at, at.after_ns(reward_ns), Some(step), 0);
+                at = at.after_ns(reward_ns);
+            }
+            for &d in &cost.logprob_ns {
+                self.span(w, SpanKind::LogProb, at, at.after_ns(d), Some(step), tokens);
+                at = at.after_ns(d);
+            }
+            self.span(w, SpanKind::Train, at, at.after_ns(cost.update_ns), Some(step), tokens);
+            self.states[w.index()].activity = Activity::Training;
+        }
+        self.train_running = Some((step, workers.to_vec(), tokens, self.now));
+        self.queue.schedule(
+            self.now.after_ns(reward_ns + cost.total_ns()),
+            Internal::TrainDone { step, workers: workers.to_vec(), epoch: self.train_epoch },
+        );
     }
 
     fn dispatch(&mut self, event: Event) -> Result<(), SimError> {
@@ -235,6 +436,17 @@ impl Sim<'_> {
     }
 
     fn apply(&mut self, c: Command) -> Result<(), SimError> {
+        // A command that needs a down worker waits for its recovery (the job stalls on it, as a real one would).
+        if Self::workers_of(&c).iter().any(|w| self.is_down(*w)) {
+            self.deferred.push(c);
+            return Ok(());
+        }
+        if let Command::Pause { worker, .. } = &c {
+            if self.is_down(*worker) {
+                // Its sequences were already paused when it failed.
+                return self.dispatch(Event::Paused { worker: *worker, trajectories: Vec::new() });
+            }
+        }
         match &c {
             Command::CreateGroups { step, groups } => {
                 for _ in 0..*groups {
@@ -266,25 +478,7 @@ impl Sim<'_> {
                     tokens += tr.prompt_tokens as u64 + tr.generated as u64;
                     self.tm.train(t, *step, self.trainer_version)?;
                 }
-                let cost = self.cost.train(tokens, workers);
-                let reward_ns = crate::time::secs_to_ns(self.scenario.workload.reward_batch_s);
-                for &w in workers {
-                    let mut at = self.now;
-                    if reward_ns > 0 {
-                        self.span(w, SpanKind::Reward, at, at.after_ns(reward_ns), Some(*step), 0);
-                        at = at.after_ns(reward_ns);
-                    }
-                    for &d in &cost.logprob_ns {
-                        self.span(w, SpanKind::LogProb, at, at.after_ns(d), Some(*step), tokens);
-                        at = at.after_ns(d);
-                    }
-                    self.span(w, SpanKind::Train, at, at.after_ns(cost.update_ns), Some(*step), tokens);
-                    self.states[w.index()].activity = Activity::Training;
-                }
-                self.queue.schedule(
-                    self.now.after_ns(reward_ns + cost.total_ns()),
-                    Internal::TrainDone { step: *step, workers: workers.clone() },
-                );
+                self.start_train(*step, workers, tokens);
                 Ok(())
             }
             Command::SyncWeights { step, from, to } => {
@@ -549,6 +743,12 @@ impl Sim<'_> {
                 self.span(worker, SpanKind::Rollout, start, self.now, Some(step), 0);
             }
         }
+        // Workers still down at the end.
+        for i in 0..self.down_since.len() {
+            if let Some(since) = self.down_since[i].take() {
+                self.span(WorkerId(i as u32), SpanKind::Down, since, self.now.max(since), None, 0);
+            }
+        }
         Ok(())
     }
 
@@ -565,6 +765,8 @@ impl Sim<'_> {
         counters.insert("kv_preemptions".to_string(), preemptions);
         counters.insert("prefill_tokens".to_string(), prefill);
         counters.insert("decode_iterations".to_string(), iterations);
+        counters.insert("failures".to_string(), self.failures);
+        counters.insert("lost_work_gpu_ms".to_string(), (self.lost_work_gpu_ns / 1_000_000) as u64);
         let spans = std::mem::take(&mut self.spans);
         Timeline::assemble(&self.scenario.cluster, &self.tm, &self.batch_step, spans, self.now, counters)
     }

@@ -25,6 +25,8 @@ pub enum SpanKind {
     Switch,
     /// Train workers waiting for a batch's reward (verifier/sandbox) before the step's first pass; GPUs idle.
     Reward,
+    /// A failed worker waiting to recover.
+    Down,
 }
 
 impl SpanKind {
@@ -37,6 +39,7 @@ impl SpanKind {
             SpanKind::Sync => "sync",
             SpanKind::Switch => "switch",
             SpanKind::Reward => "reward",
+            SpanKind::Down => "down",
         }
     }
 

@@ -199,3 +199,73 @@ fn reward_time_delays_the_batch_and_drift_lengthens_later_steps() {
     assert_eq!(tokens(&grown, 0), tokens(&plain, 0));
     assert!(tokens(&grown, 3) > tokens(&plain, 3));
 }
+
+/// Failures: a rollout worker's sequences resume elsewhere from their saved tokens, a train step hit by a failure
+/// restarts after the recovery, and every trajectory is still trained exactly once, on every pipeline.
+#[test]
+fn every_pipeline_survives_injected_failures_without_losing_a_trajectory() {
+    for p in ["colocated", "disaggregated", "async", "partial", "seamless"] {
+        let (gen, train) =
+            if matches!(p, "colocated" | "partial") { ("hybrid1", "hybrid0") } else { ("rollout1", "train0") };
+        let failures = format!(
+            "failures={{recovery_s=60.0,events=[{{worker=\"{gen}\",at_s=10.0}},{{worker=\"{train}\",at_s=45.0}}]}}"
+        );
+        let (s, r) = run(&[&format!("pipeline.type={p}"), &failures]);
+        let m = &r.report.summary;
+        assert_eq!(m.failures, 2, "{p}");
+        let gpus = |name: &str| s.cluster.workers.iter().find(|w| w.name == name).unwrap().gpu_count() as f64;
+        assert!(m.lost_gpu_s >= 60.0 * (gpus(gen) + gpus(train)) - 1e-6, "{p}: {}", m.lost_gpu_s);
+        assert!(m.counters["paused"] > 0 && m.counters["paused"] == m.counters["resumed"], "{p}: {:?}", m.counters);
+        let down: Vec<_> = r.timeline.spans.iter().filter(|x| x.kind == SpanKind::Down).collect();
+        assert_eq!(down.len(), 2, "{p}");
+        assert!(down.iter().all(|x| x.end.since(x.start) == 60_000_000_000), "{p}");
+        let (_, clean) = run(&[&format!("pipeline.type={p}")]);
+        assert!(m.sim_time_s > clean.report.summary.sim_time_s, "{p}: failures cost time");
+    }
+}
+
+#[test]
+fn mtbf_failures_are_seeded_and_deterministic() {
+    let sets = ["pipeline.type=async", "failures={recovery_s=30.0,mtbf_gpu_hours=0.5}"];
+    let (_, a) = run(&sets);
+    let (_, b) = run(&sets);
+    assert!(a.report.summary.failures > 0);
+    assert_eq!(a.timeline, b.timeline);
+    let mut other = sets.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    other.push("seed=6".into());
+    let other: Vec<&str> = other.iter().map(|s| s.as_str()).collect();
+    let (_, c) = run(&other);
+    assert_ne!(a.timeline.spans, c.timeline.spans, "another seed, other failures");
+}
+
+/// A failure in the middle of a train step throws the step's work away and runs it again after the recovery.
+#[test]
+fn a_train_failure_restarts_the_step_after_recovery() {
+    let (_, clean) = run(&["pipeline.type=disaggregated"]);
+    let first = |r: &SimRun| {
+        let mut v: Vec<_> = r
+            .timeline
+            .spans
+            .iter()
+            .filter(|x| x.step == Some(0) && matches!(x.kind, SpanKind::LogProb | SpanKind::Train) && x.worker == 4)
+            .map(|x| (x.start.as_ns(), x.end.as_ns()))
+            .collect();
+        v.sort();
+        v
+    };
+    let spans = first(&clean);
+    let (start, end) = (spans[0].0, spans.last().unwrap().1);
+    let mid_s = (start + (end - start) / 2) as f64 / 1e9;
+    let failure = format!("failures={{recovery_s=30.0,events=[{{worker=\"train0\",at_s={mid_s}}}]}}");
+    let (_, hit) = run(&["pipeline.type=disaggregated", &failure]);
+    let mid = (mid_s * 1e9).round() as u64;
+    // 4 GPUs lost their work from the step's start to the failure.
+    let lost_ms = hit.report.summary.counters["lost_work_gpu_ms"];
+    assert_eq!(lost_ms, 4 * (mid - start) / 1_000_000);
+    // The restarted step takes its full time again, from the recovery on.
+    let again = first(&hit);
+    let restarted = again.iter().find(|(a, _)| *a >= mid).expect("restarted spans");
+    assert_eq!(restarted.0, mid + 30_000_000_000);
+    assert_eq!(again.last().unwrap().1 - restarted.0, end - start);
+    assert!(again.iter().all(|(a, b)| a < b));
+}

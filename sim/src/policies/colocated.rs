@@ -4,7 +4,7 @@
 
 use crate::cost::Role;
 use crate::policies::partial::PartialRollout;
-use crate::policy::{admit_groups_evenly, ClusterView, Command, Event, Policy};
+use crate::policy::{admit_groups_evenly, readmit_elsewhere, ClusterView, Command, Event, Policy};
 use crate::trajectory::TrajId;
 use crate::workload::WorkloadSpec;
 
@@ -105,6 +105,7 @@ impl Policy for Colocated {
     fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
         match event {
             Event::Started => self.start_step(view),
+            Event::WorkerFailed { worker, trajectories } => readmit_elsewhere(view, *worker, trajectories),
             Event::TrajectoryFinished { trajectory, .. } if self.partial.is_some() => {
                 let p = self.partial.as_mut().expect("checked");
                 if !p.on_finished(*trajectory) || self.phase != Phase::Rollout {

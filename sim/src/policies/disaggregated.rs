@@ -10,7 +10,7 @@
 //! the rest are paused and continued first by the next step's rollout.
 
 use crate::policies::partial::PartialRollout;
-use crate::policy::{admit_groups_evenly, ClusterView, Command, Event, Policy};
+use crate::policy::{admit_groups_evenly, readmit_elsewhere, ClusterView, Command, Event, Policy};
 use crate::trajectory::TrajId;
 use crate::workload::WorkloadSpec;
 use std::collections::BTreeMap;
@@ -137,6 +137,7 @@ impl Policy for Disaggregated {
     fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
         match event {
             Event::Started => {}
+            Event::WorkerFailed { worker, trajectories } => return readmit_elsewhere(view, *worker, trajectories),
             Event::TrajectoryFinished { trajectory, .. } if self.partial.is_some() => {
                 let p = self.partial.as_mut().expect("checked");
                 if !p.on_finished(*trajectory) || self.generating.is_none() {

@@ -289,10 +289,17 @@ impl Streaming {
 
     fn sync(&mut self, view: &ClusterView, cmds: &mut Vec<Command>) {
         self.phase = Phase::Syncing;
+        // A down rollout worker misses this update (it keeps its old version, which the capacity rule accounts
+        // for) rather than stall the trainer until it recovers.
+        let mut to: Vec<WorkerId> =
+            Self::rollout_workers(view).into_iter().filter(|w| view.worker(*w).activity != Activity::Down).collect();
+        if to.is_empty() {
+            to = Self::rollout_workers(view);
+        }
         cmds.push(Command::SyncWeights {
             step: view.trainer_version - 1,
             from: view.with_tag("train").into_iter().filter(|w| view.worker(*w).role == Role::Train).collect(),
-            to: Self::rollout_workers(view),
+            to,
         });
     }
 
@@ -420,7 +427,9 @@ impl Streaming {
                 return cmds;
             }
             Phase::Draining => {
-                let busy = Self::rollout_workers(view).iter().any(|&w| view.worker(w).activity != Activity::Idle);
+                let busy = Self::rollout_workers(view)
+                    .iter()
+                    .any(|&w| !matches!(view.worker(w).activity, Activity::Idle | Activity::Down));
                 if !busy {
                     self.sync(view, &mut cmds);
                 }
@@ -528,6 +537,20 @@ impl Policy for Streaming {
                 return cmds;
             }
             Event::WeightsSynced { .. } => self.phase = Phase::Running,
+            Event::WorkerFailed { worker, trajectories } => {
+                self.placed.remove(worker);
+                self.pausing.remove(worker);
+                for t in trajectories {
+                    self.moving.remove(t);
+                }
+                self.resume.extend(trajectories.iter().map(|&t| (t, None)));
+                if self.phase == Phase::Pausing && self.pausing.is_empty() {
+                    let mut cmds = Vec::new();
+                    self.sync(view, &mut cmds);
+                    return cmds;
+                }
+            }
+            Event::WorkerRecovered { .. } => {}
         }
         self.advance(view)
     }
