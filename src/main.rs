@@ -10,7 +10,9 @@ use rlsim_exec::runtime::execute;
 use rlsim_reports as reports;
 use rlsim_sim::scenario::{Scenario, ScenarioError, PIPELINE_TYPES};
 use rlsim_sim::simulator::{simulate, SimRun};
-use rlsim_sim::trace::{read_csv_trace, read_polytrace, write_csv_trace, Trace, TraceGroup};
+use rlsim_sim::trace::{
+    looks_like_search_r1, read_csv_trace, read_polytrace, read_search_r1, write_csv_trace, Trace, TraceGroup,
+};
 use rlsim_sim::workload::LengthDist;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -221,7 +223,8 @@ impl Overrides {
 
 #[derive(Subcommand)]
 enum TraceCmd {
-    /// Convert PolyTrace packed_lengths_step_*.jsonl files (or folders of them) into rlsim's CSV trace format.
+    /// Convert PolyTrace packed_lengths_step_*.jsonl or Search-R1 multiturn_workload_step_*.jsonl files (or folders
+    /// of them) into rlsim's CSV trace format (multi-turn traces get a `turns` column).
     Import {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
@@ -663,7 +666,7 @@ fn parse_quantiles(text: &str, flag: &str) -> Result<LengthDist> {
 fn trace_command(cmd: TraceCmd) -> Result<()> {
     match cmd {
         TraceCmd::Import { inputs, out } => {
-            let trace = read_polytrace(&inputs)?;
+            let trace = if looks_like_search_r1(&inputs) { read_search_r1(&inputs)? } else { read_polytrace(&inputs)? };
             write_csv_trace(&trace, &out)?;
             emit(&format!("wrote {} ({} steps, {} samples)\n", out.display(), trace.steps.len(), trace.samples()));
         }
@@ -681,7 +684,7 @@ fn trace_command(cmd: TraceCmd) -> Result<()> {
                     let mut rng = streams.indexed("trace/synth", (s as u64) * groups as u64 + g as u64);
                     let prompt_tokens = prompt.sample(&mut rng, u32::MAX);
                     let responses = (0..samples).map(|_| response.sample(&mut rng, u32::MAX)).collect();
-                    step.push(TraceGroup { prompt_tokens, responses });
+                    step.push(TraceGroup { prompt_tokens, responses, turns: Vec::new() });
                 }
                 trace.steps.push(step);
             }

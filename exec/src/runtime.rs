@@ -344,6 +344,12 @@ pub fn execute(scenario: &Scenario, device: DeviceSpec) -> Result<ExecRun, ExecE
 /// Runs a scenario on real devices with any policy.
 pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Policy>) -> Result<ExecRun, ExecError> {
     let started = Instant::now();
+    if scenario.workload.is_multi_turn() {
+        return Err(ExecError::Setup(format!(
+            "{}: field `workload`: multi-turn agents (tool calls between turns) are simulated only; the real backend's synthetic task is single-turn",
+            scenario.file.display()
+        )));
+    }
     if scenario.failures.is_some() {
         return Err(ExecError::Setup(format!(
             "{}: field `failures`: failure injection is simulated only; the real backend cannot fail a worker on purpose (remove [failures] to run it)",

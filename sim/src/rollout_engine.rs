@@ -23,8 +23,11 @@ pub struct EngineSeq {
     pub prompt_tokens: u32,
     /// Tokens generated before it entered this engine (kept across pause/resume).
     pub generated: u32,
-    /// Response length at which it finishes.
+    /// Response length at which it leaves the engine (its length, or the end of its current turn).
     pub target: u32,
+    /// Tokens of its context already in this engine's prefix cache when it arrives (a multi-turn sequence back from
+    /// a tool call: everything before the tool's output); a preemption loses them.
+    pub cached_tokens: u32,
 }
 
 impl EngineSeq {
@@ -180,11 +183,12 @@ impl RolloutEngine {
 
     fn admit(&mut self, w: Waiting) -> u64 {
         let seq = w.seq;
-        let cached = if self.prefix_caching && self.group_resident.contains_key(&seq.group) {
+        let sibling = if self.prefix_caching && self.group_resident.contains_key(&seq.group) {
             seq.prompt_tokens as u64
         } else {
             0
         };
+        let cached = sibling.max(seq.cached_tokens as u64).min(seq.context());
         let order = self.next_order;
         self.next_order += 1;
         *self.group_resident.entry(seq.group).or_insert(0) += 1;
@@ -205,7 +209,8 @@ impl RolloutEngine {
         // 1. preempt newest while one more token per running sequence does not fit
         while !self.running.is_empty() && self.kv_capacity_tokens - self.context_sum < self.running.len() as u64 {
             let newest = *self.running.keys().next_back().expect("non-empty");
-            let d = self.remove_running(newest);
+            let mut d = self.remove_running(newest);
+            d.seq.cached_tokens = 0; // its KV is dropped: the whole context is recomputed
             self.waiting.push_front(Waiting {
                 seq: d.seq,
                 reported: d.seq.generated - d.new_tokens,
@@ -419,7 +424,7 @@ mod tests {
         PrefillCoeffs { overhead_fs: o, per_seq_fs: 0, weights_fs: 0, compute_fs_per_token: c }
     }
     fn seq(id: u64, group: u64, prompt: u32, target: u32) -> EngineSeq {
-        EngineSeq { traj: TrajId(id), group, prompt_tokens: prompt, generated: 0, target }
+        EngineSeq { traj: TrajId(id), group, prompt_tokens: prompt, generated: 0, target, cached_tokens: 0 }
     }
 
     fn run_fast(e: &mut RolloutEngine, seqs: &[EngineSeq]) -> Vec<(TrajId, u128)> {

@@ -7,7 +7,7 @@ use crate::costs::memory;
 use crate::hardware::{gpu_preset, GpuSpec, GPU_PRESETS};
 use crate::model::{model_preset, ModelSpec, MODEL_PRESETS};
 use crate::trace::{read_csv_trace, TraceError};
-use crate::workload::{LengthDist, LengthSource, SecondsDist, TraceMode, WorkloadSpec};
+use crate::workload::{LengthDist, LengthSource, MultiTurnSpec, SecondsDist, TraceMode, WorkloadSpec};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -208,6 +208,25 @@ pub struct RawWorkload {
     /// Reward seconds per batch, paid on the train workers before each train step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reward_batch_s: Option<f64>,
+    /// Synthetic multi-turn agents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multi_turn: Option<RawMultiTurn>,
+    /// Longest context (prompt + tool outputs + generated) a sequence may reach; tool outputs are truncated to fit,
+    /// as agent frameworks do at the model's max length. Default: max_prompt_tokens + max_response_tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_context_tokens: Option<u32>,
+}
+
+/// `[workload.multi_turn]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMultiTurn {
+    /// Turns per trajectory (a token-count distribution used as a count; at most 64).
+    pub turns: RawDist,
+    /// Tool/environment latency after each turn but the last.
+    pub tool_latency_s: RawSeconds,
+    /// Tokens each tool call adds to the context.
+    pub tool_tokens: RawDist,
 }
 
 /// A distribution of durations in seconds, chosen by `kind`.
@@ -1226,13 +1245,17 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
             || memory::kv_capacity_tokens(&model, &w.gpu, w.tp, rollout.gpu_memory_utilization),
             |v| v as i64,
         );
-        let longest = workload.max_prompt_tokens as i64 + workload.max_response_tokens as i64 + 1;
+        let longest = workload.max_context_tokens as i64 + 1;
         if cap < longest {
             return Err(src.error(
                 "workload.max_response_tokens",
                 format!(
-                    "one sequence can reach {longest} tokens (max_prompt_tokens {} + max_response_tokens {} + 1) but worker `{}` (tp={}) has KV cache for only {cap}; raise rollout.tp or lower the caps",
-                    workload.max_prompt_tokens, workload.max_response_tokens, w.name, w.tp
+                    "one sequence can reach {longest} tokens (max_prompt_tokens {} + max_response_tokens {}{} + 1) but worker `{}` (tp={}) has KV cache for only {cap}; raise rollout.tp or lower the caps",
+                    workload.max_prompt_tokens,
+                    workload.max_response_tokens,
+                    if workload.is_multi_turn() { " + tool outputs, up to max_context_tokens" } else { "" },
+                    w.name,
+                    w.tp
                 ),
             ));
         }
@@ -1750,23 +1773,41 @@ fn validate_workload(w: &RawWorkload, c: &Check, resolved: &mut RawWorkload) -> 
         10.0,
         "a fractional growth of response lengths per step",
     )?;
-    let reward_s = match &w.reward_s {
-        None => None,
-        Some(RawSeconds::Constant { seconds }) => Some(SecondsDist::Constant(c.number(
-            Some(*seconds),
-            "workload.reward_s.seconds",
-            0.0,
-            0.0,
-            86400.0,
-            "seconds",
-        )?)),
-        Some(RawSeconds::Lognormal { median, sigma }) => Some(SecondsDist::LogNormal {
-            median: c.positive(Some(*median), "workload.reward_s.median", None, "median seconds")?,
-            sigma: c.positive(Some(*sigma), "workload.reward_s.sigma", None, "log-space standard deviation")?,
-        }),
-    };
+    let reward_s = w.reward_s.as_ref().map(|r| validate_seconds(r, "workload.reward_s", c)).transpose()?;
     let reward_batch_s =
         c.number(w.reward_batch_s, "workload.reward_batch_s", 0.0, 0.0, 86400.0, "seconds per batch")?;
+    let multi_turn = match &w.multi_turn {
+        None => None,
+        Some(m) => {
+            if matches!(&lengths, LengthSource::Trace { trace, .. } if trace.is_multi_turn()) {
+                return Err(c.src.error(
+                    "workload.multi_turn",
+                    "the trace already has turns; give either a multi-turn trace or [workload.multi_turn]",
+                ));
+            }
+            Some(MultiTurnSpec {
+                turns: validate_dist(&m.turns, "workload.multi_turn.turns", c)?,
+                tool_latency_s: validate_seconds(&m.tool_latency_s, "workload.multi_turn.tool_latency_s", c)?,
+                tool_tokens: validate_dist(&m.tool_tokens, "workload.multi_turn.tool_tokens", c)?,
+            })
+        }
+    };
+    let max_context_tokens = c.count(
+        w.max_context_tokens,
+        "workload.max_context_tokens",
+        Some(max_prompt_tokens + max_response_tokens),
+        "tokens of context a sequence may reach",
+    )?;
+    if max_context_tokens < max_prompt_tokens + max_response_tokens {
+        return Err(c.src.error(
+            "workload.max_context_tokens",
+            format!(
+                "{max_context_tokens} is below max_prompt_tokens + max_response_tokens ({})",
+                max_prompt_tokens + max_response_tokens
+            ),
+        ));
+    }
+    resolved.max_context_tokens = Some(max_context_tokens);
     resolved.response_growth_per_step = Some(response_growth_per_step);
     resolved.reward_batch_s = Some(reward_batch_s);
     Ok(WorkloadSpec {
@@ -1779,6 +1820,25 @@ fn validate_workload(w: &RawWorkload, c: &Check, resolved: &mut RawWorkload) -> 
         response_growth_per_step,
         reward_s,
         reward_batch_s,
+        multi_turn,
+        max_context_tokens,
+    })
+}
+
+fn validate_seconds(r: &RawSeconds, field: &str, c: &Check) -> Result<SecondsDist, ScenarioError> {
+    Ok(match r {
+        RawSeconds::Constant { seconds } => SecondsDist::Constant(c.number(
+            Some(*seconds),
+            &format!("{field}.seconds"),
+            0.0,
+            0.0,
+            86400.0,
+            "seconds",
+        )?),
+        RawSeconds::Lognormal { median, sigma } => SecondsDist::LogNormal {
+            median: c.positive(Some(*median), &format!("{field}.median"), None, "median seconds")?,
+            sigma: c.positive(Some(*sigma), &format!("{field}.sigma"), None, "log-space standard deviation")?,
+        },
     })
 }
 

@@ -56,6 +56,12 @@ enum Internal {
     Recover {
         worker: WorkerId,
     },
+    /// A multi-turn trajectory's tool call returned (stale when `epoch` no longer matches: it was paused).
+    ToolReturn {
+        traj: TrajId,
+        worker: WorkerId,
+        epoch: u64,
+    },
     SyncDone {
         step: u32,
         involved: Vec<WorkerId>,
@@ -103,6 +109,14 @@ struct Sim<'a> {
     failures_of: Vec<u64>,
     failures: u64,
     lost_work_gpu_ns: u128,
+    /// Multi-turn: each trajectory's turns (empty: single-turn), the worker holding it while its tool call runs,
+    /// when that call returns, the epoch that invalidates a paused call's return, and per-worker counts.
+    turns: Vec<Vec<crate::trace::Turn>>,
+    tool_wait: Vec<Option<WorkerId>>,
+    tool_ready: Vec<SimTime>,
+    tool_epoch: Vec<u64>,
+    tool_waiting_on: Vec<usize>,
+    tool_calls: u64,
 }
 
 /// Runs a scenario in the simulator with its pipeline's policy.
@@ -158,6 +172,12 @@ pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<Sim
         failures_of: vec![0; n],
         failures: 0,
         lost_work_gpu_ns: 0,
+        turns: Vec::new(),
+        tool_wait: Vec::new(),
+        tool_ready: Vec::new(),
+        tool_epoch: Vec::new(),
+        tool_waiting_on: vec![0; n],
+        tool_calls: 0,
     };
     if let Some(f) = &scenario.failures {
         for &(worker, at_s) in &f.events {
@@ -232,6 +252,7 @@ impl Sim<'_> {
                 self.dispatch(Event::WeightsSynced { step, version })
             }
             Internal::Fail { worker } => self.fail(worker),
+            Internal::ToolReturn { traj, worker, epoch } => self.tool_return(traj, worker, epoch),
             Internal::Recover { worker } => self.recover(worker),
             Internal::SwitchDone { worker, role } => {
                 let st = &mut self.states[worker.index()];
@@ -278,6 +299,11 @@ impl Sim<'_> {
         // Down from now: whatever the policy decides while we settle its engine waits for the recovery.
         self.down_since[worker.index()] = Some(self.now);
         let mut paused = Vec::new();
+        for t in self.tool_waiters(worker) {
+            self.release_tool_wait(t, worker);
+            self.tm.pause(t)?;
+            paused.push(t);
+        }
         if let Some(engine) = self.engines[worker.index()].as_mut().filter(|e| !e.is_empty()) {
             let version = self.states[worker.index()].weights_version;
             let done = engine.interrupt(self.now.as_fs());
@@ -292,7 +318,7 @@ impl Sim<'_> {
                 paused.push(d.seq.traj);
             }
             // Sequences that completed at this very boundary finish normally.
-            self.settle_quietly(worker, &done, None)?;
+            self.settle_quietly(worker, &done, None, Some(&mut paused))?;
         }
         if self.states[worker.index()].activity == Activity::Training {
             let (step, workers, tokens, started) = self.train_running.clone().expect("a train step is running");
@@ -454,6 +480,15 @@ impl Sim<'_> {
                     let ids = self.tm.create_group(self.next_group, g.prompt_tokens, &g.responses, self.now);
                     self.batch_step.extend(ids.map(|_| *step));
                     self.reward_ns.extend_from_slice(&g.reward_ns);
+                    let k = g.responses.len();
+                    if g.turns.is_empty() {
+                        self.turns.extend(std::iter::repeat_n(Vec::new(), k));
+                    } else {
+                        self.turns.extend(g.turns.iter().cloned());
+                    }
+                    self.tool_wait.extend(std::iter::repeat_n(None, k));
+                    self.tool_ready.extend(std::iter::repeat_n(SimTime::ZERO, k));
+                    self.tool_epoch.extend(std::iter::repeat_n(0, k));
                     self.next_group += 1;
                 }
                 Ok(())
@@ -516,7 +551,9 @@ impl Sim<'_> {
                 if self.states[worker.index()].role == *to {
                     return Err(self.invalid(&c, format!("worker `{}` already holds {}", w.name, to.name())));
                 }
-                if self.engines[worker.index()].as_ref().is_some_and(|e| !e.is_empty()) {
+                if self.engines[worker.index()].as_ref().is_some_and(|e| !e.is_empty())
+                    || self.tool_waiting_on[worker.index()] > 0
+                {
                     return Err(self.invalid(&c, format!("worker `{}` still has trajectories in its engine", w.name)));
                 }
                 let d = self.cost.switch_ns(*worker, *to);
@@ -552,29 +589,106 @@ impl Sim<'_> {
         }
         for &t in trajectories {
             self.tm.admit(t, worker)?;
-            let tr = self.tm.get(t)?;
-            let seq = EngineSeq {
-                traj: t,
-                group: tr.group,
-                prompt_tokens: tr.prompt_tokens,
-                generated: tr.generated,
-                target: tr.target_tokens,
-            };
-            self.engines[worker.index()].as_mut().expect("checked").enqueue(seq);
+            if self.tool_ready[t.0 as usize] > self.now {
+                // Paused during a tool call: it rejoins a batch only once the tool has answered.
+                self.hold_for_tool(t, worker);
+            } else {
+                self.enqueue(t, worker, 0)?;
+            }
         }
+        if self.states[worker.index()].activity == Activity::Idle {
+            self.states[worker.index()].activity = Activity::RollingOut;
+            self.rollout_open[worker.index()] = Some((self.now, self.batch_step[trajectories[0].0 as usize]));
+        }
+        self.kick(worker)
+    }
+
+    /// Where trajectory `t` stands in its turns after `generated` tokens: (end of its current turn, tokens the
+    /// tools have added to its context so far, tokens the last tool call added).
+    fn turn_state(&self, t: TrajId, generated: u32, target: u32) -> (u32, u32, u32) {
+        let turns = &self.turns[t.0 as usize];
+        let (mut end, mut context, mut last) = (0u32, 0u32, 0u32);
+        for turn in turns {
+            end += turn.tokens;
+            if generated < end {
+                return (end, context, last);
+            }
+            context += turn.tool_tokens;
+            last = turn.tool_tokens;
+        }
+        (target, context, last)
+    }
+
+    /// Puts trajectory `t` into `worker`'s waiting queue up to the end of its current turn (`cached` context
+    /// tokens already in the engine's prefix cache).
+    fn enqueue(&mut self, t: TrajId, worker: WorkerId, cached: u32) -> Result<(), SimError> {
+        let tr = self.tm.get(t)?;
+        let (turn_end, tool_context, _) = self.turn_state(t, tr.generated, tr.target_tokens);
+        let seq = EngineSeq {
+            traj: t,
+            group: tr.group,
+            prompt_tokens: tr.prompt_tokens + tool_context,
+            generated: tr.generated,
+            target: turn_end,
+            cached_tokens: cached,
+        };
+        self.engines[worker.index()].as_mut().expect("a rollout engine").enqueue(seq);
+        Ok(())
+    }
+
+    /// `t` waits on `worker` (holding no decode slot; its KV blocks are released, its prefix may stay cached) until
+    /// its tool call returns.
+    fn hold_for_tool(&mut self, t: TrajId, worker: WorkerId) {
+        let i = t.0 as usize;
+        self.tool_wait[i] = Some(worker);
+        self.tool_epoch[i] += 1;
+        self.tool_waiting_on[worker.index()] += 1;
+        let ev = Internal::ToolReturn { traj: t, worker, epoch: self.tool_epoch[i] };
+        self.queue.schedule(self.tool_ready[i].max(self.now), ev);
+    }
+
+    /// Takes `t` off its tool wait on `worker` (a pause); its call keeps running outside.
+    fn release_tool_wait(&mut self, t: TrajId, worker: WorkerId) {
+        let i = t.0 as usize;
+        self.tool_wait[i] = None;
+        self.tool_epoch[i] += 1;
+        self.tool_waiting_on[worker.index()] -= 1;
+    }
+
+    fn tool_return(&mut self, t: TrajId, worker: WorkerId, epoch: u64) -> Result<(), SimError> {
+        let i = t.0 as usize;
+        if self.tool_epoch[i] != epoch || self.tool_wait[i] != Some(worker) {
+            return Ok(());
+        }
+        self.tool_wait[i] = None;
+        self.tool_waiting_on[worker.index()] -= 1;
+        // With prefix caching the context before the tool's output is still cached: only the output is prefilled.
+        let cached = if self.scenario.rollout.prefix_caching {
+            let tr = self.tm.get(t)?;
+            let (_, context, last) = self.turn_state(t, tr.generated, tr.target_tokens);
+            tr.prompt_tokens + context - last + tr.generated
+        } else {
+            0
+        };
+        self.enqueue(t, worker, cached)?;
+        self.kick(worker)
+    }
+
+    /// After sequences joined `worker`'s waiting queue: cut the running interval at the next iteration boundary (or
+    /// plan one) and schedule the engine's next tick.
+    fn kick(&mut self, worker: WorkerId) -> Result<(), SimError> {
         let now_fs = self.now.as_fs();
-        let engine = self.engines[worker.index()].as_mut().expect("checked");
+        let engine = self.engines[worker.index()].as_mut().expect("a rollout engine");
         let end = if engine.is_busy() {
             engine.truncate(now_fs)
         } else {
-            self.states[worker.index()].activity = Activity::RollingOut;
-            self.rollout_open[worker.index()] = Some((self.now, self.batch_step[trajectories[0].0 as usize]));
             engine.plan(now_fs).map_err(|source| SimError::Engine {
                 worker: self.scenario.cluster.worker(worker).name.clone(),
                 source,
             })?
         };
-        self.states[worker.index()].resident = engine.running_len() + engine.waiting_len();
+        self.states[worker.index()].resident =
+            engine.running_len() + engine.waiting_len() + self.tool_waiting_on[worker.index()];
         if let Some(end) = end {
             self.epochs[worker.index()] += 1;
             self.queue.schedule(
@@ -621,7 +735,7 @@ impl Sim<'_> {
     /// After an engine boundary: schedules its next interval, records and announces finished trajectories, and
     /// closes its rollout span when it drained.
     fn settle(&mut self, worker: WorkerId, done: &[Departed], next: Option<u128>) -> Result<(), SimError> {
-        if self.settle_quietly(worker, done, next)? {
+        if self.settle_quietly(worker, done, next, None)? {
             self.dispatch(Event::WorkerDrained { worker })?;
         }
         Ok(())
@@ -629,10 +743,17 @@ impl Sim<'_> {
 
     /// `settle` without announcing the drain; returns whether the worker drained and is still idle (so the caller
     /// announces it after its own event).
-    fn settle_quietly(&mut self, worker: WorkerId, done: &[Departed], next: Option<u128>) -> Result<bool, SimError> {
+    ///
+    /// `stopping`: the worker is being emptied (a pause of everything, a failure), so a trajectory that reached the
+    /// end of a turn here is paused at its tool call (collected there) instead of waiting on this worker.
+    fn settle_quietly(
+        &mut self,
+        worker: WorkerId,
+        done: &[Departed],
+        next: Option<u128>,
+        mut stopping: Option<&mut Vec<TrajId>>,
+    ) -> Result<bool, SimError> {
         let version = self.states[worker.index()].weights_version;
-        let engine = self.engines[worker.index()].as_ref().expect("settle only for engines");
-        self.states[worker.index()].resident = engine.running_len() + engine.waiting_len();
         self.epochs[worker.index()] += 1;
         if let Some(end) = next {
             self.queue.schedule(
@@ -640,21 +761,41 @@ impl Sim<'_> {
                 Internal::EngineTick { worker, epoch: self.epochs[worker.index()] },
             );
         }
+        let mut finished = Vec::with_capacity(done.len());
         for d in done {
-            self.tm.add_tokens(d.seq.traj, worker, version, d.new_tokens)?;
-            self.tm.finish(d.seq.traj, self.now)?;
+            let t = d.seq.traj;
+            self.tm.add_tokens(t, worker, version, d.new_tokens)?;
             self.generate_span(worker, d, version);
+            let target = self.tm.get(t)?.target_tokens;
+            if d.seq.generated < target {
+                // The end of a turn: the trajectory calls its tool and waits, holding no decode slot.
+                let turn = self.finished_turn(t, d.seq.generated);
+                self.tool_calls += 1;
+                self.tool_ready[t.0 as usize] = self.now.after_ns(turn.tool_ns);
+                match stopping.as_deref_mut() {
+                    Some(paused) => {
+                        self.tm.pause(t)?;
+                        paused.push(t);
+                    }
+                    None => self.hold_for_tool(t, worker),
+                }
+            } else {
+                self.tm.finish(t, self.now)?;
+                finished.push(t);
+            }
         }
+        let engine = self.engines[worker.index()].as_ref().expect("settle only for engines");
+        self.states[worker.index()].resident =
+            engine.running_len() + engine.waiting_len() + self.tool_waiting_on[worker.index()];
         // The worker is idle before the policy hears of the finished trajectories, so it can switch or reuse it.
-        let drained = next.is_none();
+        let drained = next.is_none() && self.tool_waiting_on[worker.index()] == 0;
         if drained {
             self.states[worker.index()].activity = Activity::Idle;
             if let Some((start, step)) = self.rollout_open[worker.index()].take() {
                 self.span(worker, SpanKind::Rollout, start, self.now, Some(step), 0);
             }
         }
-        for d in done {
-            let t = d.seq.traj;
+        for t in finished {
             match self.reward_ns[t.0 as usize] {
                 0 => self.dispatch(Event::TrajectoryFinished { trajectory: t, worker })?,
                 // The verifier scores it off the GPU; the policy hears of it when the reward is known.
@@ -665,6 +806,26 @@ impl Sim<'_> {
             }
         }
         Ok(drained && self.states[worker.index()].activity == Activity::Idle)
+    }
+
+    /// The turn of `t` that ends after `generated` tokens.
+    fn finished_turn(&self, t: TrajId, generated: u32) -> crate::trace::Turn {
+        let mut end = 0;
+        for turn in &self.turns[t.0 as usize] {
+            end += turn.tokens;
+            if end == generated {
+                return *turn;
+            }
+        }
+        unreachable!("a turn of trajectory {} ends at {generated}", t.0)
+    }
+
+    /// Trajectories of `worker` waiting on a tool call.
+    fn tool_waiters(&self, worker: WorkerId) -> Vec<TrajId> {
+        if self.tool_waiting_on[worker.index()] == 0 {
+            return Vec::new();
+        }
+        (0..self.tool_wait.len()).filter(|&i| self.tool_wait[i] == Some(worker)).map(|i| TrajId(i as u64)).collect()
     }
 
     fn pause(&mut self, c: &Command, worker: WorkerId, which: Option<&[TrajId]>) -> Result<(), SimError> {
@@ -681,10 +842,12 @@ impl Sim<'_> {
             None => engine.resident().collect(),
         };
         let mut removed = Vec::with_capacity(targets.len());
+        let mut at_tool = Vec::new();
         for t in &targets {
             match engine.remove(*t) {
                 Some(d) => removed.push(d),
                 None if done.iter().any(|d| d.seq.traj == *t) => {} // finished at this very boundary
+                None if self.tool_wait[t.0 as usize] == Some(worker) => at_tool.push(*t),
                 None => {
                     let name = self.worker_name(worker).to_string();
                     return Err(self.invalid(c, format!("trajectory {} is not on worker `{name}`", t.0)));
@@ -693,7 +856,15 @@ impl Sim<'_> {
         }
         let clock = engine.clock_fs();
         let next = engine.plan(clock).map_err(|e| self.engine_error(worker, e))?;
-        let mut paused = Vec::with_capacity(removed.len());
+        if which.is_none() {
+            at_tool = self.tool_waiters(worker);
+        }
+        let mut paused = Vec::with_capacity(removed.len() + at_tool.len());
+        for &t in &at_tool {
+            self.release_tool_wait(t, worker);
+            self.tm.pause(t)?;
+            paused.push(t);
+        }
         for d in &removed {
             self.tm.add_tokens(d.seq.traj, worker, version, d.new_tokens)?;
             self.tm.pause(d.seq.traj)?;
@@ -703,7 +874,7 @@ impl Sim<'_> {
             paused.push(d.seq.traj);
         }
         // As in the real backend: the policy hears of the pause before it hears that the worker drained.
-        let drained = self.settle_quietly(worker, &done, next)?;
+        let drained = self.settle_quietly(worker, &done, next, which.is_none().then_some(&mut paused))?;
         self.dispatch(Event::Paused { worker, trajectories: paused })?;
         if drained && self.states[worker.index()].activity == Activity::Idle && self.engine_empty(worker) {
             self.dispatch(Event::WorkerDrained { worker })?;
@@ -743,6 +914,13 @@ impl Sim<'_> {
                 self.span(worker, SpanKind::Rollout, start, self.now, Some(step), 0);
             }
         }
+        // Trajectories waiting on a tool call at the end.
+        for i in 0..self.tool_wait.len() {
+            if let Some(w) = self.tool_wait[i] {
+                self.release_tool_wait(TrajId(i as u64), w);
+                self.tm.pause(TrajId(i as u64))?;
+            }
+        }
         // Workers still down at the end.
         for i in 0..self.down_since.len() {
             if let Some(since) = self.down_since[i].take() {
@@ -766,6 +944,7 @@ impl Sim<'_> {
         counters.insert("prefill_tokens".to_string(), prefill);
         counters.insert("decode_iterations".to_string(), iterations);
         counters.insert("failures".to_string(), self.failures);
+        counters.insert("tool_calls".to_string(), self.tool_calls);
         counters.insert("lost_work_gpu_ms".to_string(), (self.lost_work_gpu_ns / 1_000_000) as u64);
         let spans = std::mem::take(&mut self.spans);
         Timeline::assemble(&self.scenario.cluster, &self.tm, &self.batch_step, spans, self.now, counters)

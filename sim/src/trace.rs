@@ -1,18 +1,92 @@
 //! Workload traces: rlsim's CSV format (one row per sample) and an importer for PolyTrace's JSONL.
 //!
-//! CSV columns, in any order, all required: `step` (RL step in the recorded run, ≥ 0), `group` (prompt group
-//! within the step, ≥ 0), `prompt_tokens` (≥ 1, equal for every row of a group), `response_tokens` (≥ 1).
-//! Unknown columns are rejected so that a typo never silently drops data.
+//! CSV columns, in any order: `step` (RL step in the recorded run, ≥ 0), `group` (prompt group within the step,
+//! ≥ 0), `prompt_tokens` (≥ 1, equal for every row of a group), `response_tokens` (≥ 1), all required; and the
+//! optional `turns` for multi-turn agents: `tokens/tool_latency_s/tool_tokens` per turn that ends in a tool call,
+//! `;`-separated, then the last turn's `tokens` (e.g. `40/0.074/1044;131`); the turns' tokens add up to
+//! `response_tokens`, and an empty cell is one turn. Unknown columns are rejected so that a typo never silently
+//! drops data. Importers: PolyTrace `packed_lengths_step_*.jsonl` and Search-R1 `multiturn_workload_step_*.jsonl`.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// One turn of a multi-turn trajectory: tokens generated, then (unless it is the last) a tool call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Turn {
+    /// Tokens the model generates in this turn.
+    pub tokens: u32,
+    /// Tool/environment latency after it, nanoseconds (0 for the last turn).
+    pub tool_ns: u64,
+    /// Tokens the tool's output (plus chat template) adds to the context before the next turn.
+    pub tool_tokens: u32,
+}
 
 /// One prompt group of a trace: a prompt and the lengths of its sampled responses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceGroup {
     pub prompt_tokens: u32,
     pub responses: Vec<u32>,
+    /// Per response, its turns (empty: a single-turn trace).
+    pub turns: Vec<Vec<Turn>>,
+}
+
+/// Parses a `turns` cell; the turns must add up to `response_tokens`.
+pub fn parse_turns(cell: &str, response_tokens: u32) -> Result<Vec<Turn>, String> {
+    let cell = cell.trim();
+    if cell.is_empty() {
+        return Ok(vec![Turn { tokens: response_tokens, tool_ns: 0, tool_tokens: 0 }]);
+    }
+    let parts: Vec<&str> = cell.split(';').collect();
+    let mut turns = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let fields: Vec<&str> = part.split('/').map(str::trim).collect();
+        let last = i + 1 == parts.len();
+        let bad = || {
+            format!(
+                "turn {} is {part:?}; expected tokens/tool_latency_s/tool_tokens for a turn that calls a tool, and tokens for the last",
+                i + 1
+            )
+        };
+        let tokens: u32 = fields[0].parse().map_err(|_| bad())?;
+        if tokens == 0 && last {
+            return Err(format!("turn {} generates 0 tokens; the last turn must generate at least 1", i + 1));
+        }
+        let (tool_ns, tool_tokens) = match (last, fields.len()) {
+            (true, 1) => (0, 0),
+            (false, 3) => {
+                let s: f64 = fields[1].parse().map_err(|_| bad())?;
+                if !s.is_finite() || s < 0.0 {
+                    return Err(bad());
+                }
+                (crate::time::secs_to_ns(s), fields[2].parse().map_err(|_| bad())?)
+            }
+            _ => return Err(bad()),
+        };
+        turns.push(Turn { tokens, tool_ns, tool_tokens });
+    }
+    let sum: u64 = turns.iter().map(|t| t.tokens as u64).sum();
+    if sum != response_tokens as u64 {
+        return Err(format!("the turns generate {sum} tokens but response_tokens is {response_tokens}"));
+    }
+    Ok(turns)
+}
+
+/// Writes turns as a `turns` cell.
+pub fn format_turns(turns: &[Turn]) -> String {
+    let n = turns.len();
+    turns
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if i + 1 == n {
+                t.tokens.to_string()
+            } else {
+                format!("{}/{}/{}", t.tokens, t.tool_ns as f64 / 1e9, t.tool_tokens)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 /// A loaded trace: steps in ascending order, each with its groups in ascending group order.
@@ -25,6 +99,11 @@ pub struct Trace {
 impl Trace {
     pub fn samples(&self) -> usize {
         self.steps.iter().flatten().map(|g| g.responses.len()).sum()
+    }
+
+    /// Whether any sample has more than one turn.
+    pub fn is_multi_turn(&self) -> bool {
+        self.steps.iter().flatten().any(|g| g.turns.iter().any(|t| t.len() > 1))
     }
 }
 
@@ -40,6 +119,7 @@ pub enum TraceError {
 }
 
 const CSV_COLUMNS: [&str; 4] = ["step", "group", "prompt_tokens", "response_tokens"];
+const OPTIONAL_COLUMNS: [&str; 1] = ["turns"];
 
 #[derive(Deserialize)]
 struct CsvRow {
@@ -47,6 +127,8 @@ struct CsvRow {
     group: u32,
     prompt_tokens: u32,
     response_tokens: u32,
+    #[serde(default)]
+    turns: Option<String>,
 }
 
 /// Reads a trace in rlsim's CSV format.
@@ -59,12 +141,16 @@ pub fn read_csv_trace(path: &Path) -> Result<Trace, TraceError> {
         .map_err(|e| TraceError::Field { file: file.clone(), line: 1, field: "header".into(), message: e.to_string() })?
         .clone();
     for h in headers.iter() {
-        if !CSV_COLUMNS.contains(&h) {
+        if !CSV_COLUMNS.contains(&h) && !OPTIONAL_COLUMNS.contains(&h) {
             return Err(TraceError::Field {
                 file,
                 line: 1,
                 field: h.to_string(),
-                message: format!("unknown column; expected the columns {}", CSV_COLUMNS.join(", ")),
+                message: format!(
+                    "unknown column; expected the columns {} (and optionally {})",
+                    CSV_COLUMNS.join(", "),
+                    OPTIONAL_COLUMNS.join(", ")
+                ),
             });
         }
     }
@@ -107,9 +193,20 @@ pub fn read_csv_trace(path: &Path) -> Result<Trace, TraceError> {
                 });
             }
         }
-        let g = groups
-            .entry((row.step, row.group))
-            .or_insert(TraceGroup { prompt_tokens: row.prompt_tokens, responses: vec![] });
+        let turns = match &row.turns {
+            Some(cell) => parse_turns(cell, row.response_tokens).map_err(|message| TraceError::Field {
+                file: file.clone(),
+                line,
+                field: "turns".into(),
+                message,
+            })?,
+            None => Vec::new(),
+        };
+        let g = groups.entry((row.step, row.group)).or_insert(TraceGroup {
+            prompt_tokens: row.prompt_tokens,
+            responses: vec![],
+            turns: vec![],
+        });
         if g.prompt_tokens != row.prompt_tokens {
             return Err(TraceError::Field {
                 file,
@@ -122,6 +219,20 @@ pub fn read_csv_trace(path: &Path) -> Result<Trace, TraceError> {
             });
         }
         g.responses.push(row.response_tokens);
+        if !turns.is_empty() {
+            g.turns.resize(g.responses.len() - 1, Vec::new());
+            g.turns.push(turns);
+        }
+    }
+    // A group with some multi-turn rows: the others are single-turn.
+    for g in groups.values_mut().filter(|g| !g.turns.is_empty()) {
+        let singles: Vec<u32> = g.responses[g.turns.len()..].to_vec();
+        g.turns.extend(singles.into_iter().map(|r| vec![Turn { tokens: r, tool_ns: 0, tool_tokens: 0 }]));
+        for (i, t) in g.turns.iter_mut().enumerate() {
+            if t.is_empty() {
+                *t = vec![Turn { tokens: g.responses[i], tool_ns: 0, tool_tokens: 0 }];
+            }
+        }
     }
     if groups.is_empty() {
         return Err(TraceError::File { file, message: "the trace has a header but no rows".into() });
@@ -142,12 +253,20 @@ pub fn read_csv_trace(path: &Path) -> Result<Trace, TraceError> {
 pub fn write_csv_trace(trace: &Trace, out: &Path) -> Result<(), TraceError> {
     let io = |e: std::io::Error| TraceError::Io { file: out.to_path_buf(), source: e };
     let mut w = csv::Writer::from_path(out).map_err(|e| io(e.into()))?;
-    w.write_record(CSV_COLUMNS).map_err(|e| io(e.into()))?;
+    let multi = trace.is_multi_turn();
+    let mut header = CSV_COLUMNS.to_vec();
+    if multi {
+        header.push("turns");
+    }
+    w.write_record(&header).map_err(|e| io(e.into()))?;
     for (s, step) in trace.steps.iter().enumerate() {
         for (g, group) in step.iter().enumerate() {
-            for r in &group.responses {
-                w.write_record([s.to_string(), g.to_string(), group.prompt_tokens.to_string(), r.to_string()])
-                    .map_err(|e| io(e.into()))?;
+            for (i, r) in group.responses.iter().enumerate() {
+                let mut row = vec![s.to_string(), g.to_string(), group.prompt_tokens.to_string(), r.to_string()];
+                if multi {
+                    row.push(group.turns.get(i).map(|t| format_turns(t)).unwrap_or_default());
+                }
+                w.write_record(&row).map_err(|e| io(e.into()))?;
             }
         }
     }
@@ -164,30 +283,7 @@ struct PolyTraceLine {
 /// `output` the response tokens of its samples). `inputs` are files or folders (every matching file in a folder);
 /// steps are ordered by the `step` field, groups by their order in the files.
 pub fn read_polytrace(inputs: &[PathBuf]) -> Result<Trace, TraceError> {
-    let mut files = Vec::new();
-    for input in inputs {
-        if input.is_dir() {
-            let entries = std::fs::read_dir(input).map_err(|source| TraceError::Io { file: input.clone(), source })?;
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("packed_lengths_step_") && n.ends_with(".jsonl"))
-                })
-                .collect();
-            if found.is_empty() {
-                return Err(TraceError::File {
-                    file: input.clone(),
-                    message: "no packed_lengths_step_*.jsonl files in this folder".into(),
-                });
-            }
-            found.sort();
-            files.extend(found);
-        } else {
-            files.push(input.clone());
-        }
-    }
+    let files = jsonl_files(inputs, "packed_lengths_step_")?;
     let mut steps: BTreeMap<u32, Vec<TraceGroup>> = BTreeMap::new();
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|source| TraceError::Io { file: file.clone(), source })?;
@@ -210,7 +306,11 @@ pub fn read_polytrace(inputs: &[PathBuf]) -> Result<Trace, TraceError> {
                     message: "every prompt and response needs at least 1 token".into(),
                 });
             }
-            steps.entry(row.step).or_default().push(TraceGroup { prompt_tokens: row.input, responses: row.output });
+            steps.entry(row.step).or_default().push(TraceGroup {
+                prompt_tokens: row.input,
+                responses: row.output,
+                turns: Vec::new(),
+            });
         }
     }
     if steps.is_empty() {
@@ -218,6 +318,137 @@ pub fn read_polytrace(inputs: &[PathBuf]) -> Result<Trace, TraceError> {
             file: inputs.first().cloned().unwrap_or_default(),
             message: "no samples found".into(),
         });
+    }
+    Ok(Trace { path: inputs.first().cloned().unwrap_or_default(), steps: steps.into_values().collect() })
+}
+
+/// Files named `{prefix}*.jsonl` among `inputs` (files, or folders searched one level deep), sorted per folder.
+fn jsonl_files(inputs: &[PathBuf], prefix: &str) -> Result<Vec<PathBuf>, TraceError> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let entries = std::fs::read_dir(input).map_err(|source| TraceError::Io { file: input.clone(), source })?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".jsonl"))
+                })
+                .collect();
+            if found.is_empty() {
+                return Err(TraceError::File {
+                    file: input.clone(),
+                    message: format!("no {prefix}*.jsonl files in this folder"),
+                });
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(input.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// Whether these inputs are Search-R1 multi-turn files (by name) rather than PolyTrace packed lengths.
+pub fn looks_like_search_r1(inputs: &[PathBuf]) -> bool {
+    inputs.iter().any(|p| {
+        let has = |p: &Path| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("multiturn_workload_step_"))
+        };
+        if p.is_dir() {
+            std::fs::read_dir(p).map(|mut d| d.any(|e| e.is_ok_and(|e| has(&e.path())))).unwrap_or(false)
+        } else {
+            has(p)
+        }
+    })
+}
+
+/// Reads Search-R1 `multiturn_workload_step_N.jsonl` files (PolyTrace's search-multiturn): one line per trajectory
+/// with `prompt_len`, `turns[]` (`completion_tokens`, `prompt_tokens`, `total_len_after`), `tool_calls[]` (`turn`,
+/// `latency_s`) and `prompt_group_id`. Turn k's tool latency is the sum of its tool calls' latencies; the tokens the
+/// tool adds are the next turn's `prompt_tokens` minus this turn's `total_len_after` (tool output plus template).
+pub fn read_search_r1(inputs: &[PathBuf]) -> Result<Trace, TraceError> {
+    let files = jsonl_files(inputs, "multiturn_workload_step_")?;
+    // (step, group id) → (prompt, [(response tokens, turns)])
+    type Samples = Vec<(u32, Vec<Turn>)>;
+    let mut groups: BTreeMap<(u32, u64), (u32, Samples)> = BTreeMap::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|source| TraceError::Io { file: file.clone(), source })?;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let at = |field: &str, message: String| TraceError::Field {
+                file: file.clone(),
+                line: i as u64 + 1,
+                field: field.to_string(),
+                message,
+            };
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| at("line", format!("not valid JSON: {e}")))?;
+            let int = |o: &serde_json::Value, name: &str, field: &str| -> Result<u64, TraceError> {
+                o.get(name)
+                    .and_then(|x| x.as_u64())
+                    .ok_or_else(|| at(field, "missing or not a non-negative integer".into()))
+            };
+            let step = int(&v, "step", "step")? as u32;
+            let prompt = int(&v, "prompt_len", "prompt_len")? as u32;
+            let group = int(&v, "prompt_group_id", "prompt_group_id")?;
+            let turns_json = v
+                .get("turns")
+                .and_then(|t| t.as_array())
+                .ok_or_else(|| at("turns", "missing; expected an array".into()))?;
+            if turns_json.is_empty() {
+                return Err(at("turns", "empty; a trajectory has at least one turn".into()));
+            }
+            let calls = v.get("tool_calls").and_then(|t| t.as_array()).cloned().unwrap_or_default();
+            let mut turns = Vec::with_capacity(turns_json.len());
+            for (k, t) in turns_json.iter().enumerate() {
+                let field = format!("turns[{k}]");
+                let tokens = int(t, "completion_tokens", &format!("{field}.completion_tokens"))? as u32;
+                let last = k + 1 == turns_json.len();
+                let (tool_ns, tool_tokens) = if last {
+                    (0, 0)
+                } else {
+                    let after = int(t, "total_len_after", &format!("{field}.total_len_after"))?;
+                    let next = int(&turns_json[k + 1], "prompt_tokens", &format!("turns[{}].prompt_tokens", k + 1))?;
+                    let latency: f64 = calls
+                        .iter()
+                        .filter(|c| c.get("turn").and_then(|x| x.as_u64()) == Some(k as u64))
+                        .filter_map(|c| c.get("latency_s").and_then(|x| x.as_f64()))
+                        .sum();
+                    (crate::time::secs_to_ns(latency.max(0.0)), next.saturating_sub(after) as u32)
+                };
+                turns.push(Turn { tokens, tool_ns, tool_tokens });
+            }
+            // The last turn must generate; an empty final turn is folded into the previous one's count.
+            while turns.len() > 1 && turns.last().is_some_and(|t| t.tokens == 0) {
+                turns.pop();
+                if let Some(t) = turns.last_mut() {
+                    t.tool_ns = 0;
+                    t.tool_tokens = 0;
+                }
+            }
+            let total: u32 = turns.iter().map(|t| t.tokens).sum();
+            if total == 0 || prompt == 0 {
+                return Err(at("turns", "the trajectory generates no token (or has an empty prompt)".into()));
+            }
+            let e = groups.entry((step, group)).or_insert((prompt, Vec::new()));
+            e.1.push((total, turns));
+        }
+    }
+    if groups.is_empty() {
+        return Err(TraceError::File {
+            file: inputs.first().cloned().unwrap_or_default(),
+            message: "no trajectories found".into(),
+        });
+    }
+    let mut steps: BTreeMap<u32, Vec<TraceGroup>> = BTreeMap::new();
+    for ((step, _), (prompt, samples)) in groups {
+        let (responses, turns) = samples.into_iter().unzip();
+        steps.entry(step).or_default().push(TraceGroup { prompt_tokens: prompt, responses, turns });
     }
     Ok(Trace { path: inputs.first().cloned().unwrap_or_default(), steps: steps.into_values().collect() })
 }
@@ -264,7 +495,7 @@ mod tests {
         let p = write(&d, "t.csv", "step,group,prompt_tokens,response_tokens\n0,0,10,5\n0,0,10,7\n0,1,20,3\n1,0,4,9\n");
         let t = read_csv_trace(&p).unwrap();
         assert_eq!(t.steps.len(), 2);
-        assert_eq!(t.steps[0][0], TraceGroup { prompt_tokens: 10, responses: vec![5, 7] });
+        assert_eq!(t.steps[0][0], TraceGroup { prompt_tokens: 10, responses: vec![5, 7], turns: vec![] });
         assert_eq!(t.samples(), 4);
         let out = d.join("o.csv");
         write_csv_trace(&t, &out).unwrap();
@@ -277,9 +508,12 @@ mod tests {
         let p = write(&d, "a.csv", "step,group,prompt_tokens,response_tokens\n0,0,10,5\n0,0,10,x\n");
         let e = read_csv_trace(&p).unwrap_err().to_string();
         assert!(e.contains("a.csv:3: field `response_tokens`"), "{e}");
-        let p = write(&d, "b.csv", "step,group,prompt_tokens,response_tokens,turns\n0,0,1,1,2\n");
+        let p = write(&d, "b.csv", "step,group,prompt_tokens,response_tokens,turn\n0,0,1,1,2\n");
         let e = read_csv_trace(&p).unwrap_err().to_string();
-        assert!(e.contains("b.csv:1: field `turns`: unknown column"), "{e}");
+        assert!(e.contains("b.csv:1: field `turn`: unknown column"), "{e}");
+        let p = write(&d, "t.csv", "step,group,prompt_tokens,response_tokens,turns\n0,0,1,10,4/0.5/7;5\n");
+        let e = read_csv_trace(&p).unwrap_err().to_string();
+        assert!(e.contains("t.csv:2: field `turns`: the turns generate 9 tokens but response_tokens is 10"), "{e}");
         let p = write(&d, "c.csv", "step,group,prompt_tokens,response_tokens\n0,0,10,5\n0,0,11,5\n");
         let e = read_csv_trace(&p).unwrap_err().to_string();
         assert!(e.contains("c.csv:3: field `prompt_tokens`"), "{e}");
@@ -289,6 +523,41 @@ mod tests {
         assert!(e.contains("missing.csv: cannot read trace"), "{e}");
         let p = write(&d, "e.csv", "step,group,prompt_tokens\n0,0,10\n");
         assert!(read_csv_trace(&p).unwrap_err().to_string().contains("field `response_tokens`: missing column"));
+    }
+
+    #[test]
+    fn multi_turn_cells_round_trip() {
+        let d = tmpdir("turns");
+        let p = write(&d, "m.csv", "step,group,prompt_tokens,response_tokens,turns\n0,0,10,9,4/0.5/7;5\n0,0,10,3,\n");
+        let t = read_csv_trace(&p).unwrap();
+        let g = &t.steps[0][0];
+        assert_eq!(
+            g.turns[0],
+            vec![
+                Turn { tokens: 4, tool_ns: 500_000_000, tool_tokens: 7 },
+                Turn { tokens: 5, tool_ns: 0, tool_tokens: 0 }
+            ]
+        );
+        assert_eq!(g.turns[1], vec![Turn { tokens: 3, tool_ns: 0, tool_tokens: 0 }]);
+        assert!(t.is_multi_turn());
+        let out = d.join("m2.csv");
+        write_csv_trace(&t, &out).unwrap();
+        assert_eq!(read_csv_trace(&out).unwrap().steps, t.steps);
+    }
+
+    #[test]
+    fn search_r1_lines_become_multi_turn_groups() {
+        let d = tmpdir("sr1");
+        let line = r#"{"step":0,"prompt_len":317,"prompt_group_id":3,"turns":[{"prompt_tokens":317,"completion_tokens":40,"total_len_after":357},{"prompt_tokens":1401,"completion_tokens":131,"total_len_after":1533}],"tool_calls":[{"turn":0,"latency_s":0.25}]}"#;
+        let p = write(&d, "multiturn_workload_step_0.jsonl", &format!("{line}\n{line}\n"));
+        assert!(looks_like_search_r1(std::slice::from_ref(&d)));
+        let t = read_search_r1(&[p]).unwrap();
+        let g = &t.steps[0][0];
+        assert_eq!((g.prompt_tokens, g.responses.clone()), (317, vec![171, 171]));
+        assert_eq!(g.turns[0][0], Turn { tokens: 40, tool_ns: 250_000_000, tool_tokens: 1401 - 357 });
+        let bad = write(&d, "multiturn_workload_step_1.jsonl", "{\"step\":1,\"prompt_len\":5,\"prompt_group_id\":0}\n");
+        let e = read_search_r1(&[bad]).unwrap_err().to_string();
+        assert!(e.contains("multiturn_workload_step_1.jsonl:1: field `turns`"), "{e}");
     }
 
     #[test]
@@ -303,7 +572,7 @@ mod tests {
         let t = read_polytrace(std::slice::from_ref(&d)).unwrap();
         assert_eq!(t.steps.len(), 2);
         assert_eq!(t.steps[0].len(), 2);
-        assert_eq!(t.steps[1][0], TraceGroup { prompt_tokens: 7, responses: vec![1, 2] });
+        assert_eq!(t.steps[1][0], TraceGroup { prompt_tokens: 7, responses: vec![1, 2], turns: vec![] });
         let bad = write(&d, "packed_lengths_step_9.jsonl", "{\"step\":9,\"input\":\"x\",\"output\":[1]}\n");
         let e = read_polytrace(&[bad]).unwrap_err().to_string();
         assert!(e.contains("packed_lengths_step_9.jsonl:1: field `input`"), "{e}");

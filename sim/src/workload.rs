@@ -4,7 +4,7 @@
 //! whatever the pipeline, the order of requests or the backend, so pipelines are compared on the same samples.
 
 use crate::rng::RngStreams;
-use crate::trace::Trace;
+use crate::trace::{Trace, Turn};
 use rand::RngExt;
 use statrs::distribution::{ContinuousCDF, LogNormal};
 use std::sync::Arc;
@@ -44,6 +44,13 @@ impl LengthDist {
     pub fn sample(&self, rng: &mut impl rand::Rng, cap: u32) -> u32 {
         let u: f64 = rng.random();
         (self.quantile(u).round() as u64).clamp(1, cap as u64) as u32
+    }
+}
+
+impl WorkloadSpec {
+    /// Whether samples have several turns (synthetic, or from a multi-turn trace).
+    pub fn is_multi_turn(&self) -> bool {
+        self.multi_turn.is_some() || matches!(&self.lengths, LengthSource::Trace { trace, .. } if trace.is_multi_turn())
     }
 }
 
@@ -103,6 +110,50 @@ pub struct WorkloadSpec {
     pub reward_s: Option<SecondsDist>,
     /// Reward time of a whole batch, paid on the train workers before the step's first pass (seconds).
     pub reward_batch_s: f64,
+    /// Synthetic multi-turn agents (a multi-turn trace brings its own turns instead).
+    pub multi_turn: Option<MultiTurnSpec>,
+    /// Longest context a sequence may reach: tool outputs are truncated to keep prompt + tools + response under it.
+    pub max_context_tokens: u32,
+}
+
+/// Multi-turn agent trajectories drawn from distributions: each response is split evenly into `turns` turns; every
+/// turn but the last ends in a tool call that takes `tool_latency_s` and adds `tool_tokens` to the context.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MultiTurnSpec {
+    pub turns: LengthDist,
+    pub tool_latency_s: SecondsDist,
+    pub tool_tokens: LengthDist,
+}
+
+/// Most turns a synthetic trajectory gets.
+pub const MAX_TURNS: u32 = 64;
+
+/// Fits turns to a (capped or drifted) response length: cut at `total` tokens, or add the surplus to the last turn.
+pub fn fit_turns(turns: &[Turn], total: u32) -> Vec<Turn> {
+    let mut out = Vec::with_capacity(turns.len());
+    let mut left = total;
+    for t in turns {
+        if left == 0 {
+            break;
+        }
+        let tokens = t.tokens.min(left);
+        left -= tokens;
+        out.push(Turn { tokens, ..*t });
+    }
+    if let Some(last) = out.last_mut() {
+        last.tokens += left;
+        last.tool_ns = 0;
+        last.tool_tokens = 0;
+    }
+    // A zero-token turn before a tool call is legal (the model calls a tool at once); a zero-token end is not.
+    while out.len() > 1 && out.last().is_some_and(|t| t.tokens == 0) {
+        out.pop();
+        if let Some(last) = out.last_mut() {
+            last.tool_ns = 0;
+            last.tool_tokens = 0;
+        }
+    }
+    out
 }
 
 /// Lengths of one prompt group.
@@ -112,6 +163,8 @@ pub struct GroupLengths {
     pub responses: Vec<u32>,
     /// Reward time of each sample, nanoseconds (all 0 without `reward_s`).
     pub reward_ns: Vec<u64>,
+    /// Turns of each sample (empty when every sample is single-turn).
+    pub turns: Vec<Vec<Turn>>,
 }
 
 /// Generates groups from a workload spec and the run's seed.
@@ -135,7 +188,7 @@ impl Workload {
                 let mut rng = self.streams.indexed("workload/lengths", serial);
                 let prompt_tokens = prompt.sample(&mut rng, s.max_prompt_tokens);
                 let responses = (0..g).map(|_| response.sample(&mut rng, s.max_response_tokens)).collect();
-                self.finish(serial, GroupLengths { prompt_tokens, responses, reward_ns: Vec::new() })
+                self.finish(serial, GroupLengths { prompt_tokens, responses, reward_ns: Vec::new(), turns: Vec::new() })
             }
             LengthSource::Trace { trace, mode } => {
                 let (step, group) = match mode {
@@ -157,6 +210,11 @@ impl Workload {
                         .map(|i| tg.responses[i % tg.responses.len()].min(s.max_response_tokens))
                         .collect(),
                     reward_ns: Vec::new(),
+                    turns: if tg.turns.is_empty() {
+                        Vec::new()
+                    } else {
+                        (0..g).map(|i| tg.turns[i % tg.turns.len()].clone()).collect()
+                    },
                 };
                 self.finish(serial, lengths)
             }
@@ -172,6 +230,44 @@ impl Workload {
             for r in &mut g.responses {
                 *r = ((*r as f64 * factor).round() as u64).clamp(1, s.max_response_tokens as u64) as u32;
             }
+        }
+        if let Some(m) = &s.multi_turn {
+            let mut rng = self.streams.indexed("workload/turns", serial);
+            g.turns = g
+                .responses
+                .iter()
+                .map(|&r| {
+                    let n = m.turns.sample(&mut rng, MAX_TURNS).min(r).max(1);
+                    (0..n)
+                        .map(|k| {
+                            let last = k + 1 == n;
+                            Turn {
+                                tokens: if last { r - (r / n) * (n - 1) } else { r / n },
+                                tool_ns: if last {
+                                    0
+                                } else {
+                                    crate::time::secs_to_ns(m.tool_latency_s.quantile(rng.random()).max(0.0))
+                                },
+                                tool_tokens: if last { 0 } else { m.tool_tokens.sample(&mut rng, u32::MAX / 1024) },
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+        } else if !g.turns.is_empty() {
+            let fitted: Vec<Vec<Turn>> = g.turns.iter().zip(&g.responses).map(|(t, &r)| fit_turns(t, r)).collect();
+            g.turns = fitted;
+        }
+        // Truncate tool outputs so that no context outgrows max_context_tokens.
+        for (turns, &r) in g.turns.iter_mut().zip(&g.responses) {
+            let mut budget = s.max_context_tokens.saturating_sub(g.prompt_tokens + r);
+            for t in turns.iter_mut() {
+                t.tool_tokens = t.tool_tokens.min(budget);
+                budget -= t.tool_tokens;
+            }
+        }
+        if g.turns.iter().all(|t| t.len() <= 1) {
+            g.turns.clear();
         }
         g.reward_ns = match &s.reward_s {
             Some(d) => {
@@ -200,6 +296,8 @@ mod tests {
             response_growth_per_step: 0.0,
             reward_s: None,
             reward_batch_s: 0.0,
+            multi_turn: None,
+            max_context_tokens: 150,
         }
     }
 
@@ -251,16 +349,22 @@ mod tests {
             path: "t.csv".into(),
             steps: vec![
                 vec![
-                    TraceGroup { prompt_tokens: 1, responses: vec![10, 11] },
-                    TraceGroup { prompt_tokens: 2, responses: vec![20] },
+                    TraceGroup { prompt_tokens: 1, responses: vec![10, 11], turns: vec![] },
+                    TraceGroup { prompt_tokens: 2, responses: vec![20], turns: vec![] },
                 ],
-                vec![TraceGroup { prompt_tokens: 3, responses: vec![30, 31, 32, 300] }],
+                vec![TraceGroup { prompt_tokens: 3, responses: vec![30, 31, 32, 300], turns: vec![] }],
             ],
         };
         let w = Workload::new(spec(LengthSource::Trace { trace: Arc::new(trace), mode: TraceMode::Replay }), 0);
-        assert_eq!(w.group(0), GroupLengths { prompt_tokens: 1, responses: vec![10, 11, 10], reward_ns: vec![0; 3] });
+        assert_eq!(
+            w.group(0),
+            GroupLengths { prompt_tokens: 1, responses: vec![10, 11, 10], reward_ns: vec![0; 3], turns: vec![] }
+        );
         assert_eq!(w.group(1).prompt_tokens, 2);
-        assert_eq!(w.group(2), GroupLengths { prompt_tokens: 3, responses: vec![30, 31, 32], reward_ns: vec![0; 3] });
+        assert_eq!(
+            w.group(2),
+            GroupLengths { prompt_tokens: 3, responses: vec![30, 31, 32], reward_ns: vec![0; 3], turns: vec![] }
+        );
         assert_eq!(w.group(3).prompt_tokens, 3);
         assert_eq!(w.group(4).prompt_tokens, 1);
     }

@@ -269,3 +269,22 @@ fn a_train_failure_restarts_the_step_after_recovery() {
     assert_eq!(again.last().unwrap().1 - restarted.0, end - start);
     assert!(again.iter().all(|(a, b)| a < b));
 }
+
+/// Multi-turn agents: between turns a trajectory holds no decode slot while its tool runs; every pipeline still
+/// trains every sample whole.
+#[test]
+fn multi_turn_trajectories_wait_for_their_tools_and_lose_nothing() {
+    let two_turns = "workload.multi_turn={turns={kind=\"constant\",tokens=2},tool_latency_s={kind=\"constant\",seconds=10.0},tool_tokens={kind=\"constant\",tokens=300}}";
+    let (_, single) = run(&["pipeline.type=colocated"]);
+    let (_, multi) = run(&["pipeline.type=colocated", two_turns]);
+    assert_eq!(multi.report.summary.counters["tool_calls"], 4 * 16 * 8, "one tool call per trajectory");
+    for (a, b) in single.report.steps.iter().zip(&multi.report.steps) {
+        // Each step's longest trajectory now waits 10 s for its tool (plus the tool output's prefill).
+        let extra = b.duration_s - a.duration_s;
+        assert!((10.0..12.0).contains(&extra), "step {}: {extra} s", a.step);
+    }
+    for p in ["disaggregated", "async", "partial", "seamless"] {
+        let (_, r) = run(&[&format!("pipeline.type={p}"), two_turns, "pipeline.seamless.lend=always"]);
+        assert!(r.report.summary.counters["tool_calls"] >= 4 * 16 * 8, "{p}");
+    }
+}

@@ -29,6 +29,9 @@ struct Params {
     over_provision: f64,
     partial_layout: &'static str,
     lend: &'static str,
+    /// Multi-turn agents (1–3 turns, short tool calls) and MTBF failures.
+    multi_turn: bool,
+    failures: bool,
 }
 
 impl Default for Params {
@@ -52,6 +55,8 @@ impl Default for Params {
             over_provision: 1.5,
             partial_layout: "colocated",
             lend: "gain",
+            multi_turn: false,
+            failures: false,
         }
     }
 }
@@ -104,7 +109,16 @@ layout = "{layout}"
 [pipeline.seamless]
 max_staleness = {eta}
 lend = "{lend}"
-"#,
+{extra}"#,
+        extra = [
+            if p.multi_turn {
+                "[workload.multi_turn]\nturns = { kind = \"quantiles\", points = [[0.0, 1.0], [1.0, 3.0]] }\ntool_latency_s = { kind = \"lognormal\", median = 0.5, sigma = 1.0 }\ntool_tokens = { kind = \"constant\", tokens = 20 }\n"
+            } else {
+                ""
+            },
+            if p.failures { "[failures]\nrecovery_s = 2.0\nmtbf_gpu_hours = 0.01\n" } else { "" },
+        ]
+        .concat(),
         eta = p.max_staleness,
         interruptible = p.interruptible,
         over = p.over_provision,
@@ -133,6 +147,8 @@ fn params() -> impl Strategy<Value = Params> {
             (
                 prop_oneof![Just("colocated"), Just("disaggregated")],
                 prop_oneof![Just("gain"), Just("always"), Just("never")],
+                any::<bool>(),
+                any::<bool>(),
             ),
         ),
         (1u32..3, prop_oneof![Just(2u32), Just(4)]),
@@ -142,7 +158,11 @@ fn params() -> impl Strategy<Value = Params> {
     )
         .prop_map(
             |(
-                (pipeline, (max_staleness, interruptible, over_provision), (partial_layout, lend)),
+                (
+                    pipeline,
+                    (max_staleness, interruptible, over_provision),
+                    (partial_layout, lend, multi_turn, failures),
+                ),
                 (nodes, gpn),
                 (prompts, samples, steps),
                 (median, sigma, max_response),
@@ -167,6 +187,8 @@ fn params() -> impl Strategy<Value = Params> {
                 over_provision,
                 partial_layout,
                 lend,
+                multi_turn,
+                failures,
             },
         )
 }
@@ -202,8 +224,9 @@ proptest! {
             _ => u32::MAX,
         };
         prop_assert!(m.max_staleness <= bound, "staleness {} above {}", m.max_staleness, bound);
-        if p.pipeline == "async" && !p.interruptible {
-            // Non-interruptible updates: every sample is generated under one policy version.
+        if p.pipeline == "async" && !p.interruptible && !p.failures {
+            // Non-interruptible updates: every sample is generated under one policy version (a failure moves
+            // sequences to other workers, whose weights may be newer).
             for t in run.trajectories.all() {
                 prop_assert!(t.segments.windows(2).all(|w| w[0].version == w[1].version));
             }

@@ -182,37 +182,42 @@ impl Streaming {
             return;
         }
         let mut admits: BTreeMap<WorkerId, Vec<TrajId>> = BTreeMap::new();
-        // Sequences paused by a weight update go back to their own worker (no migration).
+        let g = self.samples_per_prompt as u64;
+        let p = self.prompts_per_step as u64;
+        // A paused sequence only goes to a worker whose weights are not older than the version its group started
+        // under, so none of its tokens is older than that (the staleness bound rests on it). Those paused by a
+        // weight update go back to their own worker (no migration); the others to the least-loaded one.
         let mut rest = VecDeque::with_capacity(self.resume.len());
         for (t, home) in std::mem::take(&mut self.resume) {
-            match home.and_then(|h| open.iter_mut().find(|(w, _)| *w == h)) {
-                Some((w, free)) => {
-                    admits.entry(*w).or_default().push(t);
-                    *free = free.saturating_sub(1);
+            let start = self.groups.get(&(t.0 / g)).map_or(0, |gr| gr.start_version);
+            let fits = |w: WorkerId| view.worker(w).weights_version >= start;
+            let at_home = home.and_then(|h| open.iter().position(|(w, _)| *w == h && fits(*w)));
+            let pick = at_home.or_else(|| {
+                (0..open.len())
+                    .filter(|&i| open[i].1 > 0 && fits(open[i].0))
+                    .max_by_key(|&i| (open[i].1, std::cmp::Reverse(open[i].0)))
+            });
+            match pick {
+                Some(i) => {
+                    admits.entry(open[i].0).or_default().push(t);
+                    open[i].1 = open[i].1.saturating_sub(1);
                 }
                 None => rest.push_back((t, None)),
             }
         }
         self.resume = rest;
         let mut next_id = view.trajectories.next_id().0;
-        let g = self.samples_per_prompt as u64;
-        let p = self.prompts_per_step as u64;
         let total = self.steps as u64 * p;
-        loop {
+        while self.admitted_groups < total {
             // The worker with the most free slots (lowest id on ties).
             let most_free =
                 (0..open.len()).filter(|&i| open[i].1 > 0).max_by_key(|&i| (open[i].1, std::cmp::Reverse(open[i].0)));
             let Some(i) = most_free else { break };
             let (w, free) = open[i];
-            if let Some((t, _)) = self.resume.pop_front() {
-                admits.entry(w).or_default().push(t);
-                open[i].1 = free - 1;
-                continue;
-            }
             let version = view.worker(w).weights_version as u64;
-            let capacity = (self.max_staleness as u64 + version + 1) * p;
-            if self.admitted_groups >= total.min(capacity) {
-                break;
+            if self.admitted_groups >= (self.max_staleness as u64 + version + 1) * p {
+                open[i].1 = 0; // the capacity rule stops this worker (its weights are too old); others may go on
+                continue;
             }
             let serial = self.admitted_groups;
             let step = (serial / p) as u32;
