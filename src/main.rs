@@ -88,14 +88,16 @@ enum Cmd {
         #[command(flatten)]
         overrides: Overrides,
     },
-    /// Find the pipeline and knobs (rollout tensor parallelism, rollout/train split) with the highest trained-token
-    /// throughput for this cluster and workload; print the best and write them as ready-to-run scenario files.
+    /// Find the pipeline and knobs (rollout tensor parallelism, rollout/train split, async/seamless staleness bound,
+    /// partial over-provisioning and layout) with the highest trained-token throughput for this cluster and
+    /// workload; print the best and write them as ready-to-run scenario files.
     Search {
         scenario: PathBuf,
         /// Most configurations to simulate (evenly spaced over all of them when there are more).
         #[arg(long, default_value_t = 64)]
         budget: usize,
-        /// Keep only configurations whose samples are at most this many policy versions stale.
+        /// Keep only configurations whose samples are at most this many policy versions stale (async and seamless
+        /// are only tried with bounds within it).
         #[arg(long)]
         max_staleness: Option<u32>,
         /// How many of the best to print and write.
@@ -402,7 +404,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             emit(&format!("{n} points → {}\n", dir.join("sweep.csv").display()));
         }
         Cmd::Search { scenario, budget, max_staleness, top, jobs, out, overrides } => {
-            let (cands, infeasible) = search::candidates(&scenario, &overrides.list())?;
+            let (cands, infeasible) = search::candidates(&scenario, &overrides.list(), max_staleness)?;
             let total = cands.len();
             let cands = search::within_budget(cands, budget.max(1));
             let tried = cands.len();

@@ -1,5 +1,6 @@
 //! `rlsim search`: for a cluster and workload, try the pipelines and their knobs (rollout tensor parallelism, the
-//! rollout/train split) and rank them by trained-token throughput, optionally under a staleness limit.
+//! rollout/train split, the staleness bound of async and seamless, partial's over-provisioning and layout) and
+//! rank them by trained-token throughput, optionally under a staleness limit.
 
 use crate::sweep::simulate_all;
 use anyhow::{bail, Result};
@@ -14,11 +15,47 @@ pub struct Candidate {
     pub scenario: Scenario,
 }
 
-/// Every configuration the scenario's cluster allows: each pipeline type; for automatic layouts each rollout
-/// tensor-parallel degree dividing the node, and for `disaggregated` each split of whole engines (at least one
-/// node's worth... of GPUs left to training when the cluster has more than one node). Configurations that fail
-/// validation (a model that does not fit, a layout a pipeline cannot use) are counted, not tried.
-pub fn candidates(path: &Path, base: &[String]) -> Result<(Vec<Candidate>, usize)> {
+/// The pipeline-specific knobs tried for `kind`: async's and seamless's staleness bound η (only values within
+/// `max_staleness` when given), partial's over-provisioning on either layout. Each entry is a list of `--set`s.
+fn pipeline_knobs(kind: &str, max_staleness: Option<u32>) -> Vec<Vec<String>> {
+    let within = |eta: &u32| max_staleness.is_none_or(|m| *eta <= m);
+    match kind {
+        "async" => [0u32, 1, 2, 4]
+            .iter()
+            .filter(|e| within(e))
+            .map(|e| vec![format!("pipeline.async.max_staleness={e}")])
+            .collect(),
+        "seamless" => [1u32, 2]
+            .iter()
+            .filter(|e| within(e))
+            .map(|e| vec![format!("pipeline.seamless.max_staleness={e}")])
+            .collect(),
+        "partial" => {
+            let mut v = Vec::new();
+            for layout in ["colocated", "disaggregated"] {
+                for over in ["1.25", "1.5", "2.0"] {
+                    v.push(vec![
+                        format!("pipeline.partial.over_provision={over}"),
+                        format!("pipeline.partial.layout={layout}"),
+                    ]);
+                }
+            }
+            v
+        }
+        _ => vec![Vec::new()],
+    }
+}
+
+/// Whether a configuration runs on disjoint rollout and train pools (so the split is a knob).
+fn splits_pools(kind: &str, knobs: &[String]) -> bool {
+    matches!(kind, "disaggregated" | "async" | "seamless") || knobs.iter().any(|k| k.ends_with("layout=disaggregated"))
+}
+
+/// Every configuration the scenario's cluster allows: each pipeline type with its knobs (`pipeline_knobs`); for
+/// automatic layouts each rollout tensor-parallel degree dividing the node, and for split layouts each split of
+/// whole engines. Configurations that fail validation (a model that does not fit, a layout a pipeline cannot use)
+/// are counted, not tried.
+pub fn candidates(path: &Path, base: &[String], max_staleness: Option<u32>) -> Result<(Vec<Candidate>, usize)> {
     let s = Scenario::load(path, base)?;
     let explicit = s.resolved.cluster.workers.is_some();
     let (total, per_node) = (s.cluster.total_gpus(), s.cluster.gpus_per_node);
@@ -26,22 +63,25 @@ pub fn candidates(path: &Path, base: &[String]) -> Result<(Vec<Candidate>, usize
         if explicit { vec![s.rollout.tp] } else { (0..8).map(|k| 1u32 << k).filter(|tp| per_node % tp == 0).collect() };
     let mut sets: Vec<Vec<String>> = Vec::new();
     for kind in PIPELINE_TYPES {
-        for &tp in &tps {
-            let mut one = vec![format!("pipeline.type={kind}")];
-            if !explicit {
-                one.push(format!("rollout.tp={tp}"));
-            }
-            if *kind == "disaggregated" && !explicit {
-                let mut split = tp;
-                while split < total {
-                    let mut with = one.clone();
-                    with.push(format!("pipeline.disaggregated.rollout_gpus={split}"));
-                    sets.push(with);
-                    split += tp.max(total / 16);
-                    split = split.div_ceil(tp) * tp;
+        for knobs in pipeline_knobs(kind, max_staleness) {
+            for &tp in &tps {
+                let mut one = vec![format!("pipeline.type={kind}")];
+                one.extend(knobs.iter().cloned());
+                if !explicit {
+                    one.push(format!("rollout.tp={tp}"));
                 }
-            } else {
-                sets.push(one);
+                if splits_pools(kind, &knobs) && !explicit {
+                    let mut split = tp;
+                    while split < total {
+                        let mut with = one.clone();
+                        with.push(format!("pipeline.disaggregated.rollout_gpus={split}"));
+                        sets.push(with);
+                        split += tp.max(total / 16);
+                        split = split.div_ceil(tp) * tp;
+                    }
+                } else {
+                    sets.push(one);
+                }
             }
         }
     }

@@ -169,15 +169,39 @@ fn compare_runs_one_scenario_under_several_pipelines() {
         "colocated",
         "--pipeline",
         "disaggregated",
+        "--pipeline",
+        "async",
+        "--pipeline",
+        "partial",
+        "--pipeline",
+        "seamless",
         "--out",
         dir.to_str().unwrap(),
     ]);
     assert!(out.contains("1.00x") && out.contains("disaggregated"), "{out}");
     let csv = std::fs::read_to_string(dir.join("compare.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 3, "{csv}");
+    assert_eq!(lines.len(), 6, "{csv}");
     assert!(lines[0].starts_with("scenario,pipeline,gpus,steps,sim_time_s,mean_step_s,tokens_per_s,speedup"));
-    assert!(lines[1].contains(",colocated,") && lines[2].contains(",disaggregated,"));
+    for (line, p) in lines[1..].iter().zip(["colocated", "disaggregated", "async", "partial", "seamless"]) {
+        assert!(line.contains(&format!(",{p},")), "{line}");
+    }
+    // An explicit layout rules some pipelines out: compare says so and runs the others.
+    let out = rlsim(&[
+        "compare",
+        "scenarios/moe-30b-h20-explicit.toml",
+        "--pipeline",
+        "colocated",
+        "--pipeline",
+        "async",
+        "--no-plots",
+        "--out",
+        dir.join("explicit").to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("skipped") && stderr.contains("as colocated"), "{stderr}");
+    assert!(stdout.contains("async") && !stdout.contains(" colocated "), "{stdout}");
     assert!(dir.join("quickstart-colocated/summary.json").exists());
     assert!(dir.join("quickstart-disaggregated/timeline.csv").exists());
     assert!(dir.join("compare.png").exists() && dir.join("compare.svg").exists());
@@ -238,6 +262,45 @@ fn trace_import_reads_polytrace_and_matches_its_published_quantiles() {
     let row = stats.lines().find(|l| l.starts_with("response tokens")).unwrap();
     let nums: Vec<&str> = row.split_whitespace().skip(2).collect();
     assert_eq!(nums[1..], ["465", "1041", "2711", "10112"], "{stats}");
+}
+
+#[test]
+fn trace_import_reads_search_r1_multi_turn_and_the_trace_runs() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/traces/polytrace/search-multiturn");
+    if !src.exists() {
+        eprintln!("skipping: {} not found", src.display());
+        return;
+    }
+    let out = tmp("import-sr1").with_extension("csv");
+    ok(&["trace", "import", src.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.starts_with("step,group,prompt_tokens,response_tokens,turns"), "{}", &text[..80]);
+    // ../shared/traces/README.md: 2.66 turns on average (max 5); tool latency p50 0.18 s.
+    let turns: Vec<usize> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().split(';').filter(|t| !t.is_empty()).count().max(1))
+        .collect();
+    let mean = turns.iter().sum::<usize>() as f64 / turns.len() as f64;
+    assert!((mean - 2.63).abs() < 0.05 && *turns.iter().max().unwrap() == 5, "mean turns {mean}");
+    // The imported trace drives a multi-turn simulation.
+    let run = tmp("sr1-run");
+    let scenario = tmp("sr1-scenario").with_extension("toml");
+    let base =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/search-r1-7b-h100x8.toml"))
+            .unwrap();
+    let head = &base[..base.find("\nresponse_tokens =").unwrap() + 1];
+    std::fs::write(
+        &scenario,
+        format!("{head}steps = 2\ntrace = {{ path = {:?} }}\n[pipeline]\ntype = \"async\"\n", out.to_str().unwrap())
+            .replace("steps = 5\n", ""),
+    )
+    .unwrap();
+    let summary = ok(&["run", scenario.to_str().unwrap(), "--no-plots", "--out", run.to_str().unwrap()]);
+    assert!(summary.contains("search-r1"), "{summary}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert!(s["counters"]["tool_calls"].as_u64().unwrap() > 0, "{s}");
 }
 
 #[test]
@@ -460,5 +523,8 @@ fn search_ranks_configurations_and_writes_runnable_scenarios() {
         on.to_str().unwrap(),
     ]);
     let csv = std::fs::read_to_string(on.join("search.csv")).unwrap();
-    assert!(csv.lines().skip(1).all(|l| l.contains(",colocated,")), "{csv}");
+    // A limit of 0 leaves on-policy configurations: colocated, and async with η = 0.
+    assert!(csv.lines().skip(1).all(|l| l.split(',').nth(5) == Some("0")), "{csv}");
+    assert!(csv.lines().any(|l| l.contains("async.max_staleness=0")), "{csv}");
+    assert!(!csv.contains("async.max_staleness=1") && !csv.contains("type=disaggregated"), "{csv}");
 }
