@@ -19,6 +19,8 @@ pub struct PartialRollout {
     /// Workers whose pause (for the cut) is in flight.
     pausing: BTreeSet<WorkerId>,
     cutting: bool,
+    /// Untrained groups whose every trajectory finished (kept as a count: checked on every finish).
+    complete: usize,
 }
 
 impl PartialRollout {
@@ -31,16 +33,13 @@ impl PartialRollout {
             carried: Vec::new(),
             pausing: BTreeSet::new(),
             cutting: false,
+            complete: 0,
         }
-    }
-
-    fn complete(&self) -> usize {
-        self.groups.values().filter(|&&u| u == 0).count()
     }
 
     /// Enough complete groups are already carried over for a whole batch (the step needs no rollout).
     pub fn batch_complete(&self) -> bool {
-        self.complete() >= self.prompts_per_step as usize
+        self.complete >= self.prompts_per_step as usize
     }
 
     /// Starts a step's rollout on `workers`: the carried trajectories first (spread evenly), then new groups up to
@@ -80,8 +79,11 @@ impl PartialRollout {
     pub fn on_finished(&mut self, t: TrajId) -> bool {
         if let Some(u) = self.groups.get_mut(&(t.0 / self.samples_per_prompt as u64)) {
             *u -= 1;
+            if *u == 0 {
+                self.complete += 1;
+            }
         }
-        !self.cutting && self.complete() >= self.prompts_per_step as usize
+        !self.cutting && self.complete >= self.prompts_per_step as usize
     }
 
     /// Ends the step's rollout: pauses every worker still generating. Returns the Pauses (none: the cut is done).
@@ -109,6 +111,7 @@ impl PartialRollout {
             self.groups.iter().filter(|(_, &u)| u == 0).map(|(&s, _)| s).take(self.prompts_per_step as usize).collect();
         let g = self.samples_per_prompt as u64;
         let mut batch = Vec::with_capacity(serials.len() * g as usize);
+        self.complete -= serials.len();
         for s in serials {
             self.groups.remove(&s);
             batch.extend((s * g..(s + 1) * g).map(TrajId));

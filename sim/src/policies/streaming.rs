@@ -78,6 +78,8 @@ pub struct Streaming {
     placed: BTreeMap<WorkerId, BTreeSet<TrajId>>,
     /// Trajectories being paused to move to a lent worker, with their destination.
     moving: BTreeMap<TrajId, WorkerId>,
+    /// A batch may have become ready since `next_batch` last said no (it sorts the groups: not on every event).
+    batch_check: bool,
 }
 
 fn view_worker_of(event: &Event) -> WorkerId {
@@ -125,6 +127,7 @@ impl Streaming {
             next_lend_check: crate::time::SimTime::ZERO,
             placed: BTreeMap::new(),
             moving: BTreeMap::new(),
+            batch_check: true,
         }
     }
 
@@ -442,13 +445,11 @@ impl Streaming {
             }
             Phase::Running => {}
         }
-        if !self.training && self.steps_started < self.steps {
-            if let Some(batch) = self.next_batch() {
-                if self.lent.is_empty() {
-                    self.train(batch, view, &mut cmds);
-                } else {
-                    self.reclaim(view, &mut cmds);
-                }
+        if !self.training && self.steps_started < self.steps && self.batch_check {
+            match self.next_batch() {
+                Some(batch) if self.lent.is_empty() => self.train(batch, view, &mut cmds),
+                Some(_) => self.reclaim(view, &mut cmds),
+                None => self.batch_check = false,
             }
         }
         self.fill(view, &mut cmds);
@@ -477,6 +478,9 @@ impl Policy for Streaming {
     }
 
     fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
+        if !matches!(event, Event::TrajectoryFinished { .. }) {
+            self.batch_check = true;
+        }
         match event {
             Event::Started | Event::WorkerDrained { .. } | Event::TimerFired { .. } => {}
             Event::TrajectoryFinished { trajectory, .. } => {
@@ -489,6 +493,7 @@ impl Policy for Streaming {
                     // This policy creates every group, one at a time, so group serial = id / samples per prompt.
                     if let Some(g) = self.groups.get_mut(&(trajectory.0 / self.samples_per_prompt as u64)) {
                         g.unfinished -= 1;
+                        self.batch_check |= g.unfinished == 0;
                     }
                 }
             }
