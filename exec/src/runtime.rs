@@ -73,15 +73,19 @@ enum ToWorker {
 }
 
 enum FromWorker {
+    /// `admits_seen`: how many Admit messages the worker had taken in when it sent this, so the driver can tell a
+    /// drain that an Admit still in flight is about to undo.
     Progress {
         worker: WorkerId,
         finished: Vec<SeqOutput>,
         drained: bool,
+        admits_seen: u64,
     },
     Paused {
         worker: WorkerId,
         outputs: Vec<SeqOutput>,
         drained: bool,
+        admits_seen: u64,
     },
     /// The step's timings and the new weights (kept by the driver for workers retagged to rollout later).
     TrainDone {
@@ -182,6 +186,7 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
         };
         // What a colocated switch moved off the device: the state not in use.
         let mut parked: Option<Vec<Tensor>> = None;
+        let mut admits_seen = 0u64;
         let now = || clock.ns();
         let send = |m: FromWorker| {
             let _ = tx.send(m);
@@ -205,7 +210,7 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                 let finished = e.step(&now)?;
                 let drained = e.is_empty();
                 if !finished.is_empty() || drained {
-                    send(FromWorker::Progress { worker: id, finished, drained });
+                    send(FromWorker::Progress { worker: id, finished, drained, admits_seen });
                 }
                 continue;
             };
@@ -213,12 +218,13 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                 ToWorker::Admit(seqs) => {
                     let e = engine.as_mut().ok_or_else(|| candle_core::Error::Msg("no rollout engine".into()))?;
                     seqs.into_iter().for_each(|s| e.enqueue(s));
+                    admits_seen += 1;
                 }
                 ToWorker::Pause(which) => {
                     let e = engine.as_mut().ok_or_else(|| candle_core::Error::Msg("no rollout engine".into()))?;
                     let list = which.unwrap_or_else(|| e.resident());
                     let outputs: Vec<SeqOutput> = list.into_iter().filter_map(|t| e.remove(t)).collect();
-                    send(FromWorker::Paused { worker: id, outputs, drained: e.is_empty() });
+                    send(FromWorker::Paused { worker: id, outputs, drained: e.is_empty(), admits_seen });
                 }
                 ToWorker::Train(samples, reward_wait_ns) => {
                     let t = trainer.as_mut().ok_or_else(|| candle_core::Error::Msg("no trainer".into()))?;
@@ -323,6 +329,10 @@ struct Driver<'a> {
     pending_sync: Option<PendingSync>,
     /// The trainer's weights after its last step (what a worker retagged to rollout loads).
     latest_weights: Option<Arc<Vec<Tensor>>>,
+    /// Admit messages sent to each worker (see `FromWorker::Progress`).
+    admits_sent: Vec<u64>,
+    /// Pauses sent whose `Paused` reply has not come back (a worker that drained on its own still answers).
+    pauses_in_flight: u64,
     /// Events due later (timers, and finished trajectories waiting for their reward), by (time, sequence).
     timers: BTreeMap<(SimTime, u64), Event>,
     /// Reward (verifier) time of each trajectory, by id.
@@ -390,6 +400,8 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         switch_step: BTreeMap::new(),
         pending_sync: None,
         latest_weights: None,
+        admits_sent: vec![0; cluster.workers.len()],
+        pauses_in_flight: 0,
         timers: BTreeMap::new(),
         reward_ns: Vec::new(),
         timer_seq: 0,
@@ -475,6 +487,7 @@ impl Driver<'_> {
         self.states.iter().all(|s| s.activity == Activity::Idle)
             && self.pending_sync.is_none()
             && self.timers.is_empty()
+            && self.pauses_in_flight == 0
     }
 
     fn run(&mut self, rx: &Receiver<FromWorker>) -> Result<(), ExecError> {
@@ -559,7 +572,9 @@ impl Driver<'_> {
 
     fn handle(&mut self, msg: FromWorker) -> Result<(), ExecError> {
         match msg {
-            FromWorker::Progress { worker, finished, drained } => {
+            FromWorker::Progress { worker, finished, drained, admits_seen } => {
+                // A drain reported before the worker took in our latest Admit is not a drain.
+                let drained = drained && admits_seen == self.admits_sent[worker.index()];
                 let now = self.now();
                 for o in &finished {
                     let version = self.record_tokens(worker, o)?;
@@ -593,7 +608,9 @@ impl Driver<'_> {
                 }
                 Ok(())
             }
-            FromWorker::Paused { worker, outputs, drained } => {
+            FromWorker::Paused { worker, outputs, drained, admits_seen } => {
+                self.pauses_in_flight -= 1;
+                let drained = drained && admits_seen == self.admits_sent[worker.index()];
                 let mut paused = Vec::with_capacity(outputs.len());
                 for o in &outputs {
                     let version = self.record_tokens(worker, o)?;
@@ -736,6 +753,14 @@ impl Driver<'_> {
             };
             self.policy.on_event(&event, &view)
         };
+        if std::env::var_os("RLSIM_DEBUG_EVENTS").is_some() {
+            let st: Vec<String> =
+                self.states.iter().map(|w| format!("{:?}/{:?}/{}", w.role, w.activity, w.resident)).collect();
+            eprintln!("{:?} {event:?} -> {} cmds {:?}", self.now(), commands.len(), st);
+            for c in &commands {
+                eprintln!("    {}", c.describe());
+            }
+        }
         for c in commands {
             self.apply(c)?;
         }
@@ -817,6 +842,7 @@ impl Driver<'_> {
                     self.rollout_open[w.index()] = Some((now, self.batch_step[trajectories[0].0 as usize]));
                 }
                 self.states[w.index()].resident += inputs.len();
+                self.admits_sent[w.index()] += 1;
                 let _ = self.to[w.index()].send(ToWorker::Admit(inputs));
             }
             Command::Pause { worker, trajectories } => {
@@ -824,6 +850,7 @@ impl Driver<'_> {
                 if !self.scenario.cluster.worker(w).has_tag("rollout") {
                     return Err(self.invalid(&c, format!("worker `{}` has no rollout engine", self.worker_name(w))));
                 }
+                self.pauses_in_flight += 1;
                 let _ = self.to[w.index()].send(ToWorker::Pause(trajectories.clone()));
             }
             Command::Train { step, workers, trajectories } => {
