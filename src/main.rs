@@ -372,16 +372,31 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Cmd::Check { scenario, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
-            let rollout = s.cluster.with_tag("rollout").count();
+            let rollout = s.cluster.workers.iter().filter(|w| w.start == rlsim_sim::cost::Role::Rollout).count();
             let train_gpus: u32 = s.cluster.with_tag("train").map(|w| w.gpu_count()).sum();
+            let lendable = s
+                .cluster
+                .workers
+                .iter()
+                .filter(|w| w.start == rlsim_sim::cost::Role::Train && w.has_tag("rollout"))
+                .count();
+            let mut gpu_name = s.cluster.gpu.name.clone();
+            if s.cluster.is_heterogeneous() {
+                let mut names: Vec<&str> = s.cluster.workers.iter().map(|w| w.gpu.name.as_str()).collect();
+                names.sort();
+                names.dedup();
+                gpu_name = format!("{gpu_name} (workers on {})", names.join(" + "));
+            }
+            let lend_note =
+                if lendable > 0 { format!(" ({lendable} workers lendable to rollout)") } else { String::new() };
             emit(&format!(
-                "{}: ok — {} ({} GB bf16) on {} node(s) × {} {} ({} GPUs), pipeline {}, {} rollout workers (tp={}), {} train GPUs, {} steps × {} prompts × {} samples\n",
+                "{}: ok — {} ({} GB bf16) on {} node(s) × {} {} ({} GPUs), pipeline {}, {} rollout workers (tp={}), {} train GPUs{lend_note}, {} steps × {} prompts × {} samples\n",
                 scenario.display(),
                 s.model.name,
                 s.model.weight_bytes() / 1e9,
                 s.cluster.nodes,
                 s.cluster.gpus_per_node,
-                s.cluster.gpu.name,
+                gpu_name,
                 s.total_gpus(),
                 s.pipeline.kind,
                 rollout,

@@ -170,3 +170,57 @@ fn missing_or_malformed_profile() {
     let e = Scenario::from_text(&text, &d.join("s.toml"), &[]).unwrap_err().to_string();
     assert_has(&e, &["field `hardware.profile`", "p.toml:3:21:"]);
 }
+
+#[test]
+fn pipeline_knobs_out_of_range_or_unknown() {
+    let e = err(BASE, &["pipeline.type=partial", "pipeline.partial.layout=ring"]);
+    assert_has(
+        &e,
+        &["field `pipeline.partial.layout`", "unknown layout \"ring\"", "\"colocated\" or \"disaggregated\""],
+    );
+    let e = err(BASE, &["pipeline.type=partial", "pipeline.partial.over_provision=0.5"]);
+    assert_has(&e, &["field `pipeline.partial.over_provision`", "in [1, 16]", "got 0.5"]);
+    let e = err(BASE, &["pipeline.type=seamless", "pipeline.seamless.lend=sometimes"]);
+    assert_has(&e, &["field `pipeline.seamless.lend`", "\"gain\", \"always\" or \"never\""]);
+    let e = err(BASE, &["pipeline.type=seamless", "pipeline.seamless.lend_s=-1"]);
+    assert_has(&e, &["field `pipeline.seamless.lend_s`", "got -1"]);
+    let e = err(BASE, &["pipeline.type=async", "pipeline.async.max_staleness=5000"]);
+    assert_has(&e, &["field `pipeline.async.max_staleness`", "at most 1000"]);
+}
+
+#[test]
+fn worker_start_state_and_gpu_must_make_sense() {
+    let workers = "[[cluster.workers]]\nname = \"r\"\ncount = 4\ntags = [\"rollout\"]\nstart = \"train\"\n\n[[cluster.workers]]\nname = \"t\"\ntp = 4\ntags = [\"train\"]\n\n[workload]";
+    let e = err(&BASE.replace("[workload]", workers), &["pipeline.type=disaggregated"]);
+    assert_has(&e, &["field `cluster.workers[0].start`", "\"train\" is not one of the group's tags"]);
+    let e = err(&BASE.replace("[workload]", &workers.replace("start = \"train\"", "gpu = \"B300\"")), &[]);
+    assert_has(&e, &["field `cluster.workers[0].gpu`", "unknown GPU preset \"B300\"", "H100-SXM"]);
+    // seamless needs train workers that can be lent.
+    let e = err(&BASE.replace("[workload]", &workers.replace("start = \"train\"\n", "")), &["pipeline.type=seamless"]);
+    assert_has(&e, &["field `cluster.workers`", "lacks the `rollout` tag", "could never be lent"]);
+}
+
+#[test]
+fn failures_name_real_workers() {
+    let e = err(&format!("{BASE}\n[failures]\nevents = [{{ worker = \"gpu9\", at_s = 3.0 }}]\n"), &[]);
+    assert_has(&e, &["field `failures.events[0].worker`", "no worker named \"gpu9\"", "hybrid0"]);
+    let e = err(&format!("{BASE}\n[failures]\nevents = [{{ worker = \"hybrid0\" }}]\n"), &[]);
+    assert_has(&e, &["field `failures.events[0].at_s`", "missing"]);
+    let e = err(&format!("{BASE}\n[failures]\nmtbf_gpu_hours = 0\n"), &[]);
+    assert_has(&e, &["field `failures.mtbf_gpu_hours`", "positive"]);
+}
+
+#[test]
+fn multi_turn_and_reward_fields_are_checked() {
+    let e = err(BASE, &["workload.reward_s={kind=\"constant\",seconds=-2}"]);
+    assert_has(&e, &["field `workload.reward_s.seconds`", "got -2"]);
+    let e = err(BASE, &["workload.response_growth_per_step=-1.5"]);
+    assert_has(&e, &["field `workload.response_growth_per_step`", "got -1.5"]);
+    let e = err(BASE, &["workload.max_context_tokens=100"]);
+    assert_has(&e, &["field `workload.max_context_tokens`", "below max_prompt_tokens + max_response_tokens"]);
+    let e = err(
+        BASE,
+        &["workload.multi_turn={turns={kind=\"constant\",tokens=2},tool_latency_s={kind=\"lognormal\",median=0,sigma=1},tool_tokens={kind=\"constant\",tokens=10}}"],
+    );
+    assert_has(&e, &["field `workload.multi_turn.tool_latency_s.median`", "positive"]);
+}
