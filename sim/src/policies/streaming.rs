@@ -9,7 +9,8 @@
 //! - Batches: the trainer takes P complete groups in order of the version they started under (any order within a
 //!   version). Together with the capacity rule this bounds staleness: when batch V trains, the groups started at
 //!   version ≤ V−η number at most (V+1)·P, the V·P already trained are all among the oldest, so the rest fit in this
-//!   batch; every trained token is at most η versions old.
+//!   batch; every trained token is at most η versions old. (A paused sequence is only resumed on a worker whose
+//!   weights are not older than its group's start version, so no token is older than that version.)
 //! - Weight update after each train step: `interruptible` pauses every rollout engine, syncs, and re-admits the
 //!   paused sequences (re-prefilled under the new weights); otherwise admission stops, in-flight sequences finish on
 //!   the old weights, and the sync follows once every engine has drained.
@@ -29,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 enum Phase {
     /// Generating and training.
     Running,
-    /// A weight update waits for these many pauses to land.
+    /// A weight update waits for its pauses to land.
     Pausing,
     /// Non-interruptible weight update: waiting for every engine to drain.
     Draining,
@@ -80,13 +81,6 @@ pub struct Streaming {
     moving: BTreeMap<TrajId, WorkerId>,
     /// A batch may have become ready since `next_batch` last said no (it sorts the groups: not on every event).
     batch_check: bool,
-}
-
-fn view_worker_of(event: &Event) -> WorkerId {
-    match event {
-        Event::TrajectoryFinished { worker, .. } => *worker,
-        _ => WorkerId(u32::MAX),
-    }
 }
 
 /// A lent worker takes sequences over from a rollout worker only when it would take at least this many (each move
@@ -370,17 +364,13 @@ impl Streaming {
         if rule == LendRule::Never || !self.rollout_work_waiting(view) {
             return;
         }
+        // Free train workers that are also tagged for rollout (so they can be lent).
         let candidates: Vec<WorkerId> = view
-            .workers
-            .iter()
+            .free_with_tag("train")
+            .into_iter()
             .filter(|w| {
-                w.role == Role::Train
-                    && w.activity == Activity::Idle
-                    && view.cluster.worker(w.id).has_tag("rollout")
-                    && !self.switching.contains(&w.id)
-                    && !self.lent.contains(&w.id)
+                view.cluster.worker(*w).has_tag("rollout") && !self.switching.contains(w) && !self.lent.contains(w)
             })
-            .map(|w| w.id)
             .collect();
         if candidates.is_empty() {
             return;
@@ -483,11 +473,11 @@ impl Policy for Streaming {
         }
         match event {
             Event::Started | Event::WorkerDrained { .. } | Event::TimerFired { .. } => {}
-            Event::TrajectoryFinished { trajectory, .. } => {
+            Event::TrajectoryFinished { trajectory, worker } => {
                 if let Ok(t) = view.trajectories.get(*trajectory) {
                     self.finished_tokens += t.generated as u64;
                     self.finished_count += 1;
-                    if let Some(set) = self.placed.get_mut(&view_worker_of(event)) {
+                    if let Some(set) = self.placed.get_mut(worker) {
                         set.remove(trajectory);
                     }
                     // This policy creates every group, one at a time, so group serial = id / samples per prompt.
