@@ -309,14 +309,7 @@ impl Sim<'_> {
             let done = engine.interrupt(self.now.as_fs());
             let resident: Vec<TrajId> = engine.resident().collect();
             let removed: Vec<Departed> = resident.into_iter().filter_map(|t| engine.remove(t)).collect();
-            for d in &removed {
-                self.tm.add_tokens(d.seq.traj, worker, version, d.new_tokens)?;
-                self.tm.pause(d.seq.traj)?;
-                if d.admitted_fs.is_some() {
-                    self.generate_span(worker, d, version);
-                }
-                paused.push(d.seq.traj);
-            }
+            self.pause_departed(worker, version, &removed, &mut paused)?;
             // Sequences that completed at this very boundary finish normally.
             self.settle_quietly(worker, &done, None, Some(&mut paused))?;
         }
@@ -808,6 +801,26 @@ impl Sim<'_> {
         Ok(drained && self.states[worker.index()].activity == Activity::Idle)
     }
 
+    /// Records sequences taken out of `worker`'s engine mid-generation: their tokens, their generation span, and
+    /// their new status (paused, resumable anywhere); appends them to `paused`.
+    fn pause_departed(
+        &mut self,
+        worker: WorkerId,
+        version: u32,
+        removed: &[Departed],
+        paused: &mut Vec<TrajId>,
+    ) -> Result<(), SimError> {
+        for d in removed {
+            self.tm.add_tokens(d.seq.traj, worker, version, d.new_tokens)?;
+            self.tm.pause(d.seq.traj)?;
+            if d.admitted_fs.is_some() {
+                self.generate_span(worker, d, version);
+            }
+            paused.push(d.seq.traj);
+        }
+        Ok(())
+    }
+
     /// The turn of `t` that ends after `generated` tokens.
     fn finished_turn(&self, t: TrajId, generated: u32) -> crate::trace::Turn {
         let mut end = 0;
@@ -865,14 +878,7 @@ impl Sim<'_> {
             self.tm.pause(t)?;
             paused.push(t);
         }
-        for d in &removed {
-            self.tm.add_tokens(d.seq.traj, worker, version, d.new_tokens)?;
-            self.tm.pause(d.seq.traj)?;
-            if d.admitted_fs.is_some() {
-                self.generate_span(worker, d, version);
-            }
-            paused.push(d.seq.traj);
-        }
+        self.pause_departed(worker, version, &removed, &mut paused)?;
         // As in the real backend: the policy hears of the pause before it hears that the worker drained.
         let drained = self.settle_quietly(worker, &done, next, which.is_none().then_some(&mut paused))?;
         self.dispatch(Event::Paused { worker, trajectories: paused })?;

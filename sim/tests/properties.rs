@@ -245,22 +245,8 @@ proptest! {
 
 #[test]
 fn memory_errors_are_located() {
-    let p = Params {
-        pipeline: "colocated",
-        nodes: 1,
-        gpus_per_node: 2,
-        prompts: 1,
-        samples: 1,
-        steps: 1,
-        median: 10,
-        sigma: 0.5,
-        max_response: 100,
-        prompt: 10,
-        max_num_seqs: 4,
-        kv_tokens: 10,
-        seed: 0,
-        ..Params::default()
-    };
+    // The defaults (1 node × 2 GPUs, 100-token responses), with room for only 10 tokens of KV cache.
+    let p = Params { kv_tokens: 10, ..Params::default() };
     let e = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[]).unwrap_err().to_string();
     assert!(e.starts_with("prop.toml:"), "{e}");
 }
