@@ -179,6 +179,10 @@ enum Cmd {
         /// RL steps to run (default: the scenario's).
         #[arg(long)]
         steps: Option<u32>,
+        /// Repeat each comparison this many times (re-profiling before each run when profiling) and report the
+        /// median error with its range: on a noisy machine one run says little.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
         /// Output folder (default runs/validate-<scenario name>/).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -520,8 +524,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             emit(&profile_table(&p));
             emit(&format!("wrote {}\n", out.display()));
         }
-        Cmd::Validate { scenario, device, pipelines, profile, reprofile, steps, out, overrides } => {
-            validate(&scenario, &device, &pipelines, profile, reprofile, steps, out, &overrides)?
+        Cmd::Validate { scenario, device, pipelines, profile, reprofile, steps, repeat, out, overrides } => {
+            validate(&scenario, &device, &pipelines, profile, reprofile, steps, repeat.max(1), out, &overrides)?
         }
         Cmd::Bench { scenario, steps, repeat, pipelines } => bench(&scenario, steps, repeat.max(1), &pipelines)?,
     }
@@ -588,6 +592,7 @@ fn validate(
     profile: Option<PathBuf>,
     reprofile: bool,
     steps: Option<u32>,
+    repeat: usize,
     out: Option<PathBuf>,
     overrides: &Overrides,
 ) -> Result<()> {
@@ -607,8 +612,10 @@ fn validate(
         _ => None,
     };
     let kinds: Vec<String> = if pipelines.is_empty() { vec![s.pipeline.kind.to_string()] } else { pipelines.to_vec() };
-    let mut rows = Vec::new();
-    for kind in &kinds {
+    let mut runs: Vec<Vec<rlsim_exec::validate::ValidateRow>> = vec![Vec::new(); repeat];
+    for (run, kind) in (0..repeat).flat_map(|r| kinds.iter().map(move |k| (r, k))) {
+        let rows = &mut runs[run];
+        let tag = if repeat > 1 { format!("{kind}-r{}", run + 1) } else { kind.to_string() };
         let mut sets = base.clone();
         sets.push(format!("pipeline.type={kind}"));
         let profile_path = match &given {
@@ -617,7 +624,7 @@ fn validate(
                 emit(&format!("profiling {device} with the scenario's model and the {kind} layout…\n"));
                 let p =
                     rlsim_exec::profile::measure(&Scenario::load(path, &sets)?, device).map_err(anyhow::Error::msg)?;
-                let file = dir.join(format!("profile-{kind}.toml"));
+                let file = dir.join(format!("profile-{tag}.toml"));
                 std::fs::write(&file, p.to_toml(&format!("Measured by `rlsim validate` for the {kind} layout.")))?;
                 emit(&profile_table(&p));
                 std::fs::canonicalize(&file)?
@@ -628,8 +635,8 @@ fn validate(
         let exec = execute(&s, device).with_context(|| format!("running {kind} on {device}"))?;
         let sim = simulate(&s).with_context(|| format!("simulating {kind}"))?;
         let structure = rlsim_exec::validate::compare_structure(&sim.timeline, &exec.timeline);
-        reports::write_run(&dir.join(format!("{kind}-sim")), &sim.report, &sim.timeline, Some(&s.resolved_toml()))?;
-        reports::write_run(&dir.join(format!("{kind}-exec")), &exec.report, &exec.timeline, Some(&s.resolved_toml()))?;
+        reports::write_run(&dir.join(format!("{tag}-sim")), &sim.report, &sim.timeline, Some(&s.resolved_toml()))?;
+        reports::write_run(&dir.join(format!("{tag}-exec")), &exec.report, &exec.timeline, Some(&s.resolved_toml()))?;
         rows.extend(rlsim_exec::validate::compare_reports(kind, &sim.report, &exec.report));
         // colocated and disaggregated decide the same whatever the timing; async, partial and seamless follow the
         // order in which samples finish across workers, so only their promises can be compared.
@@ -643,7 +650,7 @@ fn validate(
             r.max_staleness <= bound && r.discarded_tokens == 0
         };
         emit(&format!(
-            "{kind}: same policy decisions in both backends: {}\n",
+            "{tag}: same policy decisions in both backends: {}\n",
             match (&structure, timing_dependent) {
                 (Ok(()), _) => "yes".to_string(),
                 (Err(_), true) => format!(
@@ -655,18 +662,35 @@ fn validate(
             }
         ));
     }
+    let rows = rlsim_exec::validate::aggregate(&runs);
+    let pct = |metric: &str, e: f64| {
+        if metric == "mean staleness" {
+            format!("{e:+.3}")
+        } else {
+            format!("{:+.1} %", 100.0 * e)
+        }
+    };
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let err = if r.metric == "mean staleness" {
-                format!("{:+.3}", r.error)
-            } else {
-                format!("{:+.1} %", 100.0 * r.error)
-            };
-            vec![r.pipeline.clone(), r.metric.clone(), format!("{:.4}", r.simulated), format!("{:.4}", r.measured), err]
+            let mut row = vec![
+                r.pipeline.clone(),
+                r.metric.clone(),
+                format!("{:.4}", r.simulated),
+                format!("{:.4}", r.measured),
+                pct(&r.metric, r.error),
+            ];
+            if repeat > 1 {
+                row.push(format!("{} … {}", pct(&r.metric, r.error_min), pct(&r.metric, r.error_max)));
+            }
+            row
         })
         .collect();
-    emit(&reports::text_table(&["pipeline", "metric", "simulated", "measured", "error"], &body));
+    let mut header = vec!["pipeline", "metric", "simulated", "measured", "error"];
+    if repeat > 1 {
+        header = vec!["pipeline", "metric", "simulated (median)", "measured (median)", "error (median)", "error range"];
+    }
+    emit(&reports::text_table(&header, &body));
     let csv_path = dir.join("validate.csv");
     let mut w = csv::Writer::from_path(&csv_path)?;
     for r in &rows {

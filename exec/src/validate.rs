@@ -17,12 +17,18 @@ pub struct ValidateRow {
     pub error: f64,
 }
 
+/// The median (the mean of the middle two for an even count; 0 for none).
 fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// The compared metrics of one pipeline.
@@ -61,6 +67,51 @@ pub fn compare_reports(pipeline: &str, sim: &Report, exec: &Report) -> Vec<Valid
         .collect()
 }
 
+/// One metric over several repetitions of the same comparison (`rlsim validate --repeat N`).
+#[derive(Clone, Debug, serde::Serialize, PartialEq)]
+pub struct RepeatedRow {
+    pub pipeline: String,
+    pub metric: String,
+    /// Medians over the repetitions.
+    pub simulated: f64,
+    pub measured: f64,
+    pub error: f64,
+    /// The smallest and largest error seen.
+    pub error_min: f64,
+    pub error_max: f64,
+    pub runs: usize,
+}
+
+/// Medians, per (pipeline, metric) in first-seen order, of the rows of several repetitions.
+pub fn aggregate(runs: &[Vec<ValidateRow>]) -> Vec<RepeatedRow> {
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut by: BTreeMap<(String, String), Vec<&ValidateRow>> = BTreeMap::new();
+    for r in runs.iter().flatten() {
+        let key = (r.pipeline.clone(), r.metric.clone());
+        if !by.contains_key(&key) {
+            order.push(key.clone());
+        }
+        by.entry(key).or_default().push(r);
+    }
+    order
+        .into_iter()
+        .map(|key| {
+            let rows = &by[&key];
+            let errors: Vec<f64> = rows.iter().map(|r| r.error).collect();
+            RepeatedRow {
+                simulated: median(rows.iter().map(|r| r.simulated).collect()),
+                measured: median(rows.iter().map(|r| r.measured).collect()),
+                error: median(errors.clone()),
+                error_min: errors.iter().copied().fold(f64::INFINITY, f64::min),
+                error_max: errors.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                runs: rows.len(),
+                pipeline: key.0,
+                metric: key.1,
+            }
+        })
+        .collect()
+}
+
 /// Checks that two timelines come from the same policy decisions: the same steps, the same trajectories trained in
 /// each step, with the same lengths and the same staleness per sample.
 pub fn compare_structure(a: &Timeline, b: &Timeline) -> Result<(), String> {
@@ -89,4 +140,28 @@ pub fn compare_structure(a: &Timeline, b: &Timeline) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(metric: &str, s: f64, m: f64) -> ValidateRow {
+        ValidateRow { pipeline: "p".into(), metric: metric.into(), simulated: s, measured: m, error: (s - m) / m }
+    }
+
+    #[test]
+    fn repetitions_are_summarised_by_their_median_and_range() {
+        let runs = vec![
+            vec![row("a", 1.0, 1.0), row("b", 2.0, 1.0)],
+            vec![row("a", 1.2, 1.0), row("b", 2.0, 2.0)],
+            vec![row("a", 0.9, 1.0), row("b", 3.0, 2.0)],
+        ];
+        let agg = aggregate(&runs);
+        assert_eq!(agg.len(), 2);
+        assert_eq!((agg[0].metric.as_str(), agg[0].runs), ("a", 3));
+        assert!((agg[0].error - 0.0).abs() < 1e-12);
+        assert!((agg[0].error_min + 0.1).abs() < 1e-12 && (agg[0].error_max - 0.2).abs() < 1e-12);
+        assert!((agg[1].error - 0.5).abs() < 1e-12, "{:?}", agg[1]);
+    }
 }
