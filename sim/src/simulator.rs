@@ -104,6 +104,8 @@ struct Sim<'a> {
     deferred: Vec<Command>,
     /// The train step in progress: (step, workers, tokens, start), kept so a failure can restart it.
     train_running: Option<(u32, Vec<WorkerId>, u64, SimTime)>,
+    /// The step in `train_running` was thrown away by a failure and waits for its workers to be up.
+    train_restart: bool,
     train_epoch: u64,
     /// Failures so far per worker (numbers the MTBF draws) and in all; GPU-nanoseconds of train work lost.
     failures_of: Vec<u64>,
@@ -168,6 +170,7 @@ pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<Sim
         down_since: vec![None; n],
         deferred: Vec::new(),
         train_running: None,
+        train_restart: false,
         train_epoch: 0,
         failures_of: vec![0; n],
         failures: 0,
@@ -338,7 +341,7 @@ impl Sim<'_> {
                 self.states[w.index()].activity = Activity::Idle;
             }
             self.train_running = Some((step, workers, tokens, started));
-            self.deferred.insert(0, Command::Train { step, workers: Vec::new(), trajectories: Vec::new() });
+            self.train_restart = true;
         }
         let st = &mut self.states[worker.index()];
         st.activity = Activity::Down;
@@ -353,20 +356,17 @@ impl Sim<'_> {
         let Some(since) = self.down_since[worker.index()].take() else { return Ok(()) };
         self.span(worker, SpanKind::Down, since, self.now, None, 0);
         self.states[worker.index()].activity = Activity::Idle;
-        // Carry out what waited for it, in order (a restarted train step first).
-        let waiting = std::mem::take(&mut self.deferred);
-        for c in waiting {
-            match c {
-                Command::Train { workers, .. } if workers.is_empty() => {
-                    let (step, workers, tokens, _) = self.train_running.clone().expect("a step to restart");
-                    if workers.iter().any(|w| self.is_down(*w)) {
-                        self.deferred.push(Command::Train { step, workers: Vec::new(), trajectories: Vec::new() });
-                    } else {
-                        self.start_train(step, &workers, tokens);
-                    }
-                }
-                c => self.apply(c)?,
+        // A train step a failure threw away starts again once all its workers are up; then whatever waited for
+        // this worker is carried out, in order (a command still naming a down worker goes back to waiting).
+        if self.train_restart {
+            let (step, workers, tokens, _) = self.train_running.clone().expect("a step to restart");
+            if !workers.iter().any(|w| self.is_down(*w)) {
+                self.train_restart = false;
+                self.start_train(step, &workers, tokens);
             }
+        }
+        for c in std::mem::take(&mut self.deferred) {
+            self.apply(c)?;
         }
         self.schedule_mtbf_failure(worker);
         self.dispatch(Event::WorkerRecovered { worker })
