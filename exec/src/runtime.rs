@@ -333,6 +333,8 @@ struct Driver<'a> {
     admits_sent: Vec<u64>,
     /// Pauses sent whose `Paused` reply has not come back (a worker that drained on its own still answers).
     pauses_in_flight: u64,
+    /// `RLSIM_DEBUG_EVENTS` set: print every event, the worker states and the policy's commands to stderr.
+    debug_events: bool,
     /// Events due later (timers, and finished trajectories waiting for their reward), by (time, sequence).
     timers: BTreeMap<(SimTime, u64), Event>,
     /// Reward (verifier) time of each trajectory, by id.
@@ -402,6 +404,7 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         latest_weights: None,
         admits_sent: vec![0; cluster.workers.len()],
         pauses_in_flight: 0,
+        debug_events: std::env::var_os("RLSIM_DEBUG_EVENTS").is_some(),
         timers: BTreeMap::new(),
         reward_ns: Vec::new(),
         timer_seq: 0,
@@ -753,7 +756,7 @@ impl Driver<'_> {
             };
             self.policy.on_event(&event, &view)
         };
-        if std::env::var_os("RLSIM_DEBUG_EVENTS").is_some() {
+        if self.debug_events {
             let st: Vec<String> =
                 self.states.iter().map(|w| format!("{:?}/{:?}/{}", w.role, w.activity, w.resident)).collect();
             eprintln!("{:?} {event:?} -> {} cmds {:?}", self.now(), commands.len(), st);
