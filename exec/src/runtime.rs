@@ -10,7 +10,7 @@ use crate::trainer::{TrainSample, TrainTimings, Trainer};
 use candle_core::Tensor;
 use rlsim_sim::cluster::WorkerId;
 use rlsim_sim::cost::{CostModel, Role};
-use rlsim_sim::policy::{build_policy, Activity, ClusterView, Command, Event, Policy, WorkerState};
+use rlsim_sim::policy::{build_policy, check_command, Activity, ClusterView, Command, Event, Policy, WorkerState};
 use rlsim_sim::report::{report, Report, RunMeta};
 use rlsim_sim::rng::RngStreams;
 use rlsim_sim::scenario::{LogProbPass, Scenario};
@@ -779,16 +779,9 @@ impl Driver<'_> {
         }
     }
 
-    fn check_idle(&self, c: &Command, w: WorkerId) -> Result<(), ExecError> {
-        let st = self.states.get(w.index()).ok_or_else(|| self.invalid(c, format!("no worker {}", w.0)))?;
-        if st.activity != Activity::Idle {
-            return Err(self.invalid(c, format!("worker `{}` is busy ({:?})", self.worker_name(w), st.activity)));
-        }
-        Ok(())
-    }
-
     fn apply(&mut self, c: Command) -> Result<(), ExecError> {
         let now = self.now();
+        check_command(&c, &self.scenario.cluster, &self.states, now).map_err(|r| self.invalid(&c, r))?;
         match &c {
             Command::CreateGroups { step, groups } => {
                 let s = self.scenario;
@@ -812,17 +805,6 @@ impl Driver<'_> {
             }
             Command::Admit { worker, trajectories } => {
                 let w = *worker;
-                let st = self.states.get(w.index()).ok_or_else(|| self.invalid(&c, format!("no worker {}", w.0)))?;
-                if !self.scenario.cluster.worker(w).has_tag("rollout") || st.role != Role::Rollout {
-                    return Err(
-                        self.invalid(&c, format!("worker `{}` is not holding a rollout engine", self.worker_name(w)))
-                    );
-                }
-                if !matches!(st.activity, Activity::Idle | Activity::RollingOut) {
-                    return Err(
-                        self.invalid(&c, format!("worker `{}` is busy ({:?})", self.worker_name(w), st.activity))
-                    );
-                }
                 if trajectories.is_empty() {
                     return Ok(());
                 }
@@ -850,9 +832,6 @@ impl Driver<'_> {
             }
             Command::Pause { worker, trajectories } => {
                 let w = *worker;
-                if !self.scenario.cluster.worker(w).has_tag("rollout") {
-                    return Err(self.invalid(&c, format!("worker `{}` has no rollout engine", self.worker_name(w))));
-                }
                 self.pauses_in_flight += 1;
                 let _ = self.to[w.index()].send(ToWorker::Pause(trajectories.clone()));
             }
@@ -868,15 +847,6 @@ impl Driver<'_> {
                             self.worker_name(self.trainer_worker)
                         ),
                     ));
-                }
-                for &w in workers {
-                    self.check_idle(&c, w)?;
-                    if !self.scenario.cluster.worker(w).has_tag("train") || self.states[w.index()].role != Role::Train {
-                        return Err(self.invalid(
-                            &c,
-                            format!("worker `{}` is not holding the training state", self.worker_name(w)),
-                        ));
-                    }
                 }
                 let mut samples = Vec::with_capacity(trajectories.len());
                 for &t in trajectories {
@@ -899,9 +869,6 @@ impl Driver<'_> {
                 let _ = self.to[self.trainer_worker.index()].send(ToWorker::Train(samples, reward_wait));
             }
             Command::SyncWeights { step, from, to } => {
-                if from.is_empty() || to.is_empty() {
-                    return Err(self.invalid(&c, "needs at least one source and one target"));
-                }
                 if !from.contains(&self.trainer_worker) {
                     return Err(self.invalid(
                         &c,
@@ -914,14 +881,6 @@ impl Driver<'_> {
                 let mut involved: Vec<WorkerId> = from.iter().chain(to.iter()).copied().collect();
                 involved.sort();
                 involved.dedup();
-                for &w in &involved {
-                    self.check_idle(&c, w)?;
-                }
-                for &w in to {
-                    if !self.scenario.cluster.worker(w).has_tag("rollout") {
-                        return Err(self.invalid(&c, format!("target `{}` has no rollout tag", self.worker_name(w))));
-                    }
-                }
                 for &w in &involved {
                     self.states[w.index()].activity = Activity::Syncing;
                 }
@@ -936,25 +895,11 @@ impl Driver<'_> {
                 let _ = self.to[self.trainer_worker.index()].send(ToWorker::Snapshot);
             }
             Command::Retag { step, worker, to } => {
-                self.check_idle(&c, *worker)?;
-                let w = self.scenario.cluster.worker(*worker);
-                if !w.has_tag(to.name()) {
-                    return Err(self.invalid(&c, format!("worker `{}` has no `{}` tag", w.name, to.name())));
-                }
-                if self.states[worker.index()].role == *to {
-                    return Err(self.invalid(&c, format!("worker `{}` already holds {}", w.name, to.name())));
-                }
-                if self.states[worker.index()].resident > 0 {
-                    return Err(self.invalid(&c, format!("worker `{}` still has trajectories in its engine", w.name)));
-                }
                 self.states[worker.index()].activity = Activity::Switching;
                 self.switch_step.insert(worker.0, *step);
                 let _ = self.to[worker.index()].send(ToWorker::Switch(*to, self.latest_weights.clone()));
             }
             Command::SetTimer { at, id } => {
-                if *at < now {
-                    return Err(self.invalid(&c, "the time is in the past"));
-                }
                 self.timer_seq += 1;
                 self.timers.insert((*at, self.timer_seq), Event::TimerFired { id: *id });
             }

@@ -170,6 +170,79 @@ pub fn build_policy(spec: &PipelineSpec, workload: &WorkloadSpec) -> Box<dyn Pol
     }
 }
 
+/// Checks a command against the cluster and the workers' states, the same way in every backend (a backend adds
+/// only what is its own, e.g. the real backend's single trainer). `Err` is the reason, for the backend's error.
+pub fn check_command(c: &Command, cluster: &Cluster, workers: &[WorkerState], now: SimTime) -> Result<(), String> {
+    let state = |w: WorkerId| workers.get(w.index()).ok_or_else(|| format!("no worker {}", w.0));
+    let name = |w: WorkerId| &cluster.worker(w).name;
+    let idle = |w: WorkerId| -> Result<(), String> {
+        let st = state(w)?;
+        if st.activity != Activity::Idle {
+            return Err(format!("worker `{}` is busy ({:?})", name(w), st.activity));
+        }
+        Ok(())
+    };
+    match c {
+        Command::CreateGroups { .. } => {}
+        Command::Admit { worker, .. } => {
+            let st = state(*worker)?;
+            if !cluster.worker(*worker).has_tag("rollout") || st.role != Role::Rollout {
+                return Err(format!("worker `{}` is not holding a rollout engine", name(*worker)));
+            }
+            if !matches!(st.activity, Activity::Idle | Activity::RollingOut) {
+                return Err(format!("worker `{}` is busy ({:?})", name(*worker), st.activity));
+            }
+        }
+        Command::Train { workers: on, .. } => {
+            if on.is_empty() {
+                return Err("no workers".into());
+            }
+            for &w in on {
+                idle(w)?;
+                if !cluster.worker(w).has_tag("train") || workers[w.index()].role != Role::Train {
+                    return Err(format!("worker `{}` is not holding the training state", name(w)));
+                }
+            }
+        }
+        Command::SyncWeights { from, to, .. } => {
+            if from.is_empty() || to.is_empty() {
+                return Err("needs at least one source and one target".into());
+            }
+            for &w in from.iter().chain(to) {
+                idle(w)?;
+            }
+            if let Some(&w) = to.iter().find(|w| !cluster.worker(**w).has_tag("rollout")) {
+                return Err(format!("target `{}` has no rollout tag", name(w)));
+            }
+        }
+        Command::Retag { worker, to, .. } => {
+            idle(*worker)?;
+            let st = &workers[worker.index()];
+            if !cluster.worker(*worker).has_tag(to.name()) {
+                return Err(format!("worker `{}` has no `{}` tag", name(*worker), to.name()));
+            }
+            if st.role == *to {
+                return Err(format!("worker `{}` already holds {}", name(*worker), to.name()));
+            }
+            if st.resident > 0 {
+                return Err(format!("worker `{}` still has trajectories in its engine", name(*worker)));
+            }
+        }
+        Command::Pause { worker, .. } => {
+            state(*worker)?;
+            if !cluster.worker(*worker).has_tag("rollout") {
+                return Err(format!("worker `{}` has no rollout engine", name(*worker)));
+            }
+        }
+        Command::SetTimer { at, .. } => {
+            if *at < now {
+                return Err("the time is in the past".into());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Spreads trajectories of a failed worker round-robin over the rollout workers that are up and holding rollout
 /// (or back to the failed one, which then waits for its recovery, when no other can take them).
 pub fn readmit_elsewhere(view: &ClusterView, failed: WorkerId, trajectories: &[TrajId]) -> Vec<Command> {
@@ -219,6 +292,60 @@ pub fn admit_groups_evenly(first: TrajId, groups: u32, samples_per_prompt: u32, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::WorkerGroupSpec;
+    use crate::hardware::gpu_preset;
+
+    /// Worker 0 rolls out, worker 1 trains (and may be lent: it carries `rollout` too).
+    fn setup() -> (Cluster, Vec<WorkerState>) {
+        let group = |name: &str, tags: &[&str], start| WorkerGroupSpec {
+            name: name.into(),
+            count: 1,
+            tp: 1,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            start,
+            gpu: None,
+        };
+        let groups = [group("r", &["rollout"], Role::Rollout), group("t", &["train", "rollout"], Role::Train)];
+        let cluster = Cluster::build(gpu_preset("H100-SXM").unwrap(), 1, 2, &groups).unwrap();
+        let states = cluster
+            .workers
+            .iter()
+            .map(|w| WorkerState { id: w.id, role: w.start, activity: Activity::Idle, weights_version: 0, resident: 0 })
+            .collect();
+        (cluster, states)
+    }
+
+    #[test]
+    fn commands_are_checked_the_same_way_for_every_backend() {
+        let (cluster, mut st) = setup();
+        let (r, t) = (WorkerId(0), WorkerId(1));
+        let check = |c: Command, st: &[WorkerState]| check_command(&c, &cluster, st, SimTime(10)).err();
+        let admit = |w| Command::Admit { worker: w, trajectories: vec![] };
+        assert_eq!(check(admit(r), &st), None);
+        assert_eq!(check(admit(t), &st).unwrap(), "worker `t` is not holding a rollout engine");
+        assert_eq!(check(admit(WorkerId(7)), &st).unwrap(), "no worker 7");
+        let train = |w: Vec<WorkerId>| Command::Train { step: 0, workers: w, trajectories: vec![] };
+        assert_eq!(check(train(vec![]), &st).unwrap(), "no workers");
+        assert_eq!(check(train(vec![r]), &st).unwrap(), "worker `r` is not holding the training state");
+        assert_eq!(check(train(vec![t]), &st), None);
+        let sync = |from: Vec<WorkerId>, to: Vec<WorkerId>| Command::SyncWeights { step: 0, from, to };
+        assert_eq!(check(sync(vec![t], vec![]), &st).unwrap(), "needs at least one source and one target");
+        assert_eq!(check(sync(vec![t], vec![r]), &st), None);
+        let retag = |to| Command::Retag { step: 0, worker: r, to };
+        assert_eq!(check(retag(Role::Train), &st).unwrap(), "worker `r` has no `train` tag");
+        assert_eq!(check(retag(Role::Rollout), &st).unwrap(), "worker `r` already holds rollout");
+        assert_eq!(check(Command::Retag { step: 0, worker: t, to: Role::Rollout }, &st), None);
+        assert_eq!(check(Command::SetTimer { at: SimTime(9), id: 0 }, &st).unwrap(), "the time is in the past");
+        // Busy workers and non-empty engines.
+        st[0].activity = Activity::RollingOut;
+        st[0].resident = 3;
+        assert_eq!(check(admit(r), &st), None, "a rolling-out engine takes more");
+        assert_eq!(check(sync(vec![t], vec![r]), &st).unwrap(), "worker `r` is busy (RollingOut)");
+        st[1].role = Role::Rollout;
+        st[1].resident = 2;
+        let back = Command::Retag { step: 0, worker: t, to: Role::Train };
+        assert_eq!(check(back, &st).unwrap(), "worker `t` still has trajectories in its engine");
+    }
 
     #[test]
     fn groups_split_evenly_and_stay_whole() {

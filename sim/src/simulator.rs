@@ -3,7 +3,7 @@
 
 use crate::cluster::WorkerId;
 use crate::cost::{CostModel, Estimates, Role};
-use crate::policy::{build_policy, Activity, ClusterView, Command, Event, Policy, WorkerState};
+use crate::policy::{build_policy, check_command, Activity, ClusterView, Command, Event, Policy, WorkerState};
 use crate::queue::EventQueue;
 use crate::report::{report, Report, RunMeta};
 use crate::rng::RngStreams;
@@ -438,22 +438,6 @@ impl Sim<'_> {
         &self.scenario.cluster.worker(w).name
     }
 
-    fn check_worker(&self, c: &Command, w: WorkerId) -> Result<(), SimError> {
-        if w.index() >= self.states.len() {
-            return Err(self.invalid(c, format!("no worker {}", w.0)));
-        }
-        Ok(())
-    }
-
-    fn check_idle(&self, c: &Command, w: WorkerId) -> Result<(), SimError> {
-        self.check_worker(c, w)?;
-        let st = &self.states[w.index()];
-        if st.activity != Activity::Idle {
-            return Err(self.invalid(c, format!("worker `{}` is busy ({:?})", self.worker_name(w), st.activity)));
-        }
-        Ok(())
-    }
-
     fn apply(&mut self, c: Command) -> Result<(), SimError> {
         // A command that needs a down worker waits for its recovery (the job stalls on it, as a real one would).
         if Self::workers_of(&c).iter().any(|w| self.is_down(*w)) {
@@ -466,6 +450,7 @@ impl Sim<'_> {
                 return self.dispatch(Event::Paused { worker: *worker, trajectories: Vec::new() });
             }
         }
+        check_command(&c, &self.scenario.cluster, &self.states, self.now).map_err(|r| self.invalid(&c, r))?;
         match &c {
             Command::CreateGroups { step, groups } => {
                 for _ in 0..*groups {
@@ -486,20 +471,8 @@ impl Sim<'_> {
                 }
                 Ok(())
             }
-            Command::Admit { worker, trajectories } => self.admit(&c, *worker, trajectories),
+            Command::Admit { worker, trajectories } => self.admit(*worker, trajectories),
             Command::Train { step, workers, trajectories } => {
-                if workers.is_empty() {
-                    return Err(self.invalid(&c, "no workers"));
-                }
-                for &w in workers {
-                    self.check_idle(&c, w)?;
-                    if !self.scenario.cluster.worker(w).has_tag("train") || self.states[w.index()].role != Role::Train {
-                        return Err(self.invalid(
-                            &c,
-                            format!("worker `{}` is not holding the training state", self.worker_name(w)),
-                        ));
-                    }
-                }
                 let mut tokens = 0u64;
                 for &t in trajectories {
                     let tr = self.tm.get(t)?;
@@ -513,17 +486,6 @@ impl Sim<'_> {
                 let mut involved: Vec<WorkerId> = from.iter().chain(to.iter()).copied().collect();
                 involved.sort();
                 involved.dedup();
-                for &w in &involved {
-                    self.check_idle(&c, w)?;
-                }
-                for &w in to {
-                    if !self.scenario.cluster.worker(w).has_tag("rollout") {
-                        return Err(self.invalid(&c, format!("target `{}` has no rollout tag", self.worker_name(w))));
-                    }
-                }
-                if from.is_empty() || to.is_empty() {
-                    return Err(self.invalid(&c, "needs at least one source and one target"));
-                }
                 let d = self.cost.sync_ns(from, to);
                 for &w in &involved {
                     self.span(w, SpanKind::Sync, self.now, self.now.after_ns(d), Some(*step), 0);
@@ -536,19 +498,6 @@ impl Sim<'_> {
                 Ok(())
             }
             Command::Retag { step, worker, to } => {
-                self.check_idle(&c, *worker)?;
-                let w = self.scenario.cluster.worker(*worker);
-                if !w.has_tag(to.name()) {
-                    return Err(self.invalid(&c, format!("worker `{}` has no `{}` tag", w.name, to.name())));
-                }
-                if self.states[worker.index()].role == *to {
-                    return Err(self.invalid(&c, format!("worker `{}` already holds {}", w.name, to.name())));
-                }
-                if self.engines[worker.index()].as_ref().is_some_and(|e| !e.is_empty())
-                    || self.tool_waiting_on[worker.index()] > 0
-                {
-                    return Err(self.invalid(&c, format!("worker `{}` still has trajectories in its engine", w.name)));
-                }
                 let d = self.cost.switch_ns(*worker, *to);
                 self.span(*worker, SpanKind::Switch, self.now, self.now.after_ns(d), Some(*step), 0);
                 self.states[worker.index()].activity = Activity::Switching;
@@ -557,26 +506,14 @@ impl Sim<'_> {
             }
             Command::Pause { worker, trajectories } => self.pause(&c, *worker, trajectories.as_deref()),
             Command::SetTimer { at, id } => {
-                if *at < self.now {
-                    return Err(self.invalid(&c, "the time is in the past"));
-                }
                 self.queue.schedule(*at, Internal::Deliver(Event::TimerFired { id: *id }));
                 Ok(())
             }
         }
     }
 
-    fn admit(&mut self, c: &Command, worker: WorkerId, trajectories: &[TrajId]) -> Result<(), SimError> {
-        self.check_worker(c, worker)?;
-        let st = &self.states[worker.index()];
-        if self.engines[worker.index()].is_none() || st.role != Role::Rollout {
-            return Err(
-                self.invalid(c, format!("worker `{}` is not holding a rollout engine", self.worker_name(worker)))
-            );
-        }
-        if !matches!(st.activity, Activity::Idle | Activity::RollingOut) {
-            return Err(self.invalid(c, format!("worker `{}` is busy ({:?})", self.worker_name(worker), st.activity)));
-        }
+    /// Admits trajectories to a worker (`check_command` has vetted the worker).
+    fn admit(&mut self, worker: WorkerId, trajectories: &[TrajId]) -> Result<(), SimError> {
         if trajectories.is_empty() {
             return Ok(());
         }
@@ -841,11 +778,8 @@ impl Sim<'_> {
         (0..self.tool_wait.len()).filter(|&i| self.tool_wait[i] == Some(worker)).map(|i| TrajId(i as u64)).collect()
     }
 
+    /// Pauses trajectories on a worker (`check_command` has vetted the worker).
     fn pause(&mut self, c: &Command, worker: WorkerId, which: Option<&[TrajId]>) -> Result<(), SimError> {
-        self.check_worker(c, worker)?;
-        if self.engines[worker.index()].is_none() {
-            return Err(self.invalid(c, format!("worker `{}` has no rollout engine", self.worker_name(worker))));
-        }
         let version = self.states[worker.index()].weights_version;
         let engine = self.engines[worker.index()].as_mut().expect("checked");
         // Let the iteration in progress finish; then take the trajectories out at that boundary.
