@@ -565,12 +565,13 @@ impl Driver<'_> {
         self.states[worker.index()].resident = 0;
         if let Some((start, step)) = self.rollout_open[worker.index()].take() {
             let now = self.now();
-            self.span(worker, SpanKind::Rollout, start, now, Some(step));
+            self.span(worker, SpanKind::Rollout, start, now, Some(step), 0);
         }
     }
 
-    fn span(&mut self, w: WorkerId, kind: SpanKind, start: SimTime, end: SimTime, step: Option<u32>) {
-        self.spans.push(Span { worker: w.0, kind, start, end, step, trajectory: None, tokens: 0, version: None });
+    /// Records a worker-activity span (`tokens` processed, for train passes).
+    fn span(&mut self, w: WorkerId, kind: SpanKind, start: SimTime, end: SimTime, step: Option<u32>, tokens: u64) {
+        self.spans.push(Span { worker: w.0, kind, start, end, step, trajectory: None, tokens, version: None });
     }
 
     fn handle(&mut self, msg: FromWorker) -> Result<(), ExecError> {
@@ -635,45 +636,18 @@ impl Driver<'_> {
             FromWorker::TrainDone { timings, weights, reward } => {
                 self.latest_weights = Some(weights);
                 if reward.1 > reward.0 {
-                    let (step, workers) = self.train_running.as_ref().expect("a train step is running");
-                    for &w in workers {
-                        self.spans.push(Span {
-                            worker: w.0,
-                            kind: SpanKind::Reward,
-                            start: SimTime(reward.0),
-                            end: SimTime(reward.1),
-                            step: Some(*step),
-                            trajectory: None,
-                            tokens: 0,
-                            version: None,
-                        });
+                    let (step, workers) = self.train_running.clone().expect("a train step is running");
+                    for w in workers {
+                        self.span(w, SpanKind::Reward, SimTime(reward.0), SimTime(reward.1), Some(step), 0);
                     }
                 }
                 let (step, workers) = self.train_running.take().expect("a train step is running");
                 for &w in &workers {
                     for &(a, b) in &timings.logprob_ns {
-                        self.spans.push(Span {
-                            worker: w.0,
-                            kind: SpanKind::LogProb,
-                            start: SimTime(a),
-                            end: SimTime(b),
-                            step: Some(step),
-                            trajectory: None,
-                            tokens: timings.tokens,
-                            version: None,
-                        });
+                        self.span(w, SpanKind::LogProb, SimTime(a), SimTime(b), Some(step), timings.tokens);
                     }
                     let (a, b) = timings.update_ns;
-                    self.spans.push(Span {
-                        worker: w.0,
-                        kind: SpanKind::Train,
-                        start: SimTime(a),
-                        end: SimTime(b),
-                        step: Some(step),
-                        trajectory: None,
-                        tokens: timings.tokens,
-                        version: None,
-                    });
+                    self.span(w, SpanKind::Train, SimTime(a), SimTime(b), Some(step), timings.tokens);
                     self.states[w.index()].activity = Activity::Idle;
                 }
                 self.trainer_version += 1;
@@ -698,16 +672,8 @@ impl Driver<'_> {
                 let sync = self.pending_sync.take().expect("checked");
                 let now = self.now();
                 for &w in &sync.involved {
-                    self.spans.push(Span {
-                        worker: w.0,
-                        kind: SpanKind::Sync,
-                        start: sync.start,
-                        end: now,
-                        step: Some(sync.step),
-                        trajectory: None,
-                        tokens: 0,
-                        version: Some(sync.version),
-                    });
+                    self.span(w, SpanKind::Sync, sync.start, now, Some(sync.step), 0);
+                    self.spans.last_mut().expect("just pushed").version = Some(sync.version);
                     self.states[w.index()].activity = Activity::Idle;
                 }
                 for &w in &sync.targets {
@@ -717,16 +683,7 @@ impl Driver<'_> {
             }
             FromWorker::Switched { worker, role, start_ns, end_ns } => {
                 let step = self.switch_step.remove(&worker.0);
-                self.spans.push(Span {
-                    worker: worker.0,
-                    kind: SpanKind::Switch,
-                    start: SimTime(start_ns),
-                    end: SimTime(end_ns),
-                    step,
-                    trajectory: None,
-                    tokens: 0,
-                    version: None,
-                });
+                self.span(worker, SpanKind::Switch, SimTime(start_ns), SimTime(end_ns), step, 0);
                 self.states[worker.index()].role = role;
                 self.states[worker.index()].activity = Activity::Idle;
                 if role == Role::Rollout {

@@ -25,6 +25,15 @@ fn register_font() {
     });
 }
 
+/// Tick labels for an axis of whole numbers drawn as floats: the integers, nothing in between.
+fn integer_ticks(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{}", x.round() as i64)
+    } else {
+        String::new()
+    }
+}
+
 /// Colours of the activities, shared by every plot.
 fn activity_color(kind: &str) -> RGBColor {
     match kind {
@@ -255,13 +264,7 @@ fn step_breakdown<DB: DrawingBackend>(root: &Area<DB>, d: &RunData) -> Result<()
         .x_desc("RL step")
         .y_desc("seconds (phases may overlap across steps)")
         .x_labels(n.min(20))
-        .x_label_formatter(&|x| {
-            if (x - x.round()).abs() < 1e-9 {
-                format!("{}", x.round() as i64)
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&integer_ticks)
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(|e| e.to_string())?;
@@ -313,13 +316,7 @@ fn staleness<DB: DrawingBackend>(root: &Area<DB>, d: &RunData) -> Result<(), Str
         .x_desc("policy versions between generating a token and training on it")
         .y_desc("share of trained tokens (%)")
         .x_labels(max_lag as usize + 1)
-        .x_label_formatter(&|x| {
-            if (x - x.round()).abs() < 1e-9 {
-                format!("{}", x.round() as i64)
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&integer_ticks)
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(|e| e.to_string())?;
