@@ -216,3 +216,20 @@ fn an_invalid_command_is_an_error_on_both_backends() {
         );
     }
 }
+
+/// What only the simulator models is refused by the real backend with a message that names the file and field,
+/// never silently ignored.
+#[test]
+fn the_real_backend_refuses_what_it_cannot_run() {
+    let failures = exec_tiny(&["failures={events=[{worker=\"hybrid0\",at_s=0.1}]}"]);
+    let e = execute(&failures, DeviceSpec::Cpu).err().expect("refused").to_string();
+    assert!(e.contains("exec-tiny.toml: field `failures`") && e.contains("simulated only"), "{e}");
+    let agents = exec_tiny(&[
+        "workload.multi_turn={turns={kind=\"constant\",tokens=2},tool_latency_s={kind=\"constant\",seconds=0.01},tool_tokens={kind=\"constant\",tokens=2}}",
+    ]);
+    let e = execute(&agents, DeviceSpec::Cpu).err().expect("refused").to_string();
+    assert!(e.contains("exec-tiny.toml: field `workload`") && e.contains("multi-turn"), "{e}");
+    // The simulator runs both.
+    simulate(&failures).unwrap();
+    simulate(&agents).unwrap();
+}

@@ -96,8 +96,9 @@ struct Sim<'a> {
     train_steps_done: u32,
     spans: Vec<Span>,
     events: u64,
-    /// Reused by every engine tick for the trajectories that finished.
+    /// Reused by every engine tick for the sequences that left the engine, and for those that finished.
     departed: Vec<Departed>,
+    finished_buf: Vec<TrajId>,
     /// When each down worker failed.
     down_since: Vec<Option<SimTime>>,
     /// Commands that name a down worker, carried out when all their workers are up again (in order).
@@ -167,6 +168,7 @@ pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<Sim
         spans: Vec::new(),
         events: 0,
         departed: Vec::new(),
+        finished_buf: Vec::new(),
         down_since: vec![None; n],
         deferred: Vec::new(),
         train_running: None,
@@ -372,13 +374,13 @@ impl Sim<'_> {
         self.dispatch(Event::WorkerRecovered { worker })
     }
 
-    /// Workers a command needs.
-    fn workers_of(c: &Command) -> Vec<WorkerId> {
+    /// Whether a command needs a worker that is down (checked on every command: no allocation).
+    fn needs_down_worker(&self, c: &Command) -> bool {
         match c {
-            Command::Admit { worker, .. } | Command::Retag { worker, .. } => vec![*worker],
-            Command::Train { workers, .. } => workers.clone(),
-            Command::SyncWeights { from, to, .. } => from.iter().chain(to).copied().collect(),
-            Command::CreateGroups { .. } | Command::SetTimer { .. } | Command::Pause { .. } => Vec::new(),
+            Command::Admit { worker, .. } | Command::Retag { worker, .. } => self.is_down(*worker),
+            Command::Train { workers, .. } => workers.iter().any(|w| self.is_down(*w)),
+            Command::SyncWeights { from, to, .. } => from.iter().chain(to).any(|w| self.is_down(*w)),
+            Command::CreateGroups { .. } | Command::SetTimer { .. } | Command::Pause { .. } => false,
         }
     }
 
@@ -440,7 +442,7 @@ impl Sim<'_> {
 
     fn apply(&mut self, c: Command) -> Result<(), SimError> {
         // A command that needs a down worker waits for its recovery (the job stalls on it, as a real one would).
-        if Self::workers_of(&c).iter().any(|w| self.is_down(*w)) {
+        if self.needs_down_worker(&c) {
             self.deferred.push(c);
             return Ok(());
         }
@@ -691,7 +693,9 @@ impl Sim<'_> {
                 Internal::EngineTick { worker, epoch: self.epochs[worker.index()] },
             );
         }
-        let mut finished = Vec::with_capacity(done.len());
+        // A reused buffer (taken, so a nested settle gets its own): no allocation per engine tick.
+        let mut finished = std::mem::take(&mut self.finished_buf);
+        finished.clear();
         for d in done {
             let t = d.seq.traj;
             self.tm.add_tokens(t, worker, version, d.new_tokens)?;
@@ -725,7 +729,7 @@ impl Sim<'_> {
                 self.span(worker, SpanKind::Rollout, start, self.now, Some(step), 0);
             }
         }
-        for t in finished {
+        for &t in &finished {
             match self.reward_ns[t.0 as usize] {
                 0 => self.dispatch(Event::TrajectoryFinished { trajectory: t, worker })?,
                 // The verifier scores it off the GPU; the policy hears of it when the reward is known.
@@ -735,6 +739,7 @@ impl Sim<'_> {
                 }
             }
         }
+        self.finished_buf = finished;
         Ok(drained && self.states[worker.index()].activity == Activity::Idle)
     }
 

@@ -423,18 +423,12 @@ pub fn read_search_r1(inputs: &[PathBuf]) -> Result<Trace, TraceError> {
                 };
                 turns.push(Turn { tokens, tool_ns, tool_tokens });
             }
-            // The last turn must generate; an empty final turn is folded into the previous one's count.
-            while turns.len() > 1 && turns.last().is_some_and(|t| t.tokens == 0) {
-                turns.pop();
-                if let Some(t) = turns.last_mut() {
-                    t.tool_ns = 0;
-                    t.tool_tokens = 0;
-                }
-            }
             let total: u32 = turns.iter().map(|t| t.tokens).sum();
             if total == 0 || prompt == 0 {
                 return Err(at("turns", "the trajectory generates no token (or has an empty prompt)".into()));
             }
+            // Turns that generate nothing fold into the previous tool call (as the workload does).
+            let turns = crate::workload::fit_turns(&turns, total);
             let e = groups.entry((step, group)).or_insert((prompt, Vec::new()));
             e.1.push((total, turns));
         }

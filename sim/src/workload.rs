@@ -145,15 +145,23 @@ pub fn fit_turns(turns: &[Turn], total: u32) -> Vec<Turn> {
         last.tool_ns = 0;
         last.tool_tokens = 0;
     }
-    // A zero-token turn before a tool call is legal (the model calls a tool at once); a zero-token end is not.
-    while out.len() > 1 && out.last().is_some_and(|t| t.tokens == 0) {
-        out.pop();
-        if let Some(last) = out.last_mut() {
-            last.tool_ns = 0;
-            last.tool_tokens = 0;
+    // A turn that generates nothing only forwards to another tool call: fold its call into the previous turn's (one
+    // longer wait, one larger output), so every turn the engine runs generates; a trailing empty turn is dropped.
+    let mut merged: Vec<Turn> = Vec::with_capacity(out.len());
+    for t in out {
+        match merged.last_mut() {
+            Some(prev) if t.tokens == 0 => {
+                prev.tool_ns += t.tool_ns;
+                prev.tool_tokens += t.tool_tokens;
+            }
+            _ => merged.push(t),
         }
     }
-    out
+    if let Some(last) = merged.last_mut() {
+        last.tool_ns = 0;
+        last.tool_tokens = 0;
+    }
+    merged
 }
 
 /// Lengths of one prompt group.
@@ -341,6 +349,17 @@ mod tests {
         assert_eq!(w.group(5).responses, vec![45, 45, 45]);
         assert_eq!(w.group(40).responses, vec![100, 100, 100], "capped");
         assert_eq!(w.group(1).reward_ns, vec![1_500_000_000; 3]);
+    }
+
+    #[test]
+    fn turns_fit_their_length_and_empty_turns_fold_into_the_previous_call() {
+        let t = |tokens, tool_ns, tool_tokens| Turn { tokens, tool_ns, tool_tokens };
+        let turns = [t(4, 10, 7), t(0, 5, 3), t(6, 0, 0)];
+        assert_eq!(fit_turns(&turns, 10), vec![t(4, 15, 10), t(6, 0, 0)]);
+        // Cut by a cap: the turn that reaches it ends the trajectory, with no tool call after it.
+        assert_eq!(fit_turns(&turns, 4), vec![t(4, 0, 0)]);
+        // Lengthened by drift: the surplus goes to the last turn.
+        assert_eq!(fit_turns(&turns, 12), vec![t(4, 15, 10), t(8, 0, 0)]);
     }
 
     #[test]
