@@ -190,6 +190,23 @@ enum Cmd {
         overrides: Overrides,
     },
     /// Time the simulator on a scenario: events per second and wall time (release builds give the real figure).
+    /// Simulate every published measurement in scenarios/fidelity/ (each file's `[published]` table) and print
+    /// published against simulated per step, per phase and per speed-up with the relative error; writes
+    /// fidelity.csv and fidelity.png/.svg (simulated against published, y = x) to --out (default runs/fidelity/).
+    /// Exits 1 when an error exceeds the tolerance its file states.
+    Fidelity {
+        /// Folder of fidelity scenarios.
+        #[arg(default_value = "scenarios/fidelity")]
+        dir: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Skip the PNG/SVG plot.
+        #[arg(long)]
+        no_plots: bool,
+        /// What if: apply these overrides to every case (e.g. --set training.mfu=0.5); the tolerances stay.
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     Bench {
         /// Scenario to time (default scenarios/dapo-32b-h800x64.toml).
         #[arg(default_value = "scenarios/dapo-32b-h800x64.toml")]
@@ -394,7 +411,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let lend_note =
                 if lendable > 0 { format!(" ({lendable} workers lendable to rollout)") } else { String::new() };
             emit(&format!(
-                "{}: ok — {} ({} GB bf16) on {} node(s) × {} {} ({} GPUs), pipeline {}, {} rollout workers (tp={}), {} train GPUs{lend_note}, {} steps × {} prompts × {} samples\n",
+                "{}: ok — {} ({} GB bf16) on {} node(s) × {} {} ({} GPUs), pipeline {}, {} rollout workers (tp={}), {} train GPUs{lend_note}, {} steps × {} prompts × {} samples, framework {} ({})\n",
                 scenario.display(),
                 s.model.name,
                 s.model.weight_bytes() / 1e9,
@@ -408,7 +425,9 @@ fn dispatch(cli: Cli) -> Result<()> {
                 train_gpus,
                 s.workload.steps,
                 s.workload.prompts_per_step,
-                s.workload.samples_per_prompt
+                s.workload.samples_per_prompt,
+                s.framework.name,
+                if s.framework.cuda_graphs { "CUDA-graph decode" } else { "eager decode" },
             ));
         }
         Cmd::Trace { command } => trace_command(command)?,
@@ -528,6 +547,12 @@ fn dispatch(cli: Cli) -> Result<()> {
             validate(&scenario, &device, &pipelines, profile, reprofile, steps, repeat.max(1), out, &overrides)?
         }
         Cmd::Bench { scenario, steps, repeat, pipelines } => bench(&scenario, steps, repeat.max(1), &pipelines)?,
+        Cmd::Fidelity { dir, out, no_plots, overrides } => {
+            let out = out.unwrap_or_else(|| PathBuf::from("runs/fidelity"));
+            if !fidelity(&dir, &out, no_plots, &overrides.list())? {
+                std::process::exit(1);
+            }
+        }
     }
     Ok(())
 }
@@ -644,7 +669,7 @@ fn validate(
             matches!(s.pipeline.kind, PipelineKind::Async | PipelineKind::Partial | PipelineKind::Seamless);
         let promises = |r: &rlsim_sim::report::Summary| {
             let bound = match s.pipeline.kind {
-                PipelineKind::Async | PipelineKind::Seamless => s.pipeline.max_staleness,
+                PipelineKind::Async | PipelineKind::Seamless => s.pipeline.staleness_bound().unwrap_or(u32::MAX),
                 _ => u32::MAX,
             };
             r.max_staleness <= bound && r.discarded_tokens == 0
@@ -775,6 +800,75 @@ fn trace_command(cmd: TraceCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs the fidelity suite; true when every error is within its tolerance.
+fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Result<bool> {
+    use rayon::prelude::*;
+    use rlsim_sim::fidelity::{case_files, compare, run_case};
+    let files = case_files(dir)?;
+    if files.is_empty() {
+        bail!("{}: no fidelity scenarios (*.toml) here", dir.display());
+    }
+    let results: Vec<_> = files.par_iter().map(|f| run_case(f, overrides)).collect();
+    let mut cases = Vec::new();
+    for r in results {
+        cases.push(r?.0);
+    }
+    let rows = compare(&cases)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let csv_path = out.join("fidelity.csv");
+    let mut w = csv::Writer::from_path(&csv_path).with_context(|| format!("writing {}", csv_path.display()))?;
+    w.write_record(["case", "quantity", "published", "simulated", "error", "tolerance", "within"])?;
+    let mut table = Vec::new();
+    for r in &rows {
+        let unit = if r.quantity.starts_with("speedup") { "×" } else { " s" };
+        w.write_record([
+            r.case.clone(),
+            r.quantity.clone(),
+            format!("{:.4}", r.published),
+            format!("{:.4}", r.simulated),
+            format!("{:.4}", r.error()),
+            format!("{:.4}", r.tolerance),
+            r.within().to_string(),
+        ])?;
+        table.push(vec![
+            r.case.clone(),
+            r.quantity.clone(),
+            format!("{:.2}{unit}", r.published),
+            format!("{:.2}{unit}", r.simulated),
+            format!("{:+.1} %", 100.0 * r.error()),
+            format!("±{:.0} %", 100.0 * r.tolerance),
+            if r.within() { "ok".into() } else { "OUTSIDE".into() },
+        ]);
+    }
+    w.flush()?;
+    print!("{}", reports::text_table(&["case", "quantity", "published", "rlsim", "error", "tolerance", ""], &table));
+    let outside = rows.iter().filter(|r| !r.within()).count();
+    let mean_abs = rows.iter().map(|r| r.error().abs()).sum::<f64>() / rows.len().max(1) as f64;
+    println!(
+        "{} cases, {} comparisons, mean |error| {:.1} %, {} outside tolerance",
+        cases.len(),
+        rows.len(),
+        100.0 * mean_abs,
+        outside
+    );
+    eprintln!("wrote {}", csv_path.display());
+    if !no_plots {
+        let points: Vec<reports::plots::FidelityPoint> = rows
+            .iter()
+            .map(|r| reports::plots::FidelityPoint {
+                published: r.published,
+                simulated: r.simulated,
+                speedup: r.quantity.starts_with("speedup"),
+                within: r.error().abs() <= 0.15,
+            })
+            .collect();
+        for f in reports::plots::plot_fidelity(out, &points)? {
+            eprintln!("wrote {}", f.display());
+        }
+    }
+    Ok(outside == 0)
 }
 
 fn bench(path: &Path, steps: u32, repeat: u32, pipelines: &[String]) -> Result<()> {

@@ -38,7 +38,7 @@ fn check_invariants(s: &Scenario, run: &SimRun) {
     let bound = match s.pipeline.kind {
         PipelineKind::Colocated => Some(0),
         PipelineKind::Disaggregated => Some(1),
-        PipelineKind::Async | PipelineKind::Seamless => Some(s.pipeline.max_staleness),
+        PipelineKind::Async | PipelineKind::Seamless => s.pipeline.staleness_bound(),
         // Carried-over samples may span several versions; partial's promise is that it discards nothing.
         PipelineKind::Partial => None,
     };

@@ -311,7 +311,7 @@ struct PendingSync {
 struct Driver<'a> {
     scenario: &'a Scenario,
     policy: Box<dyn Policy>,
-    cost: CostModel,
+    cost: Box<dyn CostModel>,
     workload: Workload,
     streams: RngStreams,
     clock: Clock,
@@ -382,7 +382,7 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
     let mut driver = Driver {
         scenario,
         policy,
-        cost: CostModel::new(scenario),
+        cost: rlsim_sim::cost::cost_model(scenario),
         workload: Workload::new(scenario.workload.clone(), scenario.seed),
         streams: RngStreams::new(scenario.seed),
         clock,
@@ -709,7 +709,7 @@ impl Driver<'_> {
                 trajectories: &self.tm,
                 trainer_version: self.trainer_version,
                 workload: &self.scenario.workload,
-                estimates: &self.cost,
+                estimates: &*self.cost,
             };
             self.policy.on_event(&event, &view)
         };

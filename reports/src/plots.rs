@@ -562,3 +562,70 @@ pub fn plot_sweep(
     }
     Ok(out)
 }
+
+/// One point of the fidelity plot: a published figure and the simulator's, whether it is a speed-up (not drawn:
+/// the axes are seconds), and whether it is within ±15 %.
+pub struct FidelityPoint {
+    pub published: f64,
+    pub simulated: f64,
+    pub speedup: bool,
+    pub within: bool,
+}
+
+fn fidelity_scatter<DB: DrawingBackend>(root: &Area<DB>, points: &[FidelityPoint]) -> Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let secs: Vec<&FidelityPoint> = points.iter().filter(|p| !p.speedup).collect();
+    let lo = secs.iter().map(|p| p.published.min(p.simulated)).fold(f64::INFINITY, f64::min).max(0.1);
+    let hi = secs.iter().map(|p| p.published.max(p.simulated)).fold(1.0, f64::max);
+    let (lo, hi) = ((lo / 1.5).max(0.05), hi * 1.5);
+    let mut chart = ChartBuilder::on(root)
+        .caption("Simulated against published, seconds (one point per step or phase)", ("sans-serif", 20))
+        .margin(14)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d((lo..hi).log_scale(), (lo..hi).log_scale())
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .disable_y_mesh()
+        .x_desc("published, s")
+        .y_desc("rlsim, s")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let grey = RGBColor(120, 120, 120);
+    chart
+        .draw_series(LineSeries::new([(lo, lo), (hi, hi)], grey.stroke_width(2)))
+        .map_err(|e| e.to_string())?
+        .label("y = x")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], grey.stroke_width(2)));
+    for (band, style) in [(1.15, grey.mix(0.5)), (1.0 / 1.15, grey.mix(0.5))] {
+        chart
+            .draw_series(LineSeries::new([(lo, lo * band), (hi, hi * band)], style.stroke_width(1)))
+            .map_err(|e| e.to_string())?;
+    }
+    let ok = RGBColor(31, 119, 180);
+    let miss = RGBColor(214, 39, 40);
+    for (within, color, label) in [(true, ok, "within ±15 %"), (false, miss, "outside ±15 %")] {
+        let pts: Vec<(f64, f64)> =
+            secs.iter().filter(|p| p.within == within).map(|p| (p.published, p.simulated)).collect();
+        if pts.is_empty() {
+            continue;
+        }
+        chart
+            .draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 5, color.filled())))
+            .map_err(|e| e.to_string())?
+            .label(label)
+            .legend(move |(x, y)| Circle::new((x + 7, y), 5, color.filled()));
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    Ok(())
+}
+
+/// Draws `fidelity.png/.svg`: simulated against published seconds on log axes, with y = x and ±15 % lines.
+pub fn plot_fidelity(dir: &Path, points: &[FidelityPoint]) -> Result<Vec<PathBuf>, PlotError> {
+    render(dir, "fidelity", (820, 760), &|a| fidelity_scatter(a, points), &|a| fidelity_scatter(a, points))
+}

@@ -23,7 +23,7 @@ pub struct GpuSpec {
 }
 
 /// Names of the built-in GPU presets.
-pub const GPU_PRESETS: &[&str] = &["H100-SXM", "H800", "H20", "H200", "A100-80G"];
+pub const GPU_PRESETS: &[&str] = &["H100-SXM", "H800", "H20", "H200", "A100-80G", "MI300X"];
 
 /// (name, bf16 TFLOP/s, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)
 type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64);
@@ -38,14 +38,19 @@ type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64);
 /// early-2026 ranges agree (H100 SXM 2.49–3.99, A100 80GB 1.49–2.49). H800 and H20 are sold for the Chinese market
 /// and no public on-demand list price was found: H800 is priced as the H100 it derives from, H20 at the A100's
 /// figure (an estimate, not a quote). Set `cluster.price_per_gpu_hour` to your own rate.
+///
+/// MI300X (AMD's datasheet): 1,307 TFLOP/s dense bf16, 5.3 TB/s HBM3, 192 GB; Infinity Fabric 7 links × 64 GB/s per
+/// direction = 448 GB/s to the other seven GPUs of an 8-GPU platform; PCIe Gen5 as for Hopper; one 400 Gbit/s NIC per
+/// GPU; priced at the H100's 3.00 (an estimate: specialty clouds list MI300X at or below H100 rates).
 pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
     // (name, bf16 TFLOP/s, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)
-    let rows: [GpuRow; 5] = [
+    let rows: [GpuRow; 6] = [
         ("H100-SXM", 989.0, 3350.0, 80.0, 450.0, 50.0, 400.0, 3.00),
         ("H800", 989.0, 3350.0, 80.0, 200.0, 50.0, 400.0, 3.00),
         ("H20", 148.0, 4000.0, 96.0, 450.0, 50.0, 400.0, 1.30),
         ("H200", 989.0, 4800.0, 141.0, 450.0, 50.0, 400.0, 4.00),
         ("A100-80G", 312.0, 2039.0, 80.0, 300.0, 25.0, 200.0, 1.30),
+        ("MI300X", 1307.0, 5300.0, 192.0, 448.0, 50.0, 400.0, 3.00),
     ];
     rows.iter().find(|r| r.0.eq_ignore_ascii_case(name)).map(|r| GpuSpec {
         name: r.0.to_string(),

@@ -1,6 +1,7 @@
 //! rlsim-sim: the discrete-event simulator of RL post-training pipelines for LLMs.
 
 pub mod cluster;
+pub mod framework;
 pub mod hardware;
 pub mod model;
 pub mod queue;
@@ -14,11 +15,15 @@ pub mod workload;
 
 /// Cost models: formulas that turn work into durations (documented in docs/cost-model.md).
 pub mod costs {
+    pub mod analytic;
     pub mod decode;
     pub mod memory;
+    pub mod profiled;
+    pub mod train;
 }
 
 pub mod cost;
+pub mod fidelity;
 pub mod policies;
 pub mod policy;
 pub mod profile;

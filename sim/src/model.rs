@@ -19,6 +19,12 @@ pub struct ModelSpec {
     pub kv_heads: u32,
     pub head_dim: u32,
     pub vocab: u32,
+    /// Routed experts per MoE layer (0 for dense models).
+    #[serde(default)]
+    pub experts: u32,
+    /// Experts each token is routed to (0 for dense models).
+    #[serde(default)]
+    pub experts_per_token: u32,
 }
 
 impl ModelSpec {
@@ -45,23 +51,47 @@ impl ModelSpec {
     pub fn is_moe(&self) -> bool {
         self.active_params_b < self.params_b
     }
+
+    /// Parameters held by routed experts, billions: the inactive ones are (E − k)/E of them, so
+    /// experts = (N − N_active)·E/(E − k). Zero for dense models or when the expert counts are unknown.
+    pub fn expert_params_b(&self) -> f64 {
+        if !self.is_moe() || self.experts == 0 || self.experts_per_token >= self.experts {
+            return 0.0;
+        }
+        let (e, k) = (self.experts as f64, self.experts_per_token as f64);
+        ((self.params_b - self.active_params_b) * e / (e - k)).min(self.params_b)
+    }
+
+    /// Share of the routed experts' weights one decode iteration of `batch` tokens reads: each expert is touched
+    /// with probability 1 − (1 − k/E)^B (uniform routing). A model whose expert counts are unknown reads them all.
+    pub fn expert_read_fraction(&self, batch: u64) -> f64 {
+        if self.experts == 0 || self.experts_per_token == 0 {
+            return 1.0;
+        }
+        let miss = 1.0 - self.experts_per_token as f64 / self.experts as f64;
+        1.0 - miss.powi(batch.min(i32::MAX as u64) as i32)
+    }
 }
 
 /// Names of the built-in model presets.
-pub const MODEL_PRESETS: &[&str] = &["Qwen2.5-7B", "Qwen2.5-32B", "Llama-3-8B", "Llama-3-70B", "Qwen3-30B-A3B"];
+pub const MODEL_PRESETS: &[&str] =
+    &["Qwen2.5-7B", "Qwen2.5-32B", "Llama-3-8B", "Llama-3-70B", "Qwen3-8B", "Qwen3-30B-A3B", "Qwen3-235B-A22B"];
 
-/// (name, params_b, active_params_b, layers, hidden, heads, kv_heads, head_dim, vocab)
-type ModelRow = (&'static str, f64, f64, u32, u32, u32, u32, u32, u32);
+/// (name, params_b, active_params_b, layers, hidden, heads, kv_heads, head_dim, vocab, experts, experts_per_token)
+type ModelRow = (&'static str, f64, f64, u32, u32, u32, u32, u32, u32, u32, u32);
 
 /// A built-in model by name (case-insensitive), from the models' published configs.
 pub fn model_preset(name: &str) -> Option<ModelSpec> {
     // From each model's config.json.
-    let rows: [ModelRow; 5] = [
-        ("Qwen2.5-7B", 7.62, 7.62, 28, 3584, 28, 4, 128, 152_064),
-        ("Qwen2.5-32B", 32.8, 32.8, 64, 5120, 40, 8, 128, 152_064),
-        ("Llama-3-8B", 8.03, 8.03, 32, 4096, 32, 8, 128, 128_256),
-        ("Llama-3-70B", 70.6, 70.6, 80, 8192, 64, 8, 128, 128_256),
-        ("Qwen3-30B-A3B", 30.5, 3.3, 48, 2048, 32, 4, 128, 151_936),
+    // Qwen2.5-Math-7B has Qwen2.5-7B's architecture (use that preset).
+    let rows: [ModelRow; 7] = [
+        ("Qwen2.5-7B", 7.62, 7.62, 28, 3584, 28, 4, 128, 152_064, 0, 0),
+        ("Qwen2.5-32B", 32.8, 32.8, 64, 5120, 40, 8, 128, 152_064, 0, 0),
+        ("Llama-3-8B", 8.03, 8.03, 32, 4096, 32, 8, 128, 128_256, 0, 0),
+        ("Llama-3-70B", 70.6, 70.6, 80, 8192, 64, 8, 128, 128_256, 0, 0),
+        ("Qwen3-8B", 8.19, 8.19, 36, 4096, 32, 8, 128, 151_936, 0, 0),
+        ("Qwen3-30B-A3B", 30.5, 3.3, 48, 2048, 32, 4, 128, 151_936, 128, 8),
+        ("Qwen3-235B-A22B", 235.1, 22.2, 94, 4096, 64, 4, 128, 151_936, 128, 8),
     ];
     rows.iter().find(|r| r.0.eq_ignore_ascii_case(name)).map(|r| ModelSpec {
         name: r.0.to_string(),
@@ -73,6 +103,8 @@ pub fn model_preset(name: &str) -> Option<ModelSpec> {
         kv_heads: r.6,
         head_dim: r.7,
         vocab: r.8,
+        experts: r.9,
+        experts_per_token: r.10,
     })
 }
 
@@ -98,5 +130,17 @@ mod tests {
         // 2 (K,V) · 28 layers · 4 heads · 128 dims · 2 bytes
         assert_eq!(m.kv_bytes_per_token(), 57_344.0);
         assert!(model_preset("Qwen3-30B-A3B").unwrap().is_moe());
+    }
+
+    #[test]
+    fn moe_expert_split_and_read_fraction() {
+        let m = model_preset("Qwen3-30B-A3B").unwrap();
+        // (30.5 − 3.3) · 128 / 120 = 29.01: 48 layers × 128 experts × 3 × 2048 × 768 ≈ 29.0e9 in config.json
+        assert!((m.expert_params_b() - 29.013).abs() < 0.01);
+        // one token touches 8 of 128 experts; 256 tokens touch almost all
+        assert!((m.expert_read_fraction(1) - 8.0 / 128.0).abs() < 1e-12);
+        assert!(m.expert_read_fraction(256) > 0.99999);
+        assert_eq!(model_preset("Qwen2.5-7B").unwrap().expert_params_b(), 0.0);
+        assert_eq!(model_preset("Qwen2.5-7B").unwrap().expert_read_fraction(1), 1.0);
     }
 }

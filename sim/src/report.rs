@@ -71,6 +71,9 @@ pub struct Summary {
     pub wall_s: f64,
 }
 
+/// The per-step phase columns of `steps.csv` (without the `_s`), which published phases map onto.
+pub const PHASE_COLUMNS: &[&str] = &["rollout", "logprob", "train", "sync", "switch", "reward"];
+
 /// One row of `steps.csv`. A phase's duration is the wall-clock time during which at least one worker was in that
 /// phase for this step (the union of its spans), so phases that overlap other steps' work (one-step off-policy
 /// rollout) can add up to more than the step.
@@ -86,7 +89,7 @@ pub struct StepRow {
     pub train_s: f64,
     pub sync_s: f64,
     pub switch_s: f64,
-    /// Batch reward time before the step's first pass.
+    /// Batch reward and controller time before the step's first pass.
     pub reward_s: f64,
     pub trained_samples: u64,
     pub trained_tokens: u64,

@@ -418,6 +418,7 @@ mod tests {
             kv_fs_per_token: kv,
             compute_fs_per_seq: c,
             attention_fs_per_token: 0,
+            ..DecodeCoeffs::default()
         }
     }
     fn p(o: u64, c: u64) -> PrefillCoeffs {

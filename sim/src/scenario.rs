@@ -42,6 +42,81 @@ pub struct RawScenario {
     pub exec: RawExec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<RawFailures>,
+    #[serde(default)]
+    pub framework: RawFramework,
+    /// Published measurements this scenario reproduces (read by `rlsim fidelity`; ignored by `run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<RawPublished>,
+}
+
+/// `[framework]`: the RL framework whose constants the cost model uses (crate::framework).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFramework {
+    /// A preset: verl-fsdp2 (default), verl-megatron, slime, areal, ideal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// Decode with CUDA graphs (false: eager, vLLM `enforce_eager = true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cuda_graphs: Option<bool>,
+    /// A time-sliced trainer offloads parameters and optimizer state between phases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offload: Option<bool>,
+    /// Controller work per RL step while the GPUs wait, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_overhead_s: Option<f64>,
+    /// Nanoseconds per padded token slot per pass for a single controller moving batches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller_ns_per_padded_token: Option<f64>,
+    /// Host time per running sequence per engine iteration, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq_overhead_us: Option<f64>,
+    /// Launch floor per layer per iteration with CUDA graphs, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_layer_us: Option<f64>,
+    /// Launch cost per layer per iteration in eager mode, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eager_layer_us: Option<f64>,
+    /// Host↔device bandwidth of the offload copies per GPU, GB/s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offload_gbytes_per_s: Option<f64>,
+}
+
+/// `[published]`: what a paper or recipe measured for this setup, for `rlsim fidelity`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPublished {
+    /// Where the figures come from (repository + path + commit, or paper + table).
+    pub source: Option<String>,
+    /// Published seconds per RL step.
+    pub step_s: Option<f64>,
+    /// Simulated train steps per published step (verl fully_async: local updates per parameter sync).
+    pub steps_per_published_step: Option<u32>,
+    /// Steps at the start of the run left out of the means (warm-up).
+    pub warmup_steps: Option<u32>,
+    /// Published phases, each mapped to the steps.csv columns whose sum it corresponds to.
+    #[serde(default)]
+    pub phases: Vec<RawPublishedPhase>,
+    /// Another fidelity scenario (file stem) this one's published speed-up is measured against.
+    pub speedup_over: Option<String>,
+    /// Published step-time ratio baseline / this.
+    pub speedup: Option<f64>,
+    /// Largest relative errors the test accepts (defaults 0.25 for steps, 0.25 for phases, 0.15 for speed-ups).
+    pub step_tolerance: Option<f64>,
+    pub phase_tolerance: Option<f64>,
+    pub speedup_tolerance: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPublishedPhase {
+    /// The paper's name for the phase (e.g. `gen`, `old_log_prob`, `update_actor`).
+    pub name: Option<String>,
+    pub seconds: Option<f64>,
+    /// steps.csv columns whose per-step sum is this phase: rollout, logprob, train, sync, switch, reward.
+    pub sim: Option<Vec<String>>,
+    /// Largest relative error the test accepts for this phase (default: `phase_tolerance`).
+    pub tolerance: Option<f64>,
 }
 
 /// `[failures]`: injected worker failures (simulator only).
@@ -132,6 +207,12 @@ pub struct RawModel {
     pub head_dim: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vocab: Option<u32>,
+    /// Routed experts per MoE layer (0 or absent: dense).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experts: Option<u32>,
+    /// Experts each token is routed to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experts_per_token: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -270,6 +351,20 @@ pub struct RawTraining {
     pub optimizer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activation_reserve_gb: Option<f64>,
+    /// Optimizer steps per RL step (the batch is split into this many mini-batches; verl's
+    /// train_batch_size / ppo_mini_batch_size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mini_batches: Option<u32>,
+    /// GPUs that process one sequence together (Ulysses sequence parallel, Megatron tp·cp); data-parallel
+    /// ranks = train GPUs / this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_parallel_gpus: Option<u32>,
+    /// Tokens per micro-batch per GPU of the forward-only log-prob passes (default: micro_batch_tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprob_micro_batch_tokens: Option<u32>,
+    /// Recompute activations in the backward pass (default: the framework's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gradient_checkpointing: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -320,9 +415,17 @@ pub struct RawPipeline {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAsync {
-    /// η: a sample may be trained at most this many policy versions after the version it started under.
+    /// η: a sample may be trained at most this many weight syncs after the one it started under (fractions allowed,
+    /// as verl's staleness_threshold).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_staleness: Option<u32>,
+    pub max_staleness: Option<f64>,
+    /// Train steps (local updates) per weight sync (verl's trigger_parameter_sync_step).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps_per_sync: Option<u32>,
+    /// Which complete groups a batch takes: "version" (oldest start version first, never past an incomplete
+    /// version: AReaL's strict bound) or "completion" (in the order they complete: verl fully_async).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_order: Option<String>,
     /// Interrupt generation for each weight update (re-prefill in-flight sequences under the new weights); false:
     /// stop admitting, let in-flight sequences finish on the old weights, then sync.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -346,7 +449,7 @@ pub struct RawPartial {
 #[serde(deny_unknown_fields)]
 pub struct RawSeamless {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_staleness: Option<u32>,
+    pub max_staleness: Option<f64>,
     /// When to lend idle train workers to rollout: "gain" (expected idle time exceeds twice the round-trip switch
     /// cost), "always" (whenever there is rollout work) or "never".
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -399,6 +502,12 @@ pub struct TrainingSpec {
     pub optimizer: String,
     pub optimizer_bytes_per_param: f64,
     pub activation_reserve_gb: f64,
+    /// Optimizer steps per RL step.
+    pub mini_batches: u32,
+    /// GPUs sharing one sequence (data-parallel ranks = train GPUs / this).
+    pub model_parallel_gpus: u32,
+    pub logprob_micro_batch_tokens: u32,
+    pub gradient_checkpointing: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -411,6 +520,10 @@ pub struct RolloutSpec {
     pub prefill_mfu: f64,
     pub iteration_overhead_s: f64,
     pub tp_allreduce_s: f64,
+    /// Host time per running sequence per iteration, seconds.
+    pub seq_overhead_s: f64,
+    /// Launch cost per layer per iteration (eager or CUDA-graph figure of the framework), seconds.
+    pub layer_launch_s: f64,
     pub prefix_caching: bool,
     /// Overrides the KV-cache capacity the memory formula gives each engine (tokens).
     pub kv_capacity_tokens: Option<u64>,
@@ -505,14 +618,40 @@ pub struct PipelineSpec {
     pub rollout_gpus: Option<u32>,
     /// The layout the pipeline runs on (checked against the workers' tags).
     pub layout: Layout,
-    /// η for `async` and `seamless`.
-    pub max_staleness: u32,
+    /// η for `async` and `seamless`, in weight syncs (may be fractional).
+    pub max_staleness: f64,
+    /// Train steps per weight sync (`async`).
+    pub steps_per_sync: u32,
+    /// Which complete groups form a batch (`async`).
+    pub batch_order: BatchOrder,
     /// `async`: interrupt generation for weight updates.
     pub interruptible: bool,
     /// `partial`: groups in flight per step / groups trained per step.
     pub over_provision: f64,
     /// `seamless`: the lending rule.
     pub lend: LendRule,
+}
+
+impl PipelineSpec {
+    /// The most versions a trained token may lag for `async`/`seamless` taking batches in version order:
+    /// ⌈S·(1 + η)⌉ − 1 (η for S = 1 and a whole η); `None` when batches follow completion order (no bound).
+    pub fn staleness_bound(&self) -> Option<u32> {
+        match self.batch_order {
+            BatchOrder::Completion => None,
+            BatchOrder::Version => {
+                Some(((self.steps_per_sync as f64 * (1.0 + self.max_staleness)).ceil() as u32).saturating_sub(1))
+            }
+        }
+    }
+}
+
+/// Which complete groups the streaming trainer takes for a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchOrder {
+    /// Oldest start version first, never past a version with an incomplete group (a strict staleness bound).
+    Version,
+    /// In the order the groups complete (a long sample is trained later, more stale).
+    Completion,
 }
 
 /// A validated scenario.
@@ -532,6 +671,8 @@ pub struct Scenario {
     pub exec: ExecSpec,
     /// Injected failures, if any.
     pub failures: Option<FailureSpec>,
+    /// The framework's constants (with the scenario's `[framework]` overrides).
+    pub framework: crate::framework::FrameworkSpec,
     /// The raw scenario with every default filled in (written as `scenario.resolved.toml`).
     pub resolved: RawScenario,
 }
@@ -885,6 +1026,8 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         kv_heads: Some(model.kv_heads),
         head_dim: Some(model.head_dim),
         vocab: Some(model.vocab),
+        experts: (model.experts > 0).then_some(model.experts),
+        experts_per_token: (model.experts > 0).then_some(model.experts_per_token),
     };
 
     let gpu = validate_gpu(&raw.cluster, &c)?;
@@ -904,6 +1047,60 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         workers: raw.cluster.workers.clone(),
     };
 
+    let fw_raw = &raw.framework;
+    let fw_name = fw_raw.preset.clone().unwrap_or_else(|| crate::framework::DEFAULT_FRAMEWORK.to_string());
+    let mut framework = crate::framework::framework_preset(&fw_name).ok_or_else(|| {
+        src.error(
+            "framework.preset",
+            format!(
+                "unknown framework preset {fw_name:?}; expected one of {}",
+                crate::framework::FRAMEWORK_PRESETS.join(", ")
+            ),
+        )
+    })?;
+    if let Some(g) = fw_raw.cuda_graphs {
+        framework.cuda_graphs = g;
+    }
+    if let Some(o) = fw_raw.offload {
+        framework.offload = o;
+    }
+    let fw_num = |v: Option<f64>, field: &str, default: f64, what: &str| {
+        c.number(v, &format!("framework.{field}"), default, 0.0, 1e9, what)
+    };
+    framework.step_overhead_s =
+        fw_num(fw_raw.step_overhead_s, "step_overhead_s", framework.step_overhead_s, "seconds per step")?;
+    framework.controller_ns_per_padded_token = fw_num(
+        fw_raw.controller_ns_per_padded_token,
+        "controller_ns_per_padded_token",
+        framework.controller_ns_per_padded_token,
+        "nanoseconds per padded token slot",
+    )?;
+    framework.seq_overhead_us =
+        fw_num(fw_raw.seq_overhead_us, "seq_overhead_us", framework.seq_overhead_us, "microseconds")?;
+    framework.graph_layer_us =
+        fw_num(fw_raw.graph_layer_us, "graph_layer_us", framework.graph_layer_us, "microseconds")?;
+    framework.eager_layer_us =
+        fw_num(fw_raw.eager_layer_us, "eager_layer_us", framework.eager_layer_us, "microseconds")?;
+    framework.offload_gbytes_per_s = c.positive(
+        fw_raw.offload_gbytes_per_s,
+        "framework.offload_gbytes_per_s",
+        Some(framework.offload_gbytes_per_s),
+        "GB/s",
+    )?;
+    resolved.framework = RawFramework {
+        preset: Some(framework.name.clone()),
+        cuda_graphs: Some(framework.cuda_graphs),
+        offload: Some(framework.offload),
+        step_overhead_s: Some(framework.step_overhead_s),
+        controller_ns_per_padded_token: Some(framework.controller_ns_per_padded_token),
+        seq_overhead_us: Some(framework.seq_overhead_us),
+        graph_layer_us: Some(framework.graph_layer_us),
+        eager_layer_us: Some(framework.eager_layer_us),
+        offload_gbytes_per_s: Some(framework.offload_gbytes_per_s),
+    };
+    let fw = framework.clone();
+    let layer_launch_s = if fw.cuda_graphs { fw.graph_layer_us } else { fw.eager_layer_us } / 1e6;
+
     let r = &raw.rollout;
     let rollout = RolloutSpec {
         tp: c.count(r.tp, "rollout.tp", Some(1), "tensor-parallel degree of each rollout engine")?,
@@ -922,25 +1119,25 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         hbm_efficiency: c.fraction(
             r.hbm_efficiency,
             "rollout.hbm_efficiency",
-            0.8,
+            fw.hbm_efficiency,
             "achieved share of HBM bandwidth",
         )?,
         decode_compute_efficiency: c.fraction(
             r.decode_compute_efficiency,
             "rollout.decode_compute_efficiency",
-            0.5,
+            fw.decode_compute_efficiency,
             "achieved share of peak FLOP/s in decode",
         )?,
         prefill_mfu: c.fraction(
             r.prefill_mfu,
             "rollout.prefill_mfu",
-            0.5,
+            fw.prefill_mfu,
             "achieved share of peak FLOP/s in prefill",
         )?,
         iteration_overhead_s: c.number(
             r.iteration_overhead_ms,
             "rollout.iteration_overhead_ms",
-            1.5,
+            fw.iteration_overhead_ms,
             0.0,
             f64::INFINITY,
             "milliseconds",
@@ -948,11 +1145,13 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         tp_allreduce_s: c.number(
             r.tp_allreduce_us,
             "rollout.tp_allreduce_us",
-            10.0,
+            fw.tp_allreduce_us,
             0.0,
             f64::INFINITY,
             "microseconds",
         )? / 1e6,
+        seq_overhead_s: fw.seq_overhead_us / 1e6,
+        layer_launch_s,
         prefix_caching: r.prefix_caching.unwrap_or(true),
         kv_capacity_tokens: match r.kv_capacity_tokens {
             Some(0) => return Err(src.error("rollout.kv_capacity_tokens", "must be at least 1 token, got 0")),
@@ -998,7 +1197,7 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         });
     }
     let training = TrainingSpec {
-        mfu: c.fraction(t.mfu, "training.mfu", 0.4, "model FLOPs utilisation of training")?,
+        mfu: c.fraction(t.mfu, "training.mfu", fw.mfu, "model FLOPs utilisation of training")?,
         micro_batch_tokens: c.count(
             t.micro_batch_tokens,
             "training.micro_batch_tokens",
@@ -1008,7 +1207,7 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         micro_batch_overhead_s: c.number(
             t.micro_batch_overhead_ms,
             "training.micro_batch_overhead_ms",
-            5.0,
+            fw.micro_batch_overhead_ms,
             0.0,
             f64::INFINITY,
             "milliseconds",
@@ -1024,7 +1223,23 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
             f64::INFINITY,
             "GB",
         )?,
+        mini_batches: c.count(t.mini_batches, "training.mini_batches", Some(1), "optimizer steps per RL step")?,
+        model_parallel_gpus: c.count(
+            t.model_parallel_gpus,
+            "training.model_parallel_gpus",
+            Some(1),
+            "GPUs that process one sequence together",
+        )?,
+        logprob_micro_batch_tokens: 0,
+        gradient_checkpointing: t.gradient_checkpointing.unwrap_or(fw.gradient_checkpointing),
     };
+    let mut training = training;
+    training.logprob_micro_batch_tokens = c.count(
+        t.logprob_micro_batch_tokens,
+        "training.logprob_micro_batch_tokens",
+        Some(training.micro_batch_tokens),
+        "tokens per micro-batch per GPU of the log-prob passes",
+    )?;
     resolved.training = RawTraining {
         mfu: Some(training.mfu),
         micro_batch_tokens: Some(training.micro_batch_tokens),
@@ -1032,6 +1247,10 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         logprob_passes: Some(passes_raw),
         optimizer: Some(training.optimizer.clone()),
         activation_reserve_gb: Some(training.activation_reserve_gb),
+        mini_batches: Some(training.mini_batches),
+        model_parallel_gpus: Some(training.model_parallel_gpus),
+        logprob_micro_batch_tokens: Some(training.logprob_micro_batch_tokens),
+        gradient_checkpointing: Some(training.gradient_checkpointing),
     };
 
     // Pipeline and layout.
@@ -1074,13 +1293,27 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         },
     };
     let (staleness_field, staleness_raw, staleness_default) = match kind {
-        PipelineKind::Seamless => ("pipeline.seamless.max_staleness", sea.max_staleness, 1),
-        _ => ("pipeline.async.max_staleness", asy.max_staleness, 4),
+        PipelineKind::Seamless => ("pipeline.seamless.max_staleness", sea.max_staleness, 1.0),
+        _ => ("pipeline.async.max_staleness", asy.max_staleness, 4.0),
     };
-    let max_staleness = staleness_raw.unwrap_or(staleness_default);
-    if max_staleness > 1000 {
-        return Err(src.error(staleness_field, format!("expected at most 1000 policy versions, got {max_staleness}")));
-    }
+    let max_staleness =
+        c.number(staleness_raw, staleness_field, staleness_default, 0.0, 1000.0, "weight syncs (at most 1000)")?;
+    let steps_per_sync = match kind {
+        PipelineKind::Async => {
+            c.count(asy.steps_per_sync, "pipeline.async.steps_per_sync", Some(1), "train steps per weight sync")?
+        }
+        _ => 1,
+    };
+    let batch_order = match asy.batch_order.as_deref().unwrap_or("version") {
+        "version" => BatchOrder::Version,
+        "completion" => BatchOrder::Completion,
+        other => {
+            return Err(src.error(
+                "pipeline.async.batch_order",
+                format!("unknown order {other:?}; expected \"version\" or \"completion\""),
+            ))
+        }
+    };
     let lend = match sea.lend.as_deref().unwrap_or("gain") {
         "gain" => LendRule::Gain,
         "always" => LendRule::Always,
@@ -1108,7 +1341,7 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         weight_sync_fixed_s: c.number(
             raw.pipeline.weight_sync_fixed_s,
             "pipeline.weight_sync_fixed_s",
-            1.0,
+            fw.weight_sync_fixed_s,
             0.0,
             f64::INFINITY,
             "seconds",
@@ -1116,7 +1349,7 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         switch_fixed_s: c.number(
             col.switch_fixed_s,
             "pipeline.colocated.switch_fixed_s",
-            1.0,
+            fw.switch_fixed_s,
             0.0,
             f64::INFINITY,
             "seconds",
@@ -1126,6 +1359,8 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         rollout_gpus: None,
         layout,
         max_staleness,
+        steps_per_sync,
+        batch_order,
         interruptible: asy.interruptible.unwrap_or(true),
         over_provision: c.number(
             par.over_provision,
@@ -1204,8 +1439,14 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
     }
     match kind {
         PipelineKind::Async => {
-            resolved.pipeline.async_ =
-                Some(RawAsync { max_staleness: Some(max_staleness), interruptible: Some(pipeline.interruptible) })
+            resolved.pipeline.async_ = Some(RawAsync {
+                max_staleness: Some(max_staleness),
+                steps_per_sync: Some(steps_per_sync),
+                batch_order: Some(
+                    if batch_order == BatchOrder::Version { "version" } else { "completion" }.to_string(),
+                ),
+                interruptible: Some(pipeline.interruptible),
+            })
         }
         PipelineKind::Partial => {
             resolved.pipeline.partial = Some(RawPartial {
@@ -1337,7 +1578,12 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         }
     };
 
+    if let Some(p) = &raw.published {
+        validate_published(p, &c)?;
+    }
+
     Ok(Scenario {
+        framework,
         failures,
         name,
         seed,
@@ -1352,6 +1598,54 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         exec,
         resolved,
     })
+}
+
+/// The `[published]` table is data for `rlsim fidelity`; it is checked here so a typo fails `check`, not the suite.
+fn validate_published(p: &RawPublished, c: &Check) -> Result<(), ScenarioError> {
+    let secs = |v: Option<f64>, field: &str| -> Result<(), ScenarioError> {
+        if let Some(v) = v {
+            c.number(Some(v), field, 0.0, 0.0, 1e9, "published seconds")?;
+        }
+        Ok(())
+    };
+    secs(p.step_s, "published.step_s")?;
+    for (i, ph) in p.phases.iter().enumerate() {
+        let f = |k: &str| format!("published.phases[{i}].{k}");
+        c.require(ph.name.clone(), &f("name"), "the phase's published name")?;
+        let s = c.require(ph.seconds, &f("seconds"), "published seconds")?;
+        secs(Some(s), &f("seconds"))?;
+        let cols = c.require(ph.sim.clone(), &f("sim"), "a list of steps.csv columns")?;
+        for col in &cols {
+            if !crate::report::PHASE_COLUMNS.contains(&col.as_str()) {
+                return Err(c.src.error(
+                    &f("sim"),
+                    format!("unknown column {col:?}; expected some of {}", crate::report::PHASE_COLUMNS.join(", ")),
+                ));
+            }
+        }
+        if let Some(t) = ph.tolerance {
+            c.number(Some(t), &f("tolerance"), 0.0, 0.0, 10.0, "a relative error")?;
+        }
+    }
+    if p.speedup.is_some() != p.speedup_over.is_some() {
+        return Err(c.src.error("published.speedup", "give `speedup` and `speedup_over` together"));
+    }
+    if let Some(v) = p.speedup {
+        c.positive(Some(v), "published.speedup", None, "a step-time ratio")?;
+    }
+    if let Some(n) = p.steps_per_published_step {
+        c.count(Some(n), "published.steps_per_published_step", None, "train steps per published step")?;
+    }
+    for (v, f) in [
+        (p.step_tolerance, "published.step_tolerance"),
+        (p.phase_tolerance, "published.phase_tolerance"),
+        (p.speedup_tolerance, "published.speedup_tolerance"),
+    ] {
+        if let Some(v) = v {
+            c.number(Some(v), f, 0.0, 0.0, 10.0, "a relative error")?;
+        }
+    }
+    Ok(())
 }
 
 fn validate_model(m: &RawModel, c: &Check) -> Result<ModelSpec, ScenarioError> {
@@ -1393,8 +1687,33 @@ fn validate_model(m: &RawModel, c: &Check) -> Result<ModelSpec, ScenarioError> {
     if kv_heads > heads || heads % kv_heads != 0 {
         return Err(c.src.error("model.kv_heads", format!("{kv_heads} must divide heads ({heads})")));
     }
-    let spec =
-        |name: String| ModelSpec { name, params_b, active_params_b, layers, hidden, heads, kv_heads, head_dim, vocab };
+    let experts = m.experts.or(base.as_ref().map(|b| b.experts)).unwrap_or(0);
+    let experts_per_token = m.experts_per_token.or(base.as_ref().map(|b| b.experts_per_token)).unwrap_or(0);
+    if (experts == 0) != (experts_per_token == 0) || experts_per_token > experts {
+        return Err(c.src.error(
+            if m.experts_per_token.is_some() { "model.experts_per_token" } else { "model.experts" },
+            format!("expected both experts and experts_per_token (k ≤ E) or neither, got E = {experts}, k = {experts_per_token}"),
+        ));
+    }
+    if experts > 0 && active_params_b >= params_b {
+        return Err(c.src.error(
+            "model.active_params_b",
+            format!("an MoE model ({experts} experts) activates fewer parameters than it has; got {active_params_b} of {params_b}"),
+        ));
+    }
+    let spec = |name: String| ModelSpec {
+        name,
+        params_b,
+        active_params_b,
+        layers,
+        hidden,
+        heads,
+        kv_heads,
+        head_dim,
+        vocab,
+        experts,
+        experts_per_token,
+    };
     // "(modified)" only when an explicit field changes the preset (a resolved file repeats the preset's values).
     let name = match &base {
         Some(b) if *b == spec(b.name.clone()) => b.name.clone(),

@@ -2,7 +2,7 @@
 //! records a Timeline.
 
 use crate::cluster::WorkerId;
-use crate::cost::{CostModel, Estimates, Role};
+use crate::cost::{CostModel, Role};
 use crate::policy::{build_policy, check_command, Activity, ClusterView, Command, Event, Policy, WorkerState};
 use crate::queue::EventQueue;
 use crate::report::{report, Report, RunMeta};
@@ -76,7 +76,7 @@ enum Internal {
 
 struct Sim<'a> {
     scenario: &'a Scenario,
-    cost: CostModel,
+    cost: Box<dyn CostModel>,
     workload: Workload,
     policy: Box<dyn Policy>,
     queue: EventQueue<Internal>,
@@ -104,7 +104,8 @@ struct Sim<'a> {
     /// Commands that name a down worker, carried out when all their workers are up again (in order).
     deferred: Vec<Command>,
     /// The train step in progress: (step, workers, tokens, start), kept so a failure can restart it.
-    train_running: Option<(u32, Vec<WorkerId>, u64, SimTime)>,
+    /// (step, workers, tokens of each trained sample, start).
+    train_running: Option<(u32, Vec<WorkerId>, Vec<u64>, SimTime)>,
     /// The step in `train_running` was thrown away by a failure and waits for its workers to be up.
     train_restart: bool,
     train_epoch: u64,
@@ -130,7 +131,7 @@ pub fn simulate(scenario: &Scenario) -> Result<SimRun, SimError> {
 /// Runs a scenario in the simulator with any policy (a user's own, or a test's).
 pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<SimRun, SimError> {
     let started = Instant::now();
-    let cost = CostModel::new(scenario);
+    let cost = crate::cost::cost_model(scenario);
     let mut engines = Vec::new();
     let mut states = Vec::new();
     for w in &scenario.cluster.workers {
@@ -364,7 +365,7 @@ impl Sim<'_> {
             let (step, workers, tokens, _) = self.train_running.clone().expect("a step to restart");
             if !workers.iter().any(|w| self.is_down(*w)) {
                 self.train_restart = false;
-                self.start_train(step, &workers, tokens);
+                self.start_train(step, &workers, &tokens);
             }
         }
         for c in std::mem::take(&mut self.deferred) {
@@ -385,9 +386,13 @@ impl Sim<'_> {
     }
 
     /// Starts the spans and the completion of train step `step` now.
-    fn start_train(&mut self, step: u32, workers: &[WorkerId], tokens: u64) {
-        let cost = self.cost.train(tokens, workers);
-        let reward_ns = crate::time::secs_to_ns(self.scenario.workload.reward_batch_s);
+    fn start_train(&mut self, step: u32, workers: &[WorkerId], sample_tokens: &[u64]) {
+        let cost = self.cost.train(sample_tokens, workers);
+        let tokens: u64 = sample_tokens.iter().sum();
+        // The controller's per-step work (reward manager, advantages, moving the batch) and the batch reward both
+        // keep the train GPUs waiting before the first pass.
+        let reward_ns = crate::time::secs_to_ns(self.scenario.workload.reward_batch_s)
+            + self.cost.controller_ns(sample_tokens.len() as u64);
         for &w in workers {
             let mut at = self.now;
             if reward_ns > 0 {
@@ -401,7 +406,7 @@ impl Sim<'_> {
             self.span(w, SpanKind::Train, at, at.after_ns(cost.update_ns), Some(step), tokens);
             self.states[w.index()].activity = Activity::Training;
         }
-        self.train_running = Some((step, workers.to_vec(), tokens, self.now));
+        self.train_running = Some((step, workers.to_vec(), sample_tokens.to_vec(), self.now));
         self.queue.schedule(
             self.now.after_ns(reward_ns + cost.total_ns()),
             Internal::TrainDone { step, workers: workers.to_vec(), epoch: self.train_epoch },
@@ -417,7 +422,7 @@ impl Sim<'_> {
                 trajectories: &self.tm,
                 trainer_version: self.trainer_version,
                 workload: &self.scenario.workload,
-                estimates: &self.cost,
+                estimates: &*self.cost,
             };
             self.policy.on_event(&event, &view)
         };
@@ -475,13 +480,13 @@ impl Sim<'_> {
             }
             Command::Admit { worker, trajectories } => self.admit(*worker, trajectories),
             Command::Train { step, workers, trajectories } => {
-                let mut tokens = 0u64;
+                let mut tokens = Vec::with_capacity(trajectories.len());
                 for &t in trajectories {
                     let tr = self.tm.get(t)?;
-                    tokens += tr.prompt_tokens as u64 + tr.generated as u64;
+                    tokens.push(tr.prompt_tokens as u64 + tr.generated as u64);
                     self.tm.train(t, *step, self.trainer_version)?;
                 }
-                self.start_train(*step, workers, tokens);
+                self.start_train(*step, workers, &tokens);
                 Ok(())
             }
             Command::SyncWeights { step, from, to } => {

@@ -23,7 +23,8 @@ pub enum SpanKind {
     Sync,
     /// Offload/onload between rollout and training state.
     Switch,
-    /// Train workers waiting for a batch's reward (verifier/sandbox) before the step's first pass; GPUs idle.
+    /// Train workers waiting before the step's first pass for the batch's reward (verifier/sandbox) and the
+    /// framework's controller work (reward manager, advantages, moving the batch); GPUs idle.
     Reward,
     /// A failed worker waiting to recover.
     Down,

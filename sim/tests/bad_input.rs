@@ -224,3 +224,60 @@ fn multi_turn_and_reward_fields_are_checked() {
     );
     assert_has(&e, &["field `workload.multi_turn.tool_latency_s.median`", "positive"]);
 }
+
+#[test]
+fn framework_and_fidelity_knobs_are_checked() {
+    let e = err(BASE, &["framework.preset=deepspeed"]);
+    assert_has(&e, &["bad.toml", "field `framework.preset`", "unknown framework preset \"deepspeed\"", "verl-fsdp2"]);
+    let e = err(BASE, &["framework.controller_ns_per_padded_token=-3"]);
+    assert_has(&e, &["field `framework.controller_ns_per_padded_token`", "got -3"]);
+    let e = err(BASE, &["framework.cuda_graphs=3"]);
+    assert_has(&e, &["field `framework.cuda_graphs`"]);
+    let e = err(BASE, &["training.mini_batches=0"]);
+    assert_has(&e, &["field `training.mini_batches`"]);
+    let e = err(BASE, &["training.model_parallel_gpus=0"]);
+    assert_has(&e, &["field `training.model_parallel_gpus`"]);
+    let e = err(BASE, &["training.logprob_micro_batch_tokens=0"]);
+    assert_has(&e, &["field `training.logprob_micro_batch_tokens`"]);
+    let e = err(BASE, &["pipeline.type=async", "pipeline.async.max_staleness=-0.5"]);
+    assert_has(&e, &["field `pipeline.async.max_staleness`", "got -0.5"]);
+    let e = err(BASE, &["pipeline.type=async", "pipeline.async.steps_per_sync=0"]);
+    assert_has(&e, &["field `pipeline.async.steps_per_sync`"]);
+    let e = err(BASE, &["pipeline.type=async", "pipeline.async.batch_order=fifo"]);
+    assert_has(&e, &["field `pipeline.async.batch_order`", "\"version\" or \"completion\""]);
+    let e = err(BASE, &["model.experts=128"]);
+    assert_has(&e, &["field `model.experts`", "experts_per_token"]);
+    let e = err(BASE, &["model.preset=Qwen3-30B-A3B", "model.experts_per_token=200"]);
+    assert_has(&e, &["field `model.experts_per_token`", "k ≤ E"]);
+    // A fidelity table with a phase mapped to a column steps.csv does not have, located at its line.
+    let text = format!(
+        "{BASE}\n[published]\nstep_s = 10.0\nphases = [{{ name = \"gen\", seconds = 5.0, sim = [\"rollouts\"] }}]\n"
+    );
+    let e = err(&text, &[]);
+    assert_has(&e, &["bad.toml:", "field `published.phases[0].sim`", "unknown column \"rollouts\"", "logprob"]);
+    let e = err(&format!("{BASE}\n[published]\nspeedup = 2.0\n"), &[]);
+    assert_has(&e, &["field `published.speedup`", "speedup_over"]);
+}
+
+#[test]
+fn a_fractional_staleness_bound_is_accepted_and_bounds_in_train_steps() {
+    let s = Scenario::from_text(
+        BASE,
+        Path::new("ok.toml"),
+        &["pipeline.type=async".into(), "pipeline.async.max_staleness=0.5".into()],
+    )
+    .unwrap();
+    // ⌈1 · 1.5⌉ − 1 = 1 train step; with 4 steps per sync ⌈4 · 1.5⌉ − 1 = 5
+    assert_eq!(s.pipeline.staleness_bound(), Some(1));
+    let s = Scenario::from_text(
+        BASE,
+        Path::new("ok.toml"),
+        &[
+            "pipeline.type=async".into(),
+            "pipeline.async.max_staleness=0.5".into(),
+            "pipeline.async.steps_per_sync=4".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.pipeline.staleness_bound(), Some(5));
+}

@@ -14,6 +14,8 @@ fn micro(pipeline: &str, gpus: u32, lengths: &str, extra: &str) -> String {
     format!(
         r#"
 name = "micro"
+[framework]
+preset = "ideal"
 [model]
 params_b = 1.0
 layers = 1
@@ -75,10 +77,11 @@ fn one_worker_one_trajectory_colocated() {
     let rollout_end = 3_000_000 + 3_000_613_888;
     assert_eq!(spans_of(&run, SpanKind::Generate), vec![(0, rollout_end)]);
     assert_eq!(spans_of(&run, SpanKind::Rollout), vec![(0, rollout_end)]);
-    // Switch to train 0.5 s (override); train 6 · 1e9 · 1,100 tokens / (1e15 · 0.5) = 13.2 ms;
+    // Switch to train 0.5 s (override); train 3 × (2·1e9·1,100 + attention 2·1 layer·1 head·256·1,100²)
+    // / (1e15 · 0.5) = 13.2 ms + 3,717 ns (`ideal` framework: no recomputation);
     // switch back 0.25 s; sync 2 GB over NVLink 100 GB/s = 20 ms + 0.1 s fixed.
     let switch1 = rollout_end + 500_000_000;
-    let train_end = switch1 + 13_200_000;
+    let train_end = switch1 + 13_203_717;
     let switch2 = train_end + 250_000_000;
     let end = switch2 + 120_000_000;
     assert_eq!(spans_of(&run, SpanKind::Switch), vec![(rollout_end, switch1), (train_end, switch2)]);
@@ -114,10 +117,10 @@ fn two_trajectories_of_known_lengths_share_a_batch_then_one_runs_alone() {
     let tokens: Vec<u64> =
         run.timeline.spans.iter().filter(|s| s.kind == SpanKind::Generate).map(|s| s.tokens).collect();
     assert_eq!(tokens, vec![10, 20]);
-    // Train on 2·100 + 30 = 230 tokens: 6e9 · 230 / 5e14 = 2.76 ms.
+    // Train on samples of 110 and 120 tokens: 3 × (2e9 · 230 + 512 · (110² + 120²)) / 5e14 = 2.76 ms + 81 ns.
     let train: Vec<(u64, u64)> = spans_of(&run, SpanKind::Train);
     let start = 63_003_313 + 500_000_000;
-    assert_eq!(train, vec![(start, start + 2_760_000)]);
+    assert_eq!(train, vec![(start, start + 2_760_081)]);
     assert_eq!(run.timeline.counters["prefill_tokens"], 100);
 }
 
@@ -128,7 +131,7 @@ fn disaggregated_overlaps_the_next_rollout_with_training_and_is_one_step_stale()
     assert_eq!(s.cluster.workers.len(), 2);
     let run = simulate(&s).unwrap();
     let r = 3_003_613_888u64; // one rollout, as above
-    let train = 13_200_000;
+    let train = 13_203_717;
     let sync = 120_000_000; // 2 GB over the node's NVLink (100 GB/s) + 0.1 s
                             // Rollout 1 starts as soon as rollout 0 ends, with the v0 weights, while step 0 trains.
     assert_eq!(spans_of(&run, SpanKind::Generate), vec![(0, r), (r, 2 * r)]);

@@ -1,19 +1,27 @@
 //! Decode and prefill iteration times of a continuous-batching engine, with an exact closed-form interval sum.
 //!
 //! One decode iteration with batch B and total context C (tokens of KV read) takes
-//!   t(B, C) = overhead + max(weights + kv·C,  compute·B + attention·C)
-//! — the memory-bound term (read every weight and the whole KV cache once) against the compute-bound term (the
+//!   t(B, C) = overhead + host·B + max(weights(B) + kv·C,  compute·B + attention·C)
+//! — host work per running sequence, then the memory-bound term (read the weights — for an MoE model the experts
+//! B tokens touch — and the whole KV cache once) (read every weight and the whole KV cache once) against the compute-bound term (the
 //! matmul FLOPs of B new tokens plus their attention over C context tokens). Between two batch changes every running
 //! sequence gains one token per iteration, so iteration k of an interval reads C + k·B tokens and the interval's
 //! length is a sum of the maximum of two arithmetic series, computed exactly in integer femtoseconds.
 
 /// Per-iteration decode cost coefficients, integer femtoseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DecodeCoeffs {
     /// Fixed per iteration: scheduler, sampling, kernel launches, tensor-parallel all-reduce latencies.
     pub overhead_fs: u64,
-    /// Reading the worker's share of the weights once.
+    /// Host work per running sequence per iteration (outside the GPU's max).
+    pub host_fs_per_seq: u64,
+    /// Reading the worker's share of the weights every token uses (all of a dense model's).
     pub weights_fs: u64,
+    /// Reading the worker's share of all routed experts' weights (MoE; 0 for dense models).
+    pub expert_weights_fs: u64,
+    /// Routed experts per layer and experts per token (0: dense); a batch of B reads 1 − (1 − k/E)^B of them.
+    pub experts: u32,
+    pub experts_per_token: u32,
     /// Reading one context token's KV cache.
     pub kv_fs_per_token: u64,
     /// Matmul FLOPs of one new token.
@@ -32,12 +40,27 @@ fn series(a: u128, d: u128, s: u128, e: u128) -> u128 {
 }
 
 impl DecodeCoeffs {
+    /// Femtoseconds to read the weights a batch of `batch` tokens uses (every expert a token is routed to).
+    pub fn weights_read_fs(&self, batch: u64) -> u128 {
+        if self.experts == 0 || self.expert_weights_fs == 0 {
+            return self.weights_fs as u128 + self.expert_weights_fs as u128;
+        }
+        let miss = 1.0 - self.experts_per_token as f64 / self.experts as f64;
+        let touched = 1.0 - miss.powi(batch.clamp(1, i32::MAX as u64) as i32);
+        self.weights_fs as u128 + (self.expert_weights_fs as f64 * touched).round() as u128
+    }
+
+    /// Per-iteration time outside the GPU's max: fixed overhead plus host work per running sequence.
+    fn fixed_fs(&self, batch: u64) -> u128 {
+        self.overhead_fs as u128 + self.host_fs_per_seq as u128 * batch as u128
+    }
+
     /// One iteration with `batch` sequences reading `context` tokens of KV in total.
     pub fn iteration_fs(&self, batch: u64, context: u64) -> u128 {
-        let memory = self.weights_fs as u128 + self.kv_fs_per_token as u128 * context as u128;
+        let memory = self.weights_read_fs(batch) + self.kv_fs_per_token as u128 * context as u128;
         let compute =
             self.compute_fs_per_seq as u128 * batch as u128 + self.attention_fs_per_token as u128 * context as u128;
-        self.overhead_fs as u128 + memory.max(compute)
+        self.fixed_fs(batch) + memory.max(compute)
     }
 
     /// `n` iterations from a batch of `batch` sequences whose contexts sum to `context`, each iteration adding
@@ -48,7 +71,7 @@ impl DecodeCoeffs {
         }
         let (b, c, n) = (batch as u128, context as u128, n as u128);
         // memory line m0 + m1·k, compute line c0 + c1·k
-        let m0 = self.weights_fs as u128 + self.kv_fs_per_token as u128 * c;
+        let m0 = self.weights_read_fs(batch) + self.kv_fs_per_token as u128 * c;
         let m1 = self.kv_fs_per_token as u128 * b;
         let c0 = self.compute_fs_per_seq as u128 * b + self.attention_fs_per_token as u128 * c;
         let c1 = self.attention_fs_per_token as u128 * b;
@@ -68,7 +91,7 @@ impl DecodeCoeffs {
             let k0 = if c0 >= m0 { 0 } else { (m0 - c0).div_ceil(c1 - m1) }.min(n);
             series(m0, m1, 0, k0) + series(c0, c1, k0, n)
         };
-        n * self.overhead_fs as u128 + total
+        n * self.fixed_fs(batch) + total
     }
 
     /// The number of iterations, at most `max_n`, needed to cover `elapsed_fs` (the iteration in progress at
@@ -125,7 +148,23 @@ mod tests {
             kv_fs_per_token: kv,
             compute_fs_per_seq: c,
             attention_fs_per_token: a,
+            ..DecodeCoeffs::default()
         }
+    }
+
+    #[test]
+    fn host_work_per_sequence_and_expert_reads() {
+        let mut d = coeffs(10, 100, 0, 0, 0);
+        d.host_fs_per_seq = 3;
+        assert_eq!(d.iteration_fs(4, 0), 10 + 12 + 100);
+        assert_eq!(d.interval_fs(4, 0, 5), 5 * 122);
+        // 2 of 4 experts per token: one token reads half the expert weights, two read 1 − 1/4 of them
+        d.expert_weights_fs = 1000;
+        d.experts = 4;
+        d.experts_per_token = 2;
+        assert_eq!(d.weights_read_fs(1), 100 + 500);
+        assert_eq!(d.weights_read_fs(2), 100 + 750);
+        assert_eq!(d.iteration_fs(2, 0), 10 + 6 + 850);
     }
 
     #[test]
@@ -156,8 +195,15 @@ mod tests {
         fn closed_form_equals_per_iteration_sum(
             o in 0u64..1_000_000, w in 0u64..10_000_000, kv in 0u64..50_000, c in 0u64..10_000_000,
             a in 0u64..50_000, b in 1u64..512, ctx in 0u64..2_000_000, n in 0u64..3000,
+            h in 0u64..10_000, ew in 0u64..10_000_000, moe in proptest::bool::ANY,
         ) {
-            let d = coeffs(o, w, kv, c, a);
+            let mut d = coeffs(o, w, kv, c, a);
+            d.host_fs_per_seq = h;
+            if moe {
+                d.expert_weights_fs = ew;
+                d.experts = 128;
+                d.experts_per_token = 8;
+            }
             let brute: u128 = (0..n).map(|k| d.iteration_fs(b, ctx + k * b)).sum();
             prop_assert_eq!(d.interval_fs(b, ctx, n), brute);
         }

@@ -3,15 +3,18 @@
 //!
 //! Rules (both pipelines):
 //! - Admission (AReaL's capacity rule): a group may start on a worker holding policy version v only while fewer
-//!   than (η + v + 1)·P groups have been admitted in total (P = prompts per step, η = `max_staleness`), and never
-//!   more than the run needs (steps·P). Each worker is kept at its engine's sequence limit; paused trajectories are
+//!   than ⌊(v + S·(1 + η))·P⌋ groups have been admitted in total (P = prompts per step, η = `max_staleness` in
+//!   weight syncs, S = train steps per sync; with S = 1 this is AReaL's (η + v + 1)·P, and a fractional η is
+//!   verl's staleness_threshold), and never more than the run needs (steps·P). Each worker is kept at its engine's sequence limit; paused trajectories are
 //!   re-admitted before new groups.
-//! - Batches: the trainer takes P complete groups in order of the version they started under (any order within a
-//!   version). Together with the capacity rule this bounds staleness: when batch V trains, the groups started at
+//! - Batches (`batch_order = "completion"`, verl fully_async): the first P groups to complete, whatever version
+//!   they started under; a long sample is trained later and more stale, and the report shows how stale.
+//! - Batches (`batch_order = "version"`, AReaL): the trainer takes P complete groups in order of the version they
+//!   started under (any order within a version). With S = 1 and a whole η this bounds staleness: when batch V trains, the groups started at
 //!   version ≤ V−η number at most (V+1)·P, the V·P already trained are all among the oldest, so the rest fit in this
 //!   batch; every trained token is at most η versions old. (A paused sequence is only resumed on a worker whose
 //!   weights are not older than its group's start version, so no token is older than that version.)
-//! - Weight update after each train step: `interruptible` pauses every rollout engine, syncs, and re-admits the
+//! - Weight update after every S-th train step (the others are local updates: the trainer goes straight on): `interruptible` pauses every rollout engine, syncs, and re-admits the
 //!   paused sequences (re-prefilled under the new weights); otherwise admission stops, in-flight sequences finish on
 //!   the old weights, and the sync follows once every engine has drained.
 //! - `seamless` lending: while the trainer waits for data, each idle train worker is retagged to rollout when the
@@ -21,7 +24,7 @@
 use crate::cluster::WorkerId;
 use crate::cost::Role;
 use crate::policy::{Activity, ClusterView, Command, Event, Policy};
-use crate::scenario::{LendRule, PipelineSpec};
+use crate::scenario::{BatchOrder, LendRule, PipelineSpec};
 use crate::trajectory::TrajId;
 use crate::workload::WorkloadSpec;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -49,7 +52,11 @@ pub struct Streaming {
     steps: u32,
     prompts_per_step: u32,
     samples_per_prompt: u32,
-    max_staleness: u32,
+    max_staleness: f64,
+    steps_per_sync: u32,
+    batch_order: BatchOrder,
+    /// Complete, untrained groups in the order they completed (`BatchOrder::Completion`).
+    completed: VecDeque<u64>,
     interruptible: bool,
     /// `None`: never lend (`async`).
     lend: Option<LendRule>,
@@ -103,6 +110,9 @@ impl Streaming {
             prompts_per_step: w.prompts_per_step,
             samples_per_prompt: w.samples_per_prompt,
             max_staleness: p.max_staleness,
+            steps_per_sync: p.steps_per_sync.max(1),
+            batch_order: p.batch_order,
+            completed: VecDeque::new(),
             // Seamless always pauses generation for a weight update (its trajectory manager's design).
             interruptible: lend.is_some() || p.interruptible,
             lend,
@@ -134,8 +144,20 @@ impl Streaming {
         view.cluster.workers.iter().filter(|w| w.start == Role::Train).map(|w| w.id).collect()
     }
 
-    /// The next batch (P complete groups, oldest start version first, never skipping past an incomplete version).
+    /// Groups that may have been admitted in total while the rollout weights are at `version`.
+    fn capacity(&self, version: u64) -> u64 {
+        let p = self.prompts_per_step as f64;
+        let ahead = self.steps_per_sync as f64 * (1.0 + self.max_staleness);
+        ((version as f64 + ahead) * p).floor() as u64
+    }
+
+    /// The next batch: P complete groups in completion order, or oldest start version first, never skipping past
+    /// an incomplete version.
     fn next_batch(&self) -> Option<Vec<u64>> {
+        if self.batch_order == BatchOrder::Completion {
+            let p = self.prompts_per_step as usize;
+            return (self.completed.len() >= p).then(|| self.completed.iter().take(p).copied().collect());
+        }
         let mut order: Vec<(u32, u64)> = self.groups.iter().map(|(&s, g)| (g.start_version, s)).collect();
         order.sort_unstable();
         let mut taken = Vec::new();
@@ -212,7 +234,7 @@ impl Streaming {
             let Some(i) = most_free else { break };
             let (w, free) = open[i];
             let version = view.worker(w).weights_version as u64;
-            if self.admitted_groups >= (self.max_staleness as u64 + version + 1) * p {
+            if self.admitted_groups >= self.capacity(version) {
                 open[i].1 = 0; // the capacity rule stops this worker (its weights are too old); others may go on
                 continue;
             }
@@ -354,7 +376,7 @@ impl Streaming {
     /// Is there rollout work a lent worker could take (paused sequences, or room under the capacity rule)?
     fn rollout_work_waiting(&self, view: &ClusterView) -> bool {
         let p = self.prompts_per_step as u64;
-        let capacity = (self.max_staleness as u64 + view.trainer_version as u64 + 1) * p;
+        let capacity = self.capacity(view.trainer_version as u64);
         let busiest = self.placed.values().map(|s| s.len()).max().unwrap_or(0);
         !self.resume.is_empty() || self.admitted_groups < capacity.min(self.steps as u64 * p) || busiest >= 2 * MIN_MOVE
     }
@@ -451,6 +473,9 @@ impl Streaming {
 
     fn train(&mut self, batch: Vec<u64>, view: &ClusterView, cmds: &mut Vec<Command>) {
         let mut trajectories = Vec::with_capacity(batch.len() * self.samples_per_prompt as usize);
+        if self.batch_order == BatchOrder::Completion {
+            self.completed.drain(..batch.len());
+        }
         for serial in batch {
             let g = self.groups.remove(&serial).expect("batch groups exist");
             trajectories.extend((g.first.0..g.first.0 + self.samples_per_prompt as u64).map(TrajId));
@@ -481,9 +506,13 @@ impl Policy for Streaming {
                         set.remove(trajectory);
                     }
                     // This policy creates every group, one at a time, so group serial = id / samples per prompt.
-                    if let Some(g) = self.groups.get_mut(&(trajectory.0 / self.samples_per_prompt as u64)) {
+                    let serial = trajectory.0 / self.samples_per_prompt as u64;
+                    if let Some(g) = self.groups.get_mut(&serial) {
                         g.unfinished -= 1;
                         self.batch_check |= g.unfinished == 0;
+                        if g.unfinished == 0 && self.batch_order == BatchOrder::Completion {
+                            self.completed.push_back(serial);
+                        }
                     }
                 }
             }
@@ -532,7 +561,9 @@ impl Policy for Streaming {
                     return vec![];
                 }
                 let mut cmds = Vec::new();
-                self.start_weight_update(view, &mut cmds);
+                if *version % self.steps_per_sync == 0 {
+                    self.start_weight_update(view, &mut cmds);
+                }
                 cmds.extend(self.advance(view));
                 return cmds;
             }

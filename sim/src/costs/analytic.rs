@@ -1,0 +1,238 @@
+//! The analytic cost model: datasheet rooflines (GPU presets) with the framework's constants (framework presets),
+//! the batch's real sample lengths for training, and the cluster graph for weight syncs. docs/cost-model.md.
+
+use crate::cluster::{Cluster, Worker, WorkerId};
+use crate::cost::{CostModel, Estimates, Role, TrainCost};
+use crate::costs::decode::{DecodeCoeffs, PrefillCoeffs};
+use crate::costs::memory;
+use crate::costs::train::TrainShape;
+use crate::framework::FrameworkSpec;
+use crate::model::ModelSpec;
+use crate::scenario::{PipelineKind, PipelineSpec, RolloutSpec, Scenario, TrainingSpec};
+use crate::time::{secs_to_fs, secs_to_ns};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+#[derive(Debug)]
+pub struct AnalyticCosts {
+    model: ModelSpec,
+    cluster: Cluster,
+    rollout: RolloutSpec,
+    training: TrainingSpec,
+    pipeline: PipelineSpec,
+    framework: FrameworkSpec,
+    /// Token slots of one sample once padded to the caps (what a single controller moves per sample per pass).
+    padded_tokens_per_sample: u64,
+    /// Bandwidth (GB/s) for a weight copy from a set of workers into one worker; widest paths are not free.
+    copy_bw_cache: RefCell<BTreeMap<(Vec<WorkerId>, WorkerId), f64>>,
+}
+
+impl AnalyticCosts {
+    pub fn new(s: &Scenario) -> Self {
+        AnalyticCosts {
+            model: s.model.clone(),
+            cluster: s.cluster.clone(),
+            rollout: s.rollout.clone(),
+            training: s.training.clone(),
+            pipeline: s.pipeline.clone(),
+            framework: s.framework.clone(),
+            padded_tokens_per_sample: s.workload.max_context_tokens as u64,
+            copy_bw_cache: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// Effective HBM bandwidth of one GPU of `worker` (each worker has its own GPU type).
+    fn hbm_bytes_per_s(&self, worker: &Worker) -> f64 {
+        worker.gpu.hbm_gbytes_per_s * 1e9 * self.rollout.hbm_efficiency
+    }
+
+    fn peak_flops(&self, worker: &Worker) -> f64 {
+        worker.gpu.bf16_tflops * 1e12
+    }
+
+    /// Fixed time per engine iteration: the host's engine loop, the kernel launches of every layer (an MoE layer
+    /// launches about twice a dense layer's kernels), and two all-reduces per layer under tensor parallelism.
+    fn iteration_overhead_s(&self, tp: u32) -> f64 {
+        let layers = self.model.layers as f64;
+        let allreduce = if tp > 1 { 2.0 * layers * self.rollout.tp_allreduce_s } else { 0.0 };
+        let moe = if self.model.is_moe() { 2.0 } else { 1.0 };
+        self.rollout.iteration_overhead_s + layers * self.rollout.layer_launch_s * moe + allreduce
+    }
+
+    fn train_gpus(&self, workers: &[WorkerId]) -> u32 {
+        workers.iter().map(|w| self.cluster.worker(*w).gpu_count()).sum::<u32>().max(1)
+    }
+
+    fn copy_gbytes_per_s(&self, from: &[WorkerId], to: WorkerId) -> f64 {
+        let key = (from.to_vec(), to);
+        if let Some(bw) = self.copy_bw_cache.borrow().get(&key) {
+            return *bw;
+        }
+        let bw = self.cluster.copy_gbytes_per_s(from, &[to]);
+        self.copy_bw_cache.borrow_mut().insert(key, bw);
+        bw
+    }
+
+    /// A single controller moving `samples` padded samples to the workers and back (one pass of a synchronous
+    /// pipeline; a streaming trainer assembles its batch from samples queued while it computed).
+    fn transfer_s(&self, samples: u64) -> f64 {
+        if matches!(self.pipeline.kind, PipelineKind::Async | PipelineKind::Seamless) {
+            return 0.0;
+        }
+        samples as f64 * self.padded_tokens_per_sample as f64 * self.framework.controller_ns_per_padded_token * 1e-9
+    }
+
+    /// Time-sliced train workers (they also carry `rollout`) of a framework that offloads the training state
+    /// between phases.
+    fn offloads(&self, workers: &[WorkerId]) -> bool {
+        self.framework.offload && workers.iter().any(|w| self.cluster.worker(*w).has_tag("rollout"))
+    }
+
+    /// How one train step's passes divide over the train workers.
+    pub fn train_shape(&self, workers: &[WorkerId]) -> TrainShape {
+        let gpus = self.train_gpus(workers);
+        let per_rank = self.training.model_parallel_gpus.clamp(1, gpus);
+        // Data-parallel training moves at the pace of its slowest GPU type.
+        let slowest = workers.iter().map(|w| self.peak_flops(self.cluster.worker(*w))).fold(f64::INFINITY, f64::min);
+        let m = &self.model;
+        TrainShape {
+            ranks: (gpus / per_rank).max(1) as usize,
+            gpus_per_rank: per_rank,
+            rank_flops: per_rank as f64 * slowest * self.training.mfu,
+            flops_per_token: m.forward_flops_per_token(),
+            attention_flops_per_token_sq: 2.0 * m.layers as f64 * m.heads as f64 * m.head_dim as f64,
+            mini_batches: self.training.mini_batches,
+            micro_batch_tokens: self.training.micro_batch_tokens,
+            logprob_micro_batch_tokens: self.training.logprob_micro_batch_tokens,
+            micro_batch_overhead_s: self.training.micro_batch_overhead_s,
+            recompute: self.training.gradient_checkpointing,
+        }
+    }
+}
+
+impl Estimates for AnalyticCosts {
+    /// Each pass over the batch's samples balanced on data-parallel ranks (costs::train); the update adds one
+    /// ring all-reduce of bf16 gradients per optimizer step, 2·(G−1)/G · 2·N bytes per GPU; a time-sliced trainer
+    /// that offloads loads its parameters (fp32, 4·N/G) for a log-prob pass and parameters plus optimizer state
+    /// for the update, and puts them back after, at the framework's pageable-copy bandwidth.
+    fn train(&self, sample_tokens: &[u64], workers: &[WorkerId]) -> TrainCost {
+        let gpus = self.train_gpus(workers) as f64;
+        let passes = self.train_shape(workers).passes(sample_tokens);
+        let allreduce = if gpus > 1.0 {
+            let bw = self.cluster.ring_gbytes_per_s(workers) * 1e9;
+            2.0 * (gpus - 1.0) / gpus * self.model.weight_bytes() / bw
+        } else {
+            0.0
+        };
+        let transfer = self.transfer_s(sample_tokens.len() as u64);
+        let (offload_logprob, offload_update) = if self.offloads(workers) {
+            let bw = self.framework.offload_gbytes_per_s * 1e9;
+            let params = 4.0 * self.model.params_b * 1e9 / gpus;
+            let state = self.training.optimizer_bytes_per_param * self.model.params_b * 1e9 / gpus;
+            (2.0 * params / bw, 2.0 * state.max(params) / bw)
+        } else {
+            (0.0, 0.0)
+        };
+        TrainCost {
+            logprob_ns: self
+                .training
+                .logprob_passes
+                .iter()
+                .map(|_| secs_to_ns(passes.logprob_s + offload_logprob + transfer))
+                .collect(),
+            update_ns: secs_to_ns(
+                passes.update_s + self.training.mini_batches as f64 * allreduce + offload_update + transfer,
+            ),
+        }
+    }
+
+    /// Each receiving GPU pulls its 1/tp shard of the bf16 weights over its widest path from the senders; the
+    /// slowest receiver sets the pace; plus a fixed cost (gathering shards, NCCL set-up, engine weight reload).
+    fn sync_ns(&self, from: &[WorkerId], to: &[WorkerId]) -> u64 {
+        let mut slowest: f64 = 0.0;
+        for &w in to {
+            let shard = self.model.weight_bytes() / self.cluster.worker(w).tp as f64;
+            slowest = slowest.max(shard / (self.copy_gbytes_per_s(from, w) * 1e9));
+        }
+        secs_to_ns(slowest + self.pipeline.weight_sync_fixed_s)
+    }
+
+    /// Time-slicing: the engine's weights (2·N/tp bytes per GPU) cross PCIe, and so does the sharded training
+    /// state ((2 + optimizer bytes)·N/G per GPU) unless the framework offloads it inside the passes; plus a fixed
+    /// cost (engine sleep/wake, KV-cache re-allocation); or the scenario's override.
+    fn switch_ns(&self, worker: WorkerId, to: Role) -> u64 {
+        let over = match to {
+            Role::Train => self.pipeline.switch_to_train_s,
+            Role::Rollout => self.pipeline.switch_to_rollout_s,
+        };
+        if let Some(s) = over {
+            return secs_to_ns(s);
+        }
+        let w = self.cluster.worker(worker);
+        let train: Vec<WorkerId> = self.cluster.with_tag("train").map(|w| w.id).collect();
+        let train_gpus: u32 = self.train_gpus(&train);
+        let rollout_bytes = memory::rollout_weight_bytes_per_gpu(&self.model, w.tp);
+        let train_bytes = if self.offloads(&train) {
+            0.0
+        } else {
+            self.model.params_b * 1e9 * (2.0 + self.training.optimizer_bytes_per_param) / train_gpus as f64
+        };
+        let pcie = w.gpu.pcie_gbytes_per_s * 1e9;
+        secs_to_ns((rollout_bytes + train_bytes) / pcie + self.pipeline.switch_fixed_s)
+    }
+
+    fn decode_iteration_ns(&self, worker: WorkerId, batch: u64, context_tokens: u64) -> u64 {
+        let fs = self.decode_coeffs(self.cluster.worker(worker)).iteration_fs(batch, context_tokens);
+        fs.div_ceil(crate::time::FS_PER_NS) as u64
+    }
+
+    fn rollout_slots(&self, _worker: WorkerId) -> u64 {
+        self.rollout.max_num_seqs as u64
+    }
+}
+
+impl CostModel for AnalyticCosts {
+    fn decode_coeffs(&self, worker: &Worker) -> DecodeCoeffs {
+        let tp = worker.tp as f64;
+        let hbm = self.hbm_bytes_per_s(worker);
+        let flops = tp * self.peak_flops(worker) * self.rollout.decode_compute_efficiency;
+        let kv_split = worker.tp.min(self.model.kv_heads).max(1) as f64;
+        let expert_bytes = self.model.expert_params_b() * 1e9 * 2.0;
+        DecodeCoeffs {
+            overhead_fs: secs_to_fs(self.iteration_overhead_s(worker.tp)),
+            host_fs_per_seq: secs_to_fs(self.rollout.seq_overhead_s),
+            weights_fs: secs_to_fs((self.model.weight_bytes() - expert_bytes) / tp / hbm),
+            expert_weights_fs: secs_to_fs(expert_bytes / tp / hbm),
+            experts: self.model.experts,
+            experts_per_token: self.model.experts_per_token,
+            kv_fs_per_token: secs_to_fs(self.model.kv_bytes_per_token() / kv_split / hbm),
+            compute_fs_per_seq: secs_to_fs(self.model.forward_flops_per_token() / flops),
+            attention_fs_per_token: secs_to_fs(self.model.attention_flops_per_context_token() / flops),
+        }
+    }
+
+    fn prefill_coeffs(&self, worker: &Worker) -> PrefillCoeffs {
+        let tp = worker.tp as f64;
+        PrefillCoeffs {
+            overhead_fs: secs_to_fs(self.iteration_overhead_s(worker.tp)),
+            per_seq_fs: 0,
+            weights_fs: secs_to_fs(self.model.weight_bytes() / tp / self.hbm_bytes_per_s(worker)),
+            compute_fs_per_token: secs_to_fs(
+                self.model.forward_flops_per_token() / (tp * self.peak_flops(worker) * self.rollout.prefill_mfu),
+            ),
+        }
+    }
+
+    fn kv_capacity_tokens(&self, worker: &Worker) -> u64 {
+        crate::cost::kv_capacity(&self.rollout, &self.model, worker)
+    }
+
+    /// Synchronous pipelines wait for the controller's per-step work and for the rollout results to reach it;
+    /// streaming ones (async, seamless) score and queue each sample as it finishes, off the trainer's path.
+    fn controller_ns(&self, samples: u64) -> u64 {
+        if matches!(self.pipeline.kind, PipelineKind::Async | PipelineKind::Seamless) {
+            return 0;
+        }
+        secs_to_ns(self.framework.step_overhead_s + self.transfer_s(samples))
+    }
+}

@@ -1,0 +1,206 @@
+//! Data-parallel training of one RL batch: samples balanced over ranks, mini-batches that wait for their slowest
+//! rank, attention FLOPs that grow with the square of the sequence, gradient syncs per optimizer step.
+//!
+//! Why per sample and not per token: a long-tailed batch is not divisible at will. verl balances whole samples
+//! over data-parallel ranks (`get_seqlen_balanced_partitions`, equal counts), then each rank walks its share in
+//! `mini_batches` chunks, and every optimizer step waits for the slowest rank. With few samples per rank and
+//! mini-batch, one 28k-token sample sets the pace, so training stops halving when GPUs double (verl fully_async 7B
+//! on H20: 157 s on 32 GPUs, 113 s on 64).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// What a pass costs per sample and per rank.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainShape {
+    /// Data-parallel ranks (train GPUs / GPUs per sequence), at least 1.
+    pub ranks: usize,
+    /// GPUs sharing one sequence (sequence/tensor parallel).
+    pub gpus_per_rank: u32,
+    /// FLOP/s one rank achieves: GPUs per rank × the slowest GPU's peak × MFU.
+    pub rank_flops: f64,
+    /// Forward FLOPs per token from the matmuls: 2·N_active.
+    pub flops_per_token: f64,
+    /// Forward attention FLOPs per token² of a causal sequence: 2·layers·heads·head_dim.
+    pub attention_flops_per_token_sq: f64,
+    /// Optimizer steps per RL step.
+    pub mini_batches: u32,
+    /// Micro-batch budgets, tokens per GPU, of the update and of a log-prob pass.
+    pub micro_batch_tokens: u32,
+    pub logprob_micro_batch_tokens: u32,
+    /// Fixed cost of one micro-batch, seconds.
+    pub micro_batch_overhead_s: f64,
+    /// Backward reruns the forward (activation recomputation).
+    pub recompute: bool,
+}
+
+/// Seconds of one RL step's passes, before any communication or offload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PassTimes {
+    /// One forward-only pass over the batch (the slowest rank).
+    pub logprob_s: f64,
+    /// All mini-batches of the update, each as long as its slowest rank.
+    pub update_s: f64,
+}
+
+impl TrainShape {
+    /// Forward FLOPs of one sequence of `tokens` (prompt + response).
+    pub fn forward_flops(&self, tokens: u64) -> f64 {
+        let t = tokens as f64;
+        self.flops_per_token * t + self.attention_flops_per_token_sq * t * t
+    }
+
+    /// Forward + backward (twice the forward) + the recomputed forward when activations are not kept.
+    fn update_factor(&self) -> f64 {
+        if self.recompute {
+            4.0
+        } else {
+            3.0
+        }
+    }
+
+    /// Which rank trains each sample: largest first onto the rank with the fewest tokens that still has room
+    /// (equal counts, balanced by sequence length as verl's partitions are); ties go to the lowest rank, so the
+    /// result is deterministic.
+    pub fn assign(&self, tokens: &[u64]) -> Vec<usize> {
+        let ranks = self.ranks.max(1);
+        let cap = tokens.len().div_ceil(ranks);
+        let mut order: Vec<usize> = (0..tokens.len()).collect();
+        order.sort_by_key(|&i| (Reverse(tokens[i]), i));
+        let mut heap: BinaryHeap<Reverse<(u64, usize)>> = (0..ranks).map(|r| Reverse((0u64, r))).collect();
+        let mut count = vec![0usize; ranks];
+        let mut rank_of = vec![0usize; tokens.len()];
+        for i in order {
+            // A full rank popped here is dropped from the heap for good: it takes no more samples.
+            let r = loop {
+                let Reverse((load, r)) = heap.pop().expect("a rank with room remains");
+                if count[r] < cap {
+                    count[r] += 1;
+                    heap.push(Reverse((load + tokens[i], r)));
+                    break r;
+                }
+            };
+            rank_of[i] = r;
+        }
+        rank_of
+    }
+
+    /// Seconds of the log-prob pass and of the update over a batch of samples of `tokens` each (in batch order).
+    pub fn passes(&self, tokens: &[u64]) -> PassTimes {
+        let ranks = self.ranks.max(1);
+        let rank_of = self.assign(tokens);
+        let mut per_rank: Vec<Vec<u64>> = vec![Vec::new(); ranks];
+        for (i, &t) in tokens.iter().enumerate() {
+            per_rank[rank_of[i]].push(t);
+        }
+        let gpus = self.gpus_per_rank.max(1) as f64;
+        let micro = |sum_tokens: u64, budget: u32| -> f64 {
+            if sum_tokens == 0 {
+                0.0
+            } else {
+                (sum_tokens as f64 / gpus / budget.max(1) as f64).ceil()
+            }
+        };
+        // Log-prob: one pass over each rank's whole share.
+        let mut logprob_s: f64 = 0.0;
+        for share in &per_rank {
+            let flops: f64 = share.iter().map(|&t| self.forward_flops(t)).sum();
+            let n: u64 = share.iter().sum();
+            let s = flops / self.rank_flops + micro(n, self.logprob_micro_batch_tokens) * self.micro_batch_overhead_s;
+            logprob_s = logprob_s.max(s);
+        }
+        // Update: mini-batch m of every rank is the m-th slice of its share; the step waits for the slowest rank.
+        let m = self.mini_batches.max(1) as usize;
+        let mut update_s = 0.0;
+        for k in 0..m {
+            let mut slowest: f64 = 0.0;
+            for share in &per_rank {
+                let (a, b) = (k * share.len() / m, (k + 1) * share.len() / m);
+                let chunk = &share[a..b];
+                let flops: f64 = chunk.iter().map(|&t| self.forward_flops(t)).sum::<f64>() * self.update_factor();
+                let n: u64 = chunk.iter().sum();
+                let s = flops / self.rank_flops + micro(n, self.micro_batch_tokens) * self.micro_batch_overhead_s;
+                slowest = slowest.max(s);
+            }
+            update_s += slowest;
+        }
+        PassTimes { logprob_s, update_s }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn shape(ranks: usize, mini_batches: u32) -> TrainShape {
+        TrainShape {
+            ranks,
+            gpus_per_rank: 1,
+            rank_flops: 1.0,
+            flops_per_token: 1.0,
+            attention_flops_per_token_sq: 0.0,
+            mini_batches,
+            micro_batch_tokens: u32::MAX,
+            logprob_micro_batch_tokens: u32::MAX,
+            micro_batch_overhead_s: 0.0,
+            recompute: false,
+        }
+    }
+
+    #[test]
+    fn hand_computed_balance_and_mini_batches() {
+        // Two ranks of at most 3 samples, lengths 8, 4, 4, 2, 1, 1 largest first: 8→r0, 4→r1, 4→r1 (4 < 8),
+        // 2→r0 (tie 8:8, lowest rank), 1→r1 (8 < 10), 1→r0 (r1 full): r0 {8, 2, 1} = 11, r1 {4, 4, 1} = 9.
+        let s = shape(2, 1);
+        let t = [8, 4, 4, 2, 1, 1];
+        assert_eq!(s.assign(&t), vec![0, 1, 1, 0, 1, 0]);
+        let p = s.passes(&t);
+        assert_eq!(p.logprob_s, 11.0);
+        assert_eq!(p.update_s, 33.0); // 3 × forward, one mini-batch
+                                      // Three mini-batches of one sample per rank (batch order): r0 8|2|1, r1 4|4|1 → 3·(8 + 4 + 1)
+        assert_eq!(shape(2, 3).passes(&t).update_s, 39.0);
+    }
+
+    #[test]
+    fn one_long_sample_sets_the_pace() {
+        // 1 sample of 1000 and 63 of 10: doubling the ranks cannot go below the long sample. With equal counts the
+        // long sample's rank still takes 7 (8 ranks, 8 each) or 3 (16 ranks, 4 each) of the short ones.
+        let mut t = vec![1000u64];
+        t.extend(std::iter::repeat_n(10, 63));
+        let at = |r| shape(r, 1).passes(&t).logprob_s;
+        assert_eq!(at(1), 1630.0);
+        assert_eq!(at(8), 1070.0);
+        assert_eq!(at(16), 1030.0);
+    }
+
+    #[test]
+    fn attention_is_quadratic_and_recompute_adds_a_forward() {
+        let mut s = shape(1, 1);
+        s.attention_flops_per_token_sq = 0.5;
+        assert_eq!(s.forward_flops(10), 10.0 + 50.0);
+        s.recompute = true;
+        assert_eq!(s.passes(&[10]).update_s, 240.0);
+    }
+
+    proptest! {
+        #[test]
+        fn balanced_counts_and_bounds(t in proptest::collection::vec(1u64..5000, 1..200), ranks in 1usize..16,
+                                      m in 1u32..6) {
+            let s = shape(ranks, m);
+            let rank_of = s.assign(&t);
+            let cap = t.len().div_ceil(ranks);
+            for r in 0..ranks {
+                prop_assert!(rank_of.iter().filter(|&&x| x == r).count() <= cap);
+            }
+            let p = s.passes(&t);
+            let total: u64 = t.iter().sum();
+            let longest = *t.iter().max().unwrap() as f64;
+            // never faster than perfect division, never slower than one rank doing everything
+            prop_assert!(p.logprob_s >= total as f64 / ranks as f64 - 1e-9);
+            prop_assert!(p.logprob_s >= longest);
+            prop_assert!(p.logprob_s <= total as f64 + 1e-9);
+            prop_assert!(p.update_s >= 3.0 * p.logprob_s - 1e-6 || m > 1);
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The fidelity suite: scenarios of published measurements (`[published]`), simulated and compared per step, per
+//! phase and per speed-up, so a change to the cost model shows at once what it does to every known case.
+
+use crate::report::{Report, StepRow};
+use crate::scenario::{RawPublished, Scenario, ScenarioError};
+use crate::simulator::{simulate, SimError};
+use std::path::{Path, PathBuf};
+
+/// One compared quantity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FidelityRow {
+    /// The scenario's file stem.
+    pub case: String,
+    /// `step`, a published phase name, or `speedup over <case>`.
+    pub quantity: String,
+    pub published: f64,
+    pub simulated: f64,
+    /// The largest relative error the suite accepts for it.
+    pub tolerance: f64,
+}
+
+impl FidelityRow {
+    /// simulated / published − 1.
+    pub fn error(&self) -> f64 {
+        self.simulated / self.published - 1.0
+    }
+
+    pub fn within(&self) -> bool {
+        self.error().abs() <= self.tolerance
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FidelityError {
+    #[error("{}: cannot list the fidelity scenarios: {source}", dir.display())]
+    Dir { dir: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("{}: {source}", file.display())]
+    Simulation { file: PathBuf, source: SimError },
+    #[error("{}: no [published] table: a fidelity scenario states what was measured", file.display())]
+    NotPublished { file: PathBuf },
+    #[error("{}: published.speedup_over names {other:?}, which is not a scenario of this folder", file.display())]
+    UnknownBaseline { file: PathBuf, other: String },
+    #[error("{}: the run has {steps} steps, not more than the {warmup} warm-up steps (raise workload.steps)", file.display())]
+    TooShort { file: PathBuf, steps: usize, warmup: u32 },
+}
+
+/// Default tolerances: step ±25 %, phase ±25 %, speed-up ±15 % (the bar for cases beyond the main table).
+const STEP_TOLERANCE: f64 = 0.25;
+const PHASE_TOLERANCE: f64 = 0.25;
+const SPEEDUP_TOLERANCE: f64 = 0.15;
+
+/// One simulated case: its published figures and what the simulator says per published step.
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub name: String,
+    pub file: PathBuf,
+    pub published: RawPublished,
+    /// Seconds per published step (steady state: warm-up steps left out).
+    pub step_s: f64,
+    /// Mean seconds per published step of each steps.csv phase column.
+    pub phases: Vec<(String, f64)>,
+}
+
+/// Steady-state seconds per published step, and the mean of each phase column, from a run's steps.
+fn steady(steps: &[StepRow], warmup: usize, per_published: f64) -> (f64, Vec<(String, f64)>) {
+    let kept = &steps[warmup..];
+    let n = kept.len() as f64;
+    // Period between step ends (the first kept step's own duration when there is only one): robust for pipelines
+    // whose steps overlap.
+    let period = if kept.len() >= 2 && warmup > 0 {
+        (kept[kept.len() - 1].end_s - steps[warmup - 1].end_s) / n
+    } else if kept.len() >= 2 {
+        (kept[kept.len() - 1].end_s - kept[0].end_s) / (n - 1.0)
+    } else {
+        kept[0].duration_s
+    };
+    let mean = |f: fn(&StepRow) -> f64| kept.iter().map(f).sum::<f64>() / n * per_published;
+    let phases = vec![
+        ("rollout".to_string(), mean(|r| r.rollout_s)),
+        ("logprob".to_string(), mean(|r| r.logprob_s)),
+        ("train".to_string(), mean(|r| r.train_s)),
+        ("sync".to_string(), mean(|r| r.sync_s)),
+        ("switch".to_string(), mean(|r| r.switch_s)),
+        ("reward".to_string(), mean(|r| r.reward_s)),
+    ];
+    (period * per_published, phases)
+}
+
+/// Simulates one fidelity scenario (with `--set` overrides, for what-if questions).
+pub fn run_case(file: &Path, overrides: &[String]) -> Result<(Case, Report), FidelityError> {
+    let s = Scenario::load(file, overrides)?;
+    let published =
+        s.resolved.published.clone().ok_or_else(|| FidelityError::NotPublished { file: file.to_path_buf() })?;
+    let run = simulate(&s).map_err(|source| FidelityError::Simulation { file: file.to_path_buf(), source })?;
+    let warmup = published.warmup_steps.unwrap_or(1);
+    if run.report.steps.len() <= warmup as usize {
+        return Err(FidelityError::TooShort { file: file.to_path_buf(), steps: run.report.steps.len(), warmup });
+    }
+    let per = published.steps_per_published_step.unwrap_or(1) as f64;
+    let (step_s, phases) = steady(&run.report.steps, warmup as usize, per);
+    let name = file.file_stem().and_then(|x| x.to_str()).unwrap_or("case").to_string();
+    Ok((Case { name, file: file.to_path_buf(), published, step_s, phases }, run.report))
+}
+
+/// The fidelity scenarios of a folder, by file name.
+pub fn case_files(dir: &Path) -> Result<Vec<PathBuf>, FidelityError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| FidelityError::Dir { dir: dir.to_path_buf(), source })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Published against simulated, for every case: step, each published phase, and speed-ups over a named baseline.
+pub fn compare(cases: &[Case]) -> Result<Vec<FidelityRow>, FidelityError> {
+    let mut rows = Vec::new();
+    for c in cases {
+        let p = &c.published;
+        if let Some(step) = p.step_s {
+            rows.push(FidelityRow {
+                case: c.name.clone(),
+                quantity: "step".into(),
+                published: step,
+                simulated: c.step_s,
+                tolerance: p.step_tolerance.unwrap_or(STEP_TOLERANCE),
+            });
+        }
+        for ph in &p.phases {
+            let cols = ph.sim.clone().unwrap_or_default();
+            let simulated: f64 = c.phases.iter().filter(|(k, _)| cols.contains(k)).map(|(_, v)| v).sum();
+            rows.push(FidelityRow {
+                case: c.name.clone(),
+                quantity: ph.name.clone().unwrap_or_default(),
+                published: ph.seconds.unwrap_or(0.0),
+                simulated,
+                tolerance: ph.tolerance.or(p.phase_tolerance).unwrap_or(PHASE_TOLERANCE),
+            });
+        }
+        if let (Some(base), Some(speedup)) = (&p.speedup_over, p.speedup) {
+            let b = cases
+                .iter()
+                .find(|x| &x.name == base)
+                .ok_or_else(|| FidelityError::UnknownBaseline { file: c.file.clone(), other: base.clone() })?;
+            rows.push(FidelityRow {
+                case: c.name.clone(),
+                quantity: format!("speedup over {base}"),
+                published: speedup,
+                simulated: b.step_s / c.step_s,
+                tolerance: p.speedup_tolerance.unwrap_or(SPEEDUP_TOLERANCE),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(step: u32, end: f64, rollout: f64) -> StepRow {
+        StepRow {
+            step,
+            start_s: end - 10.0,
+            end_s: end,
+            duration_s: 10.0,
+            rollout_s: rollout,
+            logprob_s: 0.0,
+            train_s: 1.0,
+            sync_s: 0.0,
+            switch_s: 0.0,
+            reward_s: 0.0,
+            trained_samples: 1,
+            trained_tokens: 1,
+            mean_staleness: 0.0,
+        }
+    }
+
+    #[test]
+    fn steady_state_period_and_phase_means() {
+        // ends at 20, 30, 42, 50: warm-up 1 → period (50 − 20) / 3 = 10; rollout mean of 4, 5, 6 = 5
+        let steps = [row(0, 20.0, 9.0), row(1, 30.0, 4.0), row(2, 42.0, 5.0), row(3, 50.0, 6.0)];
+        let (period, phases) = steady(&steps, 1, 1.0);
+        assert!((period - 10.0).abs() < 1e-12);
+        assert_eq!(phases[0], ("rollout".to_string(), 5.0));
+        // four train steps per published step
+        let (period4, phases4) = steady(&steps, 1, 4.0);
+        assert!((period4 - 40.0).abs() < 1e-12);
+        assert_eq!(phases4[2], ("train".to_string(), 4.0));
+    }
+
+    #[test]
+    fn errors_and_tolerance() {
+        let r = FidelityRow {
+            case: "c".into(),
+            quantity: "step".into(),
+            published: 100.0,
+            simulated: 89.0,
+            tolerance: 0.1,
+        };
+        assert!((r.error() + 0.11).abs() < 1e-12);
+        assert!(!r.within());
+    }
+}
