@@ -362,6 +362,12 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
             scenario.file.display()
         )));
     }
+    if scenario.workload.dynamic_sampling.is_some() {
+        return Err(ExecError::Setup(format!(
+            "{}: field `workload.dynamic_sampling`: dynamic sampling is simulated only; the real backend's synthetic task does not drop groups (remove [workload.dynamic_sampling] to run it)",
+            scenario.file.display()
+        )));
+    }
     if scenario.failures.is_some() {
         return Err(ExecError::Setup(format!(
             "{}: field `failures`: failure injection is simulated only; the real backend cannot fail a worker on purpose (remove [failures] to run it)",
@@ -859,6 +865,11 @@ impl Driver<'_> {
             Command::SetTimer { at, id } => {
                 self.timer_seq += 1;
                 self.timers.insert((*at, self.timer_seq), Event::TimerFired { id: *id });
+            }
+            Command::Discard { trajectories } => {
+                for &t in trajectories {
+                    self.tm.discard(t)?;
+                }
             }
         }
         Ok(())

@@ -80,6 +80,8 @@ pub enum Command {
     /// Stop generating these trajectories on `worker` (all of its resident ones when `None`) at the end of the
     /// decode iteration in progress; they keep their tokens and can be admitted again anywhere (re-prefilled).
     Pause { worker: WorkerId, trajectories: Option<Vec<TrajId>> },
+    /// Drop finished trajectories that will never be trained (dynamic sampling); their tokens count as discarded.
+    Discard { trajectories: Vec<TrajId> },
 }
 
 impl Command {
@@ -239,6 +241,7 @@ pub fn check_command(c: &Command, cluster: &Cluster, workers: &[WorkerState], no
                 return Err("the time is in the past".into());
             }
         }
+        Command::Discard { .. } => {}
     }
     Ok(())
 }

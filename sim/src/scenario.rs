@@ -296,6 +296,24 @@ pub struct RawWorkload {
     /// as agent frameworks do at the model's max length. Default: max_prompt_tokens + max_response_tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_context_tokens: Option<u32>,
+    /// DAPO dynamic sampling: drop groups whose rewards are all equal and generate more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dynamic_sampling: Option<RawDynamicSampling>,
+}
+
+/// `[workload.dynamic_sampling]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDynamicSampling {
+    /// Share of groups whose rewards are not all equal (kept), in (0, 1].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_fraction: Option<f64>,
+    /// Groups generated per round (verl's gen_batch_size); default prompts_per_step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompts_per_round: Option<u32>,
+    /// Rounds per step at most (verl's max_num_gen_batches); default 10.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rounds: Option<u32>,
 }
 
 /// `[workload.multi_turn]`.
@@ -1481,6 +1499,14 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
     check_memory(&model, &gpu, &cluster, &rollout, &training, &c, raw.cluster.workers.is_some())?;
 
     let workload = validate_workload(&raw.workload, &c, &mut resolved.workload)?;
+    if workload.dynamic_sampling.is_some() && !matches!(kind, PipelineKind::Colocated | PipelineKind::Disaggregated) {
+        return Err(src.error(
+            "workload.dynamic_sampling",
+            format!(
+                "dynamic sampling is modelled for the synchronous pipelines (colocated, disaggregated), whose steps generate rounds until enough groups are kept; {kind} streams groups instead — remove it or pick one of those"
+            ),
+        ));
+    }
     for w in cluster.with_tag("rollout") {
         let cap = rollout.kv_capacity_tokens.map_or_else(
             || memory::kv_capacity_tokens(&model, &w.gpu, w.tp, rollout.gpu_memory_utilization),
@@ -2126,6 +2152,39 @@ fn validate_workload(w: &RawWorkload, c: &Check, resolved: &mut RawWorkload) -> 
             ),
         ));
     }
+    let dynamic_sampling = match &w.dynamic_sampling {
+        None => None,
+        Some(d) => {
+            let keep = c.require(d.keep_fraction, "workload.dynamic_sampling.keep_fraction", "a share in (0, 1]")?;
+            if !(keep > 0.0 && keep <= 1.0) {
+                return Err(c.src.error(
+                    "workload.dynamic_sampling.keep_fraction",
+                    format!("expected a share of groups in (0, 1], got {keep}"),
+                ));
+            }
+            let spec = crate::workload::DynamicSampling {
+                keep_fraction: keep,
+                prompts_per_round: c.count(
+                    d.prompts_per_round,
+                    "workload.dynamic_sampling.prompts_per_round",
+                    Some(prompts_per_step),
+                    "groups generated per round",
+                )?,
+                max_rounds: c.count(
+                    d.max_rounds,
+                    "workload.dynamic_sampling.max_rounds",
+                    Some(10),
+                    "rounds per step at most",
+                )?,
+            };
+            resolved.dynamic_sampling = Some(RawDynamicSampling {
+                keep_fraction: Some(spec.keep_fraction),
+                prompts_per_round: Some(spec.prompts_per_round),
+                max_rounds: Some(spec.max_rounds),
+            });
+            Some(spec)
+        }
+    };
     resolved.max_context_tokens = Some(max_context_tokens);
     resolved.response_growth_per_step = Some(response_growth_per_step);
     resolved.reward_batch_s = Some(reward_batch_s);
@@ -2141,6 +2200,7 @@ fn validate_workload(w: &RawWorkload, c: &Check, resolved: &mut RawWorkload) -> 
         reward_batch_s,
         multi_turn,
         max_context_tokens,
+        dynamic_sampling,
     })
 }
 

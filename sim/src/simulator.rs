@@ -381,7 +381,10 @@ impl Sim<'_> {
             Command::Admit { worker, .. } | Command::Retag { worker, .. } => self.is_down(*worker),
             Command::Train { workers, .. } => workers.iter().any(|w| self.is_down(*w)),
             Command::SyncWeights { from, to, .. } => from.iter().chain(to).any(|w| self.is_down(*w)),
-            Command::CreateGroups { .. } | Command::SetTimer { .. } | Command::Pause { .. } => false,
+            Command::CreateGroups { .. }
+            | Command::SetTimer { .. }
+            | Command::Pause { .. }
+            | Command::Discard { .. } => false,
         }
     }
 
@@ -463,6 +466,9 @@ impl Sim<'_> {
                 for _ in 0..*groups {
                     let g = self.workload.group(self.next_group);
                     let ids = self.tm.create_group(self.next_group, g.prompt_tokens, &g.responses, self.now);
+                    if !g.kept {
+                        self.tm.mark_dropped_group(self.next_group);
+                    }
                     self.batch_step.extend(ids.map(|_| *step));
                     self.reward_ns.extend_from_slice(&g.reward_ns);
                     let k = g.responses.len();
@@ -512,6 +518,12 @@ impl Sim<'_> {
                 Ok(())
             }
             Command::Pause { worker, trajectories } => self.pause(&c, *worker, trajectories.as_deref()),
+            Command::Discard { trajectories } => {
+                for &t in trajectories {
+                    self.tm.discard(t)?;
+                }
+                Ok(())
+            }
             Command::SetTimer { at, id } => {
                 self.queue.schedule(*at, Internal::Deliver(Event::TimerFired { id: *id }));
                 Ok(())

@@ -92,6 +92,8 @@ pub struct TrajCounters {
 pub struct TrajectoryManager {
     trajs: Vec<Trajectory>,
     counters: TrajCounters,
+    /// Groups (by group number) that dynamic sampling drops: their rewards turned out all equal.
+    dropped_groups: std::collections::BTreeSet<u64>,
 }
 
 impl TrajectoryManager {
@@ -126,6 +128,22 @@ impl TrajectoryManager {
 
     pub fn counters(&self) -> &TrajCounters {
         &self.counters
+    }
+
+    /// Marks a group as one dynamic sampling drops (all its rewards equal); the backend knows it when it scores the
+    /// group, and a policy learns it only once every sample of the group has finished (`group_kept`).
+    pub fn mark_dropped_group(&mut self, group: u64) {
+        self.dropped_groups.insert(group);
+    }
+
+    /// Whether the group of trajectories `ids` (all of one group) survives dynamic sampling; `None` until every one
+    /// of them has finished (the rewards are not known before).
+    pub fn group_kept(&self, ids: std::ops::Range<u64>) -> Option<bool> {
+        let first = self.get(TrajId(ids.start)).ok()?;
+        if ids.clone().any(|i| self.trajs.get(i as usize).is_none_or(|t| t.finished_at.is_none())) {
+            return None;
+        }
+        Some(!self.dropped_groups.contains(&first.group))
     }
 
     /// Creates one trajectory per response length, all sharing a prompt group.

@@ -114,6 +114,21 @@ pub struct WorkloadSpec {
     pub multi_turn: Option<MultiTurnSpec>,
     /// Longest context a sequence may reach: tool outputs are truncated to keep prompt + tools + response under it.
     pub max_context_tokens: u32,
+    /// DAPO dynamic sampling: groups whose rewards are all equal are dropped and more are generated.
+    pub dynamic_sampling: Option<DynamicSampling>,
+}
+
+/// DAPO's dynamic sampling (verl `algorithm.filter_groups`): a step generates rounds of `prompts_per_round` groups
+/// until `prompts_per_step` of them have rewards that are not all equal; the other groups and any surplus are
+/// dropped (their tokens count as discarded). Whether a group is kept is drawn per group (seeded stream
+/// `workload/dynamic_sampling`) with probability `keep_fraction`, the share of prompts the policy neither always
+/// solves nor always fails.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DynamicSampling {
+    pub keep_fraction: f64,
+    pub prompts_per_round: u32,
+    /// Rounds per step at most (verl's max_num_gen_batches); the step then trains on the groups it kept.
+    pub max_rounds: u32,
 }
 
 /// Multi-turn agent trajectories drawn from distributions: each response is split evenly into `turns` turns; every
@@ -169,6 +184,8 @@ pub fn fit_turns(turns: &[Turn], total: u32) -> Vec<Turn> {
 pub struct GroupLengths {
     pub prompt_tokens: u32,
     pub responses: Vec<u32>,
+    /// Whether the group survives dynamic sampling (its rewards are not all equal); always true without it.
+    pub kept: bool,
     /// Reward time of each sample, nanoseconds (all 0 without `reward_s`).
     pub reward_ns: Vec<u64>,
     /// Turns of each sample (empty when every sample is single-turn).
@@ -196,7 +213,10 @@ impl Workload {
                 let mut rng = self.streams.indexed("workload/lengths", serial);
                 let prompt_tokens = prompt.sample(&mut rng, s.max_prompt_tokens);
                 let responses = (0..g).map(|_| response.sample(&mut rng, s.max_response_tokens)).collect();
-                self.finish(serial, GroupLengths { prompt_tokens, responses, reward_ns: Vec::new(), turns: Vec::new() })
+                self.finish(
+                    serial,
+                    GroupLengths { prompt_tokens, responses, kept: true, reward_ns: Vec::new(), turns: Vec::new() },
+                )
             }
             LengthSource::Trace { trace, mode } => {
                 let (step, group) = match mode {
@@ -217,6 +237,7 @@ impl Workload {
                     responses: (0..g)
                         .map(|i| tg.responses[i % tg.responses.len()].min(s.max_response_tokens))
                         .collect(),
+                    kept: true,
                     reward_ns: Vec::new(),
                     turns: if tg.turns.is_empty() {
                         Vec::new()
@@ -232,6 +253,10 @@ impl Workload {
     /// Applies the per-step drift and draws the reward times (own streams: neither changes the base lengths).
     fn finish(&self, serial: u64, mut g: GroupLengths) -> GroupLengths {
         let s = &self.spec;
+        if let Some(d) = &s.dynamic_sampling {
+            let mut rng = self.streams.indexed("workload/dynamic_sampling", serial);
+            g.kept = rng.random::<f64>() < d.keep_fraction;
+        }
         if s.response_growth_per_step != 0.0 {
             let step = (serial / s.prompts_per_step as u64) as i32;
             let factor = (1.0 + s.response_growth_per_step).powi(step);
@@ -306,6 +331,7 @@ mod tests {
             reward_batch_s: 0.0,
             multi_turn: None,
             max_context_tokens: 150,
+            dynamic_sampling: None,
         }
     }
 
@@ -377,12 +403,24 @@ mod tests {
         let w = Workload::new(spec(LengthSource::Trace { trace: Arc::new(trace), mode: TraceMode::Replay }), 0);
         assert_eq!(
             w.group(0),
-            GroupLengths { prompt_tokens: 1, responses: vec![10, 11, 10], reward_ns: vec![0; 3], turns: vec![] }
+            GroupLengths {
+                prompt_tokens: 1,
+                responses: vec![10, 11, 10],
+                kept: true,
+                reward_ns: vec![0; 3],
+                turns: vec![]
+            }
         );
         assert_eq!(w.group(1).prompt_tokens, 2);
         assert_eq!(
             w.group(2),
-            GroupLengths { prompt_tokens: 3, responses: vec![30, 31, 32], reward_ns: vec![0; 3], turns: vec![] }
+            GroupLengths {
+                prompt_tokens: 3,
+                responses: vec![30, 31, 32],
+                kept: true,
+                reward_ns: vec![0; 3],
+                turns: vec![]
+            }
         );
         assert_eq!(w.group(3).prompt_tokens, 3);
         assert_eq!(w.group(4).prompt_tokens, 1);

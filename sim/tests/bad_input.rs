@@ -281,3 +281,15 @@ fn a_fractional_staleness_bound_is_accepted_and_bounds_in_train_steps() {
     .unwrap();
     assert_eq!(s.pipeline.staleness_bound(), Some(5));
 }
+
+#[test]
+fn dynamic_sampling_is_checked() {
+    let e = err(BASE, &["workload.dynamic_sampling={keep_fraction=0}"]);
+    assert_has(&e, &["field `workload.dynamic_sampling.keep_fraction`", "(0, 1]", "got 0"]);
+    let e = err(BASE, &["workload.dynamic_sampling={prompts_per_round=8}"]);
+    assert_has(&e, &["field `workload.dynamic_sampling.keep_fraction`", "missing"]);
+    let e = err(BASE, &["workload.dynamic_sampling={keep_fraction=0.5,max_rounds=0}"]);
+    assert_has(&e, &["field `workload.dynamic_sampling.max_rounds`"]);
+    let e = err(BASE, &["pipeline.type=async", "workload.dynamic_sampling={keep_fraction=0.5}"]);
+    assert_has(&e, &["field `workload.dynamic_sampling`", "synchronous pipelines"]);
+}

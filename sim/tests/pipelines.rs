@@ -321,3 +321,32 @@ fn async_syncs_every_few_steps_and_completion_order_takes_finished_groups_first(
     assert_eq!(by_completion.report.summary.trained_samples, 4 * 16 * 8);
     assert_eq!(by_completion.report.summary.discarded_tokens, 0);
 }
+
+/// DAPO dynamic sampling: rounds until P groups are kept; dropped groups' tokens are discarded, never lost, and
+/// every step still trains P groups.
+#[test]
+fn dynamic_sampling_generates_rounds_until_enough_groups_are_kept() {
+    let filtered = |sets: &[&str]| {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let s = Scenario::from_text(BASE, Path::new("zoo.toml"), &sets).unwrap();
+        let r = simulate(&s).unwrap();
+        assert!(r.timeline.find_double_booking().is_none());
+        (s, r)
+    };
+    for kind in ["colocated", "disaggregated"] {
+        let pipeline = format!("pipeline.type={kind}");
+        let (_, plain) = run(&[&pipeline]);
+        let (s, ds) = filtered(&[&pipeline, "workload.dynamic_sampling={keep_fraction=0.5,prompts_per_round=16}"]);
+        let m = &ds.report.summary;
+        assert_eq!(m.trained_samples, (s.workload.steps * 16 * 8) as u64, "{kind}");
+        assert!(m.discarded_tokens > 0, "{kind}: dropped groups are discarded");
+        assert_eq!(m.generated_tokens, m.trained_tokens + m.in_flight_tokens + m.discarded_tokens, "{kind}");
+        ds.trajectories.check_conservation().unwrap();
+        // Half the groups kept: about two rounds a step, so the run takes longer than without filtering.
+        assert!(m.sim_time_s > plain.report.summary.sim_time_s, "{kind}");
+    }
+    // keep_fraction = 1 changes nothing.
+    let (_, plain) = run(&["pipeline.type=colocated"]);
+    let (_, all) = run(&["pipeline.type=colocated", "workload.dynamic_sampling={keep_fraction=1.0}"]);
+    assert_eq!(all.report.summary.sim_time_s, plain.report.summary.sim_time_s);
+}

@@ -4,7 +4,8 @@
 
 use crate::cost::Role;
 use crate::policies::partial::PartialRollout;
-use crate::policy::{admit_groups_evenly, readmit_elsewhere, ClusterView, Command, Event, Policy};
+use crate::policies::rounds::{BatchRounds, RoundEnd};
+use crate::policy::{readmit_elsewhere, ClusterView, Command, Event, Policy};
 use crate::trajectory::TrajId;
 use crate::workload::WorkloadSpec;
 
@@ -21,11 +22,11 @@ enum Phase {
 pub struct Colocated {
     steps: u32,
     prompts_per_step: u32,
-    samples_per_prompt: u32,
     step: u32,
     phase: Phase,
     batch: Vec<TrajId>,
-    unfinished: usize,
+    /// The step's rollout rounds (one, or several under dynamic sampling).
+    rounds: BatchRounds,
     switches_left: usize,
     partial: Option<PartialRollout>,
 }
@@ -35,11 +36,10 @@ impl Colocated {
         Colocated {
             steps: w.steps,
             prompts_per_step: w.prompts_per_step,
-            samples_per_prompt: w.samples_per_prompt,
             step: 0,
             phase: Phase::Rollout,
             batch: Vec::new(),
-            unfinished: 0,
+            rounds: BatchRounds::new(w),
             switches_left: 0,
             partial: None,
         }
@@ -68,19 +68,7 @@ impl Colocated {
             let left = (self.steps - self.step) as u64 * self.prompts_per_step as u64;
             return p.start(self.step, left, &view.with_tag("rollout"), view);
         }
-        let first = view.trajectories.next_id();
-        let n = (self.prompts_per_step * self.samples_per_prompt) as u64;
-        self.batch = (first.0..first.0 + n).map(TrajId).collect();
-        self.unfinished = self.batch.len();
-        self.phase = Phase::Rollout;
-        let mut cmds = vec![Command::CreateGroups { step: self.step, groups: self.prompts_per_step }];
-        cmds.extend(admit_groups_evenly(
-            first,
-            self.prompts_per_step,
-            self.samples_per_prompt,
-            &view.with_tag("rollout"),
-        ));
-        cmds
+        self.rounds.start(self.step, view, &view.with_tag("rollout"))
     }
 
     fn switch_all(&mut self, view: &ClusterView, to: Role) -> Vec<Command> {
@@ -125,12 +113,18 @@ impl Policy for Colocated {
                 vec![]
             }
             Event::TrajectoryFinished { .. } if self.phase == Phase::Rollout => {
-                self.unfinished -= 1;
-                if self.unfinished > 0 {
+                if !self.rounds.on_finished() {
                     return vec![];
                 }
-                self.phase = Phase::SwitchingToTrain;
-                self.switch_all(view, Role::Train)
+                match self.rounds.end_round(view, &view.with_tag("rollout")) {
+                    RoundEnd::More(cmds) => cmds,
+                    RoundEnd::Batch { batch, mut commands } => {
+                        self.batch = batch;
+                        self.phase = Phase::SwitchingToTrain;
+                        commands.extend(self.switch_all(view, Role::Train));
+                        commands
+                    }
+                }
             }
             Event::Retagged { role: Role::Train, .. } if self.phase == Phase::SwitchingToTrain => {
                 self.switches_left -= 1;

@@ -10,7 +10,8 @@
 //! the rest are paused and continued first by the next step's rollout.
 
 use crate::policies::partial::PartialRollout;
-use crate::policy::{admit_groups_evenly, readmit_elsewhere, ClusterView, Command, Event, Policy};
+use crate::policies::rounds::{BatchRounds, RoundEnd};
+use crate::policy::{readmit_elsewhere, ClusterView, Command, Event, Policy};
 use crate::trajectory::TrajId;
 use crate::workload::WorkloadSpec;
 use std::collections::BTreeMap;
@@ -18,14 +19,13 @@ use std::collections::BTreeMap;
 pub struct Disaggregated {
     steps: u32,
     prompts_per_step: u32,
-    samples_per_prompt: u32,
     /// Step whose batch is being generated, with its unfinished count.
     generating: Option<(u32, usize)>,
     next_rollout: u32,
     next_train: u32,
     ready: BTreeMap<u32, Vec<TrajId>>,
-    /// Batch being generated.
-    current: Vec<TrajId>,
+    /// The rounds of the batch being generated (one, or several under dynamic sampling).
+    rounds: BatchRounds,
     training: bool,
     syncing: bool,
     rollout_version: u32,
@@ -37,12 +37,11 @@ impl Disaggregated {
         Disaggregated {
             steps: w.steps,
             prompts_per_step: w.prompts_per_step,
-            samples_per_prompt: w.samples_per_prompt,
             generating: None,
             next_rollout: 0,
             next_train: 0,
             ready: BTreeMap::new(),
-            current: Vec::new(),
+            rounds: BatchRounds::new(w),
             training: false,
             syncing: false,
             rollout_version: 0,
@@ -93,18 +92,9 @@ impl Disaggregated {
                 }
                 return self.train_if_ready(view, cmds);
             }
-            let first = view.trajectories.next_id();
-            let n = (self.prompts_per_step * self.samples_per_prompt) as usize;
-            self.current = (first.0..first.0 + n as u64).map(TrajId).collect();
-            self.generating = Some((step, n));
+            self.generating = Some((step, 0));
             self.next_rollout += 1;
-            cmds.push(Command::CreateGroups { step, groups: self.prompts_per_step });
-            cmds.extend(admit_groups_evenly(
-                first,
-                self.prompts_per_step,
-                self.samples_per_prompt,
-                &view.with_tag("rollout"),
-            ));
+            cmds.extend(self.rounds.start(step, view, &view.with_tag("rollout")));
         }
         self.train_if_ready(view, cmds)
     }
@@ -157,14 +147,20 @@ impl Policy for Disaggregated {
                 self.end_partial_rollout();
             }
             Event::TrajectoryFinished { .. } => {
-                let Some((step, left)) = self.generating.as_mut() else { return vec![] };
-                *left -= 1;
-                if *left > 0 {
+                let Some((step, _)) = self.generating else { return vec![] };
+                if !self.rounds.on_finished() {
                     return vec![];
                 }
-                let step = *step;
-                self.generating = None;
-                self.ready.insert(step, std::mem::take(&mut self.current));
+                match self.rounds.end_round(view, &view.with_tag("rollout")) {
+                    RoundEnd::More(cmds) => return cmds,
+                    RoundEnd::Batch { batch, commands } => {
+                        self.generating = None;
+                        self.ready.insert(step, batch);
+                        let mut cmds = commands;
+                        cmds.extend(self.advance(view));
+                        return cmds;
+                    }
+                }
             }
             Event::TrainDone { .. } => self.training = false,
             Event::WeightsSynced { version, .. } => {

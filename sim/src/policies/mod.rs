@@ -4,4 +4,5 @@
 pub mod colocated;
 pub mod disaggregated;
 pub mod partial;
+pub mod rounds;
 pub mod streaming;
