@@ -67,9 +67,10 @@ pub const DEFAULT_FRAMEWORK: &str = "verl-fsdp2";
 /// A built-in framework by name (case-insensitive).
 ///
 /// Sources (details and the measurements each was checked against: docs/fidelity.md):
-/// - Eager launch cost ≈ 50 µs per layer: vLLM PR #1440 (Llama-2-7B, 32 layers, batch 1: 12.0 ms eager vs 10.5 ms
-///   with CUDA graphs per token, 47 µs/layer) and xLLM PR #713 (Qwen3-0.6B, 28 layers: 4.20 vs 2.72 ms TPOT,
-///   53 µs/layer).
+/// - Eager launch cost ≈ 290 µs per layer: DeepSpeed PR #8352 measured verl's vLLM rollout at batch 1 on H200 at
+///   4.8 ms per token eager against 1.3 ms with CUDA graphs (GPT-2, 12 layers: 0.29 ms per layer). Older engines
+///   were leaner (vLLM PR #1440, V0 in 2023: 47 µs/layer for Llama-2-7B; xLLM PR #713: 53 µs/layer); the verl-era
+///   figure is the one that matches verl's eager generations (one-step-off and MoE cases, docs/fidelity.md).
 /// - Graph floor 5 µs per layer: a decode layer is ~8 kernels whose boundaries cost ~0.5–1 µs each on Hopper.
 /// - tp all-reduce 10 µs: latency of vLLM's one-shot custom all-reduce over NVLink for decode-sized messages.
 /// - Host overhead per iteration (vLLM V1 engine loop in verl's SPMD/agent-loop rollout, tp workers fed by a
@@ -100,7 +101,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         iteration_overhead_ms: 3.5,
         seq_overhead_us: 2.0,
         graph_layer_us: 5.0,
-        eager_layer_us: 50.0,
+        eager_layer_us: 290.0,
         tp_allreduce_us: 10.0,
         hbm_efficiency: 0.8,
         decode_compute_efficiency: 0.5,
