@@ -227,12 +227,13 @@ impl CostModel for AnalyticCosts {
         crate::cost::kv_capacity(&self.rollout, &self.model, worker)
     }
 
-    /// Synchronous pipelines wait for the controller's per-step work and for the rollout results to reach it;
-    /// streaming ones (async, seamless) score and queue each sample as it finishes, off the trainer's path.
-    fn controller_ns(&self, samples: u64) -> u64 {
+    /// Synchronous pipelines wait for the controller's per-step work; streaming ones (async, seamless) score and
+    /// queue each sample as it finishes, off the trainer's path. (No padded transfer here: verl's step minus its
+    /// phases is ~11 s on 64 and 128 GPUs, which leaves no room for one outside the passes.)
+    fn controller_ns(&self, _samples: u64) -> u64 {
         if matches!(self.pipeline.kind, PipelineKind::Async | PipelineKind::Seamless) {
             return 0;
         }
-        secs_to_ns(self.framework.step_overhead_s + self.transfer_s(samples))
+        secs_to_ns(self.framework.step_overhead_s)
     }
 }
