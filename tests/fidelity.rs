@@ -70,6 +70,7 @@ fn fidelity_cases_carry_no_fudge_factor() {
         "graph_layer_us",
         "eager_layer_us",
         "offload_gbytes_per_s",
+        "moe_mfu_scale",
         "bf16_tflops",
         "hbm_gbytes_per_s",
         "kv_capacity_tokens",

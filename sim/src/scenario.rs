@@ -80,6 +80,9 @@ pub struct RawFramework {
     /// Host↔device bandwidth of the offload copies per GPU, GB/s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offload_gbytes_per_s: Option<f64>,
+    /// An MoE trainer's utilisation as a share of `training.mfu`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moe_mfu_scale: Option<f64>,
 }
 
 /// `[published]`: what a paper or recipe measured for this setup, for `rlsim fidelity`.
@@ -1105,7 +1108,14 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         Some(framework.offload_gbytes_per_s),
         "GB/s",
     )?;
+    framework.moe_mfu_scale = c.fraction(
+        fw_raw.moe_mfu_scale,
+        "framework.moe_mfu_scale",
+        framework.moe_mfu_scale,
+        "an MoE trainer's utilisation as a share of the dense one's",
+    )?;
     resolved.framework = RawFramework {
+        moe_mfu_scale: Some(framework.moe_mfu_scale),
         preset: Some(framework.name.clone()),
         cuda_graphs: Some(framework.cuda_graphs),
         offload: Some(framework.offload),

@@ -98,7 +98,10 @@ impl AnalyticCosts {
         TrainShape {
             ranks: (gpus / per_rank).max(1) as usize,
             gpus_per_rank: per_rank,
-            rank_flops: per_rank as f64 * slowest * self.training.mfu,
+            rank_flops: per_rank as f64
+                * slowest
+                * self.training.mfu
+                * if m.is_moe() { self.framework.moe_mfu_scale } else { 1.0 },
             flops_per_token: m.forward_flops_per_token(),
             attention_flops_per_token_sq: 2.0 * m.layers as f64 * m.heads as f64 * m.head_dim as f64,
             mini_batches: self.training.mini_batches,
