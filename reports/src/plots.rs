@@ -591,6 +591,8 @@ fn fidelity_scatter<DB: DrawingBackend>(root: &Area<DB>, points: &[FidelityPoint
         .disable_y_mesh()
         .x_desc("published, s")
         .y_desc("rlsim, s")
+        .x_labels(6)
+        .y_labels(6)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 13))
