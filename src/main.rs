@@ -189,7 +189,6 @@ enum Cmd {
         #[command(flatten)]
         overrides: Overrides,
     },
-    /// Time the simulator on a scenario: events per second and wall time (release builds give the real figure).
     /// Simulate every published measurement in scenarios/fidelity/ (each file's `[published]` table) and print
     /// published against simulated per step, per phase and per speed-up with the relative error; writes
     /// fidelity.csv and fidelity.png/.svg (simulated against published, y = x) to --out (default runs/fidelity/).
@@ -198,6 +197,7 @@ enum Cmd {
         /// Folder of fidelity scenarios.
         #[arg(default_value = "scenarios/fidelity")]
         dir: PathBuf,
+        /// Output folder (default runs/fidelity/).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Skip the PNG/SVG plot.
@@ -207,6 +207,7 @@ enum Cmd {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Time the simulator on a scenario: events per second and wall time (release builds give the real figure).
     Bench {
         /// Scenario to time (default scenarios/dapo-32b-h800x64.toml).
         #[arg(default_value = "scenarios/dapo-32b-h800x64.toml")]

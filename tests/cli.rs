@@ -549,3 +549,30 @@ fn search_ranks_configurations_and_writes_runnable_scenarios() {
     assert!(csv.lines().any(|l| l.contains("async.max_staleness=0")), "{csv}");
     assert!(!csv.contains("async.max_staleness=1") && !csv.contains("type=disaggregated"), "{csv}");
 }
+
+/// `rlsim fidelity`: the table, fidelity.csv and the plot; exit 1 when a published figure is missed by more than
+/// the tolerance its file states.
+#[test]
+fn fidelity_compares_published_figures_and_fails_outside_tolerance() {
+    let cases = tmp("fidelity-cases");
+    std::fs::create_dir_all(&cases).unwrap();
+    let base = std::fs::read_to_string("scenarios/fidelity/nemo-rl-llama8b-colocated-16.toml").unwrap();
+    std::fs::write(cases.join("a.toml"), &base).unwrap();
+    let out = tmp("fidelity-out");
+    let text = ok(&["fidelity", cases.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(text.contains("nemo-rl") || text.contains("a "), "{text}");
+    assert!(text.contains("0 outside tolerance"), "{text}");
+    let csv = std::fs::read_to_string(out.join("fidelity.csv")).unwrap();
+    assert!(csv.starts_with("case,quantity,published,simulated,error,tolerance,within\n"), "{csv}");
+    assert!(out.join("fidelity.png").exists() && out.join("fidelity.svg").exists());
+    // A published step ten times longer than the simulation is outside any tolerance: exit 1, named.
+    std::fs::write(cases.join("a.toml"), base.replace("step_s = 92.8", "step_s = 928.0")).unwrap();
+    let out2 = rlsim(&["fidelity", cases.to_str().unwrap(), "--out", out.to_str().unwrap(), "--no-plots"]);
+    assert_eq!(out2.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out2.stdout).contains("OUTSIDE"));
+    // An empty folder is an error, not an empty success.
+    let empty = tmp("fidelity-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = fails(&["fidelity", empty.to_str().unwrap()]);
+    assert!(err.contains("no fidelity scenarios"), "{err}");
+}
