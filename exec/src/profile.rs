@@ -62,7 +62,7 @@ fn decode_samples(
         let mut id = 0;
         let first = (engine_index * 2 + pass) * groups;
         for g in first..first + groups {
-            let lengths = workload.group(g);
+            let lengths = workload.group(g, (g / s.workload.prompts_per_step as u64) as u32);
             let prompt: Vec<u32> = (0..lengths.prompt_tokens).map(|_| rng.random_range(1..cfg.vocab as u32)).collect();
             for &r in &lengths.responses {
                 engine.enqueue(SeqInput {
@@ -181,7 +181,7 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
         for _ in 0..2 {
             let mut batch = Vec::new();
             for _ in 0..groups {
-                let g = workload.group(serial);
+                let g = workload.group(serial, (serial / s.workload.prompts_per_step as u64) as u32);
                 let prompt = tokens(g.prompt_tokens as usize);
                 for (i, &r) in g.responses.iter().enumerate() {
                     let r = (r as usize).min(cfg.context - prompt.len()).max(1);

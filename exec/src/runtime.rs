@@ -749,7 +749,7 @@ impl Driver<'_> {
             Command::CreateGroups { step, groups } => {
                 let s = self.scenario;
                 for _ in 0..*groups {
-                    let g = self.workload.group(self.next_group);
+                    let g = self.workload.group(self.next_group, *step);
                     let prompt = task::prompt_tokens(
                         &self.streams,
                         self.next_group,

@@ -32,7 +32,8 @@ pub struct FrameworkSpec {
     /// Achieved share of peak FLOP/s in prefill.
     pub prefill_mfu: f64,
     // ----- trainer -----
-    /// Model FLOPs utilisation of the trainer's dense matmuls (6·N·T for an update).
+    /// Utilisation of the FLOPs the trainer executes (6·N·T per update, 8·N·T with recomputation, plus attention);
+    /// 0.6 with recomputation is the usual 0.45 model-FLOPs utilisation.
     pub mfu: f64,
     /// An MoE trainer's utilisation relative to a dense one's (`mfu` × this): token-dropless routing leaves experts
     /// unevenly loaded, expert parallelism adds all-to-alls, and small experts make small grouped GEMMs.
@@ -77,12 +78,13 @@ pub const DEFAULT_FRAMEWORK: &str = "verl-fsdp2";
 /// - Graph floor 5 µs per layer: a decode layer is ~8 kernels whose boundaries cost ~0.5–1 µs each on Hopper.
 /// - tp all-reduce 10 µs: latency of vLLM's one-shot custom all-reduce over NVLink for decode-sized messages.
 /// - Host overhead per iteration (vLLM V1 engine loop in verl's SPMD/agent-loop rollout, tp workers fed by a
-///   shared-memory broadcast): 3.0 ms, from the tail-bound generation of verl's 7B runs on 64 and 128 H20 (one
-///   28k-token sequence decoding alone takes ~150–178 s there); SGLang's overlap scheduler hides most of it (slime,
-///   AReaL: 1.0 ms).
+///   shared-memory broadcast): 3.5 ms, fitted on the tail-bound generations of verl's 7B runs on 64 and 128 H20 (one
+///   ~25k-token sequence decoding nearly alone takes ~150–178 s there); SGLang's overlap scheduler hides most of it
+///   (slime, AReaL: 1.0 ms, an estimate).
 /// - Per-sequence host cost 2 µs: vLLM V1's scheduler and sampler bookkeeping.
-/// - MFU 0.4 (FSDP2) / 0.45 (Megatron): bf16 dense training of 7B–32B models on Hopper; the verl fully_async 7B
-///   dedicated trainer on 16 and 32 H20 (314 s and 157 s per 512×16 batch) is reproduced at 0.4.
+/// - `mfu` 0.6 of the executed FLOPs with recomputation (≈ 0.45 model-FLOPs utilisation, typical of bf16 dense
+///   training): fitted on verl's fully_async 7B dedicated trainer on 16 and 32 H20 (314 s and 157 s per 512×16
+///   batch). verl-megatron, slime and AReaL share it: no separate measurement distinguishes them yet.
 /// - MoE training at 0.42 of the dense utilisation: verl's DeepSeek-V3 (671B MoE) benchmark on 96 H20 logs an MFU
 ///   of 0.19 (docs/perf/dpsk.md) against the ~0.45 a dense model reaches in verl (the 7B fit above).
 /// - Gradient checkpointing on: verl's recipes set `enable_gradient_checkpointing=True`; slime and AReaL
@@ -97,8 +99,9 @@ pub const DEFAULT_FRAMEWORK: &str = "verl-fsdp2";
 /// - Controller overhead per step 10 s (verl): step minus its phases in verl's fully_async 7B colocated runs on 64
 ///   and 128 H20 (10.9 s and 10.7 s: reward, advantages, balancing, amortised validation every 20 steps).
 ///
-/// `ideal` is the engine of the datasheet roofline alone: CUDA graphs, no host overhead, no recomputation, no
-/// offload, no controller overhead; it is for micro-scenarios worked out by hand, not for predictions.
+/// `ideal` is the datasheet roofline with the simplest overheads: CUDA graphs without launch or per-sequence costs,
+/// a 1.5 ms iteration overhead, no recomputation, no offload, no controller work or padded transfers, 1 s switches
+/// and syncs; it is for micro-scenarios worked out by hand, not for predictions.
 pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
     let verl = FrameworkSpec {
         name: "verl-fsdp2".into(),

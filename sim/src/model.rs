@@ -61,21 +61,19 @@ impl ModelSpec {
         let (e, k) = (self.experts as f64, self.experts_per_token as f64);
         ((self.params_b - self.active_params_b) * e / (e - k)).min(self.params_b)
     }
-
-    /// Share of the routed experts' weights one decode iteration of `batch` tokens reads: each expert is touched
-    /// with probability 1 − (1 − k/E)^B (uniform routing). A model whose expert counts are unknown reads them all.
-    pub fn expert_read_fraction(&self, batch: u64) -> f64 {
-        if self.experts == 0 || self.experts_per_token == 0 {
-            return 1.0;
-        }
-        let miss = 1.0 - self.experts_per_token as f64 / self.experts as f64;
-        1.0 - miss.powi(batch.min(i32::MAX as u64) as i32)
-    }
 }
 
 /// Names of the built-in model presets.
-pub const MODEL_PRESETS: &[&str] =
-    &["Qwen2.5-7B", "Qwen2.5-32B", "Llama-3-8B", "Llama-3-70B", "Qwen3-8B", "Qwen3-30B-A3B", "Qwen3-235B-A22B"];
+pub const MODEL_PRESETS: &[&str] = &[
+    "Qwen2.5-7B",
+    "Qwen2.5-32B",
+    "Llama-3-8B",
+    "Llama-3-70B",
+    "Qwen3-8B",
+    "Qwen3-32B",
+    "Qwen3-30B-A3B",
+    "Qwen3-235B-A22B",
+];
 
 /// (name, params_b, active_params_b, layers, hidden, heads, kv_heads, head_dim, vocab, experts, experts_per_token)
 type ModelRow = (&'static str, f64, f64, u32, u32, u32, u32, u32, u32, u32, u32);
@@ -134,14 +132,10 @@ mod tests {
     }
 
     #[test]
-    fn moe_expert_split_and_read_fraction() {
+    fn moe_expert_split() {
         let m = model_preset("Qwen3-30B-A3B").unwrap();
         // (30.5 − 3.3) · 128 / 120 = 29.01: 48 layers × 128 experts × 3 × 2048 × 768 ≈ 29.0e9 in config.json
         assert!((m.expert_params_b() - 29.013).abs() < 0.01);
-        // one token touches 8 of 128 experts; 256 tokens touch almost all
-        assert!((m.expert_read_fraction(1) - 8.0 / 128.0).abs() < 1e-12);
-        assert!(m.expert_read_fraction(256) > 0.99999);
         assert_eq!(model_preset("Qwen2.5-7B").unwrap().expert_params_b(), 0.0);
-        assert_eq!(model_preset("Qwen2.5-7B").unwrap().expert_read_fraction(1), 1.0);
     }
 }

@@ -660,7 +660,8 @@ impl PipelineSpec {
         match self.batch_order {
             BatchOrder::Completion => None,
             BatchOrder::Version => {
-                Some(((self.steps_per_sync as f64 * (1.0 + self.max_staleness)).ceil() as u32).saturating_sub(1))
+                let x = self.steps_per_sync as f64 * (1.0 + self.max_staleness);
+                Some(((x - 1e-9).ceil() as u32).saturating_sub(1))
             }
         }
     }
@@ -1342,6 +1343,9 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
             ))
         }
     };
+    // Only `async` reads its table's batch order (checked whatever the type, so `--set pipeline.type=async` works);
+    // seamless keeps the strict version order.
+    let batch_order = if kind == PipelineKind::Async { batch_order } else { BatchOrder::Version };
     let lend = match sea.lend.as_deref().unwrap_or("gain") {
         "gain" => LendRule::Gain,
         "always" => LendRule::Always,
@@ -1506,6 +1510,16 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
         }
     })?;
     check_tags(kind, layout, &cluster, &c, raw.cluster.workers.is_some())?;
+    let train_gpus: u32 = cluster.with_tag("train").map(|w| w.gpu_count()).sum();
+    let per_rank = training.model_parallel_gpus;
+    if train_gpus > 0 && (per_rank > train_gpus || !train_gpus.is_multiple_of(per_rank)) {
+        return Err(src.error(
+            "training.model_parallel_gpus",
+            format!(
+                "{per_rank} GPUs per sequence must divide the {train_gpus} train GPUs (data-parallel ranks = train GPUs / this)"
+            ),
+        ));
+    }
     check_memory(&model, &gpu, &cluster, &rollout, &training, &c, raw.cluster.workers.is_some())?;
 
     let workload = validate_workload(&raw.workload, &c, &mut resolved.workload)?;
@@ -1640,7 +1654,7 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
 fn validate_published(p: &RawPublished, c: &Check) -> Result<(), ScenarioError> {
     let secs = |v: Option<f64>, field: &str| -> Result<(), ScenarioError> {
         if let Some(v) = v {
-            c.number(Some(v), field, 0.0, 0.0, 1e9, "published seconds")?;
+            c.positive(Some(v), field, None, "published seconds")?;
         }
         Ok(())
     };

@@ -394,8 +394,7 @@ impl Sim<'_> {
         let tokens: u64 = sample_tokens.iter().sum();
         // The controller's per-step work (reward manager, advantages, moving the batch) and the batch reward both
         // keep the train GPUs waiting before the first pass.
-        let reward_ns = crate::time::secs_to_ns(self.scenario.workload.reward_batch_s)
-            + self.cost.controller_ns(sample_tokens.len() as u64);
+        let reward_ns = crate::time::secs_to_ns(self.scenario.workload.reward_batch_s) + self.cost.controller_ns();
         for &w in workers {
             let mut at = self.now;
             if reward_ns > 0 {
@@ -464,7 +463,7 @@ impl Sim<'_> {
         match &c {
             Command::CreateGroups { step, groups } => {
                 for _ in 0..*groups {
-                    let g = self.workload.group(self.next_group);
+                    let g = self.workload.group(self.next_group, *step);
                     let ids = self.tm.create_group(self.next_group, g.prompt_tokens, &g.responses, self.now);
                     if !g.kept {
                         self.tm.mark_dropped_group(self.next_group);

@@ -204,8 +204,10 @@ impl Workload {
         Workload { spec, streams: RngStreams::new(seed) }
     }
 
-    /// The lengths of the group with serial number `serial` (0, 1, 2, … across the whole run).
-    pub fn group(&self, serial: u64) -> GroupLengths {
+    /// The lengths of the group with serial number `serial` (0, 1, 2, … across the whole run), generated for RL step
+    /// `step` (drift and trace replay follow the step; under dynamic sampling or partial rollout serials run ahead
+    /// of steps).
+    pub fn group(&self, serial: u64, step: u32) -> GroupLengths {
         let s = &self.spec;
         let g = s.samples_per_prompt as usize;
         match &s.lengths {
@@ -215,23 +217,24 @@ impl Workload {
                 let responses = (0..g).map(|_| response.sample(&mut rng, s.max_response_tokens)).collect();
                 self.finish(
                     serial,
+                    step,
                     GroupLengths { prompt_tokens, responses, kept: true, reward_ns: Vec::new(), turns: Vec::new() },
                 )
             }
             LengthSource::Trace { trace, mode } => {
-                let (step, group) = match mode {
+                let (trace_step, group) = match mode {
                     TraceMode::Replay => {
-                        let step = (serial / s.prompts_per_step as u64) as usize % trace.steps.len();
-                        let group = (serial % s.prompts_per_step as u64) as usize % trace.steps[step].len();
-                        (step, group)
+                        let at = step as usize % trace.steps.len();
+                        let group = (serial % s.prompts_per_step as u64) as usize % trace.steps[at].len();
+                        (at, group)
                     }
                     TraceMode::Sample => {
                         let mut rng = self.streams.indexed("workload/trace", serial);
-                        let step = rng.random_range(0..trace.steps.len());
-                        (step, rng.random_range(0..trace.steps[step].len()))
+                        let at = rng.random_range(0..trace.steps.len());
+                        (at, rng.random_range(0..trace.steps[at].len()))
                     }
                 };
-                let tg = &trace.steps[step][group];
+                let tg = &trace.steps[trace_step][group];
                 let lengths = GroupLengths {
                     prompt_tokens: tg.prompt_tokens.min(s.max_prompt_tokens),
                     responses: (0..g)
@@ -245,21 +248,20 @@ impl Workload {
                         (0..g).map(|i| tg.turns[i % tg.turns.len()].clone()).collect()
                     },
                 };
-                self.finish(serial, lengths)
+                self.finish(serial, step, lengths)
             }
         }
     }
 
     /// Applies the per-step drift and draws the reward times (own streams: neither changes the base lengths).
-    fn finish(&self, serial: u64, mut g: GroupLengths) -> GroupLengths {
+    fn finish(&self, serial: u64, step: u32, mut g: GroupLengths) -> GroupLengths {
         let s = &self.spec;
         if let Some(d) = &s.dynamic_sampling {
             let mut rng = self.streams.indexed("workload/dynamic_sampling", serial);
             g.kept = rng.random::<f64>() < d.keep_fraction;
         }
         if s.response_growth_per_step != 0.0 {
-            let step = (serial / s.prompts_per_step as u64) as i32;
-            let factor = (1.0 + s.response_growth_per_step).powi(step);
+            let factor = (1.0 + s.response_growth_per_step).powi(step.min(i32::MAX as u32) as i32);
             for r in &mut g.responses {
                 *r = ((*r as f64 * factor).round() as u64).clamp(1, s.max_response_tokens as u64) as u32;
             }
@@ -354,12 +356,15 @@ mod tests {
             }),
             3,
         );
-        let a = w.group(5);
-        assert_eq!(a, w.group(5));
-        assert_ne!(a, w.group(6));
+        let a = w.group(5, 2);
+        assert_eq!(a, w.group(5, 2));
+        assert_ne!(a, w.group(6, 3));
         assert_eq!(a.prompt_tokens, 50);
-        assert!((0..200).flat_map(|s| w.group(s).responses).all(|r| (1..=100).contains(&r)));
-        assert!((0..200).flat_map(|s| w.group(s).responses).any(|r| r == 100), "the cap binds for a long tail");
+        assert!((0..200).flat_map(|s| w.group(s, (s / 2) as u32).responses).all(|r| (1..=100).contains(&r)));
+        assert!(
+            (0..200).flat_map(|s| w.group(s, (s / 2) as u32).responses).any(|r| r == 100),
+            "the cap binds for a long tail"
+        );
     }
 
     #[test]
@@ -370,11 +375,11 @@ mod tests {
         sp.reward_s = Some(SecondsDist::Constant(1.5));
         let w = Workload::new(sp, 0);
         // prompts_per_step = 2: groups 0-1 are step 0, 2-3 step 1 (×1.5), 4-5 step 2 (×2.25).
-        assert_eq!(w.group(0).responses, vec![20, 20, 20]);
-        assert_eq!(w.group(3).responses, vec![30, 30, 30]);
-        assert_eq!(w.group(5).responses, vec![45, 45, 45]);
-        assert_eq!(w.group(40).responses, vec![100, 100, 100], "capped");
-        assert_eq!(w.group(1).reward_ns, vec![1_500_000_000; 3]);
+        assert_eq!(w.group(0, 0).responses, vec![20, 20, 20]);
+        assert_eq!(w.group(3, 1).responses, vec![30, 30, 30]);
+        assert_eq!(w.group(5, 2).responses, vec![45, 45, 45]);
+        assert_eq!(w.group(40, 20).responses, vec![100, 100, 100], "capped");
+        assert_eq!(w.group(1, 0).reward_ns, vec![1_500_000_000; 3]);
     }
 
     #[test]
@@ -402,7 +407,7 @@ mod tests {
         };
         let w = Workload::new(spec(LengthSource::Trace { trace: Arc::new(trace), mode: TraceMode::Replay }), 0);
         assert_eq!(
-            w.group(0),
+            w.group(0, 0),
             GroupLengths {
                 prompt_tokens: 1,
                 responses: vec![10, 11, 10],
@@ -411,9 +416,9 @@ mod tests {
                 turns: vec![]
             }
         );
-        assert_eq!(w.group(1).prompt_tokens, 2);
+        assert_eq!(w.group(1, 0).prompt_tokens, 2);
         assert_eq!(
-            w.group(2),
+            w.group(2, 1),
             GroupLengths {
                 prompt_tokens: 3,
                 responses: vec![30, 31, 32],
@@ -422,7 +427,7 @@ mod tests {
                 turns: vec![]
             }
         );
-        assert_eq!(w.group(3).prompt_tokens, 3);
-        assert_eq!(w.group(4).prompt_tokens, 1);
+        assert_eq!(w.group(3, 1).prompt_tokens, 3);
+        assert_eq!(w.group(4, 2).prompt_tokens, 1);
     }
 }

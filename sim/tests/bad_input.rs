@@ -293,3 +293,14 @@ fn dynamic_sampling_is_checked() {
     let e = err(BASE, &["pipeline.type=async", "workload.dynamic_sampling={keep_fraction=0.5}"]);
     assert_has(&e, &["field `workload.dynamic_sampling`", "synchronous pipelines"]);
 }
+
+#[test]
+fn training_parallelism_and_published_figures_are_checked() {
+    // 8 train GPUs cannot be cut into ranks of 3.
+    let e = err(BASE, &["training.model_parallel_gpus=3"]);
+    assert_has(&e, &["field `training.model_parallel_gpus`", "must divide the 8 train GPUs"]);
+    let e = err(BASE, &["training.model_parallel_gpus=16"]);
+    assert_has(&e, &["field `training.model_parallel_gpus`"]);
+    let e = err(&format!("{BASE}\n[published]\nstep_s = 0\n"), &[]);
+    assert_has(&e, &["field `published.step_s`", "positive"]);
+}

@@ -116,8 +116,9 @@ impl AnalyticCosts {
 impl Estimates for AnalyticCosts {
     /// Each pass over the batch's samples balanced on data-parallel ranks (costs::train); the update adds one
     /// ring all-reduce of bf16 gradients per optimizer step, 2·(G−1)/G · 2·N bytes per GPU; a time-sliced trainer
-    /// that offloads loads its parameters (fp32, 4·N/G) for a log-prob pass and parameters plus optimizer state
-    /// for the update, and puts them back after, at the framework's pageable-copy bandwidth.
+    /// that offloads loads its parameters (fp32, 4·N/G) for a log-prob pass and its optimizer state with the fp32
+    /// master parameters (optimizer bytes per parameter) for the update, and puts them back after, at the
+    /// framework's pageable-copy bandwidth.
     fn train(&self, sample_tokens: &[u64], workers: &[WorkerId]) -> TrainCost {
         let gpus = self.train_gpus(workers) as f64;
         let passes = self.train_shape(workers).passes(sample_tokens);
@@ -233,7 +234,7 @@ impl CostModel for AnalyticCosts {
     /// Synchronous pipelines wait for the controller's per-step work; streaming ones (async, seamless) score and
     /// queue each sample as it finishes, off the trainer's path. (No padded transfer here: verl's step minus its
     /// phases is ~11 s on 64 and 128 GPUs, which leaves no room for one outside the passes.)
-    fn controller_ns(&self, _samples: u64) -> u64 {
+    fn controller_ns(&self) -> u64 {
         if matches!(self.pipeline.kind, PipelineKind::Async | PipelineKind::Seamless) {
             return 0;
         }

@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 pub struct Disaggregated {
     steps: u32,
     prompts_per_step: u32,
-    /// Step whose batch is being generated, with its unfinished count.
-    generating: Option<(u32, usize)>,
+    /// Step whose batch is being generated.
+    generating: Option<u32>,
     next_rollout: u32,
     next_train: u32,
     ready: BTreeMap<u32, Vec<TrajId>>,
@@ -58,7 +58,7 @@ impl Disaggregated {
 
     /// The partial cut landed: the step's batch is ready.
     fn end_partial_rollout(&mut self) {
-        let (step, _) = self.generating.take().expect("a rollout is running");
+        let step = self.generating.take().expect("a rollout is running");
         let batch = self.partial.as_mut().expect("partial").take_batch();
         self.ready.insert(step, batch);
     }
@@ -87,12 +87,12 @@ impl Disaggregated {
                     let batch = p.take_batch();
                     self.ready.insert(step, batch);
                 } else {
-                    self.generating = Some((step, 0));
+                    self.generating = Some(step);
                     cmds.extend(p.start(step, left, &view.with_tag("rollout"), view));
                 }
                 return self.train_if_ready(view, cmds);
             }
-            self.generating = Some((step, 0));
+            self.generating = Some(step);
             self.next_rollout += 1;
             cmds.extend(self.rounds.start(step, view, &view.with_tag("rollout")));
         }
@@ -147,7 +147,7 @@ impl Policy for Disaggregated {
                 self.end_partial_rollout();
             }
             Event::TrajectoryFinished { .. } => {
-                let Some((step, _)) = self.generating else { return vec![] };
+                let Some(step) = self.generating else { return vec![] };
                 if !self.rounds.on_finished() {
                     return vec![];
                 }

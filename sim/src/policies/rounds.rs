@@ -74,7 +74,8 @@ impl BatchRounds {
     }
 
     /// The round is complete: sort its groups into kept and dropped (the rewards are known now), then either the
-    /// batch — the first P kept groups — or another round. After `max_rounds` the step trains on what it kept.
+    /// batch — the first P kept groups — or another round. After `max_rounds` the step trains on what it kept
+    /// (at least one group).
     pub fn end_round(&mut self, view: &ClusterView, workers: &[WorkerId]) -> RoundEnd {
         let g = self.samples_per_prompt as u64;
         for k in 0..self.round_groups as u64 {
@@ -87,7 +88,9 @@ impl BatchRounds {
         }
         let enough = self.kept.len() >= self.prompts_per_step as usize;
         let out_of_rounds = self.dynamic.as_ref().is_none_or(|d| self.rounds >= d.max_rounds);
-        if !enough && !out_of_rounds {
+        // Never an empty train step: without a single kept group the rounds go on past max_rounds (verl raises an
+        // error there; a simulation keeps going and trains what it gets).
+        if !enough && (!out_of_rounds || self.kept.is_empty()) {
             return RoundEnd::More(self.round(view, workers));
         }
         let take = self.kept.len().min(self.prompts_per_step as usize);

@@ -148,7 +148,8 @@ impl Streaming {
     fn capacity(&self, version: u64) -> u64 {
         let p = self.prompts_per_step as f64;
         let ahead = self.steps_per_sync as f64 * (1.0 + self.max_staleness);
-        ((version as f64 + ahead) * p).floor() as u64
+        // The epsilon keeps ⌊x⌋ exact where x is a whole number that f64 lands just below (e.g. 2.01 · 100).
+        ((version as f64 + ahead) * p + 1e-9).floor() as u64
     }
 
     /// The next batch: P complete groups in completion order, or oldest start version first, never skipping past
