@@ -23,8 +23,14 @@ struct Params {
     max_num_seqs: u32,
     kv_tokens: u32,
     seed: u64,
-    /// async / seamless staleness bound η.
+    /// async / seamless staleness bound η (whole part; `eta_half` adds 0.5).
     max_staleness: u32,
+    eta_half: bool,
+    /// async: train steps per weight sync, and completion-order batches.
+    steps_per_sync: u32,
+    completion: bool,
+    /// Optimizer steps per RL step.
+    mini_batches: u32,
     interruptible: bool,
     over_provision: f64,
     partial_layout: &'static str,
@@ -51,6 +57,10 @@ impl Default for Params {
             kv_tokens: 1000,
             seed: 0,
             max_staleness: 1,
+            eta_half: false,
+            steps_per_sync: 1,
+            completion: false,
+            mini_batches: 1,
             interruptible: true,
             over_provision: 1.5,
             partial_layout: "colocated",
@@ -96,6 +106,7 @@ response_tokens = {{ kind = "lognormal", median = {median}, sigma = {sigma} }}
 prompt_tokens = {{ kind = "constant", tokens = {prompt} }}
 [training]
 activation_reserve_gb = 0
+mini_batches = {mini_batches}
 [rollout]
 max_num_seqs = {max_num_seqs}
 [pipeline]
@@ -103,6 +114,8 @@ type = "{pipeline}"
 [pipeline.async]
 max_staleness = {eta}
 interruptible = {interruptible}
+steps_per_sync = {sync}
+batch_order = "{order}"
 [pipeline.partial]
 over_provision = {over}
 layout = "{layout}"
@@ -119,7 +132,10 @@ lend = "{lend}"
             if p.failures { "[failures]\nrecovery_s = 2.0\nmtbf_gpu_hours = 0.01\n" } else { "" },
         ]
         .concat(),
-        eta = p.max_staleness,
+        eta = p.max_staleness as f64 + if p.eta_half { 0.5 } else { 0.0 },
+        sync = p.steps_per_sync,
+        order = if p.completion { "completion" } else { "version" },
+        mini_batches = p.mini_batches,
         interruptible = p.interruptible,
         over = p.over_provision,
         layout = p.partial_layout,
@@ -155,6 +171,7 @@ fn params() -> impl Strategy<Value = Params> {
         (1u32..7, 1u32..5, 1u32..5),
         (5u32..300, 0.1f64..1.5, 20u32..1500),
         (1u32..64, 1u32..9, 1u32..6, any::<u64>()),
+        (any::<bool>(), 1u32..4, any::<bool>(), 1u32..4),
     )
         .prop_map(
             |(
@@ -167,6 +184,7 @@ fn params() -> impl Strategy<Value = Params> {
                 (prompts, samples, steps),
                 (median, sigma, max_response),
                 (prompt, max_num_seqs, kv_mult, seed),
+                (eta_half, steps_per_sync, completion, mini_batches),
             )| Params {
                 pipeline,
                 nodes,
@@ -183,6 +201,10 @@ fn params() -> impl Strategy<Value = Params> {
                 kv_tokens: (64 + max_response + 2) * kv_mult,
                 seed,
                 max_staleness,
+                eta_half,
+                steps_per_sync,
+                completion,
+                mini_batches,
                 interruptible,
                 over_provision,
                 partial_layout,
@@ -217,12 +239,17 @@ proptest! {
         // No worker runs two activities at once.
         prop_assert!(run.timeline.find_double_booking().is_none(), "{:?}", run.timeline.find_double_booking());
         // Staleness bounds (partial has none: a carried sample may span versions; it discards nothing instead).
+        // async/seamless: ⌈S·(1 + η)⌉ − 1 train steps with version-order batches (S = 1 for seamless); none for
+        // async's completion order, which trains a straggler whenever it finishes.
         let bound = match p.pipeline {
             "colocated" => 0,
             "disaggregated" => 1,
-            "async" | "seamless" => p.max_staleness,
+            "async" | "seamless" => s.pipeline.staleness_bound().unwrap_or(u32::MAX),
             _ => u32::MAX,
         };
+        if p.pipeline == "seamless" {
+            prop_assert_eq!(s.pipeline.staleness_bound(), Some(p.max_staleness + u32::from(p.eta_half)));
+        }
         prop_assert!(m.max_staleness <= bound, "staleness {} above {}", m.max_staleness, bound);
         if p.pipeline == "async" && !p.interruptible && !p.failures {
             // Non-interruptible updates: every sample is generated under one policy version (a failure moves
