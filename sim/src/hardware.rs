@@ -23,7 +23,7 @@ pub struct GpuSpec {
 }
 
 /// Names of the built-in GPU presets.
-pub const GPU_PRESETS: &[&str] = &["H100-SXM", "H800", "H20", "H200", "A100-80G", "MI300X"];
+pub const GPU_PRESETS: &[&str] = &["H100-SXM", "H800", "H20", "H200", "A100-80G", "A800", "B200", "GB200", "MI300X"];
 
 /// (name, bf16 TFLOP/s, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)
 type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64);
@@ -39,17 +39,29 @@ type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64);
 /// and no public on-demand list price was found: H800 is priced as the H100 it derives from, H20 at the A100's
 /// figure (an estimate, not a quote). Set `cluster.price_per_gpu_hour` to your own rate.
 ///
+/// A800: the A100 for the Chinese market with NVLink cut to 400 GB/s (200 per direction); priced as the A100.
+///
+/// B200 (NVIDIA HGX B200 datasheet): 2,250 TFLOP/s dense bf16 (18 PFLOPS for 8 GPUs), 8 TB/s HBM3e, 180 GB,
+/// NVLink 5 at 1.8 TB/s per GPU (900 GB/s per direction); PCIe Gen5 host links; one 400 Gbit/s NIC per GPU.
+/// GB200 (GB200 NVL72 datasheet, per GPU): 2,500 TFLOP/s dense bf16 (180 PFLOPS for 72), 8 TB/s, 186 GB, the same
+/// NVLink (one NVLink domain spans the 72 GPUs of a rack: give `gpus_per_node` up to 72), and NVLink-C2C to its
+/// Grace CPU (900 GB/s per superchip of two GPUs; 200 GB/s per GPU achieved is assumed). Neither has a public list
+/// price we could cite: 5.00 and 6.00 US$ per GPU-hour are estimates.
+///
 /// MI300X (AMD's datasheet): 1,307 TFLOP/s dense bf16, 5.3 TB/s HBM3, 192 GB; Infinity Fabric 7 links × 64 GB/s per
 /// direction = 448 GB/s to the other seven GPUs of an 8-GPU platform; PCIe Gen5 as for Hopper; one 400 Gbit/s NIC per
 /// GPU; priced at the H100's 3.00 (an estimate: specialty clouds list MI300X at or below H100 rates).
 pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
     // (name, bf16 TFLOP/s, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)
-    let rows: [GpuRow; 6] = [
+    let rows: [GpuRow; 9] = [
         ("H100-SXM", 989.0, 3350.0, 80.0, 450.0, 50.0, 400.0, 3.00),
         ("H800", 989.0, 3350.0, 80.0, 200.0, 50.0, 400.0, 3.00),
         ("H20", 148.0, 4000.0, 96.0, 450.0, 50.0, 400.0, 1.30),
         ("H200", 989.0, 4800.0, 141.0, 450.0, 50.0, 400.0, 4.00),
         ("A100-80G", 312.0, 2039.0, 80.0, 300.0, 25.0, 200.0, 1.30),
+        ("A800", 312.0, 2039.0, 80.0, 200.0, 25.0, 200.0, 1.30),
+        ("B200", 2250.0, 8000.0, 180.0, 900.0, 50.0, 400.0, 5.00),
+        ("GB200", 2500.0, 8000.0, 186.0, 900.0, 200.0, 400.0, 6.00),
         ("MI300X", 1307.0, 5300.0, 192.0, 448.0, 50.0, 400.0, 3.00),
     ];
     rows.iter().find(|r| r.0.eq_ignore_ascii_case(name)).map(|r| GpuSpec {
