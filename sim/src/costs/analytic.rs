@@ -8,7 +8,7 @@ use crate::costs::memory;
 use crate::costs::train::TrainShape;
 use crate::framework::FrameworkSpec;
 use crate::model::ModelSpec;
-use crate::scenario::{PipelineKind, PipelineSpec, RolloutSpec, Scenario, TrainingSpec};
+use crate::scenario::{Layout, PipelineKind, PipelineSpec, RolloutSpec, Scenario, TrainingSpec};
 use crate::time::{secs_to_fs, secs_to_ns};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -82,10 +82,13 @@ impl AnalyticCosts {
         samples as f64 * self.padded_tokens_per_sample as f64 * self.framework.controller_ns_per_padded_token * 1e-9
     }
 
-    /// Time-sliced train workers (they also carry `rollout`) of a framework that offloads the training state
-    /// between phases.
+    /// A time-sliced layout (colocated, or partial on it) whose train workers also carry `rollout`, under a
+    /// framework that offloads the training state between phases. (Seamless's lendable workers move their state in
+    /// the lend and reclaim switches instead.)
     fn offloads(&self, workers: &[WorkerId]) -> bool {
-        self.framework.offload && workers.iter().any(|w| self.cluster.worker(*w).has_tag("rollout"))
+        self.framework.offload
+            && self.pipeline.layout == Layout::TimeSliced
+            && workers.iter().any(|w| self.cluster.worker(*w).has_tag("rollout"))
     }
 
     /// How one train step's passes divide over the train workers.
