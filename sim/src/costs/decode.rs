@@ -3,9 +3,10 @@
 //! One decode iteration with batch B and total context C (tokens of KV read) takes
 //!   t(B, C) = overhead + host·B + max(weights(B) + kv·C,  compute·B + attention·C)
 //! — host work per running sequence, then the memory-bound term (read the weights — for an MoE model the experts
-//! B tokens touch — and the whole KV cache once) against the compute-bound term (the matmul FLOPs of B new tokens plus their attention over C context tokens). Between two batch changes every running
-//! sequence gains one token per iteration, so iteration k of an interval reads C + k·B tokens and the interval's
-//! length is a sum of the maximum of two arithmetic series, computed exactly in integer femtoseconds.
+//! B tokens touch — and the whole KV cache once) against the compute-bound term (the matmul FLOPs of B new tokens
+//! plus their attention over C context tokens). Between two batch changes every running sequence gains one token per
+//! iteration, so iteration k of an interval reads C + k·B tokens and the interval's length is a sum of the maximum
+//! of two arithmetic series, computed exactly in integer femtoseconds.
 
 /// Per-iteration decode cost coefficients, integer femtoseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -159,7 +159,8 @@ mod tests {
         assert_eq!(p.logprob_s, 11.0);
         assert_eq!(p.update_s, 33.0); // 3 × forward, one mini-batch
                                       // Three mini-batches of one sample per rank (batch order): r0 8|2|1, r1 4|4|1 → 3·(8 + 4 + 1)
-        assert_eq!(shape(2, 3).passes(&t).update_s, 39.0);
+        let three = shape(2, 3).passes(&t).update_s;
+        assert_eq!(three, 39.0);
     }
 
     #[test]

@@ -2,24 +2,25 @@
 //! `seamless` also lends idle train workers to rollout and takes them back before each train step.
 //!
 //! Rules (both pipelines):
-//! - Admission (AReaL's capacity rule): a group may start on a worker holding policy version v only while fewer
-//!   than ⌊(v + S·(1 + η))·P⌋ groups have been admitted in total (P = prompts per step, η = `max_staleness` in
-//!   weight syncs, S = train steps per sync; with S = 1 this is AReaL's (η + v + 1)·P, and a fractional η is
-//!   verl's staleness_threshold), and never more than the run needs (steps·P). Each worker is kept at its engine's sequence limit; paused trajectories are
-//!   re-admitted before new groups.
-//! - Batches (`batch_order = "completion"`, verl fully_async): the first P groups to complete, whatever version
-//!   they started under; a long sample is trained later and more stale, and the report shows how stale.
+//! - Admission (AReaL's capacity rule): a group may start on a worker holding policy version v only while fewer than
+//!   ⌊(v + S·(1 + η))·P⌋ groups have been admitted in total (P = prompts per step, η = `max_staleness` in weight syncs,
+//!   S = train steps per sync; with S = 1 this is AReaL's (η + v + 1)·P, and a fractional η is verl's
+//!   staleness_threshold), and never more than the run needs (steps·P). Each worker is kept at its engine's sequence
+//!   limit; paused trajectories are re-admitted before new groups.
+//! - Batches (`batch_order = "completion"`, verl fully_async): the first P groups to complete, whatever version they
+//!   started under; a long sample is trained later and more stale, and the report shows how stale.
 //! - Batches (`batch_order = "version"`, AReaL): the trainer takes P complete groups in order of the version they
-//!   started under (any order within a version). With S = 1 and a whole η this bounds staleness: when batch V trains, the groups started at
-//!   version ≤ V−η number at most (V+1)·P, the V·P already trained are all among the oldest, so the rest fit in this
-//!   batch; every trained token is at most η versions old. (A paused sequence is only resumed on a worker whose
-//!   weights are not older than its group's start version, so no token is older than that version.)
-//! - Weight update after every S-th train step (the others are local updates: the trainer goes straight on): `interruptible` pauses every rollout engine, syncs, and re-admits the
-//!   paused sequences (re-prefilled under the new weights); otherwise admission stops, in-flight sequences finish on
-//!   the old weights, and the sync follows once every engine has drained.
-//! - `seamless` lending: while the trainer waits for data, each idle train worker is retagged to rollout when the
-//!   rule allows (`LendRule`); when a batch is ready the lent workers are paused (their sequences resume on the
-//!   rollout pool) and retagged back, and the train step starts only when all of them hold `train` again.
+//!   started under (any order within a version). With S = 1 and a whole η this bounds staleness: when batch V trains,
+//!   the groups started at version ≤ V−η number at most (V+1)·P, the V·P already trained are all among the oldest, so
+//!   the rest fit in this batch; every trained token is at most η versions old. (A paused sequence is only resumed on a
+//!   worker whose weights are not older than its group's start version, so no token is older than that version.)
+//! - Weight update after every S-th train step (the others are local updates: the trainer goes straight on):
+//!   `interruptible` pauses every rollout engine, syncs, and re-admits the paused sequences (re-prefilled under the new
+//!   weights); otherwise admission stops, in-flight sequences finish on the old weights, and the sync follows once
+//!   every engine has drained.
+//! - `seamless` lending: while the trainer waits for data, each idle train worker is retagged to rollout when the rule
+//!   allows (`LendRule`); when a batch is ready the lent workers are paused (their sequences resume on the rollout
+//!   pool) and retagged back, and the train step starts only when all of them hold `train` again.
 
 use crate::cluster::WorkerId;
 use crate::cost::Role;
