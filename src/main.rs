@@ -814,7 +814,7 @@ fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Res
     let results: Vec<_> = files.par_iter().map(|f| run_case(f, overrides)).collect();
     let mut cases = Vec::new();
     for r in results {
-        cases.push(r?.0);
+        cases.push(r?);
     }
     let rows = compare(&cases)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;

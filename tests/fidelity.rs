@@ -13,7 +13,7 @@ fn dir() -> PathBuf {
 fn every_published_measurement_within_its_documented_tolerance() {
     let files = case_files(&dir()).unwrap();
     assert!(files.len() >= 12, "the suite lost cases: {files:?}");
-    let cases: Vec<_> = files.iter().map(|f| run_case(f, &[]).unwrap().0).collect();
+    let cases: Vec<_> = files.iter().map(|f| run_case(f, &[]).unwrap()).collect();
     let rows = compare(&cases).unwrap();
     let outside: Vec<String> = rows
         .iter()
@@ -103,4 +103,35 @@ fn one_recipe_one_workload() {
     for f in &files[1..] {
         assert_eq!(lengths(f), first, "{} has its own length distribution", f.display());
     }
+}
+
+/// The suite's own errors name the file and say what is wrong: no `[published]`, a speed-up over a case that is
+/// not in the folder, a run no longer than its warm-up.
+#[test]
+fn fidelity_errors_name_the_file() {
+    use rlsim_sim::fidelity::FidelityError;
+    let dir = std::env::temp_dir().join(format!("rlsim-fidelity-errors-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let quick =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml")).unwrap();
+    let plain = dir.join("plain.toml");
+    std::fs::write(&plain, &quick).unwrap();
+    let e = run_case(&plain, &[]).unwrap_err();
+    assert!(matches!(e, FidelityError::NotPublished { .. }) && e.to_string().contains("plain.toml"), "{e}");
+
+    let short = dir.join("short.toml");
+    std::fs::write(&short, format!("{quick}\n[published]\nstep_s = 10.0\nwarmup_steps = 40\n")).unwrap();
+    let e = run_case(&short, &[]).unwrap_err();
+    assert!(matches!(e, FidelityError::TooShort { .. }) && e.to_string().contains("short.toml"), "{e}");
+
+    let orphan = dir.join("orphan.toml");
+    std::fs::write(
+        &orphan,
+        format!("{quick}\n[published]\nstep_s = 10.0\nspeedup_over = \"nowhere\"\nspeedup = 2.0\n"),
+    )
+    .unwrap();
+    let case = run_case(&orphan, &[]).unwrap();
+    let e = compare(&[case]).unwrap_err();
+    assert!(e.to_string().contains("\"nowhere\"") && e.to_string().contains("orphan.toml"), "{e}");
 }

@@ -1,7 +1,7 @@
 //! The fidelity suite: scenarios of published measurements (`[published]`), simulated and compared per step, per
 //! phase and per speed-up, so a change to the cost model shows at once what it does to every known case.
 
-use crate::report::{Report, StepRow, PHASE_COLUMNS};
+use crate::report::{StepRow, PHASE_COLUMNS};
 use crate::scenario::{RawPublished, Scenario, ScenarioError};
 use crate::simulator::{simulate, SimError};
 use std::path::{Path, PathBuf};
@@ -85,7 +85,7 @@ fn steady(steps: &[StepRow], warmup: usize, per_published: f64) -> (f64, Vec<(St
 }
 
 /// Simulates one fidelity scenario (with `--set` overrides, for what-if questions).
-pub fn run_case(file: &Path, overrides: &[String]) -> Result<(Case, Report), FidelityError> {
+pub fn run_case(file: &Path, overrides: &[String]) -> Result<Case, FidelityError> {
     let s = Scenario::load(file, overrides)?;
     let published =
         s.resolved.published.clone().ok_or_else(|| FidelityError::NotPublished { file: file.to_path_buf() })?;
@@ -97,7 +97,7 @@ pub fn run_case(file: &Path, overrides: &[String]) -> Result<(Case, Report), Fid
     let per = published.steps_per_published_step.unwrap_or(1) as f64;
     let (step_s, phases) = steady(&run.report.steps, warmup as usize, per);
     let name = file.file_stem().and_then(|x| x.to_str()).unwrap_or("case").to_string();
-    Ok((Case { name, file: file.to_path_buf(), published, step_s, phases }, run.report))
+    Ok(Case { name, file: file.to_path_buf(), published, step_s, phases })
 }
 
 /// The fidelity scenarios of a folder, by file name.

@@ -1523,6 +1523,16 @@ fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
     check_memory(&model, &gpu, &cluster, &rollout, &training, &c, raw.cluster.workers.is_some())?;
 
     let workload = validate_workload(&raw.workload, &c, &mut resolved.workload)?;
+    let samples_per_step = workload.prompts_per_step as u64 * workload.samples_per_prompt as u64;
+    if training.mini_batches as u64 > samples_per_step {
+        return Err(src.error(
+            "training.mini_batches",
+            format!(
+                "{} optimizer steps per RL step is more than the {samples_per_step} samples a step trains on",
+                training.mini_batches
+            ),
+        ));
+    }
     if workload.dynamic_sampling.is_some() && !matches!(kind, PipelineKind::Colocated | PipelineKind::Disaggregated) {
         return Err(src.error(
             "workload.dynamic_sampling",
@@ -2179,21 +2189,32 @@ fn validate_workload(w: &RawWorkload, c: &Check, resolved: &mut RawWorkload) -> 
     let dynamic_sampling = match &w.dynamic_sampling {
         None => None,
         Some(d) => {
-            let keep = c.require(d.keep_fraction, "workload.dynamic_sampling.keep_fraction", "a share in (0, 1]")?;
-            if !(keep > 0.0 && keep <= 1.0) {
+            let keep = c.require(d.keep_fraction, "workload.dynamic_sampling.keep_fraction", "a share in [0.01, 1]")?;
+            // Below 1 % a step would need over a hundred rounds: no real run filters that hard, and the run would
+            // create groups without end.
+            if !(0.01..=1.0).contains(&keep) {
                 return Err(c.src.error(
                     "workload.dynamic_sampling.keep_fraction",
-                    format!("expected a share of groups in (0, 1], got {keep}"),
+                    format!("expected a share of groups in [0.01, 1], got {keep}"),
                 ));
             }
             let spec = crate::workload::DynamicSampling {
                 keep_fraction: keep,
-                prompts_per_round: c.count(
-                    d.prompts_per_round,
-                    "workload.dynamic_sampling.prompts_per_round",
-                    Some(prompts_per_step),
-                    "groups generated per round",
-                )?,
+                prompts_per_round: {
+                    let n = c.count(
+                        d.prompts_per_round,
+                        "workload.dynamic_sampling.prompts_per_round",
+                        Some(prompts_per_step),
+                        "groups generated per round",
+                    )?;
+                    if n as u64 > 64 * prompts_per_step as u64 {
+                        return Err(c.src.error(
+                            "workload.dynamic_sampling.prompts_per_round",
+                            format!("{n} groups per round is over 64 × prompts_per_step ({prompts_per_step}); verl's gen_batch_size is a small multiple of the train batch"),
+                        ));
+                    }
+                    n
+                },
                 max_rounds: c.count(
                     d.max_rounds,
                     "workload.dynamic_sampling.max_rounds",

@@ -379,6 +379,9 @@ mod tests {
         assert_eq!(w.group(3, 1).responses, vec![30, 30, 30]);
         assert_eq!(w.group(5, 2).responses, vec![45, 45, 45]);
         assert_eq!(w.group(40, 20).responses, vec![100, 100, 100], "capped");
+        // The step a group is generated for sets its drift, not its serial (partial rollout and dynamic sampling
+        // create groups ahead of ⌊serial / prompts_per_step⌋).
+        assert_eq!(w.group(40, 0).responses, vec![20, 20, 20]);
         assert_eq!(w.group(1, 0).reward_ns, vec![1_500_000_000; 3]);
     }
 

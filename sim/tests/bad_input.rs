@@ -235,6 +235,9 @@ fn framework_and_fidelity_knobs_are_checked() {
     assert_has(&e, &["field `framework.cuda_graphs`"]);
     let e = err(BASE, &["training.mini_batches=0"]);
     assert_has(&e, &["field `training.mini_batches`"]);
+    // 8 prompts × 4 samples: at most 32 optimizer steps (a huge count would loop for ever).
+    let e = err(BASE, &["training.mini_batches=4000000000"]);
+    assert_has(&e, &["field `training.mini_batches`", "more than the 32 samples"]);
     let e = err(BASE, &["training.model_parallel_gpus=0"]);
     assert_has(&e, &["field `training.model_parallel_gpus`"]);
     let e = err(BASE, &["training.logprob_micro_batch_tokens=0"]);
@@ -285,7 +288,11 @@ fn a_fractional_staleness_bound_is_accepted_and_bounds_in_train_steps() {
 #[test]
 fn dynamic_sampling_is_checked() {
     let e = err(BASE, &["workload.dynamic_sampling={keep_fraction=0}"]);
-    assert_has(&e, &["field `workload.dynamic_sampling.keep_fraction`", "(0, 1]", "got 0"]);
+    assert_has(&e, &["field `workload.dynamic_sampling.keep_fraction`", "[0.01, 1]", "got 0"]);
+    let e = err(BASE, &["workload.dynamic_sampling={keep_fraction=1e-300}"]);
+    assert_has(&e, &["field `workload.dynamic_sampling.keep_fraction`", "[0.01, 1]"]);
+    let e = err(BASE, &["workload.dynamic_sampling={keep_fraction=0.5,prompts_per_round=4000000000}"]);
+    assert_has(&e, &["field `workload.dynamic_sampling.prompts_per_round`", "64 × prompts_per_step"]);
     let e = err(BASE, &["workload.dynamic_sampling={prompts_per_round=8}"]);
     assert_has(&e, &["field `workload.dynamic_sampling.keep_fraction`", "missing"]);
     let e = err(BASE, &["workload.dynamic_sampling={keep_fraction=0.5,max_rounds=0}"]);

@@ -204,7 +204,8 @@ fn params() -> impl Strategy<Value = Params> {
                 eta_half,
                 steps_per_sync,
                 completion,
-                mini_batches,
+                // Never more optimizer steps than samples per step (the scenario rejects that).
+                mini_batches: mini_batches.min(prompts * samples),
                 interruptible,
                 over_provision,
                 partial_layout,

@@ -189,8 +189,7 @@ impl Estimates for AnalyticCosts {
     }
 
     fn decode_iteration_ns(&self, worker: WorkerId, batch: u64, context_tokens: u64) -> u64 {
-        let fs = self.decode_coeffs(self.cluster.worker(worker)).iteration_fs(batch, context_tokens);
-        fs.div_ceil(crate::time::FS_PER_NS) as u64
+        self.decode_coeffs(self.cluster.worker(worker)).iteration_ns(batch, context_tokens)
     }
 
     fn rollout_slots(&self, _worker: WorkerId) -> u64 {

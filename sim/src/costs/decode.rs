@@ -55,6 +55,11 @@ impl DecodeCoeffs {
         self.overhead_fs as u128 + self.host_fs_per_seq as u128 * batch as u128
     }
 
+    /// One iteration in whole nanoseconds (rounded up), as policies see it through `Estimates`.
+    pub fn iteration_ns(&self, batch: u64, context: u64) -> u64 {
+        self.iteration_fs(batch, context).div_ceil(crate::time::FS_PER_NS) as u64
+    }
+
     /// One iteration with `batch` sequences reading `context` tokens of KV in total.
     pub fn iteration_fs(&self, batch: u64, context: u64) -> u128 {
         let memory = self.weights_read_fs(batch) + self.kv_fs_per_token as u128 * context as u128;
