@@ -566,9 +566,7 @@ fn plot_dir(dir: &Path) -> Result<usize> {
     }
     let compare = dir.join("compare.csv");
     if compare.exists() {
-        let mut r = csv::Reader::from_path(&compare).with_context(|| format!("reading {}", compare.display()))?;
-        let rows: Vec<reports::CompareRow> =
-            r.deserialize().collect::<Result<_, _>>().with_context(|| format!("reading {}", compare.display()))?;
+        let rows = reports::plots::read_compare_csv(&compare)?;
         written += reports::plots::plot_compare(dir, &rows)?.len();
         let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))

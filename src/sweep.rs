@@ -174,30 +174,8 @@ pub fn sweep(
 /// Draws the curves of a sweep folder from its `sweep.csv` (the varied keys are the columns between `point` and
 /// `scenario`). Returns the files drawn.
 pub fn plot_from_csv(dir: &Path) -> Result<usize> {
-    let file = dir.join("sweep.csv");
-    let mut r = csv::Reader::from_path(&file).with_context(|| format!("reading {}", file.display()))?;
-    let header = r.headers()?.clone();
-    let end = header.iter().position(|h| h == "scenario").context("sweep.csv has no `scenario` column")?;
-    let tps = header.iter().position(|h| h == "tokens_per_s").context("sweep.csv has no `tokens_per_s` column")?;
-    let keys: Vec<String> = header.iter().skip(1).take(end - 1).map(String::from).collect();
-    let mut values: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
-    let mut points = Vec::new();
-    for (line, rec) in r.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}:{}", file.display(), line + 2))?;
-        let vals: Vec<String> = (1..end).map(|i| rec.get(i).unwrap_or("").to_string()).collect();
-        for (k, v) in vals.iter().enumerate() {
-            if !values[k].contains(v) {
-                values[k].push(v.clone());
-            }
-        }
-        let tokens_per_s: f64 = rec
-            .get(tps)
-            .unwrap_or("")
-            .parse()
-            .with_context(|| format!("{}:{}: field `tokens_per_s`", file.display(), line + 2))?;
-        points.push(rlsim_reports::plots::SweepPoint { values: vals, tokens_per_s });
-    }
-    Ok(rlsim_reports::plots::plot_sweep(dir, &keys, &values, &points)?.len())
+    let t = rlsim_reports::plots::read_sweep_csv(&dir.join("sweep.csv"))?;
+    Ok(rlsim_reports::plots::plot_sweep(dir, &t.keys, &t.values, &t.points)?.len())
 }
 
 /// Joins shard folders' `sweep.csv` into `out/sweep.csv`, ordered by point, checking they belong to one sweep.

@@ -60,7 +60,7 @@ struct SpanRow {
 }
 
 /// What the run-level plots need, read from a run folder.
-struct RunData {
+pub struct RunData {
     title: String,
     workers: Vec<String>,
     spans: Vec<SpanRow>,
@@ -75,7 +75,19 @@ fn err(path: &Path, e: impl std::fmt::Display) -> PlotError {
     PlotError { path: path.to_path_buf(), message: e.to_string() }
 }
 
-fn read_run(dir: &Path) -> Result<RunData, PlotError> {
+/// A number from a plot input file: finite, or a located error (an `inf` or `1e400` would make plotters' tick
+/// search loop forever).
+fn finite(path: &Path, line: u64, field: &str, text: &str) -> Result<f64, PlotError> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) => Err(err(path, format!("line {line}: field `{field}`: expected a finite number, got {v}"))),
+        Err(e) => Err(err(path, format!("line {line}: field `{field}`: expected a number, got {text:?} ({e})"))),
+    }
+}
+
+/// Reads what the run plots need from a run folder (`summary.json`, `timeline.csv`, `steps.csv`), refusing
+/// anything a run would not have written: a missing column, a non-finite number, a span that ends before it starts.
+pub fn read_run(dir: &Path) -> Result<RunData, PlotError> {
     let summary_path = dir.join("summary.json");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&summary_path).map_err(|e| err(&summary_path, e))?)
@@ -94,22 +106,31 @@ fn read_run(dir: &Path) -> Result<RunData, PlotError> {
     let mut r = csv::Reader::from_path(&tl).map_err(|e| err(&tl, e))?;
     let (mut workers, mut spans): (Vec<String>, Vec<SpanRow>) = (Vec::new(), Vec::new());
     let mut per_traj: BTreeMap<u64, f64> = BTreeMap::new();
+    let header = r.headers().map_err(|e| err(&tl, e))?.clone();
+    let expect = ["worker", "kind", "start_s", "end_s"];
+    if header.len() < 7 || header.iter().take(4).ne(expect) {
+        return Err(err(&tl, format!("line 1: expected the columns {} … of a run's timeline.csv", expect.join(","))));
+    }
+    let names: Vec<String> = header.iter().map(String::from).collect();
     for rec in r.records() {
         let rec = rec.map_err(|e| err(&tl, e))?;
+        let line = rec.position().map_or(0, |p| p.line());
         let f = |i: usize| rec.get(i).unwrap_or("");
+        let num = |i: usize| finite(&tl, line, &names[i], f(i));
         let worker = f(0).to_string();
         if !workers.contains(&worker) {
             workers.push(worker.clone());
         }
-        let num = |i: usize| {
-            f(i).parse::<f64>().map_err(|e| err(&tl, format!("line {}: {e}", rec.position().map_or(0, |p| p.line()))))
-        };
         if f(1) == "generate" {
             if let Ok(t) = f(5).parse::<u64>() {
                 *per_traj.entry(t).or_default() += num(6)?;
             }
         } else {
-            spans.push(SpanRow { worker, kind: f(1).to_string(), start: num(2)?, end: num(3)? });
+            let (start, end) = (num(2)?, num(3)?);
+            if end < start {
+                return Err(err(&tl, format!("line {line}: span ends at {end} s, before its start {start} s")));
+            }
+            spans.push(SpanRow { worker, kind: f(1).to_string(), start, end });
         }
     }
     workers.sort_by_key(|w| natural_key(w));
@@ -117,10 +138,20 @@ fn read_run(dir: &Path) -> Result<RunData, PlotError> {
     let mut r = csv::Reader::from_path(&st).map_err(|e| err(&st, e))?;
     let headers = r.headers().map_err(|e| err(&st, e))?.clone();
     let mut steps = Vec::new();
+    if headers.get(0) != Some("step") {
+        return Err(err(&st, "line 1: expected a run's steps.csv, whose first column is `step`"));
+    }
     for rec in r.records() {
         let rec = rec.map_err(|e| err(&st, e))?;
-        steps
-            .push(headers.iter().zip(rec.iter()).filter_map(|(h, v)| Some((h.to_string(), v.parse().ok()?))).collect());
+        let line = rec.position().map_or(0, |p| p.line());
+        let mut row = BTreeMap::new();
+        for (h, v) in headers.iter().zip(rec.iter()) {
+            // Text columns (none today) are skipped; a number must be finite.
+            if v.trim().parse::<f64>().is_ok() {
+                row.insert(h.to_string(), finite(&st, line, h, v)?);
+            }
+        }
+        steps.push(row);
     }
     let max_response_tokens = std::fs::read_to_string(dir.join("scenario.resolved.toml"))
         .ok()
@@ -472,6 +503,32 @@ fn compare_bars<DB: DrawingBackend>(root: &Area<DB>, rows: &[crate::CompareRow])
     Ok(())
 }
 
+/// Reads a `compare.csv` back for plotting; every number must be finite and there must be at least one row.
+pub fn read_compare_csv(file: &Path) -> Result<Vec<crate::CompareRow>, PlotError> {
+    let mut r = csv::Reader::from_path(file).map_err(|e| err(file, e))?;
+    let mut rows = Vec::new();
+    for rec in r.deserialize::<crate::CompareRow>() {
+        let row = rec.map_err(|e| err(file, e))?;
+        let numbers = [
+            ("sim_time_s", row.sim_time_s),
+            ("mean_step_s", row.mean_step_s),
+            ("tokens_per_s", row.tokens_per_s),
+            ("speedup", row.speedup),
+        ];
+        if let Some((field, v)) = numbers.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(err(
+                file,
+                format!("row {}: field `{field}`: expected a finite number, got {v}", rows.len() + 1),
+            ));
+        }
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(err(file, "no rows (only a header)"));
+    }
+    Ok(rows)
+}
+
 /// Draws `compare.png/.svg`: throughput per row with the speedup over the first written on each bar.
 pub fn plot_compare(dir: &Path, rows: &[crate::CompareRow]) -> Result<Vec<PathBuf>, PlotError> {
     let width = (300 + 220 * rows.len() as u32).clamp(700, 2400);
@@ -547,6 +604,45 @@ fn sweep_curve<DB: DrawingBackend>(
 
 /// Draws `sweep-<key>.png/.svg` for each varied key: throughput against that key's values, one line per
 /// combination of the other keys (at most 10 lines).
+/// A `sweep.csv` read back for plotting: the varied keys, each key's values in first-seen order, and the points.
+pub struct SweepTable {
+    pub keys: Vec<String>,
+    pub values: Vec<Vec<String>>,
+    pub points: Vec<SweepPoint>,
+}
+
+/// Reads a `sweep.csv` (the varied keys are the columns between `point` and `scenario`); `tokens_per_s` must be a
+/// finite number on every row (an `inf` would make the plot's tick search loop forever).
+pub fn read_sweep_csv(file: &Path) -> Result<SweepTable, PlotError> {
+    let mut r = csv::Reader::from_path(file).map_err(|e| err(file, e))?;
+    let header = r.headers().map_err(|e| err(file, e))?.clone();
+    if header.get(0) != Some("point") {
+        return Err(err(file, "line 1: expected a sweep.csv, whose first column is `point`"));
+    }
+    let end = header.iter().position(|h| h == "scenario").ok_or_else(|| err(file, "line 1: no `scenario` column"))?;
+    let tps =
+        header.iter().position(|h| h == "tokens_per_s").ok_or_else(|| err(file, "line 1: no `tokens_per_s` column"))?;
+    let keys: Vec<String> = header.iter().skip(1).take(end - 1).map(String::from).collect();
+    let mut values: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
+    let mut points = Vec::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| err(file, e))?;
+        let line = rec.position().map_or(0, |p| p.line());
+        let vals: Vec<String> = (1..end).map(|i| rec.get(i).unwrap_or("").to_string()).collect();
+        for (k, v) in vals.iter().enumerate() {
+            if !values[k].contains(v) {
+                values[k].push(v.clone());
+            }
+        }
+        let tokens_per_s = finite(file, line, "tokens_per_s", rec.get(tps).unwrap_or(""))?;
+        points.push(SweepPoint { values: vals, tokens_per_s });
+    }
+    if points.is_empty() {
+        return Err(err(file, "no points (only a header)"));
+    }
+    Ok(SweepTable { keys, values, points })
+}
+
 pub fn plot_sweep(
     dir: &Path,
     keys: &[String],
