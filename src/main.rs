@@ -8,8 +8,9 @@ use clap::{Args, Parser, Subcommand};
 use rlsim_exec::device::DeviceSpec;
 use rlsim_exec::runtime::execute;
 use rlsim_reports as reports;
+use rlsim_reports::output::Staged;
 use rlsim_sim::scenario::{PipelineKind, Scenario, ScenarioError, PIPELINE_TYPES};
-use rlsim_sim::simulator::{simulate, SimRun};
+use rlsim_sim::simulator::simulate;
 use rlsim_sim::trace::{
     looks_like_search_r1, read_csv_trace, read_polytrace, read_search_r1, write_csv_trace, Trace, TraceGroup,
 };
@@ -74,7 +75,7 @@ enum Cmd {
         #[arg(long = "vary", value_name = "KEY=V1,V2,...", required = true)]
         vary: Vec<String>,
         /// Points simulated at once (default: the cores).
-        #[arg(short = 'j', long)]
+        #[arg(short = 'j', long, value_parser = at_least_one)]
         jobs: Option<usize>,
         /// Run only slice I of N (0-based), e.g. --shard "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT".
         #[arg(long, value_name = "I/N")]
@@ -94,17 +95,17 @@ enum Cmd {
     Search {
         scenario: PathBuf,
         /// Most configurations to simulate (evenly spaced over all of them when there are more).
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = at_least_one)]
         budget: usize,
         /// Keep only configurations whose samples are at most this many policy versions stale (async and seamless
         /// are only tried with bounds within it).
         #[arg(long)]
         max_staleness: Option<u32>,
         /// How many of the best to print and write.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = at_least_one)]
         top: usize,
         /// Simulations at once (default: the cores).
-        #[arg(short = 'j', long)]
+        #[arg(short = 'j', long, value_parser = at_least_one)]
         jobs: Option<usize>,
         /// Output folder (default runs/search-<scenario name>/).
         #[arg(long)]
@@ -138,7 +139,7 @@ enum Cmd {
         #[arg(long, default_value = "cpu")]
         device: String,
         /// RL steps to run (default: the scenario's).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         steps: Option<u32>,
         #[arg(long)]
         out: Option<PathBuf>,
@@ -177,11 +178,11 @@ enum Cmd {
         #[arg(long)]
         reprofile: bool,
         /// RL steps to run (default: the scenario's).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         steps: Option<u32>,
         /// Repeat each comparison this many times (re-profiling before each run when profiling) and report the
         /// median error with its range: on a noisy machine one run says little.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = at_least_one)]
         repeat: usize,
         /// Output folder (default runs/validate-<scenario name>/).
         #[arg(long)]
@@ -213,10 +214,10 @@ enum Cmd {
         #[arg(default_value = "scenarios/dapo-32b-h800x64.toml")]
         scenario: PathBuf,
         /// RL steps to simulate.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
         steps: u32,
         /// Timed repetitions (the best and the median are reported).
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
         repeat: u32,
         /// Pipeline type(s) to time (repeatable); default: the scenario's own.
         #[arg(long = "pipeline", value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(PIPELINE_TYPES))]
@@ -263,11 +264,11 @@ enum TraceCmd {
         /// Prompt-length quantiles, same form.
         #[arg(long)]
         prompt_quantiles: String,
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         steps: u32,
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         groups: u32,
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         samples: u32,
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -277,6 +278,18 @@ enum TraceCmd {
     /// Print length statistics of a CSV trace (samples, prompt and response quantiles).
     Stats { trace: PathBuf },
 }
+
+/// A count that must be at least 1 (`-j 0`, `--top 0` … would do nothing, or divide by zero).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("expected a whole number ≥ 1 ({e})")),
+    }
+}
+
+/// Most samples `trace synth` writes (about 20 bytes each on disk).
+const MAX_SYNTH_SAMPLES: u64 = 100_000_000;
 
 /// Writes to stdout; a closed pipe (`rlsim … | head`) ends the program quietly instead of panicking.
 fn emit(text: &str) {
@@ -324,13 +337,14 @@ fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Run { scenario, out, no_plots, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
+            let staged = Staged::new(&out.unwrap_or_else(|| Path::new("runs").join(&s.name)), "run")?;
             let run = simulate(&s).with_context(|| format!("simulating {}", scenario.display()))?;
-            let dir = out.unwrap_or_else(|| Path::new("runs").join(&s.name));
             emit(&reports::summary_table(&run.report.summary));
-            reports::write_run(&dir, &run.report, &run.timeline, Some(&s.resolved_toml()))?;
+            reports::write_run(staged.path(), &run.report, &run.timeline, Some(&s.resolved_toml()))?;
             if !no_plots {
-                reports::plots::plot_run(&dir)?;
+                reports::plots::plot_run(staged.path())?;
             }
+            let dir = staged.commit()?;
             emit(&format!("wrote {}\n", dir.display()));
         }
         Cmd::Schema => emit(&(serde_json::to_string_pretty(&rlsim_sim::scenario::json_schema())? + "\n")),
@@ -339,9 +353,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             emit(&format!("drew {} files in {}\n", written, dir.display()));
         }
         Cmd::Compare { scenarios, pipelines, out, no_plots, overrides } => {
-            let mut summaries = Vec::new();
-            let mut runs: Vec<(String, SimRun, String)> = Vec::new();
-            let mut first_name = None;
+            // Every scenario is loaded (and checked) before anything is simulated or written.
+            let mut loaded = Vec::new();
+            let mut skipped = Vec::new();
             for path in &scenarios {
                 let kinds: Vec<Option<&String>> =
                     if pipelines.is_empty() { vec![None] } else { pipelines.iter().map(Some).collect() };
@@ -350,46 +364,52 @@ fn dispatch(cli: Cli) -> Result<()> {
                     if let Some(k) = kind {
                         sets.push(format!("pipeline.type={k}"));
                     }
-                    let s = match Scenario::load(path, &sets) {
-                        Ok(s) => s,
+                    match Scenario::load(path, &sets) {
+                        Ok(s) => loaded.push((path, s)),
                         // An explicit worker layout may rule a pipeline out: say so and compare the rest.
                         Err(ScenarioError::Field { field, message, .. })
                             if kind.is_some() && field == "cluster.workers" && pipelines.len() > 1 =>
                         {
-                            eprintln!("skipped {} as {}: {message}", path.display(), kind.expect("checked"));
-                            continue;
+                            let k = kind.expect("checked");
+                            eprintln!("skipped {} as {k}: {message}", path.display());
+                            skipped.push(format!("{k} ({message})"));
                         }
                         Err(e) => return Err(e.into()),
-                    };
-                    first_name.get_or_insert_with(|| s.name.clone());
-                    let run = simulate(&s)
-                        .with_context(|| format!("simulating {} as {}", path.display(), s.pipeline.kind))?;
-                    summaries.push(run.report.summary.clone());
-                    runs.push((format!("{}-{}", s.name, s.pipeline.kind), run, s.resolved_toml()));
+                    }
                 }
             }
-            let dir =
-                out.unwrap_or_else(|| Path::new("runs").join(format!("compare-{}", first_name.unwrap_or_default())));
-            let rows = reports::compare_rows(&summaries);
-            emit(&reports::compare_table(&rows));
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            if loaded.is_empty() {
+                bail!("nothing to compare: every pipeline was ruled out by the worker layout: {}", skipped.join("; "));
+            }
+            let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("compare-{}", loaded[0].1.name)));
+            let staged = Staged::new(&dir, "compare")?;
+            let mut summaries = Vec::new();
             let mut names = std::collections::BTreeSet::new();
-            for (name, run, resolved) in &runs {
+            for (path, s) in &loaded {
+                let run =
+                    simulate(s).with_context(|| format!("simulating {} as {}", path.display(), s.pipeline.kind))?;
+                summaries.push(run.report.summary.clone());
+                let name = format!("{}-{}", s.name, s.pipeline.kind);
                 let mut unique = name.clone();
                 let mut i = 2;
                 while !names.insert(unique.clone()) {
                     unique = format!("{name}-{i}");
                     i += 1;
                 }
-                reports::write_run(&dir.join(&unique), &run.report, &run.timeline, Some(resolved))?;
+                let run_dir = staged.path().join(&unique);
+                std::fs::create_dir(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+                reports::write_run(&run_dir, &run.report, &run.timeline, Some(&s.resolved_toml()))?;
                 if !no_plots {
-                    reports::plots::plot_run(&dir.join(&unique))?;
+                    reports::plots::plot_run(&run_dir)?;
                 }
             }
-            reports::write_compare_csv(&dir.join("compare.csv"), &rows)?;
+            let rows = reports::compare_rows(&summaries);
+            emit(&reports::compare_table(&rows));
+            reports::write_compare_csv(&staged.path().join("compare.csv"), &rows)?;
             if !no_plots {
-                reports::plots::plot_compare(&dir, &rows)?;
+                reports::plots::plot_compare(staged.path(), &rows)?;
             }
+            let dir = staged.commit()?;
             emit(&format!("wrote {}\n", dir.display()));
         }
         Cmd::Check { scenario, overrides } => {
@@ -433,7 +453,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Cmd::Trace { command } => trace_command(command)?,
         Cmd::Sweep { scenario, vary, jobs, shard, out, no_plots, overrides } => {
-            let axes = vary.iter().map(|v| sweep::parse_axis(v)).collect::<Result<Vec<_>>>()?;
+            let axes = sweep::parse_axes(&vary)?;
             let shard = shard.as_deref().map(sweep::parse_shard).transpose()?;
             let name = Scenario::load(&scenario, &overrides.list())?.name;
             let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("sweep-{name}")));
@@ -443,15 +463,16 @@ fn dispatch(cli: Cli) -> Result<()> {
             emit(&format!("{n} points → {}\n", dir.join("sweep.csv").display()));
         }
         Cmd::Search { scenario, budget, max_staleness, top, jobs, out, overrides } => {
+            let name = Scenario::load(&scenario, &overrides.list())?.name;
+            let staged =
+                Staged::new(&out.unwrap_or_else(|| Path::new("runs").join(format!("search-{name}"))), "search")?;
             let (cands, infeasible) = search::candidates(&scenario, &overrides.list(), max_staleness)?;
             let total = cands.len();
-            let cands = search::within_budget(cands, budget.max(1));
+            let cands = search::within_budget(cands, budget);
             let tried = cands.len();
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let (ranked, over) = search::rank(cands, jobs, max_staleness)?;
-            let name = ranked[0].summary.scenario.clone();
-            let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("search-{name}")));
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let dir = staged.path();
             let mut w = csv::Writer::from_path(dir.join("search.csv"))?;
             w.write_record([
                 "rank",
@@ -495,6 +516,8 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
             }
             w.flush()?;
+            drop(w);
+            let dir = staged.commit()?;
             emit(&reports::text_table(
                 &["rank", "configuration", "tokens/s", "vs best", "step s", "staleness", "$/M tok"],
                 &rows,
@@ -516,15 +539,17 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             let s = Scenario::load(&scenario, &sets)?;
             let device: DeviceSpec = device.parse().map_err(anyhow::Error::msg)?;
+            let staged =
+                Staged::new(&out.unwrap_or_else(|| Path::new("runs").join(format!("{}-exec", s.name))), "exec")?;
             let run = execute(&s, device).with_context(|| format!("running {} on {device}", scenario.display()))?;
-            let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("{}-exec", s.name)));
             emit(&reports::summary_table(&run.report.summary));
             let rewards: Vec<String> = run.step_rewards.iter().map(|r| format!("{r:.3}")).collect();
             emit(&format!("mean reward per step: {}\n", rewards.join(" ")));
-            reports::write_run(&dir, &run.report, &run.timeline, Some(&s.resolved_toml()))?;
+            reports::write_run(staged.path(), &run.report, &run.timeline, Some(&s.resolved_toml()))?;
             if !no_plots {
-                reports::plots::plot_run(&dir)?;
+                reports::plots::plot_run(staged.path())?;
             }
+            let dir = staged.commit()?;
             emit(&format!("wrote {}\n", dir.display()));
         }
         Cmd::Profile { scenario, device, out, overrides } => {
@@ -540,7 +565,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
-            std::fs::write(&out, p.to_toml(&header)).with_context(|| format!("writing {}", out.display()))?;
+            reports::output::write_file_atomic(&out, p.to_toml(&header).as_bytes())?;
             emit(&profile_table(&p));
             emit(&format!("wrote {}\n", out.display()));
         }
@@ -626,8 +651,12 @@ fn validate(
         base.push(format!("workload.steps={n}"));
     }
     let s = Scenario::load(path, &base)?;
-    let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("validate-{}", s.name)));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let staged =
+        Staged::new(&out.unwrap_or_else(|| Path::new("runs").join(format!("validate-{}", s.name))), "validate")?;
+    let dir = staged.path().to_path_buf();
+    let staging_abs = std::fs::canonicalize(&dir)?;
+    let target_abs = staging_abs.with_file_name(staged.target().file_name().context("--out names a folder")?);
+    let (staging_abs, target_abs) = (staging_abs.display().to_string(), target_abs.display().to_string());
     // A profile given, or the scenario's own, serves every pipeline; otherwise each pipeline is measured with its
     // own layout (how many workers run at once changes the figures on a small machine).
     let given = match (profile, s.resolved.hardware.profile.clone(), reprofile) {
@@ -659,8 +688,13 @@ fn validate(
         let exec = execute(&s, device).with_context(|| format!("running {kind} on {device}"))?;
         let sim = simulate(&s).with_context(|| format!("simulating {kind}"))?;
         let structure = rlsim_exec::validate::compare_structure(&sim.timeline, &exec.timeline);
-        reports::write_run(&dir.join(format!("{tag}-sim")), &sim.report, &sim.timeline, Some(&s.resolved_toml()))?;
-        reports::write_run(&dir.join(format!("{tag}-exec")), &exec.report, &exec.timeline, Some(&s.resolved_toml()))?;
+        // The profile was written in the staging folder; the resolved files name where it will be once committed.
+        let resolved = s.resolved_toml().replace(&staging_abs, &target_abs);
+        for (side, report, timeline) in [("sim", &sim.report, &sim.timeline), ("exec", &exec.report, &exec.timeline)] {
+            let run_dir = dir.join(format!("{tag}-{side}"));
+            std::fs::create_dir(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+            reports::write_run(&run_dir, report, timeline, Some(&resolved))?;
+        }
         rows.extend(rlsim_exec::validate::compare_reports(kind, &sim.report, &exec.report));
         // colocated and disaggregated decide the same whatever the timing; async, partial and seamless follow the
         // order in which samples finish across workers, so only their promises can be compared.
@@ -721,6 +755,8 @@ fn validate(
         w.serialize(r)?;
     }
     w.flush()?;
+    drop(w);
+    let dir = staged.commit()?;
     emit(&format!("wrote {}\n", dir.display()));
     Ok(())
 }
@@ -748,14 +784,17 @@ fn trace_command(cmd: TraceCmd) -> Result<()> {
     match cmd {
         TraceCmd::Import { inputs, out } => {
             let trace = if looks_like_search_r1(&inputs) { read_search_r1(&inputs)? } else { read_polytrace(&inputs)? };
-            write_csv_trace(&trace, &out)?;
+            write_trace_atomic(&trace, &out)?;
             emit(&format!("wrote {} ({} steps, {} samples)\n", out.display(), trace.steps.len(), trace.samples()));
         }
         TraceCmd::Synth { response_quantiles, prompt_quantiles, steps, groups, samples, seed, out } => {
             let response = parse_quantiles(&response_quantiles, "--response-quantiles")?;
             let prompt = parse_quantiles(&prompt_quantiles, "--prompt-quantiles")?;
-            if steps == 0 || groups == 0 || samples == 0 {
-                bail!("--steps, --groups and --samples must be at least 1");
+            let total = steps as u64 * groups as u64 * samples as u64;
+            if total > MAX_SYNTH_SAMPLES {
+                bail!(
+                    "--steps × --groups × --samples = {total} samples; at most {MAX_SYNTH_SAMPLES} (about 2 GB of CSV) are written"
+                );
             }
             let streams = rlsim_sim::rng::RngStreams::new(seed);
             let mut trace = Trace { path: out.clone(), steps: Vec::new() };
@@ -769,7 +808,7 @@ fn trace_command(cmd: TraceCmd) -> Result<()> {
                 }
                 trace.steps.push(step);
             }
-            write_csv_trace(&trace, &out)?;
+            write_trace_atomic(&trace, &out)?;
             emit(&format!("wrote {} ({} samples)\n", out.display(), trace.samples()));
         }
         TraceCmd::Stats { trace } => {
@@ -801,6 +840,17 @@ fn trace_command(cmd: TraceCmd) -> Result<()> {
     Ok(())
 }
 
+/// Writes a CSV trace through a temporary file beside `out`, so an interrupted write never leaves half a trace.
+fn write_trace_atomic(trace: &Trace, out: &Path) -> Result<()> {
+    let tmp = reports::output::temp_beside(out)?;
+    if let Err(e) = write_csv_trace(trace, &tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    reports::output::rename_over(&tmp, out)?;
+    Ok(())
+}
+
 /// Runs the fidelity suite; true when every error is within its tolerance.
 fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Result<bool> {
     use rayon::prelude::*;
@@ -809,14 +859,14 @@ fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Res
     if files.is_empty() {
         bail!("{}: no fidelity scenarios (*.toml) here", dir.display());
     }
+    let staged = Staged::new(out, "fidelity")?;
     let results: Vec<_> = files.par_iter().map(|f| run_case(f, overrides)).collect();
     let mut cases = Vec::new();
     for r in results {
         cases.push(r?);
     }
     let rows = compare(&cases)?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let csv_path = out.join("fidelity.csv");
+    let csv_path = staged.path().join("fidelity.csv");
     let mut w = csv::Writer::from_path(&csv_path).with_context(|| format!("writing {}", csv_path.display()))?;
     w.write_record(["case", "quantity", "published", "simulated", "error", "tolerance", "within"])?;
     let mut table = Vec::new();
@@ -852,7 +902,6 @@ fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Res
         100.0 * mean_abs,
         outside
     );
-    eprintln!("wrote {}", csv_path.display());
     if !no_plots {
         let points: Vec<reports::plots::FidelityPoint> = rows
             .iter()
@@ -863,10 +912,10 @@ fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Res
                 within: r.error().abs() <= 0.15,
             })
             .collect();
-        for f in reports::plots::plot_fidelity(out, &points)? {
-            eprintln!("wrote {}", f.display());
-        }
+        reports::plots::plot_fidelity(staged.path(), &points)?;
     }
+    let dir = staged.commit()?;
+    eprintln!("wrote {}", dir.display());
     Ok(outside == 0)
 }
 

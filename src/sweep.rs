@@ -42,14 +42,33 @@ pub fn simulate_all(scenarios: &[Scenario], jobs: usize) -> Result<Vec<Result<Su
     Ok(results)
 }
 
-/// Parses `KEY=V1,V2,...`.
+/// Parses `KEY=V1,V2,...`; an empty or repeated value is refused (it would silently change the point count).
 pub fn parse_axis(text: &str) -> Result<Axis> {
     let (key, values) = text.split_once('=').with_context(|| format!("--vary {text}: expected KEY=V1,V2,..."))?;
-    let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
-    if key.trim().is_empty() || values.is_empty() {
+    let key = key.trim();
+    if key.is_empty() || values.trim().is_empty() {
         bail!("--vary {text}: expected KEY=V1,V2,... with at least one value");
     }
-    Ok(Axis { key: key.trim().to_string(), values })
+    let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
+    if let Some(i) = values.iter().position(String::is_empty) {
+        bail!("--vary {text}: value {} is empty (two commas in a row, or a comma at an end)", i + 1);
+    }
+    if let Some((i, v)) = values.iter().enumerate().find(|(i, v)| values[..*i].contains(v)) {
+        bail!("--vary {text}: value {} ({v:?}) repeats an earlier one", i + 1);
+    }
+    Ok(Axis { key: key.to_string(), values })
+}
+
+/// Parses every `--vary`, refusing a key given twice (`--vary k=1,2 --vary k=3,4` would make two columns for one
+/// field, and the later value would silently win).
+pub fn parse_axes(texts: &[String]) -> Result<Vec<Axis>> {
+    let axes = texts.iter().map(|t| parse_axis(t)).collect::<Result<Vec<_>>>()?;
+    for (i, a) in axes.iter().enumerate() {
+        if axes[..i].iter().any(|b| b.key == a.key) {
+            bail!("--vary {}: the key is varied twice; give all its values in one --vary {}=V1,V2,...", a.key, a.key);
+        }
+    }
+    Ok(axes)
 }
 
 /// Every point of the product, in order: the last axis varies fastest.
@@ -61,12 +80,40 @@ pub fn points(axes: &[Axis]) -> Vec<Vec<String>> {
 
 /// `I/N` → (I, N), with 0 ≤ I < N (Slurm's SLURM_ARRAY_TASK_ID and Kubernetes' JOB_COMPLETION_INDEX count from 0).
 pub fn parse_shard(text: &str) -> Result<(usize, usize)> {
-    let (i, n) = text.split_once('/').with_context(|| format!("--shard {text}: expected I/N, e.g. 0/4"))?;
-    let (i, n): (usize, usize) = (i.trim().parse()?, n.trim().parse()?);
+    let expected = || format!("--shard {text}: expected I/N with whole numbers 0 ≤ I < N, e.g. 0/4");
+    let (i, n) = text.split_once('/').with_context(expected)?;
+    let (Ok(i), Ok(n)) = (i.trim().parse::<usize>(), n.trim().parse::<usize>()) else { bail!(expected()) };
     if n == 0 || i >= n {
-        bail!("--shard {text}: expected 0 ≤ I < N");
+        bail!(expected());
     }
     Ok((i, n))
+}
+
+/// What a sweep folder is a part of, written as `sweep.json` beside `sweep.csv` so that `merge` can check its
+/// shards belong together and that none is missing.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SweepManifest {
+    /// SHA-256 of the scenario file's text and the `--set`/`--seed` overrides every point shares.
+    pub scenario_sha256: String,
+    pub scenario: String,
+    pub seed: u64,
+    pub axes: Vec<(String, Vec<String>)>,
+    /// Points in the whole sweep.
+    pub points: usize,
+    /// This folder's slice: `[I, N]` (`[0, 1]` for an unsharded sweep).
+    pub shard: (usize, usize),
+}
+
+fn scenario_sha256(path: &Path, base: &[String]) -> Result<String> {
+    use sha2::Digest;
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut h = sha2::Sha256::new();
+    h.update(&text);
+    for o in base {
+        h.update(b"\n--set ");
+        h.update(o.as_bytes());
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The summary columns of `sweep.csv`, after `point` and the varied keys. `wall_s` is the only one that differs
@@ -145,9 +192,17 @@ pub fn sweep(
         let s = Scenario::load(path, &sets).with_context(|| format!("sweep point {i} ({})", values.join(", ")))?;
         scenarios.push(s);
     }
+    let manifest = SweepManifest {
+        scenario_sha256: scenario_sha256(path, base)?,
+        scenario: path.display().to_string(),
+        seed: scenarios.first().map_or(0, |s| s.seed),
+        axes: axes.iter().map(|a| (a.key.clone(), a.values.clone())).collect(),
+        points: points(axes).len(),
+        shard: (index, count),
+    };
+    let staged = rlsim_reports::output::Staged::new(out, "sweep")?;
     let results = simulate_all(&scenarios, jobs)?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let file = out.join("sweep.csv");
+    let file = staged.path().join("sweep.csv");
     let mut w = csv::Writer::from_path(&file).with_context(|| format!("writing {}", file.display()))?;
     let mut header = vec!["point".to_string()];
     header.extend(axes.iter().map(|a| a.key.clone()));
@@ -163,11 +218,14 @@ pub fn sweep(
         plotted.push(rlsim_reports::plots::SweepPoint { values: values.clone(), tokens_per_s: s.tokens_per_s });
     }
     w.flush()?;
+    drop(w);
+    std::fs::write(staged.path().join("sweep.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
     if plots {
         let keys: Vec<String> = axes.iter().map(|a| a.key.clone()).collect();
         let values: Vec<Vec<String>> = axes.iter().map(|a| a.values.clone()).collect();
-        rlsim_reports::plots::plot_sweep(out, &keys, &values, &plotted)?;
+        rlsim_reports::plots::plot_sweep(staged.path(), &keys, &values, &plotted)?;
     }
+    staged.commit()?;
     Ok(mine.len())
 }
 
@@ -178,12 +236,49 @@ pub fn plot_from_csv(dir: &Path) -> Result<usize> {
     Ok(rlsim_reports::plots::plot_sweep(dir, &t.keys, &t.values, &t.points)?.len())
 }
 
-/// Joins shard folders' `sweep.csv` into `out/sweep.csv`, ordered by point, checking they belong to one sweep.
+/// Joins shard folders' `sweep.csv` into `out/sweep.csv`, ordered by point. Each shard's `sweep.json` must name the
+/// same scenario (by hash), seed, axes and shard count, every shard index must be present once, and every point of
+/// the sweep must be there: a partial or mixed merge is an error, not a smaller file.
 pub fn merge(shards: &[PathBuf], out: &Path) -> Result<usize> {
     let mut header: Option<csv::StringRecord> = None;
+    let mut first: Option<(PathBuf, SweepManifest)> = None;
+    let mut seen_shards = std::collections::BTreeMap::new();
     let mut rows: Vec<(usize, csv::StringRecord)> = Vec::new();
     for dir in shards {
-        let file = if dir.is_dir() { dir.join("sweep.csv") } else { dir.clone() };
+        let dir = if dir.is_dir() { dir.clone() } else { dir.parent().map(Path::to_path_buf).unwrap_or_default() };
+        let manifest_file = dir.join("sweep.json");
+        let text = std::fs::read_to_string(&manifest_file).with_context(|| {
+            format!("reading {} (every shard folder written by `rlsim sweep --shard` has one)", manifest_file.display())
+        })?;
+        let m: SweepManifest = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a sweep manifest", manifest_file.display()))?;
+        if let Some((first_dir, f)) = &first {
+            let differs = |what: &str| {
+                anyhow::anyhow!(
+                    "{}: the {what} is not the same as in {}; these shards are not one sweep",
+                    manifest_file.display(),
+                    first_dir.join("sweep.json").display()
+                )
+            };
+            if m.scenario_sha256 != f.scenario_sha256 {
+                return Err(differs("scenario (file text or --set overrides)"));
+            }
+            if m.seed != f.seed {
+                return Err(differs("seed"));
+            }
+            if m.axes != f.axes {
+                return Err(differs("--vary axes"));
+            }
+            if m.shard.1 != f.shard.1 {
+                return Err(differs("shard count N"));
+            }
+        } else {
+            first = Some((dir.clone(), m.clone()));
+        }
+        if let Some(prev) = seen_shards.insert(m.shard.0, dir.clone()) {
+            bail!("shard {}/{} given twice: {} and {}", m.shard.0, m.shard.1, prev.display(), dir.display());
+        }
+        let file = dir.join("sweep.csv");
         let mut r = csv::Reader::from_path(&file).with_context(|| format!("reading {}", file.display()))?;
         let h = r.headers()?.clone();
         match &header {
@@ -200,22 +295,57 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<usize> {
                 .unwrap_or("")
                 .parse()
                 .with_context(|| format!("{}:{}: field `point`", file.display(), line + 2))?;
+            if point % m.shard.1 != m.shard.0 || point >= m.points {
+                bail!(
+                    "{}:{}: point {point} does not belong to shard {}/{}",
+                    file.display(),
+                    line + 2,
+                    m.shard.0,
+                    m.shard.1
+                );
+            }
             rows.push((point, rec));
         }
     }
-    let header = header.context("no shard given")?;
+    let (header, (_, manifest)) = (header.context("no shard given")?, first.context("no shard given")?);
+    let missing_shards: Vec<String> =
+        (0..manifest.shard.1).filter(|i| !seen_shards.contains_key(i)).map(|i| i.to_string()).collect();
+    if !missing_shards.is_empty() {
+        bail!(
+            "shard(s) {} of {} missing: merge needs every shard of the sweep ({} of {} given)",
+            missing_shards.join(", "),
+            manifest.shard.1,
+            seen_shards.len(),
+            manifest.shard.1
+        );
+    }
     rows.sort_by_key(|(p, _)| *p);
     if let Some(w) = rows.windows(2).find(|w| w[0].0 == w[1].0) {
-        bail!("point {} appears in two shards", w[0].0);
+        bail!("point {} appears twice", w[0].0);
     }
-    std::fs::create_dir_all(out)?;
-    let file = out.join("sweep.csv");
+    if rows.len() != manifest.points {
+        let have: std::collections::BTreeSet<usize> = rows.iter().map(|(p, _)| *p).collect();
+        let missing: Vec<String> =
+            (0..manifest.points).filter(|p| !have.contains(p)).take(10).map(|p| p.to_string()).collect();
+        bail!(
+            "{} of the sweep's {} points are missing (points {} …): a shard is incomplete",
+            manifest.points - rows.len(),
+            manifest.points,
+            missing.join(", ")
+        );
+    }
+    let staged = rlsim_reports::output::Staged::new(out, "merge")?;
+    let file = staged.path().join("sweep.csv");
     let mut w = csv::Writer::from_path(&file)?;
     w.write_record(&header)?;
     for (_, rec) in &rows {
         w.write_record(rec)?;
     }
     w.flush()?;
+    drop(w);
+    let merged = SweepManifest { shard: (0, 1), ..manifest };
+    std::fs::write(staged.path().join("sweep.json"), serde_json::to_string_pretty(&merged)? + "\n")?;
+    staged.commit()?;
     Ok(rows.len())
 }
 
@@ -234,5 +364,10 @@ mod tests {
         assert_eq!(parse_shard("1/3").unwrap(), (1, 3));
         assert!(parse_shard("3/3").is_err() && parse_shard("x").is_err());
         assert!(parse_axis("k=").is_err() && parse_axis("noequals").is_err());
+        assert!(parse_axis("k=1,,2").unwrap_err().to_string().contains("value 2 is empty"));
+        assert!(parse_axis("k=1,2,1").unwrap_err().to_string().contains("repeats"));
+        let twice = parse_axes(&["k=1,2".into(), "k=3,4".into()]).unwrap_err().to_string();
+        assert!(twice.contains("varied twice"), "{twice}");
+        assert!(parse_shard("1/2/3").unwrap_err().to_string().contains("expected I/N with whole numbers"));
     }
 }

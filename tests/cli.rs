@@ -140,7 +140,7 @@ fn same_scenario_and_seed_give_byte_identical_outputs() {
         ok(&["run", "scenarios/dapo-32b-h800x64.toml", "--set", "workload.steps=3", "--out", d.to_str().unwrap()]);
     }
     let (fa, fb) = (files_without_wall_time(&a), files_without_wall_time(&b));
-    assert_eq!(fa.len(), 13, "{:?}", fa.iter().map(|f| &f.0).collect::<Vec<_>>());
+    assert_eq!(fa.len(), 14, "{:?}", fa.iter().map(|f| &f.0).collect::<Vec<_>>());
     for (x, y) in fa.iter().zip(&fb) {
         assert!(x == y, "{} differs between identical runs", x.0);
     }
@@ -471,7 +471,19 @@ fn sharded_sweeps_merge_into_the_unsharded_result() {
         "--out",
         merged.to_str().unwrap(),
     ]);
-    assert!(err.contains("appears in two shards"), "{err}");
+    assert!(err.contains("shard 0/2 given twice"), "{err}");
+    // Two of three shards, or shards of another sweep, are refused rather than merged into a smaller file.
+    let err = fails(&["merge", base.join("s0").to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    assert!(err.contains("shard(s) 1 of 2 missing"), "{err}");
+    run(&["--shard", "1/2", "--seed", "9"], &base.join("s1-seed9"));
+    let err = fails(&[
+        "merge",
+        base.join("s0").to_str().unwrap(),
+        base.join("s1-seed9").to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(err.contains("is not the same as in"), "{err}");
     let err = fails(&[
         "sweep",
         "scenarios/quickstart.toml",

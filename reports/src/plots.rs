@@ -426,19 +426,37 @@ fn render(
     draw_svg: &dyn Fn(&Area<SVGBackend>) -> Result<(), String>,
 ) -> Result<Vec<PathBuf>, PlotError> {
     register_font();
+    // Drawn to a temporary file (with the real extension: plotters picks the format from it), then renamed into
+    // place, so a redraw never leaves half an image and never writes through a link.
+    let pid = std::process::id();
     let png = dir.join(format!("{stem}.png"));
-    {
-        let root = BitMapBackend::new(&png, size).into_drawing_area();
+    let png_tmp = dir.join(format!(".{stem}.rlsim-tmp-{pid}.png"));
+    let drawn = (|| {
+        let root = BitMapBackend::new(&png_tmp, size).into_drawing_area();
         draw(&root).map_err(|e| err(&png, e))?;
-        root.present().map_err(|e| err(&png, e))?;
-    }
+        root.present().map_err(|e| err(&png, e))
+    })();
+    finish(drawn, &png_tmp, &png)?;
     let svg = dir.join(format!("{stem}.svg"));
-    {
-        let root = SVGBackend::new(&svg, size).into_drawing_area();
+    let svg_tmp = dir.join(format!(".{stem}.rlsim-tmp-{pid}.svg"));
+    let drawn = (|| {
+        let root = SVGBackend::new(&svg_tmp, size).into_drawing_area();
         draw_svg(&root).map_err(|e| err(&svg, e))?;
-        root.present().map_err(|e| err(&svg, e))?;
-    }
+        root.present().map_err(|e| err(&svg, e))
+    })();
+    finish(drawn, &svg_tmp, &svg)?;
     Ok(vec![png, svg])
+}
+
+/// Moves a drawn temporary file into place, or removes it when drawing failed.
+fn finish(drawn: Result<(), PlotError>, tmp: &Path, path: &Path) -> Result<(), PlotError> {
+    match drawn {
+        Ok(()) => crate::output::rename_over(tmp, path).map_err(|e| err(path, e.message)),
+        Err(e) => {
+            let _ = std::fs::remove_file(tmp);
+            Err(e)
+        }
+    }
 }
 
 /// Draws a run folder's plots from its files: `timeline.png/.svg` (Gantt), `steps.png/.svg`,
