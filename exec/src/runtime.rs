@@ -150,6 +150,35 @@ pub fn gpt_config(s: &Scenario) -> Result<GptConfig, String> {
     Ok(cfg)
 }
 
+/// Bytes of host memory the OS says a new allocation can take (`MemAvailable`); `None` where it cannot tell.
+pub fn available_host_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuses a CPU run whose models cannot fit in host memory, before allocating them (a 6.5B model used to abort
+/// the process with an allocation failure). Counted: one f32 copy per rollout engine and for every other worker,
+/// plus the trainer's gradients and two Adam moments.
+pub fn check_host_memory(s: &Scenario, cfg: &GptConfig, available: Option<u64>) -> Result<(), String> {
+    let Some(available) = available else { return Ok(()) };
+    let copies = s.cluster.workers.len() as u64 + 3;
+    let need = cfg.parameter_count() as u64 * 4 * copies;
+    // Leave a quarter for activations, KV caches and the rest of the machine.
+    if need > available / 4 * 3 {
+        return Err(format!(
+            "{}: field `model`: {} parameters × 4 bytes × {copies} copies ({} workers + gradients and Adam state) need {:.1} GiB, but this machine has {:.1} GiB available; the CPU backend runs models of up to a few hundred million parameters — use a smaller model or fewer workers",
+            s.file.display(),
+            cfg.parameter_count(),
+            s.cluster.workers.len(),
+            need as f64 / (1u64 << 30) as f64,
+            available as f64 / (1u64 << 30) as f64
+        ));
+    }
+    Ok(())
+}
+
 fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker>, clock: Clock) {
     let id = setup.id;
     let fail_tx = tx.clone();
@@ -375,6 +404,9 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         )));
     }
     let cfg = gpt_config(scenario).map_err(ExecError::Setup)?;
+    if device == DeviceSpec::Cpu {
+        check_host_memory(scenario, &cfg, available_host_bytes()).map_err(ExecError::Setup)?;
+    }
     let dev = device.open().map_err(ExecError::Setup)?;
     crate::device::one_thread_per_worker(device);
     let cluster = &scenario.cluster;
@@ -885,5 +917,21 @@ impl Driver<'_> {
         let end = self.spans.iter().map(|s| s.end).max().unwrap_or(SimTime::ZERO);
         let spans = std::mem::take(&mut self.spans);
         Timeline::assemble(&self.scenario.cluster, &self.tm, &self.batch_step, spans, end, counters)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_too_big_for_host_memory_is_refused_before_allocating() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/exec-tiny.toml");
+        let s = Scenario::load(&path, &[]).unwrap();
+        let cfg = gpt_config(&s).unwrap();
+        assert!(check_host_memory(&s, &cfg, None).is_ok(), "no figure: no refusal");
+        assert!(check_host_memory(&s, &cfg, Some(u64::MAX)).is_ok());
+        let e = check_host_memory(&s, &cfg, Some(1 << 20)).unwrap_err();
+        assert!(e.contains("field `model`") && e.contains("GiB available") && e.contains("exec-tiny.toml"), "{e}");
     }
 }

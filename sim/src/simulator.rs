@@ -28,7 +28,18 @@ pub enum SimError {
     Stalled { policy: &'static str, done: u32, steps: u32 },
     #[error("conservation check failed at the end of the run: {0}")]
     Conservation(String),
+    #[error(
+        "simulated time ran past {} years at {what}: a cost this large is not physical; check {fields}",
+        MAX_SIM_TIME.0 / NS_PER_YEAR
+    )]
+    ClockLimit { what: String, fields: &'static str },
 }
+
+const NS_PER_YEAR: u64 = 365 * 24 * 3600 * 1_000_000_000;
+
+/// The latest simulated instant a run may reach (100 years; u64 nanoseconds end at 584). Past it, some cost is so
+/// large that saturating arithmetic would pin the clock and later steps would take 0 s: stop with an error instead.
+pub const MAX_SIM_TIME: SimTime = SimTime(100 * NS_PER_YEAR);
 
 /// A finished simulation.
 pub struct SimRun {
@@ -201,6 +212,13 @@ pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<Sim
         {
             continue;
         }
+        if at > MAX_SIM_TIME {
+            // A failure drawn beyond the horizon never strikes; anything else means a cost exploded.
+            if matches!(ev, Internal::Fail { .. }) {
+                continue;
+            }
+            return Err(sim.clock_limit(&ev));
+        }
         sim.now = at;
         sim.events += 1;
         sim.handle(ev)?;
@@ -229,6 +247,38 @@ pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<Sim
 }
 
 impl Sim<'_> {
+    /// The error for an event scheduled past [`MAX_SIM_TIME`], naming the fields whose values set its cost.
+    fn clock_limit(&self, ev: &Internal) -> SimError {
+        let name = |w: &WorkerId| self.scenario.cluster.worker(*w).name.clone();
+        let (what, fields) = match ev {
+            Internal::EngineTick { worker, .. } => (
+                format!("a rollout iteration of worker `{}`", name(worker)),
+                "the GPU's hbm_gbytes_per_s and bf16_tflops, the framework's decode and prefill efficiencies and \
+                 overheads, the model's size and the response lengths",
+            ),
+            Internal::TrainDone { step, .. } => (
+                format!("train step {step}"),
+                "training.mfu, the GPU's bf16_tflops, the framework's train constants and the sample lengths",
+            ),
+            Internal::SyncDone { step, .. } => (
+                format!("the weight sync after step {step}"),
+                "the cluster's link bandwidths and the framework's sync_fixed_s",
+            ),
+            Internal::SwitchDone { worker, .. } => (
+                format!("a switch of worker `{}`", name(worker)),
+                "the framework's switch_fixed_s and offload_gbytes_per_s",
+            ),
+            Internal::Recover { worker } => {
+                (format!("the recovery of worker `{}`", name(worker)), "failures.recovery_s")
+            }
+            Internal::ToolReturn { .. } => ("a tool call's return".to_string(), "workload.multi_turn tool times"),
+            Internal::Deliver(_) | Internal::Fail { .. } => {
+                ("a pipeline event".to_string(), "the scenario's time and rate fields")
+            }
+        };
+        SimError::ClockLimit { what, fields }
+    }
+
     fn handle(&mut self, ev: Internal) -> Result<(), SimError> {
         match ev {
             Internal::Deliver(e) => self.dispatch(e),
@@ -410,7 +460,7 @@ impl Sim<'_> {
         }
         self.train_running = Some((step, workers.to_vec(), sample_tokens.to_vec(), self.now));
         self.queue.schedule(
-            self.now.after_ns(reward_ns + cost.total_ns()),
+            self.now.after_ns(reward_ns).after_ns(cost.total_ns()),
             Internal::TrainDone { step, workers: workers.to_vec(), epoch: self.train_epoch },
         );
     }
