@@ -555,6 +555,8 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Profile { scenario, device, out, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
             let device: DeviceSpec = device.parse().map_err(anyhow::Error::msg)?;
+            // Where it will be written is checked before minutes of measuring.
+            reports::output::temp_beside(&out)?;
             let t0 = Instant::now();
             let p = rlsim_exec::profile::measure(&s, device).map_err(anyhow::Error::msg)?;
             let header = format!(
@@ -783,11 +785,13 @@ fn parse_quantiles(text: &str, flag: &str) -> Result<LengthDist> {
 fn trace_command(cmd: TraceCmd) -> Result<()> {
     match cmd {
         TraceCmd::Import { inputs, out } => {
+            reports::output::temp_beside(&out)?;
             let trace = if looks_like_search_r1(&inputs) { read_search_r1(&inputs)? } else { read_polytrace(&inputs)? };
             write_trace_atomic(&trace, &out)?;
             emit(&format!("wrote {} ({} steps, {} samples)\n", out.display(), trace.steps.len(), trace.samples()));
         }
         TraceCmd::Synth { response_quantiles, prompt_quantiles, steps, groups, samples, seed, out } => {
+            reports::output::temp_beside(&out)?;
             let response = parse_quantiles(&response_quantiles, "--response-quantiles")?;
             let prompt = parse_quantiles(&prompt_quantiles, "--prompt-quantiles")?;
             let total = steps as u64 * groups as u64 * samples as u64;
