@@ -6,40 +6,13 @@ use rlsim_exec::runtime::{execute, execute_with};
 use rlsim_exec::validate::{compare_reports, compare_structure};
 use rlsim_sim::cluster::WorkerId;
 use rlsim_sim::policy::{ClusterView, Command, Event, Policy};
-use rlsim_sim::report::Report;
 use rlsim_sim::scenario::Scenario;
 use rlsim_sim::simulator::{simulate, simulate_with};
-use rlsim_sim::timeline::{Outcome, Timeline};
-use rlsim_sim::trajectory::{TrajId, TrajectoryManager};
+use rlsim_sim::trajectory::TrajId;
 use std::path::Path;
 
-fn exec_tiny(sets: &[&str]) -> Scenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/exec-tiny.toml");
-    Scenario::load(&path, &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
-}
-
-/// The invariants every backend keeps, checked on a finished run.
-fn check_run(
-    what: &str,
-    s: &Scenario,
-    timeline: &Timeline,
-    report: &Report,
-    tm: &TrajectoryManager,
-    staleness_bound: u32,
-) {
-    tm.check_conservation().unwrap_or_else(|e| panic!("{what}: {e}"));
-    let m = &report.summary;
-    assert_eq!(m.steps, s.workload.steps, "{what}");
-    assert_eq!(m.generated_tokens, m.trained_tokens + m.in_flight_tokens + m.discarded_tokens, "{what}");
-    let expected = (s.workload.steps * s.workload.prompts_per_step * s.workload.samples_per_prompt) as u64;
-    assert_eq!(m.trained_samples, expected, "{what}");
-    assert!(timeline.samples.iter().all(|x| matches!(x.outcome, Outcome::Trained { .. })), "{what}");
-    assert!(timeline.find_double_booking().is_none(), "{what}: {:?}", timeline.find_double_booking());
-    assert!(m.max_staleness <= staleness_bound, "{what}: staleness {}", m.max_staleness);
-    for t in tm.all() {
-        assert_eq!(t.generated, t.target_tokens, "{what}: trace-forced lengths are exact");
-    }
-}
+mod common;
+use common::{check_run, exec_tiny};
 
 #[test]
 fn both_backends_run_the_same_policies_with_the_same_decisions() {
@@ -221,9 +194,9 @@ fn an_invalid_command_is_an_error_on_both_backends() {
 /// never silently ignored.
 #[test]
 fn the_real_backend_refuses_what_it_cannot_run() {
-    let failures = exec_tiny(&["failures={events=[{worker=\"hybrid0\",at_s=0.1}]}"]);
+    let failures = exec_tiny(&["failures={mtbf_gpu_hours=1000}"]);
     let e = execute(&failures, DeviceSpec::Cpu).err().expect("refused").to_string();
-    assert!(e.contains("exec-tiny.toml: field `failures`") && e.contains("simulated only"), "{e}");
+    assert!(e.contains("exec-tiny.toml: field `failures.mtbf_gpu_hours`") && e.contains("[[failures.events]]"), "{e}");
     let agents = exec_tiny(&[
         "workload.multi_turn={turns={kind=\"constant\",tokens=2},tool_latency_s={kind=\"constant\",seconds=0.01},tool_tokens={kind=\"constant\",tokens=2}}",
     ]);

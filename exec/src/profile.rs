@@ -199,7 +199,8 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
             let clock = move || t0.elapsed().as_nanos() as u64;
             let (mut logprob, mut update) = (Vec::new(), Vec::new());
             for _ in 0..7 {
-                let t = trainer.step(&batch, &clock).map_err(err)?;
+                // Nothing kills a profiling step: both arms hold the whole step's timings.
+                let t = trainer.step(&batch, &clock, &crate::trainer::NeverAbort).map_err(err)?.unwrap_or_else(|t| t);
                 // Every pass of a step, each one a sample of "one log-prob pass".
                 for &(a, b) in &t.logprob_ns {
                     logprob.push((b - a) as f64 / 1e9);

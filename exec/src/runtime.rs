@@ -19,6 +19,7 @@ use rlsim_sim::timeline::{Span, SpanKind, Timeline};
 use rlsim_sim::trajectory::{TrajError, TrajId, TrajectoryManager};
 use rlsim_sim::workload::Workload;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,7 +65,11 @@ enum ToWorker {
     Admit(Vec<SeqInput>),
     Pause(Option<Vec<TrajId>>),
     /// Train on these samples after waiting this long for the batch's reward (nanoseconds; emulates a verifier).
-    Train(Vec<TrainSample>, u64),
+    /// The last field is the attempt's number: the driver kills attempt `n` by storing `n` in the abort cell.
+    Train(Vec<TrainSample>, u64, u64),
+    /// An injected failure: the engine loses every sequence and its KV cache at once; the tokens generated so far
+    /// come back (they had been streamed to the controller) and are resumed elsewhere.
+    Crash,
     Snapshot,
     Load(Arc<Vec<Tensor>>),
     /// Retag to this role; becoming a rollout engine loads these weights (the trainer's latest).
@@ -111,6 +116,16 @@ enum FromWorker {
         worker: WorkerId,
         message: String,
     },
+    /// The engine's sequences at the moment it was killed.
+    Crashed {
+        worker: WorkerId,
+        outputs: Vec<SeqOutput>,
+    },
+    /// A train attempt killed before its optimizer step: what ran of it (the weights are unchanged).
+    TrainAborted {
+        timings: TrainTimings,
+        reward: (u64, u64),
+    },
 }
 
 /// What one worker thread owns.
@@ -122,6 +137,8 @@ struct WorkerSetup {
     engine: bool,
     trainer: bool,
     scenario: Scenario,
+    /// The train attempt to kill (0: none).
+    abort: Arc<AtomicU64>,
 }
 
 /// The model shape a scenario describes: `[model]` layers, hidden, heads, vocab; context = prompt + response caps.
@@ -255,15 +272,26 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                     let outputs: Vec<SeqOutput> = list.into_iter().filter_map(|t| e.remove(t)).collect();
                     send(FromWorker::Paused { worker: id, outputs, drained: e.is_empty(), admits_seen });
                 }
-                ToWorker::Train(samples, reward_wait_ns) => {
+                ToWorker::Train(samples, reward_wait_ns, attempt) => {
                     let t = trainer.as_mut().ok_or_else(|| candle_core::Error::Msg("no trainer".into()))?;
                     let reward_start = now();
                     if reward_wait_ns > 0 {
                         std::thread::sleep(Duration::from_nanos(reward_wait_ns));
                     }
                     let reward = (reward_start, now());
-                    let timings = t.step(&samples, &now)?;
-                    send(FromWorker::TrainDone { timings, weights: Arc::new(t.model.snapshot()?), reward });
+                    match t.step(&samples, &now, &KilledAttempt { cell: &setup.abort, attempt })? {
+                        Ok(timings) => {
+                            send(FromWorker::TrainDone { timings, weights: Arc::new(t.model.snapshot()?), reward })
+                        }
+                        Err(timings) => send(FromWorker::TrainAborted { timings, reward }),
+                    }
+                }
+                ToWorker::Crash => {
+                    let outputs = match engine.as_mut() {
+                        Some(e) => e.resident().into_iter().filter_map(|t| e.remove(t)).collect(),
+                        None => Vec::new(),
+                    };
+                    send(FromWorker::Crashed { worker: id, outputs });
                 }
                 ToWorker::Snapshot => {
                     let t = trainer.as_ref().ok_or_else(|| candle_core::Error::Msg("no trainer".into()))?;
@@ -317,6 +345,25 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
     if let Err(e) = result {
         let _ = fail_tx.send(FromWorker::Failed { worker: id, message: e.to_string() });
     }
+}
+
+/// "Is train attempt `attempt` killed?": the driver stores the number of the attempt it kills in `cell`.
+struct KilledAttempt<'a> {
+    cell: &'a AtomicU64,
+    attempt: u64,
+}
+
+impl crate::trainer::AbortFlag for KilledAttempt<'_> {
+    fn is_set(&self) -> bool {
+        self.cell.load(Ordering::SeqCst) == self.attempt
+    }
+}
+
+/// An injected fault, due at a wall-clock time of the run.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Fail(WorkerId),
+    Recover(WorkerId),
 }
 
 /// Per-trajectory data the driver keeps: the real tokens behind the trajectory manager's counts.
@@ -375,6 +422,31 @@ struct Driver<'a> {
     events: u64,
     step_rewards: Vec<f32>,
     step_losses: Vec<f32>,
+    // Injected failures (`[[failures.events]]`), with the simulator's semantics: a failed worker's sequences are
+    // paused with their tokens kept, a train step it takes part in is lost and restarts once its workers are up,
+    // and commands that need it wait for its recovery.
+    /// Fail and recover times, by (time, sequence).
+    faults: BTreeMap<(SimTime, u64), Fault>,
+    /// When each down worker failed.
+    down_since: Vec<Option<SimTime>>,
+    /// Commands held back until the worker they need recovers.
+    deferred: Vec<Command>,
+    /// A killed engine whose sequences have not come back yet.
+    crash_pending: Vec<bool>,
+    /// The train step in progress or waiting to restart: its samples and reward wait, kept for a restart.
+    train_batch: Option<(Vec<TrainSample>, u64)>,
+    /// The current train attempt's number and start; the attempt the trainer is asked to kill goes in `abort`.
+    train_attempt: u64,
+    train_started: SimTime,
+    abort: Arc<AtomicU64>,
+    /// A kill was requested and the trainer has not answered yet.
+    train_aborting: bool,
+    /// The step was lost and waits for its workers to be up.
+    train_restart: bool,
+    failures: u64,
+    lost_work_gpu_ns: u128,
+    /// Tie-breaker of fault times (listed failures take 0..n).
+    fault_seq: u64,
 }
 
 /// Runs a scenario on real devices with its pipeline's policy.
@@ -397,9 +469,9 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
             scenario.file.display()
         )));
     }
-    if scenario.failures.is_some() {
+    if scenario.failures.as_ref().is_some_and(|f| f.mtbf_gpu_hours.is_some()) {
         return Err(ExecError::Setup(format!(
-            "{}: field `failures`: failure injection is simulated only; the real backend cannot fail a worker on purpose (remove [failures] to run it)",
+            "{}: field `failures.mtbf_gpu_hours`: random failures are simulated only; to kill real workers, list them with [[failures.events]] (worker and at_s)",
             scenario.file.display()
         )));
     }
@@ -452,7 +524,23 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         events: 0,
         step_rewards: Vec::new(),
         step_losses: Vec::new(),
+        faults: BTreeMap::new(),
+        down_since: vec![None; cluster.workers.len()],
+        deferred: Vec::new(),
+        crash_pending: vec![false; cluster.workers.len()],
+        train_batch: None,
+        train_attempt: 0,
+        train_started: SimTime::ZERO,
+        abort: Arc::new(AtomicU64::new(0)),
+        train_aborting: false,
+        train_restart: false,
+        failures: 0,
+        lost_work_gpu_ns: 0,
+        fault_seq: scenario.failures.as_ref().map_or(0, |f| f.events.len() as u64),
     };
+    for (i, &(worker, at_s)) in scenario.failures.iter().flat_map(|f| &f.events).enumerate() {
+        driver.faults.insert((SimTime(rlsim_sim::time::secs_to_ns(at_s)), i as u64), Fault::Fail(worker));
+    }
     let mut stats = RealEngineStats::default();
     let outcome = std::thread::scope(|scope| {
         for w in &cluster.workers {
@@ -466,6 +554,7 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
                 engine: w.has_tag("rollout"),
                 trainer: w.id == trainer_worker,
                 scenario: scenario.clone(),
+                abort: driver.abort.clone(),
             };
             let from = from_tx.clone();
             scope.spawn(move || crate::device::on_own_pool(move || worker_main(setup, rx, from, clock)));
@@ -520,15 +609,28 @@ impl Driver<'_> {
         SimTime(self.clock.ns())
     }
 
+    /// Every step trained and nothing in flight; a worker still down does not hold the run open (as in the
+    /// simulator, failures after the last step do not extend it).
     fn finished(&self) -> bool {
-        self.train_steps_done >= self.scenario.workload.steps && self.quiet()
+        self.train_steps_done >= self.scenario.workload.steps
+            && self.states.iter().all(|s| matches!(s.activity, Activity::Idle | Activity::Down))
+            && self.nothing_in_flight()
     }
 
     fn quiet(&self) -> bool {
-        self.states.iter().all(|s| s.activity == Activity::Idle)
-            && self.pending_sync.is_none()
+        self.states.iter().all(|s| s.activity == Activity::Idle) && self.nothing_in_flight()
+    }
+
+    fn nothing_in_flight(&self) -> bool {
+        self.pending_sync.is_none()
             && self.timers.is_empty()
             && self.pauses_in_flight == 0
+            && !self.crash_pending.contains(&true)
+            && !self.train_aborting
+    }
+
+    fn is_down(&self, w: WorkerId) -> bool {
+        self.down_since[w.index()].is_some()
     }
 
     fn run(&mut self, rx: &Receiver<FromWorker>) -> Result<(), ExecError> {
@@ -544,8 +646,9 @@ impl Driver<'_> {
                     steps: self.scenario.workload.steps,
                 });
             }
-            let wait = match self.timers.keys().next() {
-                Some((at, _)) => Duration::from_nanos(at.since(self.now())),
+            let next = [self.timers.keys().next().map(|k| k.0), self.faults.keys().next().map(|k| k.0)];
+            let wait = match next.into_iter().flatten().min() {
+                Some(at) => Duration::from_nanos(at.since(self.now())),
                 None => Duration::from_secs(3600),
             };
             match rx.recv_timeout(wait) {
@@ -555,6 +658,17 @@ impl Driver<'_> {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     let now = self.now();
+                    while let Some((&(at, seq), &fault)) = self.faults.iter().next() {
+                        if at > now {
+                            break;
+                        }
+                        self.faults.remove(&(at, seq));
+                        self.events += 1;
+                        match fault {
+                            Fault::Fail(w) => self.fail(w)?,
+                            Fault::Recover(w) => self.recover(w)?,
+                        }
+                    }
                     while let Some((&(at, seq), _)) = self.timers.iter().next() {
                         if at > now {
                             break;
@@ -599,7 +713,9 @@ impl Driver<'_> {
     }
 
     fn drained(&mut self, worker: WorkerId) {
-        self.states[worker.index()].activity = Activity::Idle;
+        if !self.is_down(worker) {
+            self.states[worker.index()].activity = Activity::Idle;
+        }
         self.states[worker.index()].resident = 0;
         if let Some((start, step)) = self.rollout_open[worker.index()].take() {
             let now = self.now();
@@ -672,6 +788,9 @@ impl Driver<'_> {
                 Ok(())
             }
             FromWorker::TrainDone { timings, weights, reward } => {
+                // It finished before a kill could land: the step counts; the failure strikes an idle worker.
+                self.train_aborting = false;
+                self.train_batch = None;
                 self.latest_weights = Some(weights);
                 if reward.1 > reward.0 {
                     let (step, workers) = self.train_running.clone().expect("a train step is running");
@@ -686,7 +805,12 @@ impl Driver<'_> {
                     }
                     let (a, b) = timings.update_ns;
                     self.span(w, SpanKind::Train, SimTime(a), SimTime(b), Some(step), timings.tokens);
-                    self.states[w.index()].activity = Activity::Idle;
+                    if self.is_down(w) {
+                        // Killed during its optimizer step, which completed: down from now.
+                        self.down_since[w.index()] = Some(self.now());
+                    } else {
+                        self.states[w.index()].activity = Activity::Idle;
+                    }
                 }
                 self.trainer_version += 1;
                 self.train_steps_done += 1;
@@ -728,6 +852,50 @@ impl Driver<'_> {
                     self.states[worker.index()].weights_version = self.trainer_version;
                 }
                 self.dispatch(Event::Retagged { worker, role })
+            }
+            FromWorker::TrainAborted { timings, reward } => {
+                self.train_aborting = false;
+                let (step, workers) = self.train_running.clone().expect("a train step was running");
+                // What ran of the lost attempt stays on the timeline (it was work done) and counts as lost.
+                for &w in &workers {
+                    if reward.1 > reward.0 {
+                        self.span(w, SpanKind::Reward, SimTime(reward.0), SimTime(reward.1), Some(step), 0);
+                    }
+                    for &(a, b) in &timings.logprob_ns {
+                        self.span(w, SpanKind::LogProb, SimTime(a), SimTime(b), Some(step), 0);
+                    }
+                    let (a, b) = timings.update_ns;
+                    if b > a {
+                        self.span(w, SpanKind::Train, SimTime(a), SimTime(b), Some(step), 0);
+                    }
+                    if self.is_down(w) {
+                        // Down from when the trainer stopped (it notices a kill between micro-batches).
+                        self.down_since[w.index()] = Some(self.now());
+                    } else {
+                        self.states[w.index()].activity = Activity::Idle;
+                    }
+                }
+                let gpus: u128 = workers.iter().map(|w| self.scenario.cluster.worker(*w).gpu_count() as u128).sum();
+                self.lost_work_gpu_ns += gpus * self.now().since(self.train_started) as u128;
+                self.train_restart = true;
+                self.restart_train_if_ready();
+                Ok(())
+            }
+            FromWorker::Crashed { worker, outputs } => {
+                self.crash_pending[worker.index()] = false;
+                let mut paused = Vec::with_capacity(outputs.len());
+                for o in &outputs {
+                    let version = self.record_tokens(worker, o)?;
+                    self.tm.pause(o.traj)?;
+                    if o.admitted_at_ns.is_some() {
+                        self.generate_span(worker, o, version);
+                    }
+                    paused.push(o.traj);
+                }
+                self.drained(worker);
+                // Down from when the engine stopped (it notices a kill between iterations), after its last span.
+                self.down_since[worker.index()] = Some(self.now());
+                self.dispatch(Event::WorkerFailed { worker, trajectories: paused })
             }
             FromWorker::Stats { .. } => Ok(()),
             FromWorker::Failed { worker, message } => {
@@ -776,6 +944,16 @@ impl Driver<'_> {
 
     fn apply(&mut self, c: Command) -> Result<(), ExecError> {
         let now = self.now();
+        if c.needs_any(|w| self.is_down(w)) {
+            self.deferred.push(c);
+            return Ok(());
+        }
+        if let Command::Pause { worker, .. } = &c {
+            if self.is_down(*worker) {
+                // Its sequences were taken off it when it failed.
+                return self.dispatch(Event::Paused { worker: *worker, trajectories: Vec::new() });
+            }
+        }
         check_command(&c, &self.scenario.cluster, &self.states, now).map_err(|r| self.invalid(&c, r))?;
         match &c {
             Command::CreateGroups { step, groups } => {
@@ -856,12 +1034,10 @@ impl Driver<'_> {
                         reward: d.reward,
                     });
                 }
-                for &w in workers {
-                    self.states[w.index()].activity = Activity::Training;
-                }
                 self.train_running = Some((*step, workers.clone()));
                 let reward_wait = rlsim_sim::time::secs_to_ns(self.scenario.workload.reward_batch_s);
-                let _ = self.to[self.trainer_worker.index()].send(ToWorker::Train(samples, reward_wait));
+                self.train_batch = Some((samples, reward_wait));
+                self.start_train();
             }
             Command::SyncWeights { step, from, to } => {
                 if !from.contains(&self.trainer_worker) {
@@ -907,8 +1083,84 @@ impl Driver<'_> {
         Ok(())
     }
 
+    /// Sends the kept batch to the trainer as a new attempt.
+    fn start_train(&mut self) {
+        let (_, workers) = self.train_running.clone().expect("a step to train");
+        let (samples, reward_wait) = self.train_batch.clone().expect("its batch");
+        for &w in &workers {
+            self.states[w.index()].activity = Activity::Training;
+        }
+        self.train_attempt += 1;
+        self.train_started = self.now();
+        let _ = self.to[self.trainer_worker.index()].send(ToWorker::Train(samples, reward_wait, self.train_attempt));
+    }
+
+    /// Restarts a lost step once the trainer has given it up and all of its workers are up.
+    fn restart_train_if_ready(&mut self) {
+        let Some((_, workers)) = &self.train_running else { return };
+        if self.train_restart && !self.train_aborting && !workers.iter().any(|w| self.is_down(*w)) {
+            self.train_restart = false;
+            self.start_train();
+        }
+    }
+
+    fn schedule_fault(&mut self, at: SimTime, fault: Fault) {
+        self.fault_seq += 1;
+        self.faults.insert((at, self.fault_seq), fault);
+    }
+
+    /// An injected failure of `worker` (see [`Fault`]).
+    fn fail(&mut self, worker: WorkerId) -> Result<(), ExecError> {
+        if self.is_down(worker) {
+            return Ok(());
+        }
+        let now = self.now();
+        if matches!(self.states[worker.index()].activity, Activity::Syncing | Activity::Switching) {
+            // A copy or a switch in flight completes first; the failure strikes a second later (as simulated).
+            self.schedule_fault(now.after_ns(1_000_000_000), Fault::Fail(worker));
+            return Ok(());
+        }
+        self.failures += 1;
+        self.down_since[worker.index()] = Some(now);
+        let rolling_out = self.states[worker.index()].activity == Activity::RollingOut;
+        let training = self.states[worker.index()].activity == Activity::Training;
+        self.states[worker.index()].activity = Activity::Down;
+        if training {
+            self.train_aborting = true;
+            self.abort.store(self.train_attempt, Ordering::SeqCst);
+        }
+        let recovery = rlsim_sim::time::secs_to_ns(self.scenario.failures.as_ref().map_or(0.0, |f| f.recovery_s));
+        self.schedule_fault(now.after_ns(recovery), Fault::Recover(worker));
+        if rolling_out {
+            // WorkerFailed goes out with the sequences once the engine hands them back.
+            self.crash_pending[worker.index()] = true;
+            let _ = self.to[worker.index()].send(ToWorker::Crash);
+            return Ok(());
+        }
+        self.dispatch(Event::WorkerFailed { worker, trajectories: Vec::new() })
+    }
+
+    fn recover(&mut self, worker: WorkerId) -> Result<(), ExecError> {
+        if self.crash_pending[worker.index()] {
+            // Its sequences are still on their way back: recover right after.
+            self.schedule_fault(self.now().after_ns(1_000_000), Fault::Recover(worker));
+            return Ok(());
+        }
+        let Some(since) = self.down_since[worker.index()].take() else { return Ok(()) };
+        let now = self.now();
+        self.span(worker, SpanKind::Down, since, now, None, 0);
+        self.states[worker.index()].activity = Activity::Idle;
+        self.restart_train_if_ready();
+        for c in std::mem::take(&mut self.deferred) {
+            self.apply(c)?;
+        }
+        self.dispatch(Event::WorkerRecovered { worker })
+    }
+
     fn timeline(&mut self, stats: RealEngineStats) -> Timeline {
         let mut counters = BTreeMap::new();
+        counters.insert("failures".to_string(), self.failures);
+        counters.insert("lost_work_gpu_ms".to_string(), (self.lost_work_gpu_ns / 1_000_000) as u64);
         counters.insert("kv_preemptions".to_string(), stats.preemptions);
         counters.insert("prefill_tokens".to_string(), stats.prefill_tokens);
         counters.insert("decode_iterations".to_string(), stats.decode_iterations);

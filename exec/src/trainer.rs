@@ -8,6 +8,20 @@ use rlsim_sim::scenario::{ExecSpec, LogProbPass};
 use std::collections::BTreeMap;
 
 /// One trajectory to train on.
+/// Whether the step in progress has been killed (an injected failure of its worker).
+pub trait AbortFlag {
+    fn is_set(&self) -> bool;
+}
+
+/// A step nobody can kill.
+pub struct NeverAbort;
+
+impl AbortFlag for NeverAbort {
+    fn is_set(&self) -> bool {
+        false
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct TrainSample {
     pub group: u64,
@@ -144,7 +158,16 @@ impl Trainer {
     }
 
     /// One GRPO step over micro-batches (one optimizer step); `now_ns` reads the run's clock for the timings.
-    pub fn step(&mut self, samples: &[TrainSample], now_ns: &dyn Fn() -> u64) -> candle_core::Result<TrainTimings> {
+    /// One train step. `abort` is checked between micro-batches and before the optimizer step: a worker killed
+    /// mid-step returns `Ok(Err(partial timings))` with the weights and optimizer state untouched, so the restarted
+    /// step starts from the same state (as a restart from the last checkpoint would).
+    pub fn step(
+        &mut self,
+        samples: &[TrainSample],
+        now_ns: &dyn Fn() -> u64,
+        abort: &dyn AbortFlag,
+    ) -> candle_core::Result<Result<TrainTimings, TrainTimings>> {
+        let aborted = || abort.is_set();
         let advantages = Self::advantages(samples);
         let batches: Vec<Batch> = self
             .micro_batches(samples)
@@ -158,6 +181,10 @@ impl Trainer {
         for pass in self.passes.clone() {
             let start = now_ns();
             for (i, b) in batches.iter().enumerate() {
+                if aborted() {
+                    timings.logprob_ns.push((start, now_ns()));
+                    return Ok(Err(timings));
+                }
                 match pass {
                     LogProbPass::Old => old[i] = Self::token_logprobs(&self.model, b)?.detach(),
                     LogProbPass::Reference => {
@@ -181,6 +208,10 @@ impl Trainer {
         let eps = self.spec.clip_ratio;
         let mut total: Option<Tensor> = None;
         for (i, b) in batches.iter().enumerate() {
+            if aborted() {
+                timings.update_ns = (start, now_ns());
+                return Ok(Err(timings));
+            }
             let new = Self::token_logprobs(&self.model, b)?;
             let ratio = (&new - &old[i])?.exp()?;
             let adv = b.advantages.broadcast_as(ratio.shape())?;
@@ -198,10 +229,14 @@ impl Trainer {
             });
         }
         let loss = total.ok_or_else(|| candle_core::Error::Msg("empty train batch".into()))?;
+        if aborted() {
+            timings.update_ns = (start, now_ns());
+            return Ok(Err(timings));
+        }
         self.opt.backward_step(&loss)?;
         timings.loss = loss.to_scalar::<f32>()?;
         timings.update_ns = (start, now_ns());
         timings.mean_reward = samples.iter().map(|s| s.reward).sum::<f32>() / samples.len().max(1) as f32;
-        Ok(timings)
+        Ok(Ok(timings))
     }
 }

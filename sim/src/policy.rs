@@ -85,6 +85,20 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether carrying this command out needs a worker for which `down` holds: both backends then hold it back
+    /// until that worker recovers (the job stalls on it, as a real one would).
+    pub fn needs_any(&self, down: impl Fn(WorkerId) -> bool) -> bool {
+        match self {
+            Command::Admit { worker, .. } | Command::Retag { worker, .. } => down(*worker),
+            Command::Train { workers, .. } => workers.iter().any(|w| down(*w)),
+            Command::SyncWeights { from, to, .. } => from.iter().chain(to).any(|w| down(*w)),
+            Command::CreateGroups { .. }
+            | Command::SetTimer { .. }
+            | Command::Pause { .. }
+            | Command::Discard { .. } => false,
+        }
+    }
+
     /// The command as error messages show it (long lists cut short).
     pub fn describe(&self) -> String {
         let mut text = format!("{self:?}");

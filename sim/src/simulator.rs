@@ -427,15 +427,7 @@ impl Sim<'_> {
 
     /// Whether a command needs a worker that is down (checked on every command: no allocation).
     fn needs_down_worker(&self, c: &Command) -> bool {
-        match c {
-            Command::Admit { worker, .. } | Command::Retag { worker, .. } => self.is_down(*worker),
-            Command::Train { workers, .. } => workers.iter().any(|w| self.is_down(*w)),
-            Command::SyncWeights { from, to, .. } => from.iter().chain(to).any(|w| self.is_down(*w)),
-            Command::CreateGroups { .. }
-            | Command::SetTimer { .. }
-            | Command::Pause { .. }
-            | Command::Discard { .. } => false,
-        }
+        c.needs_any(|w| self.is_down(w))
     }
 
     /// Starts the spans and the completion of train step `step` now.
