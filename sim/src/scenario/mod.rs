@@ -9,12 +9,15 @@ mod locate;
 mod overrides;
 mod raw;
 mod schema;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 pub use locate::{ScenarioError, SYNTAX};
 pub use overrides::apply_overrides;
 pub use raw::*;
 pub use schema::json_schema;
+pub use validate::{DEFAULT_MAX_TRAJECTORIES, DEFAULT_MAX_TRAJECTORIES_PER_STEP};
 
 use crate::cluster::Cluster;
 use crate::model::ModelSpec;
@@ -258,6 +261,18 @@ impl Scenario {
     pub fn total_gpus(&self) -> u32 {
         self.cluster.total_gpus()
     }
+
+    /// The tensor-parallel degrees of the workers tagged `rollout`, as `check` should print them: "2" when they all
+    /// agree, "1–4" (smallest–largest) when explicit workers differ. `rollout.tp` is only the default of
+    /// `cluster.workers[].tp`, so explicit workers may not use it at all.
+    pub fn rollout_tp_summary(&self) -> String {
+        let tps: Vec<u32> = self.cluster.with_tag("rollout").map(|w| w.tp).collect();
+        match (tps.iter().min(), tps.iter().max()) {
+            (Some(lo), Some(hi)) if lo != hi => format!("{lo}–{hi}"),
+            (Some(tp), _) => tp.to_string(),
+            _ => self.rollout.tp.to_string(),
+        }
+    }
 }
 
 fn parse_raw(src: &Source) -> Result<RawScenario, ScenarioError> {
@@ -274,9 +289,41 @@ fn parse_raw(src: &Source) -> Result<RawScenario, ScenarioError> {
             file: src.label.clone(),
             location: inner.span().map(|s| src.line_col(s.start)).or_else(|| src.locate(&field)),
             field,
-            message: inner.message().trim().to_string(),
+            message: user_words(inner.message().trim()),
         }
     })
+}
+
+/// Serde's words for the file's types (`struct RawPipeline`, `internally tagged enum RawDist`, `u32`) replaced by
+/// what the user writes.
+fn user_words(message: &str) -> String {
+    let mut out = message.to_string();
+    for prefix in ["internally tagged enum ", "struct ", "enum "] {
+        while let Some(at) = out.find(&format!("{prefix}Raw")) {
+            let name_at = at + prefix.len();
+            let end = out[name_at..].find(|ch: char| !ch.is_alphanumeric()).map_or(out.len(), |e| name_at + e);
+            let words = match &out[name_at..end] {
+                "RawPipeline" => "a table with `type = \"colocated\"` (or another pipeline type) and the pipelines' own tables; with --set, give `pipeline.type=colocated`",
+                "RawDist" => "a length distribution, an inline table `{ kind = \"lognormal\", median = …, sigma = … }`, `{ kind = \"quantiles\", points = [[q, tokens], …] }` or `{ kind = \"constant\", tokens = n }`",
+                "RawSeconds" => "a seconds distribution, an inline table `{ kind = \"constant\", seconds = s }` or `{ kind = \"lognormal\", median = s, sigma = σ }`",
+                "RawWorkerGroup" => "a worker group table (`[[cluster.workers]]` with `name`, `tags`, `count`, `tp`)",
+                "RawFailureEvent" => "a failure event `{ worker = \"name\", at_s = t }`",
+                "RawPublishedPhase" => "a phase `{ name = \"…\", seconds = s, sim = [\"rollout\", …] }`",
+                "RawMultiTurn" => "a table with `turns`, `tool_latency_s` and `tool_tokens`",
+                "RawTrace" => "a table `{ path = \"file.csv\", mode = \"replay\" }`",
+                _ => "a table of settings",
+            };
+            out.replace_range(at..end, words);
+        }
+    }
+    for (serde, words) in [
+        ("expected u32", "expected a whole number from 0 to 4294967295"),
+        ("expected u64", "expected a whole number from 0 to 18446744073709551615"),
+        ("expected f64", "expected a number"),
+    ] {
+        out = out.replace(serde, words);
+    }
+    out
 }
 
 impl fmt::Display for PipelineKind {

@@ -33,6 +33,21 @@ pub struct RawScenario {
     /// Published measurements this scenario reproduces (read by `rlsim fidelity`; ignored by `run`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<RawPublished>,
+    /// How big a run `check` accepts (the simulator keeps every trajectory until the end of the run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<RawLimits>,
+}
+
+/// `[limits]`: the largest run the simulator accepts; raise them on a machine with the memory.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Most trajectories in a run (steps × trajectories per step); default 50,000,000.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_trajectories: Option<u64>,
+    /// Most trajectories generated for one step (groups per step × samples_per_prompt); default 1,048,576.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_trajectories_per_step: Option<u64>,
 }
 
 /// `[framework]`: the RL framework whose constants the cost model uses (crate::framework).

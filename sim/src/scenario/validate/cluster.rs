@@ -3,10 +3,14 @@
 use crate::cluster::{Cluster, PlacementError, WorkerGroupSpec};
 use crate::cost::Role;
 use crate::hardware::{gpu_preset, GpuSpec, GPU_PRESETS};
-use crate::scenario::check::Check;
+use crate::scenario::check::{Check, BANDWIDTH, HBM, MAX_PRICE, MEMORY_GB, TFLOPS};
 use crate::scenario::{
     Layout, PipelineKind, PipelineSpec, RawCluster, RawScenario, RawWorkerGroup, RolloutSpec, ScenarioError,
 };
+
+/// Most GPUs a cluster may have, and per node (an NVLink domain: GB200 NVL72 has 72).
+pub(super) const MAX_GPUS: u32 = 1 << 20;
+pub(super) const MAX_GPUS_PER_NODE: u32 = 1024;
 
 /// The cluster's shape: the GPU, nodes and GPUs per node.
 pub(super) struct Shape {
@@ -18,8 +22,18 @@ pub(super) struct Shape {
 /// The GPU's figures and the node counts; fills in `resolved.cluster`.
 pub(super) fn validate_shape(raw: &RawCluster, c: &Check, resolved: &mut RawScenario) -> Result<Shape, ScenarioError> {
     let gpu = validate_gpu(raw, c)?;
-    let nodes = c.count(raw.nodes, "cluster.nodes", None, "number of nodes")?;
-    let gpus_per_node = c.count(raw.gpus_per_node, "cluster.gpus_per_node", Some(8), "GPUs per node")?;
+    let nodes = c.count_max(raw.nodes, "cluster.nodes", None, MAX_GPUS, "number of nodes")?;
+    let gpus_per_node =
+        c.count_max(raw.gpus_per_node, "cluster.gpus_per_node", Some(8), MAX_GPUS_PER_NODE, "GPUs per node")?;
+    if nodes as u64 * gpus_per_node as u64 > MAX_GPUS as u64 {
+        return Err(c.src.error(
+            "cluster.nodes",
+            format!(
+                "{nodes} nodes × {gpus_per_node} GPUs is {} GPUs; at most {MAX_GPUS} are simulated",
+                nodes as u64 * gpus_per_node as u64
+            ),
+        ));
+    }
     resolved.cluster = RawCluster {
         gpu: raw.gpu.as_ref().map(|_| gpu.name.clone()),
         bf16_tflops: Some(gpu.bf16_tflops),
@@ -49,42 +63,51 @@ fn validate_gpu(cl: &RawCluster, c: &Check) -> Result<GpuSpec, ScenarioError> {
         })?),
         None => None,
     };
-    let explicit = "a preset (cluster.gpu) or this field";
     let b = base.as_ref();
+    // A figure from the file or the preset, within physical bounds.
+    let figure = |v: Option<f64>, field: &str, (lo, hi): (f64, f64), what: &str| {
+        let v = c.require(v, field, "a positive number (a preset (cluster.gpu) or this field)")?;
+        c.range(Some(v), field, None, lo, hi, what)
+    };
     Ok(GpuSpec {
         name: b.map(|b| b.name.clone()).unwrap_or_else(|| "custom".into()),
-        bf16_tflops: c.positive(cl.bf16_tflops.or(b.map(|b| b.bf16_tflops)), "cluster.bf16_tflops", None, explicit)?,
-        hbm_gbytes_per_s: c.positive(
+        bf16_tflops: figure(
+            cl.bf16_tflops.or(b.map(|b| b.bf16_tflops)),
+            "cluster.bf16_tflops",
+            TFLOPS,
+            "dense bf16 TFLOP/s",
+        )?,
+        hbm_gbytes_per_s: figure(
             cl.hbm_gbytes_per_s.or(b.map(|b| b.hbm_gbytes_per_s)),
             "cluster.hbm_gbytes_per_s",
-            None,
-            explicit,
+            HBM,
+            "HBM GB/s",
         )?,
-        memory_gb: c.positive(cl.memory_gb.or(b.map(|b| b.memory_gb)), "cluster.memory_gb", None, explicit)?,
-        nvlink_gbytes_per_s: c.positive(
+        memory_gb: figure(cl.memory_gb.or(b.map(|b| b.memory_gb)), "cluster.memory_gb", MEMORY_GB, "GB of memory")?,
+        nvlink_gbytes_per_s: figure(
             cl.nvlink_gbytes_per_s.or(b.map(|b| b.nvlink_gbytes_per_s)),
             "cluster.nvlink_gbytes_per_s",
-            None,
-            explicit,
+            BANDWIDTH,
+            "NVLink GB/s",
         )?,
-        pcie_gbytes_per_s: c.positive(
+        pcie_gbytes_per_s: figure(
             cl.pcie_gbytes_per_s.or(b.map(|b| b.pcie_gbytes_per_s)),
             "cluster.pcie_gbytes_per_s",
-            None,
-            explicit,
+            BANDWIDTH,
+            "PCIe GB/s",
         )?,
-        network_gbits_per_s: c.positive(
+        network_gbits_per_s: figure(
             cl.network_gbits_per_s.or(b.map(|b| b.network_gbits_per_s)),
             "cluster.network_gbits_per_s",
-            None,
-            explicit,
+            BANDWIDTH,
+            "network Gbit/s",
         )?,
         price_per_gpu_hour: c.number(
             cl.price_per_gpu_hour.or(b.map(|b| b.price_per_gpu_hour)),
             "cluster.price_per_gpu_hour",
             0.0,
             0.0,
-            f64::INFINITY,
+            MAX_PRICE,
             "US dollars per GPU-hour",
         )?,
     })
@@ -143,8 +166,8 @@ pub(super) fn worker_groups(
         };
         groups.push(WorkerGroupSpec {
             name,
-            count: c.count(g.count, &f("count"), Some(1), "workers in this group")?,
-            tp: c.count(g.tp, &f("tp"), Some(rollout.tp), "GPUs per worker")?,
+            count: c.count_max(g.count, &f("count"), Some(1), MAX_GPUS, "workers in this group")?,
+            tp: c.count_max(g.tp, &f("tp"), Some(rollout.tp), MAX_GPUS, "GPUs per worker")?,
             tags,
             start,
             gpu: group_gpu,
@@ -171,9 +194,16 @@ pub(super) fn build_cluster(
     explicit: bool,
 ) -> Result<Cluster, ScenarioError> {
     let Shape { gpu, nodes, gpus_per_node } = shape;
-    let cluster = Cluster::build(gpu.clone(), *nodes, *gpus_per_node, groups).map_err(|e| {
-        let field = if explicit { "cluster.workers" } else { "cluster.nodes" };
-        match e {
+    let field = if explicit { "cluster.workers" } else { "cluster.nodes" };
+    let needed: u64 = groups.iter().map(|g| g.count as u64 * g.tp as u64).sum();
+    let available = *nodes as u64 * *gpus_per_node as u64;
+    if needed > available {
+        return Err(c.src.error(
+            field,
+            format!("the workers need {needed} GPUs but the cluster has {available} ({nodes} nodes × {gpus_per_node})"),
+        ));
+    }
+    let cluster = Cluster::build(gpu.clone(), *nodes, *gpus_per_node, groups).map_err(|e| match e {
             PlacementError::TooManyGpus { needed, available } => c.src.error(
                 field,
                 format!("the workers need {needed} GPUs but the cluster has {available} ({nodes} nodes × {gpus_per_node})"),
@@ -182,10 +212,28 @@ pub(super) fn build_cluster(
                 field,
                 format!("worker `{worker}` has tp={tp}, which must be a multiple of gpus_per_node ({gpus_per_node}) to span whole nodes"),
             ),
-        }
     })?;
+    check_unique_names(&cluster, c)?;
     check_tags(kind, layout, &cluster, c, explicit)?;
     Ok(cluster)
+}
+
+/// Two workers of one name would mix their timeline rows and failure events: the second one is refused.
+fn check_unique_names(cluster: &Cluster, c: &Check) -> Result<(), ScenarioError> {
+    let mut seen = std::collections::BTreeMap::new();
+    for w in &cluster.workers {
+        if let Some(first) = seen.insert(w.name.as_str(), w.group) {
+            let again = if first == w.group { "the same group" } else { "an earlier group" };
+            return Err(c.src.error(
+                &format!("cluster.workers[{}].name", w.group),
+                format!(
+                    "worker name `{}` is already used by {again} (cluster.workers[{first}]); worker names must be unique (a group of count > 1 names its workers <name>0, <name>1, …)",
+                    w.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The layout a pipeline uses when the scenario lists no workers.

@@ -12,7 +12,7 @@ pub(super) fn validate_exec(
 ) -> Result<ExecSpec, ScenarioError> {
     let src = c.src;
     let exec = ExecSpec {
-        learning_rate: c.positive(e.learning_rate, "exec.learning_rate", Some(3e-3), "AdamW learning rate")?,
+        learning_rate: c.positive(e.learning_rate, "exec.learning_rate", Some(3e-3), 1.0, "AdamW learning rate")?,
         lengths: match e.lengths.as_deref().unwrap_or("trace") {
             "trace" => ExecLengths::Trace,
             "natural" => ExecLengths::Natural,
@@ -23,7 +23,7 @@ pub(super) fn validate_exec(
             }
         },
         eos_token: e.eos_token.unwrap_or(0),
-        kl_coef: c.number(e.kl_coef, "exec.kl_coef", 0.0, 0.0, f64::INFINITY, "KL penalty coefficient")?,
+        kl_coef: c.number(e.kl_coef, "exec.kl_coef", 0.0, 0.0, 100.0, "KL penalty coefficient")?,
         clip_ratio: c.number(e.clip_ratio, "exec.clip_ratio", 0.2, 0.0, 1.0, "PPO clip range")?,
         task: match e.task.as_deref().unwrap_or("even") {
             "even" => "even".to_string(),

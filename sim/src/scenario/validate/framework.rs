@@ -1,7 +1,7 @@
 //! `[framework]`: a preset of the framework's constants, with the scenario's overrides.
 
 use crate::framework::FrameworkSpec;
-use crate::scenario::check::Check;
+use crate::scenario::check::{Check, BANDWIDTH};
 use crate::scenario::{RawFramework, RawScenario, ScenarioError};
 
 pub(super) fn validate_framework(
@@ -25,11 +25,12 @@ pub(super) fn validate_framework(
     if let Some(o) = fw_raw.offload {
         framework.offload = o;
     }
+    // Host costs: at most a second per token slot, sequence or layer, and MAX_SECONDS per step.
     let fw_num = |v: Option<f64>, field: &str, default: f64, what: &str| {
-        c.number(v, &format!("framework.{field}"), default, 0.0, 1e9, what)
+        c.number(v, &format!("framework.{field}"), default, 0.0, 1e6, what)
     };
     framework.step_overhead_s =
-        fw_num(fw_raw.step_overhead_s, "step_overhead_s", framework.step_overhead_s, "seconds per step")?;
+        c.seconds(fw_raw.step_overhead_s, "framework.step_overhead_s", framework.step_overhead_s, "seconds per step")?;
     framework.controller_ns_per_padded_token = fw_num(
         fw_raw.controller_ns_per_padded_token,
         "controller_ns_per_padded_token",
@@ -42,10 +43,12 @@ pub(super) fn validate_framework(
         fw_num(fw_raw.graph_layer_us, "graph_layer_us", framework.graph_layer_us, "microseconds")?;
     framework.eager_layer_us =
         fw_num(fw_raw.eager_layer_us, "eager_layer_us", framework.eager_layer_us, "microseconds")?;
-    framework.offload_gbytes_per_s = c.positive(
+    framework.offload_gbytes_per_s = c.range(
         fw_raw.offload_gbytes_per_s,
         "framework.offload_gbytes_per_s",
         Some(framework.offload_gbytes_per_s),
+        BANDWIDTH.0,
+        BANDWIDTH.1,
         "GB/s",
     )?;
     framework.moe_mfu_scale = c.fraction(

@@ -71,17 +71,28 @@ pub(super) fn check_kv_capacity(
         );
         let longest = workload.max_context_tokens as i64 + 1;
         if cap < longest {
-            return Err(c.src.error(
-                "workload.max_response_tokens",
-                format!(
-                    "one sequence can reach {longest} tokens (max_prompt_tokens {} + max_response_tokens {}{} + 1) but worker `{}` (tp={}) has KV cache for only {cap}; raise rollout.tp or lower the caps",
-                    workload.max_prompt_tokens,
-                    workload.max_response_tokens,
-                    if workload.is_multi_turn() { " + tool outputs, up to max_context_tokens" } else { "" },
-                    w.name,
-                    w.tp
+            let reach = format!(
+                "one sequence can reach {longest} tokens (max_prompt_tokens {} + max_response_tokens {}{} + 1)",
+                workload.max_prompt_tokens,
+                workload.max_response_tokens,
+                if workload.is_multi_turn() { " + tool outputs, up to max_context_tokens" } else { "" },
+            );
+            // A capacity set by hand is the field too small; otherwise the memory formula's is.
+            return Err(match rollout.kv_capacity_tokens {
+                Some(set) => c.src.error(
+                    "rollout.kv_capacity_tokens",
+                    format!(
+                        "{reach} but rollout.kv_capacity_tokens gives each engine KV cache for only {set} tokens; raise kv_capacity_tokens to at least {longest} or lower the caps"
+                    ),
                 ),
-            ));
+                None => c.src.error(
+                    "workload.max_response_tokens",
+                    format!(
+                        "{reach} but worker `{}` (tp={}) has KV cache for only {cap}; raise rollout.tp or lower the caps",
+                        w.name, w.tp
+                    ),
+                ),
+            });
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ mod exec;
 mod failures;
 mod framework;
 mod hardware;
+mod limits;
 mod memory;
 mod model;
 mod pipeline;
@@ -17,6 +18,8 @@ mod workload;
 use super::check::Check;
 use super::locate::Source;
 use super::{RawScenario, Scenario, ScenarioError};
+
+pub use limits::{DEFAULT_MAX_TRAJECTORIES, DEFAULT_MAX_TRAJECTORIES_PER_STEP};
 
 pub(super) fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, ScenarioError> {
     let c = Check { src };
@@ -40,6 +43,7 @@ pub(super) fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, Scena
     memory::check_memory(&model, &shape.gpu, &cluster, &rollout, &training, &c, explicit)?;
 
     let workload = workload::validate_workload(&raw.workload, &c, &mut resolved.workload)?;
+    limits::check_limits(raw.limits.as_ref(), &workload, &c, &mut resolved)?;
     training::check_mini_batches(&training, &workload, &c)?;
     pipeline::check_dynamic_sampling(pipeline.kind, &workload, &c)?;
     memory::check_kv_capacity(&model, &cluster, &rollout, &workload, &c)?;
@@ -80,10 +84,16 @@ fn validate_top_level(
         .name
         .clone()
         .unwrap_or_else(|| src.file.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string());
-    if name.is_empty() || name.contains(['/', '\\']) {
+    // The name becomes a folder under runs/: nothing that leaves it, hides in it or garbles a terminal.
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains(['/', '\\'])
+        || name.chars().any(char::is_control)
+    {
         return Err(src.error(
             "name",
-            format!("expected a non-empty name without slashes (it names the run folder), got {name:?}"),
+            format!("expected a non-empty name without slashes, backslashes or control characters, and not `.` or `..` (it names the run folder runs/<name>), got {name:?}"),
         ));
     }
     let seed = raw.seed.unwrap_or(0);

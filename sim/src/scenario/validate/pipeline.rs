@@ -2,7 +2,7 @@
 
 use super::cluster::explicit_workers_are_split;
 use crate::framework::FrameworkSpec;
-use crate::scenario::check::Check;
+use crate::scenario::check::{Check, MAX_SECONDS};
 use crate::scenario::{
     BatchOrder, Layout, LendRule, PipelineKind, PipelineSpec, RawAsync, RawColocated, RawDisaggregated, RawPartial,
     RawScenario, RawSeamless, ScenarioError, PIPELINE_TYPES,
@@ -57,9 +57,13 @@ pub(super) fn validate_pipeline(
     let max_staleness =
         c.number(staleness_raw, staleness_field, staleness_default, 0.0, 1000.0, "weight syncs (at most 1000)")?;
     let steps_per_sync = match kind {
-        PipelineKind::Async => {
-            c.count(asy.steps_per_sync, "pipeline.async.steps_per_sync", Some(1), "train steps per weight sync")?
-        }
+        PipelineKind::Async => c.count_max(
+            asy.steps_per_sync,
+            "pipeline.async.steps_per_sync",
+            Some(1),
+            10_000,
+            "train steps per weight sync",
+        )?,
         _ => 1,
     };
     let batch_order = match asy.batch_order.as_deref().unwrap_or("version") {
@@ -86,9 +90,7 @@ pub(super) fn validate_pipeline(
             ))
         }
     };
-    let seconds = |v: Option<f64>, field: &str| {
-        v.map(|v| c.number(Some(v), field, 0.0, 0.0, f64::INFINITY, "seconds")).transpose()
-    };
+    let seconds = |v: Option<f64>, field: &str| v.map(|v| c.seconds(Some(v), field, 0.0, "seconds")).transpose();
     let (to_train, to_rollout) = if kind == PipelineKind::Seamless {
         (seconds(sea.reclaim_s, "pipeline.seamless.reclaim_s")?, seconds(sea.lend_s, "pipeline.seamless.lend_s")?)
     } else {
@@ -104,7 +106,7 @@ pub(super) fn validate_pipeline(
             "pipeline.weight_sync_fixed_s",
             fw.weight_sync_fixed_s,
             0.0,
-            f64::INFINITY,
+            MAX_SECONDS,
             "seconds",
         )?,
         switch_fixed_s: c.number(
@@ -112,7 +114,7 @@ pub(super) fn validate_pipeline(
             "pipeline.colocated.switch_fixed_s",
             fw.switch_fixed_s,
             0.0,
-            f64::INFINITY,
+            MAX_SECONDS,
             "seconds",
         )?,
         switch_to_train_s: to_train,

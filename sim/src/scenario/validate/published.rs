@@ -1,13 +1,13 @@
 //! `[published]`: data for `rlsim fidelity`, checked here so a typo fails `check`, not the suite.
 
-use crate::scenario::check::Check;
+use crate::scenario::check::{Check, MAX_SECONDS};
 use crate::scenario::{RawPublished, ScenarioError};
 
 /// The `[published]` table is data for `rlsim fidelity`; it is checked here so a typo fails `check`, not the suite.
 pub(super) fn validate_published(p: &RawPublished, c: &Check) -> Result<(), ScenarioError> {
     let secs = |v: Option<f64>, field: &str| -> Result<(), ScenarioError> {
         if let Some(v) = v {
-            c.positive(Some(v), field, None, "published seconds")?;
+            c.positive(Some(v), field, None, MAX_SECONDS, "published seconds")?;
         }
         Ok(())
     };
@@ -34,7 +34,7 @@ pub(super) fn validate_published(p: &RawPublished, c: &Check) -> Result<(), Scen
         return Err(c.src.error("published.speedup", "give `speedup` and `speedup_over` together"));
     }
     if let Some(v) = p.speedup {
-        c.positive(Some(v), "published.speedup", None, "a step-time ratio")?;
+        c.positive(Some(v), "published.speedup", None, 1000.0, "a step-time ratio")?;
     }
     if let Some(n) = p.steps_per_published_step {
         c.count(Some(n), "published.steps_per_published_step", None, "train steps per published step")?;

@@ -2,6 +2,9 @@
 
 use crate::framework::FrameworkSpec;
 use crate::scenario::check::Check;
+
+/// Most KV-cache tokens one engine may be given (10¹²: terabytes of cache for the smallest models).
+const MAX_KV_TOKENS: u64 = 1_000_000_000_000;
 use crate::scenario::{RawRollout, RawScenario, RolloutSpec, ScenarioError};
 
 pub(super) fn validate_rollout(
@@ -12,17 +15,18 @@ pub(super) fn validate_rollout(
 ) -> Result<RolloutSpec, ScenarioError> {
     let layer_launch_s = if fw.cuda_graphs { fw.graph_layer_us } else { fw.eager_layer_us } / 1e6;
     let rollout = RolloutSpec {
-        tp: c.count(r.tp, "rollout.tp", Some(1), "tensor-parallel degree of each rollout engine")?,
+        tp: c.count_max(r.tp, "rollout.tp", Some(1), 1 << 16, "tensor-parallel degree of each rollout engine")?,
         gpu_memory_utilization: c.fraction(
             r.gpu_memory_utilization,
             "rollout.gpu_memory_utilization",
             0.9,
             "share of GPU memory for weights and KV cache",
         )?,
-        max_num_seqs: c.count(
+        max_num_seqs: c.count_max(
             r.max_num_seqs,
             "rollout.max_num_seqs",
             Some(256),
+            1 << 20,
             "most sequences decoded at once per engine",
         )?,
         hbm_efficiency: c.fraction(
@@ -48,7 +52,7 @@ pub(super) fn validate_rollout(
             "rollout.iteration_overhead_ms",
             fw.iteration_overhead_ms,
             0.0,
-            f64::INFINITY,
+            10_000.0,
             "milliseconds",
         )? / 1e3,
         tp_allreduce_s: c.number(
@@ -56,7 +60,7 @@ pub(super) fn validate_rollout(
             "rollout.tp_allreduce_us",
             fw.tp_allreduce_us,
             0.0,
-            f64::INFINITY,
+            1e6,
             "microseconds",
         )? / 1e6,
         seq_overhead_s: fw.seq_overhead_us / 1e6,
@@ -64,6 +68,12 @@ pub(super) fn validate_rollout(
         prefix_caching: r.prefix_caching.unwrap_or(true),
         kv_capacity_tokens: match r.kv_capacity_tokens {
             Some(0) => return Err(c.src.error("rollout.kv_capacity_tokens", "must be at least 1 token, got 0")),
+            Some(v) if v > MAX_KV_TOKENS => {
+                return Err(c.src.error(
+                    "rollout.kv_capacity_tokens",
+                    format!("must be at most {MAX_KV_TOKENS} tokens (KV-cache capacity of one engine), got {v}"),
+                ))
+            }
             v => v,
         },
     };

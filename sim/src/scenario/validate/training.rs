@@ -2,7 +2,10 @@
 
 use crate::cluster::Cluster;
 use crate::framework::FrameworkSpec;
-use crate::scenario::check::Check;
+use crate::scenario::check::{Check, MEMORY_GB};
+
+/// Most tokens per micro-batch per GPU.
+const MAX_MICRO_BATCH_TOKENS: u32 = 100_000_000;
 use crate::scenario::{LogProbPass, RawScenario, RawTraining, ScenarioError, TrainingSpec};
 use crate::workload::WorkloadSpec;
 
@@ -39,10 +42,11 @@ pub(super) fn validate_training(
     }
     let mut training = TrainingSpec {
         mfu: c.fraction(t.mfu, "training.mfu", fw.mfu, "model FLOPs utilisation of training")?,
-        micro_batch_tokens: c.count(
+        micro_batch_tokens: c.count_max(
             t.micro_batch_tokens,
             "training.micro_batch_tokens",
             Some(16_384),
+            MAX_MICRO_BATCH_TOKENS,
             "tokens per micro-batch per GPU",
         )?,
         micro_batch_overhead_s: c.number(
@@ -50,7 +54,7 @@ pub(super) fn validate_training(
             "training.micro_batch_overhead_ms",
             fw.micro_batch_overhead_ms,
             0.0,
-            f64::INFINITY,
+            60_000.0,
             "milliseconds",
         )? / 1e3,
         logprob_passes,
@@ -61,23 +65,25 @@ pub(super) fn validate_training(
             "training.activation_reserve_gb",
             8.0,
             0.0,
-            f64::INFINITY,
+            MEMORY_GB.1,
             "GB",
         )?,
         mini_batches: c.count(t.mini_batches, "training.mini_batches", Some(1), "optimizer steps per RL step")?,
-        model_parallel_gpus: c.count(
+        model_parallel_gpus: c.count_max(
             t.model_parallel_gpus,
             "training.model_parallel_gpus",
             Some(1),
+            1 << 20,
             "GPUs that process one sequence together",
         )?,
         logprob_micro_batch_tokens: 0,
         gradient_checkpointing: t.gradient_checkpointing.unwrap_or(fw.gradient_checkpointing),
     };
-    training.logprob_micro_batch_tokens = c.count(
+    training.logprob_micro_batch_tokens = c.count_max(
         t.logprob_micro_batch_tokens,
         "training.logprob_micro_batch_tokens",
         Some(training.micro_batch_tokens),
+        MAX_MICRO_BATCH_TOKENS,
         "tokens per micro-batch per GPU of the log-prob passes",
     )?;
     resolved.training = RawTraining {

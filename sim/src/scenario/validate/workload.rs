@@ -1,9 +1,9 @@
 //! `[workload]`: counts, caps, length and seconds distributions, multi-turn agents, dynamic sampling.
 
-use crate::scenario::check::Check;
+use crate::scenario::check::{num, Check, MAX_SIGMA, MAX_TOKENS};
 use crate::scenario::{RawDist, RawDynamicSampling, RawSeconds, RawTrace, RawWorkload, ScenarioError};
 use crate::trace::{read_csv_trace, TraceError};
-use crate::workload::{LengthDist, LengthSource, MultiTurnSpec, SecondsDist, TraceMode, WorkloadSpec};
+use crate::workload::{LengthDist, LengthSource, MultiTurnSpec, SecondsDist, TraceMode, WorkloadSpec, MAX_TURNS};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,9 +18,9 @@ pub(super) fn validate_workload(
         c.count(w.samples_per_prompt, "workload.samples_per_prompt", None, "responses per prompt (GRPO group size)")?;
     let steps = c.count(w.steps, "workload.steps", None, "RL steps to simulate")?;
     let max_response_tokens =
-        c.count(w.max_response_tokens, "workload.max_response_tokens", None, "cap on response length")?;
+        c.count_max(w.max_response_tokens, "workload.max_response_tokens", None, MAX_TOKENS, "cap on response length")?;
     let max_prompt_tokens =
-        c.count(w.max_prompt_tokens, "workload.max_prompt_tokens", Some(4096), "cap on prompt length")?;
+        c.count_max(w.max_prompt_tokens, "workload.max_prompt_tokens", Some(4096), MAX_TOKENS, "cap on prompt length")?;
     resolved.max_prompt_tokens = Some(max_prompt_tokens);
     let lengths = match (&w.trace, &w.response_tokens, &w.prompt_tokens) {
         (Some(t), None, None) => {
@@ -44,8 +44,8 @@ pub(super) fn validate_workload(
             return Err(c.src.error("workload.trace", "give either a trace or response_tokens/prompt_tokens distributions, not both"))
         }
         (None, Some(r), Some(p)) => LengthSource::Distributions {
-            response: validate_dist(r, "workload.response_tokens", c)?,
-            prompt: validate_dist(p, "workload.prompt_tokens", c)?,
+            response: validate_dist(r, "workload.response_tokens", TOKENS, c)?,
+            prompt: validate_dist(p, "workload.prompt_tokens", TOKENS, c)?,
         },
         (None, None, _) => {
             return Err(c.src.error("workload.response_tokens", "missing; expected a length distribution (kind = \"lognormal\" | \"quantiles\" | \"constant\") or a [workload.trace]"))
@@ -75,16 +75,17 @@ pub(super) fn validate_workload(
                 ));
             }
             Some(MultiTurnSpec {
-                turns: validate_dist(&m.turns, "workload.multi_turn.turns", c)?,
+                turns: validate_dist(&m.turns, "workload.multi_turn.turns", TURNS, c)?,
                 tool_latency_s: validate_seconds(&m.tool_latency_s, "workload.multi_turn.tool_latency_s", c)?,
-                tool_tokens: validate_dist(&m.tool_tokens, "workload.multi_turn.tool_tokens", c)?,
+                tool_tokens: validate_dist(&m.tool_tokens, "workload.multi_turn.tool_tokens", TOKENS, c)?,
             })
         }
     };
-    let max_context_tokens = c.count(
+    let max_context_tokens = c.count_max(
         w.max_context_tokens,
         "workload.max_context_tokens",
         Some(max_prompt_tokens + max_response_tokens),
+        10 * MAX_TOKENS,
         "tokens of context a sequence may reach",
     )?;
     if max_context_tokens < max_prompt_tokens + max_response_tokens {
@@ -105,7 +106,7 @@ pub(super) fn validate_workload(
             if !(0.01..=1.0).contains(&keep) {
                 return Err(c.src.error(
                     "workload.dynamic_sampling.keep_fraction",
-                    format!("expected a share of groups in [0.01, 1], got {keep}"),
+                    format!("expected a share of groups in [0.01, 1], got {}", num(keep)),
                 ));
             }
             let spec = crate::workload::DynamicSampling {
@@ -125,10 +126,11 @@ pub(super) fn validate_workload(
                     }
                     n
                 },
-                max_rounds: c.count(
+                max_rounds: c.count_max(
                     d.max_rounds,
                     "workload.dynamic_sampling.max_rounds",
                     Some(10),
+                    1000,
                     "rounds per step at most",
                 )?,
             };
@@ -159,18 +161,35 @@ pub(super) fn validate_workload(
     })
 }
 
-fn validate_dist(d: &RawDist, field: &str, c: &Check) -> Result<LengthDist, ScenarioError> {
+/// What a length distribution counts, and the most it may give.
+#[derive(Clone, Copy)]
+struct Counts {
+    what: &'static str,
+    max: u32,
+}
+
+/// Token lengths: at most MAX_TOKENS (the caps clip every sample anyway).
+const TOKENS: Counts = Counts { what: "tokens", max: MAX_TOKENS };
+/// Turns of a synthetic multi-turn trajectory: at most MAX_TURNS (the simulator cannot give more).
+const TURNS: Counts = Counts { what: "turns per trajectory", max: MAX_TURNS };
+
+fn validate_dist(d: &RawDist, field: &str, counts: Counts, c: &Check) -> Result<LengthDist, ScenarioError> {
+    let Counts { what, max } = counts;
     match d {
         RawDist::Constant { tokens } => {
-            if *tokens == 0 {
-                return Err(c.src.error(&format!("{field}.tokens"), "must be at least 1, got 0"));
-            }
+            c.count_max(Some(*tokens), &format!("{field}.tokens"), None, max, what)?;
             Ok(LengthDist::Constant(*tokens))
         }
         RawDist::Lognormal { median, sigma } => {
-            let median = c.positive(Some(*median), &format!("{field}.median"), None, "median tokens")?;
-            let sigma =
-                c.positive(Some(*sigma), &format!("{field}.sigma"), None, "standard deviation of ln(tokens)")?;
+            let median =
+                c.positive(Some(*median), &format!("{field}.median"), None, max as f64, &format!("median {what}"))?;
+            let sigma = c.positive(
+                Some(*sigma),
+                &format!("{field}.sigma"),
+                None,
+                MAX_SIGMA,
+                &format!("standard deviation of ln({what})"),
+            )?;
             Ok(LengthDist::LogNormal { median, sigma })
         }
         RawDist::Quantiles { points } => {
@@ -195,7 +214,12 @@ fn validate_dist(d: &RawDist, field: &str, c: &Check) -> Result<LengthDist, Scen
                 }
             }
             if let Some((i, p)) = points.iter().enumerate().find(|(_, p)| p[1] < 1.0 || !p[1].is_finite()) {
-                return Err(c.src.error(&format!("{f}[{i}]"), format!("tokens must be at least 1, got {}", p[1])));
+                return Err(c.src.error(&format!("{f}[{i}]"), format!("{what} must be at least 1, got {}", num(p[1]))));
+            }
+            if let Some((i, p)) = points.iter().enumerate().find(|(_, p)| p[1] > max as f64) {
+                return Err(c
+                    .src
+                    .error(&format!("{f}[{i}]"), format!("{what} must be at most {max}, got {}", num(p[1]))));
             }
             Ok(LengthDist::Quantiles(points.iter().map(|p| (p[0], p[1])).collect()))
         }
@@ -213,8 +237,14 @@ fn validate_seconds(r: &RawSeconds, field: &str, c: &Check) -> Result<SecondsDis
             "seconds",
         )?),
         RawSeconds::Lognormal { median, sigma } => SecondsDist::LogNormal {
-            median: c.positive(Some(*median), &format!("{field}.median"), None, "median seconds")?,
-            sigma: c.positive(Some(*sigma), &format!("{field}.sigma"), None, "log-space standard deviation")?,
+            median: c.positive(Some(*median), &format!("{field}.median"), None, 86400.0, "median seconds")?,
+            sigma: c.positive(
+                Some(*sigma),
+                &format!("{field}.sigma"),
+                None,
+                MAX_SIGMA,
+                "log-space standard deviation",
+            )?,
         },
     })
 }
