@@ -12,8 +12,8 @@ pub(crate) const TFLOPS: (f64, f64) = (1.0, 100_000.0);
 pub(crate) const BANDWIDTH: (f64, f64) = (0.1, 100_000.0);
 /// Bounds of an HBM bandwidth, GB/s.
 pub(crate) const HBM: (f64, f64) = (1.0, 100_000.0);
-/// Bounds of a GPU's memory, GB.
-pub(crate) const MEMORY_GB: (f64, f64) = (0.1, 100_000.0);
+/// Most GB of memory a GPU may have (or a trainer reserve for activations).
+pub(crate) const MAX_MEMORY_GB: f64 = 100_000.0;
 /// Most US dollars per GPU-hour.
 pub(crate) const MAX_PRICE: f64 = 10_000.0;
 /// Most log-space standard deviation of a lognormal (σ = 5 puts p99 at e^11.6 ≈ 10⁵ × the median).

@@ -294,8 +294,8 @@ fn parse_raw(src: &Source) -> Result<RawScenario, ScenarioError> {
     })
 }
 
-/// Serde's words for the file's types (`struct RawPipeline`, `internally tagged enum RawDist`, `u32`) replaced by
-/// what the user writes.
+/// Serde's names for the file's types (`struct RawPipeline`, `internally tagged enum RawDist`) replaced by what the
+/// user writes (serde's `u32`, `f64` are kept: they say the range).
 fn user_words(message: &str) -> String {
     let mut out = message.to_string();
     for prefix in ["internally tagged enum ", "struct ", "enum "] {
@@ -315,13 +315,6 @@ fn user_words(message: &str) -> String {
             };
             out.replace_range(at..end, words);
         }
-    }
-    for (serde, words) in [
-        ("expected u32", "expected a whole number from 0 to 4294967295"),
-        ("expected u64", "expected a whole number from 0 to 18446744073709551615"),
-        ("expected f64", "expected a number"),
-    ] {
-        out = out.replace(serde, words);
     }
     out
 }

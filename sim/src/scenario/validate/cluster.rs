@@ -3,7 +3,7 @@
 use crate::cluster::{Cluster, PlacementError, WorkerGroupSpec};
 use crate::cost::Role;
 use crate::hardware::{gpu_preset, GpuSpec, GPU_PRESETS};
-use crate::scenario::check::{Check, BANDWIDTH, HBM, MAX_PRICE, MEMORY_GB, TFLOPS};
+use crate::scenario::check::{Check, BANDWIDTH, HBM, MAX_MEMORY_GB, MAX_PRICE, TFLOPS};
 use crate::scenario::{
     Layout, PipelineKind, PipelineSpec, RawCluster, RawScenario, RawWorkerGroup, RolloutSpec, ScenarioError,
 };
@@ -83,7 +83,15 @@ fn validate_gpu(cl: &RawCluster, c: &Check) -> Result<GpuSpec, ScenarioError> {
             HBM,
             "HBM GB/s",
         )?,
-        memory_gb: figure(cl.memory_gb.or(b.map(|b| b.memory_gb)), "cluster.memory_gb", MEMORY_GB, "GB of memory")?,
+        // Any positive size: tiny devices are how tests force KV-cache pressure; the memory checks say what fits.
+        memory_gb: {
+            let v = c.require(
+                cl.memory_gb.or(b.map(|b| b.memory_gb)),
+                "cluster.memory_gb",
+                "a positive number (a preset (cluster.gpu) or this field)",
+            )?;
+            c.positive(Some(v), "cluster.memory_gb", None, MAX_MEMORY_GB, "GB of memory")?
+        },
         nvlink_gbytes_per_s: figure(
             cl.nvlink_gbytes_per_s.or(b.map(|b| b.nvlink_gbytes_per_s)),
             "cluster.nvlink_gbytes_per_s",

@@ -43,34 +43,61 @@ pub(super) fn validate_failures(
 }
 
 /// Fewest seconds between two failures somewhere in the cluster.
-const MIN_CLUSTER_MTBF_S: f64 = 60.0;
-/// Fewest recovery times between two failures somewhere in the cluster.
-const MIN_MTBF_OVER_RECOVERY: f64 = 10.0;
+const MIN_CLUSTER_MTBF_S: f64 = 1.0;
+/// Least share of the time every worker must be up at once.
+const MIN_ALL_UP: f64 = 0.5;
 
-/// Refuses a failure rate at which the run could not make progress. Every GPU of every worker fails at the MTBF's
-/// rate, so the cluster fails every `mtbf_gpu_hours · 3600 / GPUs` seconds on average; a train step spans the train
-/// workers and is thrown away by any of their failures, and each failure takes `recovery_s`. The cluster's mean time
-/// between failures must be at least a minute and at least ten recovery times, so that most of the time the whole
-/// cluster is up. (The simulator also stops a run whose failures repeat without a completed train step.)
+/// The share of the time every worker is up at once: each worker of g GPUs alternates up times of mean
+/// `mtbf_gpu_hours · 3600 / g` with `recovery_s` down, independently of the others.
+fn all_up(mtbf_gpu_hours: f64, recovery_s: f64, cluster: &Cluster) -> f64 {
+    cluster
+        .workers
+        .iter()
+        .map(|w| {
+            let up = mtbf_gpu_hours * 3600.0 / w.gpu_count() as f64;
+            up / (up + recovery_s)
+        })
+        .product()
+}
+
+/// Refuses a failure rate at which the run could not make progress. A train step spans the train workers, starts
+/// only when all of them are up, and is thrown away by any failure among them; so the workers must all be up at
+/// once at least half the time, and failures must not come more than once a second (with no
+/// recovery time the share alone would allow any rate). A rate that passes may still be too high for a long step:
+/// the simulator stops a run whose failures repeat without a completed train step.
 fn check_progress(mtbf_gpu_hours: f64, recovery_s: f64, cluster: &Cluster, c: &Check) -> Result<(), ScenarioError> {
     let gpus: u64 = cluster.workers.iter().map(|w| w.gpu_count() as u64).sum();
-    let cluster_mtbf_s = mtbf_gpu_hours * 3600.0 / gpus.max(1) as f64;
-    let floor_s = MIN_CLUSTER_MTBF_S.max(MIN_MTBF_OVER_RECOVERY * recovery_s);
-    if cluster_mtbf_s < floor_s {
-        let least_h = floor_s * gpus as f64 / 3600.0;
-        return Err(c.src.error(
-            "failures.mtbf_gpu_hours",
-            format!(
-                "{} GPU-hours over the cluster's {gpus} GPUs is a failure every {} s somewhere in the cluster; a run makes progress only if failures are at least {} s apart (a minute, and 10 × recovery_s = {} s), so that the train steps each failure throws away can finish: raise it to at least {} (or lower failures.recovery_s)",
-                num(mtbf_gpu_hours),
-                num(round3(cluster_mtbf_s)),
-                num(floor_s),
-                num(MIN_MTBF_OVER_RECOVERY * recovery_s),
-                num(round3(least_h)),
-            ),
-        ));
+    let cluster_mtbf_s = |mtbf: f64| mtbf * 3600.0 / gpus.max(1) as f64;
+    let ok = |mtbf: f64| cluster_mtbf_s(mtbf) >= MIN_CLUSTER_MTBF_S && all_up(mtbf, recovery_s, cluster) >= MIN_ALL_UP;
+    if ok(mtbf_gpu_hours) {
+        return Ok(());
     }
-    Ok(())
+    // The least MTBF that passes, by bisection (both conditions grow with the MTBF).
+    let (mut lo, mut hi) = (mtbf_gpu_hours, mtbf_gpu_hours.max(1e-9));
+    while !ok(hi) {
+        hi *= 2.0;
+    }
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if ok(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    let share = all_up(mtbf_gpu_hours, recovery_s, cluster) * 100.0;
+    Err(c.src.error(
+        "failures.mtbf_gpu_hours",
+        format!(
+            "{} GPU-hours over the cluster's {gpus} GPUs is a failure every {} s somewhere in the cluster, each keeping its worker down recovery_s = {} s: all {} workers would be up at once only {} % of the time, and a train step needs all its workers up until it ends; a run makes progress only if they are all up at once at least half the time and failures are at least 1 s apart: raise it to at least {} (or lower failures.recovery_s)",
+            num(mtbf_gpu_hours),
+            num(round3(cluster_mtbf_s(mtbf_gpu_hours))),
+            num(recovery_s),
+            cluster.workers.len(),
+            num(round3(share)),
+            num(round3(hi)),
+        ),
+    ))
 }
 
 /// Three significant digits (rounded up), for a message.

@@ -2,7 +2,7 @@
 
 use crate::cluster::Cluster;
 use crate::framework::FrameworkSpec;
-use crate::scenario::check::{Check, MEMORY_GB};
+use crate::scenario::check::{Check, MAX_MEMORY_GB};
 
 /// Most tokens per micro-batch per GPU.
 const MAX_MICRO_BATCH_TOKENS: u32 = 100_000_000;
@@ -65,7 +65,7 @@ pub(super) fn validate_training(
             "training.activation_reserve_gb",
             8.0,
             0.0,
-            MEMORY_GB.1,
+            MAX_MEMORY_GB,
             "GB",
         )?,
         mini_batches: c.count(t.mini_batches, "training.mini_batches", Some(1), "optimizer steps per RL step")?,
