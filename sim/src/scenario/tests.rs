@@ -189,7 +189,7 @@ fn mtbf_of_0_01_gpu_hours_that_never_finishes_is_refused() {
             "field `failures.mtbf_gpu_hours`",
             "0.01 GPU-hours over the cluster's 8 GPUs is a failure every 4.5 s somewhere in the cluster",
             "recovery_s = 600 s: all 8 workers would be up at once only 1.06e-8 % of the time",
-            "all up at once at least half the time and failures are at least 1 s apart: raise it to at least 1.85",
+            "the workers are all up at once at least half the time and failures are at least 1 s apart: raise it to at least 1.85",
         ],
     );
     // The least MTBF the message names is accepted.

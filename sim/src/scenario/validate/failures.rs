@@ -86,15 +86,25 @@ fn check_progress(mtbf_gpu_hours: f64, recovery_s: f64, cluster: &Cluster, c: &C
         }
     }
     let share = all_up(mtbf_gpu_hours, recovery_s, cluster) * 100.0;
-    Err(c.src.error(
-        "failures.mtbf_gpu_hours",
+    let every = format!(
+        "{} GPU-hours over the cluster's {gpus} GPUs is a failure every {} s somewhere in the cluster",
+        num(mtbf_gpu_hours),
+        num(round3(cluster_mtbf_s(mtbf_gpu_hours)))
+    );
+    let why = if cluster_mtbf_s(mtbf_gpu_hours) < MIN_CLUSTER_MTBF_S {
+        format!("{every}: more than one a second")
+    } else {
         format!(
-            "{} GPU-hours over the cluster's {gpus} GPUs is a failure every {} s somewhere in the cluster, each keeping its worker down recovery_s = {} s: all {} workers would be up at once only {} % of the time, and a train step needs all its workers up until it ends; a run makes progress only if they are all up at once at least half the time and failures are at least 1 s apart: raise it to at least {} (or lower failures.recovery_s)",
-            num(mtbf_gpu_hours),
-            num(round3(cluster_mtbf_s(mtbf_gpu_hours))),
+            "{every}, each keeping its worker down recovery_s = {} s: all {} workers would be up at once only {} % of the time, and a train step needs all its workers up until it ends",
             num(recovery_s),
             cluster.workers.len(),
             num(round3(share)),
+        )
+    };
+    Err(c.src.error(
+        "failures.mtbf_gpu_hours",
+        format!(
+            "{why}; a run makes progress only if the workers are all up at once at least half the time and failures are at least 1 s apart: raise it to at least {} (or lower failures.recovery_s)",
             num(round3(hi)),
         ),
     ))
