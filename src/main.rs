@@ -442,7 +442,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 s.total_gpus(),
                 s.pipeline.kind,
                 rollout,
-                s.rollout.tp,
+                s.rollout_tp_summary(),
                 train_gpus,
                 s.workload.steps,
                 s.workload.prompts_per_step,

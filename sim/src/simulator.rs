@@ -33,6 +33,10 @@ pub enum SimError {
         MAX_SIM_TIME.0 / NS_PER_YEAR
     )]
     ClockLimit { what: String, fields: &'static str },
+    #[error(
+        "{failures} worker failures in a row without a completed train step (after {done} of {steps} steps, t={at}): at this failure rate the run makes no progress; raise failures.mtbf_gpu_hours (or lower failures.recovery_s)"
+    )]
+    NoProgress { failures: u64, done: u32, steps: u32, at: SimTime },
 }
 
 const NS_PER_YEAR: u64 = 365 * 24 * 3600 * 1_000_000_000;
@@ -40,6 +44,10 @@ const NS_PER_YEAR: u64 = 365 * 24 * 3600 * 1_000_000_000;
 /// The latest simulated instant a run may reach (100 years; u64 nanoseconds end at 584). Past it, some cost is so
 /// large that saturating arithmetic would pin the clock and later steps would take 0 s: stop with an error instead.
 pub const MAX_SIM_TIME: SimTime = SimTime(100 * NS_PER_YEAR);
+
+/// Failures in a row without a completed train step after which a run stops with `SimError::NoProgress` (a train
+/// step that every failure throws away would otherwise restart without end).
+pub const MAX_FAILURES_WITHOUT_PROGRESS: u64 = 10_000;
 
 /// A finished simulation.
 pub struct SimRun {
@@ -119,10 +127,14 @@ struct Sim<'a> {
     train_running: Option<(u32, Vec<WorkerId>, Vec<u64>, SimTime)>,
     /// The step in `train_running` was thrown away by a failure and waits for its workers to be up.
     train_restart: bool,
+    /// Where the spans of the train step in progress begin in `spans` (a failure edits only those after it).
+    train_spans_from: usize,
     train_epoch: u64,
     /// Failures so far per worker (numbers the MTBF draws) and in all; GPU-nanoseconds of train work lost.
     failures_of: Vec<u64>,
     failures: u64,
+    /// Failures since the last completed train step (the run stops at `MAX_FAILURES_WITHOUT_PROGRESS`).
+    failures_since_step: u64,
     lost_work_gpu_ns: u128,
     /// Multi-turn: each trajectory's turns (empty: single-turn), the worker holding it while its tool call runs,
     /// when that call returns, the epoch that invalidates a paused call's return, and per-worker counts.
@@ -188,6 +200,8 @@ pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<Sim
         train_epoch: 0,
         failures_of: vec![0; n],
         failures: 0,
+        failures_since_step: 0,
+        train_spans_from: 0,
         lost_work_gpu_ns: 0,
         turns: Vec::new(),
         tool_wait: Vec::new(),
@@ -293,6 +307,7 @@ impl Sim<'_> {
                 self.train_running = None;
                 self.trainer_version += 1;
                 self.train_steps_done += 1;
+                self.failures_since_step = 0;
                 for w in workers {
                     self.states[w.index()].activity = Activity::Idle;
                 }
@@ -352,6 +367,15 @@ impl Sim<'_> {
         }
         self.failures += 1;
         self.failures_of[worker.index()] += 1;
+        self.failures_since_step += 1;
+        if self.failures_since_step >= MAX_FAILURES_WITHOUT_PROGRESS {
+            return Err(SimError::NoProgress {
+                failures: self.failures_since_step,
+                done: self.train_steps_done,
+                steps: self.scenario.workload.steps,
+                at: self.now,
+            });
+        }
         // Down from now: whatever the policy decides while we settle its engine waits for the recovery.
         self.down_since[worker.index()] = Some(self.now);
         let mut paused = Vec::new();
@@ -376,13 +400,16 @@ impl Sim<'_> {
             self.lost_work_gpu_ns += gpus * self.now.since(started) as u128;
             // The step's spans end now (the work is lost); it restarts from scratch on recovery.
             let now = self.now;
-            self.spans.retain(|x| {
+            // Only the spans since this attempt started can belong to it (earlier ones are not scanned again, so a
+            // run with many failures stays linear).
+            let mut tail = self.spans.split_off(self.train_spans_from.min(self.spans.len()));
+            tail.retain(|x| {
                 !(x.step == Some(step)
                     && workers.contains(&WorkerId(x.worker))
                     && matches!(x.kind, SpanKind::Reward | SpanKind::LogProb | SpanKind::Train)
                     && x.start >= now)
             });
-            for x in self.spans.iter_mut().filter(|x| {
+            for x in tail.iter_mut().filter(|x| {
                 x.step == Some(step)
                     && workers.contains(&WorkerId(x.worker))
                     && matches!(x.kind, SpanKind::Reward | SpanKind::LogProb | SpanKind::Train)
@@ -390,6 +417,7 @@ impl Sim<'_> {
             }) {
                 x.end = now;
             }
+            self.spans.append(&mut tail);
             for &w in &workers {
                 self.states[w.index()].activity = Activity::Idle;
             }
@@ -432,6 +460,7 @@ impl Sim<'_> {
 
     /// Starts the spans and the completion of train step `step` now.
     fn start_train(&mut self, step: u32, workers: &[WorkerId], sample_tokens: &[u64]) {
+        self.train_spans_from = self.spans.len();
         let cost = self.cost.train(sample_tokens, workers);
         let tokens: u64 = sample_tokens.iter().sum();
         // The controller's per-step work (reward manager, advantages, moving the batch) and the batch reward both
@@ -951,5 +980,42 @@ impl Sim<'_> {
         counters.insert("lost_work_gpu_ms".to_string(), (self.lost_work_gpu_ns / 1_000_000) as u64);
         let spans = std::mem::take(&mut self.spans);
         Timeline::assemble(&self.scenario.cluster, &self.tm, &self.batch_step, spans, self.now, counters)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Failures a minute apart (the least validation accepts) against a train step of 20 minutes: no attempt
+    /// finishes, and the run stops after MAX_FAILURES_WITHOUT_PROGRESS failures instead of looping without end.
+    #[test]
+    fn failures_that_throw_away_every_train_step_stop_the_run() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/quickstart.toml");
+        let sets: Vec<String> = [
+            "failures.mtbf_gpu_hours=0.134",
+            "failures.recovery_s=0",
+            "training.micro_batch_overhead_ms=60000",
+            "training.micro_batch_tokens=16",
+            "training.logprob_passes=[]",
+            "workload.steps=1",
+            "workload.prompts_per_step=1",
+            "workload.max_response_tokens=64",
+            "workload.response_tokens={ kind = \"constant\", tokens = 64 }",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let scenario = Scenario::load(&file, &sets).unwrap();
+        let e = simulate(&scenario).err().expect("the run stops").to_string();
+        assert!(
+            e.contains("10000 worker failures in a row without a completed train step (after 0 of 1 steps")
+                && e.contains("raise failures.mtbf_gpu_hours"),
+            "{e}"
+        );
+        // With failures rare enough, the same step finishes.
+        let mut sets = sets;
+        sets[0] = "failures.mtbf_gpu_hours=1000000".into();
+        simulate(&Scenario::load(&file, &sets).unwrap()).unwrap();
     }
 }

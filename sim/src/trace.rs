@@ -131,10 +131,54 @@ struct CsvRow {
     turns: Option<String>,
 }
 
+/// Largest trace file read (1 GiB): a bigger one is refused rather than read whole into memory.
+pub const MAX_TRACE_BYTES: u64 = 1 << 30;
+
+/// Reads a trace file whole: only a regular file (not a device such as `/dev/zero`, a FIFO or a folder) of at most
+/// `MAX_TRACE_BYTES`.
+fn read_trace_text(path: &Path) -> Result<String, TraceError> {
+    use std::io::Read;
+    let file = path.to_path_buf();
+    let io = |source| TraceError::Io { file: file.clone(), source };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(TraceError::File {
+            file,
+            message: "not a regular file; a trace is a CSV or JSONL file (devices, pipes and folders are refused)"
+                .into(),
+        });
+    }
+    let too_big = |len: u64| TraceError::File {
+        file: file.clone(),
+        message: format!(
+            "{len} bytes is more than the {MAX_TRACE_BYTES} bytes (1 GiB) a trace may have; keep a subset of its steps"
+        ),
+    };
+    if meta.len() > MAX_TRACE_BYTES {
+        return Err(too_big(meta.len()));
+    }
+    // Read at most one byte past the limit, in case the file grew since its size was taken.
+    let mut text = String::new();
+    std::fs::File::open(path).and_then(|f| f.take(MAX_TRACE_BYTES + 1).read_to_string(&mut text)).map_err(io)?;
+    if text.len() as u64 > MAX_TRACE_BYTES {
+        return Err(too_big(text.len() as u64));
+    }
+    Ok(text)
+}
+
+/// At most the first 80 characters of text read from a file, for a message (a file that is not a trace is not
+/// echoed).
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 /// Reads a trace in rlsim's CSV format.
 pub fn read_csv_trace(path: &Path) -> Result<Trace, TraceError> {
     let file = path.to_path_buf();
-    let text = std::fs::read_to_string(path).map_err(|source| TraceError::Io { file: file.clone(), source })?;
+    let text = read_trace_text(path)?;
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers = reader
         .headers()
@@ -145,7 +189,7 @@ pub fn read_csv_trace(path: &Path) -> Result<Trace, TraceError> {
             return Err(TraceError::Field {
                 file,
                 line: 1,
-                field: h.to_string(),
+                field: excerpt(h),
                 message: format!(
                     "unknown column; expected the columns {} (and optionally {})",
                     CSV_COLUMNS.join(", "),
@@ -286,7 +330,7 @@ pub fn read_polytrace(inputs: &[PathBuf]) -> Result<Trace, TraceError> {
     let files = jsonl_files(inputs, "packed_lengths_step_")?;
     let mut steps: BTreeMap<u32, Vec<TraceGroup>> = BTreeMap::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| TraceError::Io { file: file.clone(), source })?;
+        let text = read_trace_text(&file)?;
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -375,7 +419,7 @@ pub fn read_search_r1(inputs: &[PathBuf]) -> Result<Trace, TraceError> {
     type Samples = Vec<(u32, Vec<Turn>)>;
     let mut groups: BTreeMap<(u32, u64), (u32, Samples)> = BTreeMap::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| TraceError::Io { file: file.clone(), source })?;
+        let text = read_trace_text(&file)?;
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -455,7 +499,7 @@ fn parse_polytrace_line(line: &str) -> Result<PolyTraceLine, (&'static str, Stri
         let x = obj.get(name).ok_or((name, "missing; expected a non-negative integer".to_string()))?;
         x.as_u64()
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or((name, format!("expected a non-negative integer, got {x}")))
+            .ok_or_else(|| (name, format!("expected a non-negative integer, got {}", excerpt(&x.to_string()))))
     };
     let step = int("step")?;
     let input = int("input")?;
@@ -463,7 +507,9 @@ fn parse_polytrace_line(line: &str) -> Result<PolyTraceLine, (&'static str, Stri
     let output = out
         .as_array()
         .and_then(|a| a.iter().map(|x| x.as_u64().and_then(|n| u32::try_from(n).ok())).collect::<Option<Vec<u32>>>())
-        .ok_or(("output", format!("expected an array of non-negative integers, got {out}")))?;
+        .ok_or_else(|| {
+            ("output", format!("expected an array of non-negative integers, got {}", excerpt(&out.to_string())))
+        })?;
     Ok(PolyTraceLine { step, input, output })
 }
 
@@ -481,6 +527,43 @@ mod tests {
         let d = std::env::temp_dir().join(format!("rlsim-trace-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn trace_files_larger_than_1_gib_or_not_regular_are_refused_unread() {
+        let d = tmpdir("huge");
+        // A sparse file: its size says 1 GiB + 1 byte, nothing is written or read.
+        let huge = d.join("huge.csv");
+        std::fs::File::create(&huge).unwrap().set_len(MAX_TRACE_BYTES + 1).unwrap();
+        let e = read_csv_trace(&huge).unwrap_err().to_string();
+        assert!(
+            e.contains("huge.csv: 1073741825 bytes is more than the 1073741824 bytes (1 GiB) a trace may have"),
+            "{e}"
+        );
+        let e = read_csv_trace(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("/dev/zero: not a regular file"), "{e}");
+        // The JSONL readers share the guard.
+        let poly = d.join("packed_lengths_step_0.jsonl");
+        std::fs::File::create(&poly).unwrap().set_len(MAX_TRACE_BYTES + 1).unwrap();
+        let e = read_polytrace(std::slice::from_ref(&poly)).unwrap_err().to_string();
+        assert!(e.contains("(1 GiB) a trace may have"), "{e}");
+        let sr1 = d.join("multiturn_workload_step_0.jsonl");
+        std::fs::File::create(&sr1).unwrap().set_len(MAX_TRACE_BYTES + 1).unwrap();
+        let e = read_search_r1(std::slice::from_ref(&sr1)).unwrap_err().to_string();
+        assert!(e.contains("(1 GiB) a trace may have"), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_trace_is_echoed_at_most_80_characters() {
+        let d = tmpdir("not-a-trace");
+        let line = format!("{}SECRET", "y".repeat(100));
+        let e = read_csv_trace(&write(&d, "passwd", &format!("{line}\n"))).unwrap_err().to_string();
+        assert!(e.contains(&format!("field `{}…`: unknown column", "y".repeat(80))), "{e}");
+        assert!(!e.contains("SECRET"), "{e}");
+        let json = format!("{{\"step\":0,\"input\":3,\"output\":\"{line}\"}}\n");
+        let e = read_polytrace(&[write(&d, "packed_lengths_step_0.jsonl", &json)]).unwrap_err().to_string();
+        assert!(e.contains("field `output`") && !e.contains("SECRET"), "{e}");
     }
 
     #[test]

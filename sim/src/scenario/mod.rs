@@ -1,0 +1,326 @@
+//! Scenario files: the raw TOML shape (serde, `deny_unknown_fields`), `--set` overrides, and validation into a
+//! `Scenario` whose errors name the file, line, column and field.
+//!
+//! One module per concern: `raw` (the file's serde types), `overrides` (`--set`), `locate` (where a field is in the
+//! text, and the error type), `check` (the small field checkers), `validate` (one file per section), `schema`.
+
+mod check;
+mod locate;
+mod overrides;
+mod raw;
+mod schema;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+pub use locate::{ScenarioError, SYNTAX};
+pub use overrides::apply_overrides;
+pub use raw::*;
+pub use schema::json_schema;
+pub use validate::{DEFAULT_MAX_TRAJECTORIES, DEFAULT_MAX_TRAJECTORIES_PER_STEP};
+
+use crate::cluster::Cluster;
+use crate::model::ModelSpec;
+use crate::workload::WorkloadSpec;
+use locate::Source;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Validated shape.
+
+/// Validated `[failures]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailureSpec {
+    pub recovery_s: f64,
+    pub mtbf_gpu_hours: Option<f64>,
+    /// (worker, seconds after the start), in time order.
+    pub events: Vec<(crate::cluster::WorkerId, f64)>,
+}
+
+/// Which forward-only log-prob passes run before the update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogProbPass {
+    /// Old-policy log-probs for the importance ratio (recomputed by the trainer, as verl does).
+    Old,
+    /// Reference-policy log-probs for a KL penalty.
+    Reference,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainingSpec {
+    pub mfu: f64,
+    pub micro_batch_tokens: u32,
+    pub micro_batch_overhead_s: f64,
+    pub logprob_passes: Vec<LogProbPass>,
+    /// Optimizer name and state bytes per parameter (AdamW: fp32 master + m + v = 12; SGD with momentum: 8).
+    pub optimizer: String,
+    pub optimizer_bytes_per_param: f64,
+    pub activation_reserve_gb: f64,
+    /// Optimizer steps per RL step.
+    pub mini_batches: u32,
+    /// GPUs sharing one sequence (data-parallel ranks = train GPUs / this).
+    pub model_parallel_gpus: u32,
+    pub logprob_micro_batch_tokens: u32,
+    pub gradient_checkpointing: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RolloutSpec {
+    pub tp: u32,
+    pub gpu_memory_utilization: f64,
+    pub max_num_seqs: u32,
+    pub hbm_efficiency: f64,
+    pub decode_compute_efficiency: f64,
+    pub prefill_mfu: f64,
+    pub iteration_overhead_s: f64,
+    pub tp_allreduce_s: f64,
+    /// Host time per running sequence per iteration, seconds.
+    pub seq_overhead_s: f64,
+    /// Launch cost per layer per iteration (eager or CUDA-graph figure of the framework), seconds.
+    pub layer_launch_s: f64,
+    pub prefix_caching: bool,
+    /// Overrides the KV-cache capacity the memory formula gives each engine (tokens).
+    pub kv_capacity_tokens: Option<u64>,
+}
+
+/// How the real backend decides where a response ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecLengths {
+    /// Ignore EOS and stop exactly at the workload's length (strict replay: both backends see the same lengths).
+    Trace,
+    /// Stop at `eos_token` or at the workload's length, whichever comes first.
+    Natural,
+}
+
+/// Validated `[exec]` settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecSpec {
+    pub learning_rate: f64,
+    pub lengths: ExecLengths,
+    pub eos_token: u32,
+    pub kl_coef: f64,
+    pub clip_ratio: f64,
+    /// The synthetic verifiable task: "even" (reward = share of response tokens that are even ids).
+    pub task: String,
+}
+
+/// The pipeline types rlsim knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PipelineKind {
+    Colocated,
+    Disaggregated,
+    Async,
+    Partial,
+    Seamless,
+}
+
+pub const PIPELINE_TYPES: &[&str] = &["colocated", "disaggregated", "async", "partial", "seamless"];
+
+impl PipelineKind {
+    pub const ALL: [PipelineKind; 5] = [
+        PipelineKind::Colocated,
+        PipelineKind::Disaggregated,
+        PipelineKind::Async,
+        PipelineKind::Partial,
+        PipelineKind::Seamless,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PipelineKind::Colocated => "colocated",
+            PipelineKind::Disaggregated => "disaggregated",
+            PipelineKind::Async => "async",
+            PipelineKind::Partial => "partial",
+            PipelineKind::Seamless => "seamless",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// How workers are laid out: data (tags and start states), not code paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Every worker carries `rollout` and `train` and is time-sliced between them.
+    TimeSliced,
+    /// Disjoint pools: workers carry `rollout` or `train`, never both.
+    Split,
+    /// A rollout pool, and a train pool whose workers also carry `rollout` (start as `train`) so they can be lent.
+    Lendable,
+}
+
+/// When `seamless` lends idle train workers to rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LendRule {
+    /// Only when the expected wait for the next batch exceeds twice the round trip (lend + reclaim): the lent
+    /// worker then generates for longer than it spends switching (PEARL's gain-vs-cost test).
+    Gain,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineSpec {
+    pub kind: PipelineKind,
+    pub weight_sync_fixed_s: f64,
+    pub switch_fixed_s: f64,
+    pub switch_to_train_s: Option<f64>,
+    pub switch_to_rollout_s: Option<f64>,
+    /// GPUs given to rollout by the automatic split layouts.
+    pub rollout_gpus: Option<u32>,
+    /// The layout the pipeline runs on (checked against the workers' tags).
+    pub layout: Layout,
+    /// η for `async` and `seamless`, in weight syncs (may be fractional).
+    pub max_staleness: f64,
+    /// Train steps per weight sync (`async`).
+    pub steps_per_sync: u32,
+    /// Which complete groups form a batch (`async`).
+    pub batch_order: BatchOrder,
+    /// `async`: interrupt generation for weight updates.
+    pub interruptible: bool,
+    /// `partial`: groups in flight per step / groups trained per step.
+    pub over_provision: f64,
+    /// `seamless`: the lending rule.
+    pub lend: LendRule,
+}
+
+impl PipelineSpec {
+    /// The most versions a trained token may lag for `async`/`seamless` taking batches in version order:
+    /// ⌈S·(1 + η)⌉ − 1 (η for S = 1 and a whole η); `None` when batches follow completion order (no bound).
+    pub fn staleness_bound(&self) -> Option<u32> {
+        match self.batch_order {
+            BatchOrder::Completion => None,
+            BatchOrder::Version => {
+                let x = self.steps_per_sync as f64 * (1.0 + self.max_staleness);
+                Some(((x - 1e-9).ceil() as u32).saturating_sub(1))
+            }
+        }
+    }
+}
+
+/// Which complete groups the streaming trainer takes for a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchOrder {
+    /// Oldest start version first, never past a version with an incomplete group (a strict staleness bound).
+    Version,
+    /// In the order the groups complete (a long sample is trained later, more stale).
+    Completion,
+}
+
+/// A validated scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub seed: u64,
+    pub file: PathBuf,
+    pub model: ModelSpec,
+    pub cluster: Cluster,
+    pub workload: WorkloadSpec,
+    pub training: TrainingSpec,
+    pub rollout: RolloutSpec,
+    pub pipeline: PipelineSpec,
+    /// Measured cost parameters replacing the datasheet formulas, when `[hardware] profile` names a file.
+    pub profile: Option<crate::profile::HardwareProfile>,
+    pub exec: ExecSpec,
+    /// Injected failures, if any.
+    pub failures: Option<FailureSpec>,
+    /// The framework's constants (with the scenario's `[framework]` overrides).
+    pub framework: crate::framework::FrameworkSpec,
+    /// The raw scenario with every default filled in (written as `scenario.resolved.toml`).
+    pub resolved: RawScenario,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Loading.
+
+impl Scenario {
+    /// Reads, overrides and validates a scenario file.
+    pub fn load(file: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+        let text =
+            std::fs::read_to_string(file).map_err(|source| ScenarioError::Io { file: file.to_path_buf(), source })?;
+        Scenario::from_text(&text, file, overrides)
+    }
+
+    /// Validates scenario text; `file` names it in errors and anchors relative paths.
+    pub fn from_text(text: &str, file: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+        let text = apply_overrides(text, file, overrides)?;
+        let src = Source::new(file, &text, !overrides.is_empty());
+        let raw = parse_raw(&src)?;
+        validate::validate(raw, &src)
+    }
+
+    /// `scenario.resolved.toml`: this scenario with every default filled in; loading it gives the same run.
+    pub fn resolved_toml(&self) -> String {
+        let body = toml::to_string_pretty(&self.resolved).expect("a RawScenario always serialises");
+        format!("# {} — resolved by rlsim: every default filled in; paths are absolute.\n{body}", self.name)
+    }
+
+    pub fn total_gpus(&self) -> u32 {
+        self.cluster.total_gpus()
+    }
+
+    /// The tensor-parallel degrees of the workers tagged `rollout`, as `check` should print them: "2" when they all
+    /// agree, "1–4" (smallest–largest) when explicit workers differ. `rollout.tp` is only the default of
+    /// `cluster.workers[].tp`, so explicit workers may not use it at all.
+    pub fn rollout_tp_summary(&self) -> String {
+        let tps: Vec<u32> = self.cluster.with_tag("rollout").map(|w| w.tp).collect();
+        match (tps.iter().min(), tps.iter().max()) {
+            (Some(lo), Some(hi)) if lo != hi => format!("{lo}–{hi}"),
+            (Some(tp), _) => tp.to_string(),
+            _ => self.rollout.tp.to_string(),
+        }
+    }
+}
+
+fn parse_raw(src: &Source) -> Result<RawScenario, ScenarioError> {
+    let de = toml::de::Deserializer::parse(src.text).map_err(|e| ScenarioError::Field {
+        file: src.label.clone(),
+        location: e.span().map(|s| src.line_col(s.start)),
+        field: SYNTAX.into(),
+        message: e.message().trim().to_string(),
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.inner();
+        ScenarioError::Field {
+            file: src.label.clone(),
+            location: inner.span().map(|s| src.line_col(s.start)).or_else(|| src.locate(&field)),
+            field,
+            message: user_words(inner.message().trim()),
+        }
+    })
+}
+
+/// Serde's names for the file's types (`struct RawPipeline`, `internally tagged enum RawDist`) replaced by what the
+/// user writes (serde's `u32`, `f64` are kept: they say the range).
+fn user_words(message: &str) -> String {
+    let mut out = message.to_string();
+    for prefix in ["internally tagged enum ", "struct ", "enum "] {
+        while let Some(at) = out.find(&format!("{prefix}Raw")) {
+            let name_at = at + prefix.len();
+            let end = out[name_at..].find(|ch: char| !ch.is_alphanumeric()).map_or(out.len(), |e| name_at + e);
+            let words = match &out[name_at..end] {
+                "RawPipeline" => "a table with `type = \"colocated\"` (or another pipeline type) and the pipelines' own tables; with --set, give `pipeline.type=colocated`",
+                "RawDist" => "a length distribution, an inline table `{ kind = \"lognormal\", median = …, sigma = … }`, `{ kind = \"quantiles\", points = [[q, tokens], …] }` or `{ kind = \"constant\", tokens = n }`",
+                "RawSeconds" => "a seconds distribution, an inline table `{ kind = \"constant\", seconds = s }` or `{ kind = \"lognormal\", median = s, sigma = σ }`",
+                "RawWorkerGroup" => "a worker group table (`[[cluster.workers]]` with `name`, `tags`, `count`, `tp`)",
+                "RawFailureEvent" => "a failure event `{ worker = \"name\", at_s = t }`",
+                "RawPublishedPhase" => "a phase `{ name = \"…\", seconds = s, sim = [\"rollout\", …] }`",
+                "RawMultiTurn" => "a table with `turns`, `tool_latency_s` and `tool_tokens`",
+                "RawTrace" => "a table `{ path = \"file.csv\", mode = \"replay\" }`",
+                _ => "a table of settings",
+            };
+            out.replace_range(at..end, words);
+        }
+    }
+    out
+}
+
+impl fmt::Display for PipelineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,392 @@
+//! Bad inputs and the messages they get: one test per refused input, named after the bug it was.
+
+use super::check::num;
+use super::*;
+
+/// quickstart.toml without its comments.
+const BASE: &str = r#"name = "t"
+seed = 1
+
+[model]
+preset = "Qwen2.5-7B"
+
+[cluster]
+gpu = "H100-SXM"
+nodes = 1
+gpus_per_node = 8
+
+[workload]
+prompts_per_step = 64
+samples_per_prompt = 8
+steps = 5
+max_response_tokens = 8192
+response_tokens = { kind = "lognormal", median = 900, sigma = 0.9 }
+prompt_tokens = { kind = "constant", tokens = 256 }
+
+[rollout]
+tp = 1
+
+[pipeline]
+type = "colocated"
+"#;
+
+fn load(text: &str, sets: &[&str]) -> Result<Scenario, ScenarioError> {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    Scenario::from_text(text, Path::new("t.toml"), &sets)
+}
+
+/// The error `sets` give the base scenario.
+fn err(sets: &[&str]) -> String {
+    err_text(BASE, sets)
+}
+
+fn err_text(text: &str, sets: &[&str]) -> String {
+    match load(text, sets) {
+        Ok(_) => panic!("{sets:?} was accepted"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_has(e: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(e.contains(p), "expected {p:?} in: {e}");
+    }
+}
+
+#[test]
+fn the_base_scenario_is_valid() {
+    load(BASE, &[]).unwrap();
+}
+
+#[test]
+fn hbm_bandwidth_of_1e_minus_30_is_refused() {
+    let e = err(&["cluster.hbm_gbytes_per_s=1e-30"]);
+    assert_has(&e, &["field `cluster.hbm_gbytes_per_s`", "expected HBM GB/s in [1, 100000], got 1e-30"]);
+}
+
+#[test]
+fn bf16_tflops_of_1e_minus_30_is_refused() {
+    let e = err(&["cluster.bf16_tflops=1e-30"]);
+    assert_has(&e, &["field `cluster.bf16_tflops`", "expected dense bf16 TFLOP/s in [1, 100000], got 1e-30"]);
+}
+
+#[test]
+fn switch_fixed_s_of_1e300_is_refused() {
+    let e = err(&["pipeline.colocated.switch_fixed_s=1e300"]);
+    assert_has(&e, &["field `pipeline.colocated.switch_fixed_s`", "expected seconds in [0, 1000000], got 1e300"]);
+}
+
+#[test]
+fn lognormal_sigma_of_50_is_refused() {
+    let e = err(&["workload.response_tokens={ kind = \"lognormal\", median = 900, sigma = 50 }"]);
+    assert_has(&e, &["field `workload.response_tokens.sigma`", "in (0, 5], got 50"]);
+    let e = err(&["workload.reward_s={ kind = \"lognormal\", median = 1, sigma = 50 }"]);
+    assert_has(&e, &["field `workload.reward_s.sigma`", "in (0, 5], got 50"]);
+}
+
+#[test]
+fn price_of_1e308_per_gpu_hour_is_refused() {
+    let e = err(&["cluster.price_per_gpu_hour=1e308"]);
+    assert_has(
+        &e,
+        &["field `cluster.price_per_gpu_hour`", "expected US dollars per GPU-hour in [0, 10000], got 1e308"],
+    );
+}
+
+/// Every rate, time, price and size field refuses an absurd value, naming the field.
+#[test]
+fn absurd_values_of_every_bounded_field_are_refused() {
+    let cases: &[(&str, &str)] = &[
+        ("model.params_b=1e9", "expected billions of parameters in (0, 100000], got 1e9"),
+        ("model.active_params_b=1e9", "in (0, 100000], got 1e9"),
+        ("model.layers=100000", "must be at most 10000 (transformer layers), got 100000"),
+        ("model.hidden=4000000000", "must be at most 1048576 (hidden size)"),
+        ("model.heads=4000000000", "must be at most 65536 (attention heads)"),
+        ("model.head_dim=4000000000", "must be at most 65536 (dimension per head)"),
+        ("model.vocab=4000000000", "must be at most 100000000 (vocabulary size)"),
+        ("model.experts=4000000000", "must be at most 100000 (routed experts per MoE layer)"),
+        ("cluster.memory_gb=1e300", "expected GB of memory in (0, 100000], got 1e300"),
+        ("cluster.memory_gb=0", "expected a positive number (GB of memory), got 0"),
+        ("cluster.nvlink_gbytes_per_s=1e300", "expected NVLink GB/s in [0.1, 100000], got 1e300"),
+        ("cluster.pcie_gbytes_per_s=0.001", "expected PCIe GB/s in [0.1, 100000], got 0.001"),
+        ("cluster.network_gbits_per_s=1e-30", "expected network Gbit/s in [0.1, 100000], got 1e-30"),
+        ("cluster.nodes=4294967295", "must be at most 1048576 (number of nodes)"),
+        ("cluster.gpus_per_node=100000", "must be at most 1024 (GPUs per node)"),
+        ("cluster.nodes=1048576", "1048576 nodes × 8 GPUs is 8388608 GPUs; at most 1048576 are simulated"),
+        ("framework.step_overhead_s=1e300", "expected seconds per step in [0, 1000000], got 1e300"),
+        ("framework.controller_ns_per_padded_token=1e300", "in [0, 1000000], got 1e300"),
+        ("framework.seq_overhead_us=1e300", "expected microseconds in [0, 1000000], got 1e300"),
+        ("framework.graph_layer_us=1e300", "expected microseconds in [0, 1000000], got 1e300"),
+        ("framework.eager_layer_us=1e300", "expected microseconds in [0, 1000000], got 1e300"),
+        ("framework.offload_gbytes_per_s=1e-30", "expected GB/s in [0.1, 100000], got 1e-30"),
+        ("framework.moe_mfu_scale=2", "expected a fraction in (0, 1]"),
+        ("training.mfu=0", "expected a fraction in (0, 1]"),
+        ("training.micro_batch_tokens=4000000000", "must be at most 100000000 (tokens per micro-batch per GPU)"),
+        ("training.logprob_micro_batch_tokens=4000000000", "must be at most 100000000"),
+        ("training.micro_batch_overhead_ms=1e300", "expected milliseconds in [0, 60000], got 1e300"),
+        ("training.activation_reserve_gb=1e300", "expected GB in [0, 100000], got 1e300"),
+        ("training.model_parallel_gpus=4000000000", "must be at most 1048576"),
+        ("rollout.tp=4000000000", "must be at most 65536 (tensor-parallel degree of each rollout engine)"),
+        ("rollout.max_num_seqs=4000000000", "must be at most 1048576 (most sequences decoded at once per engine)"),
+        ("rollout.hbm_efficiency=1.5", "expected a fraction in (0, 1] (achieved share of HBM bandwidth), got 1.5"),
+        ("rollout.iteration_overhead_ms=1e300", "expected milliseconds in [0, 10000], got 1e300"),
+        ("rollout.tp_allreduce_us=1e300", "expected microseconds in [0, 1000000], got 1e300"),
+        ("rollout.kv_capacity_tokens=10000000000000", "must be at most 1000000000000 tokens"),
+        ("pipeline.weight_sync_fixed_s=1e300", "expected seconds in [0, 1000000], got 1e300"),
+        ("pipeline.colocated.switch_to_train_s=1e300", "expected seconds in [0, 1000000], got 1e300"),
+        ("pipeline.colocated.switch_to_rollout_s=1e300", "expected seconds in [0, 1000000], got 1e300"),
+        ("workload.max_response_tokens=4000000000", "must be at most 10000000 (cap on response length)"),
+        ("workload.max_prompt_tokens=4000000000", "must be at most 10000000 (cap on prompt length)"),
+        ("workload.max_context_tokens=4000000000", "must be at most 100000000"),
+        ("workload.response_tokens={ kind = \"lognormal\", median = 1e300, sigma = 1 }", "in (0, 10000000], got 1e300"),
+        (
+            "workload.response_tokens={ kind = \"quantiles\", points = [[0, 1], [1, 1e300]] }",
+            "tokens must be at most 10000000, got 1e300",
+        ),
+        ("workload.reward_s={ kind = \"constant\", seconds = 1e300 }", "expected seconds in [0, 86400], got 1e300"),
+        ("workload.reward_s={ kind = \"lognormal\", median = 1e300, sigma = 1 }", "in (0, 86400], got 1e300"),
+        ("workload.reward_batch_s=1e300", "expected seconds per batch in [0, 86400], got 1e300"),
+        ("workload.response_growth_per_step=1e300", "in [-0.99, 10], got 1e300"),
+        ("failures.recovery_s=1e300", "expected seconds a failed worker is down in [0, 1000000], got 1e300"),
+        ("failures.mtbf_gpu_hours=1e300", "in (0, 10000000], got 1e300"),
+        ("exec.learning_rate=1e300", "expected AdamW learning rate in (0, 1], got 1e300"),
+        ("exec.kl_coef=1e300", "expected KL penalty coefficient in [0, 100], got 1e300"),
+        ("published.step_s=1e300", "expected published seconds in (0, 1000000], got 1e300"),
+    ];
+    for (set, message) in cases {
+        let field = set.split('=').next().unwrap();
+        let e = err(&[set]);
+        assert!(e.contains(message), "{set}: expected {message:?} in: {e}");
+        assert!(e.contains(&format!("field `{field}")) || e.contains("field `cluster.nodes`"), "{set}: {e}");
+    }
+    // The async and seamless tables' seconds, under their pipelines.
+    let e = err(&["pipeline.type=seamless", "pipeline.seamless.lend_s=1e300"]);
+    assert_has(&e, &["field `pipeline.seamless.lend_s`", "expected seconds in [0, 1000000], got 1e300"]);
+    let e = err(&["pipeline.type=async", "pipeline.async.steps_per_sync=100000"]);
+    assert_has(&e, &["field `pipeline.async.steps_per_sync`", "must be at most 10000"]);
+}
+
+#[test]
+fn numbers_in_messages_are_printed_compactly() {
+    assert_eq!(num(1e300), "1e300");
+    assert_eq!(num(1e-30), "1e-30");
+    assert_eq!(num(0.5), "0.5");
+    assert_eq!(num(123456.0), "123456");
+    assert_eq!(num(0.0), "0");
+    assert_eq!(num(-2e12), "-2e12");
+    let e = err(&["pipeline.colocated.switch_fixed_s=1e300"]);
+    assert!(!e.contains("0000000000000"), "{e}");
+}
+
+#[test]
+fn mtbf_of_0_01_gpu_hours_that_never_finishes_is_refused() {
+    // 0.01 GPU-hours: each of the 8 one-GPU workers fails every 36 s and is down 600 s, so all 8 are up at once
+    // (36/636)^8 ≈ 1e-10 of the time.
+    let e = err(&["failures.mtbf_gpu_hours=0.01"]);
+    assert_has(
+        &e,
+        &[
+            "field `failures.mtbf_gpu_hours`",
+            "0.01 GPU-hours over the cluster's 8 GPUs is a failure every 4.5 s somewhere in the cluster",
+            "recovery_s = 600 s: all 8 workers would be up at once only 1.06e-8 % of the time",
+            "the workers are all up at once at least half the time and failures are at least 1 s apart: raise it to at least 1.85",
+        ],
+    );
+    // The least MTBF the message names is accepted.
+    load(BASE, &["failures.mtbf_gpu_hours=1.85"]).unwrap();
+    load(BASE, &["failures.mtbf_gpu_hours=1.8"]).unwrap_err();
+}
+
+#[test]
+fn mtbf_of_1e_minus_9_with_zero_recovery_is_refused() {
+    let e = err(&["failures.mtbf_gpu_hours=1e-9", "failures.recovery_s=0"]);
+    assert_has(
+        &e,
+        &[
+            "field `failures.mtbf_gpu_hours`",
+            "1e-9 GPU-hours",
+            "a failure every 4.51e-7 s",
+            "raise it to at least 0.00223",
+        ],
+    );
+    // A failure a second somewhere in the cluster, with instant recovery, is accepted (the simulator guards the rest).
+    load(BASE, &["failures.mtbf_gpu_hours=0.00223", "failures.recovery_s=0"]).unwrap();
+}
+
+#[test]
+fn steps_of_4294967295_are_refused_before_the_run() {
+    let e = err(&["workload.steps=4294967295"]);
+    assert_has(
+        &e,
+        &[
+            "field `workload.steps`",
+            "4294967295 steps × 512 trajectories per step = 2199023255040 trajectories, above limits.max_trajectories = 50000000",
+            "--set limits.max_trajectories=N",
+        ],
+    );
+    load(BASE, &["workload.steps=200000", "limits.max_trajectories=200000000"]).unwrap();
+}
+
+#[test]
+fn ten_billion_trajectories_per_step_are_refused_before_the_run() {
+    let e = err(&["workload.prompts_per_step=100000", "workload.samples_per_prompt=100000"]);
+    assert_has(
+        &e,
+        &[
+            "field `workload.prompts_per_step`",
+            "100000 groups × 100000 samples_per_prompt = 10000000000 trajectories per step, above limits.max_trajectories_per_step = 1048576",
+            "[limits] max_trajectories_per_step",
+        ],
+    );
+    let e = err(&["workload.prompts_per_step=2", "workload.samples_per_prompt=4000000"]);
+    assert_has(&e, &["field `workload.samples_per_prompt`"]);
+    let e = err(&["limits.max_trajectories=0"]);
+    assert_has(&e, &["field `limits.max_trajectories`", "must be at least 1"]);
+    let s = load(BASE, &[]).unwrap();
+    assert_eq!(s.resolved.limits.as_ref().and_then(|l| l.max_trajectories), Some(DEFAULT_MAX_TRAJECTORIES));
+}
+
+const WORKERS: &str = r#"
+[[cluster.workers]]
+name = "a"
+count = 2
+tags = ["rollout", "train"]
+
+[[cluster.workers]]
+name = "b"
+tags = ["rollout", "train"]
+"#;
+
+#[test]
+fn duplicate_worker_names_are_refused() {
+    let text = format!("{BASE}{WORKERS}");
+    load(&text, &[]).unwrap();
+    let e = err_text(&text, &["cluster.workers[0].count=1", "cluster.workers[1].name=a"]);
+    assert_has(
+        &e,
+        &[
+            "field `cluster.workers[1].name`",
+            "worker name `a` is already used by an earlier group (cluster.workers[0])",
+        ],
+    );
+    // Group "a" of two workers makes a0 and a1; a group named a1 collides with it.
+    let e = err_text(&text, &["cluster.workers[1].name=a1"]);
+    assert_has(&e, &["field `cluster.workers[1].name`", "worker name `a1` is already used"]);
+}
+
+#[test]
+fn names_that_leave_or_garble_the_run_folder_are_refused() {
+    for name in ["..", ".", "a/b", "a\\\\b", "a\\u0000b", "a\\nb", "a\\u001bb"] {
+        let e = err(&[&format!("name=\"{name}\"")]);
+        assert_has(&e, &["field `name`", "without slashes, backslashes or control characters, and not `.` or `..`"]);
+    }
+    load(BASE, &["name=\"run.v2 (H100)\""]).unwrap();
+}
+
+#[test]
+fn multi_turn_turns_of_65_are_refused_not_clamped() {
+    let mt = |turns: &str| {
+        format!("workload.multi_turn={{ turns = {turns}, tool_latency_s = {{ kind = \"constant\", seconds = 1 }}, tool_tokens = {{ kind = \"constant\", tokens = 10 }} }}")
+    };
+    let e = err(&[&mt("{ kind = \"constant\", tokens = 65 }")]);
+    assert_has(&e, &["field `workload.multi_turn.turns.tokens`", "must be at most 64 (turns per trajectory), got 65"]);
+    let e = err(&[&mt("{ kind = \"quantiles\", points = [[0, 1], [1, 100]] }")]);
+    assert_has(
+        &e,
+        &["field `workload.multi_turn.turns.points[1]`", "turns per trajectory must be at most 64, got 100"],
+    );
+    let e = err(&[&mt("{ kind = \"lognormal\", median = 65, sigma = 0.5 }")]);
+    assert_has(
+        &e,
+        &["field `workload.multi_turn.turns.median`", "expected median turns per trajectory in (0, 64], got 65"],
+    );
+    load(BASE, &[&mt("{ kind = \"constant\", tokens = 64 }")]).unwrap();
+}
+
+#[test]
+fn kv_capacity_tokens_too_small_is_named_in_the_error() {
+    let e = err(&["rollout.kv_capacity_tokens=1"]);
+    assert_has(
+        &e,
+        &[
+            "field `rollout.kv_capacity_tokens`",
+            "one sequence can reach 12289 tokens",
+            "rollout.kv_capacity_tokens gives each engine KV cache for only 1 tokens; raise kv_capacity_tokens to at least 12289",
+        ],
+    );
+    assert!(!e.contains("rollout.tp"), "{e}");
+    // Without the override, the formula's capacity is what falls short: the caps and tp are named.
+    let e = err(&["workload.max_response_tokens=4000000"]);
+    assert_has(&e, &["field `workload.max_response_tokens`", "raise rollout.tp or lower the caps"]);
+}
+
+#[test]
+fn wrong_types_are_explained_without_internal_type_names() {
+    let e = err(&["pipeline=3"]);
+    assert_has(&e, &["field `pipeline`", "expected a table with `type = \"colocated\"`", "pipeline.type=colocated"]);
+    for set in [
+        "pipeline=3",
+        "model=1",
+        "workload.response_tokens=5",
+        "workload.reward_s=5",
+        "cluster.workers=[1]",
+        "workload.multi_turn=2",
+        "failures=1",
+        "failures.events=[1]",
+        "workload.trace=1",
+        "limits=2",
+        "published.phases=[1]",
+        "pipeline.async=3",
+        "workload.steps=-1",
+    ] {
+        let e = err(&[set]);
+        assert!(!e.contains("Raw"), "{set}: {e}");
+    }
+    assert_has(&err(&["workload.response_tokens=5"]), &["expected a length distribution, an inline table"]);
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rlsim-scenario-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The base scenario with lengths from a trace at `path`.
+fn with_trace(path: &str) -> String {
+    BASE.replace(
+        "response_tokens = { kind = \"lognormal\", median = 900, sigma = 0.9 }\nprompt_tokens = { kind = \"constant\", tokens = 256 }\n",
+        &format!("trace = {{ path = {path:?} }}\n"),
+    )
+}
+
+#[test]
+fn trace_that_is_not_a_regular_file_is_refused() {
+    let e = err_text(&with_trace("/dev/zero"), &[]);
+    assert_has(&e, &["field `workload.trace.path`", "/dev/zero: not a regular file"]);
+    let d = tmpdir("trace-dir");
+    let e = err_text(&with_trace(d.to_str().unwrap()), &[]);
+    assert_has(&e, &["not a regular file"]);
+}
+
+#[test]
+fn file_that_is_not_a_trace_is_echoed_at_most_80_characters() {
+    let d = tmpdir("not-a-trace");
+    let secret = format!("{}SECRET-TAIL", "x".repeat(100));
+    let path = d.join("passwd");
+    std::fs::write(&path, format!("{secret}\nsecond line\n")).unwrap();
+    let e = err_text(&with_trace(path.to_str().unwrap()), &[]);
+    assert_has(&e, &["field `workload.trace.path`", "unknown column", &format!("{}…", "x".repeat(80))]);
+    assert!(!e.contains("SECRET") && !e.contains(&"x".repeat(81)) && !e.contains("second line"), "{e}");
+}
+
+#[test]
+fn rollout_tp_summary_is_the_workers_tp_not_the_default() {
+    let text = format!("{BASE}{WORKERS}");
+    let s = load(&text, &["cluster.workers[0].tp=2", "cluster.workers[1].tp=2"]).unwrap();
+    assert_eq!(s.rollout.tp, 1);
+    assert_eq!(s.rollout_tp_summary(), "2");
+    let s = load(&text, &["cluster.workers[1].tp=4"]).unwrap();
+    assert_eq!(s.rollout_tp_summary(), "1–4");
+    assert_eq!(load(BASE, &["rollout.tp=2"]).unwrap().rollout_tp_summary(), "2");
+}

@@ -1,0 +1,73 @@
+//! `[framework]`: a preset of the framework's constants, with the scenario's overrides.
+
+use crate::framework::FrameworkSpec;
+use crate::scenario::check::{Check, BANDWIDTH};
+use crate::scenario::{RawFramework, RawScenario, ScenarioError};
+
+pub(super) fn validate_framework(
+    fw_raw: &RawFramework,
+    c: &Check,
+    resolved: &mut RawScenario,
+) -> Result<FrameworkSpec, ScenarioError> {
+    let fw_name = fw_raw.preset.clone().unwrap_or_else(|| crate::framework::DEFAULT_FRAMEWORK.to_string());
+    let mut framework = crate::framework::framework_preset(&fw_name).ok_or_else(|| {
+        c.src.error(
+            "framework.preset",
+            format!(
+                "unknown framework preset {fw_name:?}; expected one of {}",
+                crate::framework::FRAMEWORK_PRESETS.join(", ")
+            ),
+        )
+    })?;
+    if let Some(g) = fw_raw.cuda_graphs {
+        framework.cuda_graphs = g;
+    }
+    if let Some(o) = fw_raw.offload {
+        framework.offload = o;
+    }
+    // Host costs: at most a second per token slot, sequence or layer, and MAX_SECONDS per step.
+    let fw_num = |v: Option<f64>, field: &str, default: f64, what: &str| {
+        c.number(v, &format!("framework.{field}"), default, 0.0, 1e6, what)
+    };
+    framework.step_overhead_s =
+        c.seconds(fw_raw.step_overhead_s, "framework.step_overhead_s", framework.step_overhead_s, "seconds per step")?;
+    framework.controller_ns_per_padded_token = fw_num(
+        fw_raw.controller_ns_per_padded_token,
+        "controller_ns_per_padded_token",
+        framework.controller_ns_per_padded_token,
+        "nanoseconds per padded token slot",
+    )?;
+    framework.seq_overhead_us =
+        fw_num(fw_raw.seq_overhead_us, "seq_overhead_us", framework.seq_overhead_us, "microseconds")?;
+    framework.graph_layer_us =
+        fw_num(fw_raw.graph_layer_us, "graph_layer_us", framework.graph_layer_us, "microseconds")?;
+    framework.eager_layer_us =
+        fw_num(fw_raw.eager_layer_us, "eager_layer_us", framework.eager_layer_us, "microseconds")?;
+    framework.offload_gbytes_per_s = c.range(
+        fw_raw.offload_gbytes_per_s,
+        "framework.offload_gbytes_per_s",
+        Some(framework.offload_gbytes_per_s),
+        BANDWIDTH.0,
+        BANDWIDTH.1,
+        "GB/s",
+    )?;
+    framework.moe_mfu_scale = c.fraction(
+        fw_raw.moe_mfu_scale,
+        "framework.moe_mfu_scale",
+        framework.moe_mfu_scale,
+        "an MoE trainer's utilisation as a share of the dense one's",
+    )?;
+    resolved.framework = RawFramework {
+        moe_mfu_scale: Some(framework.moe_mfu_scale),
+        preset: Some(framework.name.clone()),
+        cuda_graphs: Some(framework.cuda_graphs),
+        offload: Some(framework.offload),
+        step_overhead_s: Some(framework.step_overhead_s),
+        controller_ns_per_padded_token: Some(framework.controller_ns_per_padded_token),
+        seq_overhead_us: Some(framework.seq_overhead_us),
+        graph_layer_us: Some(framework.graph_layer_us),
+        eager_layer_us: Some(framework.eager_layer_us),
+        offload_gbytes_per_s: Some(framework.offload_gbytes_per_s),
+    };
+    Ok(framework)
+}

@@ -1,0 +1,126 @@
+//! `[model]`.
+
+use crate::model::{model_preset, ModelSpec, MODEL_PRESETS};
+use crate::scenario::check::{num, Check};
+
+/// Most billions of parameters (100 trillion).
+const MAX_PARAMS_B: f64 = 100_000.0;
+/// Most routed experts per MoE layer.
+const MAX_EXPERTS: u32 = 100_000;
+use crate::scenario::{RawModel, ScenarioError};
+
+pub(super) fn validate_model(m: &RawModel, c: &Check) -> Result<ModelSpec, ScenarioError> {
+    let base = match &m.preset {
+        Some(p) => Some(model_preset(p).ok_or_else(|| {
+            c.src.error(
+                "model.preset",
+                format!(
+                    "unknown model preset {p:?}; expected one of {} (or give explicit fields)",
+                    MODEL_PRESETS.join(", ")
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let explicit = "a preset (model.preset) or this field";
+    let b = base.as_ref();
+    // A dimension from the file or the preset, at most `max`.
+    let dim = |v: Option<u32>, field: &str, max: u32, what: &str| {
+        let v = c.require(v, field, &format!("a positive integer ({explicit})"))?;
+        c.count_max(Some(v), field, None, max, what)
+    };
+    let params_b = c.require(
+        m.params_b.or(b.map(|b| b.params_b)),
+        "model.params_b",
+        "a positive number (a preset (model.preset) or this field)",
+    )?;
+    let params_b = c.positive(Some(params_b), "model.params_b", None, MAX_PARAMS_B, "billions of parameters")?;
+    let layers = dim(m.layers.or(b.map(|b| b.layers)), "model.layers", 10_000, "transformer layers")?;
+    let hidden = dim(m.hidden.or(b.map(|b| b.hidden)), "model.hidden", 1 << 20, "hidden size")?;
+    let heads = dim(m.heads.or(b.map(|b| b.heads)), "model.heads", 1 << 16, "attention heads")?;
+    let kv_heads = c.count(m.kv_heads.or(b.map(|b| b.kv_heads)), "model.kv_heads", Some(heads), "key/value heads")?;
+    let head_dim = c.count_max(
+        m.head_dim.or(b.map(|b| b.head_dim)),
+        "model.head_dim",
+        Some(hidden / heads.max(1)),
+        1 << 16,
+        "dimension per head",
+    )?;
+    let vocab = dim(m.vocab.or(b.map(|b| b.vocab)), "model.vocab", 100_000_000, "vocabulary size")?;
+    let active_params_b = c.positive(
+        m.active_params_b.or(b.map(|b| b.active_params_b)),
+        "model.active_params_b",
+        Some(params_b),
+        MAX_PARAMS_B,
+        "billions of parameters active per token",
+    )?;
+    if active_params_b > params_b {
+        return Err(c
+            .src
+            .error("model.active_params_b", format!("{} exceeds params_b {}", num(active_params_b), num(params_b))));
+    }
+    if kv_heads > heads || heads % kv_heads != 0 {
+        return Err(c.src.error("model.kv_heads", format!("{kv_heads} must divide heads ({heads})")));
+    }
+    let experts = m.experts.or(base.as_ref().map(|b| b.experts)).unwrap_or(0);
+    if experts > MAX_EXPERTS {
+        return Err(c.src.error(
+            "model.experts",
+            format!("must be at most {MAX_EXPERTS} (routed experts per MoE layer), got {experts}"),
+        ));
+    }
+    let experts_per_token = m.experts_per_token.or(base.as_ref().map(|b| b.experts_per_token)).unwrap_or(0);
+    if (experts == 0) != (experts_per_token == 0) || experts_per_token > experts {
+        return Err(c.src.error(
+            if m.experts_per_token.is_some() { "model.experts_per_token" } else { "model.experts" },
+            format!("expected both experts and experts_per_token (k ≤ E) or neither, got E = {experts}, k = {experts_per_token}"),
+        ));
+    }
+    if experts > 0 && active_params_b >= params_b {
+        return Err(c.src.error(
+            "model.active_params_b",
+            format!(
+                "an MoE model ({experts} experts) activates fewer parameters than it has; got {} of {}",
+                num(active_params_b),
+                num(params_b)
+            ),
+        ));
+    }
+    let spec = |name: String| ModelSpec {
+        name,
+        params_b,
+        active_params_b,
+        layers,
+        hidden,
+        heads,
+        kv_heads,
+        head_dim,
+        vocab,
+        experts,
+        experts_per_token,
+    };
+    // "(modified)" only when an explicit field changes the preset (a resolved file repeats the preset's values).
+    let name = match &base {
+        Some(b) if *b == spec(b.name.clone()) => b.name.clone(),
+        Some(b) => format!("{} (modified)", b.name),
+        None => "custom".to_string(),
+    };
+    Ok(spec(name))
+}
+
+/// The `[model]` table with every figure filled in.
+pub(super) fn resolved_model(raw: &RawModel, model: &ModelSpec) -> RawModel {
+    RawModel {
+        preset: raw.preset.as_ref().map(|_| model.name.clone()),
+        params_b: Some(model.params_b),
+        active_params_b: Some(model.active_params_b),
+        layers: Some(model.layers),
+        hidden: Some(model.hidden),
+        heads: Some(model.heads),
+        kv_heads: Some(model.kv_heads),
+        head_dim: Some(model.head_dim),
+        vocab: Some(model.vocab),
+        experts: (model.experts > 0).then_some(model.experts),
+        experts_per_token: (model.experts > 0).then_some(model.experts_per_token),
+    }
+}

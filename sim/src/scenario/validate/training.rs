@@ -1,0 +1,136 @@
+//! `[training]`: the trainer's settings, and what they need of the cluster and the workload.
+
+use crate::cluster::Cluster;
+use crate::framework::FrameworkSpec;
+use crate::scenario::check::{Check, MAX_MEMORY_GB};
+
+/// Most tokens per micro-batch per GPU.
+const MAX_MICRO_BATCH_TOKENS: u32 = 100_000_000;
+use crate::scenario::{LogProbPass, RawScenario, RawTraining, ScenarioError, TrainingSpec};
+use crate::workload::WorkloadSpec;
+
+pub(super) fn validate_training(
+    t: &RawTraining,
+    fw: &FrameworkSpec,
+    c: &Check,
+    resolved: &mut RawScenario,
+) -> Result<TrainingSpec, ScenarioError> {
+    let src = c.src;
+    let optimizer = t.optimizer.clone().unwrap_or_else(|| "adamw".into());
+    let optimizer_bytes_per_param = match optimizer.as_str() {
+        "adamw" => 12.0,
+        "sgd" => 8.0,
+        other => {
+            return Err(
+                src.error("training.optimizer", format!("unknown optimizer {other:?}; expected \"adamw\" or \"sgd\""))
+            )
+        }
+    };
+    let passes_raw = t.logprob_passes.clone().unwrap_or_else(|| vec!["old".into(), "reference".into()]);
+    let mut logprob_passes = Vec::new();
+    for (i, p) in passes_raw.iter().enumerate() {
+        logprob_passes.push(match p.as_str() {
+            "old" => LogProbPass::Old,
+            "reference" => LogProbPass::Reference,
+            other => {
+                return Err(src.error(
+                    &format!("training.logprob_passes[{i}]"),
+                    format!("unknown pass {other:?}; expected \"old\" or \"reference\""),
+                ))
+            }
+        });
+    }
+    let mut training = TrainingSpec {
+        mfu: c.fraction(t.mfu, "training.mfu", fw.mfu, "model FLOPs utilisation of training")?,
+        micro_batch_tokens: c.count_max(
+            t.micro_batch_tokens,
+            "training.micro_batch_tokens",
+            Some(16_384),
+            MAX_MICRO_BATCH_TOKENS,
+            "tokens per micro-batch per GPU",
+        )?,
+        micro_batch_overhead_s: c.number(
+            t.micro_batch_overhead_ms,
+            "training.micro_batch_overhead_ms",
+            fw.micro_batch_overhead_ms,
+            0.0,
+            60_000.0,
+            "milliseconds",
+        )? / 1e3,
+        logprob_passes,
+        optimizer,
+        optimizer_bytes_per_param,
+        activation_reserve_gb: c.number(
+            t.activation_reserve_gb,
+            "training.activation_reserve_gb",
+            8.0,
+            0.0,
+            MAX_MEMORY_GB,
+            "GB",
+        )?,
+        mini_batches: c.count(t.mini_batches, "training.mini_batches", Some(1), "optimizer steps per RL step")?,
+        model_parallel_gpus: c.count_max(
+            t.model_parallel_gpus,
+            "training.model_parallel_gpus",
+            Some(1),
+            1 << 20,
+            "GPUs that process one sequence together",
+        )?,
+        logprob_micro_batch_tokens: 0,
+        gradient_checkpointing: t.gradient_checkpointing.unwrap_or(fw.gradient_checkpointing),
+    };
+    training.logprob_micro_batch_tokens = c.count_max(
+        t.logprob_micro_batch_tokens,
+        "training.logprob_micro_batch_tokens",
+        Some(training.micro_batch_tokens),
+        MAX_MICRO_BATCH_TOKENS,
+        "tokens per micro-batch per GPU of the log-prob passes",
+    )?;
+    resolved.training = RawTraining {
+        mfu: Some(training.mfu),
+        micro_batch_tokens: Some(training.micro_batch_tokens),
+        micro_batch_overhead_ms: Some(training.micro_batch_overhead_s * 1e3),
+        logprob_passes: Some(passes_raw),
+        optimizer: Some(training.optimizer.clone()),
+        activation_reserve_gb: Some(training.activation_reserve_gb),
+        mini_batches: Some(training.mini_batches),
+        model_parallel_gpus: Some(training.model_parallel_gpus),
+        logprob_micro_batch_tokens: Some(training.logprob_micro_batch_tokens),
+        gradient_checkpointing: Some(training.gradient_checkpointing),
+    };
+    Ok(training)
+}
+
+/// `model_parallel_gpus` must divide the train GPUs.
+pub(super) fn check_model_parallel(training: &TrainingSpec, cluster: &Cluster, c: &Check) -> Result<(), ScenarioError> {
+    let train_gpus: u32 = cluster.with_tag("train").map(|w| w.gpu_count()).sum();
+    let per_rank = training.model_parallel_gpus;
+    if train_gpus > 0 && (per_rank > train_gpus || !train_gpus.is_multiple_of(per_rank)) {
+        return Err(c.src.error(
+            "training.model_parallel_gpus",
+            format!(
+                "{per_rank} GPUs per sequence must divide the {train_gpus} train GPUs (data-parallel ranks = train GPUs / this)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A step cannot have more optimizer steps than samples.
+pub(super) fn check_mini_batches(
+    training: &TrainingSpec,
+    workload: &WorkloadSpec,
+    c: &Check,
+) -> Result<(), ScenarioError> {
+    let samples_per_step = workload.prompts_per_step as u64 * workload.samples_per_prompt as u64;
+    if training.mini_batches as u64 > samples_per_step {
+        return Err(c.src.error(
+            "training.mini_batches",
+            format!(
+                "{} optimizer steps per RL step is more than the {samples_per_step} samples a step trains on",
+                training.mini_batches
+            ),
+        ));
+    }
+    Ok(())
+}
