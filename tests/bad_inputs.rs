@@ -81,10 +81,7 @@ fn rlsim(args: &str, dir: &Path, body: &Path) -> Outcome {
         .split(' ')
         .filter(|a| !a.is_empty())
         .map(|a| {
-            a.replace("{body}", body.to_str().unwrap())
-                .replace("{dir}", dir.to_str().unwrap())
-                .replace("{repo}", repo)
-                .replace("{nul}", "\0")
+            a.replace("{body}", body.to_str().unwrap()).replace("{dir}", dir.to_str().unwrap()).replace("{repo}", repo)
         })
         .collect();
     let mut child = Command::new("bash")
