@@ -712,6 +712,20 @@ impl Driver<'_> {
         Ok(version)
     }
 
+    /// Records the tokens of sequences taken off `worker` (a pause or a kill) and marks them paused.
+    fn take_back(&mut self, worker: WorkerId, outputs: &[SeqOutput]) -> Result<Vec<TrajId>, ExecError> {
+        let mut paused = Vec::with_capacity(outputs.len());
+        for o in outputs {
+            let version = self.record_tokens(worker, o)?;
+            self.tm.pause(o.traj)?;
+            if o.admitted_at_ns.is_some() {
+                self.generate_span(worker, o, version);
+            }
+            paused.push(o.traj);
+        }
+        Ok(paused)
+    }
+
     fn drained(&mut self, worker: WorkerId) {
         if !self.is_down(worker) {
             self.states[worker.index()].activity = Activity::Idle;
@@ -769,15 +783,7 @@ impl Driver<'_> {
             FromWorker::Paused { worker, outputs, drained, admits_seen } => {
                 self.pauses_in_flight -= 1;
                 let drained = drained && admits_seen == self.admits_sent[worker.index()];
-                let mut paused = Vec::with_capacity(outputs.len());
-                for o in &outputs {
-                    let version = self.record_tokens(worker, o)?;
-                    self.tm.pause(o.traj)?;
-                    if o.admitted_at_ns.is_some() {
-                        self.generate_span(worker, o, version);
-                    }
-                    paused.push(o.traj);
-                }
+                let paused = self.take_back(worker, &outputs)?;
                 if drained {
                     self.drained(worker);
                 }
@@ -883,15 +889,7 @@ impl Driver<'_> {
             }
             FromWorker::Crashed { worker, outputs } => {
                 self.crash_pending[worker.index()] = false;
-                let mut paused = Vec::with_capacity(outputs.len());
-                for o in &outputs {
-                    let version = self.record_tokens(worker, o)?;
-                    self.tm.pause(o.traj)?;
-                    if o.admitted_at_ns.is_some() {
-                        self.generate_span(worker, o, version);
-                    }
-                    paused.push(o.traj);
-                }
+                let paused = self.take_back(worker, &outputs)?;
                 self.drained(worker);
                 // Down from when the engine stopped (it notices a kill between iterations), after its last span.
                 self.down_since[worker.index()] = Some(self.now());
