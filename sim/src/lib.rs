@@ -8,6 +8,7 @@ pub mod queue;
 pub mod rng;
 pub mod rollout_engine;
 pub mod scenario;
+pub mod textfile;
 pub mod time;
 pub mod trace;
 pub mod trajectory;

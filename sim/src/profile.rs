@@ -47,8 +47,9 @@ pub struct ProfileSample {
 impl HardwareProfile {
     /// Reads a profile file; errors carry the file and the TOML error's line and column.
     pub fn load(path: &Path) -> Result<HardwareProfile, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read profile: {e}", path.display()))?;
+        // A profile is a few kilobytes of TOML; 16 MiB bounds a wrong path (a device, a huge file).
+        let text = crate::textfile::read_regular_text(path, 16 << 20)
+            .map_err(|e| format!("{}: cannot read profile: {e}", path.display()))?;
         let p: HardwareProfile = toml::from_str(&text).map_err(|e| {
             let (line, col) = e.span().map_or((0, 0), |s| {
                 let before = &text[..s.start.min(text.len())];

@@ -137,33 +137,21 @@ pub const MAX_TRACE_BYTES: u64 = 1 << 30;
 /// Reads a trace file whole: only a regular file (not a device such as `/dev/zero`, a FIFO or a folder) of at most
 /// `MAX_TRACE_BYTES`.
 fn read_trace_text(path: &Path) -> Result<String, TraceError> {
-    use std::io::Read;
-    let file = path.to_path_buf();
-    let io = |source| TraceError::Io { file: file.clone(), source };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(TraceError::File {
-            file,
+    use crate::textfile::{read_regular_text, ReadError};
+    read_regular_text(path, MAX_TRACE_BYTES).map_err(|e| match e {
+        ReadError::Io(source) => TraceError::Io { file: path.to_path_buf(), source },
+        ReadError::NotRegular => TraceError::File {
+            file: path.to_path_buf(),
             message: "not a regular file; a trace is a CSV or JSONL file (devices, pipes and folders are refused)"
                 .into(),
-        });
-    }
-    let too_big = |len: u64| TraceError::File {
-        file: file.clone(),
-        message: format!(
-            "{len} bytes is more than the {MAX_TRACE_BYTES} bytes (1 GiB) a trace may have; keep a subset of its steps"
-        ),
-    };
-    if meta.len() > MAX_TRACE_BYTES {
-        return Err(too_big(meta.len()));
-    }
-    // Read at most one byte past the limit, in case the file grew since its size was taken.
-    let mut text = String::new();
-    std::fs::File::open(path).and_then(|f| f.take(MAX_TRACE_BYTES + 1).read_to_string(&mut text)).map_err(io)?;
-    if text.len() as u64 > MAX_TRACE_BYTES {
-        return Err(too_big(text.len() as u64));
-    }
-    Ok(text)
+        },
+        ReadError::TooBig { len, .. } => TraceError::File {
+            file: path.to_path_buf(),
+            message: format!(
+                "{len} bytes is more than the {MAX_TRACE_BYTES} bytes (1 GiB) a trace may have; keep a subset of its steps"
+            ),
+        },
+    })
 }
 
 /// At most the first 80 characters of text read from a file, for a message (a file that is not a trace is not

@@ -57,7 +57,7 @@ impl<'a> Source<'a> {
 
     /// The line and column of a dotted field (`a.b[0].c`), or of its nearest ancestor present in the file.
     pub(crate) fn locate(&self, field: &str) -> Option<(usize, usize)> {
-        let doc = self.doc.as_ref()?;
+        let Some(doc) = self.doc.as_ref() else { return self.locate_by_lines(field) };
         let mut node = Node::Table(doc.as_table());
         let mut span = None;
         for seg in split_path(field) {
@@ -66,6 +66,24 @@ impl<'a> Source<'a> {
             node = child;
         }
         span.map(|s| self.line_col(s.start))
+    }
+
+    /// Where `toml_edit` cannot parse the text (an integer beyond i64, which `toml` reads as a float): the line
+    /// `key = …` under the header `[parent]`, found by reading lines.
+    fn locate_by_lines(&self, field: &str) -> Option<(usize, usize)> {
+        let (parent, key) = field.rsplit_once('.').unwrap_or(("", field));
+        let mut table = String::new();
+        let mut offset = 0;
+        for line in self.text.split_inclusive('\n') {
+            let t = line.trim();
+            if let Some(h) = t.strip_prefix('[').and_then(|h| h.split(']').next()) {
+                table = h.trim_start_matches('[').trim().to_string();
+            } else if table == parent && t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=')) {
+                return Some(self.line_col(offset + (line.len() - line.trim_start().len())));
+            }
+            offset += line.len();
+        }
+        None
     }
 
     pub(crate) fn error(&self, field: &str, message: impl Into<String>) -> ScenarioError {

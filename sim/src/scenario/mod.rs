@@ -239,8 +239,11 @@ pub struct Scenario {
 impl Scenario {
     /// Reads, overrides and validates a scenario file.
     pub fn load(file: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
-        let text =
-            std::fs::read_to_string(file).map_err(|source| ScenarioError::Io { file: file.to_path_buf(), source })?;
+        // A scenario is a few kilobytes of TOML; 16 MiB bounds a wrong path (a device, a huge file).
+        let text = crate::textfile::read_regular_text(file, 16 << 20).map_err(|e| match e {
+            crate::textfile::ReadError::Io(source) => ScenarioError::Io { file: file.to_path_buf(), source },
+            other => ScenarioError::Io { file: file.to_path_buf(), source: std::io::Error::other(other.to_string()) },
+        })?;
         Scenario::from_text(&text, file, overrides)
     }
 

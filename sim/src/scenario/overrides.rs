@@ -24,6 +24,9 @@ pub fn apply_overrides(text: &str, file: &Path, overrides: &[String]) -> Result<
         let raw_value = raw_value.trim();
         let value: toml_edit::Value = raw_value.parse().unwrap_or_else(|_| toml_edit::Value::from(raw_value));
         let segs = split_path(key);
+        if segs.is_empty() {
+            return Err(bad("the key names no field; expected a dotted path such as workload.prompts_per_step".into()));
+        }
         set_in(doc.as_table_mut(), &segs, value).map_err(bad)?;
     }
     Ok(doc.to_string())
