@@ -1,5 +1,6 @@
 //! rlsim-reports: renders a Report — the summary table, `summary.json`, `steps.csv`, `timeline.csv`, `compare.csv`.
 
+pub mod fuzzing;
 pub mod plots;
 
 use rlsim_sim::report::{Report, StepRow, Summary};
