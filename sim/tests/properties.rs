@@ -216,8 +216,15 @@ fn params() -> impl Strategy<Value = Params> {
         )
 }
 
+/// Cases of the invariant property: 96 in `cargo test`; more with `RLSIM_PROPTEST_CASES` (or proptest's own
+/// `PROPTEST_CASES`), e.g. `RLSIM_PROPTEST_CASES=10000 cargo test --release -p rlsim-sim --test properties`
+/// (docs/reliability.md, "Property tests"). `with_cases(96)` alone would ignore both variables.
+fn cases() -> u32 {
+    ["RLSIM_PROPTEST_CASES", "PROPTEST_CASES"].iter().find_map(|v| std::env::var(v).ok()?.parse().ok()).unwrap_or(96)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
     #[test]
     fn invariants_hold_for_any_small_scenario(p in params()) {
         let s = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[]).unwrap();
@@ -303,4 +310,39 @@ fn a_tight_kv_cache_preempts_and_still_conserves_every_token() {
     run.trajectories.check_conservation().unwrap();
     assert_eq!(run.report.summary.trained_samples, 32);
     assert!(run.trajectories.all().iter().all(|t| t.generated == t.target_tokens));
+}
+
+/// Found by the property above at 100,000 cases: seamless with lending "always" and failures. A lent worker failed;
+/// reclaiming it sent a pause whose `Paused` event (applied at once) made the policy fill the rollout pool inside the
+/// fill it was already issuing, so two groups were given the same trajectory ids and one trajectory was admitted
+/// twice ("trajectory 57 is Running(…); admit needs it queued or paused").
+#[test]
+fn reclaiming_a_failed_lent_worker_admits_no_trajectory_twice() {
+    let p = Params {
+        pipeline: "seamless",
+        nodes: 1,
+        gpus_per_node: 4,
+        prompts: 6,
+        samples: 3,
+        steps: 4,
+        median: 44,
+        sigma: 1.4167246290363698,
+        max_response: 736,
+        prompt: 42,
+        max_num_seqs: 1,
+        kv_tokens: 802,
+        seed: 12188942902351407983,
+        max_staleness: 2,
+        mini_batches: 2,
+        interruptible: false,
+        over_provision: 1.0,
+        lend: "always",
+        failures: true,
+        ..Params::default()
+    };
+    let s = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[]).unwrap();
+    let run = simulate(&s).unwrap();
+    run.trajectories.check_conservation().unwrap();
+    assert_eq!(run.report.summary.trained_samples, (p.steps * p.prompts * p.samples) as u64);
+    assert!(run.report.summary.failures > 0, "the scenario must exercise a failure");
 }
