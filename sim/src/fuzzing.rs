@@ -34,10 +34,17 @@ pub fn split_scenario_input(data: &[u8]) -> (String, Vec<String>) {
     }
 }
 
-/// Target `scenario`: the scenario parser and validator with `--set` overrides.
+/// Target `scenario`: the scenario parser and validator with `--set` overrides. A scenario that loads must load
+/// again from its `scenario.resolved.toml` (every default filled in), as `rlsim run` promises.
 pub fn scenario(data: &[u8]) {
     let (text, overrides) = split_scenario_input(data);
-    let _ = Scenario::from_text(&text, &scenario_anchor(), &overrides);
+    let anchor = scenario_anchor();
+    if let Ok(s) = Scenario::from_text(&text, &anchor, &overrides) {
+        let resolved = s.resolved_toml();
+        if let Err(e) = Scenario::from_text(&resolved, &anchor, &[]) {
+            panic!("a loaded scenario's resolved copy does not load: {e}\n{resolved}");
+        }
+    }
 }
 
 /// A scratch folder for this thread (the replay test runs targets on several threads at once).
