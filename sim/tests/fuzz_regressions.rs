@@ -84,6 +84,18 @@ fn override_key_without_a_name_is_an_error() {
     }
 }
 
+/// The exact input the `scenario` fuzz target crashed on (with its dictionary, 156,038 runs): an override line
+/// whose key, a space then `[` and binary bytes, splits into no path segment (the same `set_in` panic as above).
+#[test]
+#[ignore = "fixed on rel-scenario"]
+fn fuzz_crash_override_key_without_a_name() {
+    let data = include_bytes!("fuzz_inputs/scenario-override-key-without-a-name.bin");
+    let (text, overrides) = rlsim_sim::fuzzing::split_scenario_input(data);
+    let r = std::panic::catch_unwind(|| Scenario::from_text(&text, Path::new("fuzz.toml"), &overrides).map(|_| ()));
+    let e = r.expect("no panic").expect_err("must be rejected").to_string();
+    assert!(e.starts_with("--set "), "{e}");
+}
+
 /// Runs `body` in a child process of this test binary with a 2 GB address-space limit, so a read that never ends
 /// fails there instead of exhausting the machine; the child must succeed.
 fn in_bounded_child(test: &str, body: impl FnOnce()) {

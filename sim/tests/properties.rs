@@ -382,3 +382,35 @@ fn work_admitted_to_a_worker_as_it_fails_does_not_block_the_next_sync() {
     assert_eq!(run.report.summary.trained_samples, (p.steps * p.prompts * p.samples) as u64);
     assert!(run.report.summary.failures > 0, "the scenario must exercise a failure");
 }
+
+/// Found by the property above at 1,000,000 cases (after 113,950 passing ones), not fixed yet: the partial pipeline
+/// (colocated layout) with failures admits a trajectory to a worker that is switching roles ("invalid command Admit
+/// { worker: WorkerId(2), trajectories: [TrajId(8)] }: worker `hybrid2` is busy (Switching)" at t = 35.96 s).
+#[test]
+#[ignore = "open: partial + failures admits to a switching worker (see docs/reliability.md)"]
+fn partial_with_failures_never_admits_to_a_switching_worker() {
+    let p = Params {
+        pipeline: "partial",
+        nodes: 1,
+        gpus_per_node: 4,
+        prompts: 2,
+        samples: 2,
+        steps: 3,
+        median: 212,
+        sigma: 0.19193415490145638,
+        max_response: 199,
+        prompt: 47,
+        max_num_seqs: 1,
+        kv_tokens: 265,
+        seed: 8484203562501005269,
+        max_staleness: 0,
+        interruptible: false,
+        over_provision: 1.9436327103212039,
+        partial_layout: "colocated",
+        failures: true,
+        ..Params::default()
+    };
+    let s = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[]).unwrap();
+    let run = simulate(&s).unwrap();
+    run.trajectories.check_conservation().unwrap();
+}
