@@ -1,5 +1,6 @@
 //! rlsim-reports: renders a Report — the summary table, `summary.json`, `steps.csv`, `timeline.csv`, `compare.csv`.
 
+pub mod fuzzing;
 pub mod output;
 pub mod plots;
 

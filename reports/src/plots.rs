@@ -133,6 +133,10 @@ pub fn read_run(dir: &Path) -> Result<RunData, PlotError> {
             spans.push(SpanRow { worker, kind: f(1).to_string(), start, end });
         }
     }
+    // Finite numbers can still add up to infinity (two `1e308` tokens of one trajectory).
+    if let Some((t, v)) = per_traj.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(err(&tl, format!("trajectory {t}: its generate spans add up to {v} tokens")));
+    }
     workers.sort_by_key(|w| natural_key(w));
     let st = dir.join("steps.csv");
     let mut r = csv::Reader::from_path(&st).map_err(|e| err(&st, e))?;

@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod framework;
+pub mod fuzzing;
 pub mod hardware;
 pub mod model;
 pub mod queue;

@@ -376,8 +376,13 @@ impl Sim<'_> {
                 at: self.now,
             });
         }
-        // Down from now: whatever the policy decides while we settle its engine waits for the recovery.
+        // Down from now: whatever the policy decides while we settle its engine waits for the recovery. The policy
+        // sees it down too (it hears of sequences that finished at this boundary before `WorkerFailed`): otherwise
+        // it admits more work there, which runs on recovery ahead of a weight sync deferred meanwhile, and the sync
+        // finds the worker busy (found by the property tests: seamless, multi-turn, failures).
         self.down_since[worker.index()] = Some(self.now);
+        let was_training = self.states[worker.index()].activity == Activity::Training;
+        self.states[worker.index()].activity = Activity::Down;
         let mut paused = Vec::new();
         for t in self.tool_waiters(worker) {
             self.release_tool_wait(t, worker);
@@ -393,7 +398,7 @@ impl Sim<'_> {
             // Sequences that completed at this very boundary finish normally.
             self.settle_quietly(worker, &done, None, Some(&mut paused))?;
         }
-        if self.states[worker.index()].activity == Activity::Training {
+        if was_training {
             let (step, workers, tokens, started) = self.train_running.clone().expect("a train step is running");
             self.train_epoch += 1;
             let gpus: u128 = workers.iter().map(|w| self.scenario.cluster.worker(*w).gpu_count() as u128).sum();
@@ -811,7 +816,9 @@ impl Sim<'_> {
         // The worker is idle before the policy hears of the finished trajectories, so it can switch or reuse it.
         let drained = next.is_none() && self.tool_waiting_on[worker.index()] == 0;
         if drained {
-            self.states[worker.index()].activity = Activity::Idle;
+            if !self.is_down(worker) {
+                self.states[worker.index()].activity = Activity::Idle;
+            }
             if let Some((start, step)) = self.rollout_open[worker.index()].take() {
                 self.span(worker, SpanKind::Rollout, start, self.now, Some(step), 0);
             }

@@ -425,8 +425,13 @@ pub fn read_search_r1(inputs: &[PathBuf]) -> Result<Trace, TraceError> {
                     .and_then(|x| x.as_u64())
                     .ok_or_else(|| at(field, "missing or not a non-negative integer".into()))
             };
-            let step = int(&v, "step", "step")? as u32;
-            let prompt = int(&v, "prompt_len", "prompt_len")? as u32;
+            // Token counts and steps are u32 everywhere else: a larger value is an error, not a silent wrap.
+            let int32 = |o: &serde_json::Value, name: &str, field: &str| -> Result<u32, TraceError> {
+                let n = int(o, name, field)?;
+                u32::try_from(n).map_err(|_| at(field, format!("{n} is too large (at most {})", u32::MAX)))
+            };
+            let step = int32(&v, "step", "step")?;
+            let prompt = int32(&v, "prompt_len", "prompt_len")?;
             let group = int(&v, "prompt_group_id", "prompt_group_id")?;
             let turns_json = v
                 .get("turns")
@@ -439,7 +444,7 @@ pub fn read_search_r1(inputs: &[PathBuf]) -> Result<Trace, TraceError> {
             let mut turns = Vec::with_capacity(turns_json.len());
             for (k, t) in turns_json.iter().enumerate() {
                 let field = format!("turns[{k}]");
-                let tokens = int(t, "completion_tokens", &format!("{field}.completion_tokens"))? as u32;
+                let tokens = int32(t, "completion_tokens", &format!("{field}.completion_tokens"))?;
                 let last = k + 1 == turns_json.len();
                 let (tool_ns, tool_tokens) = if last {
                     (0, 0)
@@ -451,11 +456,21 @@ pub fn read_search_r1(inputs: &[PathBuf]) -> Result<Trace, TraceError> {
                         .filter(|c| c.get("turn").and_then(|x| x.as_u64()) == Some(k as u64))
                         .filter_map(|c| c.get("latency_s").and_then(|x| x.as_f64()))
                         .sum();
-                    (crate::time::secs_to_ns(latency.max(0.0)), next.saturating_sub(after) as u32)
+                    let added = next.saturating_sub(after);
+                    let tool_tokens = u32::try_from(added).map_err(|_| {
+                        at(
+                            &format!("turns[{}].prompt_tokens", k + 1),
+                            format!("the tool adds {added} tokens; too many"),
+                        )
+                    })?;
+                    (crate::time::secs_to_ns(latency.max(0.0)), tool_tokens)
                 };
                 turns.push(Turn { tokens, tool_ns, tool_tokens });
             }
-            let total: u32 = turns.iter().map(|t| t.tokens).sum();
+            let total = turns.iter().map(|t| u64::from(t.tokens)).sum::<u64>();
+            let total = u32::try_from(total).map_err(|_| {
+                at("turns", format!("the turns generate {total} tokens in all; at most {} are supported", u32::MAX))
+            })?;
             if total == 0 || prompt == 0 {
                 return Err(at("turns", "the trajectory generates no token (or has an empty prompt)".into()));
             }

@@ -166,8 +166,10 @@ pub fn fit_turns(turns: &[Turn], total: u32) -> Vec<Turn> {
     for t in out {
         match merged.last_mut() {
             Some(prev) if t.tokens == 0 => {
-                prev.tool_ns += t.tool_ns;
-                prev.tool_tokens += t.tool_tokens;
+                // Saturating: an imported trace may carry absurd latencies or token counts (found while writing the fuzz
+                // targets: an overflow panic).
+                prev.tool_ns = prev.tool_ns.saturating_add(t.tool_ns);
+                prev.tool_tokens = prev.tool_tokens.saturating_add(t.tool_tokens);
             }
             _ => merged.push(t),
         }

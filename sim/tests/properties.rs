@@ -216,8 +216,15 @@ fn params() -> impl Strategy<Value = Params> {
         )
 }
 
+/// Cases of the invariant property: 96 in `cargo test`; more with `RLSIM_PROPTEST_CASES` (or proptest's own
+/// `PROPTEST_CASES`), e.g. `RLSIM_PROPTEST_CASES=10000 cargo test --release -p rlsim-sim --test properties`
+/// (docs/reliability.md, "Property tests"). `with_cases(96)` alone would ignore both variables.
+fn cases() -> u32 {
+    ["RLSIM_PROPTEST_CASES", "PROPTEST_CASES"].iter().find_map(|v| std::env::var(v).ok()?.parse().ok()).unwrap_or(96)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
     #[test]
     fn invariants_hold_for_any_small_scenario(p in params()) {
         let s = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[]).unwrap();
@@ -303,4 +310,108 @@ fn a_tight_kv_cache_preempts_and_still_conserves_every_token() {
     run.trajectories.check_conservation().unwrap();
     assert_eq!(run.report.summary.trained_samples, 32);
     assert!(run.trajectories.all().iter().all(|t| t.generated == t.target_tokens));
+}
+
+/// Found by the property above at 100,000 cases: seamless with lending "always" and failures. A lent worker failed;
+/// reclaiming it sent a pause whose `Paused` event (applied at once) made the policy fill the rollout pool inside the
+/// fill it was already issuing, so two groups were given the same trajectory ids and one trajectory was admitted
+/// twice ("trajectory 57 is Running(…); admit needs it queued or paused").
+#[test]
+fn reclaiming_a_failed_lent_worker_admits_no_trajectory_twice() {
+    let p = Params {
+        pipeline: "seamless",
+        nodes: 1,
+        gpus_per_node: 4,
+        prompts: 6,
+        samples: 3,
+        steps: 4,
+        median: 44,
+        sigma: 1.4167246290363698,
+        max_response: 736,
+        prompt: 42,
+        max_num_seqs: 1,
+        kv_tokens: 802,
+        seed: 12188942902351407983,
+        max_staleness: 2,
+        mini_batches: 2,
+        interruptible: false,
+        over_provision: 1.0,
+        lend: "always",
+        failures: true,
+        ..Params::default()
+    };
+    let s = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[]).unwrap();
+    let run = simulate(&s).unwrap();
+    run.trajectories.check_conservation().unwrap();
+    assert_eq!(run.report.summary.trained_samples, (p.steps * p.prompts * p.samples) as u64);
+    assert!(run.report.summary.failures > 0, "the scenario must exercise a failure");
+}
+
+/// Found by the property above at 1,000,000 cases (after 117,193 passing ones): seamless, multi-turn, failures. A
+/// sequence finished at the very boundary where its worker failed; the policy heard of it before `WorkerFailed`, saw
+/// the worker still rolling out and admitted more work there; on recovery that deferred admission ran ahead of a
+/// weight sync deferred meanwhile, which found the worker busy ("worker `rollout` is busy (RollingOut)").
+#[test]
+fn work_admitted_to_a_worker_as_it_fails_does_not_block_the_next_sync() {
+    let p = Params {
+        pipeline: "seamless",
+        nodes: 1,
+        gpus_per_node: 2,
+        prompts: 6,
+        samples: 2,
+        steps: 3,
+        median: 104,
+        sigma: 0.1,
+        max_response: 45,
+        prompt: 38,
+        max_num_seqs: 7,
+        kv_tokens: 222,
+        seed: 16701666221865061312,
+        max_staleness: 1,
+        mini_batches: 2,
+        interruptible: false,
+        over_provision: 1.0,
+        lend: "gain",
+        multi_turn: true,
+        failures: true,
+        ..Params::default()
+    };
+    let s = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[]).unwrap();
+    let run = simulate(&s).unwrap();
+    run.trajectories.check_conservation().unwrap();
+    assert_eq!(run.report.summary.trained_samples, (p.steps * p.prompts * p.samples) as u64);
+    assert!(run.report.summary.failures > 0, "the scenario must exercise a failure");
+}
+
+/// Found by the property above at 1,000,000 cases (after 113,950 passing ones): the partial pipeline (colocated
+/// layout) with failures admitted a trajectory to a worker that was switching roles ("invalid command Admit
+/// { worker: WorkerId(2), trajectories: [TrajId(8)] }: worker `hybrid2` is busy (Switching)" at t = 35.96 s). A
+/// worker failed at the boundary where the cut ended the step's rollout; its trajectory was readmitted to itself (no
+/// other rollout worker was up), queued behind its deferred switch. Now carried to the next step like the cut's.
+#[test]
+fn partial_with_failures_never_admits_to_a_switching_worker() {
+    let p = Params {
+        pipeline: "partial",
+        nodes: 1,
+        gpus_per_node: 4,
+        prompts: 2,
+        samples: 2,
+        steps: 3,
+        median: 212,
+        sigma: 0.19193415490145638,
+        max_response: 199,
+        prompt: 47,
+        max_num_seqs: 1,
+        kv_tokens: 265,
+        seed: 8484203562501005269,
+        max_staleness: 0,
+        interruptible: false,
+        over_provision: 1.9436327103212039,
+        partial_layout: "colocated",
+        failures: true,
+        ..Params::default()
+    };
+    let s = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[]).unwrap();
+    let run = simulate(&s).unwrap();
+    run.trajectories.check_conservation().unwrap();
 }

@@ -93,7 +93,15 @@ impl Policy for Colocated {
     fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
         match event {
             Event::Started => self.start_step(view),
-            Event::WorkerFailed { worker, trajectories } => readmit_elsewhere(view, *worker, trajectories),
+            Event::WorkerFailed { worker, trajectories } => {
+                if let Some(p) = self.partial.as_mut() {
+                    if self.phase != Phase::Rollout || p.is_cutting() {
+                        p.carry(trajectories);
+                        return vec![];
+                    }
+                }
+                readmit_elsewhere(view, *worker, trajectories)
+            }
             Event::TrajectoryFinished { trajectory, .. } if self.partial.is_some() => {
                 let p = self.partial.as_mut().expect("checked");
                 if !p.on_finished(*trajectory) || self.phase != Phase::Rollout {

@@ -127,7 +127,15 @@ impl Policy for Disaggregated {
     fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
         match event {
             Event::Started => {}
-            Event::WorkerFailed { worker, trajectories } => return readmit_elsewhere(view, *worker, trajectories),
+            Event::WorkerFailed { worker, trajectories } => {
+                if let Some(p) = self.partial.as_mut() {
+                    if self.generating.is_none() || p.is_cutting() {
+                        p.carry(trajectories);
+                        return vec![];
+                    }
+                }
+                return readmit_elsewhere(view, *worker, trajectories);
+            }
             Event::TrajectoryFinished { trajectory, .. } if self.partial.is_some() => {
                 let p = self.partial.as_mut().expect("checked");
                 if !p.on_finished(*trajectory) || self.generating.is_none() {

@@ -101,6 +101,18 @@ impl PartialRollout {
         self.pausing.remove(&worker) && self.pausing.is_empty()
     }
 
+    /// Trajectories a failed worker held once the step's rollout is over or ending: they are continued first in
+    /// the next step, like those the cut paused (admitting them now would start rollout work during the switch, or
+    /// queue it behind the switch on the failed worker).
+    pub fn carry(&mut self, trajectories: &[TrajId]) {
+        self.carried.extend_from_slice(trajectories);
+    }
+
+    /// A cut is under way or done (this step's rollout takes nothing more).
+    pub fn is_cutting(&self) -> bool {
+        self.cutting
+    }
+
     pub fn cut_done(&self) -> bool {
         self.cutting && self.pausing.is_empty()
     }

@@ -466,6 +466,13 @@ impl Streaming {
                 None => self.batch_check = false,
             }
         }
+        // A pause is applied at once and its `Paused` event reaches this policy (which fills again) before the
+        // commands after it: a fill here too would create groups whose trajectory ids the nested fill also
+        // assumes, admitting one trajectory twice (found by the property tests: a lent worker that failed, then
+        // reclaimed). The `Paused` events fill instead.
+        if cmds.iter().any(|c| matches!(c, Command::Pause { .. })) {
+            return cmds;
+        }
         self.fill(view, &mut cmds);
         if !self.training && self.reclaiming.is_empty() && self.steps_started < self.steps {
             self.lend_idle_train_workers(view, &mut cmds);
