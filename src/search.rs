@@ -1,18 +1,65 @@
 //! `rlsim search`: for a cluster and workload, try the pipelines and their knobs (rollout tensor parallelism, the
 //! rollout/train split, the staleness bound of async and seamless, partial's over-provisioning and layout) and
-//! rank them by trained-token throughput, optionally under a staleness limit.
+//! rank them by trained-token throughput, optionally under a staleness and an off-policy limit.
+//!
+//! The algorithm (successive halving, deterministic):
+//! 1. the input scenario as given and each pipeline type's defaults (`--set pipeline.type=X` alone) are always
+//!    tried; the budget counts them, and a smaller budget is raised to cover them (said in the output);
+//! 2. the rest of the budget is split across pipeline types in fair shares (water-filling: a type with fewer
+//!    configurations than its share gives the remainder to the others); within a type the picks go round-robin over
+//!    its (knob, tensor-parallel degree) groups, each group's rollout/train splits taken middle first;
+//! 3. every configuration is screened with a short run (`--screen-steps`); the top third (at least 3), the input
+//!    scenario and the pipeline defaults are confirmed with the full steps on `--seeds` seeds (the scenario's
+//!    seed + k) and ranked by their mean throughput; the others are reported as screened only;
+//! 4. a configuration breaking `--max-staleness` or `--max-off-policy` in any of its runs is dropped and counted.
 
 use crate::sweep::simulate_all;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use rlsim_reports as reports;
 use rlsim_sim::report::Summary;
 use rlsim_sim::scenario::{Scenario, PIPELINE_TYPES};
+use std::collections::BTreeSet;
 use std::path::Path;
+
+/// The configuration column of the input scenario's row.
+pub const INPUT_LABEL: &str = "(input scenario)";
 
 /// One configuration tried.
 pub struct Candidate {
-    /// The `--set` overrides that make it.
+    /// The `--set` overrides that make it (none for the input scenario).
     pub sets: Vec<String>,
+    /// What it stands for besides itself: "input scenario", "<type> default".
+    pub labels: Vec<String>,
     pub scenario: Scenario,
+}
+
+impl Candidate {
+    /// The configuration as written in search.csv.
+    pub fn config(&self) -> String {
+        if self.sets.is_empty() {
+            INPUT_LABEL.to_string()
+        } else {
+            self.sets.join(" ")
+        }
+    }
+}
+
+/// The configurations a search can try: the ones it always tries, and the rest grouped by pipeline type.
+pub struct Plan {
+    /// The input scenario first, then each pipeline type's defaults that validate and differ from it.
+    pub mandatory: Vec<Candidate>,
+    /// Per pipeline type (in `PIPELINE_TYPES` order), its other configurations in groups of one (knobs, tensor
+    /// parallelism) each, the group's rollout/train splits in increasing order.
+    pub by_type: Vec<(&'static str, Vec<Vec<Candidate>>)>,
+    /// Configurations that failed validation (a model that does not fit, a layout a pipeline cannot use).
+    pub infeasible: usize,
+}
+
+impl Plan {
+    /// Distinct feasible configurations.
+    pub fn total(&self) -> usize {
+        self.mandatory.len() + self.by_type.iter().map(|(_, g)| g.iter().map(Vec::len).sum::<usize>()).sum::<usize>()
+    }
 }
 
 /// The pipeline-specific knobs tried for `kind`: async's and seamless's staleness bound η (only values within
@@ -51,18 +98,45 @@ fn splits_pools(kind: &str, knobs: &[String]) -> bool {
     matches!(kind, "disaggregated" | "async" | "seamless") || knobs.iter().any(|k| k.ends_with("layout=disaggregated"))
 }
 
-/// Every configuration the scenario's cluster allows: each pipeline type with its knobs (`pipeline_knobs`); for
-/// automatic layouts each rollout tensor-parallel degree dividing the node, and for split layouts each split of
-/// whole engines. Configurations that fail validation (a model that does not fit, a layout a pipeline cannot use)
-/// are counted, not tried.
-pub fn candidates(path: &Path, base: &[String], max_staleness: Option<u32>) -> Result<(Vec<Candidate>, usize)> {
+/// Every configuration the scenario's cluster allows: the input scenario, each pipeline type's defaults, and each
+/// pipeline type with its knobs (`pipeline_knobs`); for automatic layouts each rollout tensor-parallel degree
+/// dividing the node, and for split layouts each split of whole engines. Configurations that fail validation are
+/// counted, not tried; one that resolves to the same scenario as an earlier one is kept once (the input scenario
+/// and the defaults first, carrying the labels of the duplicates).
+pub fn candidates(path: &Path, base: &[String], max_staleness: Option<u32>) -> Result<Plan> {
     let s = Scenario::load(path, base)?;
     let explicit = s.resolved.cluster.workers.is_some();
     let (total, per_node) = (s.cluster.total_gpus(), s.cluster.gpus_per_node);
     let tps: Vec<u32> =
         if explicit { vec![s.rollout.tp] } else { (0..8).map(|k| 1u32 << k).filter(|tp| per_node % tp == 0).collect() };
-    let mut sets: Vec<Vec<String>> = Vec::new();
+    let load = |extra: &[String]| {
+        let mut all = base.to_vec();
+        all.extend(extra.iter().cloned());
+        Scenario::load(path, &all).ok()
+    };
+    let mut seen: Vec<String> = Vec::new();
+    let mut infeasible = 0;
+    let mut mandatory = vec![Candidate { sets: Vec::new(), labels: vec!["input scenario".into()], scenario: s }];
+    seen.push(mandatory[0].scenario.resolved_toml());
     for kind in PIPELINE_TYPES {
+        let sets = vec![format!("pipeline.type={kind}")];
+        let label = format!("{kind} default");
+        match load(&sets) {
+            None => infeasible += 1,
+            Some(scenario) => {
+                let toml = scenario.resolved_toml();
+                if let Some(i) = seen.iter().position(|t| *t == toml) {
+                    mandatory[i].labels.push(label);
+                } else {
+                    seen.push(toml);
+                    mandatory.push(Candidate { sets, labels: vec![label], scenario });
+                }
+            }
+        }
+    }
+    let mut by_type = Vec::new();
+    for kind in PIPELINE_TYPES {
+        let mut groups: Vec<Vec<Candidate>> = Vec::new();
         for knobs in pipeline_knobs(kind, max_staleness) {
             for &tp in &tps {
                 let mut one = vec![format!("pipeline.type={kind}")];
@@ -70,6 +144,7 @@ pub fn candidates(path: &Path, base: &[String], max_staleness: Option<u32>) -> R
                 if !explicit {
                     one.push(format!("rollout.tp={tp}"));
                 }
+                let mut sets = Vec::new();
                 if splits_pools(kind, &knobs) && !explicit {
                     let mut split = tp;
                     while split < total {
@@ -82,56 +157,533 @@ pub fn candidates(path: &Path, base: &[String], max_staleness: Option<u32>) -> R
                 } else {
                     sets.push(one);
                 }
+                let mut group = Vec::new();
+                for extra in sets {
+                    match load(&extra) {
+                        None => infeasible += 1,
+                        Some(scenario) => {
+                            let toml = scenario.resolved_toml();
+                            if !seen.contains(&toml) {
+                                seen.push(toml);
+                                group.push(Candidate { sets: extra, labels: Vec::new(), scenario });
+                            }
+                        }
+                    }
+                }
+                if !group.is_empty() {
+                    groups.push(group);
+                }
+            }
+        }
+        by_type.push((*kind, groups));
+    }
+    Ok(Plan { mandatory, by_type, infeasible })
+}
+
+/// Fair shares of `budget` for parts of the given sizes (water-filling, deterministic): each round gives every
+/// part that still has room an equal share of what is left; a part smaller than its share keeps only its size, and
+/// a remainder smaller than the open parts goes one each to the first of them.
+pub fn fair_shares(sizes: &[usize], budget: usize) -> Vec<usize> {
+    let mut share = vec![0; sizes.len()];
+    let mut left = budget;
+    loop {
+        let open: Vec<usize> = (0..sizes.len()).filter(|&i| share[i] < sizes[i]).collect();
+        if open.is_empty() || left == 0 {
+            return share;
+        }
+        let each = (left / open.len()).max(1);
+        for i in open {
+            let add = each.min(sizes[i] - share[i]).min(left);
+            share[i] += add;
+            left -= add;
+            if left == 0 {
+                break;
             }
         }
     }
+}
+
+/// The indices 0..n in an order whose every prefix is spread over the range: the middle first, then the quarters,
+/// the eighths, … (the van der Corput sequence), so that a few picks from a sorted list cover its extremes and
+/// middle rather than one end.
+pub fn spread_order(n: usize) -> Vec<usize> {
+    let mut order = Vec::with_capacity(n);
+    let mut taken = vec![false; n];
+    let mut k: u64 = 1;
+    while order.len() < n {
+        // The k-th van der Corput fraction in base 2, k = 1, 2, …: 1/2, 1/4, 3/4, 1/8, …
+        let (mut x, mut denom, mut m) = (0.0f64, 2.0f64, k);
+        while m > 0 {
+            x += (m & 1) as f64 / denom;
+            m >>= 1;
+            denom *= 2.0;
+        }
+        let i = ((x * n as f64) as usize).min(n - 1);
+        if !taken[i] {
+            taken[i] = true;
+            order.push(i);
+        }
+        k += 1;
+        if k > 4 * n as u64 + 8 {
+            // Fill whatever the sequence has not reached yet, in order.
+            order.extend((0..n).filter(|&i| !taken[i]));
+            break;
+        }
+    }
+    order
+}
+
+/// The first `k` picks from a type's groups: round-robin over the groups (in spread order), each group's members
+/// in spread order.
+fn pick(groups: Vec<Vec<Candidate>>, k: usize) -> Vec<Candidate> {
+    let group_order = spread_order(groups.len());
+    let mut queues: Vec<Vec<Option<Candidate>>> =
+        groups.into_iter().map(|g| g.into_iter().map(Some).collect()).collect();
+    let member_orders: Vec<Vec<usize>> = queues.iter().map(|q| spread_order(q.len())).collect();
     let mut out = Vec::new();
-    let mut infeasible = 0;
-    for extra in sets {
-        let mut all = base.to_vec();
-        all.extend(extra.iter().cloned());
-        match Scenario::load(path, &all) {
-            Ok(scenario) => out.push(Candidate { sets: extra, scenario }),
-            Err(_) => infeasible += 1,
+    let mut round = 0;
+    while out.len() < k {
+        let mut any = false;
+        for &g in &group_order {
+            if out.len() == k {
+                break;
+            }
+            if let Some(&m) = member_orders[g].get(round) {
+                any = true;
+                out.extend(queues[g][m].take());
+            }
         }
+        if !any {
+            break;
+        }
+        round += 1;
     }
-    Ok((out, infeasible))
+    out
 }
 
-/// Keeps at most `budget` candidates, evenly spaced over the list (deterministic).
-pub fn within_budget(c: Vec<Candidate>, budget: usize) -> Vec<Candidate> {
-    if c.len() <= budget {
-        return c;
+/// The configurations a budget tries: every mandatory one, then each type's fair share of the rest. Returns them and
+/// a note when the budget was raised to cover the mandatory ones.
+pub fn select(plan: Plan, budget: usize) -> (Vec<Candidate>, Option<String>) {
+    let need = plan.mandatory.len();
+    let note = (budget < need).then(|| {
+        format!(
+            "note: --budget {budget} is smaller than the {need} configurations always tried (the input scenario and \
+             the pipeline defaults); raised to {need}"
+        )
+    });
+    let sizes: Vec<usize> = plan.by_type.iter().map(|(_, g)| g.iter().map(Vec::len).sum()).collect();
+    let shares = fair_shares(&sizes, budget.saturating_sub(need));
+    let mut out = plan.mandatory;
+    for ((_, groups), share) in plan.by_type.into_iter().zip(shares) {
+        out.extend(pick(groups, share));
     }
-    let n = c.len();
-    let keep: Vec<usize> = (0..budget).map(|i| i * n / budget).collect();
-    c.into_iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, x)| x).collect()
+    (out, note)
 }
 
-/// A ranked result.
-pub struct Ranked {
+/// How a search screens and confirms.
+pub struct Options {
+    /// Steps of the screening runs (default max(3, steps/4), at most the scenario's steps).
+    pub screen_steps: Option<u32>,
+    /// Seeds of the confirmation runs (the scenario's seed + k, k = 0..seeds).
+    pub seeds: u32,
+    pub max_staleness: Option<u32>,
+    pub max_off_policy: Option<f64>,
+    pub jobs: usize,
+}
+
+/// A configuration evaluated.
+pub struct Row {
     pub sets: Vec<String>,
-    pub summary: Summary,
+    pub labels: Vec<String>,
+    /// The full-steps scenario at the scenario's seed (what `top-N.toml` holds).
     pub resolved_toml: String,
+    /// The run at the scenario's seed: with the full steps when confirmed, the screening run otherwise.
+    pub summary: Summary,
+    pub screened_only: bool,
+    /// Runs behind the throughput figures (1 for a screened-only row).
+    pub seeds: u32,
+    pub tokens_per_s_mean: f64,
+    pub tokens_per_s_min: f64,
+    pub tokens_per_s_max: f64,
+    /// The worst over its runs.
+    pub max_staleness: u32,
+    /// The worst over its runs.
+    pub off_policy_token_fraction: f64,
 }
 
-/// Evaluates the candidates and ranks those within the staleness limit by trained tokens/s (best first).
-pub fn rank(cands: Vec<Candidate>, jobs: usize, max_staleness: Option<u32>) -> Result<(Vec<Ranked>, usize)> {
-    let scenarios: Vec<Scenario> = cands.iter().map(|c| c.scenario.clone()).collect();
-    let results = simulate_all(&scenarios, jobs)?;
-    let mut ranked = Vec::new();
-    let mut over_limit = 0;
-    for (c, r) in cands.into_iter().zip(results) {
-        let summary = r?;
-        if max_staleness.is_some_and(|m| summary.max_staleness > m) {
-            over_limit += 1;
-            continue;
+impl Row {
+    pub fn config(&self) -> String {
+        if self.sets.is_empty() {
+            INPUT_LABEL.to_string()
+        } else {
+            self.sets.join(" ")
         }
-        ranked.push(Ranked { resolved_toml: c.scenario.resolved_toml(), sets: c.sets, summary });
     }
-    ranked.sort_by(|a, b| b.summary.tokens_per_s.total_cmp(&a.summary.tokens_per_s));
-    if ranked.is_empty() {
-        bail!("no configuration within the limits");
+}
+
+/// What a search found.
+pub struct Outcome {
+    /// Confirmed rows by mean throughput (best first), then screened-only rows by their screening throughput.
+    pub rows: Vec<Row>,
+    pub screened: usize,
+    pub confirmed: usize,
+    pub screen_steps: u32,
+    pub steps: u32,
+    pub seeds: u32,
+    pub over_staleness: usize,
+    pub over_off_policy: usize,
+    /// The mandatory configurations dropped by a constraint: "<labels>: <why>".
+    pub dropped_mandatory: Vec<String>,
+}
+
+enum Broken {
+    Staleness(u32),
+    OffPolicy(f64),
+}
+
+fn breaks(o: &Options, staleness: u32, off_policy: f64) -> Option<Broken> {
+    if o.max_staleness.is_some_and(|m| staleness > m) {
+        Some(Broken::Staleness(staleness))
+    } else if o.max_off_policy.is_some_and(|m| off_policy > m) {
+        Some(Broken::OffPolicy(off_policy))
+    } else {
+        None
     }
-    Ok((ranked, over_limit))
+}
+
+/// Screens the candidates with short runs, confirms the leaders (and every mandatory one) on the full steps and
+/// several seeds, and ranks them. `path` and `base` are the scenario file and overrides the candidates were made
+/// from (the screening and seed runs reload them with `workload.steps` and `seed` added).
+pub fn evaluate(path: &Path, base: &[String], cands: Vec<Candidate>, o: &Options) -> Result<Outcome> {
+    let load = |c: &Candidate, extra: &[String]| -> Result<Scenario> {
+        let mut all = base.to_vec();
+        all.extend(c.sets.iter().cloned());
+        all.extend(extra.iter().cloned());
+        Scenario::load(path, &all).with_context(|| format!("loading {} with {}", c.config(), extra.join(" ")))
+    };
+    let steps = cands.first().context("no configuration to try")?.scenario.workload.steps;
+    let screen_steps = o.screen_steps.unwrap_or((steps / 4).max(3)).min(steps);
+    let n_mandatory = cands.iter().take_while(|c| !c.labels.is_empty()).count();
+    let mut over_staleness = 0;
+    let mut over_off_policy = 0;
+    let mut dropped_mandatory = Vec::new();
+    let mut reject = |why: Broken, c: &Candidate, mandatory: bool| {
+        let text = match why {
+            Broken::Staleness(s) => {
+                over_staleness += 1;
+                format!("max staleness {s} > --max-staleness {}", o.max_staleness.unwrap_or(0))
+            }
+            Broken::OffPolicy(f) => {
+                over_off_policy += 1;
+                format!("off-policy token fraction {f:.3} > --max-off-policy {}", o.max_off_policy.unwrap_or(0.0))
+            }
+        };
+        if mandatory {
+            dropped_mandatory.push(format!("{} ({}): {text}", c.labels.join(", "), c.config()));
+        }
+    };
+
+    // Screening.
+    let screen: Vec<Scenario> = if screen_steps < steps {
+        cands.iter().map(|c| load(c, &[format!("workload.steps={screen_steps}")])).collect::<Result<_>>()?
+    } else {
+        cands.iter().map(|c| c.scenario.clone()).collect()
+    };
+    let screened = cands.len();
+    let results = simulate_all(&screen, o.jobs)?;
+    let mut survivors: Vec<(usize, Summary)> = Vec::new();
+    for (i, r) in results.into_iter().enumerate() {
+        let s = r?;
+        match breaks(o, s.max_staleness, s.off_policy_token_fraction) {
+            Some(why) => reject(why, &cands[i], i < n_mandatory),
+            None => survivors.push((i, s)),
+        }
+    }
+    survivors.sort_by(|a, b| b.1.tokens_per_s.total_cmp(&a.1.tokens_per_s));
+    let keep_n = survivors.len().div_ceil(3).max(3).min(survivors.len());
+    let confirm: BTreeSet<usize> = survivors
+        .iter()
+        .enumerate()
+        .filter(|(rank, (i, _))| *rank < keep_n || *i < n_mandatory)
+        .map(|(_, (i, _))| *i)
+        .collect();
+
+    // Confirmation: every confirmed configuration on each seed, in one parallel batch.
+    let mut runs: Vec<Scenario> = Vec::new();
+    let mut owner: Vec<usize> = Vec::new();
+    for &i in &confirm {
+        let c = &cands[i];
+        for k in 0..o.seeds {
+            if k == 0 && screen_steps == steps {
+                continue; // the screening run is this one
+            }
+            runs.push(if k == 0 {
+                c.scenario.clone()
+            } else {
+                load(c, &[format!("seed={}", c.scenario.seed + u64::from(k))])?
+            });
+            owner.push(i);
+        }
+    }
+    let results = simulate_all(&runs, o.jobs)?;
+    let mut per: Vec<Vec<Summary>> = (0..cands.len()).map(|_| Vec::new()).collect();
+    for (i, s) in &survivors {
+        if confirm.contains(i) && screen_steps == steps {
+            per[*i].push(s.clone());
+        }
+    }
+    for (i, r) in owner.into_iter().zip(results) {
+        per[i].push(r?);
+    }
+    let mut confirmed_rows = Vec::new();
+    let mut screened_rows = Vec::new();
+    let mut cands: Vec<Option<Candidate>> = cands.into_iter().map(Some).collect();
+    for (i, s) in survivors {
+        let c = cands[i].take().expect("each candidate once");
+        let row = |summaries: &[Summary], screened_only: bool| {
+            let tps: Vec<f64> = summaries.iter().map(|s| s.tokens_per_s).collect();
+            Row {
+                sets: c.sets.clone(),
+                labels: c.labels.clone(),
+                resolved_toml: c.scenario.resolved_toml(),
+                summary: summaries[0].clone(),
+                screened_only,
+                seeds: summaries.len() as u32,
+                tokens_per_s_mean: tps.iter().sum::<f64>() / tps.len() as f64,
+                tokens_per_s_min: tps.iter().copied().fold(f64::INFINITY, f64::min),
+                tokens_per_s_max: tps.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                max_staleness: summaries.iter().map(|s| s.max_staleness).max().unwrap_or(0),
+                off_policy_token_fraction: summaries.iter().map(|s| s.off_policy_token_fraction).fold(0.0, f64::max),
+            }
+        };
+        if confirm.contains(&i) {
+            let r = row(&per[i], false);
+            match breaks(o, r.max_staleness, r.off_policy_token_fraction) {
+                Some(why) => reject(why, &c, i < n_mandatory),
+                None => confirmed_rows.push(r),
+            }
+        } else {
+            screened_rows.push(row(std::slice::from_ref(&s), true));
+        }
+    }
+    let confirmed = confirmed_rows.len();
+    confirmed_rows.sort_by(|a, b| b.tokens_per_s_mean.total_cmp(&a.tokens_per_s_mean));
+    // Already in screening order; a stable sort keeps it.
+    confirmed_rows.extend(screened_rows);
+    if confirmed_rows.is_empty() {
+        bail!(
+            "no configuration within the limits ({over_staleness} over --max-staleness, {over_off_policy} over \
+             --max-off-policy, of {screened} tried)"
+        );
+    }
+    Ok(Outcome {
+        rows: confirmed_rows,
+        screened,
+        confirmed,
+        screen_steps,
+        steps,
+        seeds: o.seeds,
+        over_staleness,
+        over_off_policy,
+        dropped_mandatory,
+    })
+}
+
+/// The line warning that the top two confirmed configurations are within noise, if they are: their seed ranges
+/// overlap, or their means differ by less than the larger range.
+pub fn noise_warning(rows: &[Row]) -> Option<String> {
+    let (a, b) = match rows {
+        [a, b, ..] if !a.screened_only && !b.screened_only => (a, b),
+        _ => return None,
+    };
+    let spread = (a.tokens_per_s_max - a.tokens_per_s_min).max(b.tokens_per_s_max - b.tokens_per_s_min);
+    let overlap = b.tokens_per_s_max >= a.tokens_per_s_min && a.tokens_per_s_max >= b.tokens_per_s_min;
+    let gap = a.tokens_per_s_mean - b.tokens_per_s_mean;
+    (overlap || gap < spread).then(|| {
+        format!(
+            "warning: the top two are within noise: {} and {} differ by {gap:.0} tokens/s ({:.1} %) while their \
+             seeds spread over up to {spread:.0} tokens/s; more --seeds (or either of them) will do\n",
+            short(&a.config()),
+            short(&b.config()),
+            100.0 * gap / b.tokens_per_s_mean
+        )
+    })
+}
+
+fn short(config: &str) -> String {
+    config.replace("pipeline.", "").replace("disaggregated.", "")
+}
+
+/// The search.csv columns. `tokens_per_s` is the figure a row is ranked by: the mean over its seeds when confirmed,
+/// the screening run's figure when `screened_only`.
+pub const CSV_COLUMNS: &[&str] = &[
+    "rank",
+    "configuration",
+    "pipeline",
+    "tokens_per_s",
+    "mean_step_s",
+    "max_staleness",
+    "bubble_fraction",
+    "usd_per_million_trained_tokens",
+    "screened_only",
+    "seeds",
+    "tokens_per_s_mean",
+    "tokens_per_s_min",
+    "tokens_per_s_max",
+    "off_policy_token_fraction",
+    "labels",
+];
+
+/// Writes search.csv and top-N.toml into `dir`; returns the text to print (the table with the top `top` rows and
+/// every input/default row beyond them, the best's margin over the input scenario, the noise warning).
+pub fn write(dir: &Path, out: &Outcome, top: usize) -> Result<String> {
+    let mut w = csv::Writer::from_path(dir.join("search.csv"))?;
+    w.write_record(CSV_COLUMNS)?;
+    let best = out.rows[0].tokens_per_s_mean;
+    let mut table = Vec::new();
+    for (i, r) in out.rows.iter().enumerate() {
+        let s = &r.summary;
+        let config = r.config();
+        w.write_record([
+            (i + 1).to_string(),
+            config.clone(),
+            s.pipeline.clone(),
+            r.tokens_per_s_mean.to_string(),
+            s.mean_step_s.to_string(),
+            r.max_staleness.to_string(),
+            s.bubble_fraction.to_string(),
+            s.usd_per_million_trained_tokens.to_string(),
+            r.screened_only.to_string(),
+            r.seeds.to_string(),
+            r.tokens_per_s_mean.to_string(),
+            r.tokens_per_s_min.to_string(),
+            r.tokens_per_s_max.to_string(),
+            r.off_policy_token_fraction.to_string(),
+            r.labels.join("; "),
+        ])?;
+        if i < top {
+            let kind = if r.screened_only {
+                format!("screened only ({} steps, 1 seed)", out.screen_steps)
+            } else {
+                format!("mean of {} seeds", r.seeds)
+            };
+            std::fs::write(
+                dir.join(format!("top-{}.toml", i + 1)),
+                format!("# rank {} of `rlsim search` ({kind}): {config}\n{}", i + 1, r.resolved_toml),
+            )?;
+        }
+        if i < top || !r.labels.is_empty() {
+            let mut note: Vec<String> = r.labels.clone();
+            if r.screened_only {
+                note.push(format!("screened only, {} steps", out.screen_steps));
+            }
+            if i >= top {
+                note.push("outside the top".into());
+            }
+            table.push(vec![
+                (i + 1).to_string(),
+                short(&config),
+                format!("{:.0}", r.tokens_per_s_mean),
+                if r.seeds > 1 { format!("{:.0}–{:.0}", r.tokens_per_s_min, r.tokens_per_s_max) } else { "-".into() },
+                format!("{:.2}x", r.tokens_per_s_mean / best),
+                format!("{:.2}", s.mean_step_s),
+                r.max_staleness.to_string(),
+                format!("{:.2}", r.off_policy_token_fraction),
+                format!("{:.2}", s.usd_per_million_trained_tokens),
+                note.join("; "),
+            ]);
+        }
+    }
+    w.flush()?;
+    let mut text = reports::text_table(
+        &[
+            "rank",
+            "configuration",
+            "tokens/s",
+            "seed range",
+            "vs best",
+            "step s",
+            "staleness",
+            "off-policy",
+            "$/M tok",
+            "note",
+        ],
+        &table,
+    );
+    let b = &out.rows[0];
+    match out.rows.iter().find(|r| r.sets.is_empty()) {
+        Some(input) if std::ptr::eq(input, b) => {
+            text += &format!("best: the input scenario itself ({:.0} tokens/s)\n", b.tokens_per_s_mean)
+        }
+        Some(input) => {
+            text += &format!(
+                "best: {} at {:.0} tokens/s, {:+.1} % over the input scenario ({:.0} tokens/s)\n",
+                short(&b.config()),
+                b.tokens_per_s_mean,
+                100.0 * (b.tokens_per_s_mean / input.tokens_per_s_mean - 1.0),
+                input.tokens_per_s_mean
+            )
+        }
+        None => text += &format!("best: {} at {:.0} tokens/s\n", short(&b.config()), b.tokens_per_s_mean),
+    }
+    for d in &out.dropped_mandatory {
+        text += &format!("dropped: {d}\n");
+    }
+    if let Some(w) = noise_warning(&out.rows) {
+        text += &w;
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fair_shares_fill_small_parts_and_split_the_rest() {
+        assert_eq!(fair_shares(&[4, 100, 100, 30, 10], 58), vec![4, 15, 15, 14, 10]);
+        assert_eq!(fair_shares(&[4, 100, 100, 30, 10], 0), vec![0; 5]);
+        assert_eq!(fair_shares(&[1, 1], 10), vec![1, 1]);
+        assert_eq!(fair_shares(&[5, 5, 5], 4), vec![2, 1, 1]);
+        let s = fair_shares(&[3, 50, 200, 7, 0], 40);
+        assert_eq!(s.iter().sum::<usize>(), 40);
+        assert_eq!(s, fair_shares(&[3, 50, 200, 7, 0], 40), "deterministic");
+    }
+
+    #[test]
+    fn spread_order_is_a_permutation_covering_the_ends_early() {
+        for n in 0..40 {
+            let o = spread_order(n);
+            let mut sorted = o.clone();
+            sorted.sort();
+            assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "n = {n}");
+        }
+        assert_eq!(spread_order(8)[..4], [4, 2, 6, 1]);
+        assert_eq!(spread_order(1), [0]);
+    }
+
+    /// The budget split is deterministic and fair: the same picks twice, the input scenario and the defaults first,
+    /// every type with configurations left gets some, and the budget is kept.
+    #[test]
+    fn select_is_deterministic_and_gives_every_type_a_share() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+        let base = vec!["workload.steps=2".to_string()];
+        let names = |(c, _): (Vec<Candidate>, Option<String>)| c.iter().map(Candidate::config).collect::<Vec<_>>();
+        let a = names(select(candidates(&path, &base, None).unwrap(), 20));
+        let b = names(select(candidates(&path, &base, None).unwrap(), 20));
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 20);
+        assert_eq!(a[0], INPUT_LABEL);
+        for kind in PIPELINE_TYPES {
+            assert!(a.iter().any(|c| c.starts_with(&format!("pipeline.type={kind}"))), "{kind}: {a:?}");
+        }
+        // quickstart is colocated tp=1: the colocated default is the input scenario itself, not tried twice.
+        assert!(!a.contains(&"pipeline.type=colocated".to_string()), "{a:?}");
+        let picked_async: Vec<&String> = a.iter().filter(|c| c.contains("type=async ")).collect();
+        assert!(picked_async.len() >= 3, "{a:?}");
+        // A budget below the mandatory configurations is raised, and said.
+        let (c, note) = select(candidates(&path, &base, None).unwrap(), 2);
+        let n = c.len();
+        assert!(n >= 4 && note.unwrap().contains(&format!("raised to {n}")));
+    }
 }

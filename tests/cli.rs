@@ -535,14 +535,22 @@ fn search_ranks_configurations_and_writes_runnable_scenarios() {
     let rows: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect();
     assert!(rows.len() >= 4, "{csv}");
     let tps: Vec<f64> = rows.iter().map(|r| r[3].parse().unwrap()).collect();
-    assert!(tps.windows(2).all(|w| w[0] >= w[1]), "ranked by throughput: {tps:?}");
+    // Confirmed rows first, by mean throughput, then the screened-only ones by their screening figure.
+    let confirmed = rows.iter().filter(|r| r[8] == "false").count();
+    assert!(rows[confirmed..].iter().all(|r| r[8] == "true"), "{csv}");
+    for part in [&tps[..confirmed], &tps[confirmed..]] {
+        assert!(part.windows(2).all(|w| w[0] >= w[1]), "ranked by throughput: {tps:?}");
+    }
     // The best configuration is a scenario file that runs and gives the ranked throughput.
     let best = dir.join("top-1.toml");
     let run = dir.join("best-run");
     ok(&["run", best.to_str().unwrap(), "--no-plots", "--out", run.to_str().unwrap()]);
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
-    assert!((s["tokens_per_s"].as_f64().unwrap() - tps[0]).abs() < 1e-6 * tps[0]);
+    // It runs at the scenario's seed: one of the seeds the ranked mean is over.
+    let (min, max): (f64, f64) = (rows[0][11].parse().unwrap(), rows[0][12].parse().unwrap());
+    let got = s["tokens_per_s"].as_f64().unwrap();
+    assert!(got >= min * (1.0 - 1e-9) && got <= max * (1.0 + 1e-9), "{got} outside {min}–{max}");
     // A staleness limit of 0 leaves only on-policy (colocated) configurations.
     let on = tmp("search-onpolicy");
     ok(&[
