@@ -499,6 +499,13 @@ pub fn noise_warning(rows: &[Row]) -> Option<String> {
     let spread = (a.tokens_per_s_max - a.tokens_per_s_min).max(b.tokens_per_s_max - b.tokens_per_s_min);
     let overlap = b.tokens_per_s_max >= a.tokens_per_s_min && a.tokens_per_s_max >= b.tokens_per_s_min;
     let gap = a.tokens_per_s_mean - b.tokens_per_s_mean;
+    if a.tokens_per_s_min == b.tokens_per_s_min && a.tokens_per_s_max == b.tokens_per_s_max && gap == 0.0 {
+        return Some(format!(
+            "warning: the top two tie on every seed: {} and {} (the knobs that differ change nothing here)\n",
+            short(&a.config()),
+            short(&b.config())
+        ));
+    }
     (overlap || gap < spread).then(|| {
         format!(
             "warning: the top two are within noise: {} and {} differ by {gap:.0} tokens/s ({:.1} %) while their \

@@ -570,6 +570,112 @@ fn search_ranks_configurations_and_writes_runnable_scenarios() {
     assert!(!csv.contains("async.max_staleness=1") && !csv.contains("type=disaggregated"), "{csv}");
 }
 
+/// `rlsim search` always tries the input scenario and every pipeline type's defaults, confirms them on the same
+/// seeds as the leaders, and so returns a configuration at least as good as each (issue #13's done-when, on a
+/// small scenario). The input here starves rollout on purpose (one rollout GPU of eight, disaggregated), so a
+/// better split or layout exists and the search must find one well above it.
+#[test]
+fn search_beats_the_input_scenario_and_every_pipeline_default() {
+    let dir = tmp("search-done-when");
+    let out = ok(&[
+        "search",
+        "scenarios/quickstart.toml",
+        "--set",
+        "workload.steps=2",
+        "--set",
+        "pipeline.type=disaggregated",
+        "--set",
+        "pipeline.disaggregated.rollout_gpus=1",
+        "--budget",
+        "16",
+        "--top",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let csv = std::fs::read_to_string(dir.join("search.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{name}: {header:?}"));
+    let rows: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect();
+    let (mean, labels, only, seeds) = (col("tokens_per_s_mean"), col("labels"), col("screened_only"), col("seeds"));
+    let best: f64 = rows[0][mean].parse().unwrap();
+    assert_eq!(rows[0][only], "false", "{csv}");
+    assert_eq!(rows[0][seeds], "3", "{csv}");
+    // The input scenario and each pipeline default: present, confirmed on 3 seeds, and no better than the best.
+    for label in ["input scenario", "colocated default", "async default", "partial default", "seamless default"] {
+        let row =
+            rows.iter().find(|r| r[labels].split("; ").any(|l| l == label)).unwrap_or_else(|| panic!("{label}: {csv}"));
+        assert_eq!((row[only].as_str(), row[seeds].as_str()), ("false", "3"), "{label}: {csv}");
+        assert!(row[mean].parse::<f64>().unwrap() <= best, "{label}: {csv}");
+    }
+    let input = rows.iter().find(|r| r[1] == "(input scenario)").unwrap();
+    assert!(best >= 1.5 * input[mean].parse::<f64>().unwrap(), "{csv}");
+    // The printed table shows the input and the defaults even outside the top 2, and the margin.
+    assert!(out.contains("(input scenario)") && out.contains("outside the top"), "{out}");
+    assert!(out.contains("over the input scenario"), "{out}");
+    // A budget below the configurations always tried is raised, and said.
+    let small = tmp("search-small-budget");
+    let out = ok(&[
+        "search",
+        "scenarios/quickstart.toml",
+        "--set",
+        "workload.steps=2",
+        "--budget",
+        "1",
+        "--out",
+        small.to_str().unwrap(),
+    ]);
+    assert!(out.contains("--budget 1 is smaller") && out.contains("raised to 5"), "{out}");
+}
+
+/// `--max-off-policy` and `--max-staleness` drop what breaks them, and say how many; a bad fraction names the flag.
+#[test]
+fn search_constraints_drop_what_they_should() {
+    let dir = tmp("search-off-policy");
+    let out = ok(&[
+        "search",
+        "scenarios/quickstart.toml",
+        "--set",
+        "workload.steps=2",
+        "--max-off-policy",
+        "0",
+        "--budget",
+        "16",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let csv = std::fs::read_to_string(dir.join("search.csv")).unwrap();
+    let rows: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r[13].parse::<f64>().unwrap() == 0.0), "{csv}");
+    // The one-step off-policy pipelines' defaults break it: dropped, named and counted.
+    assert!(out.contains("dropped: disaggregated default"), "{out}");
+    let over: usize = out.split(" over --max-off-policy").next().unwrap().rsplit(", ").next().unwrap().parse().unwrap();
+    assert!(over >= 4, "{out}");
+    // A staleness bound of 1 keeps one-step off-policy configurations, drops nothing staler.
+    let one = tmp("search-stale-1");
+    ok(&[
+        "search",
+        "scenarios/quickstart.toml",
+        "--set",
+        "workload.steps=3",
+        "--max-staleness",
+        "1",
+        "--budget",
+        "16",
+        "--out",
+        one.to_str().unwrap(),
+    ]);
+    let csv = std::fs::read_to_string(one.join("search.csv")).unwrap();
+    assert!(csv.lines().skip(1).all(|l| l.split(',').nth(5).unwrap().parse::<u32>().unwrap() <= 1), "{csv}");
+    assert!(!csv.contains("async.max_staleness=2") && !csv.contains("async.max_staleness=4"), "{csv}");
+    // A usage error: clap's exit code 2.
+    let bad = rlsim(&["search", "scenarios/quickstart.toml", "--max-off-policy", "1.5"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8(bad.stderr).unwrap();
+    assert!(err.contains("--max-off-policy") && err.contains("fraction from 0 to 1"), "{err}");
+}
+
 /// `rlsim fidelity`: the table, fidelity.csv and the plot; exit 1 when a published figure is missed by more than
 /// the tolerance its file states.
 #[test]
