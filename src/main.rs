@@ -31,8 +31,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Simulate one scenario: print a summary and write summary.json, steps.csv, timeline.csv, timeline.json
-    /// (Perfetto), plots and scenario.resolved.toml to --out (default runs/<scenario name>/).
+    /// Simulate one scenario: print a summary ending in a verdict (what bounds the run and the next knob to try,
+    /// docs/bottleneck.md) and write summary.json, steps.csv, timeline.csv, timeline.json (Perfetto), plots and
+    /// scenario.resolved.toml to --out (default runs/<scenario name>/).
     Run {
         scenario: PathBuf,
         #[arg(long)]
@@ -44,8 +45,8 @@ enum Cmd {
         overrides: Overrides,
     },
     /// Simulate several scenarios, or one scenario under several pipeline types with everything else equal, and
-    /// print throughput with the speedup over the first; writes compare.csv, compare.png/.svg and each run's files
-    /// under --out.
+    /// print throughput with the speedup over the first, staleness, off-policy tokens, pool busy fractions and the
+    /// bottleneck, with each run's verdict; writes compare.csv, compare.png/.svg and each run's files under --out.
     Compare {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,

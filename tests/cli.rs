@@ -58,8 +58,25 @@ fn run_writes_the_promised_files() {
         "max_staleness",
         "events",
         "wall_s",
+        "rollout_pool_busy_fraction",
+        "train_pool_busy_fraction",
+        "steady_from_step",
+        "step_rollout_wait_fraction",
+        "step_rollout_tail_fraction",
+        "step_train_fraction",
+        "step_sync_switch_fraction",
+        "bottleneck",
+        "verdict",
     ] {
         assert!(summary.get(field).is_some(), "summary.json lacks {field}");
+    }
+    // The bottleneck, named: a code, and the sentence the printed summary ends with.
+    let code = summary["bottleneck"].as_str().unwrap();
+    assert!(["rollout", "rollout-tail", "train", "sync-switch", "balanced"].contains(&code), "{code}");
+    let verdict = summary["verdict"].as_str().unwrap();
+    assert!(out.contains(&format!("verdict: {verdict}")), "{out}");
+    for f in ["rollout_pool_busy_fraction", "train_pool_busy_fraction"] {
+        assert!((0.0..=1.0).contains(&summary[f].as_f64().unwrap()), "{f}");
     }
     assert_eq!(summary["backend"], "sim");
     assert_eq!(summary["pipeline"], "colocated");
@@ -183,6 +200,20 @@ fn compare_runs_one_scenario_under_several_pipelines() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 6, "{csv}");
     assert!(lines[0].starts_with("scenario,pipeline,gpus,steps,sim_time_s,mean_step_s,tokens_per_s,speedup"));
+    // New columns come after the old ones, so older readers keep working.
+    assert!(
+        lines[0].ends_with(
+            "usd_per_million_trained_tokens,rollout_pool_busy_fraction,train_pool_busy_fraction,bottleneck,verdict"
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        out.contains("off-policy %") && out.contains("bottleneck") && out.contains("quickstart / async: "),
+        "{out}"
+    );
+    let rows = rlsim_reports::plots::read_compare_csv(&dir.join("compare.csv")).unwrap();
+    assert!(rows.iter().all(|r| !r.bottleneck.is_empty() && !r.verdict.is_empty()), "{rows:?}");
     for (line, p) in lines[1..].iter().zip(["colocated", "disaggregated", "async", "partial", "seamless"]) {
         assert!(line.contains(&format!(",{p},")), "{line}");
     }

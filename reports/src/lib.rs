@@ -87,6 +87,11 @@ pub fn write_steps_csv(path: &Path, steps: &[StepRow]) -> Result<(), WriteError>
             "trained_samples",
             "trained_tokens",
             "mean_staleness",
+            "rollout_wait_s",
+            "rollout_tail_s",
+            "rollout_pool_busy_fraction",
+            "train_pool_busy_fraction",
+            "critical_phase",
         ])
         .map_err(csv_at(path))?;
     }
@@ -310,6 +315,21 @@ pub fn summary_table(s: &Summary) -> String {
             "utilisation by tag".into(),
             s.utilization_by_tag.iter().map(|(t, u)| format!("{t} {:.1} %", 100.0 * u)).collect::<Vec<_>>().join(", "),
         ],
+        vec![
+            "pool busy: rollout / train".into(),
+            format!("{:.1} % / {:.1} %", 100.0 * s.rollout_pool_busy_fraction, 100.0 * s.train_pool_busy_fraction),
+        ],
+        vec![
+            format!("steady step (from step {}): wait / tail / train / sync+switch", s.steady_from_step),
+            format!(
+                "{:.1} % / {:.1} % / {:.1} % / {:.1} %",
+                100.0 * s.step_rollout_wait_fraction,
+                100.0 * s.step_rollout_tail_fraction,
+                100.0 * s.step_train_fraction,
+                100.0 * s.step_sync_switch_fraction
+            ),
+        ],
+        vec!["bottleneck".into(), s.bottleneck.clone()],
         vec!["staleness mean / max".into(), format!("{:.3} / {}", s.mean_staleness, s.max_staleness)],
         vec!["off-policy trained tokens".into(), format!("{:.1} %", 100.0 * s.off_policy_token_fraction)],
         vec![
@@ -331,7 +351,9 @@ pub fn summary_table(s: &Summary) -> String {
         ],
         vec!["events / wall time".into(), format!("{} / {:.3} s", s.events, s.wall_s)],
     ];
-    text_table(&["metric", "value"], &rows)
+    let mut out = text_table(&["metric", "value"], &rows);
+    let _ = writeln!(out, "verdict: {}", s.verdict);
+    out
 }
 
 /// One row of `compare.csv` / the comparison table.
@@ -361,6 +383,15 @@ pub struct CompareRow {
     pub lost_gpu_s: f64,
     pub usd_per_step: f64,
     pub usd_per_million_trained_tokens: f64,
+    /// Appended after the columns above, so a `compare.csv` written before them still reads (as 0 / empty).
+    #[serde(default)]
+    pub rollout_pool_busy_fraction: f64,
+    #[serde(default)]
+    pub train_pool_busy_fraction: f64,
+    #[serde(default)]
+    pub bottleneck: String,
+    #[serde(default)]
+    pub verdict: String,
 }
 
 /// Comparison rows from summaries; speedups are against the first.
@@ -391,6 +422,10 @@ pub fn compare_rows(summaries: &[Summary]) -> Vec<CompareRow> {
             lost_gpu_s: s.lost_gpu_s,
             usd_per_step: s.usd_per_step,
             usd_per_million_trained_tokens: s.usd_per_million_trained_tokens,
+            rollout_pool_busy_fraction: s.rollout_pool_busy_fraction,
+            train_pool_busy_fraction: s.train_pool_busy_fraction,
+            bottleneck: s.bottleneck.clone(),
+            verdict: s.verdict.clone(),
         })
         .collect()
 }
@@ -412,6 +447,11 @@ pub fn compare_table(rows: &[CompareRow]) -> String {
                 format!("{:.1}", 100.0 * r.bubble_fraction),
                 format!("{:.2}", r.mean_staleness),
                 format!("{:.2}", r.usd_per_million_trained_tokens),
+                r.max_staleness.to_string(),
+                format!("{:.1}", 100.0 * r.off_policy_token_fraction),
+                format!("{:.1}", 100.0 * r.rollout_pool_busy_fraction),
+                format!("{:.1}", 100.0 * r.train_pool_busy_fraction),
+                r.bottleneck.clone(),
             ]
         })
         .collect();
@@ -428,10 +468,23 @@ pub fn compare_table(rows: &[CompareRow]) -> String {
             "bubble %",
             "staleness",
             "$/M tok",
+            "max stale",
+            "off-policy %",
+            "rollout busy %",
+            "train busy %",
+            "bottleneck",
         ],
         &body,
     );
-    let _ = writeln!(out, "speedup: trained tokens/s relative to the first row");
+    let _ = writeln!(
+        out,
+        "speedup: trained tokens/s relative to the first row; staleness: mean policy versions between generating \
+         and training a token; off-policy %: trained tokens from an older policy; busy %: share of each pool's \
+         GPU-time computing"
+    );
+    for r in rows {
+        let _ = writeln!(out, "{} / {}: {}", r.scenario, r.pipeline, r.verdict);
+    }
     out
 }
 
@@ -452,6 +505,32 @@ mod tests {
     fn seconds_text_is_exact() {
         assert_eq!(ns_to_secs_text(0), "0.000000000");
         assert_eq!(ns_to_secs_text(12_000_000_345), "12.000000345");
+    }
+
+    #[test]
+    fn compare_csv_round_trips_and_one_without_the_bottleneck_columns_still_reads() {
+        let dir = std::env::temp_dir().join(format!("rlsim-compare-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("compare.csv");
+        let old = "scenario,pipeline,gpus,steps,sim_time_s,mean_step_s,tokens_per_s,speedup,gpu_util,bubble_fraction,\
+                   mean_staleness,max_staleness,off_policy_token_fraction,trained_tokens,paused,migrated,switches,\
+                   switch_gpu_s,failures,lost_gpu_s,usd_per_step,usd_per_million_trained_tokens\n\
+                   s,async,8,5,10.0,2.0,100.0,1.0,0.5,0.4,0.9,2,0.95,1000,0,0,0,0.0,0,0.0,0.1,3.0\n";
+        std::fs::write(&path, old).unwrap();
+        let rows = plots::read_compare_csv(&path).unwrap();
+        assert_eq!((rows[0].max_staleness, rows[0].off_policy_token_fraction), (2, 0.95));
+        assert_eq!((rows[0].bottleneck.as_str(), rows[0].rollout_pool_busy_fraction), ("", 0.0));
+        let mut row = rows[0].clone();
+        row.bottleneck = "train".into();
+        row.verdict = "train-bound: train pool busy 97 %, rollout pool 41 % — give training more GPUs".into();
+        row.train_pool_busy_fraction = 0.97;
+        write_compare_csv(&path, std::slice::from_ref(&row)).unwrap();
+        assert_eq!(plots::read_compare_csv(&path).unwrap(), vec![row.clone()]);
+        let table = compare_table(&[row]);
+        assert!(table.contains("off-policy %") && table.contains("95.0") && table.contains("train"), "{table}");
+        assert!(table
+            .ends_with("s / async: train-bound: train pool busy 97 %, rollout pool 41 % — give training more GPUs\n"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -172,6 +172,11 @@ mod tests {
             trained_samples: 1,
             trained_tokens: 1,
             mean_staleness: 0.0,
+            rollout_wait_s: 0.0,
+            rollout_tail_s: 0.0,
+            rollout_pool_busy_fraction: 0.0,
+            train_pool_busy_fraction: 0.0,
+            critical_phase: String::new(),
         }
     }
 

@@ -1,4 +1,7 @@
 //! The one Timeline → Report function shared by every backend, so simulated and measured runs compare like with like.
+//! The bottleneck analysis (pool busy fractions, each step's critical path, the verdict) is in [`bottleneck`].
+
+pub mod bottleneck;
 
 use crate::timeline::{Outcome, SpanKind, Timeline};
 use serde::Serialize;
@@ -66,6 +69,25 @@ pub struct Summary {
     pub usd_per_step: f64,
     /// Rental cost per million trained tokens, US dollars.
     pub usd_per_million_trained_tokens: f64,
+    /// Share of the rollout pool's GPU-time spent rolling out; a worker is in the rollout pool from a rollout span
+    /// until its next log-prob, train or reward span (see `report::bottleneck`).
+    pub rollout_pool_busy_fraction: f64,
+    /// Share of the train pool's GPU-time spent computing log-probs or training.
+    pub train_pool_busy_fraction: f64,
+    /// The first step of the steady state the four shares below and the verdict are over.
+    pub steady_from_step: u32,
+    /// Share of the steady steps' time the trainer waited for rollout (no train-side, sync or switch span anywhere).
+    pub step_rollout_wait_fraction: f64,
+    /// Of that wait, the tail: fewer than half the step's peak number of sequences still generating.
+    pub step_rollout_tail_fraction: f64,
+    /// Share of the steady steps' time in log-prob, train or reward spans.
+    pub step_train_fraction: f64,
+    /// Share of the steady steps' time in weight sync or switches (and nothing train-side).
+    pub step_sync_switch_fraction: f64,
+    /// What bounds the run: `rollout`, `rollout-tail`, `train`, `sync-switch`, `balanced` (or `none`).
+    pub bottleneck: String,
+    /// The bottleneck in one sentence, with its numbers and the next knob to try.
+    pub verdict: String,
     pub counters: BTreeMap<String, u64>,
     pub events: u64,
     pub wall_s: f64,
@@ -94,6 +116,17 @@ pub struct StepRow {
     pub trained_samples: u64,
     pub trained_tokens: u64,
     pub mean_staleness: f64,
+    /// Time in the step's window (previous step's end to its own) when no worker was in a log-prob, train, reward,
+    /// sync or switch span: the trainer waited for rollout.
+    pub rollout_wait_s: f64,
+    /// Of that wait, the time fewer than half the window's peak number of sequences were still generating.
+    pub rollout_tail_s: f64,
+    /// Pool busy fractions within the step's window.
+    pub rollout_pool_busy_fraction: f64,
+    pub train_pool_busy_fraction: f64,
+    /// The largest part of the window once it is split by phase (train, logprob, reward, sync, switch first; the
+    /// rest is `rollout`, the wait).
+    pub critical_phase: String,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -223,6 +256,7 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
 
     // A step is complete once it has trained; its start is the previous step's end.
     let mut rows = Vec::new();
+    let mut windows = Vec::new();
     let mut prev_end = 0u64;
     for (&step, acc) in steps.iter_mut().filter(|(_, a)| a.train.started()) {
         let end = acc.end;
@@ -240,8 +274,22 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
             trained_samples: acc.samples,
             trained_tokens: acc.tokens,
             mean_staleness: if acc.tokens > 0 { acc.stale_token_versions as f64 / acc.tokens as f64 } else { 0.0 },
+            rollout_wait_s: 0.0,
+            rollout_tail_s: 0.0,
+            rollout_pool_busy_fraction: 0.0,
+            train_pool_busy_fraction: 0.0,
+            critical_phase: String::new(),
         });
+        windows.push(bottleneck::Window { step, start: prev_end, end: end.max(prev_end) });
         prev_end = end;
+    }
+    let analysis = bottleneck::analyse(t, &windows, &meta.pipeline);
+    for (row, path) in rows.iter_mut().zip(&analysis.steps) {
+        row.rollout_wait_s = path.rollout_wait_s;
+        row.rollout_tail_s = path.rollout_tail_s;
+        row.rollout_pool_busy_fraction = path.rollout_pool_busy_fraction;
+        row.train_pool_busy_fraction = path.train_pool_busy_fraction;
+        row.critical_phase = path.critical_phase.to_string();
     }
 
     let sim_time_s = end_ns as f64 / 1e9;
@@ -297,6 +345,15 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
         staleness_histogram: histogram.into_iter().collect(),
         usd_per_step: if rows.is_empty() { 0.0 } else { cost_usd / rows.len() as f64 },
         usd_per_million_trained_tokens: if trained > 0 { cost_usd / (trained as f64 / 1e6) } else { 0.0 },
+        rollout_pool_busy_fraction: analysis.rollout_pool_busy_fraction,
+        train_pool_busy_fraction: analysis.train_pool_busy_fraction,
+        steady_from_step: analysis.steady_from_step,
+        step_rollout_wait_fraction: analysis.rollout_wait_fraction,
+        step_rollout_tail_fraction: analysis.rollout_tail_fraction,
+        step_train_fraction: analysis.train_side_fraction,
+        step_sync_switch_fraction: analysis.sync_switch_fraction,
+        bottleneck: analysis.bottleneck.to_string(),
+        verdict: analysis.verdict,
         counters: t.counters.clone(),
         events: meta.events,
         wall_s: meta.wall_s,
