@@ -117,7 +117,8 @@ fn scenario_sha256(path: &Path, base: &[String]) -> Result<String> {
 }
 
 /// The summary columns of `sweep.csv`, after `point` and the varied keys. `wall_s` is the only one that differs
-/// between identical runs.
+/// between identical runs. The bottleneck columns come last (added after `wall_s`, so older readers keep their
+/// column positions).
 const SUMMARY_COLUMNS: &[&str] = &[
     "scenario",
     "pipeline",
@@ -141,6 +142,9 @@ const SUMMARY_COLUMNS: &[&str] = &[
     "usd_per_million_trained_tokens",
     "events",
     "wall_s",
+    "rollout_pool_busy_fraction",
+    "train_pool_busy_fraction",
+    "bottleneck",
 ];
 
 fn summary_cells(s: &Summary) -> Vec<String> {
@@ -167,6 +171,9 @@ fn summary_cells(s: &Summary) -> Vec<String> {
         s.usd_per_million_trained_tokens.to_string(),
         s.events.to_string(),
         s.wall_s.to_string(),
+        s.rollout_pool_busy_fraction.to_string(),
+        s.train_pool_busy_fraction.to_string(),
+        s.bottleneck.clone(),
     ]
 }
 
