@@ -294,7 +294,6 @@ enum TraceCmd {
     Stats { trace: PathBuf },
 }
 
-/// A count that must be at least 1 (`-j 0`, `--top 0` … would do nothing, or divide by zero).
 /// A fraction from 0 to 1 (`--max-off-policy`).
 fn fraction(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -304,6 +303,7 @@ fn fraction(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A count that must be at least 1 (`-j 0`, `--top 0` … would do nothing, or divide by zero).
 fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),
