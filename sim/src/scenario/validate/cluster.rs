@@ -318,24 +318,14 @@ fn auto_layout(
                 start: Role::Rollout,
                 gpu: None,
             }];
+            // One train worker per node part: first the rest of the node the rollout GPUs end in, then whole nodes.
             let first_free_in_node = rollout % gpus_per_node;
             let mut left = train;
             let mut i = 0;
-            if first_free_in_node != 0 {
-                let n = (gpus_per_node - first_free_in_node).min(left);
-                groups.push(WorkerGroupSpec {
-                    name: format!("train{i}"),
-                    count: 1,
-                    tp: n,
-                    tags: train_tags.clone(),
-                    start: Role::Train,
-                    gpu: None,
-                });
-                left -= n;
-                i += 1;
-            }
             while left > 0 {
-                let n = left.min(gpus_per_node);
+                let room =
+                    if i == 0 && first_free_in_node != 0 { gpus_per_node - first_free_in_node } else { gpus_per_node };
+                let n = left.min(room);
                 groups.push(WorkerGroupSpec {
                     name: format!("train{i}"),
                     count: 1,
