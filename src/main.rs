@@ -53,6 +53,10 @@ enum Cmd {
         /// Pipeline type to run each scenario with (repeatable); default: each scenario's own.
         #[arg(long = "pipeline", value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(PIPELINE_TYPES))]
         pipelines: Vec<String>,
+        /// Run each row on this many seeds (the scenario's seed, then +1, +2, …) and report the mean tokens/s with
+        /// its range, and a note when the two fastest are within that noise; run files are written for the first.
+        #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+        seeds: usize,
         /// Output folder (default runs/compare-<first scenario name>/).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -376,7 +380,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let written = plot_dir(&dir)?;
             emit(&format!("drew {} files in {}\n", written, dir.display()));
         }
-        Cmd::Compare { scenarios, pipelines, out, no_plots, overrides } => {
+        Cmd::Compare { scenarios, pipelines, seeds, out, no_plots, overrides } => {
             // Every scenario is loaded (and checked) before anything is simulated or written.
             let mut loaded = Vec::new();
             let mut skipped = Vec::new();
@@ -427,7 +431,29 @@ fn dispatch(cli: Cli) -> Result<()> {
                     reports::plots::plot_run(&run_dir)?;
                 }
             }
-            let rows = reports::compare_rows(&summaries);
+            // The other seeds: only their summaries are kept.
+            let extra: Vec<Scenario> = loaded
+                .iter()
+                .flat_map(|(_, s)| {
+                    (1..seeds as u64).map(move |k| {
+                        let mut other = s.clone();
+                        other.seed = s.seed.wrapping_add(k);
+                        other.resolved.seed = Some(other.seed);
+                        other
+                    })
+                })
+                .collect();
+            let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let mut extra = sweep::simulate_all(&extra, jobs)?.into_iter();
+            let mut runs = Vec::with_capacity(summaries.len());
+            for first in summaries {
+                let mut r = vec![first];
+                for _ in 1..seeds {
+                    r.push(extra.next().expect("one summary per extra seed")?);
+                }
+                runs.push(r);
+            }
+            let rows = reports::compare_rows_seeded(&runs);
             emit(&reports::compare_table(&rows));
             reports::write_compare_csv(&staged.path().join("compare.csv"), &rows)?;
             if !no_plots {

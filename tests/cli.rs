@@ -203,7 +203,8 @@ fn compare_runs_one_scenario_under_several_pipelines() {
     // New columns come after the old ones, so older readers keep working.
     assert!(
         lines[0].ends_with(
-            "usd_per_million_trained_tokens,rollout_pool_busy_fraction,train_pool_busy_fraction,bottleneck,verdict"
+            "usd_per_million_trained_tokens,rollout_pool_busy_fraction,train_pool_busy_fraction,bottleneck,verdict,\
+             seeds,tokens_per_s_min,tokens_per_s_max"
         ),
         "{}",
         lines[0]
@@ -732,4 +733,40 @@ fn fidelity_compares_published_figures_and_fails_outside_tolerance() {
     std::fs::create_dir_all(&empty).unwrap();
     let err = fails(&["fidelity", empty.to_str().unwrap()]);
     assert!(err.contains("no fidelity scenarios"), "{err}");
+}
+
+#[test]
+fn compare_on_several_seeds_reports_the_mean_and_its_range() {
+    let dir = tmp("compare-seeds");
+    let out = ok(&[
+        "compare",
+        "scenarios/quickstart.toml",
+        "--pipeline",
+        "colocated",
+        "--pipeline",
+        "async",
+        "--seeds",
+        "3",
+        "--set",
+        "workload.steps=2",
+        "--no-plots",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.contains("seed range") && out.contains("means over each row's seeds"), "{out}");
+    let mut r = csv::Reader::from_path(dir.join("compare.csv")).unwrap();
+    let h = r.headers().unwrap().clone();
+    let col = |name: &str| h.iter().position(|x| x == name).unwrap_or_else(|| panic!("no column {name}"));
+    let (seeds, mean, lo, hi) = (col("seeds"), col("tokens_per_s"), col("tokens_per_s_min"), col("tokens_per_s_max"));
+    let mut rows = 0;
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        let f = |i: usize| rec[i].parse::<f64>().unwrap();
+        assert_eq!(&rec[seeds], "3");
+        assert!(f(lo) <= f(mean) && f(mean) <= f(hi) && f(lo) > 0.0, "{rec:?}");
+        rows += 1;
+    }
+    assert_eq!(rows, 2);
+    // Run files are written for the scenario's own seed only.
+    assert!(dir.join("quickstart-colocated/summary.json").exists() && !dir.join("quickstart-colocated-2").exists());
 }

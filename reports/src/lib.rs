@@ -392,22 +392,43 @@ pub struct CompareRow {
     pub bottleneck: String,
     #[serde(default)]
     pub verdict: String,
+    /// Seeds the row was run on (`compare --seeds N`); `tokens_per_s` and `speedup` are then means over them and
+    /// these the lowest and highest throughput seen. Older files read as one seed with an empty range.
+    #[serde(default = "one_seed")]
+    pub seeds: u32,
+    #[serde(default)]
+    pub tokens_per_s_min: f64,
+    #[serde(default)]
+    pub tokens_per_s_max: f64,
 }
 
-/// Comparison rows from summaries; speedups are against the first.
+fn one_seed() -> u32 {
+    1
+}
+
+/// Comparison rows from summaries (one seed each); speedups are against the first.
 pub fn compare_rows(summaries: &[Summary]) -> Vec<CompareRow> {
-    let base = summaries.first().map_or(0.0, |s| s.tokens_per_s);
-    summaries
-        .iter()
-        .map(|s| CompareRow {
+    compare_rows_seeded(&summaries.iter().map(|s| vec![s.clone()]).collect::<Vec<_>>())
+}
+
+/// Comparison rows from each configuration's runs on several seeds (the first is the scenario's own seed and gives
+/// every column but throughput): tokens/s is the mean over the seeds, with its range; speedups compare means,
+/// against the first row.
+pub fn compare_rows_seeded(runs: &[Vec<Summary>]) -> Vec<CompareRow> {
+    let mean = |r: &[Summary]| r.iter().map(|s| s.tokens_per_s).sum::<f64>() / r.len().max(1) as f64;
+    let base = runs.first().map_or(0.0, |r| mean(r));
+    runs.iter()
+        .filter(|r| !r.is_empty())
+        .map(|r| (&r[0], r, mean(r)))
+        .map(|(s, r, tokens_per_s)| CompareRow {
             scenario: s.scenario.clone(),
             pipeline: s.pipeline.clone(),
             gpus: s.gpus,
             steps: s.steps,
             sim_time_s: s.sim_time_s,
             mean_step_s: s.mean_step_s,
-            tokens_per_s: s.tokens_per_s,
-            speedup: if base > 0.0 { s.tokens_per_s / base } else { 0.0 },
+            tokens_per_s,
+            speedup: if base > 0.0 { tokens_per_s / base } else { 0.0 },
             gpu_util: s.gpu_util,
             bubble_fraction: s.bubble_fraction,
             mean_staleness: s.mean_staleness,
@@ -426,16 +447,46 @@ pub fn compare_rows(summaries: &[Summary]) -> Vec<CompareRow> {
             train_pool_busy_fraction: s.train_pool_busy_fraction,
             bottleneck: s.bottleneck.clone(),
             verdict: s.verdict.clone(),
+            seeds: r.len() as u32,
+            tokens_per_s_min: r.iter().map(|s| s.tokens_per_s).fold(f64::INFINITY, f64::min),
+            tokens_per_s_max: r.iter().map(|s| s.tokens_per_s).fold(0.0, f64::max),
         })
         .collect()
 }
 
+/// When rows ran on several seeds: a note if the two fastest are within seed-to-seed noise (their ranges overlap),
+/// so a user does not read a ranking into a difference the seeds alone produce.
+pub fn noise_note(rows: &[CompareRow]) -> Option<String> {
+    if rows.iter().all(|r| r.seeds < 2) || rows.len() < 2 {
+        return None;
+    }
+    let mut order: Vec<&CompareRow> = rows.iter().collect();
+    order.sort_by(|a, b| b.tokens_per_s.total_cmp(&a.tokens_per_s));
+    let (a, b) = (order[0], order[1]);
+    (b.tokens_per_s_max >= a.tokens_per_s_min).then(|| {
+        format!(
+            "note: the two fastest, {} / {} ({:.0} tokens/s, seeds {:.0}–{:.0}) and {} / {} ({:.0}, {:.0}–{:.0}), are within seed-to-seed noise",
+            a.scenario,
+            a.pipeline,
+            a.tokens_per_s,
+            a.tokens_per_s_min,
+            a.tokens_per_s_max,
+            b.scenario,
+            b.pipeline,
+            b.tokens_per_s,
+            b.tokens_per_s_min,
+            b.tokens_per_s_max
+        )
+    })
+}
+
 /// The comparison table printed by `rlsim compare`.
 pub fn compare_table(rows: &[CompareRow]) -> String {
+    let seeded = rows.iter().any(|r| r.seeds > 1);
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            vec![
+            let mut row = vec![
                 r.scenario.clone(),
                 r.pipeline.clone(),
                 r.gpus.to_string(),
@@ -452,38 +503,49 @@ pub fn compare_table(rows: &[CompareRow]) -> String {
                 format!("{:.1}", 100.0 * r.rollout_pool_busy_fraction),
                 format!("{:.1}", 100.0 * r.train_pool_busy_fraction),
                 r.bottleneck.clone(),
-            ]
+            ];
+            if seeded {
+                row.insert(6, format!("{:.0}–{:.0}", r.tokens_per_s_min, r.tokens_per_s_max));
+            }
+            row
         })
         .collect();
-    let mut out = text_table(
-        &[
-            "scenario",
-            "pipeline",
-            "GPUs",
-            "steps",
-            "step s",
-            "tokens/s",
-            "speedup",
-            "util %",
-            "bubble %",
-            "staleness",
-            "$/M tok",
-            "max stale",
-            "off-policy %",
-            "rollout busy %",
-            "train busy %",
-            "bottleneck",
-        ],
-        &body,
-    );
+    let mut header = vec![
+        "scenario",
+        "pipeline",
+        "GPUs",
+        "steps",
+        "step s",
+        "tokens/s",
+        "speedup",
+        "util %",
+        "bubble %",
+        "staleness",
+        "$/M tok",
+        "max stale",
+        "off-policy %",
+        "rollout busy %",
+        "train busy %",
+        "bottleneck",
+    ];
+    if seeded {
+        header.insert(6, "seed range");
+    }
+    let mut out = text_table(&header, &body);
     let _ = writeln!(
         out,
         "speedup: trained tokens/s relative to the first row; staleness: mean policy versions between generating \
          and training a token; off-policy %: trained tokens from an older policy; busy %: share of each pool's \
          GPU-time computing"
     );
+    if seeded {
+        let _ = writeln!(out, "tokens/s and speedup: means over each row's seeds (seed range: lowest–highest)");
+    }
     for r in rows {
         let _ = writeln!(out, "{} / {}: {}", r.scenario, r.pipeline, r.verdict);
+    }
+    if let Some(note) = noise_note(rows) {
+        let _ = writeln!(out, "{note}");
     }
     out
 }
@@ -530,6 +592,37 @@ mod tests {
         assert!(table.contains("off-policy %") && table.contains("95.0") && table.contains("train"), "{table}");
         assert!(table
             .ends_with("s / async: train-bound: train pool busy 97 %, rollout pool 41 % — give training more GPUs\n"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn seeded_rows_show_their_range_and_a_note_when_the_leaders_overlap() {
+        let dir = std::env::temp_dir().join(format!("rlsim-compare-seeds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("compare.csv");
+        let old = "scenario,pipeline,gpus,steps,sim_time_s,mean_step_s,tokens_per_s,speedup,gpu_util,bubble_fraction,\
+                   mean_staleness,max_staleness,off_policy_token_fraction,trained_tokens,paused,migrated,switches,\
+                   switch_gpu_s,failures,lost_gpu_s,usd_per_step,usd_per_million_trained_tokens\n\
+                   s,async,8,5,10.0,2.0,100.0,1.0,0.5,0.4,0.9,2,0.95,1000,0,0,0,0.0,0,0.0,0.1,3.0\n";
+        std::fs::write(&path, old).unwrap();
+        let one = plots::read_compare_csv(&path).unwrap().remove(0);
+        assert_eq!(one.seeds, 1, "an older file reads as one seed");
+        assert!(noise_note(&[one.clone(), one.clone()]).is_none(), "one seed: no range, no note");
+        let row = |pipeline: &str, mean: f64, lo: f64, hi: f64| CompareRow {
+            pipeline: pipeline.into(),
+            tokens_per_s: mean,
+            tokens_per_s_min: lo,
+            tokens_per_s_max: hi,
+            seeds: 3,
+            ..one.clone()
+        };
+        let close = [row("a", 100.0, 98.0, 102.0), row("b", 101.0, 99.5, 103.0), row("c", 50.0, 49.0, 51.0)];
+        let note = noise_note(&close).expect("b and a overlap");
+        assert!(note.starts_with("note: the two fastest, s / b (101 tokens/s, seeds 100–103) and s / a"), "{note}");
+        let apart = [row("a", 100.0, 98.0, 102.0), row("b", 120.0, 118.0, 121.0)];
+        assert!(noise_note(&apart).is_none());
+        let table = compare_table(&close);
+        assert!(table.contains("seed range") && table.contains("98–102") && table.contains("note: the two fastest"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
