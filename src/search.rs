@@ -639,6 +639,8 @@ pub fn write(dir: &Path, out: &Outcome, top: usize) -> Result<String> {
     if let Some(w) = noise_warning(&out.rows) {
         text += &w;
     }
+    text += &rlsim_sim::fidelity::model_error_note();
+    text.push('\n');
     Ok(text)
 }
 

@@ -754,6 +754,7 @@ fn compare_on_several_seeds_reports_the_mean_and_its_range() {
         dir.to_str().unwrap(),
     ]);
     assert!(out.contains("seed range") && out.contains("means over each row's seeds"), "{out}");
+    assert!(out.contains("model error: rlsim's step, phase and speed-up figures differ from"), "{out}");
     let mut r = csv::Reader::from_path(dir.join("compare.csv")).unwrap();
     let h = r.headers().unwrap().clone();
     let col = |name: &str| h.iter().position(|x| x == name).unwrap_or_else(|| panic!("no column {name}"));

@@ -547,6 +547,9 @@ pub fn compare_table(rows: &[CompareRow]) -> String {
     if let Some(note) = noise_note(rows) {
         let _ = writeln!(out, "{note}");
     }
+    if rows.len() > 1 {
+        let _ = writeln!(out, "{}", rlsim_sim::fidelity::model_error_note());
+    }
     out
 }
 

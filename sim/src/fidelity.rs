@@ -6,6 +6,21 @@ use crate::scenario::{RawPublished, Scenario, ScenarioError};
 use crate::simulator::{simulate, SimError};
 use std::path::{Path, PathBuf};
 
+/// The model's own error, quoted wherever rlsim prints a ranking (`compare`, `search`): the mean |relative error|
+/// of every comparison in `scenarios/fidelity/` (steps, phases and speed-ups of published runs). `tests/fidelity.rs`
+/// recomputes it from the suite and fails when this figure is more than half a point off, so the quote stays true.
+pub const MEAN_ABS_ERROR: f64 = 0.174;
+/// How many published comparisons `MEAN_ABS_ERROR` averages (checked by the same test).
+pub const COMPARISONS: usize = 55;
+
+/// The line `compare` and `search` print under a ranking.
+pub fn model_error_note() -> String {
+    format!(
+        "model error: rlsim's step, phase and speed-up figures differ from {COMPARISONS} published measurements by {:.0} % on average (docs/fidelity.md); a ranking between configurations closer than that rests on the model",
+        100.0 * MEAN_ABS_ERROR
+    )
+}
+
 /// One compared quantity.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FidelityRow {
