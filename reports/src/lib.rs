@@ -566,6 +566,13 @@ pub fn write_compare_csv(path: &Path, rows: &[CompareRow]) -> Result<(), WriteEr
 mod tests {
     use super::*;
 
+    /// A `compare.csv` as written before the bottleneck and seed columns existed.
+    const OLD_COMPARE_CSV: &str =
+        "scenario,pipeline,gpus,steps,sim_time_s,mean_step_s,tokens_per_s,speedup,gpu_util,bubble_fraction,\
+         mean_staleness,max_staleness,off_policy_token_fraction,trained_tokens,paused,migrated,switches,\
+         switch_gpu_s,failures,lost_gpu_s,usd_per_step,usd_per_million_trained_tokens\n\
+         s,async,8,5,10.0,2.0,100.0,1.0,0.5,0.4,0.9,2,0.95,1000,0,0,0,0.0,0,0.0,0.1,3.0\n";
+
     #[test]
     fn seconds_text_is_exact() {
         assert_eq!(ns_to_secs_text(0), "0.000000000");
@@ -577,11 +584,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rlsim-compare-csv-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("compare.csv");
-        let old = "scenario,pipeline,gpus,steps,sim_time_s,mean_step_s,tokens_per_s,speedup,gpu_util,bubble_fraction,\
-                   mean_staleness,max_staleness,off_policy_token_fraction,trained_tokens,paused,migrated,switches,\
-                   switch_gpu_s,failures,lost_gpu_s,usd_per_step,usd_per_million_trained_tokens\n\
-                   s,async,8,5,10.0,2.0,100.0,1.0,0.5,0.4,0.9,2,0.95,1000,0,0,0,0.0,0,0.0,0.1,3.0\n";
-        std::fs::write(&path, old).unwrap();
+        std::fs::write(&path, OLD_COMPARE_CSV).unwrap();
         let rows = plots::read_compare_csv(&path).unwrap();
         assert_eq!((rows[0].max_staleness, rows[0].off_policy_token_fraction), (2, 0.95));
         assert_eq!((rows[0].bottleneck.as_str(), rows[0].rollout_pool_busy_fraction), ("", 0.0));
@@ -603,11 +606,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rlsim-compare-seeds-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("compare.csv");
-        let old = "scenario,pipeline,gpus,steps,sim_time_s,mean_step_s,tokens_per_s,speedup,gpu_util,bubble_fraction,\
-                   mean_staleness,max_staleness,off_policy_token_fraction,trained_tokens,paused,migrated,switches,\
-                   switch_gpu_s,failures,lost_gpu_s,usd_per_step,usd_per_million_trained_tokens\n\
-                   s,async,8,5,10.0,2.0,100.0,1.0,0.5,0.4,0.9,2,0.95,1000,0,0,0,0.0,0,0.0,0.1,3.0\n";
-        std::fs::write(&path, old).unwrap();
+        std::fs::write(&path, OLD_COMPARE_CSV).unwrap();
         let one = plots::read_compare_csv(&path).unwrap().remove(0);
         assert_eq!(one.seeds, 1, "an older file reads as one seed");
         assert!(noise_note(&[one.clone(), one.clone()]).is_none(), "one seed: no range, no note");

@@ -110,7 +110,10 @@ impl Staged {
         } else {
             // No atomic exchange here (not Linux, or a file system without it): two renames, the window between
             // them as short as it can be.
-            let old = self.staging.with_extension("old");
+            // `.NAME.rlsim-tmp-PID.old`: a name `remove_abandoned` recognises if we die between the renames.
+            let mut old = self.staging.clone().into_os_string();
+            old.push(".old");
+            let old = PathBuf::from(old);
             std::fs::rename(&self.target, &old).map_err(|e| fail(&self.target, e.to_string()))?;
             std::fs::rename(&self.staging, &self.target).map_err(|e| fail(&self.target, e.to_string()))?;
             let _ = std::fs::remove_dir_all(&old);
@@ -151,9 +154,19 @@ fn remove_abandoned(parent: &Path, name: &std::ffi::OsStr) {
     for e in entries.flatten() {
         let file = e.file_name().to_string_lossy().into_owned();
         let Some(rest) = file.strip_prefix(&prefix) else { continue };
-        let pid = rest.trim_end_matches(".old");
+        let (pid, is_old) = match rest.strip_suffix(".old") {
+            Some(pid) => (pid, true),
+            None => (rest, false),
+        };
         let Ok(pid) = pid.parse::<u32>() else { continue };
-        if pid != std::process::id() && !process_alive(pid) {
+        if pid == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        let target = parent.join(name);
+        if is_old && std::fs::symlink_metadata(&target).is_err() {
+            // Killed between the two renames of the fallback: the complete old set goes back in place.
+            let _ = std::fs::rename(e.path(), &target);
+        } else {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
@@ -299,6 +312,20 @@ mod tests {
         std::fs::create_dir(&dead).unwrap();
         Staged::new(&root.join("run"), "test").unwrap().commit().unwrap();
         assert!(!dead.exists());
+    }
+
+    #[test]
+    fn an_old_set_left_between_the_fallback_renames_is_put_back() {
+        let root = scratch("fallback");
+        let old = root.join(".run.rlsim-tmp-4194305.old");
+        std::fs::create_dir(&old).unwrap();
+        std::fs::write(old.join("summary.json"), "old").unwrap();
+        std::fs::create_dir(root.join(".run.rlsim-tmp-4194305")).unwrap();
+        // The next writer restores the old set, drops the dead writer's half-staged one, and stages its own.
+        let s = Staged::new(&root.join("run"), "test").unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("run/summary.json")).unwrap(), "old");
+        assert!(!old.exists() && !root.join(".run.rlsim-tmp-4194305").exists());
+        drop(s);
     }
 
     #[test]
