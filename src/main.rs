@@ -196,6 +196,10 @@ enum Cmd {
         /// Measure a fresh profile even if the scenario names one.
         #[arg(long)]
         reprofile: bool,
+        /// Fail (exit 1) when a timing metric's median error exceeds this fraction (e.g. 0.10), besides a broken
+        /// promise or different decisions, which always fail.
+        #[arg(long, value_name = "FRACTION", value_parser = fraction)]
+        tolerance: Option<f64>,
         /// RL steps to run (default: the scenario's).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         steps: Option<u32>,
@@ -591,7 +595,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             emit(&format!("wrote {}\n", dir.display()));
         }
         Cmd::Profile { scenario, device, out, overrides } => {
-            let s = Scenario::load(&scenario, &overrides.list())?;
+            // The profile the scenario names (perhaps the one being replaced) plays no part in measuring.
+            let s = Scenario::load_unprofiled(&scenario, &overrides.list())?;
             let device: DeviceSpec = device.parse().map_err(anyhow::Error::msg)?;
             // Where it will be written is checked before minutes of measuring.
             reports::output::temp_beside(&out)?;
@@ -609,8 +614,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             emit(&profile_table(&p));
             emit(&format!("wrote {}\n", out.display()));
         }
-        Cmd::Validate { scenario, device, pipelines, profile, reprofile, steps, repeat, out, overrides } => {
-            validate(&scenario, &device, &pipelines, profile, reprofile, steps, repeat.max(1), out, &overrides)?
+        Cmd::Validate { scenario, device, pipelines, profile, reprofile, tolerance, steps, repeat, out, overrides } => {
+            let options = ValidateOptions { profile, reprofile, tolerance, steps, repeat: repeat.max(1), out };
+            validate(&scenario, &device, &pipelines, options, &overrides)?
         }
         Cmd::Bench { scenario, steps, repeat, pipelines } => bench(&scenario, steps, repeat.max(1), &pipelines)?,
         Cmd::Fidelity { dir, out, no_plots, overrides } => {
@@ -669,22 +675,29 @@ fn profile_table(p: &rlsim_sim::profile::HardwareProfile) -> String {
         vec!["update".to_string(), us(p.update_overhead_s), format!("{} per token", us(p.update_s_per_token))],
         vec!["weight sync".to_string(), us(p.sync_s), String::new()],
         vec!["switch".to_string(), us(p.switch_s), String::new()],
+        vec!["gradient all-reduce (2 ranks)".to_string(), us(p.allreduce_s), String::new()],
     ];
     format!("{}: {}\n{}", p.device, p.model, reports::text_table(&["operation", "fixed µs", "variable µs"], &rows))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `rlsim validate`'s options besides the scenario, device and pipelines.
+struct ValidateOptions {
+    profile: Option<PathBuf>,
+    reprofile: bool,
+    tolerance: Option<f64>,
+    steps: Option<u32>,
+    repeat: usize,
+    out: Option<PathBuf>,
+}
+
 fn validate(
     path: &Path,
     device: &str,
     pipelines: &[String],
-    profile: Option<PathBuf>,
-    reprofile: bool,
-    steps: Option<u32>,
-    repeat: usize,
-    out: Option<PathBuf>,
+    options: ValidateOptions,
     overrides: &Overrides,
 ) -> Result<()> {
+    let ValidateOptions { profile, reprofile, tolerance, steps, repeat, out } = options;
     let device: DeviceSpec = device.parse().map_err(anyhow::Error::msg)?;
     let mut base = overrides.list();
     if let Some(n) = steps {
@@ -704,6 +717,20 @@ fn validate(
         (None, Some(p), false) => Some(PathBuf::from(p)),
         _ => None,
     };
+    if let Some(p) = &given {
+        let measured = rlsim_sim::profile::HardwareProfile::load(p).map_err(anyhow::Error::msg)?;
+        let here = rlsim_sim::profile::HardwareProfile::this_host();
+        if measured.host != here {
+            emit(&format!(
+                "warning: the profile {} was measured on `{}`, this is `{here}`: its figures may not hold here (--reprofile measures this machine)\n",
+                p.display(),
+                measured.host
+            ));
+        }
+    }
+    // What fails the validation: different decisions where they must agree, a broken promise, and (with
+    // --tolerance) a timing error beyond it.
+    let mut broken: Vec<String> = Vec::new();
     let kinds: Vec<String> = if pipelines.is_empty() { vec![s.pipeline.kind.to_string()] } else { pipelines.to_vec() };
     let mut runs: Vec<Vec<rlsim_exec::validate::ValidateRow>> = vec![Vec::new(); repeat];
     for (run, kind) in (0..repeat).flat_map(|r| kinds.iter().map(move |k| (r, k))) {
@@ -747,6 +774,13 @@ fn validate(
             };
             r.max_staleness <= bound && r.discarded_tokens == 0
         };
+        match (&structure, timing_dependent) {
+            (Err(e), false) => broken.push(format!("{tag}: the backends made different decisions ({e})")),
+            (Err(_), true) if !promises(&sim.report.summary) || !promises(&exec.report.summary) => {
+                broken.push(format!("{tag}: the staleness bound or nothing-discarded promise was broken"))
+            }
+            _ => {}
+        }
         emit(&format!(
             "{tag}: same policy decisions in both backends: {}\n",
             match (&structure, timing_dependent) {
@@ -798,6 +832,12 @@ fn validate(
     drop(w);
     let dir = staged.commit()?;
     emit(&format!("wrote {}\n", dir.display()));
+    if let Some(t) = tolerance {
+        broken.extend(rlsim_exec::validate::out_of_tolerance(&rows, t));
+    }
+    if !broken.is_empty() {
+        bail!("validation failed:\n  {}", broken.join("\n  "));
+    }
     Ok(())
 }
 

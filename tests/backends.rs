@@ -81,6 +81,67 @@ fn the_real_trainer_learns_the_task() {
     assert!(last > first + 0.15, "rewards {r:?}");
 }
 
+/// GRPO with decoupled PPO under async with η = 4: samples up to four versions stale are corrected (their
+/// behaviour weights differ from 1) and the model still learns.
+#[test]
+fn the_real_trainer_learns_under_async_with_stale_samples() {
+    let s = exec_tiny(&["workload.steps=24", "pipeline.type=async", "pipeline.async.max_staleness=4"]);
+    let run = execute(&s, DeviceSpec::Cpu).unwrap();
+    let r = &run.step_rewards;
+    assert_eq!(r.len(), 24);
+    assert!(run.report.summary.max_staleness >= 1, "some samples must be stale");
+    let stale_steps = run.step_ratios.iter().filter(|x| x.mean_abs_behaviour_weight_dev > 1e-3).count();
+    assert!(stale_steps > 0, "ratios {:?}", run.step_ratios);
+    let first = r[..4].iter().sum::<f32>() / 4.0;
+    let last = r[r.len() - 4..].iter().sum::<f32>() / 4.0;
+    assert!(last > first + 0.1, "rewards {r:?}");
+}
+
+/// Every LogProb and Train span on an exec timeline is work its worker's thread did: the colocated group trains
+/// data-parallel, so each of its workers ran each step, computed on its own share of tokens and spent about its
+/// spans' time busy on the CPU.
+#[test]
+fn each_train_span_is_work_its_worker_did() {
+    for pipeline in ["colocated", "disaggregated"] {
+        let s = exec_tiny(&["workload.steps=4", &format!("pipeline.type={pipeline}")]);
+        let run = execute(&s, DeviceSpec::Cpu).unwrap();
+        for w in &s.cluster.workers {
+            let work = run.worker_work[w.id.index()];
+            let spans: Vec<_> = run
+                .timeline
+                .spans
+                .iter()
+                .filter(|x| x.worker == w.id.0 && x.kind == rlsim_sim::timeline::SpanKind::Train)
+                .collect();
+            let what = format!("{pipeline} {}", w.name);
+            assert_eq!(spans.len() as u32, work.train_steps, "{what}: one Train span per step its thread ran");
+            assert_eq!(spans.iter().map(|x| x.tokens).sum::<u64>(), work.train_tokens, "{what}: its own tokens");
+            assert_eq!(w.has_tag("train"), work.train_steps == 4, "{what}: every train worker trains every step");
+            let span_ns: u64 = run
+                .timeline
+                .spans
+                .iter()
+                .filter(|x| x.worker == w.id.0)
+                .filter(|x| {
+                    matches!(x.kind, rlsim_sim::timeline::SpanKind::Train | rlsim_sim::timeline::SpanKind::LogProb)
+                })
+                .map(|x| x.end.since(x.start))
+                .sum();
+            assert_eq!(span_ns, work.train_ns, "{what}: the spans are the thread's own timings");
+            // The thread was on the CPU during its steps (an idle thread shows next to none — the bug this guards
+            // against), and never more than the steps' wall time (one thread). Load-independent bounds.
+            if work.train_steps > 0 && work.cpu_ns > 0 {
+                assert!(work.train_cpu_ns > 0, "{what}: no CPU time in {span_ns} ns of train spans");
+                assert!(
+                    work.train_cpu_ns as f64 <= 1.05 * span_ns as f64 + 2e6,
+                    "{what}: cpu {} ns > {span_ns} ns of spans",
+                    work.train_cpu_ns
+                );
+            }
+        }
+    }
+}
+
 /// Admits everything to worker 0, pauses everything left there when the first trajectory finishes (the others are
 /// mid-generation then), resumes them on worker 1, trains when all have finished, syncs: the same policy on both
 /// backends.

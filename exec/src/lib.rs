@@ -1,5 +1,6 @@
 //! rlsim-exec: the real backend — runs the simulator's policies on real devices with candle.
 
+pub mod collective;
 pub mod device;
 pub mod engine;
 pub mod model;

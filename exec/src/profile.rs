@@ -168,6 +168,7 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
         s.exec.clone(),
         s.training.logprob_passes.clone(),
         s.training.micro_batch_tokens,
+        s.training.mini_batches,
     )
     .map_err(err)?;
     let (mut xl, mut yl, mut xu, mut yu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -238,12 +239,16 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
     .map_err(err)?
         / 2.0;
     samples.push(ProfileSample { what: "switch".into(), x1: 0.0, x2: 0.0, seconds: switch });
+    // Gradient all-reduce of a two-rank group: gradient-sized tensors from two threads, summed in rank order.
+    let allreduce = allreduce_seconds(&trainer.model).map_err(err)?;
+    samples.push(ProfileSample { what: "allreduce".into(), x1: 2.0, x2: 0.0, seconds: allreduce });
 
     Ok(HardwareProfile {
         device: format!(
             "{device} ({} threads per worker)",
             std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())
         ),
+        host: HardwareProfile::this_host(),
         model: format!(
             "layers={} d_model={} heads={} vocab={} context={} params={}",
             cfg.layers,
@@ -264,6 +269,37 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
         update_s_per_token: update[1],
         sync_s: sync,
         switch_s: switch,
+        allreduce_s: allreduce,
         samples,
     })
+}
+
+/// Median wall time of one all-reduce of `model`'s gradient-sized tensors between two ranks on two threads.
+fn allreduce_seconds(model: &Gpt) -> candle_core::Result<f64> {
+    use crate::collective::{AllReduce, GradReduce};
+    let grads: Vec<candle_core::Tensor> =
+        model.vars.iter().map(|v| v.as_tensor().ones_like()).collect::<candle_core::Result<_>>()?;
+    let reduce = AllReduce::new(2);
+    let rounds = 11;
+    let times = std::thread::scope(|s| -> candle_core::Result<Vec<f64>> {
+        let other = s.spawn(|| -> candle_core::Result<()> {
+            for _ in 0..rounds {
+                reduce.all_reduce(1, Some(grads.clone()), &|| false)?;
+            }
+            Ok(())
+        });
+        let mut times = Vec::new();
+        for _ in 0..rounds {
+            let t0 = Instant::now();
+            let sum = reduce.all_reduce(0, Some(grads.clone()), &|| false)?;
+            // Force the sum (lazy devices).
+            if let Some(g) = sum.as_ref().and_then(|g| g.last().cloned()) {
+                let _ = g.sum_all()?.to_scalar::<f32>()?;
+            }
+            times.push(t0.elapsed().as_secs_f64());
+        }
+        other.join().map_err(|_| candle_core::Error::Msg("all-reduce profiling thread panicked".into()))??;
+        Ok(times)
+    })?;
+    Ok(median(times[1..].to_vec()))
 }

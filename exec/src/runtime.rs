@@ -2,11 +2,12 @@
 //! owning a candle device), carries out their Commands for real, and records the same Timeline, so the same Report
 //! function applies.
 
+use crate::collective::AllReduce;
 use crate::device::DeviceSpec;
 use crate::engine::{RealEngine, RealEngineStats, SeqInput, SeqOutput};
 use crate::model::{Gpt, GptConfig};
 use crate::task;
-use crate::trainer::{TrainSample, TrainTimings, Trainer};
+use crate::trainer::{RatioStats, TrainSample, TrainTimings, Trainer};
 use candle_core::Tensor;
 use rlsim_sim::cluster::WorkerId;
 use rlsim_sim::cost::{CostModel, Role};
@@ -49,6 +50,10 @@ pub struct ExecRun {
     /// Mean verifier reward of each train step's batch, in step order.
     pub step_rewards: Vec<f32>,
     pub step_losses: Vec<f32>,
+    /// The importance ratios each train step's update saw, in step order.
+    pub step_ratios: Vec<RatioStats>,
+    /// What each worker thread counted of its own work, by worker id.
+    pub worker_work: Vec<WorkerWork>,
 }
 
 /// The run's clock: nanoseconds since it started.
@@ -64,9 +69,8 @@ impl Clock {
 enum ToWorker {
     Admit(Vec<SeqInput>),
     Pause(Option<Vec<TrajId>>),
-    /// Train on these samples after waiting this long for the batch's reward (nanoseconds; emulates a verifier).
-    /// The last field is the attempt's number: the driver kills attempt `n` by storing `n` in the abort cell.
-    Train(Vec<TrainSample>, u64, u64),
+    /// Train as one rank of the step's data-parallel group.
+    Train(TrainOrder),
     /// An injected failure: the engine loses every sequence and its KV cache at once; the tokens generated so far
     /// come back (they had been streamed to the controller) and are resumed elsewhere.
     Crash,
@@ -75,6 +79,44 @@ enum ToWorker {
     /// Retag to this role; becoming a rollout engine loads these weights (the trainer's latest).
     Switch(Role, Option<Arc<Vec<Tensor>>>),
     Stop,
+}
+
+/// One rank's part of a train step.
+struct TrainOrder {
+    /// The whole batch: every rank plans the same split and trains on its share.
+    samples: Arc<Vec<TrainSample>>,
+    /// Wait this long for the batch's reward first (nanoseconds; emulates a verifier).
+    reward_wait_ns: u64,
+    /// The attempt's number: the driver kills attempt `n` by storing `n` in the abort cell.
+    attempt: u64,
+    rank: usize,
+    ranks: usize,
+    /// The gradient all-reduce shared by the attempt's ranks.
+    reduce: Arc<AllReduce>,
+}
+
+/// What one worker thread did, counted by the thread itself (checked against the timeline by the tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WorkerWork {
+    /// Train steps this thread ran to the end as a rank, and the tokens it computed on in them.
+    pub train_steps: u32,
+    pub train_tokens: u64,
+    /// Wall time this thread spent in its train steps' log-prob passes and updates, ns.
+    pub train_ns: u64,
+    /// CPU time the thread used in those train steps (from the first log-prob pass to the end of the update) and
+    /// over the whole run, ns (0 where the platform cannot tell).
+    pub train_cpu_ns: u64,
+    pub cpu_ns: u64,
+}
+
+/// CPU time of the calling thread, ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 enum FromWorker {
@@ -92,10 +134,12 @@ enum FromWorker {
         drained: bool,
         admits_seen: u64,
     },
-    /// The step's timings and the new weights (kept by the driver for workers retagged to rollout later).
+    /// One rank's timings; rank 0 also sends the new weights (kept by the driver for workers retagged to rollout
+    /// later).
     TrainDone {
+        worker: WorkerId,
         timings: TrainTimings,
-        weights: Arc<Vec<Tensor>>,
+        weights: Option<Arc<Vec<Tensor>>>,
         /// When the trainer waited for the batch's reward (ns since the run began).
         reward: (u64, u64),
     },
@@ -110,7 +154,9 @@ enum FromWorker {
         end_ns: u64,
     },
     Stats {
+        worker: WorkerId,
         stats: RealEngineStats,
+        work: WorkerWork,
     },
     Failed {
         worker: WorkerId,
@@ -121,8 +167,10 @@ enum FromWorker {
         worker: WorkerId,
         outputs: Vec<SeqOutput>,
     },
-    /// A train attempt killed before its optimizer step: what ran of it (the weights are unchanged).
+    /// One rank of a train attempt killed before its last optimizer step: what ran of it (the weights and optimizer
+    /// state are back to where the attempt started).
     TrainAborted {
+        worker: WorkerId,
         timings: TrainTimings,
         reward: (u64, u64),
     },
@@ -226,6 +274,7 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                 s.exec.clone(),
                 s.training.logprob_passes.clone(),
                 s.training.micro_batch_tokens,
+                s.training.mini_batches,
             )?)
         } else {
             None
@@ -233,6 +282,8 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
         // What a colocated switch moved off the device: the state not in use.
         let mut parked: Option<Vec<Tensor>> = None;
         let mut admits_seen = 0u64;
+        let mut work = WorkerWork::default();
+        let cpu_start = thread_cpu_ns();
         let now = || clock.ns();
         let send = |m: FromWorker| {
             let _ = tx.send(m);
@@ -272,18 +323,31 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                     let outputs: Vec<SeqOutput> = list.into_iter().filter_map(|t| e.remove(t)).collect();
                     send(FromWorker::Paused { worker: id, outputs, drained: e.is_empty(), admits_seen });
                 }
-                ToWorker::Train(samples, reward_wait_ns, attempt) => {
+                ToWorker::Train(order) => {
                     let t = trainer.as_mut().ok_or_else(|| candle_core::Error::Msg("no trainer".into()))?;
                     let reward_start = now();
-                    if reward_wait_ns > 0 {
-                        std::thread::sleep(Duration::from_nanos(reward_wait_ns));
+                    if order.reward_wait_ns > 0 {
+                        std::thread::sleep(Duration::from_nanos(order.reward_wait_ns));
                     }
                     let reward = (reward_start, now());
-                    match t.step(&samples, &now, &KilledAttempt { cell: &setup.abort, attempt })? {
+                    let killed = KilledAttempt { cell: &setup.abort, attempt: order.attempt };
+                    let cpu_before = thread_cpu_ns();
+                    let outcome =
+                        t.step_ranked(&order.samples, order.rank, order.ranks, &*order.reduce, &now, &killed)?;
+                    let timings = match &outcome {
+                        Ok(t) | Err(t) => t,
+                    };
+                    work.train_ns += timings.logprob_ns.iter().map(|(a, b)| b - a).sum::<u64>()
+                        + (timings.update_ns.1 - timings.update_ns.0);
+                    work.train_cpu_ns += thread_cpu_ns().saturating_sub(cpu_before);
+                    match outcome {
                         Ok(timings) => {
-                            send(FromWorker::TrainDone { timings, weights: Arc::new(t.model.snapshot()?), reward })
+                            work.train_steps += 1;
+                            work.train_tokens += timings.tokens;
+                            let weights = if order.rank == 0 { Some(Arc::new(t.model.snapshot()?)) } else { None };
+                            send(FromWorker::TrainDone { worker: id, timings, weights, reward })
                         }
-                        Err(timings) => send(FromWorker::TrainAborted { timings, reward }),
+                        Err(timings) => send(FromWorker::TrainAborted { worker: id, timings, reward }),
                     }
                 }
                 ToWorker::Crash => {
@@ -336,7 +400,9 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                     send(FromWorker::Switched { worker: id, role, start_ns, end_ns: now() });
                 }
                 ToWorker::Stop => {
-                    send(FromWorker::Stats { stats: engine.as_ref().map(|e| e.stats).unwrap_or_default() });
+                    work.cpu_ns = thread_cpu_ns().saturating_sub(cpu_start);
+                    let stats = engine.as_ref().map(|e| e.stats).unwrap_or_default();
+                    send(FromWorker::Stats { worker: id, stats, work });
                     return Ok(());
                 }
             }
@@ -398,8 +464,14 @@ struct Driver<'a> {
     states: Vec<WorkerState>,
     spans: Vec<Span>,
     rollout_open: Vec<Option<(SimTime, u32)>>,
-    trainer_worker: WorkerId,
+    /// Each worker's trainer replica (train-tagged workers have one): the policy version its weights hold. The
+    /// replicas of a data-parallel group stay identical (same all-reduced gradients, same optimizer state).
+    replica_version: Vec<Option<u32>>,
     train_running: Option<(u32, Vec<WorkerId>)>,
+    /// The ranks of the attempt in progress that have answered: (worker, finished, its timings, its reward wait).
+    train_replies: Vec<(WorkerId, bool, TrainTimings, (u64, u64))>,
+    /// What each worker thread counted of its own work (reported when it stops).
+    work: Vec<WorkerWork>,
     /// Step label of each worker's switch in flight.
     switch_step: BTreeMap<u32, u32>,
     pending_sync: Option<PendingSync>,
@@ -422,6 +494,7 @@ struct Driver<'a> {
     events: u64,
     step_rewards: Vec<f32>,
     step_losses: Vec<f32>,
+    step_ratios: Vec<RatioStats>,
     // Injected failures (`[[failures.events]]`), with the simulator's semantics: a failed worker's sequences are
     // paused with their tokens kept, a train step it takes part in is lost and restarts once its workers are up,
     // and commands that need it wait for its recovery.
@@ -434,7 +507,7 @@ struct Driver<'a> {
     /// A killed engine whose sequences have not come back yet.
     crash_pending: Vec<bool>,
     /// The train step in progress or waiting to restart: its samples and reward wait, kept for a restart.
-    train_batch: Option<(Vec<TrainSample>, u64)>,
+    train_batch: Option<(Arc<Vec<TrainSample>>, u64)>,
     /// The current train attempt's number and start; the attempt the trainer is asked to kill goes in `abort`.
     train_attempt: u64,
     train_started: SimTime,
@@ -482,11 +555,9 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
     let dev = device.open().map_err(ExecError::Setup)?;
     crate::device::one_thread_per_worker(device);
     let cluster = &scenario.cluster;
-    let trainer_worker = cluster
-        .with_tag("train")
-        .next()
-        .map(|w| w.id)
-        .ok_or_else(|| ExecError::Setup(format!("{}: no worker has the tag `train`", scenario.file.display())))?;
+    if cluster.with_tag("train").next().is_none() {
+        return Err(ExecError::Setup(format!("{}: no worker has the tag `train`", scenario.file.display())));
+    }
     let clock = Clock(Instant::now());
     let (from_tx, from_rx) = channel::<FromWorker>();
     let mut driver = Driver {
@@ -507,8 +578,10 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
             .collect(),
         spans: Vec::new(),
         rollout_open: vec![None; cluster.workers.len()],
-        trainer_worker,
+        replica_version: cluster.workers.iter().map(|w| w.has_tag("train").then_some(0)).collect(),
         train_running: None,
+        train_replies: Vec::new(),
+        work: vec![WorkerWork::default(); cluster.workers.len()],
         switch_step: BTreeMap::new(),
         pending_sync: None,
         latest_weights: None,
@@ -524,6 +597,7 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         events: 0,
         step_rewards: Vec::new(),
         step_losses: Vec::new(),
+        step_ratios: Vec::new(),
         faults: BTreeMap::new(),
         down_since: vec![None; cluster.workers.len()],
         deferred: Vec::new(),
@@ -552,7 +626,7 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
                 cfg,
                 seed: scenario.seed,
                 engine: w.has_tag("rollout"),
-                trainer: w.id == trainer_worker,
+                trainer: w.has_tag("train"),
                 scenario: scenario.clone(),
                 abort: driver.abort.clone(),
             };
@@ -567,7 +641,8 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         let mut stopped = 0;
         while stopped < cluster.workers.len() {
             match from_rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(FromWorker::Stats { stats: s }) => {
+                Ok(FromWorker::Stats { worker, stats: s, work }) => {
+                    driver.work[worker.index()] = work;
                     stats.preemptions += s.preemptions;
                     stats.prefill_tokens += s.prefill_tokens;
                     stats.decode_iterations += s.decode_iterations;
@@ -601,6 +676,8 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         trajectories: driver.tm,
         step_rewards: driver.step_rewards,
         step_losses: driver.step_losses,
+        worker_work: driver.work,
+        step_ratios: driver.step_ratios,
     })
 }
 
@@ -793,36 +870,12 @@ impl Driver<'_> {
                 }
                 Ok(())
             }
-            FromWorker::TrainDone { timings, weights, reward } => {
-                // It finished before a kill could land: the step counts; the failure strikes an idle worker.
-                self.train_aborting = false;
-                self.train_batch = None;
-                self.latest_weights = Some(weights);
-                if reward.1 > reward.0 {
-                    let (step, workers) = self.train_running.clone().expect("a train step is running");
-                    for w in workers {
-                        self.span(w, SpanKind::Reward, SimTime(reward.0), SimTime(reward.1), Some(step), 0);
-                    }
+            FromWorker::TrainDone { worker, timings, weights, reward } => {
+                if let Some(w) = weights {
+                    self.latest_weights = Some(w);
                 }
-                let (step, workers) = self.train_running.take().expect("a train step is running");
-                for &w in &workers {
-                    for &(a, b) in &timings.logprob_ns {
-                        self.span(w, SpanKind::LogProb, SimTime(a), SimTime(b), Some(step), timings.tokens);
-                    }
-                    let (a, b) = timings.update_ns;
-                    self.span(w, SpanKind::Train, SimTime(a), SimTime(b), Some(step), timings.tokens);
-                    if self.is_down(w) {
-                        // Killed during its optimizer step, which completed: down from now.
-                        self.down_since[w.index()] = Some(self.now());
-                    } else {
-                        self.states[w.index()].activity = Activity::Idle;
-                    }
-                }
-                self.trainer_version += 1;
-                self.train_steps_done += 1;
-                self.step_rewards.push(timings.mean_reward);
-                self.step_losses.push(timings.loss);
-                self.dispatch(Event::TrainDone { step, version: self.trainer_version })
+                self.train_replies.push((worker, true, timings, reward));
+                self.train_reply_in()
             }
             FromWorker::Snapshot { weights } => {
                 let sync = self.pending_sync.as_ref().expect("a sync is pending");
@@ -859,33 +912,9 @@ impl Driver<'_> {
                 }
                 self.dispatch(Event::Retagged { worker, role })
             }
-            FromWorker::TrainAborted { timings, reward } => {
-                self.train_aborting = false;
-                let (step, workers) = self.train_running.clone().expect("a train step was running");
-                // What ran of the lost attempt stays on the timeline (it was work done) and counts as lost.
-                for &w in &workers {
-                    if reward.1 > reward.0 {
-                        self.span(w, SpanKind::Reward, SimTime(reward.0), SimTime(reward.1), Some(step), 0);
-                    }
-                    for &(a, b) in &timings.logprob_ns {
-                        self.span(w, SpanKind::LogProb, SimTime(a), SimTime(b), Some(step), 0);
-                    }
-                    let (a, b) = timings.update_ns;
-                    if b > a {
-                        self.span(w, SpanKind::Train, SimTime(a), SimTime(b), Some(step), 0);
-                    }
-                    if self.is_down(w) {
-                        // Down from when the trainer stopped (it notices a kill between micro-batches).
-                        self.down_since[w.index()] = Some(self.now());
-                    } else {
-                        self.states[w.index()].activity = Activity::Idle;
-                    }
-                }
-                let gpus: u128 = workers.iter().map(|w| self.scenario.cluster.worker(*w).gpu_count() as u128).sum();
-                self.lost_work_gpu_ns += gpus * self.now().since(self.train_started) as u128;
-                self.train_restart = true;
-                self.restart_train_if_ready();
-                Ok(())
+            FromWorker::TrainAborted { worker, timings, reward } => {
+                self.train_replies.push((worker, false, timings, reward));
+                self.train_reply_in()
             }
             FromWorker::Crashed { worker, outputs } => {
                 self.crash_pending[worker.index()] = false;
@@ -1010,12 +1039,21 @@ impl Driver<'_> {
                 if self.train_running.is_some() {
                     return Err(self.invalid(&c, "a train step is already running"));
                 }
-                if !workers.contains(&self.trainer_worker) {
+                // Every worker of the group trains on its own replica; the replicas must be the same weights.
+                if let Some(&w) = workers.iter().find(|w| self.replica_version[w.index()].is_none()) {
+                    return Err(
+                        self.invalid(&c, format!("worker `{}` has no trainer (no `train` tag)", self.worker_name(w)))
+                    );
+                }
+                if let Some(&w) = workers.iter().find(|w| self.replica_version[w.index()] != Some(self.trainer_version))
+                {
                     return Err(self.invalid(
                         &c,
                         format!(
-                            "the real backend trains on worker `{}`; include it",
-                            self.worker_name(self.trainer_worker)
+                            "worker `{}` holds the trainer's version {} but the trainer is at {}: the real backend trains data-parallel replicas that must all have taken every step (train on the same workers each step)",
+                            self.worker_name(w),
+                            self.replica_version[w.index()].unwrap_or(0),
+                            self.trainer_version
                         ),
                     ));
                 }
@@ -1034,19 +1072,21 @@ impl Driver<'_> {
                 }
                 self.train_running = Some((*step, workers.clone()));
                 let reward_wait = rlsim_sim::time::secs_to_ns(self.scenario.workload.reward_batch_s);
-                self.train_batch = Some((samples, reward_wait));
+                self.train_batch = Some((Arc::new(samples), reward_wait));
                 self.start_train();
             }
             Command::SyncWeights { step, from, to } => {
-                if !from.contains(&self.trainer_worker) {
+                let Some(source) =
+                    from.iter().copied().find(|w| self.replica_version[w.index()] == Some(self.trainer_version))
+                else {
                     return Err(self.invalid(
                         &c,
                         format!(
-                            "the trainer's weights live on `{}`; sync from it",
-                            self.worker_name(self.trainer_worker)
+                            "none of the senders holds the trainer's latest weights (version {})",
+                            self.trainer_version
                         ),
                     ));
-                }
+                };
                 let mut involved: Vec<WorkerId> = from.iter().chain(to.iter()).copied().collect();
                 involved.sort();
                 involved.dedup();
@@ -1061,7 +1101,7 @@ impl Driver<'_> {
                     version: self.trainer_version,
                     loads_left: to.len(),
                 });
-                let _ = self.to[self.trainer_worker.index()].send(ToWorker::Snapshot);
+                let _ = self.to[source.index()].send(ToWorker::Snapshot);
             }
             Command::Retag { step, worker, to } => {
                 self.states[worker.index()].activity = Activity::Switching;
@@ -1081,7 +1121,7 @@ impl Driver<'_> {
         Ok(())
     }
 
-    /// Sends the kept batch to the trainer as a new attempt.
+    /// Sends the kept batch to every rank of the step's train group as a new attempt.
     fn start_train(&mut self) {
         let (_, workers) = self.train_running.clone().expect("a step to train");
         let (samples, reward_wait) = self.train_batch.clone().expect("its batch");
@@ -1090,7 +1130,80 @@ impl Driver<'_> {
         }
         self.train_attempt += 1;
         self.train_started = self.now();
-        let _ = self.to[self.trainer_worker.index()].send(ToWorker::Train(samples, reward_wait, self.train_attempt));
+        self.train_replies.clear();
+        let reduce = AllReduce::new(workers.len());
+        for (rank, w) in workers.iter().enumerate() {
+            let order = TrainOrder {
+                samples: samples.clone(),
+                reward_wait_ns: reward_wait,
+                attempt: self.train_attempt,
+                rank,
+                ranks: workers.len(),
+                reduce: reduce.clone(),
+            };
+            let _ = self.to[w.index()].send(ToWorker::Train(order));
+        }
+    }
+
+    /// A rank answered; once every rank has, the step is done (or, killed, waits to restart). Each worker's spans
+    /// are its own measured work.
+    fn train_reply_in(&mut self) -> Result<(), ExecError> {
+        let (step, workers) = self.train_running.clone().expect("a train step is running");
+        if self.train_replies.len() < workers.len() {
+            return Ok(());
+        }
+        let replies = std::mem::take(&mut self.train_replies);
+        // The ranks decide together at each all-reduce: all finished or none did.
+        let finished = replies.iter().all(|r| r.1);
+        if !finished && replies.iter().any(|r| r.1) {
+            return Err(ExecError::Worker {
+                worker: self.worker_name(replies[0].0),
+                message: "the ranks of a train step disagree on whether it was killed".into(),
+            });
+        }
+        for (w, _, timings, reward) in &replies {
+            let w = *w;
+            let tokens = if finished { timings.tokens } else { 0 };
+            if reward.1 > reward.0 {
+                self.span(w, SpanKind::Reward, SimTime(reward.0), SimTime(reward.1), Some(step), 0);
+            }
+            for &(a, b) in &timings.logprob_ns {
+                self.span(w, SpanKind::LogProb, SimTime(a), SimTime(b), Some(step), tokens);
+            }
+            let (a, b) = timings.update_ns;
+            if finished || b > a {
+                self.span(w, SpanKind::Train, SimTime(a), SimTime(b), Some(step), tokens);
+            }
+            if self.is_down(w) {
+                // Killed during the step: down from when its rank stopped (it notices a kill between
+                // micro-batches), or, if the step completed, from now.
+                self.down_since[w.index()] = Some(self.now());
+            } else {
+                self.states[w.index()].activity = Activity::Idle;
+            }
+        }
+        self.train_aborting = false;
+        if !finished {
+            // What ran of the lost attempt stays on the timeline (it was work done) and counts as lost.
+            let gpus: u128 = workers.iter().map(|w| self.scenario.cluster.worker(*w).gpu_count() as u128).sum();
+            self.lost_work_gpu_ns += gpus * self.now().since(self.train_started) as u128;
+            self.train_restart = true;
+            self.restart_train_if_ready();
+            return Ok(());
+        }
+        // It finished before a kill could land: the step counts; the failure strikes an idle worker.
+        self.train_batch = None;
+        self.train_running = None;
+        self.trainer_version += 1;
+        for &w in &workers {
+            self.replica_version[w.index()] = Some(self.trainer_version);
+        }
+        self.train_steps_done += 1;
+        let timings = &replies[0].2;
+        self.step_rewards.push(timings.mean_reward);
+        self.step_losses.push(timings.loss);
+        self.step_ratios.push(timings.stats);
+        self.dispatch(Event::TrainDone { step, version: self.trainer_version })
     }
 
     /// Restarts a lost step once the trainer has given it up and all of its workers are up.

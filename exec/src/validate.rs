@@ -112,6 +112,27 @@ pub fn aggregate(runs: &[Vec<ValidateRow>]) -> Vec<RepeatedRow> {
         .collect()
 }
 
+/// Timing metrics a `--tolerance` applies to (bubble fraction and staleness are compared, not bounded: a small
+/// fraction's relative error says little, and the staleness promise is checked on its own).
+pub const TOLERANCE_METRICS: [&str; 4] =
+    ["median step time (s)", "trained tokens/s", "median rollout per step (s)", "median train per step (s)"];
+
+/// One line per row whose median |error| exceeds `tolerance` (a fraction), for the timing metrics.
+pub fn out_of_tolerance(rows: &[RepeatedRow], tolerance: f64) -> Vec<String> {
+    rows.iter()
+        .filter(|r| TOLERANCE_METRICS.contains(&r.metric.as_str()) && r.error.abs() > tolerance)
+        .map(|r| {
+            format!(
+                "{} {}: error {:+.1} % exceeds the tolerance of {:.1} %",
+                r.pipeline,
+                r.metric,
+                100.0 * r.error,
+                100.0 * tolerance
+            )
+        })
+        .collect()
+}
+
 /// Checks that two timelines come from the same policy decisions: the same steps, the same trajectories trained in
 /// each step, with the same lengths and the same staleness per sample.
 pub fn compare_structure(a: &Timeline, b: &Timeline) -> Result<(), String> {
@@ -148,6 +169,19 @@ mod tests {
 
     fn row(metric: &str, s: f64, m: f64) -> ValidateRow {
         ValidateRow { pipeline: "p".into(), metric: metric.into(), simulated: s, measured: m, error: (s - m) / m }
+    }
+
+    #[test]
+    fn only_timing_metrics_beyond_the_tolerance_are_reported() {
+        let runs = vec![vec![
+            row("median step time (s)", 1.2, 1.0),
+            row("trained tokens/s", 0.95, 1.0),
+            row("bubble fraction", 0.5, 0.1),
+        ]];
+        let rows = aggregate(&runs);
+        let out = out_of_tolerance(&rows, 0.10);
+        assert_eq!(out, vec!["p median step time (s): error +20.0 % exceeds the tolerance of 10.0 %".to_string()]);
+        assert!(out_of_tolerance(&rows, 0.25).is_empty());
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::path::Path;
 pub struct HardwareProfile {
     /// The device measured, e.g. "cpu (2 threads)" or "cuda:0 NVIDIA H100 80GB HBM3".
     pub device: String,
+    /// The machine measured: host name, CPU model and CPU count (`validate` warns when it runs elsewhere).
+    pub host: String,
     /// The model measured, e.g. "layers=2 d_model=64 heads=4 vocab=32 context=192".
     pub model: String,
     /// Decode iteration: overhead + per_seq·B + per_context_token·(total context of the batch).
@@ -22,13 +24,17 @@ pub struct HardwareProfile {
     /// One forward-only log-prob pass over T tokens: overhead + per_token·T.
     pub logprob_overhead_s: f64,
     pub logprob_s_per_token: f64,
-    /// One update (forward, backward, optimizer) over T tokens: overhead + per_token·T.
+    /// One update (forward, backward, optimizer) over T tokens on one rank, with the scenario's mini-batches:
+    /// overhead + per_token·T.
     pub update_overhead_s: f64,
     pub update_s_per_token: f64,
     /// One weight sync (snapshot the trainer's weights, load them into an engine).
     pub sync_s: f64,
     /// One role switch (offload one state, onload the other).
     pub switch_s: f64,
+    /// One gradient all-reduce between two data-parallel ranks (once per optimizer step when a group has more
+    /// than one rank).
+    pub allreduce_s: f64,
     /// The raw measurements behind the fit: (what, x1, x2, seconds).
     #[serde(default)]
     pub samples: Vec<ProfileSample>,
@@ -45,6 +51,25 @@ pub struct ProfileSample {
 }
 
 impl HardwareProfile {
+    /// This machine as `host` names it: host name, CPU model, CPU count.
+    pub fn this_host() -> String {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown host".into());
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|m| m.trim().to_string())
+            })
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        format!("{name} / {cpu} / {cpus} CPUs")
+    }
+
     /// Reads a profile file; errors carry the file and the TOML error's line and column.
     pub fn load(path: &Path) -> Result<HardwareProfile, String> {
         // A profile is a few kilobytes of TOML; 16 MiB bounds a wrong path (a device, a huge file).
@@ -69,6 +94,7 @@ impl HardwareProfile {
             ("update_s_per_token", p.update_s_per_token),
             ("sync_s", p.sync_s),
             ("switch_s", p.switch_s),
+            ("allreduce_s", p.allreduce_s),
         ];
         if let Some((name, v)) = values.iter().find(|(_, v)| !v.is_finite() || *v < 0.0) {
             return Err(format!(

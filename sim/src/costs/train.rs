@@ -10,6 +10,38 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+/// Which of `ranks` data-parallel ranks trains each sample: largest first onto the rank with the fewest tokens that
+/// still has room (equal counts, balanced by sequence length as verl's partitions are); ties go to the lowest rank,
+/// so the result is deterministic. The real backend's trainer splits its batches with this same function.
+pub fn balanced_ranks(tokens: &[u64], ranks: usize) -> Vec<usize> {
+    let ranks = ranks.max(1);
+    let cap = tokens.len().div_ceil(ranks);
+    let mut order: Vec<usize> = (0..tokens.len()).collect();
+    order.sort_by_key(|&i| (Reverse(tokens[i]), i));
+    let mut heap: BinaryHeap<Reverse<(u64, usize)>> = (0..ranks).map(|r| Reverse((0u64, r))).collect();
+    let mut count = vec![0usize; ranks];
+    let mut rank_of = vec![0usize; tokens.len()];
+    for i in order {
+        // A full rank popped here is dropped from the heap for good: it takes no more samples.
+        let r = loop {
+            let Reverse((load, r)) = heap.pop().expect("a rank with room remains");
+            if count[r] < cap {
+                count[r] += 1;
+                heap.push(Reverse((load + tokens[i], r)));
+                break r;
+            }
+        };
+        rank_of[i] = r;
+    }
+    rank_of
+}
+
+/// Mini-batch `k` of `m` of one rank's share (indices in batch order): its k-th consecutive slice.
+pub fn mini_batch_slice(share_len: usize, k: usize, m: usize) -> std::ops::Range<usize> {
+    let m = m.max(1);
+    k * share_len / m..(k + 1) * share_len / m
+}
+
 /// What a pass costs per sample and per rank.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainShape {
@@ -59,30 +91,9 @@ impl TrainShape {
         }
     }
 
-    /// Which rank trains each sample: largest first onto the rank with the fewest tokens that still has room
-    /// (equal counts, balanced by sequence length as verl's partitions are); ties go to the lowest rank, so the
-    /// result is deterministic.
+    /// Which rank trains each sample (see [`balanced_ranks`]).
     pub fn assign(&self, tokens: &[u64]) -> Vec<usize> {
-        let ranks = self.ranks.max(1);
-        let cap = tokens.len().div_ceil(ranks);
-        let mut order: Vec<usize> = (0..tokens.len()).collect();
-        order.sort_by_key(|&i| (Reverse(tokens[i]), i));
-        let mut heap: BinaryHeap<Reverse<(u64, usize)>> = (0..ranks).map(|r| Reverse((0u64, r))).collect();
-        let mut count = vec![0usize; ranks];
-        let mut rank_of = vec![0usize; tokens.len()];
-        for i in order {
-            // A full rank popped here is dropped from the heap for good: it takes no more samples.
-            let r = loop {
-                let Reverse((load, r)) = heap.pop().expect("a rank with room remains");
-                if count[r] < cap {
-                    count[r] += 1;
-                    heap.push(Reverse((load + tokens[i], r)));
-                    break r;
-                }
-            };
-            rank_of[i] = r;
-        }
-        rank_of
+        balanced_ranks(tokens, self.ranks)
     }
 
     /// Seconds of the log-prob pass and of the update over a batch of samples of `tokens` each (in batch order).
@@ -115,8 +126,7 @@ impl TrainShape {
         for k in 0..m {
             let mut slowest: f64 = 0.0;
             for share in &per_rank {
-                let (a, b) = (k * share.len() / m, (k + 1) * share.len() / m);
-                let chunk = &share[a..b];
+                let chunk = &share[mini_batch_slice(share.len(), k, m)];
                 let flops: f64 = chunk.iter().map(|&t| self.forward_flops(t)).sum::<f64>() * self.update_factor();
                 let n: u64 = chunk.iter().sum();
                 let s = flops / self.rank_flops + micro(n, self.micro_batch_tokens) * self.micro_batch_overhead_s;

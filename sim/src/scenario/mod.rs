@@ -248,6 +248,20 @@ impl Scenario {
     }
 
     /// Validates scenario text; `file` names it in errors and anchors relative paths.
+    /// Loads a scenario without reading the profile its `[hardware] profile` names: what `rlsim profile` measures
+    /// with, so an old or broken profile can be measured anew. The scenario predicts with the datasheet formulas.
+    pub fn load_unprofiled(file: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+        let text = crate::textfile::read_regular_text(file, 16 << 20).map_err(|e| ScenarioError::Io {
+            file: file.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let text = apply_overrides(&text, file, overrides)?;
+        let src = Source::new(file, &text, !overrides.is_empty());
+        let mut raw = parse_raw(&src)?;
+        raw.hardware.profile = None;
+        validate::validate(raw, &src)
+    }
+
     pub fn from_text(text: &str, file: &Path, overrides: &[String]) -> Result<Scenario, ScenarioError> {
         let text = apply_overrides(text, file, overrides)?;
         let src = Source::new(file, &text, !overrides.is_empty());
