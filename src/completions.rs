@@ -22,6 +22,9 @@ pub fn man_page(cmd: clap::Command) -> Result<String> {
 /// Writes `rlsim.1` and one page per command (`rlsim-run.1`, `rlsim-trace-import.1`, …) into `dir`, created if
 /// needed. Returns the file names written, sorted.
 pub fn write_man_pages(cmd: clap::Command, dir: &Path) -> Result<Vec<String>> {
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!("--out {}: not a folder (the man pages are written into one)", dir.display());
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     clap_mangen::generate_to(cmd, dir).with_context(|| format!("writing man pages to {}", dir.display()))?;
     let mut names: Vec<String> = std::fs::read_dir(dir)

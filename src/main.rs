@@ -26,7 +26,9 @@ use std::time::Instant;
 #[command(
     name = "rlsim",
     version,
-    about = "Which RL post-training pipeline trains fastest on your model, GPUs and rollout lengths — and why."
+    about = "Which RL post-training pipeline trains fastest on your model, GPUs and rollout lengths — and why.",
+    after_help = "Results go to stdout, status (\"wrote …\", notes) and progress to stderr; --json and --quiet work on every \
+                  command (JSON shapes: docs/cli.md).\nStart with: rlsim run scenarios/quickstart.toml"
 )]
 struct Cli {
     #[command(flatten)]
