@@ -1,7 +1,11 @@
 //! The `rlsim` command line: run, compare, sweep and check scenarios; run them on real devices; traces; benchmarks.
 
+mod completions;
 mod search;
+mod seeds;
+mod shapes;
 mod sweep;
+mod ui;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -22,11 +26,27 @@ use std::time::Instant;
 #[command(
     name = "rlsim",
     version,
-    about = "Which RL post-training pipeline trains fastest on your model, GPUs and rollout lengths — and why."
+    about = "Which RL post-training pipeline trains fastest on your model, GPUs and rollout lengths — and why.",
+    after_help = "Results go to stdout, status (\"wrote …\", notes) and progress to stderr; --json and --quiet work on every \
+                  command (JSON shapes: docs/cli.md).\nStart with: rlsim run scenarios/quickstart.toml"
 )]
 struct Cli {
+    #[command(flatten)]
+    output: OutputArgs,
     #[command(subcommand)]
     command: Cmd,
+}
+
+/// Flags every command takes: what goes to stdout and stderr.
+#[derive(Args, Clone, Copy, Default)]
+struct OutputArgs {
+    /// Print the result as one JSON document on stdout and nothing else there (shapes: docs/cli.md); status and
+    /// progress still go to stderr.
+    #[arg(long, global = true, help_heading = "Output")]
+    json: bool,
+    /// No status lines ("wrote …", notes) and no progress bars on stderr; errors are still printed there.
+    #[arg(short, long, global = true, help_heading = "Output")]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -34,10 +54,17 @@ enum Cmd {
     /// Simulate one scenario: print a summary ending in a verdict (what bounds the run and the next knob to try,
     /// docs/bottleneck.md) and write summary.json, steps.csv, timeline.csv, timeline.json (Perfetto), plots and
     /// scenario.resolved.toml to --out (default runs/<scenario name>/).
+    #[command(after_help = RUN_EXAMPLES)]
     Run {
+        /// Scenario file (TOML; every field: docs/scenario-reference.md).
         scenario: PathBuf,
+        /// Output folder (default runs/<scenario name>/).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also run the scenario on the seeds after its own (seed + 1, …, + N − 1) and print the mean, lowest and
+        /// highest tokens/s and mean step time; the files written are those of the scenario's own seed.
+        #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+        seeds: usize,
         /// Skip the PNG/SVG plots.
         #[arg(long)]
         no_plots: bool,
@@ -47,7 +74,9 @@ enum Cmd {
     /// Simulate several scenarios, or one scenario under several pipeline types with everything else equal, and
     /// print throughput with the speedup over the first, staleness, off-policy tokens, pool busy fractions and the
     /// bottleneck, with each run's verdict; writes compare.csv, compare.png/.svg and each run's files under --out.
+    #[command(after_help = COMPARE_EXAMPLES)]
     Compare {
+        /// Scenario files to compare (the first is the baseline of the speedups).
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
         /// Pipeline type to run each scenario with (repeatable); default: each scenario's own.
@@ -70,11 +99,17 @@ enum Cmd {
     Schema,
     /// Re-draw the plots of a run folder, a compare folder (and its runs) or a sweep folder (e.g. after `merge`)
     /// from its CSV/JSON files.
-    Plot { dir: PathBuf },
-    /// Simulate the cartesian product of `--vary` values in parallel and write sweep.csv (one row per point: the
-    /// varied keys, then the summary). `--shard I/N` runs the I-th of N slices (0 ≤ I < N) for array jobs; join
-    /// the shards with `rlsim merge`.
+    Plot {
+        /// A folder written by run, exec, compare, sweep or merge.
+        dir: PathBuf,
+    },
+    /// Simulate the cartesian product of `--vary` values in parallel, print a table (the varied values, tokens/s,
+    /// speedup over the first point, mean step time, bottleneck) and write sweep.csv (one row per point: the varied
+    /// keys, then the summary). `--shard I/N` runs the I-th of N slices (0 ≤ I < N) for array jobs; join the shards
+    /// with `rlsim merge`.
+    #[command(after_help = SWEEP_EXAMPLES)]
     Sweep {
+        /// Scenario file every point starts from.
         scenario: PathBuf,
         /// A dotted key and its values, e.g. workload.prompts_per_step=64,128 (repeatable; the last varies fastest).
         #[arg(long = "vary", value_name = "KEY=V1,V2,...", required = true)]
@@ -85,6 +120,10 @@ enum Cmd {
         /// Run only slice I of N (0-based), e.g. --shard "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT".
         #[arg(long, value_name = "I/N")]
         shard: Option<String>,
+        /// Run every point on this many seeds (the scenario's seed, then +1, +2, …): tokens/s and mean step time
+        /// become means, and sweep.csv gets the seed count and their ranges.
+        #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+        seeds: usize,
         /// Output folder (default runs/sweep-<scenario name>/).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -97,7 +136,9 @@ enum Cmd {
     /// Find the pipeline and knobs (rollout tensor parallelism, rollout/train split, async/seamless staleness bound,
     /// partial over-provisioning and layout) with the highest trained-token throughput for this cluster and
     /// workload; print the best and write them as ready-to-run scenario files.
+    #[command(after_help = SEARCH_EXAMPLES)]
     Search {
+        /// Scenario file: its cluster, model and workload stay; its pipeline is the first configuration tried.
         scenario: PathBuf,
         /// Most configurations to screen. The input scenario and each pipeline type's defaults (`--set
         /// pipeline.type=X`) are always tried and count against it (a smaller budget is raised to cover them); the
@@ -133,14 +174,18 @@ enum Cmd {
         overrides: Overrides,
     },
     /// Join the sweep.csv of shard folders into one, ordered by point (the file an unsharded sweep writes).
+    #[command(after_help = "Example:\n  rlsim merge runs/sweep/shard-* --out runs/sweep/all")]
     Merge {
+        /// Shard folders written by `rlsim sweep --shard I/N`, in any order; every shard of the sweep once.
         #[arg(required = true)]
         shards: Vec<PathBuf>,
+        /// Folder for the merged sweep.csv and sweep.json.
         #[arg(long)]
         out: PathBuf,
     },
     /// Validate a scenario (after overrides) without running it.
     Check {
+        /// Scenario file to check.
         scenario: PathBuf,
         #[command(flatten)]
         overrides: Overrides,
@@ -153,13 +198,12 @@ enum Cmd {
     /// Run a scenario on real devices (the same policies, executed for real) and write the same files as `run`,
     /// with backend "exec".
     Exec {
+        /// Scenario file (its model must be the real backend's transformer, e.g. scenarios/exec-tiny.toml).
         scenario: PathBuf,
         /// cpu, or cuda:N (needs a build with --features cuda).
         #[arg(long, default_value = "cpu")]
         device: String,
-        /// RL steps to run (default: the scenario's).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-        steps: Option<u32>,
+        /// Output folder (default runs/<scenario name>-exec/).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Skip the PNG/SVG plots.
@@ -171,7 +215,9 @@ enum Cmd {
     /// Measure this device with the scenario's model (decode, prefill, train passes, weight sync, switch) and fit
     /// the simulator's cost parameters into a profile a scenario can name with `[hardware] profile = "..."`.
     Profile {
+        /// Scenario file whose model (and layout) is measured.
         scenario: PathBuf,
+        /// cpu, or cuda:N (needs a build with --features cuda).
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Where to write the profile (TOML).
@@ -184,7 +230,9 @@ enum Cmd {
     /// vs measured step time, throughput, rollout and train time, bubble fraction and staleness; writes
     /// validate.csv and both runs' files under --out.
     Validate {
+        /// Scenario file (its model must be the real backend's transformer, e.g. scenarios/exec-tiny.toml).
         scenario: PathBuf,
+        /// cpu, or cuda:N (needs a build with --features cuda).
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Pipeline type(s) to validate (repeatable); default: the scenario's own.
@@ -200,9 +248,6 @@ enum Cmd {
         /// promise or different decisions, which always fail.
         #[arg(long, value_name = "FRACTION", value_parser = fraction)]
         tolerance: Option<f64>,
-        /// RL steps to run (default: the scenario's).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-        steps: Option<u32>,
         /// Repeat each comparison this many times (re-profiling before each run when profiling) and report the
         /// median error with its range: on a noisy machine one run says little.
         #[arg(long, default_value_t = 1, value_parser = at_least_one)]
@@ -246,13 +291,55 @@ enum Cmd {
         #[arg(long = "pipeline", value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(PIPELINE_TYPES))]
         pipelines: Vec<String>,
     },
+    /// Print a shell completion script on stdout.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::aot::Shell,
+    },
+    /// Write the man pages (rlsim.1 and one per command, e.g. rlsim-run.1) to --out, or print rlsim.1 on stdout.
+    #[command(after_help = "Example:\n  rlsim man --out ~/.local/share/man/man1 && man rlsim-sweep")]
+    Man {
+        /// Folder for the pages (created if needed).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
+
+const RUN_EXAMPLES: &str = "Examples:
+  rlsim run scenarios/quickstart.toml
+  rlsim run scenarios/quickstart.toml --set pipeline.type=disaggregated --steps 20 --out runs/q-disagg
+  rlsim run scenarios/quickstart.toml --seeds 5 --no-plots      # mean and range over 5 seeds
+  rlsim run scenarios/quickstart.toml --json --quiet | jq .tokens_per_s";
+
+const COMPARE_EXAMPLES: &str = "Examples:
+  rlsim compare scenarios/dapo-32b-h800x64.toml --pipeline colocated --pipeline async --seeds 3
+  rlsim compare scenarios/quickstart.toml scenarios/longtail-7b-h100x16.toml --steps 10";
+
+const SWEEP_EXAMPLES: &str = "Examples:
+  rlsim sweep scenarios/quickstart.toml --vary pipeline.type=colocated,disaggregated \\
+      --vary workload.prompts_per_step=32,64,128
+  rlsim sweep scenarios/quickstart.toml --vary pipeline.async.max_staleness=0,1,2 --set pipeline.type=async --seeds 3
+  rlsim sweep scenarios/dapo-32b-h800x64.toml --vary workload.prompts_per_step=256,512 --shard 0/4 --out runs/s0
+(sharding on Slurm and Kubernetes: docs/sweeps.md)";
+
+const SEARCH_EXAMPLES: &str = "Examples:
+  rlsim search scenarios/dapo-32b-h800x64.toml --max-staleness 1 --max-off-policy 0.5
+  rlsim search scenarios/quickstart.toml --budget 16 --steps 4 --json --quiet | jq .best";
+
+const COMPLETIONS_EXAMPLES: &str = "Examples:
+  rlsim completions bash > ~/.local/share/bash-completion/completions/rlsim
+  rlsim completions zsh > \"${fpath[1]}/_rlsim\"
+  rlsim completions fish > ~/.config/fish/completions/rlsim.fish";
 
 #[derive(Args, Clone, Default)]
 struct Overrides {
     /// Override the scenario's seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// RL steps to run (default: the scenario's): shorthand for --set workload.steps=N, validated like the file.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    steps: Option<u32>,
     /// Override any field by its dotted path, validated like the file (repeatable), e.g.
     /// --set pipeline.type=disaggregated --set workload.prompts_per_step=64
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -262,6 +349,9 @@ struct Overrides {
 impl Overrides {
     fn list(&self) -> Vec<String> {
         let mut v = self.set.clone();
+        if let Some(steps) = self.steps {
+            v.push(format!("workload.steps={steps}"));
+        }
         if let Some(seed) = self.seed {
             v.push(format!("seed={seed}"));
         }
@@ -274,12 +364,17 @@ enum TraceCmd {
     /// Convert PolyTrace packed_lengths_step_*.jsonl or Search-R1 multiturn_workload_step_*.jsonl files (or folders
     /// of them) into rlsim's CSV trace format (multi-turn traces get a `turns` column).
     Import {
+        /// PolyTrace or Search-R1 JSONL files, or folders of them.
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
+        /// The CSV trace to write.
         #[arg(long)]
         out: PathBuf,
     },
     /// Generate a CSV trace by sampling published length quantiles (log-linear between points).
+    #[command(
+        after_help = "Example:\n  rlsim trace synth --response-quantiles 0:2,0.5:465,0.99:2711,1:10112 \\\n      --prompt-quantiles 0:86,1:617 --steps 4 --groups 64 --samples 8 --out traces/synth.csv"
+    )]
     Synth {
         /// Response-length quantiles as q:tokens pairs from 0 to 1, e.g. 0:2,0.5:465,0.99:2711,1:10112
         #[arg(long)]
@@ -287,19 +382,27 @@ enum TraceCmd {
         /// Prompt-length quantiles, same form.
         #[arg(long)]
         prompt_quantiles: String,
+        /// RL steps in the trace.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         steps: u32,
+        /// Prompt groups per step.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         groups: u32,
+        /// Responses per prompt group.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         samples: u32,
+        /// Seed of the sampling (same seed, same trace).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// The CSV trace to write.
         #[arg(long)]
         out: PathBuf,
     },
     /// Print length statistics of a CSV trace (samples, prompt and response quantiles).
-    Stats { trace: PathBuf },
+    Stats {
+        /// The CSV trace to read.
+        trace: PathBuf,
+    },
 }
 
 /// A fraction from 0 to 1 (`--max-off-policy`).
@@ -323,21 +426,14 @@ fn at_least_one(text: &str) -> Result<usize, String> {
 /// Most samples `trace synth` writes (about 20 bytes each on disk).
 const MAX_SYNTH_SAMPLES: u64 = 100_000_000;
 
-/// Writes to stdout; a closed pipe (`rlsim … | head`) ends the program quietly instead of panicking.
-fn emit(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("error: writing to stdout: {e}");
-        std::process::exit(1);
-    }
+/// The simulations at once when `-j` is not given: the cores.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn main() {
     let cli = Cli::parse();
+    ui::init(ui::Mode { json: cli.output.json, quiet: cli.output.quiet });
     // Before any thread or candle op exists: the real backend's CPU workers run one thread each.
     if let Cmd::Exec { device, .. } | Cmd::Profile { device, .. } | Cmd::Validate { device, .. } = &cli.command {
         if let Ok(d) = device.parse::<DeviceSpec>() {
@@ -367,22 +463,36 @@ fn error_chain(e: &anyhow::Error) -> String {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Run { scenario, out, no_plots, overrides } => {
+        Cmd::Run { scenario, out, seeds, no_plots, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
             let staged = Staged::new(&out.unwrap_or_else(|| Path::new("runs").join(&s.name)), "run")?;
             let run = simulate(&s).with_context(|| format!("simulating {}", scenario.display()))?;
-            emit(&reports::summary_table(&run.report.summary));
+            ui::text(&reports::summary_table(&run.report.summary));
+            // The other seeds: only their summaries are kept.
+            let stats = if seeds > 1 {
+                let mut all = vec![run.report.summary.clone()];
+                for r in sweep::simulate_all(&seeds::others(&s, seeds), cores())? {
+                    all.push(r?);
+                }
+                let stats = seeds::SeedStats::of(&all);
+                ui::text(&stats.table());
+                Some(stats)
+            } else {
+                None
+            };
             reports::write_run(staged.path(), &run.report, &run.timeline, Some(&s.resolved_toml()))?;
             if !no_plots {
                 reports::plots::plot_run(staged.path())?;
             }
             let dir = staged.commit()?;
-            emit(&format!("wrote {}\n", dir.display()));
+            ui::status(format!("wrote {}", dir.display()));
+            ui::json(|| Ok(shapes::Run { summary: &run.report.summary, seeds: stats }))?;
         }
-        Cmd::Schema => emit(&(serde_json::to_string_pretty(&rlsim_sim::scenario::json_schema())? + "\n")),
+        Cmd::Schema => ui::emit(&(serde_json::to_string_pretty(&rlsim_sim::scenario::json_schema())? + "\n")),
         Cmd::Plot { dir } => {
             let written = plot_dir(&dir)?;
-            emit(&format!("drew {} files in {}\n", written, dir.display()));
+            ui::status(format!("drew {} files in {}", written, dir.display()));
+            ui::json(|| Ok(serde_json::json!({ "dir": dir, "files": written })))?;
         }
         Cmd::Compare { scenarios, pipelines, seeds, out, no_plots, overrides } => {
             // Every scenario is loaded (and checked) before anything is simulated or written.
@@ -403,7 +513,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                             if kind.is_some() && field == "cluster.workers" && pipelines.len() > 1 =>
                         {
                             let k = kind.expect("checked");
-                            eprintln!("skipped {} as {k}: {message}", path.display());
+                            ui::status(format!("skipped {} as {k}: {message}", path.display()));
                             skipped.push(format!("{k} ({message})"));
                         }
                         Err(e) => return Err(e.into()),
@@ -417,9 +527,12 @@ fn dispatch(cli: Cli) -> Result<()> {
             let staged = Staged::new(&dir, "compare")?;
             let mut summaries = Vec::new();
             let mut names = std::collections::BTreeSet::new();
+            let bar = ui::progress(loaded.len() * seeds, "runs");
             for (path, s) in &loaded {
+                bar.set_message(format!("{} as {}", s.name, s.pipeline.kind));
                 let run =
                     simulate(s).with_context(|| format!("simulating {} as {}", path.display(), s.pipeline.kind))?;
+                bar.inc(1);
                 summaries.push(run.report.summary.clone());
                 let name = format!("{}-{}", s.name, s.pipeline.kind);
                 let mut unique = name.clone();
@@ -436,19 +549,10 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
             }
             // The other seeds: only their summaries are kept.
-            let extra: Vec<Scenario> = loaded
-                .iter()
-                .flat_map(|(_, s)| {
-                    (1..seeds as u64).map(move |k| {
-                        let mut other = s.clone();
-                        other.seed = s.seed.wrapping_add(k);
-                        other.resolved.seed = Some(other.seed);
-                        other
-                    })
-                })
-                .collect();
-            let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let mut extra = sweep::simulate_all(&extra, jobs)?.into_iter();
+            let extra: Vec<Scenario> = loaded.iter().flat_map(|(_, s)| seeds::others(s, seeds)).collect();
+            bar.set_message("other seeds");
+            let mut extra = sweep::simulate_all_with(&extra, cores(), &bar)?.into_iter();
+            bar.finish_and_clear();
             let mut runs = Vec::with_capacity(summaries.len());
             for first in summaries {
                 let mut r = vec![first];
@@ -458,13 +562,18 @@ fn dispatch(cli: Cli) -> Result<()> {
                 runs.push(r);
             }
             let rows = reports::compare_rows_seeded(&runs);
-            emit(&reports::compare_table(&rows));
+            ui::text(&reports::compare_table(&rows));
+            let noise_note = reports::noise_note(&rows);
+            if let Some(note) = &noise_note {
+                ui::status(note);
+            }
             reports::write_compare_csv(&staged.path().join("compare.csv"), &rows)?;
             if !no_plots {
                 reports::plots::plot_compare(staged.path(), &rows)?;
             }
             let dir = staged.commit()?;
-            emit(&format!("wrote {}\n", dir.display()));
+            ui::status(format!("wrote {}", dir.display()));
+            ui::json(|| Ok(shapes::Compare { rows: &rows, skipped: &skipped, noise_note, out: &dir }))?;
         }
         Cmd::Check { scenario, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
@@ -485,7 +594,30 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             let lend_note =
                 if lendable > 0 { format!(" ({lendable} workers lendable to rollout)") } else { String::new() };
-            emit(&format!(
+            ui::json(|| {
+                Ok(shapes::Check {
+                    scenario: &scenario,
+                    name: &s.name,
+                    ok: true,
+                    model: &s.model.name,
+                    weight_gb: s.model.weight_bytes() / 1e9,
+                    nodes: s.cluster.nodes,
+                    gpus_per_node: s.cluster.gpus_per_node,
+                    gpu: &gpu_name,
+                    gpus: s.total_gpus(),
+                    pipeline: s.pipeline.kind.to_string(),
+                    rollout_workers: rollout,
+                    rollout_tp: s.rollout_tp_summary(),
+                    train_gpus,
+                    lendable_workers: lendable,
+                    steps: s.workload.steps,
+                    prompts_per_step: s.workload.prompts_per_step,
+                    samples_per_prompt: s.workload.samples_per_prompt,
+                    framework: &s.framework.name,
+                    cuda_graphs: s.framework.cuda_graphs,
+                })
+            })?;
+            ui::text(&format!(
                 "{}: ok — {} ({} GB bf16) on {} node(s) × {} {} ({} GPUs), pipeline {}, {} rollout workers (tp={}), {} train GPUs{lend_note}, {} steps × {} prompts × {} samples, framework {} ({})\n",
                 scenario.display(),
                 s.model.name,
@@ -506,15 +638,16 @@ fn dispatch(cli: Cli) -> Result<()> {
             ));
         }
         Cmd::Trace { command } => trace_command(command)?,
-        Cmd::Sweep { scenario, vary, jobs, shard, out, no_plots, overrides } => {
+        Cmd::Sweep { scenario, vary, jobs, shard, seeds, out, no_plots, overrides } => {
             let axes = sweep::parse_axes(&vary)?;
             let shard = shard.as_deref().map(sweep::parse_shard).transpose()?;
             let name = Scenario::load(&scenario, &overrides.list())?.name;
             let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("sweep-{name}")));
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let jobs = jobs.unwrap_or_else(cores);
             // A shard draws no curves: it holds only some points; draw them after `merge` with the full file.
-            let n = sweep::sweep(&scenario, &axes, &overrides.list(), jobs, shard, &dir, !no_plots && shard.is_none())?;
-            emit(&format!("{n} points → {}\n", dir.join("sweep.csv").display()));
+            let plots = !no_plots && shard.is_none();
+            let n = sweep::sweep(&scenario, &axes, &overrides.list(), jobs, shard, seeds, &dir, plots)?;
+            sweep_result(&dir, n)?;
         }
         Cmd::Search {
             scenario,
@@ -535,23 +668,26 @@ fn dispatch(cli: Cli) -> Result<()> {
             let (total, infeasible) = (plan.total(), plan.infeasible);
             let (cands, note) = search::select(plan, budget);
             if let Some(note) = note {
-                emit(&format!("{note}\n"));
+                ui::status(note);
             }
             let options = search::Options {
                 screen_steps: screen_steps.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
                 seeds: u32::try_from(seeds).unwrap_or(u32::MAX),
                 max_staleness,
                 max_off_policy,
-                jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                jobs: jobs.unwrap_or_else(cores),
             };
             let outcome = search::evaluate(&scenario, &overrides.list(), cands, &options)?;
             let text = search::write(staged.path(), &outcome, top)?;
             let dir = staged.commit()?;
-            emit(&text);
+            ui::text(&text);
+            if let Some(w) = search::noise_warning(&outcome.rows) {
+                ui::status(w.trim_end());
+            }
             let o = &outcome;
-            emit(&format!(
+            let tried = format!(
                 "{} of {total} configurations simulated ({infeasible} more infeasible{}{}): all screened at {} steps, \
-                 {} confirmed at {} steps on {} seeds; wrote search.csv and top-N.toml to {}\n",
+                 {} confirmed at {} steps on {} seeds",
                 o.screened,
                 if max_staleness.is_some() {
                     format!(", {} over --max-staleness", o.over_staleness)
@@ -567,32 +703,34 @@ fn dispatch(cli: Cli) -> Result<()> {
                 o.confirmed,
                 o.steps,
                 o.seeds,
-                dir.display()
-            ));
+            );
+            ui::text(&format!("{tried}\n"));
+            ui::status(format!("wrote search.csv and top-N.toml to {}", dir.display()));
+            ui::json(|| search::json(&outcome, top, &dir, total, infeasible, &tried))?;
         }
         Cmd::Merge { shards, out } => {
             let n = sweep::merge(&shards, &out)?;
-            emit(&format!("{n} points → {}\n", out.join("sweep.csv").display()));
+            sweep_result(&out, n)?;
         }
-        Cmd::Exec { scenario, device, steps, out, no_plots, overrides } => {
-            let mut sets = overrides.list();
-            if let Some(n) = steps {
-                sets.push(format!("workload.steps={n}"));
-            }
-            let s = Scenario::load(&scenario, &sets)?;
+        Cmd::Exec { scenario, device, out, no_plots, overrides } => {
+            let s = Scenario::load(&scenario, &overrides.list())?;
             let device: DeviceSpec = device.parse().map_err(anyhow::Error::msg)?;
             let staged =
                 Staged::new(&out.unwrap_or_else(|| Path::new("runs").join(format!("{}-exec", s.name))), "exec")?;
-            let run = execute(&s, device).with_context(|| format!("running {} on {device}", scenario.display()))?;
-            emit(&reports::summary_table(&run.report.summary));
+            let spinner = ui::spinner(format!("running {} on {device}, {} steps", s.name, s.workload.steps));
+            let run = execute(&s, device).with_context(|| format!("running {} on {device}", scenario.display()));
+            spinner.finish_and_clear();
+            let run = run?;
+            ui::text(&reports::summary_table(&run.report.summary));
             let rewards: Vec<String> = run.step_rewards.iter().map(|r| format!("{r:.3}")).collect();
-            emit(&format!("mean reward per step: {}\n", rewards.join(" ")));
+            ui::text(&format!("mean reward per step: {}\n", rewards.join(" ")));
             reports::write_run(staged.path(), &run.report, &run.timeline, Some(&s.resolved_toml()))?;
             if !no_plots {
                 reports::plots::plot_run(staged.path())?;
             }
             let dir = staged.commit()?;
-            emit(&format!("wrote {}\n", dir.display()));
+            ui::status(format!("wrote {}", dir.display()));
+            ui::json(|| Ok(shapes::Exec { summary: &run.report.summary, step_rewards: &run.step_rewards }))?;
         }
         Cmd::Profile { scenario, device, out, overrides } => {
             // The profile the scenario names (perhaps the one being replaced) plays no part in measuring.
@@ -601,7 +739,10 @@ fn dispatch(cli: Cli) -> Result<()> {
             // Where it will be written is checked before minutes of measuring.
             reports::output::temp_beside(&out)?;
             let t0 = Instant::now();
-            let p = rlsim_exec::profile::measure(&s, device).map_err(anyhow::Error::msg)?;
+            let spinner = ui::spinner(format!("profiling {device} with {}", s.name));
+            let p = rlsim_exec::profile::measure(&s, device).map_err(anyhow::Error::msg);
+            spinner.finish_and_clear();
+            let p = p?;
             let header = format!(
                 "Measured by `rlsim profile {} --device {device}` in {:.0} s.\nName it from a scenario: [hardware] profile = \"<path relative to the scenario>\"",
                 scenario.display(),
@@ -611,11 +752,12 @@ fn dispatch(cli: Cli) -> Result<()> {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
             reports::output::write_file_atomic(&out, p.to_toml(&header).as_bytes())?;
-            emit(&profile_table(&p));
-            emit(&format!("wrote {}\n", out.display()));
+            ui::text(&profile_table(&p));
+            ui::status(format!("wrote {}", out.display()));
+            ui::json(|| Ok(shapes::Profile { profile: &p, out: &out }))?;
         }
-        Cmd::Validate { scenario, device, pipelines, profile, reprofile, tolerance, steps, repeat, out, overrides } => {
-            let options = ValidateOptions { profile, reprofile, tolerance, steps, repeat: repeat.max(1), out };
+        Cmd::Validate { scenario, device, pipelines, profile, reprofile, tolerance, repeat, out, overrides } => {
+            let options = ValidateOptions { profile, reprofile, tolerance, repeat: repeat.max(1), out };
             validate(&scenario, &device, &pipelines, options, &overrides)?
         }
         Cmd::Bench { scenario, steps, repeat, pipelines } => bench(&scenario, steps, repeat.max(1), &pipelines)?,
@@ -625,8 +767,25 @@ fn dispatch(cli: Cli) -> Result<()> {
                 std::process::exit(1);
             }
         }
+        Cmd::Completions { shell } => {
+            ui::emit(&completions::completion_script(&mut <Cli as clap::CommandFactory>::command(), shell)?)
+        }
+        Cmd::Man { out: None } => ui::emit(&completions::man_page(<Cli as clap::CommandFactory>::command())?),
+        Cmd::Man { out: Some(dir) } => {
+            let pages = completions::write_man_pages(<Cli as clap::CommandFactory>::command(), &dir)?;
+            ui::status(format!("wrote {} man pages to {}", pages.len(), dir.display()));
+            ui::json(|| Ok(serde_json::json!({ "out": dir, "pages": pages })))?;
+        }
     }
     Ok(())
+}
+
+/// What `sweep` and `merge` print: the points table, then where the file is (or the points as JSON).
+fn sweep_result(dir: &Path, points: usize) -> Result<()> {
+    let csv = dir.join("sweep.csv");
+    ui::text(&sweep::table(&csv)?);
+    ui::status(format!("{points} points → {}", csv.display()));
+    ui::json(|| Ok(shapes::Sweep { points: sweep::points_json(&csv)?, out: dir }))
 }
 
 /// Re-draws a run folder's plots, or a compare folder's comparison and each run inside it. Returns files drawn.
@@ -685,7 +844,6 @@ struct ValidateOptions {
     profile: Option<PathBuf>,
     reprofile: bool,
     tolerance: Option<f64>,
-    steps: Option<u32>,
     repeat: usize,
     out: Option<PathBuf>,
 }
@@ -697,12 +855,9 @@ fn validate(
     options: ValidateOptions,
     overrides: &Overrides,
 ) -> Result<()> {
-    let ValidateOptions { profile, reprofile, tolerance, steps, repeat, out } = options;
+    let ValidateOptions { profile, reprofile, tolerance, repeat, out } = options;
     let device: DeviceSpec = device.parse().map_err(anyhow::Error::msg)?;
-    let mut base = overrides.list();
-    if let Some(n) = steps {
-        base.push(format!("workload.steps={n}"));
-    }
+    let base = overrides.list();
     let s = Scenario::load(path, &base)?;
     let staged =
         Staged::new(&out.unwrap_or_else(|| Path::new("runs").join(format!("validate-{}", s.name))), "validate")?;
@@ -721,8 +876,8 @@ fn validate(
         let measured = rlsim_sim::profile::HardwareProfile::load(p).map_err(anyhow::Error::msg)?;
         let here = rlsim_sim::profile::HardwareProfile::this_host();
         if measured.host != here {
-            emit(&format!(
-                "warning: the profile {} was measured on `{}`, this is `{here}`: its figures may not hold here (--reprofile measures this machine)\n",
+            ui::status(format!(
+                "warning: the profile {} was measured on `{}`, this is `{here}`: its figures may not hold here (--reprofile measures this machine)",
                 p.display(),
                 measured.host
             ));
@@ -733,6 +888,8 @@ fn validate(
     let mut broken: Vec<String> = Vec::new();
     let kinds: Vec<String> = if pipelines.is_empty() { vec![s.pipeline.kind.to_string()] } else { pipelines.to_vec() };
     let mut runs: Vec<Vec<rlsim_exec::validate::ValidateRow>> = vec![Vec::new(); repeat];
+    let mut decisions = Vec::new();
+    let bar = ui::progress(repeat * kinds.len(), "comparisons");
     for (run, kind) in (0..repeat).flat_map(|r| kinds.iter().map(move |k| (r, k))) {
         let rows = &mut runs[run];
         let tag = if repeat > 1 { format!("{kind}-r{}", run + 1) } else { kind.to_string() };
@@ -741,18 +898,23 @@ fn validate(
         let profile_path = match &given {
             Some(p) => p.clone(),
             None => {
-                emit(&format!("profiling {device} with the scenario's model and the {kind} layout…\n"));
+                bar.set_message(format!("{tag}: profiling"));
+                bar.suspend(|| {
+                    ui::status(format!("profiling {device} with the scenario's model and the {kind} layout…"))
+                });
                 let p =
                     rlsim_exec::profile::measure(&Scenario::load(path, &sets)?, device).map_err(anyhow::Error::msg)?;
                 let file = dir.join(format!("profile-{tag}.toml"));
                 std::fs::write(&file, p.to_toml(&format!("Measured by `rlsim validate` for the {kind} layout.")))?;
-                emit(&profile_table(&p));
+                bar.suspend(|| ui::text(&profile_table(&p)));
                 std::fs::canonicalize(&file)?
             }
         };
         sets.push(format!("hardware.profile={:?}", profile_path.to_string_lossy()));
         let s = Scenario::load(path, &sets)?;
+        bar.set_message(format!("{tag}: running on {device}"));
         let exec = execute(&s, device).with_context(|| format!("running {kind} on {device}"))?;
+        bar.set_message(format!("{tag}: simulating"));
         let sim = simulate(&s).with_context(|| format!("simulating {kind}"))?;
         let structure = rlsim_exec::validate::compare_structure(&sim.timeline, &exec.timeline);
         // The profile was written in the staging folder; the resolved files name where it will be once committed.
@@ -781,19 +943,20 @@ fn validate(
             }
             _ => {}
         }
-        emit(&format!(
-            "{tag}: same policy decisions in both backends: {}\n",
-            match (&structure, timing_dependent) {
-                (Ok(()), _) => "yes".to_string(),
-                (Err(_), true) => format!(
-                    "not expected (its decisions follow the order in which samples finish); staleness bound and nothing discarded: sim {}, exec {}",
-                    if promises(&sim.report.summary) { "ok" } else { "VIOLATED" },
-                    if promises(&exec.report.summary) { "ok" } else { "VIOLATED" }
-                ),
-                (Err(e), false) => format!("NO ({e})"),
-            }
-        ));
+        let same = match (&structure, timing_dependent) {
+            (Ok(()), _) => "yes".to_string(),
+            (Err(_), true) => format!(
+                "not expected (its decisions follow the order in which samples finish); staleness bound and nothing discarded: sim {}, exec {}",
+                if promises(&sim.report.summary) { "ok" } else { "VIOLATED" },
+                if promises(&exec.report.summary) { "ok" } else { "VIOLATED" }
+            ),
+            (Err(e), false) => format!("NO ({e})"),
+        };
+        bar.suspend(|| ui::text(&format!("{tag}: same policy decisions in both backends: {same}\n")));
+        decisions.push(shapes::Decisions { run: tag, same_decisions: structure.is_ok(), verdict: same });
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     let rows = rlsim_exec::validate::aggregate(&runs);
     let pct = |metric: &str, e: f64| {
         if metric == "mean staleness" {
@@ -822,7 +985,7 @@ fn validate(
     if repeat > 1 {
         header = vec!["pipeline", "metric", "simulated (median)", "measured (median)", "error (median)", "error range"];
     }
-    emit(&reports::text_table(&header, &body));
+    ui::text(&reports::text_table(&header, &body));
     let csv_path = dir.join("validate.csv");
     let mut w = csv::Writer::from_path(&csv_path)?;
     for r in &rows {
@@ -831,7 +994,8 @@ fn validate(
     w.flush()?;
     drop(w);
     let dir = staged.commit()?;
-    emit(&format!("wrote {}\n", dir.display()));
+    ui::status(format!("wrote {}", dir.display()));
+    ui::json(|| Ok(shapes::Validate { rows: &rows, decisions: &decisions, out: &dir }))?;
     if let Some(t) = tolerance {
         broken.extend(rlsim_exec::validate::out_of_tolerance(&rows, t));
     }
@@ -866,7 +1030,8 @@ fn trace_command(cmd: TraceCmd) -> Result<()> {
             reports::output::temp_beside(&out)?;
             let trace = if looks_like_search_r1(&inputs) { read_search_r1(&inputs)? } else { read_polytrace(&inputs)? };
             write_trace_atomic(&trace, &out)?;
-            emit(&format!("wrote {} ({} steps, {} samples)\n", out.display(), trace.steps.len(), trace.samples()));
+            ui::status(format!("wrote {} ({} steps, {} samples)", out.display(), trace.steps.len(), trace.samples()));
+            ui::json(|| Ok(shapes::TraceWritten { out: &out, steps: trace.steps.len(), samples: trace.samples() }))?;
         }
         TraceCmd::Synth { response_quantiles, prompt_quantiles, steps, groups, samples, seed, out } => {
             reports::output::temp_beside(&out)?;
@@ -891,7 +1056,8 @@ fn trace_command(cmd: TraceCmd) -> Result<()> {
                 trace.steps.push(step);
             }
             write_trace_atomic(&trace, &out)?;
-            emit(&format!("wrote {} ({} samples)\n", out.display(), trace.samples()));
+            ui::status(format!("wrote {} ({} samples)", out.display(), trace.samples()));
+            ui::json(|| Ok(shapes::TraceWritten { out: &out, steps: trace.steps.len(), samples: trace.samples() }))?;
         }
         TraceCmd::Stats { trace } => {
             let t = read_csv_trace(&trace)?;
@@ -901,22 +1067,45 @@ fn trace_command(cmd: TraceCmd) -> Result<()> {
             prompts.sort_unstable();
             let q = |v: &[u32], p: f64| v[((p * v.len() as f64) as usize).min(v.len() - 1)];
             let groups: usize = t.steps.iter().map(|s| s.len()).sum();
-            emit(&format!("{}: {} steps, {} groups, {} samples\n", trace.display(), t.steps.len(), groups, resp.len()));
-            let rows: Vec<Vec<String>> = [("response tokens", &resp), ("prompt tokens", &prompts)]
+            ui::text(&format!(
+                "{}: {} steps, {} groups, {} samples\n",
+                trace.display(),
+                t.steps.len(),
+                groups,
+                resp.len()
+            ));
+            let lengths = |v: &[u32]| shapes::Lengths {
+                mean: v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64,
+                p50: q(v, 0.5),
+                p90: q(v, 0.9),
+                p99: q(v, 0.99),
+                max: v[v.len() - 1],
+            };
+            let (response_tokens, prompt_tokens) = (lengths(&resp), lengths(&prompts));
+            let rows: Vec<Vec<String>> = [("response tokens", &response_tokens), ("prompt tokens", &prompt_tokens)]
                 .iter()
-                .map(|(name, v)| {
-                    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+                .map(|(name, l)| {
                     vec![
                         name.to_string(),
-                        format!("{mean:.0}"),
-                        q(v, 0.5).to_string(),
-                        q(v, 0.9).to_string(),
-                        q(v, 0.99).to_string(),
-                        v[v.len() - 1].to_string(),
+                        format!("{:.0}", l.mean),
+                        l.p50.to_string(),
+                        l.p90.to_string(),
+                        l.p99.to_string(),
+                        l.max.to_string(),
                     ]
                 })
                 .collect();
-            emit(&reports::text_table(&["", "mean", "p50", "p90", "p99", "max"], &rows));
+            ui::text(&reports::text_table(&["", "mean", "p50", "p90", "p99", "max"], &rows));
+            ui::json(|| {
+                Ok(shapes::TraceStats {
+                    trace: &trace,
+                    steps: t.steps.len(),
+                    groups,
+                    samples: resp.len(),
+                    response_tokens,
+                    prompt_tokens,
+                })
+            })?;
         }
     }
     Ok(())
@@ -942,7 +1131,16 @@ fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Res
         bail!("{}: no fidelity scenarios (*.toml) here", dir.display());
     }
     let staged = Staged::new(out, "fidelity")?;
-    let results: Vec<_> = files.par_iter().map(|f| run_case(f, overrides)).collect();
+    let bar = ui::progress(files.len(), "cases");
+    let results: Vec<_> = files
+        .par_iter()
+        .map(|f| {
+            let r = run_case(f, overrides);
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
     let mut cases = Vec::new();
     for r in results {
         cases.push(r?);
@@ -974,16 +1172,16 @@ fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Res
         ]);
     }
     w.flush()?;
-    print!("{}", reports::text_table(&["case", "quantity", "published", "rlsim", "error", "tolerance", ""], &table));
+    ui::text(&reports::text_table(&["case", "quantity", "published", "rlsim", "error", "tolerance", ""], &table));
     let outside = rows.iter().filter(|r| !r.within()).count();
     let mean_abs = rows.iter().map(|r| r.error().abs()).sum::<f64>() / rows.len().max(1) as f64;
-    println!(
-        "{} cases, {} comparisons, mean |error| {:.1} %, {} outside tolerance",
+    ui::text(&format!(
+        "{} cases, {} comparisons, mean |error| {:.1} %, {} outside tolerance\n",
         cases.len(),
         rows.len(),
         100.0 * mean_abs,
         outside
-    );
+    ));
     if !no_plots {
         let points: Vec<reports::plots::FidelityPoint> = rows
             .iter()
@@ -997,17 +1195,28 @@ fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Res
         reports::plots::plot_fidelity(staged.path(), &points)?;
     }
     let dir = staged.commit()?;
-    eprintln!("wrote {}", dir.display());
+    ui::status(format!("wrote {}", dir.display()));
+    ui::json(|| {
+        Ok(shapes::Fidelity {
+            rows: ui::csv_rows(&dir.join("fidelity.csv"))?,
+            cases: cases.len(),
+            comparisons: rows.len(),
+            mean_abs_error: mean_abs,
+            outside,
+            out: &dir,
+        })
+    })?;
     Ok(outside == 0)
 }
 
 fn bench(path: &Path, steps: u32, repeat: u32, pipelines: &[String]) -> Result<()> {
     if cfg!(debug_assertions) {
-        eprintln!("note: this is a debug build; `cargo run --release -- bench` gives the figures that count");
+        ui::status("note: this is a debug build; `cargo run --release -- bench` gives the figures that count");
     }
     let kinds: Vec<Option<&String>> =
         if pipelines.is_empty() { vec![None] } else { pipelines.iter().map(Some).collect() };
     let mut rows = Vec::new();
+    let mut json_rows = Vec::new();
     for kind in kinds {
         let mut sets = vec![format!("workload.steps={steps}")];
         if let Some(k) = kind {
@@ -1027,6 +1236,17 @@ fn bench(path: &Path, steps: u32, repeat: u32, pipelines: &[String]) -> Result<(
         walls.sort_by(f64::total_cmp);
         let best = walls[0];
         let median = walls[walls.len() / 2];
+        json_rows.push(shapes::BenchRow {
+            scenario: s.name.clone(),
+            pipeline: s.pipeline.kind.to_string(),
+            gpus: s.total_gpus(),
+            steps,
+            events,
+            best_wall_s: best,
+            median_wall_s: median,
+            mevents_per_s: events as f64 / best / 1e6,
+            sim_s_per_wall_s: sim_time / best,
+        });
         rows.push(vec![
             s.name.clone(),
             s.pipeline.kind.to_string(),
@@ -1039,7 +1259,7 @@ fn bench(path: &Path, steps: u32, repeat: u32, pipelines: &[String]) -> Result<(
             format!("{:.0}", sim_time / best),
         ]);
     }
-    emit(&reports::text_table(
+    ui::text(&reports::text_table(
         &[
             "scenario",
             "pipeline",
@@ -1053,5 +1273,36 @@ fn bench(path: &Path, steps: u32, repeat: u32, pipelines: &[String]) -> Result<(
         ],
         &rows,
     ));
-    Ok(())
+    ui::json(|| Ok(serde_json::json!({ "rows": json_rows })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument of every command, positional ones included, says what it is in `--help` (and so in the man
+    /// pages and the completions' descriptions).
+    #[test]
+    fn every_argument_has_help() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() && path != "rlsim help" {
+                missing.push(format!("{path} (the command)"));
+            }
+            for a in cmd.get_arguments() {
+                if a.get_help().is_none() && !["help", "version"].contains(&a.get_id().as_str()) {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&cmd, "rlsim", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+        cmd.debug_assert();
+    }
 }

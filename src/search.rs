@@ -541,8 +541,9 @@ pub const CSV_COLUMNS: &[&str] = &[
     "labels",
 ];
 
-/// Writes search.csv and top-N.toml into `dir`; returns the text to print (the table with the top `top` rows and
-/// every input/default row beyond them, the best's margin over the input scenario, the noise warning).
+/// Writes search.csv and top-N.toml into `dir`; returns the text to print on stdout (the table with the top `top`
+/// rows and every input/default row beyond them, the best's margin over the input scenario, the dropped mandatory
+/// configurations, the model's error); the noise warning (`noise_warning`) goes to stderr.
 pub fn write(dir: &Path, out: &Outcome, top: usize) -> Result<String> {
     let mut w = csv::Writer::from_path(dir.join("search.csv"))?;
     w.write_record(CSV_COLUMNS)?;
@@ -636,12 +637,123 @@ pub fn write(dir: &Path, out: &Outcome, top: usize) -> Result<String> {
     for d in &out.dropped_mandatory {
         text += &format!("dropped: {d}\n");
     }
-    if let Some(w) = noise_warning(&out.rows) {
-        text += &w;
-    }
     text += &rlsim_sim::fidelity::model_error_note();
     text.push('\n');
     Ok(text)
+}
+
+/// One ranked configuration in `search --json`: search.csv's columns, labels as a list.
+#[derive(serde::Serialize)]
+pub struct RowJson {
+    pub rank: usize,
+    pub configuration: String,
+    /// The `--set` overrides that make it (none for the input scenario).
+    pub sets: Vec<String>,
+    pub labels: Vec<String>,
+    pub pipeline: String,
+    pub tokens_per_s: f64,
+    pub mean_step_s: f64,
+    pub max_staleness: u32,
+    pub bubble_fraction: f64,
+    pub usd_per_million_trained_tokens: f64,
+    pub screened_only: bool,
+    pub seeds: u32,
+    pub tokens_per_s_min: f64,
+    pub tokens_per_s_max: f64,
+    pub off_policy_token_fraction: f64,
+    /// Its `top-N.toml`, when it is in the top written.
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// The recommendation: the best configuration, its file, and its margin over the input scenario.
+#[derive(serde::Serialize)]
+pub struct BestJson {
+    pub configuration: String,
+    pub tokens_per_s: f64,
+    pub file: std::path::PathBuf,
+    pub input_tokens_per_s: Option<f64>,
+    /// (best / input − 1): 0 when the input scenario is the best.
+    pub gain_over_input: Option<f64>,
+}
+
+/// `search --json`.
+#[derive(serde::Serialize)]
+pub struct SearchJson {
+    pub rows: Vec<RowJson>,
+    pub best: BestJson,
+    pub summary: String,
+    pub total: usize,
+    pub infeasible: usize,
+    pub screened: usize,
+    pub confirmed: usize,
+    pub screen_steps: u32,
+    pub steps: u32,
+    pub seeds: u32,
+    pub over_staleness: usize,
+    pub over_off_policy: usize,
+    pub dropped: Vec<String>,
+    pub noise_warning: Option<String>,
+    pub out: std::path::PathBuf,
+}
+
+/// The ranked candidates and the recommendation as JSON; `dir` is the committed output folder, `summary` the line
+/// printed about what was simulated.
+pub fn json(
+    out: &Outcome,
+    top: usize,
+    dir: &Path,
+    total: usize,
+    infeasible: usize,
+    summary: &str,
+) -> Result<SearchJson> {
+    let rows: Vec<RowJson> = out
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RowJson {
+            rank: i + 1,
+            configuration: r.config(),
+            sets: r.sets.clone(),
+            labels: r.labels.clone(),
+            pipeline: r.summary.pipeline.clone(),
+            tokens_per_s: r.tokens_per_s_mean,
+            mean_step_s: r.summary.mean_step_s,
+            max_staleness: r.max_staleness,
+            bubble_fraction: r.summary.bubble_fraction,
+            usd_per_million_trained_tokens: r.summary.usd_per_million_trained_tokens,
+            screened_only: r.screened_only,
+            seeds: r.seeds,
+            tokens_per_s_min: r.tokens_per_s_min,
+            tokens_per_s_max: r.tokens_per_s_max,
+            off_policy_token_fraction: r.off_policy_token_fraction,
+            file: (i < top).then(|| dir.join(format!("top-{}.toml", i + 1))),
+        })
+        .collect();
+    let b = out.rows.first().context("no configuration ranked")?;
+    let input = out.rows.iter().find(|r| r.sets.is_empty()).map(|r| r.tokens_per_s_mean);
+    Ok(SearchJson {
+        best: BestJson {
+            configuration: b.config(),
+            tokens_per_s: b.tokens_per_s_mean,
+            file: dir.join("top-1.toml"),
+            input_tokens_per_s: input,
+            gain_over_input: input.filter(|x| *x > 0.0).map(|x| b.tokens_per_s_mean / x - 1.0),
+        },
+        rows,
+        summary: summary.to_string(),
+        total,
+        infeasible,
+        screened: out.screened,
+        confirmed: out.confirmed,
+        screen_steps: out.screen_steps,
+        steps: out.steps,
+        seeds: out.seeds,
+        over_staleness: out.over_staleness,
+        over_off_policy: out.over_off_policy,
+        dropped: out.dropped_mandatory.clone(),
+        noise_warning: noise_warning(&out.rows).map(|w| w.trim_end().to_string()),
+        out: dir.to_path_buf(),
+    })
 }
 
 #[cfg(test)]

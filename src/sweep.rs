@@ -1,12 +1,12 @@
 //! `rlsim sweep` and `rlsim merge`: the cartesian product of `--vary KEY=V1,V2,...` run in parallel (rayon), sliced
-//! with `--shard I/N` for array jobs, and shards joined back into the same `sweep.csv` an unsharded run writes.
+//! with `--shard I/N` for array jobs, each point optionally on several seeds, and shards joined back into the same
+//! `sweep.csv` an unsharded run writes; the points table both print.
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use rlsim_sim::report::Summary;
 use rlsim_sim::scenario::Scenario;
 use rlsim_sim::simulator::simulate;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 /// One `--vary` axis.
@@ -16,17 +16,21 @@ pub struct Axis {
     pub values: Vec<String>,
 }
 
-/// Simulates scenarios in parallel on `jobs` threads, with a progress bar on a terminal (none otherwise); results
-/// come back in input order.
+/// Simulates scenarios in parallel on `jobs` threads, with a progress bar on a terminal (none otherwise, or with
+/// `--quiet`); results come back in input order.
 pub fn simulate_all(scenarios: &[Scenario], jobs: usize) -> Result<Vec<Result<Summary>>> {
-    let bar = indicatif::ProgressBar::new(scenarios.len() as u64);
-    if !std::io::stderr().is_terminal() {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {elapsed} elapsed, ~{eta} left")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = crate::ui::progress(scenarios.len(), "runs");
+    let results = simulate_all_with(scenarios, jobs, &bar);
+    bar.finish_and_clear();
+    results
+}
+
+/// `simulate_all` advancing a bar the caller owns (one bar over runs done in several batches).
+pub fn simulate_all_with(
+    scenarios: &[Scenario],
+    jobs: usize,
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<Result<Summary>>> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build()?;
     let results = pool.install(|| {
         scenarios
@@ -38,7 +42,6 @@ pub fn simulate_all(scenarios: &[Scenario], jobs: usize) -> Result<Vec<Result<Su
             })
             .collect()
     });
-    bar.finish_and_clear();
     Ok(results)
 }
 
@@ -102,6 +105,13 @@ pub struct SweepManifest {
     pub points: usize,
     /// This folder's slice: `[I, N]` (`[0, 1]` for an unsharded sweep).
     pub shard: (usize, usize),
+    /// Seeds each point ran on (`--seeds`); a manifest written before the option reads as 1.
+    #[serde(default = "one_seed")]
+    pub seeds: usize,
+}
+
+fn one_seed() -> usize {
+    1
 }
 
 fn scenario_sha256(path: &Path, base: &[String]) -> Result<String> {
@@ -147,6 +157,11 @@ const SUMMARY_COLUMNS: &[&str] = &[
     "bottleneck",
 ];
 
+/// Appended after `SUMMARY_COLUMNS` (so an older reader keeps its positions, and an older file lacks only these):
+/// the seeds each point ran on and the range of its tokens/s and mean step time over them; `tokens_per_s` and
+/// `mean_step_s` are then means, every other column the scenario's own seed's.
+const SEED_COLUMNS: &[&str] = &["seeds", "tokens_per_s_min", "tokens_per_s_max", "mean_step_s_min", "mean_step_s_max"];
+
 fn summary_cells(s: &Summary) -> Vec<String> {
     vec![
         s.scenario.clone(),
@@ -177,14 +192,16 @@ fn summary_cells(s: &Summary) -> Vec<String> {
     ]
 }
 
-/// Runs the sweep (or one shard of it) and writes `out/sweep.csv`, and with `plots` a curve per varied key.
-/// Returns the rows written.
+/// Runs the sweep (or one shard of it), each point on `seeds` seeds, and writes `out/sweep.csv`, and with `plots` a
+/// curve per varied key. Returns the rows written.
+#[allow(clippy::too_many_arguments)]
 pub fn sweep(
     path: &Path,
     axes: &[Axis],
     base: &[String],
     jobs: usize,
     shard: Option<(usize, usize)>,
+    seeds: usize,
     out: &Path,
     plots: bool,
 ) -> Result<usize> {
@@ -206,21 +223,39 @@ pub fn sweep(
         axes: axes.iter().map(|a| (a.key.clone(), a.values.clone())).collect(),
         points: points(axes).len(),
         shard: (index, count),
+        seeds,
     };
     let staged = rlsim_reports::output::Staged::new(out, "sweep")?;
-    let results = simulate_all(&scenarios, jobs)?;
+    // Each point's own seed, then its other seeds, all in one parallel batch.
+    let runs: Vec<Scenario> =
+        scenarios.iter().flat_map(|s| std::iter::once(s.clone()).chain(crate::seeds::others(s, seeds))).collect();
+    let mut results = simulate_all(&runs, jobs)?.into_iter();
     let file = staged.path().join("sweep.csv");
     let mut w = csv::Writer::from_path(&file).with_context(|| format!("writing {}", file.display()))?;
     let mut header = vec!["point".to_string()];
     header.extend(axes.iter().map(|a| a.key.clone()));
-    header.extend(SUMMARY_COLUMNS.iter().map(|c| c.to_string()));
+    header.extend(SUMMARY_COLUMNS.iter().chain(SEED_COLUMNS).map(|c| c.to_string()));
     w.write_record(&header)?;
     let mut plotted = Vec::new();
-    for ((i, values), r) in mine.iter().zip(results) {
-        let s = r?;
+    for (i, values) in &mine {
+        let mut all = Vec::with_capacity(seeds);
+        for _ in 0..seeds {
+            all.push(results.next().context("one result per run")??);
+        }
+        let stats = crate::seeds::SeedStats::of(&all);
+        let mut s = all.swap_remove(0);
+        s.tokens_per_s = stats.tokens_per_s.mean;
+        s.mean_step_s = stats.mean_step_s.mean;
         let mut row = vec![i.to_string()];
         row.extend(values.iter().cloned());
         row.extend(summary_cells(&s));
+        row.extend([
+            seeds.to_string(),
+            stats.tokens_per_s.min.to_string(),
+            stats.tokens_per_s.max.to_string(),
+            stats.mean_step_s.min.to_string(),
+            stats.mean_step_s.max.to_string(),
+        ]);
         w.write_record(&row)?;
         plotted.push(rlsim_reports::plots::SweepPoint { values: values.clone(), tokens_per_s: s.tokens_per_s });
     }
@@ -234,6 +269,89 @@ pub fn sweep(
     }
     staged.commit()?;
     Ok(mine.len())
+}
+
+/// The points table `sweep` and `merge` print, from a `sweep.csv` (older files without the bottleneck or seed
+/// columns too): the varied values, tokens/s (with its seed range when there are several seeds), the speedup over
+/// the first row, the mean step time and the bottleneck.
+pub fn table(file: &Path) -> Result<String> {
+    let mut r = csv::Reader::from_path(file).with_context(|| format!("reading {}", file.display()))?;
+    let header = r.headers().with_context(|| format!("reading {}", file.display()))?.clone();
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let need = |name: &str| col(name).with_context(|| format!("{}: line 1: no `{name}` column", file.display()));
+    let (end, tps, step) = (need("scenario")?, need("tokens_per_s")?, need("mean_step_s")?);
+    let (bottleneck, seeds, lo, hi) =
+        (col("bottleneck"), col("seeds"), col("tokens_per_s_min"), col("tokens_per_s_max"));
+    let mut rows = Vec::new();
+    let mut first: Option<f64> = None;
+    let mut seeded = false;
+    for (line, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}:{}", file.display(), line + 2))?;
+        let cell = |i: Option<usize>| i.and_then(|i| rec.get(i)).unwrap_or("");
+        let number = |i: usize, name: &str| {
+            cell(Some(i))
+                .parse::<f64>()
+                .with_context(|| format!("{}:{}: field `{name}`: expected a number", file.display(), line + 2))
+        };
+        let tokens_per_s = number(tps, "tokens_per_s")?;
+        let base = *first.get_or_insert(tokens_per_s);
+        let n: u32 = cell(seeds).parse().unwrap_or(1);
+        seeded |= n > 1;
+        let mut row: Vec<String> = (0..end).map(|i| cell(Some(i)).to_string()).collect();
+        row.push(format!("{tokens_per_s:.0}"));
+        row.push(if n > 1 { format!("{}–{}", round(cell(lo)), round(cell(hi))) } else { "-".into() });
+        row.push(if base > 0.0 { format!("{:.2}x", tokens_per_s / base) } else { "-".into() });
+        row.push(format!("{:.2}", number(step, "mean_step_s")?));
+        row.push(match cell(bottleneck) {
+            "" => "-".to_string(),
+            b => b.to_string(),
+        });
+        rows.push(row);
+    }
+    let mut head: Vec<&str> = header.iter().take(end).collect();
+    head.extend(["tokens/s", "seed range", "speedup", "step s", "bottleneck"]);
+    if !seeded {
+        let range = end + 1;
+        head.remove(range);
+        rows.iter_mut().for_each(|r| drop(r.remove(range)));
+    }
+    let mut text = rlsim_reports::text_table(&head, &rows);
+    text += "speedup: trained tokens/s relative to the first row";
+    if seeded {
+        text += "; tokens/s and step s: means over each point's seeds (seed range: lowest–highest tokens/s)";
+    }
+    text.push('\n');
+    Ok(text)
+}
+
+/// A number cell rounded to a whole number for the table ("-" when it is not a number).
+fn round(cell: &str) -> String {
+    cell.parse::<f64>().map_or_else(|_| "-".to_string(), |x| format!("{x:.0}"))
+}
+
+/// One `sweep.csv` row as JSON: `point`, `values` (the varied keys and their values, in `--vary` order), then the
+/// other columns, numbers and booleans typed.
+#[derive(serde::Serialize)]
+pub struct PointJson {
+    pub point: serde_json::Value,
+    pub values: crate::ui::Object,
+    #[serde(flatten)]
+    pub columns: crate::ui::Object,
+}
+
+/// `sweep.csv`'s rows as `PointJson`s.
+pub fn points_json(file: &Path) -> Result<Vec<PointJson>> {
+    let mut r = csv::Reader::from_path(file).with_context(|| format!("reading {}", file.display()))?;
+    let end = r.headers()?.iter().position(|h| h == "scenario").unwrap_or(1).max(1);
+    Ok(crate::ui::csv_rows(file)?
+        .into_iter()
+        .map(|crate::ui::Object(mut cells)| {
+            let columns = cells.split_off(end.min(cells.len()));
+            let values = cells.split_off(1.min(cells.len()));
+            let point = cells.pop().map_or(serde_json::Value::Null, |(_, v)| v);
+            PointJson { point, values: crate::ui::Object(values), columns: crate::ui::Object(columns) }
+        })
+        .collect())
 }
 
 /// Draws the curves of a sweep folder from its `sweep.csv` (the varied keys are the columns between `point` and
@@ -275,6 +393,9 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<usize> {
             }
             if m.axes != f.axes {
                 return Err(differs("--vary axes"));
+            }
+            if m.seeds != f.seeds {
+                return Err(differs("--seeds count"));
             }
             if m.shard.1 != f.shard.1 {
                 return Err(differs("shard count N"));

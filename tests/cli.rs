@@ -17,6 +17,13 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs rlsim, which must succeed; returns (stdout, stderr).
+fn ok_with_stderr(args: &[&str]) -> (String, String) {
+    let out = rlsim(args);
+    assert!(out.status.success(), "rlsim {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
 fn fails(args: &[&str]) -> String {
     let out = rlsim(args);
     assert_eq!(out.status.code(), Some(1), "rlsim {args:?} should fail with exit code 1");
@@ -471,11 +478,14 @@ fn sharded_sweeps_merge_into_the_unsharded_result() {
         args.extend(vary);
         args.extend(extra);
         args.extend(["--out", out.to_str().unwrap()]);
-        ok(&args)
+        ok_with_stderr(&args)
     };
     let whole = base.join("whole");
-    let out = run(&["-j", "2"], &whole);
-    assert!(out.contains("6 points"), "{out}");
+    // The points table on stdout, where the file went on stderr (a status line).
+    let (out, err) = run(&["-j", "2"], &whole);
+    assert!(err.contains("6 points"), "{err}");
+    assert_eq!(out.lines().count(), 2 + 6 + 1, "header, rule, a row per point, legend: {out}");
+    assert!(out.contains("speedup") && out.lines().filter(|l| l.contains("colocated")).count() == 3, "{out}");
     run(&["--shard", "0/2"], &base.join("s0"));
     run(&["--shard", "1/2"], &base.join("s1"));
     let merged = base.join("merged");
@@ -647,7 +657,7 @@ fn search_beats_the_input_scenario_and_every_pipeline_default() {
     assert!(out.contains("over the input scenario"), "{out}");
     // A budget below the configurations always tried is raised, and said.
     let small = tmp("search-small-budget");
-    let out = ok(&[
+    let (_, err) = ok_with_stderr(&[
         "search",
         "scenarios/quickstart.toml",
         "--set",
@@ -657,7 +667,8 @@ fn search_beats_the_input_scenario_and_every_pipeline_default() {
         "--out",
         small.to_str().unwrap(),
     ]);
-    assert!(out.contains("--budget 1 is smaller") && out.contains("raised to 5"), "{out}");
+    // A note, so on stderr with the other status lines.
+    assert!(err.contains("--budget 1 is smaller") && err.contains("raised to 5"), "{err}");
 }
 
 /// `--max-off-policy` and `--max-staleness` drop what breaks them, and say how many; a bad fraction names the flag.

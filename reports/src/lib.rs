@@ -304,7 +304,11 @@ pub fn summary_table(s: &Summary) -> String {
         vec!["pipeline / backend".into(), format!("{} / {}", s.pipeline, s.backend)],
         vec!["GPUs / seed".into(), format!("{} / {}", s.gpus, s.seed)],
         vec!["train steps".into(), s.steps.to_string()],
-        vec!["run time".into(), format!("{:.1} s", s.sim_time_s)],
+        // sim_time_s is the simulated clock for the simulator, the measured one for the real backend.
+        vec![
+            if s.backend == "sim" { "simulated time" } else { "measured time" }.into(),
+            format!("{:.1} s", s.sim_time_s),
+        ],
         vec!["mean step time".into(), format!("{:.2} s", s.mean_step_s)],
         vec!["trained tokens/s".into(), format!("{:.0}", s.tokens_per_s)],
         vec!["trained samples/s".into(), format!("{:.2}", s.samples_per_s)],
@@ -480,7 +484,7 @@ pub fn noise_note(rows: &[CompareRow]) -> Option<String> {
     })
 }
 
-/// The comparison table printed by `rlsim compare`.
+/// The comparison table printed by `rlsim compare`: the rows, a legend, each row's verdict and the model's error.
 pub fn compare_table(rows: &[CompareRow]) -> String {
     let seeded = rows.iter().any(|r| r.seeds > 1);
     let body: Vec<Vec<String>> = rows
@@ -544,9 +548,7 @@ pub fn compare_table(rows: &[CompareRow]) -> String {
     for r in rows {
         let _ = writeln!(out, "{} / {}: {}", r.scenario, r.pipeline, r.verdict);
     }
-    if let Some(note) = noise_note(rows) {
-        let _ = writeln!(out, "{note}");
-    }
+    // `noise_note` is not part of the table: `rlsim compare` prints it on stderr with its other notes.
     if rows.len() > 1 {
         let _ = writeln!(out, "{}", rlsim_sim::fidelity::model_error_note());
     }
@@ -624,7 +626,8 @@ mod tests {
         let apart = [row("a", 100.0, 98.0, 102.0), row("b", 120.0, 118.0, 121.0)];
         assert!(noise_note(&apart).is_none());
         let table = compare_table(&close);
-        assert!(table.contains("seed range") && table.contains("98–102") && table.contains("note: the two fastest"));
+        assert!(table.contains("seed range") && table.contains("98–102"), "{table}");
+        assert!(!table.contains("note: the two fastest"), "the note goes to stderr, not in the table: {table}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
