@@ -9,7 +9,7 @@ mod ui;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use rlsim_exec::device::DeviceSpec;
+use rlsim_exec::device::{DeviceChoice, DeviceSpec};
 use rlsim_exec::runtime::execute;
 use rlsim_reports as reports;
 use rlsim_reports::output::Staged;
@@ -200,7 +200,8 @@ enum Cmd {
     Exec {
         /// Scenario file (its model must be the real backend's transformer, e.g. scenarios/exec-tiny.toml).
         scenario: PathBuf,
-        /// cpu, or cuda:N (needs a build with --features cuda).
+        /// cpu (a thread per worker); cuda (one worker per visible GPU); cuda:N (every worker on GPU N); or
+        /// cuda:A,B,... (one GPU per worker, repeats share). CUDA needs a build with --features cuda.
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Output folder (default runs/<scenario name>-exec/).
@@ -232,7 +233,8 @@ enum Cmd {
     Validate {
         /// Scenario file (its model must be the real backend's transformer, e.g. scenarios/exec-tiny.toml).
         scenario: PathBuf,
-        /// cpu, or cuda:N (needs a build with --features cuda).
+        /// cpu (a thread per worker); cuda (one worker per visible GPU); cuda:N (every worker on GPU N); or
+        /// cuda:A,B,... (one GPU per worker, repeats share). CUDA needs a build with --features cuda.
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Pipeline type(s) to validate (repeatable); default: the scenario's own.
@@ -436,8 +438,8 @@ fn main() {
     ui::init(ui::Mode { json: cli.output.json, quiet: cli.output.quiet });
     // Before any thread or candle op exists: the real backend's CPU workers run one thread each.
     if let Cmd::Exec { device, .. } | Cmd::Profile { device, .. } | Cmd::Validate { device, .. } = &cli.command {
-        if let Ok(d) = device.parse::<DeviceSpec>() {
-            rlsim_exec::device::one_thread_per_worker(d);
+        if let Ok(d) = device.parse::<DeviceChoice>() {
+            rlsim_exec::device::one_thread_per_worker(d.first());
         }
     }
     if let Err(e) = dispatch(cli) {
@@ -714,11 +716,12 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Cmd::Exec { scenario, device, out, no_plots, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
-            let device: DeviceSpec = device.parse().map_err(anyhow::Error::msg)?;
+            let device: DeviceChoice = device.parse().map_err(anyhow::Error::msg)?;
             let staged =
                 Staged::new(&out.unwrap_or_else(|| Path::new("runs").join(format!("{}-exec", s.name))), "exec")?;
             let spinner = ui::spinner(format!("running {} on {device}, {} steps", s.name, s.workload.steps));
-            let run = execute(&s, device).with_context(|| format!("running {} on {device}", scenario.display()));
+            let run =
+                execute(&s, device.clone()).with_context(|| format!("running {} on {device}", scenario.display()));
             spinner.finish_and_clear();
             let run = run?;
             ui::text(&reports::summary_table(&run.report.summary));
@@ -856,7 +859,7 @@ fn validate(
     overrides: &Overrides,
 ) -> Result<()> {
     let ValidateOptions { profile, reprofile, tolerance, repeat, out } = options;
-    let device: DeviceSpec = device.parse().map_err(anyhow::Error::msg)?;
+    let device: DeviceChoice = device.parse().map_err(anyhow::Error::msg)?;
     let base = overrides.list();
     let s = Scenario::load(path, &base)?;
     let staged =
@@ -902,8 +905,8 @@ fn validate(
                 bar.suspend(|| {
                     ui::status(format!("profiling {device} with the scenario's model and the {kind} layout…"))
                 });
-                let p =
-                    rlsim_exec::profile::measure(&Scenario::load(path, &sets)?, device).map_err(anyhow::Error::msg)?;
+                let p = rlsim_exec::profile::measure(&Scenario::load(path, &sets)?, device.first())
+                    .map_err(anyhow::Error::msg)?;
                 let file = dir.join(format!("profile-{tag}.toml"));
                 std::fs::write(&file, p.to_toml(&format!("Measured by `rlsim validate` for the {kind} layout.")))?;
                 bar.suspend(|| ui::text(&profile_table(&p)));
@@ -913,7 +916,7 @@ fn validate(
         sets.push(format!("hardware.profile={:?}", profile_path.to_string_lossy()));
         let s = Scenario::load(path, &sets)?;
         bar.set_message(format!("{tag}: running on {device}"));
-        let exec = execute(&s, device).with_context(|| format!("running {kind} on {device}"))?;
+        let exec = execute(&s, device.clone()).with_context(|| format!("running {kind} on {device}"))?;
         bar.set_message(format!("{tag}: simulating"));
         let sim = simulate(&s).with_context(|| format!("simulating {kind}"))?;
         let structure = rlsim_exec::validate::compare_structure(&sim.timeline, &exec.timeline);

@@ -105,6 +105,8 @@ fn each_train_span_is_work_its_worker_did() {
     for pipeline in ["colocated", "disaggregated"] {
         let s = exec_tiny(&["workload.steps=4", &format!("pipeline.type={pipeline}")]);
         let run = execute(&s, DeviceSpec::Cpu).unwrap();
+        assert_eq!(run.report.summary.devices, vec!["cpu"; s.cluster.workers.len()]);
+        assert!(!run.report.summary.shared_devices, "CPU threads are not a shared GPU");
         for w in &s.cluster.workers {
             let work = run.worker_work[w.id.index()];
             let spans: Vec<_> = run

@@ -58,6 +58,116 @@ pub fn on_own_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// What `--device` asks for: the CPU, every visible GPU, or a list of GPUs (repeats share a GPU between workers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Cpu,
+    /// `cuda`: one worker per visible GPU.
+    AllCuda,
+    /// `cuda:N` (every worker on GPU N) or `cuda:A,B,...` (worker i on the i-th listed GPU, cycling).
+    Cuda(Vec<usize>),
+}
+
+impl DeviceChoice {
+    /// The device a single-device measurement (`profile`, `validate`'s profiling) uses: the first one asked for.
+    pub fn first(&self) -> DeviceSpec {
+        match self {
+            DeviceChoice::Cpu => DeviceSpec::Cpu,
+            DeviceChoice::AllCuda => DeviceSpec::Cuda(0),
+            DeviceChoice::Cuda(ids) => DeviceSpec::Cuda(ids[0]),
+        }
+    }
+}
+
+impl From<DeviceSpec> for DeviceChoice {
+    fn from(d: DeviceSpec) -> Self {
+        match d {
+            DeviceSpec::Cpu => DeviceChoice::Cpu,
+            DeviceSpec::Cuda(n) => DeviceChoice::Cuda(vec![n]),
+        }
+    }
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("bad device {s:?}: expected cpu, cuda (every visible GPU), cuda:N or cuda:N,M,...");
+        match s {
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::AllCuda),
+            _ => {
+                let list = s.strip_prefix("cuda:").ok_or_else(bad)?;
+                let ids = list.split(',').map(|n| n.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>();
+                ids.ok().filter(|v| !v.is_empty()).map(DeviceChoice::Cuda).ok_or_else(bad)
+            }
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::AllCuda => f.write_str("cuda"),
+            DeviceChoice::Cuda(ids) => {
+                write!(f, "cuda:{}", ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","))
+            }
+        }
+    }
+}
+
+/// GPUs the CUDA driver reports (cudarc); an error says why there are none to count.
+pub fn cuda_device_count() -> Result<usize, String> {
+    #[cfg(feature = "cuda")]
+    {
+        use candle_core::cuda_backend::cudarc::driver::CudaContext;
+        CudaContext::device_count().map(|n| n.max(0) as usize).map_err(|e| format!("cannot count CUDA devices: {e}"))
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Err("this rlsim was built without CUDA support; build it with `cargo build --release --features cuda` \
+             (needs nvcc; see docs/cuda.md)"
+            .into())
+    }
+}
+
+/// Where each of `workers` workers runs. The CPU hosts every worker (a thread each). GPUs get one worker each
+/// unless the user listed a GPU for several (`cuda:0` for all, or repeats): that is reported as shared. `visible`
+/// counts the GPUs for `cuda`.
+pub fn assign_devices(
+    choice: &DeviceChoice,
+    workers: usize,
+    visible: impl FnOnce() -> Result<usize, String>,
+) -> Result<(Vec<DeviceSpec>, bool), String> {
+    let ids: Vec<usize> = match choice {
+        DeviceChoice::Cpu => return Ok((vec![DeviceSpec::Cpu; workers], false)),
+        DeviceChoice::AllCuda => {
+            let n = visible()?;
+            if n < workers {
+                return Err(format!(
+                    "--device cuda: the scenario has {workers} workers but {n} GPU(s) are visible; one worker per GPU \
+                     needs as many GPUs; to share, list them (e.g. cuda:0 for all on one, or cuda:0,0,1,1)"
+                ));
+            }
+            (0..workers).collect()
+        }
+        DeviceChoice::Cuda(list) if list.len() == 1 => vec![list[0]; workers],
+        DeviceChoice::Cuda(list) => {
+            if list.len() != workers {
+                return Err(format!(
+                    "--device {choice}: {} GPUs listed for {workers} workers; list one per worker (repeats share a GPU)",
+                    list.len()
+                ));
+            }
+            list.clone()
+        }
+    };
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    let shared = sorted.windows(2).any(|w| w[0] == w[1]);
+    Ok((ids.into_iter().map(DeviceSpec::Cuda).collect(), shared))
+}
+
 /// Whether this binary was built with the `cuda` feature.
 pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
 
@@ -78,6 +188,33 @@ impl DeviceSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workers_are_spread_one_per_gpu_and_shared_only_when_listed() {
+        let four = || Ok(4);
+        let parse = |s: &str| s.parse::<DeviceChoice>().unwrap();
+        assert_eq!(assign_devices(&parse("cpu"), 2, four), Ok((vec![DeviceSpec::Cpu; 2], false)));
+        assert_eq!(
+            assign_devices(&parse("cuda"), 3, four),
+            Ok((vec![DeviceSpec::Cuda(0), DeviceSpec::Cuda(1), DeviceSpec::Cuda(2)], false))
+        );
+        let e = assign_devices(&parse("cuda"), 5, four).unwrap_err();
+        assert!(e.contains("5 workers but 4 GPU(s)") && e.contains("cuda:0,0,1,1"), "{e}");
+        assert_eq!(assign_devices(&parse("cuda:1"), 2, four), Ok((vec![DeviceSpec::Cuda(1); 2], true)));
+        assert_eq!(assign_devices(&parse("cuda:1"), 1, four), Ok((vec![DeviceSpec::Cuda(1)], false)));
+        assert_eq!(
+            assign_devices(&parse("cuda:0,0,1"), 3, four),
+            Ok((vec![DeviceSpec::Cuda(0), DeviceSpec::Cuda(0), DeviceSpec::Cuda(1)], true))
+        );
+        assert!(assign_devices(&parse("cuda:0,1"), 3, four).unwrap_err().contains("2 GPUs listed for 3 workers"));
+        assert_eq!(parse("cuda:2,3").to_string(), "cuda:2,3");
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda:1,", "cuda0"] {
+            assert!(bad.parse::<DeviceChoice>().is_err(), "{bad}");
+        }
+        if !CUDA_BUILT {
+            assert!(cuda_device_count().unwrap_err().contains("--features cuda"));
+        }
+    }
 
     #[test]
     fn parses_and_explains_missing_cuda() {

@@ -3,7 +3,7 @@
 //! function applies.
 
 use crate::collective::AllReduce;
-use crate::device::DeviceSpec;
+use crate::device::DeviceChoice;
 use crate::engine::{RealEngine, RealEngineStats, SeqInput, SeqOutput};
 use crate::model::{Gpt, GptConfig};
 use crate::task;
@@ -523,13 +523,18 @@ struct Driver<'a> {
 }
 
 /// Runs a scenario on real devices with its pipeline's policy.
-pub fn execute(scenario: &Scenario, device: DeviceSpec) -> Result<ExecRun, ExecError> {
+pub fn execute(scenario: &Scenario, device: impl Into<DeviceChoice>) -> Result<ExecRun, ExecError> {
     execute_with(scenario, device, build_policy(&scenario.pipeline, &scenario.workload))
 }
 
 /// Runs a scenario on real devices with any policy.
-pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Policy>) -> Result<ExecRun, ExecError> {
+pub fn execute_with(
+    scenario: &Scenario,
+    device: impl Into<DeviceChoice>,
+    policy: Box<dyn Policy>,
+) -> Result<ExecRun, ExecError> {
     let started = Instant::now();
+    let choice: DeviceChoice = device.into();
     if scenario.workload.is_multi_turn() {
         return Err(ExecError::Setup(format!(
             "{}: field `workload`: multi-turn agents (tool calls between turns) are simulated only; the real backend's synthetic task is single-turn",
@@ -549,12 +554,21 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         )));
     }
     let cfg = gpt_config(scenario).map_err(ExecError::Setup)?;
-    if device == DeviceSpec::Cpu {
+    if choice == DeviceChoice::Cpu {
         check_host_memory(scenario, &cfg, available_host_bytes()).map_err(ExecError::Setup)?;
     }
-    let dev = device.open().map_err(ExecError::Setup)?;
-    crate::device::one_thread_per_worker(device);
     let cluster = &scenario.cluster;
+    let (placement, shared_devices) =
+        crate::device::assign_devices(&choice, cluster.workers.len(), crate::device::cuda_device_count)
+            .map_err(ExecError::Setup)?;
+    // Each device opened once; its workers share the handle.
+    let mut opened: BTreeMap<String, candle_core::Device> = BTreeMap::new();
+    for d in &placement {
+        if let std::collections::btree_map::Entry::Vacant(slot) = opened.entry(d.to_string()) {
+            slot.insert(d.open().map_err(ExecError::Setup)?);
+        }
+        crate::device::one_thread_per_worker(*d);
+    }
     if cluster.with_tag("train").next().is_none() {
         return Err(ExecError::Setup(format!("{}: no worker has the tag `train`", scenario.file.display())));
     }
@@ -622,7 +636,7 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
             driver.to.push(tx);
             let setup = WorkerSetup {
                 id: w.id,
-                device: dev.clone(),
+                device: opened[&placement[w.id.index()].to_string()].clone(),
                 cfg,
                 seed: scenario.seed,
                 engine: w.has_tag("rollout"),
@@ -669,7 +683,9 @@ pub fn execute_with(scenario: &Scenario, device: DeviceSpec, policy: Box<dyn Pol
         wall_s: started.elapsed().as_secs_f64(),
         usd_per_hour: scenario.cluster.usd_per_hour(),
     };
-    let report = report(&timeline, &meta);
+    let mut report = report(&timeline, &meta);
+    report.summary.devices = placement.iter().map(|d| d.to_string()).collect();
+    report.summary.shared_devices = shared_devices;
     Ok(ExecRun {
         timeline,
         report,

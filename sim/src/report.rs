@@ -91,6 +91,12 @@ pub struct Summary {
     pub counters: BTreeMap<String, u64>,
     pub events: u64,
     pub wall_s: f64,
+    /// The real backend: the device each worker ran on, by worker id (empty for the simulator).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    /// The real backend: some GPU ran more than one worker (only when the user listed it so).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shared_devices: bool,
 }
 
 /// The per-step phase columns of `steps.csv` (without the `_s`), which published phases map onto.
@@ -357,6 +363,8 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
         counters: t.counters.clone(),
         events: meta.events,
         wall_s: meta.wall_s,
+        devices: Vec::new(),
+        shared_devices: false,
     };
     Report { summary, steps: rows }
 }
