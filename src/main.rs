@@ -246,6 +246,14 @@ enum Cmd {
         /// Measure a fresh profile even if the scenario names one.
         #[arg(long)]
         reprofile: bool,
+        /// Which cost model the simulator predicts with: `profiled` (a profile fitted on this device for this model)
+        /// or `analytic` (the datasheet-style model, given device figures measured by microbenchmarks: tests how
+        /// the model scales with batch, context, model size and workers).
+        #[arg(long, default_value = "profiled", value_parser = ["profiled", "analytic"])]
+        model: String,
+        /// Device figures for --model analytic (a file written by an earlier validate); default: measure now.
+        #[arg(long)]
+        figures: Option<PathBuf>,
         /// Fail (exit 1) when a timing metric's median error exceeds this fraction (e.g. 0.10), besides a broken
         /// promise or different decisions, which always fail.
         #[arg(long, value_name = "FRACTION", value_parser = fraction)]
@@ -759,8 +767,22 @@ fn dispatch(cli: Cli) -> Result<()> {
             ui::status(format!("wrote {}", out.display()));
             ui::json(|| Ok(shapes::Profile { profile: &p, out: &out }))?;
         }
-        Cmd::Validate { scenario, device, pipelines, profile, reprofile, tolerance, repeat, out, overrides } => {
-            let options = ValidateOptions { profile, reprofile, tolerance, repeat: repeat.max(1), out };
+        Cmd::Validate {
+            scenario,
+            device,
+            pipelines,
+            profile,
+            reprofile,
+            model,
+            figures,
+            tolerance,
+            repeat,
+            out,
+            overrides,
+        } => {
+            let analytic = model == "analytic";
+            let options =
+                ValidateOptions { profile, reprofile, analytic, figures, tolerance, repeat: repeat.max(1), out };
             validate(&scenario, &device, &pipelines, options, &overrides)?
         }
         Cmd::Bench { scenario, steps, repeat, pipelines } => bench(&scenario, steps, repeat.max(1), &pipelines)?,
@@ -842,10 +864,33 @@ fn profile_table(p: &rlsim_sim::profile::HardwareProfile) -> String {
     format!("{}: {}\n{}", p.device, p.model, reports::text_table(&["operation", "fixed µs", "variable µs"], &rows))
 }
 
+/// The device figures as a table (units as a reader expects them).
+fn figures_table(f: &rlsim_exec::figures::DeviceFigures) -> String {
+    let rows = vec![
+        vec!["matmul (f32)".to_string(), format!("{:.1} GFLOP/s", f.matmul_gflops)],
+        vec!["memory read".to_string(), format!("{:.1} GB/s", f.read_gbytes_per_s)],
+        vec!["memory copy".to_string(), format!("{:.1} GB/s", f.copy_gbytes_per_s)],
+        vec!["decode iteration, fixed".to_string(), format!("{:.1} µs", f.iteration_s * 1e6)],
+        vec!["decode, per layer".to_string(), format!("{:.1} µs", f.layer_s * 1e6)],
+        vec![
+            "decode, per sequence".to_string(),
+            format!("{:.1} µs + {:.1} µs per layer", f.seq_s * 1e6, f.seq_layer_s * 1e6),
+        ],
+        vec![
+            "update, per micro-batch".to_string(),
+            format!("{:.1} µs + {:.1} µs per layer", f.update_micro_batch_s * 1e6, f.update_layer_s * 1e6),
+        ],
+    ];
+    format!("{}: device figures\n{}", f.device, reports::text_table(&["figure", "value"], &rows))
+}
+
 /// `rlsim validate`'s options besides the scenario, device and pipelines.
 struct ValidateOptions {
     profile: Option<PathBuf>,
     reprofile: bool,
+    /// Predict with the analytic model and device figures instead of a profile.
+    analytic: bool,
+    figures: Option<PathBuf>,
     tolerance: Option<f64>,
     repeat: usize,
     out: Option<PathBuf>,
@@ -858,7 +903,7 @@ fn validate(
     options: ValidateOptions,
     overrides: &Overrides,
 ) -> Result<()> {
-    let ValidateOptions { profile, reprofile, tolerance, repeat, out } = options;
+    let ValidateOptions { profile, reprofile, analytic, figures, tolerance, repeat, out } = options;
     let device: DeviceChoice = device.parse().map_err(anyhow::Error::msg)?;
     let base = overrides.list();
     let s = Scenario::load(path, &base)?;
@@ -875,7 +920,15 @@ fn validate(
         (None, Some(p), false) => Some(PathBuf::from(p)),
         _ => None,
     };
-    if let Some(p) = &given {
+    let given_figures = match &figures {
+        Some(f) => Some(rlsim_exec::figures::DeviceFigures::load(f).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    if let Some(f) = given_figures.as_ref().filter(|f| f.host != rlsim_sim::profile::HardwareProfile::this_host()) {
+        ui::status(format!("warning: the device figures were measured on `{}`, not on this machine", f.host));
+    }
+    let mut run_figures: Option<(usize, rlsim_exec::figures::DeviceFigures)> = None;
+    if let Some(p) = given.as_ref().filter(|_| !analytic) {
         let measured = rlsim_sim::profile::HardwareProfile::load(p).map_err(anyhow::Error::msg)?;
         let here = rlsim_sim::profile::HardwareProfile::this_host();
         if measured.host != here {
@@ -898,23 +951,42 @@ fn validate(
         let tag = if repeat > 1 { format!("{kind}-r{}", run + 1) } else { kind.to_string() };
         let mut sets = base.clone();
         sets.push(format!("pipeline.type={kind}"));
-        let profile_path = match &given {
-            Some(p) => p.clone(),
-            None => {
-                bar.set_message(format!("{tag}: profiling"));
-                bar.suspend(|| {
-                    ui::status(format!("profiling {device} with the scenario's model and the {kind} layout…"))
-                });
-                let p = rlsim_exec::profile::measure(&Scenario::load(path, &sets)?, device.first())
-                    .map_err(anyhow::Error::msg)?;
-                let file = dir.join(format!("profile-{tag}.toml"));
-                std::fs::write(&file, p.to_toml(&format!("Measured by `rlsim validate` for the {kind} layout.")))?;
-                bar.suspend(|| ui::text(&profile_table(&p)));
-                std::fs::canonicalize(&file)?
-            }
+        let s = if analytic {
+            // Device figures: given, or measured once per repetition (the machine drifts between repetitions).
+            let figures = match (&given_figures, &run_figures) {
+                (Some(f), _) => f.clone(),
+                (None, Some((r, f))) if *r == run => f.clone(),
+                _ => {
+                    bar.set_message(format!("{tag}: measuring device figures"));
+                    let f = rlsim_exec::figures::measure(device.first()).map_err(anyhow::Error::msg)?;
+                    let file = dir.join(format!("figures-r{}.toml", run + 1));
+                    std::fs::write(&file, f.to_toml("Device figures measured by `rlsim validate --model analytic`."))?;
+                    bar.suspend(|| ui::text(&figures_table(&f)));
+                    run_figures = Some((run, f.clone()));
+                    f
+                }
+            };
+            sets.extend(figures.analytic_overrides(&Scenario::load_unprofiled(path, &sets)?));
+            Scenario::load_unprofiled(path, &sets)?
+        } else {
+            let profile_path = match &given {
+                Some(p) => p.clone(),
+                None => {
+                    bar.set_message(format!("{tag}: profiling"));
+                    bar.suspend(|| {
+                        ui::status(format!("profiling {device} with the scenario's model and the {kind} layout…"))
+                    });
+                    let p = rlsim_exec::profile::measure(&Scenario::load(path, &sets)?, device.first())
+                        .map_err(anyhow::Error::msg)?;
+                    let file = dir.join(format!("profile-{tag}.toml"));
+                    std::fs::write(&file, p.to_toml(&format!("Measured by `rlsim validate` for the {kind} layout.")))?;
+                    bar.suspend(|| ui::text(&profile_table(&p)));
+                    std::fs::canonicalize(&file)?
+                }
+            };
+            sets.push(format!("hardware.profile={:?}", profile_path.to_string_lossy()));
+            Scenario::load(path, &sets)?
         };
-        sets.push(format!("hardware.profile={:?}", profile_path.to_string_lossy()));
-        let s = Scenario::load(path, &sets)?;
         bar.set_message(format!("{tag}: running on {device}"));
         let exec = execute(&s, device.clone()).with_context(|| format!("running {kind} on {device}"))?;
         bar.set_message(format!("{tag}: simulating"));

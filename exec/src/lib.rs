@@ -3,6 +3,7 @@
 pub mod collective;
 pub mod device;
 pub mod engine;
+pub mod figures;
 pub mod model;
 pub mod profile;
 pub mod runtime;

@@ -63,7 +63,7 @@ pub struct FrameworkSpec {
 }
 
 /// Names of the built-in framework presets.
-pub const FRAMEWORK_PRESETS: &[&str] = &["verl-fsdp2", "verl-megatron", "slime", "areal", "ideal"];
+pub const FRAMEWORK_PRESETS: &[&str] = &["verl-fsdp2", "verl-megatron", "slime", "areal", "ideal", "rlsim-exec"];
 
 /// The preset a scenario without `[framework]` gets.
 pub const DEFAULT_FRAMEWORK: &str = "verl-fsdp2";
@@ -102,6 +102,13 @@ pub const DEFAULT_FRAMEWORK: &str = "verl-fsdp2";
 /// `ideal` is the datasheet roofline with the simplest overheads: CUDA graphs without launch or per-sequence costs,
 /// a 1.5 ms iteration overhead, no recomputation, no offload, no controller work or padded transfers, 1 s switches
 /// and syncs; it is for micro-scenarios worked out by hand, not for predictions.
+///
+/// `rlsim-exec` is rlsim's own real backend (candle, exec/): eager (every layer's ops dispatched each iteration),
+/// no controller, no offload, no recomputation, no fixed switch or sync cost (a switch parks the engine's weights in
+/// host memory, a sync copies them), and the trainer runs its matmuls at the device's measured rate (`mfu` 1 of the
+/// measured peak). Its per-iteration, per-layer and per-sequence costs are the device's: `rlsim validate --model
+/// analytic` measures them with microbenchmarks (exec/src/figures.rs) and sets them; the values here are those
+/// figures on the project's 2-vCPU development VM (2026-11-29), for a scenario that names the preset alone.
 pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
     let verl = FrameworkSpec {
         name: "verl-fsdp2".into(),
@@ -159,6 +166,28 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
             step_overhead_s: 0.0,
             controller_ns_per_padded_token: 0.0,
             ..verl
+        },
+        "rlsim-exec" => FrameworkSpec {
+            name: "rlsim-exec".into(),
+            cuda_graphs: false,
+            iteration_overhead_ms: 0.1,
+            seq_overhead_us: 10.0,
+            graph_layer_us: 0.0,
+            eager_layer_us: 60.0,
+            tp_allreduce_us: 0.0,
+            hbm_efficiency: 1.0,
+            decode_compute_efficiency: 1.0,
+            prefill_mfu: 1.0,
+            mfu: 1.0,
+            moe_mfu_scale: 1.0,
+            gradient_checkpointing: false,
+            micro_batch_overhead_ms: 1.0,
+            offload: false,
+            offload_gbytes_per_s: 5.0,
+            switch_fixed_s: 0.0,
+            weight_sync_fixed_s: 0.0,
+            step_overhead_s: 0.0,
+            controller_ns_per_padded_token: 0.0,
         },
         _ => return None,
     };
