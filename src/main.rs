@@ -27,6 +27,10 @@ use std::time::Instant;
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    /// Scale every PNG/SVG plot this command draws (run, compare, sweep, exec, fidelity, plot): 2 draws the same
+    /// figures at twice the pixel size, text and lines included (for slides and print); 0.5 to 4.
+    #[arg(long, global = true, default_value_t = 1.0, value_name = "X", value_parser = plot_scale)]
+    plot_scale: f64,
 }
 
 #[derive(Subcommand)]
@@ -316,6 +320,12 @@ fn at_least_one(text: &str) -> Result<usize, String> {
     }
 }
 
+/// A `--plot-scale` value: a number from 0.5 to 4.
+fn plot_scale(text: &str) -> Result<f64, String> {
+    let v = text.parse::<f64>().map_err(|e| format!("expected a number ({e})"))?;
+    reports::plots::PlotOptions::with_scale(v).map(|o| o.scale)
+}
+
 /// Most samples `trace synth` writes (about 20 bytes each on disk).
 const MAX_SYNTH_SAMPLES: u64 = 100_000_000;
 
@@ -362,6 +372,7 @@ fn error_chain(e: &anyhow::Error) -> String {
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
+    let plots = reports::plots::PlotOptions { scale: cli.plot_scale };
     match cli.command {
         Cmd::Run { scenario, out, no_plots, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
@@ -370,14 +381,14 @@ fn dispatch(cli: Cli) -> Result<()> {
             emit(&reports::summary_table(&run.report.summary));
             reports::write_run(staged.path(), &run.report, &run.timeline, Some(&s.resolved_toml()))?;
             if !no_plots {
-                reports::plots::plot_run(staged.path())?;
+                reports::plots::plot_run(staged.path(), &plots)?;
             }
             let dir = staged.commit()?;
             emit(&format!("wrote {}\n", dir.display()));
         }
         Cmd::Schema => emit(&(serde_json::to_string_pretty(&rlsim_sim::scenario::json_schema())? + "\n")),
         Cmd::Plot { dir } => {
-            let written = plot_dir(&dir)?;
+            let written = plot_dir(&dir, &plots)?;
             emit(&format!("drew {} files in {}\n", written, dir.display()));
         }
         Cmd::Compare { scenarios, pipelines, seeds, out, no_plots, overrides } => {
@@ -428,7 +439,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 std::fs::create_dir(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
                 reports::write_run(&run_dir, &run.report, &run.timeline, Some(&s.resolved_toml()))?;
                 if !no_plots {
-                    reports::plots::plot_run(&run_dir)?;
+                    reports::plots::plot_run(&run_dir, &plots)?;
                 }
             }
             // The other seeds: only their summaries are kept.
@@ -457,7 +468,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             emit(&reports::compare_table(&rows));
             reports::write_compare_csv(&staged.path().join("compare.csv"), &rows)?;
             if !no_plots {
-                reports::plots::plot_compare(staged.path(), &rows)?;
+                reports::plots::plot_compare(staged.path(), &rows, &plots)?;
             }
             let dir = staged.commit()?;
             emit(&format!("wrote {}\n", dir.display()));
@@ -509,7 +520,15 @@ fn dispatch(cli: Cli) -> Result<()> {
             let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("sweep-{name}")));
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             // A shard draws no curves: it holds only some points; draw them after `merge` with the full file.
-            let n = sweep::sweep(&scenario, &axes, &overrides.list(), jobs, shard, &dir, !no_plots && shard.is_none())?;
+            let n = sweep::sweep(
+                &scenario,
+                &axes,
+                &overrides.list(),
+                jobs,
+                shard,
+                &dir,
+                (!no_plots && shard.is_none()).then_some(&plots),
+            )?;
             emit(&format!("{n} points → {}\n", dir.join("sweep.csv").display()));
         }
         Cmd::Search {
@@ -585,7 +604,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             emit(&format!("mean reward per step: {}\n", rewards.join(" ")));
             reports::write_run(staged.path(), &run.report, &run.timeline, Some(&s.resolved_toml()))?;
             if !no_plots {
-                reports::plots::plot_run(staged.path())?;
+                reports::plots::plot_run(staged.path(), &plots)?;
             }
             let dir = staged.commit()?;
             emit(&format!("wrote {}\n", dir.display()));
@@ -615,7 +634,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Bench { scenario, steps, repeat, pipelines } => bench(&scenario, steps, repeat.max(1), &pipelines)?,
         Cmd::Fidelity { dir, out, no_plots, overrides } => {
             let out = out.unwrap_or_else(|| PathBuf::from("runs/fidelity"));
-            if !fidelity(&dir, &out, no_plots, &overrides.list())? {
+            if !fidelity(&dir, &out, (!no_plots).then_some(&plots), &overrides.list())? {
                 std::process::exit(1);
             }
         }
@@ -624,27 +643,27 @@ fn dispatch(cli: Cli) -> Result<()> {
 }
 
 /// Re-draws a run folder's plots, or a compare folder's comparison and each run inside it. Returns files drawn.
-fn plot_dir(dir: &Path) -> Result<usize> {
+fn plot_dir(dir: &Path, plots: &reports::plots::PlotOptions) -> Result<usize> {
     let mut written = 0;
     if dir.join("summary.json").exists() {
-        written += reports::plots::plot_run(dir)?.len();
+        written += reports::plots::plot_run(dir, plots)?.len();
     }
     let compare = dir.join("compare.csv");
     if compare.exists() {
         let rows = reports::plots::read_compare_csv(&compare)?;
-        written += reports::plots::plot_compare(dir, &rows)?.len();
+        written += reports::plots::plot_compare(dir, &rows, plots)?.len();
         let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.join("summary.json").exists())
             .collect();
         subdirs.sort();
         for sub in subdirs {
-            written += reports::plots::plot_run(&sub)?.len();
+            written += reports::plots::plot_run(&sub, plots)?.len();
         }
     }
     let sweep_csv = dir.join("sweep.csv");
     if sweep_csv.exists() {
-        written += sweep::plot_from_csv(dir)?;
+        written += sweep::plot_from_csv(dir, plots)?;
     }
     if written == 0 {
         bail!("{}: no summary.json, compare.csv or sweep.csv to plot", dir.display());
@@ -894,7 +913,7 @@ fn write_trace_atomic(trace: &Trace, out: &Path) -> Result<()> {
 }
 
 /// Runs the fidelity suite; true when every error is within its tolerance.
-fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Result<bool> {
+fn fidelity(dir: &Path, out: &Path, plots: Option<&reports::plots::PlotOptions>, overrides: &[String]) -> Result<bool> {
     use rayon::prelude::*;
     use rlsim_sim::fidelity::{case_files, compare, run_case};
     let files = case_files(dir)?;
@@ -944,7 +963,7 @@ fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Res
         100.0 * mean_abs,
         outside
     );
-    if !no_plots {
+    if let Some(o) = plots {
         let points: Vec<reports::plots::FidelityPoint> = rows
             .iter()
             .map(|r| reports::plots::FidelityPoint {
@@ -954,7 +973,7 @@ fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Res
                 within: r.error().abs() <= 0.15,
             })
             .collect();
-        reports::plots::plot_fidelity(staged.path(), &points)?;
+        reports::plots::plot_fidelity(staged.path(), &points, o)?;
     }
     let dir = staged.commit()?;
     eprintln!("wrote {}", dir.display());
