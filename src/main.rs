@@ -520,15 +520,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("sweep-{name}")));
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             // A shard draws no curves: it holds only some points; draw them after `merge` with the full file.
-            let n = sweep::sweep(
-                &scenario,
-                &axes,
-                &overrides.list(),
-                jobs,
-                shard,
-                &dir,
-                (!no_plots && shard.is_none()).then_some(&plots),
-            )?;
+            let plot = (!no_plots && shard.is_none()).then_some(&plots);
+            let n = sweep::sweep(&scenario, &axes, &overrides.list(), jobs, shard, &dir, plot)?;
             emit(&format!("{n} points → {}\n", dir.join("sweep.csv").display()));
         }
         Cmd::Search {

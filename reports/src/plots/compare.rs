@@ -87,6 +87,22 @@ struct Compare<'a> {
 /// Bars of the single-series panels.
 const BAR: RGBColor = RGBColor(76, 114, 176);
 
+/// One bar of a row: its offset from the row's centre, half width, value and colour.
+type Bar = (f64, f64, f64, RGBColor);
+
+/// One panel: a caption, an optional legend row under it, and a bar chart over the rows with a label over each
+/// row's bars (and an optional whisker).
+struct Panel<'f> {
+    caption: &'f str,
+    legend: Vec<(String, Key)>,
+    y_desc: &'f str,
+    /// The largest value drawn (the axis leaves room above it for the labels).
+    top: f64,
+    bars: &'f dyn Fn(&CompareRow) -> Vec<Bar>,
+    whiskers: &'f dyn Fn(&CompareRow) -> Option<(f64, f64)>,
+    label: &'f dyn Fn(&CompareRow) -> String,
+}
+
 impl Compare<'_> {
     /// The figure's title: the scenario (and its GPUs) when every row shares it, and the seeds.
     fn title(&self) -> String {
@@ -105,20 +121,9 @@ impl Compare<'_> {
         t
     }
 
-    /// One panel: a caption, an optional legend row under it, and a bar chart of `values` per row with a label
-    /// over each bar. `bars` gives each row's bars as (offset from the row's centre, half width, value, colour).
-    #[allow(clippy::too_many_arguments)]
-    fn panel<DB: DrawingBackend>(
-        &self,
-        area: &Area<DB>,
-        caption: &str,
-        legend: &[(String, Key)],
-        y_desc: &str,
-        top: f64,
-        bars: &dyn Fn(&CompareRow) -> Vec<(f64, f64, f64, RGBColor)>,
-        whiskers: &dyn Fn(&CompareRow) -> Option<(f64, f64)>,
-        label: &dyn Fn(&CompareRow) -> String,
-    ) -> Result<(), String> {
+    /// Draws one panel on `area`.
+    fn panel<DB: DrawingBackend>(&self, area: &Area<DB>, p: Panel) -> Result<(), String> {
+        let Panel { caption, legend, y_desc, top, bars, whiskers, label } = p;
         let o = &self.o;
         let n = self.rows.len();
         let w = area.dim_in_pixel().0 as i32;
@@ -126,7 +131,7 @@ impl Compare<'_> {
         area.draw(&Text::new(caption.to_string(), (w / 2, o.px(6.0)), o.font(15.0).pos(centre))).map_err(txt)?;
         let mut head = o.px(30.0);
         if !legend.is_empty() {
-            legend_row(area, legend, o.px(80.0), head + o.px(8.0), o)?;
+            legend_row(area, &legend, o.px(80.0), head + o.px(8.0), o)?;
             head += o.px(22.0);
         }
         let body = area.margin(head, 0, 0, 0);
@@ -193,57 +198,65 @@ impl Figure for Compare<'_> {
         let range = |r: &CompareRow| (r.seeds > 1).then_some((r.tokens_per_s_min, r.tokens_per_s_max));
         self.panel(
             &panels[0],
-            caption,
-            &[],
-            "tokens/s",
-            max(&|r| r.tokens_per_s.max(range(r).map_or(0.0, |x| x.1))),
-            &|r| vec![(0.0, 0.3, r.tokens_per_s, BAR)],
-            &range,
-            &|r| format!("{} ({:.2}×)", short(r.tokens_per_s), r.speedup),
+            Panel {
+                caption,
+                legend: Vec::new(),
+                y_desc: "tokens/s",
+                top: max(&|r| r.tokens_per_s.max(range(r).map_or(0.0, |x| x.1))),
+                bars: &|r| vec![(0.0, 0.3, r.tokens_per_s, BAR)],
+                whiskers: &range,
+                label: &|r| format!("{} ({:.2}×)", short(r.tokens_per_s), r.speedup),
+            },
         )?;
 
         let (blue, red) = (activity_color("rollout"), activity_color("train"));
         self.panel(
             &panels[1],
-            "(b) Pool busy: share of each pool's GPU-time computing; label: mean step",
-            &[("rollout pool".into(), Key::Box(blue)), ("train pool".into(), Key::Box(red))],
-            "busy (%)",
-            100.0,
-            &|r| {
-                vec![
-                    (-0.16, 0.15, 100.0 * r.rollout_pool_busy_fraction, blue),
-                    (0.16, 0.15, 100.0 * r.train_pool_busy_fraction, red),
-                ]
+            Panel {
+                caption: "(b) Pool busy: share of each pool's GPU-time computing; label: mean step",
+                legend: vec![("rollout pool".into(), Key::Box(blue)), ("train pool".into(), Key::Box(red))],
+                y_desc: "busy (%)",
+                top: 100.0,
+                bars: &|r| {
+                    vec![
+                        (-0.16, 0.15, 100.0 * r.rollout_pool_busy_fraction, blue),
+                        (0.16, 0.15, 100.0 * r.train_pool_busy_fraction, red),
+                    ]
+                },
+                whiskers: &|_| None,
+                label: &|r| format!("step {} s", super::number(r.mean_step_s, 1)),
             },
-            &|_| None,
-            &|r| format!("step {} s", super::number(r.mean_step_s, 1)),
         )?;
 
         self.panel(
             &panels[2],
-            "(c) Off-policy trained tokens; label: mean (max) staleness in versions",
-            &[],
-            "off-policy tokens (%)",
-            max(&|r| 100.0 * r.off_policy_token_fraction).max(1.0),
-            &|r| vec![(0.0, 0.3, 100.0 * r.off_policy_token_fraction, BAR)],
-            &|_| None,
-            &|r| format!("{:.2} ({})", r.mean_staleness, r.max_staleness),
+            Panel {
+                caption: "(c) Off-policy trained tokens; label: mean (max) staleness in versions",
+                legend: Vec::new(),
+                y_desc: "off-policy tokens (%)",
+                top: max(&|r| 100.0 * r.off_policy_token_fraction).max(1.0),
+                bars: &|r| vec![(0.0, 0.3, 100.0 * r.off_policy_token_fraction, BAR)],
+                whiskers: &|_| None,
+                label: &|r| format!("{:.2} ({})", r.mean_staleness, r.max_staleness),
+            },
         )?;
 
         let priced = rows.iter().any(|r| r.usd_per_million_trained_tokens > 0.0);
         self.panel(
             &panels[3],
-            if priced {
-                "(d) Dollars per million trained tokens"
-            } else {
-                "(d) Dollars per million trained tokens (no GPU price)"
+            Panel {
+                caption: if priced {
+                    "(d) Dollars per million trained tokens"
+                } else {
+                    "(d) Dollars per million trained tokens (no GPU price)"
+                },
+                legend: Vec::new(),
+                y_desc: "$ / M trained tokens",
+                top: max(&|r| r.usd_per_million_trained_tokens),
+                bars: &|r| vec![(0.0, 0.3, r.usd_per_million_trained_tokens, BAR)],
+                whiskers: &|_| None,
+                label: &|r| dollars(r.usd_per_million_trained_tokens),
             },
-            &[],
-            "$ / M trained tokens",
-            max(&|r| r.usd_per_million_trained_tokens),
-            &|r| vec![(0.0, 0.3, r.usd_per_million_trained_tokens, BAR)],
-            &|_| None,
-            &|r| dollars(r.usd_per_million_trained_tokens),
         )
     }
 }

@@ -81,7 +81,8 @@ impl Figure for Scatter<'_> {
         ];
         let speedups = self.points.iter().filter(|p| p.speedup).count();
         if speedups > 0 {
-            items.push((format!("{speedups} speed-up ratios: table only"), Key::Box(WHITE)));
+            let s = if speedups == 1 { "" } else { "s" };
+            items.push((format!("{speedups} speed-up ratio{s}: in the table only"), Key::Box(WHITE)));
         }
         let (px, py) = chart.plotting_area().get_base_pixel();
         let (ax, ay) = area.get_base_pixel();

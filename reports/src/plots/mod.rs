@@ -69,6 +69,12 @@ impl PlotOptions {
         ((w * self.scale).round() as u32).max(1)
     }
 
+    /// The width of gridlines and axes: one pixel until the scale doubles it (a 1.5-pixel line would round to 2
+    /// and read as heavy).
+    fn hairline(&self) -> u32 {
+        (self.scale.floor() as u32).max(1)
+    }
+
     /// The plots' font at `size` pixels (scale 1).
     fn font(&self, size: f64) -> TextStyle<'static> {
         ("sans-serif", size * self.scale).into_font().color(&INK)
@@ -382,9 +388,9 @@ where
     Y: plotters::coord::ranged1d::Ranged,
     DB: DrawingBackend,
 {
-    m.bold_line_style(GRID.stroke_width(o.stroke(1.0)))
+    m.bold_line_style(GRID.stroke_width(o.hairline()))
         .light_line_style(TRANSPARENT)
-        .axis_style(INK.stroke_width(o.stroke(1.0)))
+        .axis_style(INK.stroke_width(o.hairline()))
         .label_style(o.font(13.0))
         .axis_desc_style(o.font(14.0))
         .set_all_tick_mark_size(o.px(4.0))

@@ -187,7 +187,7 @@ impl Figure for Gantt<'_> {
             .map_err(txt)?;
         // Rows: a gap of at least two pixels (12 % of the row) stays white between neighbours.
         let row_px = chart.plotting_area().dim_in_pixel().1 as f64 / n as f64;
-        let gap = (2.0 * o.scale / row_px).max(0.12).min(0.3);
+        let gap = (2.0 * o.scale / row_px).clamp(0.12, 0.3);
         chart
             .draw_series(
                 (0..d.workers.len())
