@@ -35,6 +35,10 @@ struct Cli {
     output: OutputArgs,
     #[command(subcommand)]
     command: Cmd,
+    /// Scale every PNG/SVG plot this command draws (run, compare, sweep, exec, fidelity, plot): 2 draws the same
+    /// figures at twice the pixel size, text and lines included (for slides and print); 0.5 to 4.
+    #[arg(long, global = true, default_value_t = 1.0, value_name = "X", value_parser = plot_scale)]
+    plot_scale: f64,
 }
 
 /// Flags every command takes: what goes to stdout and stderr.
@@ -433,6 +437,12 @@ fn at_least_one(text: &str) -> Result<usize, String> {
     }
 }
 
+/// A `--plot-scale` value: a number from 0.5 to 4.
+fn plot_scale(text: &str) -> Result<f64, String> {
+    let v = text.parse::<f64>().map_err(|e| format!("expected a number ({e})"))?;
+    reports::plots::PlotOptions::with_scale(v).map(|o| o.scale)
+}
+
 /// Most samples `trace synth` writes (about 20 bytes each on disk).
 const MAX_SYNTH_SAMPLES: u64 = 100_000_000;
 
@@ -472,6 +482,7 @@ fn error_chain(e: &anyhow::Error) -> String {
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
+    let plots = reports::plots::PlotOptions { scale: cli.plot_scale };
     match cli.command {
         Cmd::Run { scenario, out, seeds, no_plots, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
@@ -492,7 +503,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             };
             reports::write_run(staged.path(), &run.report, &run.timeline, Some(&s.resolved_toml()))?;
             if !no_plots {
-                reports::plots::plot_run(staged.path())?;
+                reports::plots::plot_run(staged.path(), &plots)?;
             }
             let dir = staged.commit()?;
             ui::status(format!("wrote {}", dir.display()));
@@ -500,7 +511,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Cmd::Schema => ui::emit(&(serde_json::to_string_pretty(&rlsim_sim::scenario::json_schema())? + "\n")),
         Cmd::Plot { dir } => {
-            let written = plot_dir(&dir)?;
+            let written = plot_dir(&dir, &plots)?;
             ui::status(format!("drew {} files in {}", written, dir.display()));
             ui::json(|| Ok(serde_json::json!({ "dir": dir, "files": written })))?;
         }
@@ -555,7 +566,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 std::fs::create_dir(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
                 reports::write_run(&run_dir, &run.report, &run.timeline, Some(&s.resolved_toml()))?;
                 if !no_plots {
-                    reports::plots::plot_run(&run_dir)?;
+                    reports::plots::plot_run(&run_dir, &plots)?;
                 }
             }
             // The other seeds: only their summaries are kept.
@@ -579,7 +590,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             }
             reports::write_compare_csv(&staged.path().join("compare.csv"), &rows)?;
             if !no_plots {
-                reports::plots::plot_compare(staged.path(), &rows)?;
+                reports::plots::plot_compare(staged.path(), &rows, &plots)?;
             }
             let dir = staged.commit()?;
             ui::status(format!("wrote {}", dir.display()));
@@ -655,8 +666,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             let dir = out.unwrap_or_else(|| Path::new("runs").join(format!("sweep-{name}")));
             let jobs = jobs.unwrap_or_else(cores);
             // A shard draws no curves: it holds only some points; draw them after `merge` with the full file.
-            let plots = !no_plots && shard.is_none();
-            let n = sweep::sweep(&scenario, &axes, &overrides.list(), jobs, shard, seeds, &dir, plots)?;
+            let plot = (!no_plots && shard.is_none()).then_some(&plots);
+            let n = sweep::sweep(&scenario, &axes, &overrides.list(), jobs, shard, seeds, &dir, plot)?;
             sweep_result(&dir, n)?;
         }
         Cmd::Search {
@@ -737,7 +748,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             ui::text(&format!("mean reward per step: {}\n", rewards.join(" ")));
             reports::write_run(staged.path(), &run.report, &run.timeline, Some(&s.resolved_toml()))?;
             if !no_plots {
-                reports::plots::plot_run(staged.path())?;
+                reports::plots::plot_run(staged.path(), &plots)?;
             }
             let dir = staged.commit()?;
             ui::status(format!("wrote {}", dir.display()));
@@ -788,7 +799,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Bench { scenario, steps, repeat, pipelines } => bench(&scenario, steps, repeat.max(1), &pipelines)?,
         Cmd::Fidelity { dir, out, no_plots, overrides } => {
             let out = out.unwrap_or_else(|| PathBuf::from("runs/fidelity"));
-            if !fidelity(&dir, &out, no_plots, &overrides.list())? {
+            if !fidelity(&dir, &out, (!no_plots).then_some(&plots), &overrides.list())? {
                 std::process::exit(1);
             }
         }
@@ -814,27 +825,27 @@ fn sweep_result(dir: &Path, points: usize) -> Result<()> {
 }
 
 /// Re-draws a run folder's plots, or a compare folder's comparison and each run inside it. Returns files drawn.
-fn plot_dir(dir: &Path) -> Result<usize> {
+fn plot_dir(dir: &Path, plots: &reports::plots::PlotOptions) -> Result<usize> {
     let mut written = 0;
     if dir.join("summary.json").exists() {
-        written += reports::plots::plot_run(dir)?.len();
+        written += reports::plots::plot_run(dir, plots)?.len();
     }
     let compare = dir.join("compare.csv");
     if compare.exists() {
         let rows = reports::plots::read_compare_csv(&compare)?;
-        written += reports::plots::plot_compare(dir, &rows)?.len();
+        written += reports::plots::plot_compare(dir, &rows, plots)?.len();
         let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.join("summary.json").exists())
             .collect();
         subdirs.sort();
         for sub in subdirs {
-            written += reports::plots::plot_run(&sub)?.len();
+            written += reports::plots::plot_run(&sub, plots)?.len();
         }
     }
     let sweep_csv = dir.join("sweep.csv");
     if sweep_csv.exists() {
-        written += sweep::plot_from_csv(dir)?;
+        written += sweep::plot_from_csv(dir, plots)?;
     }
     if written == 0 {
         bail!("{}: no summary.json, compare.csv or sweep.csv to plot", dir.display());
@@ -1198,7 +1209,7 @@ fn write_trace_atomic(trace: &Trace, out: &Path) -> Result<()> {
 }
 
 /// Runs the fidelity suite; true when every error is within its tolerance.
-fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Result<bool> {
+fn fidelity(dir: &Path, out: &Path, plots: Option<&reports::plots::PlotOptions>, overrides: &[String]) -> Result<bool> {
     use rayon::prelude::*;
     use rlsim_sim::fidelity::{case_files, compare, run_case};
     let files = case_files(dir)?;
@@ -1257,7 +1268,7 @@ fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Res
         100.0 * mean_abs,
         outside
     ));
-    if !no_plots {
+    if let Some(o) = plots {
         let points: Vec<reports::plots::FidelityPoint> = rows
             .iter()
             .map(|r| reports::plots::FidelityPoint {
@@ -1267,7 +1278,7 @@ fn fidelity(dir: &Path, out: &Path, no_plots: bool, overrides: &[String]) -> Res
                 within: r.error().abs() <= 0.15,
             })
             .collect();
-        reports::plots::plot_fidelity(staged.path(), &points)?;
+        reports::plots::plot_fidelity(staged.path(), &points, o)?;
     }
     let dir = staged.commit()?;
     ui::status(format!("wrote {}", dir.display()));

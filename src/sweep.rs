@@ -193,7 +193,7 @@ fn summary_cells(s: &Summary) -> Vec<String> {
 }
 
 /// Runs the sweep (or one shard of it), each point on `seeds` seeds, and writes `out/sweep.csv`, and with `plots` a
-/// curve per varied key. Returns the rows written.
+/// plot per varied key. Returns the rows written.
 #[allow(clippy::too_many_arguments)]
 pub fn sweep(
     path: &Path,
@@ -203,7 +203,7 @@ pub fn sweep(
     shard: Option<(usize, usize)>,
     seeds: usize,
     out: &Path,
-    plots: bool,
+    plots: Option<&rlsim_reports::plots::PlotOptions>,
 ) -> Result<usize> {
     let all = points(axes);
     let (index, count) = shard.unwrap_or((0, 1));
@@ -262,10 +262,10 @@ pub fn sweep(
     w.flush()?;
     drop(w);
     std::fs::write(staged.path().join("sweep.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
-    if plots {
+    if let Some(o) = plots {
         let keys: Vec<String> = axes.iter().map(|a| a.key.clone()).collect();
         let values: Vec<Vec<String>> = axes.iter().map(|a| a.values.clone()).collect();
-        rlsim_reports::plots::plot_sweep(staged.path(), &keys, &values, &plotted)?;
+        rlsim_reports::plots::plot_sweep(staged.path(), &keys, &values, &plotted, o)?;
     }
     staged.commit()?;
     Ok(mine.len())
@@ -356,9 +356,9 @@ pub fn points_json(file: &Path) -> Result<Vec<PointJson>> {
 
 /// Draws the curves of a sweep folder from its `sweep.csv` (the varied keys are the columns between `point` and
 /// `scenario`). Returns the files drawn.
-pub fn plot_from_csv(dir: &Path) -> Result<usize> {
+pub fn plot_from_csv(dir: &Path, o: &rlsim_reports::plots::PlotOptions) -> Result<usize> {
     let t = rlsim_reports::plots::read_sweep_csv(&dir.join("sweep.csv"))?;
-    Ok(rlsim_reports::plots::plot_sweep(dir, &t.keys, &t.values, &t.points)?.len())
+    Ok(rlsim_reports::plots::plot_sweep(dir, &t.keys, &t.values, &t.points, o)?.len())
 }
 
 /// Joins shard folders' `sweep.csv` into `out/sweep.csv`, ordered by point. Each shard's `sweep.json` must name the
