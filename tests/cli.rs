@@ -405,7 +405,9 @@ fn exec_profile_and_validate_run_on_the_cpu() {
     let err = fails(&["exec", "scenarios/exec-tiny.toml", "--device", "cuda:0"]);
     assert!(err.contains("--features cuda"), "{err}");
     let err = fails(&["exec", "scenarios/exec-tiny.toml", "--device", "tpu"]);
-    assert!(err.contains("expected cpu or cuda:N"), "{err}");
+    assert!(err.contains("expected cpu, cuda (every visible GPU), cuda:N or cuda:N,M,..."), "{err}");
+    let err = fails(&["exec", "scenarios/exec-tiny.toml", "--device", "cuda"]);
+    assert!(err.contains("--features cuda"), "counting GPUs needs the CUDA build: {err}");
     let err = fails(&["exec", "scenarios/quickstart.toml", "--steps", "1"]);
     assert!(err.contains("field `model"), "a 7B preset is not the transformer exec builds: {err}");
 
