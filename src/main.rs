@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Simulate one scenario: print a summary ending in a verdict (what bounds the run and the next knob to try,
-    /// docs/bottleneck.md) and write summary.json, steps.csv, timeline.csv, timeline.json (Perfetto), plots and
+    /// docs/bottleneck.md) and write summary.json, steps.csv, timeline.csv, timeline.json.gz (Perfetto), plots and
     /// scenario.resolved.toml to --out (default runs/<scenario name>/).
     Run {
         scenario: PathBuf,
@@ -41,6 +41,8 @@ enum Cmd {
         /// Skip the PNG/SVG plots.
         #[arg(long)]
         no_plots: bool,
+        #[command(flatten)]
+        timeline: TimelineArg,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -63,6 +65,8 @@ enum Cmd {
         /// Skip the PNG/SVG plots.
         #[arg(long)]
         no_plots: bool,
+        #[command(flatten)]
+        timeline: TimelineArg,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -166,6 +170,8 @@ enum Cmd {
         #[arg(long)]
         no_plots: bool,
         #[command(flatten)]
+        timeline: TimelineArg,
+        #[command(flatten)]
         overrides: Overrides,
     },
     /// Measure this device with the scenario's model (decode, prefill, train passes, weight sync, switch) and fit
@@ -244,6 +250,17 @@ enum Cmd {
     },
 }
 
+/// `--timeline`: how much of the run the timeline files hold.
+#[derive(Args, Clone, Copy)]
+struct TimelineArg {
+    /// Detail of timeline.csv and the Perfetto trace timeline.json.gz: none (neither), steps (a trace of each
+    /// step's window and phases), workers (+ each worker's activity and its KV-cache, batch, queue and weights-version
+    /// counters), trajectories (+ every trajectory's generation, on lanes per worker, with arrows where one moved to
+    /// another worker; timeline.csv gets its per-trajectory rows, which the response-length plot needs).
+    #[arg(long = "timeline", value_name = "DETAIL", default_value = "workers", value_parser = timeline_detail())]
+    detail: reports::TimelineDetail,
+}
+
 #[derive(Args, Clone, Default)]
 struct Overrides {
     /// Override the scenario's seed.
@@ -296,6 +313,13 @@ enum TraceCmd {
     },
     /// Print length statistics of a CSV trace (samples, prompt and response quantiles).
     Stats { trace: PathBuf },
+}
+
+/// `--timeline`: one of the listed details (listed in `--help` and in the error).
+fn timeline_detail() -> impl clap::builder::TypedValueParser<Value = reports::TimelineDetail> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(reports::TimelineDetail::NAMES)
+        .map(|s| s.parse::<reports::TimelineDetail>().expect("a listed value"))
 }
 
 /// A fraction from 0 to 1 (`--max-off-policy`).
@@ -363,12 +387,13 @@ fn error_chain(e: &anyhow::Error) -> String {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Run { scenario, out, no_plots, overrides } => {
+        Cmd::Run { scenario, out, no_plots, timeline, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
             let staged = Staged::new(&out.unwrap_or_else(|| Path::new("runs").join(&s.name)), "run")?;
             let run = simulate(&s).with_context(|| format!("simulating {}", scenario.display()))?;
             emit(&reports::summary_table(&run.report.summary));
-            reports::write_run(staged.path(), &run.report, &run.timeline, Some(&s.resolved_toml()))?;
+            let resolved = s.resolved_toml();
+            reports::write_run_detail(staged.path(), &run.report, &run.timeline, Some(&resolved), timeline.detail)?;
             if !no_plots {
                 reports::plots::plot_run(staged.path())?;
             }
@@ -380,7 +405,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let written = plot_dir(&dir)?;
             emit(&format!("drew {} files in {}\n", written, dir.display()));
         }
-        Cmd::Compare { scenarios, pipelines, seeds, out, no_plots, overrides } => {
+        Cmd::Compare { scenarios, pipelines, seeds, out, no_plots, timeline, overrides } => {
             // Every scenario is loaded (and checked) before anything is simulated or written.
             let mut loaded = Vec::new();
             let mut skipped = Vec::new();
@@ -426,7 +451,8 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
                 let run_dir = staged.path().join(&unique);
                 std::fs::create_dir(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-                reports::write_run(&run_dir, &run.report, &run.timeline, Some(&s.resolved_toml()))?;
+                let resolved = s.resolved_toml();
+                reports::write_run_detail(&run_dir, &run.report, &run.timeline, Some(&resolved), timeline.detail)?;
                 if !no_plots {
                     reports::plots::plot_run(&run_dir)?;
                 }
@@ -570,7 +596,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let n = sweep::merge(&shards, &out)?;
             emit(&format!("{n} points → {}\n", out.join("sweep.csv").display()));
         }
-        Cmd::Exec { scenario, device, steps, out, no_plots, overrides } => {
+        Cmd::Exec { scenario, device, steps, out, no_plots, timeline, overrides } => {
             let mut sets = overrides.list();
             if let Some(n) = steps {
                 sets.push(format!("workload.steps={n}"));
@@ -583,7 +609,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             emit(&reports::summary_table(&run.report.summary));
             let rewards: Vec<String> = run.step_rewards.iter().map(|r| format!("{r:.3}")).collect();
             emit(&format!("mean reward per step: {}\n", rewards.join(" ")));
-            reports::write_run(staged.path(), &run.report, &run.timeline, Some(&s.resolved_toml()))?;
+            let resolved = s.resolved_toml();
+            reports::write_run_detail(staged.path(), &run.report, &run.timeline, Some(&resolved), timeline.detail)?;
             if !no_plots {
                 reports::plots::plot_run(staged.path())?;
             }
@@ -979,7 +1006,8 @@ fn bench(path: &Path, steps: u32, repeat: u32, pipelines: &[String]) -> Result<(
         let mut sim_time = 0.0;
         for _ in 0..repeat {
             let t0 = Instant::now();
-            let run = simulate(&s)?;
+            // What sweep and search run: the summary, no counters over time.
+            let run = rlsim_sim::simulator::simulate_recording(&s, rlsim_sim::simulator::Recording::SUMMARY)?;
             walls.push(t0.elapsed().as_secs_f64());
             events = run.report.summary.events;
             sim_time = run.report.summary.sim_time_s;

@@ -87,6 +87,8 @@ fn finite(path: &Path, line: u64, field: &str, text: &str) -> Result<f64, PlotEr
 
 /// Reads what the run plots need from a run folder (`summary.json`, `timeline.csv`, `steps.csv`), refusing
 /// anything a run would not have written: a missing column, a non-finite number, a span that ends before it starts.
+/// A run written with `--timeline none` or `steps` has no `timeline.csv`: no spans then, and without its `generate`
+/// rows (`workers`) no lengths.
 pub fn read_run(dir: &Path) -> Result<RunData, PlotError> {
     let summary_path = dir.join("summary.json");
     let summary: serde_json::Value =
@@ -103,7 +105,12 @@ pub fn read_run(dir: &Path) -> Result<RunData, PlotError> {
         .map(|a| a.iter().filter_map(|p| Some((p[0].as_u64()? as u32, p[1].as_u64()?))).collect())
         .unwrap_or_default();
     let tl = dir.join("timeline.csv");
-    let mut r = csv::Reader::from_path(&tl).map_err(|e| err(&tl, e))?;
+    let source: Box<dyn std::io::Read> = match std::fs::File::open(&tl) {
+        Ok(f) => Box::new(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Box::new(NO_TIMELINE_CSV.as_bytes()),
+        Err(e) => return Err(err(&tl, e)),
+    };
+    let mut r = csv::Reader::from_reader(source);
     let (mut workers, mut spans): (Vec<String>, Vec<SpanRow>) = (Vec::new(), Vec::new());
     let mut per_traj: BTreeMap<u64, f64> = BTreeMap::new();
     let header = r.headers().map_err(|e| err(&tl, e))?.clone();
@@ -172,6 +179,9 @@ pub fn read_run(dir: &Path) -> Result<RunData, PlotError> {
         max_response_tokens,
     })
 }
+
+/// A `timeline.csv` without rows: what a run folder without one holds.
+const NO_TIMELINE_CSV: &str = "worker,kind,start_s,end_s,step,trajectory,tokens,version\n";
 
 /// Sort key that orders "w2" before "w10".
 fn natural_key(s: &str) -> (String, u64) {
@@ -463,18 +473,25 @@ fn finish(drawn: Result<(), PlotError>, tmp: &Path, path: &Path) -> Result<(), P
     }
 }
 
-/// Draws a run folder's plots from its files: `timeline.png/.svg` (Gantt), `steps.png/.svg`,
-/// `staleness.png/.svg`, `lengths.png/.svg`. Returns the files written.
+/// Draws a run folder's plots from its files: `timeline.png/.svg` (Gantt; needs worker spans in `timeline.csv`),
+/// `steps.png/.svg`, `staleness.png/.svg`, `lengths.png/.svg` (needs its `generate` rows). Returns the files
+/// written.
 pub fn plot_run(dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
     let d = read_run(dir)?;
     let rows = d.workers.len() as u32;
     let mut out = Vec::new();
-    out.extend(render(dir, "timeline", (1400, (140 + 26 * rows).clamp(360, 1800)), &|a| gantt(a, &d), &|a| {
-        gantt(a, &d)
-    })?);
+    // No timeline without worker spans (`--timeline none`/`steps`), no lengths without per-trajectory rows (below
+    // `trajectories`).
+    if !d.spans.is_empty() {
+        out.extend(render(dir, "timeline", (1400, (140 + 26 * rows).clamp(360, 1800)), &|a| gantt(a, &d), &|a| {
+            gantt(a, &d)
+        })?);
+    }
     out.extend(render(dir, "steps", (1200, 560), &|a| step_breakdown(a, &d), &|a| step_breakdown(a, &d))?);
     out.extend(render(dir, "staleness", (900, 520), &|a| staleness(a, &d), &|a| staleness(a, &d))?);
-    out.extend(render(dir, "lengths", (1000, 560), &|a| length_cdf(a, &d), &|a| length_cdf(a, &d))?);
+    if !d.lengths.is_empty() {
+        out.extend(render(dir, "lengths", (1000, 560), &|a| length_cdf(a, &d), &|a| length_cdf(a, &d))?);
+    }
     Ok(out)
 }
 
