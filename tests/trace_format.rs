@@ -35,14 +35,21 @@ fn ns(v: &Value) -> i64 {
     (v.as_f64().expect("a numeric timestamp") * 1000.0) as i64
 }
 
+/// A thread: (pid, tid).
+type Thread = (u64, u64);
+/// A complete slice as Perfetto reads it: start and end in nanoseconds, and its event's index.
+type Slice = (i64, i64, usize);
+/// A flow's key: (cat, name, id).
+type FlowKey = (String, String, u64);
+
 /// What the rules check found in a trace.
 #[derive(Default)]
 struct Found {
     /// (pid, tid) → its complete slices (start, end, event index), and which threads carry anything at all.
-    slices: BTreeMap<(u64, u64), Vec<(i64, i64, usize)>>,
-    used: BTreeSet<(u64, u64)>,
+    slices: BTreeMap<Thread, Vec<Slice>>,
+    used: BTreeSet<Thread>,
     process_names: BTreeMap<u64, String>,
-    thread_names: BTreeMap<(u64, u64), String>,
+    thread_names: BTreeMap<Thread, String>,
     /// Counter track (pid, "<name> <arg>") → its values in file order.
     counters: BTreeMap<(u64, String), Vec<f64>>,
     /// Flows: (s event, f event).
@@ -54,8 +61,8 @@ fn check(trace: &Value) -> Found {
     let events = trace["traceEvents"].as_array().expect("traceEvents");
     let mut f = Found::default();
     let mut open_async: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
-    let (mut starts, mut finishes): (BTreeMap<(String, String, u64), Vec<usize>>, BTreeMap<_, Vec<usize>>) =
-        (BTreeMap::new(), BTreeMap::new());
+    let mut starts: BTreeMap<FlowKey, Vec<usize>> = BTreeMap::new();
+    let mut finishes: BTreeMap<FlowKey, Vec<usize>> = BTreeMap::new();
     for (i, e) in events.iter().enumerate() {
         let ph = e["ph"].as_str().unwrap_or_else(|| panic!("event {i} has no ph: {e}"));
         let (pid, tid) = (e["pid"].as_u64().expect("pid"), e["tid"].as_u64().expect("tid"));
@@ -119,7 +126,7 @@ fn check(trace: &Value) -> Found {
     // Complete events on one thread nest or follow each other; never overlap partially.
     for (thread, slices) in f.slices.iter_mut() {
         slices.sort_by_key(|&(a, b, _)| (a, std::cmp::Reverse(b)));
-        let mut stack: Vec<(i64, i64, usize)> = Vec::new();
+        let mut stack: Vec<Slice> = Vec::new();
         for &(a, b, i) in slices.iter() {
             while stack.last().is_some_and(|&(_, end, _)| end <= a) {
                 stack.pop();

@@ -322,13 +322,30 @@ fn counter_track(kind: CounterKind) -> (&'static str, &'static str) {
     }
 }
 
-/// Lanes of a set of spans: `order` (span indices) sorted by (start, end, then the tie-break the caller gave), each
-/// span's lane, and the number of lanes.
-fn lanes_of(spans: &[Span], mut order: Vec<usize>) -> (Vec<usize>, Vec<u32>, u32) {
-    order.sort_by_key(|&i| (spans[i].start, spans[i].end, spans[i].trajectory, i));
-    let intervals: Vec<(u64, u64)> = order.iter().map(|&i| (spans[i].start.as_ns(), spans[i].end.as_ns())).collect();
-    let (lane, n) = pack_lanes(&intervals);
-    (order, lane, n)
+/// Items packed onto lanes ([`pack_lanes`]): in order of start, each with its lane, and how many lanes.
+struct Lanes<T> {
+    items: Vec<T>,
+    lane: Vec<u32>,
+    count: u32,
+}
+
+impl<T> Lanes<T> {
+    /// Sorts `items` by `key` — (start ns, end ns, a tie-break that makes the order total) — and packs them.
+    fn pack(mut items: Vec<T>, key: impl Fn(&T) -> (u64, u64, u64)) -> Self {
+        items.sort_by_key(&key);
+        let intervals: Vec<(u64, u64)> = items.iter().map(&key).map(|(a, b, _)| (a, b)).collect();
+        let (lane, count) = pack_lanes(&intervals);
+        Lanes { items, lane, count }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&T, usize)> {
+        self.items.iter().zip(self.lane.iter().map(|&l| l as usize))
+    }
+}
+
+/// Spans (indices into `spans`) packed on lanes by (start, end, recording order).
+fn span_lanes(spans: &[Span], indices: Vec<usize>) -> Lanes<usize> {
+    Lanes::pack(indices, |&i| (spans[i].start.as_ns(), spans[i].end.as_ns(), i as u64))
 }
 
 fn write_events<W: Write>(
@@ -355,21 +372,19 @@ fn write_events<W: Write>(
         e.0 = e.0.min(s.start.as_ns());
         e.1 = e.1.max(s.end.as_ns());
     }
-    let mut phase_lanes: Vec<(Vec<(u32, u64, u64)>, Vec<u32>, u32)> = Vec::new();
-    for p in 0..PHASES.len() {
-        let mut v: Vec<(u32, u64, u64)> =
-            extent.range((p, 0)..=(p, u32::MAX)).map(|(&(_, step), &(a, b))| (step, a, b)).collect();
-        v.sort_by_key(|&(step, a, b)| (a, b, step));
-        let (lane, n) = pack_lanes(&v.iter().map(|&(_, a, b)| (a, b)).collect::<Vec<_>>());
-        phase_lanes.push((v, lane, n));
-    }
+    let phase_lanes: Vec<Lanes<(u32, u64, u64)>> = (0..PHASES.len())
+        .map(|p| {
+            let v = extent.range((p, 0)..=(p, u32::MAX)).map(|(&(_, step), &(a, b))| (step, a, b)).collect();
+            Lanes::pack(v, |&(step, a, b)| (a, b, step.into()))
+        })
+        .collect();
 
     // Worker activity and generation lanes.
     let mut activity: Vec<Vec<usize>> = vec![Vec::new(); t.workers.len()];
     let mut generate: Vec<Vec<usize>> = vec![Vec::new(); t.workers.len()];
     if workers {
-        for (i, s) in t.spans.iter().enumerate() {
-            let Some(w) = (s.worker as usize).lt(&t.workers.len()).then_some(s.worker as usize) else { continue };
+        for (i, s) in t.spans.iter().enumerate().filter(|(_, s)| (s.worker as usize) < t.workers.len()) {
+            let w = s.worker as usize;
             if s.kind.is_activity() {
                 activity[w].push(i);
             } else if trajectories {
@@ -377,9 +392,8 @@ fn write_events<W: Write>(
             }
         }
     }
-    let activity: Vec<(Vec<usize>, Vec<u32>, u32)> =
-        activity.into_iter().map(|o| lanes_of(&t.spans, o)).map(|(o, l, n)| (o, l, n.max(1))).collect();
-    let generate: Vec<(Vec<usize>, Vec<u32>, u32)> = generate.into_iter().map(|o| lanes_of(&t.spans, o)).collect();
+    let activity: Vec<Lanes<usize>> = activity.into_iter().map(|v| span_lanes(&t.spans, v)).collect();
+    let generate: Vec<Lanes<usize>> = generate.into_iter().map(|v| span_lanes(&t.spans, v)).collect();
 
     // Ids: pids first (steps, nodes, generation processes), then tids above every pid.
     let mut nodes: Vec<u32> = if workers { t.workers.iter().map(|x| x.node).collect() } else { Vec::new() };
@@ -387,7 +401,7 @@ fn write_events<W: Write>(
     nodes.dedup();
     let steps_pid = 1;
     let node_pid = |node: u32| 2 + nodes.binary_search(&node).expect("a node of a worker") as u32;
-    let gen_workers: Vec<usize> = (0..t.workers.len()).filter(|&w| generate[w].2 > 0).collect();
+    let gen_workers: Vec<usize> = (0..t.workers.len()).filter(|&w| generate[w].count > 0).collect();
     let gen_pid = |k: usize| 2 + nodes.len() as u32 + k as u32;
     let mut next_tid = 2 + nodes.len() as u32 + gen_workers.len() as u32;
     let mut tid = || {
@@ -418,28 +432,21 @@ fn write_events<W: Write>(
             .raw("}");
     }
     let mut sort = 1;
-    for (p, (v, lane, n)) in phase_lanes.iter().enumerate() {
+    for (p, lanes) in phase_lanes.iter().enumerate() {
         let phase = PHASES[p].0;
-        let tids: Vec<u32> = (0..*n).map(|_| tid()).collect();
+        let tids: Vec<u32> = (0..lanes.count).map(|_| tid()).collect();
         for (l, &id) in tids.iter().enumerate() {
             let name = if l == 0 { phase.to_string() } else { format!("{phase} · {}", l + 1) };
             out.thread(steps_pid, id, &name, sort)?;
             sort += 1;
         }
-        stats.threads += *n;
+        stats.threads += lanes.count;
         let name = json_str(phase);
-        for (&(step, a, b), &l) in v.iter().zip(lane) {
-            let o = out.complete(
-                |o| {
-                    o.raw(&name);
-                },
-                phase,
-                a,
-                b,
-                steps_pid,
-                tids[l as usize],
-            )?;
-            o.raw(r#"{"step":"#).num(step.into()).raw("}}");
+        for (&(step, a, b), l) in lanes.iter() {
+            let write_name = |o: &mut Out<W>| {
+                o.raw(&name);
+            };
+            out.complete(write_name, phase, a, b, steps_pid, tids[l])?.raw(r#"{"step":"#).num(step.into()).raw("}}");
         }
     }
     for c in t.counter_samples.iter().filter(|c| c.worker == CounterSample::RUN) {
@@ -457,9 +464,10 @@ fn write_events<W: Write>(
     }
     let mut worker_tid = vec![0u32; t.workers.len()];
     for (w, x) in t.workers.iter().enumerate() {
-        let (order, lane, n) = &activity[w];
+        // A worker with no span still gets its (empty) thread.
+        let lanes = &activity[w];
         let pid = node_pid(x.node);
-        let tids: Vec<u32> = (0..*n).map(|_| tid()).collect();
+        let tids: Vec<u32> = (0..lanes.count.max(1)).map(|_| tid()).collect();
         worker_tid[w] = tids[0];
         for (l, &id) in tids.iter().enumerate() {
             let mut name = format!("{} ({} GPU, {})", x.name, x.gpus, x.tags.join("+"));
@@ -468,14 +476,13 @@ fn write_events<W: Write>(
             }
             out.thread(pid, id, &name, w as u32 * 1000 + l as u32)?;
         }
-        stats.threads += *n;
-        for (&i, &l) in order.iter().zip(lane) {
+        stats.threads += tids.len() as u32;
+        for (&i, l) in lanes.iter() {
             let s = &t.spans[i];
             let name = |o: &mut Out<W>| {
                 o.raw("\"").raw(s.kind.name()).raw("\"");
             };
-            out.complete(name, s.kind.name(), s.start.as_ns(), s.end.as_ns(), pid, tids[l as usize])?
-                .span_args(&names[w], s);
+            out.complete(name, s.kind.name(), s.start.as_ns(), s.end.as_ns(), pid, tids[l])?.span_args(&names[w], s);
         }
     }
     // Counter names, per worker and kind, made once (a DAPO run has a few hundred thousand samples).
@@ -494,21 +501,21 @@ fn write_events<W: Write>(
     let mut lane_tid: Vec<Vec<u32>> = vec![Vec::new(); t.workers.len()];
     for (k, &w) in gen_workers.iter().enumerate() {
         let x = &t.workers[w];
-        let (order, lane, n) = &generate[w];
+        let lanes = &generate[w];
         let pid = gen_pid(k);
         out.process(pid, &format!("{} generation (node {})", x.name, x.node), 1 + nodes.len() as u32 + k as u32)?;
-        lane_tid[w] = (0..*n).map(|_| tid()).collect();
+        lane_tid[w] = (0..lanes.count).map(|_| tid()).collect();
         for (l, &id) in lane_tid[w].iter().enumerate() {
             out.thread(pid, id, &format!("{} lane {}", x.name, l + 1), l as u32)?;
         }
-        stats.threads += *n;
-        stats.max_lanes = stats.max_lanes.max(*n);
-        for (&i, &l) in order.iter().zip(lane) {
+        stats.threads += lanes.count;
+        stats.max_lanes = stats.max_lanes.max(lanes.count);
+        for (&i, l) in lanes.iter() {
             let s = &t.spans[i];
             let name = |o: &mut Out<W>| {
                 o.raw(r#""traj "#).num(s.trajectory.unwrap_or(0)).raw("\"");
             };
-            out.complete(name, "generate", s.start.as_ns(), s.end.as_ns(), pid, lane_tid[w][l as usize])?
+            out.complete(name, "generate", s.start.as_ns(), s.end.as_ns(), pid, lane_tid[w][l])?
                 .span_args(&names[w], s);
         }
     }
@@ -516,19 +523,15 @@ fn write_events<W: Write>(
     // Migrations: consecutive segments of one trajectory on different workers. A flow binds to the slice enclosing
     // its timestamp, so each end sits mid-slice (a slice shorter than 2 ns has no inside and gets no arrow).
     if trajectories {
-        let mut where_: Vec<(u64, u64, usize, u32)> = Vec::new(); // (trajectory, start, span, lane)
+        // (trajectory, start, span, lane) of every segment, in trajectory and time order.
+        let mut segments: Vec<(u64, u64, usize, usize)> = Vec::new();
         for &w in &gen_workers {
-            let (order, lane, _) = &generate[w];
-            where_.extend(
-                order
-                    .iter()
-                    .zip(lane)
-                    .map(|(&i, &l)| (t.spans[i].trajectory.unwrap_or(0), t.spans[i].start.as_ns(), i, l)),
-            );
+            let seg = |(&i, l): (&usize, usize)| (t.spans[i].trajectory.unwrap_or(0), t.spans[i].start.as_ns(), i, l);
+            segments.extend(generate[w].iter().map(seg));
         }
-        where_.sort_unstable();
+        segments.sort_unstable();
         let mid = |s: &Span| s.start.as_ns() + (s.end.as_ns() - s.start.as_ns()) / 2;
-        for pair in where_.windows(2) {
+        for pair in segments.windows(2) {
             let ((ta, _, ia, la), (tb, _, ib, lb)) = (pair[0], pair[1]);
             let (a, b) = (&t.spans[ia], &t.spans[ib]);
             if ta != tb || a.worker == b.worker || a.end.since(a.start) < 2 || b.end.since(b.start) < 2 {
@@ -539,8 +542,8 @@ fn write_events<W: Write>(
             let (wa, wb) = (a.worker as usize, b.worker as usize);
             let pa = gen_pid(gen_workers.binary_search(&wa).expect("a generation worker"));
             let pb = gen_pid(gen_workers.binary_search(&wb).expect("a generation worker"));
-            out.flow('s', id, mid(a), pa, lane_tid[wa][la as usize])?;
-            out.flow('f', id, mid(b), pb, lane_tid[wb][lb as usize])?;
+            out.flow('s', id, mid(a), pa, lane_tid[wa][la])?;
+            out.flow('f', id, mid(b), pb, lane_tid[wb][lb])?;
         }
     }
     stats.events = out.finish()?;

@@ -146,15 +146,25 @@ impl CounterSample {
 }
 
 /// Records counter samples on change only; both backends feed it as their engines' batches change. At most one
-/// sample per counter and instant: a later value at the same instant replaces the earlier. A disabled log records
-/// nothing (runs whose summary is all that is kept: sweep, search, bench).
+/// sample per counter and instant: a later value at the same instant replaces the earlier (and a value that comes
+/// back within the instant to the one before leaves no sample). A disabled log records nothing (runs whose summary
+/// is all that is kept: sweep, search, bench).
 #[derive(Clone, Debug)]
 pub struct CounterLog {
     enabled: bool,
     samples: Vec<CounterSample>,
-    /// Per worker (then one slot for run-wide counters) and kind: the counter's last sample (value, time, index),
+    /// Per worker (then one slot for run-wide counters) and kind: the counter's last sample and the one before,
     /// kept here so that a repeated value is refused without reaching into `samples`.
-    last: Vec<[Option<(u64, SimTime, usize)>; CounterKind::ALL.len()]>,
+    last: Vec<[(Option<Last>, Option<Last>); CounterKind::ALL.len()]>,
+    /// Samples withdrawn (their `at` set to [`CounterLog::WITHDRAWN`]), dropped at the end.
+    withdrawn: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Last {
+    value: u64,
+    at: SimTime,
+    index: usize,
 }
 
 impl Default for CounterLog {
@@ -164,8 +174,11 @@ impl Default for CounterLog {
 }
 
 impl CounterLog {
+    /// The time of a withdrawn sample (later than any run may reach).
+    const WITHDRAWN: SimTime = SimTime(u64::MAX);
+
     pub fn new(enabled: bool) -> Self {
-        CounterLog { enabled, samples: Vec::new(), last: Vec::new() }
+        CounterLog { enabled, samples: Vec::new(), last: Vec::new(), withdrawn: 0 }
     }
 
     pub fn record(&mut self, worker: u32, kind: CounterKind, at: SimTime, value: u64) {
@@ -174,24 +187,34 @@ impl CounterLog {
         }
         let slot = if worker == CounterSample::RUN { 0 } else { worker as usize + 1 };
         if slot >= self.last.len() {
-            self.last.resize(slot + 1, [None; CounterKind::ALL.len()]);
+            self.last.resize(slot + 1, [(None, None); CounterKind::ALL.len()]);
         }
-        let last = &mut self.last[slot][kind as usize];
+        let (last, before) = &mut self.last[slot][kind as usize];
         match *last {
-            Some((v, _, _)) if v == value => return,
-            Some((_, t, i)) if t == at => {
-                self.samples[i].value = value;
-                *last = Some((value, at, i));
+            Some(l) if l.value == value => return,
+            Some(l) if l.at == at => {
+                if before.is_some_and(|b| b.value == value) {
+                    // Back to the value before within the instant: no change to show.
+                    self.samples[l.index].at = Self::WITHDRAWN;
+                    self.withdrawn += 1;
+                    (*last, *before) = (*before, None);
+                } else {
+                    self.samples[l.index].value = value;
+                    *last = Some(Last { value, ..l });
+                }
                 return;
             }
             _ => {}
         }
-        *last = Some((value, at, self.samples.len()));
+        (*before, *last) = (*last, Some(Last { value, at, index: self.samples.len() }));
         self.samples.push(CounterSample { at, value, worker, kind });
     }
 
     /// The samples, in recording order (per counter, in time order).
-    pub fn into_samples(self) -> Vec<CounterSample> {
+    pub fn into_samples(mut self) -> Vec<CounterSample> {
+        if self.withdrawn > 0 {
+            self.samples.retain(|c| c.at != Self::WITHDRAWN);
+        }
         self.samples
     }
 }
@@ -281,5 +304,45 @@ impl Timeline {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_is_recorded_when_it_changes_once_per_instant() {
+        let mut log = CounterLog::default();
+        let at = |ns| SimTime(ns);
+        log.record(0, CounterKind::Running, at(0), 0);
+        log.record(0, CounterKind::Running, at(5), 0); // unchanged: nothing
+        log.record(0, CounterKind::Running, at(10), 3);
+        log.record(0, CounterKind::Running, at(10), 4); // same instant: replaces
+        log.record(1, CounterKind::Running, at(10), 4); // another worker's counter
+        log.record(CounterSample::RUN, CounterKind::PolicyVersion, at(12), 1);
+        log.record(0, CounterKind::Waiting, at(12), 0); // another counter of worker 0
+        log.record(0, CounterKind::Running, at(20), 4); // unchanged
+        log.record(0, CounterKind::Running, at(30), 0);
+        log.record(0, CounterKind::Running, at(40), 2);
+        log.record(0, CounterKind::Running, at(40), 0); // back to the value before within the instant: no sample
+        log.record(0, CounterKind::Running, at(50), 0); // still unchanged
+        let got: Vec<(u32, CounterKind, u64, u64)> =
+            log.into_samples().iter().map(|c| (c.worker, c.kind, c.at.as_ns(), c.value)).collect();
+        let run = CounterSample::RUN;
+        assert_eq!(
+            got,
+            vec![
+                (0, CounterKind::Running, 0, 0),
+                (0, CounterKind::Running, 10, 4),
+                (1, CounterKind::Running, 10, 4),
+                (run, CounterKind::PolicyVersion, 12, 1),
+                (0, CounterKind::Waiting, 12, 0),
+                (0, CounterKind::Running, 30, 0),
+            ]
+        );
+        let mut off = CounterLog::new(false);
+        off.record(0, CounterKind::Running, at(0), 7);
+        assert!(off.into_samples().is_empty());
     }
 }
