@@ -56,7 +56,7 @@ struct OutputArgs {
 #[derive(Subcommand)]
 enum Cmd {
     /// Simulate one scenario: print a summary ending in a verdict (what bounds the run and the next knob to try,
-    /// docs/bottleneck.md) and write summary.json, steps.csv, timeline.csv, timeline.json (Perfetto), plots and
+    /// docs/bottleneck.md) and write summary.json, steps.csv, timeline.csv, timeline.json.gz (Perfetto), plots and
     /// scenario.resolved.toml to --out (default runs/<scenario name>/).
     #[command(after_help = RUN_EXAMPLES)]
     Run {
@@ -72,6 +72,8 @@ enum Cmd {
         /// Skip the PNG/SVG plots.
         #[arg(long)]
         no_plots: bool,
+        #[command(flatten)]
+        timeline: TimelineArg,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -96,6 +98,8 @@ enum Cmd {
         /// Skip the PNG/SVG plots.
         #[arg(long)]
         no_plots: bool,
+        #[command(flatten)]
+        timeline: TimelineArg,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -214,6 +218,8 @@ enum Cmd {
         /// Skip the PNG/SVG plots.
         #[arg(long)]
         no_plots: bool,
+        #[command(flatten)]
+        timeline: TimelineArg,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -346,6 +352,17 @@ const COMPLETIONS_EXAMPLES: &str = "Examples:
   rlsim completions zsh > \"${fpath[1]}/_rlsim\"
   rlsim completions fish > ~/.config/fish/completions/rlsim.fish";
 
+/// `--timeline`: how much of the run the timeline files hold.
+#[derive(Args, Clone, Copy)]
+struct TimelineArg {
+    /// Detail of timeline.csv and the Perfetto trace timeline.json.gz: none (neither), steps (a trace of each
+    /// step's window and phases), workers (+ each worker's activity and its KV-cache, batch, queue and weights-version
+    /// counters), trajectories (+ every trajectory's generation, on lanes per worker, with arrows where one moved to
+    /// another worker; timeline.csv gets its per-trajectory rows, which the response-length plot needs).
+    #[arg(long = "timeline", value_name = "DETAIL", default_value = "workers", value_parser = timeline_detail())]
+    detail: reports::TimelineDetail,
+}
+
 #[derive(Args, Clone, Default)]
 struct Overrides {
     /// Override the scenario's seed.
@@ -419,6 +436,13 @@ enum TraceCmd {
     },
 }
 
+/// `--timeline`: one of the listed details (listed in `--help` and in the error).
+fn timeline_detail() -> impl clap::builder::TypedValueParser<Value = reports::TimelineDetail> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(reports::TimelineDetail::NAMES)
+        .map(|s| s.parse::<reports::TimelineDetail>().expect("a listed value"))
+}
+
 /// A fraction from 0 to 1 (`--max-off-policy`).
 fn fraction(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -484,7 +508,7 @@ fn error_chain(e: &anyhow::Error) -> String {
 fn dispatch(cli: Cli) -> Result<()> {
     let plots = reports::plots::PlotOptions { scale: cli.plot_scale };
     match cli.command {
-        Cmd::Run { scenario, out, seeds, no_plots, overrides } => {
+        Cmd::Run { scenario, out, seeds, no_plots, timeline, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
             let staged = Staged::new(&out.unwrap_or_else(|| Path::new("runs").join(&s.name)), "run")?;
             let run = simulate(&s).with_context(|| format!("simulating {}", scenario.display()))?;
@@ -501,7 +525,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             } else {
                 None
             };
-            reports::write_run(staged.path(), &run.report, &run.timeline, Some(&s.resolved_toml()))?;
+            let resolved = s.resolved_toml();
+            reports::write_run_detail(staged.path(), &run.report, &run.timeline, Some(&resolved), timeline.detail)?;
             if !no_plots {
                 reports::plots::plot_run(staged.path(), &plots)?;
             }
@@ -515,7 +540,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             ui::status(format!("drew {} files in {}", written, dir.display()));
             ui::json(|| Ok(serde_json::json!({ "dir": dir, "files": written })))?;
         }
-        Cmd::Compare { scenarios, pipelines, seeds, out, no_plots, overrides } => {
+        Cmd::Compare { scenarios, pipelines, seeds, out, no_plots, timeline, overrides } => {
             // Every scenario is loaded (and checked) before anything is simulated or written.
             let mut loaded = Vec::new();
             let mut skipped = Vec::new();
@@ -564,7 +589,8 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
                 let run_dir = staged.path().join(&unique);
                 std::fs::create_dir(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-                reports::write_run(&run_dir, &run.report, &run.timeline, Some(&s.resolved_toml()))?;
+                let resolved = s.resolved_toml();
+                reports::write_run_detail(&run_dir, &run.report, &run.timeline, Some(&resolved), timeline.detail)?;
                 if !no_plots {
                     reports::plots::plot_run(&run_dir, &plots)?;
                 }
@@ -733,7 +759,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let n = sweep::merge(&shards, &out)?;
             sweep_result(&out, n)?;
         }
-        Cmd::Exec { scenario, device, out, no_plots, overrides } => {
+        Cmd::Exec { scenario, device, out, no_plots, timeline, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
             let device: DeviceChoice = device.parse().map_err(anyhow::Error::msg)?;
             let staged =
@@ -746,7 +772,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             ui::text(&reports::summary_table(&run.report.summary));
             let rewards: Vec<String> = run.step_rewards.iter().map(|r| format!("{r:.3}")).collect();
             ui::text(&format!("mean reward per step: {}\n", rewards.join(" ")));
-            reports::write_run(staged.path(), &run.report, &run.timeline, Some(&s.resolved_toml()))?;
+            let resolved = s.resolved_toml();
+            reports::write_run_detail(staged.path(), &run.report, &run.timeline, Some(&resolved), timeline.detail)?;
             if !no_plots {
                 reports::plots::plot_run(staged.path(), &plots)?;
             }
@@ -1314,7 +1341,8 @@ fn bench(path: &Path, steps: u32, repeat: u32, pipelines: &[String]) -> Result<(
         let mut sim_time = 0.0;
         for _ in 0..repeat {
             let t0 = Instant::now();
-            let run = simulate(&s)?;
+            // What sweep and search run: the summary, no counters over time.
+            let run = rlsim_sim::simulator::simulate_recording(&s, rlsim_sim::simulator::Recording::SUMMARY)?;
             walls.push(t0.elapsed().as_secs_f64());
             events = run.report.summary.events;
             sim_time = run.report.summary.sim_time_s;

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use rlsim_sim::report::Summary;
 use rlsim_sim::scenario::Scenario;
-use rlsim_sim::simulator::simulate;
+use rlsim_sim::simulator::{simulate_recording, Recording};
 use std::path::{Path, PathBuf};
 
 /// One `--vary` axis.
@@ -36,7 +36,10 @@ pub fn simulate_all_with(
         scenarios
             .par_iter()
             .map(|s| {
-                let r = simulate(s).map(|run| run.report.summary).with_context(|| format!("simulating {}", s.name));
+                // Only the summary is kept: no counters over time.
+                let r = simulate_recording(s, Recording::SUMMARY)
+                    .map(|run| run.report.summary)
+                    .with_context(|| format!("simulating {}", s.name));
                 bar.inc(1);
                 r
             })

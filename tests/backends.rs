@@ -8,6 +8,7 @@ use rlsim_sim::cluster::WorkerId;
 use rlsim_sim::policy::{ClusterView, Command, Event, Policy};
 use rlsim_sim::scenario::Scenario;
 use rlsim_sim::simulator::{simulate, simulate_with};
+use rlsim_sim::timeline::{CounterKind, CounterSample, SpanKind, Timeline};
 use rlsim_sim::trajectory::TrajId;
 use std::path::Path;
 
@@ -24,6 +25,8 @@ fn both_backends_run_the_same_policies_with_the_same_decisions() {
         check_run(&format!("sim {pipeline}"), &s, &sim.timeline, &sim.report, &sim.trajectories, bound);
         check_run(&format!("exec {pipeline}"), &s, &real.timeline, &real.report, &real.trajectories, bound);
         compare_structure(&sim.timeline, &real.timeline).unwrap_or_else(|e| panic!("{pipeline}: {e}"));
+        check_counters(&format!("sim {pipeline}"), &sim.timeline, 3);
+        check_counters(&format!("exec {pipeline}"), &real.timeline, 3);
         // The engines made the same batching decisions: the same number of decode iterations.
         assert_eq!(
             sim.timeline.counters["decode_iterations"], real.timeline.counters["decode_iterations"],
@@ -38,6 +41,29 @@ fn both_backends_run_the_same_policies_with_the_same_decisions() {
             if row.metric == "mean staleness" {
                 assert_eq!(row.error, 0.0, "{pipeline}: staleness is decided by the policy, not by timing");
             }
+        }
+    }
+}
+
+/// Both backends record the trace's counters: every worker that generated ran a batch (running > 0, with KV-cache
+/// tokens in use) and ended empty; the policy version counts the train steps; each counter's samples are in time
+/// order and change value at every sample.
+fn check_counters(what: &str, t: &Timeline, steps: u64) {
+    let of = |w: u32, k: CounterKind| t.counter_samples.iter().filter(move |c| c.worker == w && c.kind == k);
+    for w in 0..t.workers.len() as u32 {
+        if !t.spans.iter().any(|s| s.worker == w && s.kind == SpanKind::Generate) {
+            continue;
+        }
+        assert!(of(w, CounterKind::Running).any(|c| c.value > 0), "{what}: worker {w} never ran a batch");
+        assert!(of(w, CounterKind::KvTokens).any(|c| c.value > 0), "{what}: worker {w} never held KV cache");
+        assert_eq!(of(w, CounterKind::Running).next_back().map(|c| c.value), Some(0), "{what}: worker {w} ends busy");
+    }
+    let versions: Vec<u64> = of(CounterSample::RUN, CounterKind::PolicyVersion).map(|c| c.value).collect();
+    assert_eq!(versions, (0..=steps).collect::<Vec<_>>(), "{what}");
+    for w in (0..t.workers.len() as u32).chain([CounterSample::RUN]) {
+        for k in CounterKind::ALL {
+            let v: Vec<&CounterSample> = of(w, k).collect();
+            assert!(v.windows(2).all(|p| p[0].at < p[1].at && p[0].value != p[1].value), "{what}: {w} {k:?}");
         }
     }
 }

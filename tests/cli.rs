@@ -41,7 +41,7 @@ fn tmp(name: &str) -> PathBuf {
 #[test]
 fn run_writes_the_promised_files() {
     let dir = tmp("run");
-    let out = ok(&["run", "scenarios/quickstart.toml", "--out", dir.to_str().unwrap()]);
+    let out = ok(&["run", "scenarios/quickstart.toml", "--timeline", "trajectories", "--out", dir.to_str().unwrap()]);
     assert!(out.contains("trained tokens/s") && out.contains("quickstart"), "{out}");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
@@ -93,22 +93,37 @@ fn run_writes_the_promised_files() {
     let timeline = std::fs::read_to_string(dir.join("timeline.csv")).unwrap();
     assert!(timeline.starts_with("worker,kind,start_s,end_s,step,trajectory,tokens,version\n"));
     assert!(timeline.contains(",generate,") && timeline.contains(",train,") && timeline.contains(",switch,"));
-    // timeline.json (Chrome trace-event format, for Perfetto) holds the same spans as timeline.csv.
-    let trace: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("timeline.json")).unwrap()).unwrap();
+    // timeline.json.gz (Chrome trace-event format, for Perfetto) holds the same spans as timeline.csv, one complete
+    // event each: worker activity on the worker's thread, generation segments on its lanes (tests/trace_format.rs
+    // checks the format's rules).
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(dir.join("timeline.json.gz")).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    let trace: serde_json::Value = serde_json::from_str(&text).unwrap();
     let events = trace["traceEvents"].as_array().expect("traceEvents");
     for e in events {
-        for field in ["name", "ph", "ts", "pid", "tid", "args"] {
+        for field in ["name", "ph", "pid", "tid", "args"] {
             assert!(e.get(field).is_some(), "event lacks {field}: {e}");
         }
     }
-    let count = |ph: &str| events.iter().filter(|e| e["ph"] == ph).count();
+    let slices = |cat: Option<&str>| {
+        events
+            .iter()
+            .filter(|e| e["ph"] == "X" && e["args"]["worker"].is_string())
+            .filter(|e| cat.is_none_or(|c| e["cat"] == c))
+            .count()
+    };
     let rows: Vec<&str> = timeline.lines().skip(1).collect();
     let generate = rows.iter().filter(|r| r.contains(",generate,")).count();
-    assert_eq!(count("X"), rows.len() - generate, "one complete event per worker-activity span");
-    assert_eq!((count("b"), count("e")), (generate, generate), "one async slice per trajectory segment");
-    assert_eq!(count("M"), 1 + 8, "one process per node, one thread per worker");
-    let train = events.iter().find(|e| e["ph"] == "X" && e["name"] == "train").unwrap();
+    assert_eq!(slices(None), rows.len(), "one complete event per span");
+    assert_eq!(slices(Some("generate")), generate, "one slice per trajectory segment");
+    let processes = events.iter().filter(|e| e["name"] == "process_name").count();
+    assert_eq!(processes, 1 + 1 + 8, "the steps, one node, a generation process per worker");
+    let train = events.iter().find(|e| e["ph"] == "X" && e["name"] == "train" && e["args"]["worker"].is_string());
+    let train = train.unwrap();
     let csv_train = rows.iter().find(|r| r.contains(",train,")).unwrap();
     let start_s: f64 = csv_train.split(',').nth(2).unwrap().parse().unwrap();
     assert!((train["ts"].as_f64().unwrap() - start_s * 1e6).abs() < 1e-3, "{train} vs {csv_train}");
@@ -126,10 +141,27 @@ fn run_writes_the_promised_files() {
     let bare = tmp("run-bare");
     ok(&["run", "scenarios/quickstart.toml", "--no-plots", "--out", bare.to_str().unwrap()]);
     assert!(!bare.join("timeline.png").exists());
+    // Less timeline detail: by default (`workers`) the activity (and its plot) but no per-trajectory rows (no
+    // lengths plot); `none` writes neither timeline file, and the plots that need none are still drawn.
+    let workers = tmp("run-workers");
+    ok(&["run", "scenarios/quickstart.toml", "--out", workers.to_str().unwrap()]);
+    let csv = std::fs::read_to_string(workers.join("timeline.csv")).unwrap();
+    assert!(!csv.contains(",generate,") && csv.contains(",train,"));
+    assert!(workers.join("timeline.json.gz").exists() && workers.join("timeline.png").exists());
+    assert!(!workers.join("lengths.png").exists());
+    let none = tmp("run-none");
+    ok(&["run", "scenarios/quickstart.toml", "--timeline", "none", "--out", none.to_str().unwrap()]);
+    assert!(!none.join("timeline.csv").exists() && !none.join("timeline.json.gz").exists());
+    assert!(none.join("steps.png").exists() && !none.join("timeline.png").exists());
+    ok(&["plot", none.to_str().unwrap()]);
+    let out = rlsim(&["run", "scenarios/quickstart.toml", "--timeline", "all"]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {e}");
+    assert!(e.contains("possible values: none, steps, workers, trajectories"), "{e}");
     // The resolved scenario reproduces the run.
     let resolved = dir.join("scenario.resolved.toml");
     let again = tmp("run-resolved");
-    ok(&["run", resolved.to_str().unwrap(), "--out", again.to_str().unwrap()]);
+    ok(&["run", resolved.to_str().unwrap(), "--timeline", "trajectories", "--out", again.to_str().unwrap()]);
     assert_eq!(std::fs::read(dir.join("timeline.csv")).unwrap(), std::fs::read(again.join("timeline.csv")).unwrap());
 }
 
@@ -161,7 +193,17 @@ fn files_without_wall_time(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn same_scenario_and_seed_give_byte_identical_outputs() {
     let (a, b, c) = (tmp("det-a"), tmp("det-b"), tmp("det-c"));
     for d in [&a, &b] {
-        ok(&["run", "scenarios/dapo-32b-h800x64.toml", "--set", "workload.steps=3", "--out", d.to_str().unwrap()]);
+        let d = d.to_str().unwrap();
+        ok(&[
+            "run",
+            "scenarios/dapo-32b-h800x64.toml",
+            "--set",
+            "workload.steps=3",
+            "--timeline",
+            "trajectories",
+            "--out",
+            d,
+        ]);
     }
     let (fa, fb) = (files_without_wall_time(&a), files_without_wall_time(&b));
     assert_eq!(fa.len(), 14, "{:?}", fa.iter().map(|f| &f.0).collect::<Vec<_>>());

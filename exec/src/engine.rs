@@ -118,6 +118,11 @@ impl RealEngine {
         self.running.iter().map(|r| r.seq.traj).chain(self.waiting.iter().map(|w| w.seq.traj)).collect()
     }
 
+    /// (running sequences, waiting sequences, KV-cache tokens the running ones hold): what the trace's counters show.
+    pub fn load(&self) -> (usize, usize, u64) {
+        (self.running.len(), self.waiting.len(), self.used())
+    }
+
     /// Drops every KV cache (a colocated switch releases them; no sequence may be resident).
     pub fn release(&mut self) {
         debug_assert!(self.is_empty());

@@ -16,7 +16,7 @@ use rlsim_sim::report::{report, Report, RunMeta};
 use rlsim_sim::rng::RngStreams;
 use rlsim_sim::scenario::{LogProbPass, Scenario};
 use rlsim_sim::time::SimTime;
-use rlsim_sim::timeline::{Span, SpanKind, Timeline};
+use rlsim_sim::timeline::{CounterKind, CounterLog, CounterSample, Span, SpanKind, Timeline};
 use rlsim_sim::trajectory::{TrajError, TrajId, TrajectoryManager};
 use rlsim_sim::workload::Workload;
 use std::collections::BTreeMap;
@@ -174,6 +174,14 @@ enum FromWorker {
         timings: TrainTimings,
         reward: (u64, u64),
     },
+    /// The engine's batch changed (sent only then): for the trace's counters, never for a decision.
+    Load {
+        worker: WorkerId,
+        at_ns: u64,
+        running: usize,
+        waiting: usize,
+        kv_tokens: u64,
+    },
 }
 
 /// What one worker thread owns.
@@ -288,7 +296,19 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
         let send = |m: FromWorker| {
             let _ = tx.send(m);
         };
+        // The engine's (running, waiting) last reported in a `Load`.
+        let mut reported = (0, 0);
+        let mut report_load = |e: &RealEngine| {
+            let (running, waiting, kv_tokens) = e.load();
+            if (running, waiting) != reported {
+                reported = (running, waiting);
+                send(FromWorker::Load { worker: id, at_ns: now(), running, waiting, kv_tokens });
+            }
+        };
         loop {
+            if let Some(e) = engine.as_ref() {
+                report_load(e);
+            }
             let busy = engine.as_ref().is_some_and(|e| !e.is_empty());
             let msg = if busy {
                 match rx.try_recv() {
@@ -520,6 +540,8 @@ struct Driver<'a> {
     lost_work_gpu_ns: u128,
     /// Tie-breaker of fault times (listed failures take 0..n).
     fault_seq: u64,
+    /// Counters over time for the trace (engine batch, queue and KV use; versions); never read by a decision.
+    series: CounterLog,
 }
 
 /// Runs a scenario on real devices with its pipeline's policy.
@@ -625,7 +647,12 @@ pub fn execute_with(
         failures: 0,
         lost_work_gpu_ns: 0,
         fault_seq: scenario.failures.as_ref().map_or(0, |f| f.events.len() as u64),
+        series: CounterLog::default(),
     };
+    driver.series.record(CounterSample::RUN, CounterKind::PolicyVersion, SimTime::ZERO, 0);
+    for w in cluster.workers.iter().filter(|w| w.has_tag("rollout")) {
+        driver.series.record(w.id.0, CounterKind::WeightsVersion, SimTime::ZERO, 0);
+    }
     for (i, &(worker, at_s)) in scenario.failures.iter().flat_map(|f| &f.events).enumerate() {
         driver.faults.insert((SimTime(rlsim_sim::time::secs_to_ns(at_s)), i as u64), Fault::Fail(worker));
     }
@@ -745,6 +772,13 @@ impl Driver<'_> {
                 None => Duration::from_secs(3600),
             };
             match rx.recv_timeout(wait) {
+                Ok(FromWorker::Load { worker, at_ns, running, waiting, kv_tokens }) => {
+                    // Not an event: it changes nothing the policy sees.
+                    let at = SimTime(at_ns);
+                    self.series.record(worker.0, CounterKind::Running, at, running as u64);
+                    self.series.record(worker.0, CounterKind::Waiting, at, waiting as u64);
+                    self.series.record(worker.0, CounterKind::KvTokens, at, kv_tokens);
+                }
                 Ok(msg) => {
                     self.events += 1;
                     self.handle(msg)?;
@@ -915,6 +949,7 @@ impl Driver<'_> {
                 }
                 for &w in &sync.targets {
                     self.states[w.index()].weights_version = sync.version;
+                    self.series.record(w.0, CounterKind::WeightsVersion, now, sync.version as u64);
                 }
                 self.dispatch(Event::WeightsSynced { step: sync.step, version: sync.version })
             }
@@ -925,6 +960,8 @@ impl Driver<'_> {
                 self.states[worker.index()].activity = Activity::Idle;
                 if role == Role::Rollout {
                     self.states[worker.index()].weights_version = self.trainer_version;
+                    let v = self.trainer_version as u64;
+                    self.series.record(worker.0, CounterKind::WeightsVersion, SimTime(end_ns), v);
                 }
                 self.dispatch(Event::Retagged { worker, role })
             }
@@ -940,7 +977,7 @@ impl Driver<'_> {
                 self.down_since[worker.index()] = Some(self.now());
                 self.dispatch(Event::WorkerFailed { worker, trajectories: paused })
             }
-            FromWorker::Stats { .. } => Ok(()),
+            FromWorker::Stats { .. } | FromWorker::Load { .. } => Ok(()),
             FromWorker::Failed { worker, message } => {
                 Err(ExecError::Worker { worker: self.worker_name(worker), message })
             }
@@ -1211,6 +1248,7 @@ impl Driver<'_> {
         self.train_batch = None;
         self.train_running = None;
         self.trainer_version += 1;
+        self.series.record(CounterSample::RUN, CounterKind::PolicyVersion, self.now(), self.trainer_version as u64);
         for &w in &workers {
             self.replica_version[w.index()] = Some(self.trainer_version);
         }
@@ -1295,7 +1333,8 @@ impl Driver<'_> {
         counters.insert("engine_step_ns".to_string(), stats.step_ns);
         let end = self.spans.iter().map(|s| s.end).max().unwrap_or(SimTime::ZERO);
         let spans = std::mem::take(&mut self.spans);
-        Timeline::assemble(&self.scenario.cluster, &self.tm, &self.batch_step, spans, end, counters)
+        let series = std::mem::take(&mut self.series);
+        Timeline::assemble(&self.scenario.cluster, &self.tm, &self.batch_step, spans, end, counters, series)
     }
 }
 

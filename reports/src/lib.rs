@@ -1,8 +1,12 @@
-//! rlsim-reports: renders a Report — the summary table, `summary.json`, `steps.csv`, `timeline.csv`, `compare.csv`.
+//! rlsim-reports: renders a Report — the summary table, `summary.json`, `steps.csv`, `timeline.csv`, the trace
+//! (`timeline.json.gz`), `compare.csv`.
 
 pub mod fuzzing;
 pub mod output;
+pub mod perfetto;
 pub mod plots;
+
+pub use perfetto::{write_trace, TimelineDetail};
 
 use rlsim_sim::report::{Report, StepRow, Summary};
 use rlsim_sim::timeline::Timeline;
@@ -31,14 +35,26 @@ pub fn ns_to_secs_text(ns: u64) -> String {
     format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
 }
 
-/// Writes a run's files into `dir` (created if needed): `summary.json`, `steps.csv`, `timeline.csv`,
-/// `timeline.json` (Chrome trace-event format, for ui.perfetto.dev) and, when given, `scenario.resolved.toml`.
-/// Returns the paths written.
+/// Writes a run's files into `dir` at the default timeline detail ([`write_run_detail`]).
 pub fn write_run(
     dir: &Path,
     report: &Report,
     timeline: &Timeline,
     resolved_toml: Option<&str>,
+) -> Result<Vec<PathBuf>, WriteError> {
+    write_run_detail(dir, report, timeline, resolved_toml, TimelineDetail::default())
+}
+
+/// Writes a run's files into `dir` (created if needed): `summary.json`, `steps.csv`, and, as `detail` asks,
+/// `timeline.csv` (`workers`: without the `generate` rows; `trajectories`: every span) and `timeline.json.gz` (the
+/// trace for ui.perfetto.dev, see [`perfetto`]; from `steps` on), and, when given, `scenario.resolved.toml`.
+/// Returns the paths written.
+pub fn write_run_detail(
+    dir: &Path,
+    report: &Report,
+    timeline: &Timeline,
+    resolved_toml: Option<&str>,
+    detail: TimelineDetail,
 ) -> Result<Vec<PathBuf>, WriteError> {
     std::fs::create_dir_all(dir).map_err(io_at(dir))?;
     let mut written = Vec::new();
@@ -53,13 +69,17 @@ pub fn write_run(
     write_steps_csv(&path, &report.steps)?;
     written.push(path);
 
-    let path = dir.join("timeline.csv");
-    write_timeline_csv(&path, timeline)?;
-    written.push(path);
+    if detail >= TimelineDetail::Workers {
+        let path = dir.join("timeline.csv");
+        write_timeline_csv(&path, timeline, detail >= TimelineDetail::Trajectories)?;
+        written.push(path);
+    }
 
-    let path = dir.join("timeline.json");
-    write_trace_json(&path, timeline)?;
-    written.push(path);
+    if detail >= TimelineDetail::Steps {
+        let path = dir.join("timeline.json.gz");
+        write_trace(&path, timeline, &report.steps, detail)?;
+        written.push(path);
+    }
 
     if let Some(text) = resolved_toml {
         let path = dir.join("scenario.resolved.toml");
@@ -102,14 +122,15 @@ pub fn write_steps_csv(path: &Path, steps: &[StepRow]) -> Result<(), WriteError>
 }
 
 /// `timeline.csv`: one row per span (worker, kind, start_s, end_s, step, trajectory, tokens, version), in the order
-/// the backend recorded them. Times are exact decimal seconds.
-pub fn write_timeline_csv(path: &Path, t: &Timeline) -> Result<(), WriteError> {
+/// the backend recorded them; the per-trajectory `generate` rows only with `generate`. Times are exact decimal
+/// seconds.
+pub fn write_timeline_csv(path: &Path, t: &Timeline, generate: bool) -> Result<(), WriteError> {
     let file = std::fs::File::create(path).map_err(io_at(path))?;
     let mut w = csv::Writer::from_writer(io::BufWriter::with_capacity(1 << 20, file));
     w.write_record(["worker", "kind", "start_s", "end_s", "step", "trajectory", "tokens", "version"])
         .map_err(csv_at(path))?;
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-    for s in &t.spans {
+    for s in t.spans.iter().filter(|s| generate || s.kind.is_activity()) {
         let worker = t.workers.get(s.worker as usize).map_or_else(|| s.worker.to_string(), |w| w.name.clone());
         w.write_record([
             worker,
@@ -124,131 +145,6 @@ pub fn write_timeline_csv(path: &Path, t: &Timeline) -> Result<(), WriteError> {
         .map_err(csv_at(path))?;
     }
     w.flush().map_err(io_at(path))
-}
-
-#[derive(serde::Serialize)]
-struct TraceEvent<'a> {
-    name: &'a str,
-    cat: &'a str,
-    ph: &'a str,
-    /// Microseconds.
-    ts: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dur: Option<f64>,
-    pid: u32,
-    tid: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<u64>,
-    args: serde_json::Value,
-}
-
-/// `timeline.json` in the Chrome trace-event format (loads in ui.perfetto.dev and chrome://tracing): one process
-/// per node, one thread per worker; each worker activity (rollout, logprob, train, sync, switch) is a complete
-/// event ("X") with its step in `args`; each trajectory's generation is an async slice ("b"/"e", id = trajectory)
-/// on its worker, since many overlap. Times are microseconds from the start of the run.
-pub fn write_trace_json(path: &Path, t: &Timeline) -> Result<(), WriteError> {
-    use std::io::Write;
-    let io = io_at(path);
-    let file = std::fs::File::create(path).map_err(&io)?;
-    let mut w = io::BufWriter::with_capacity(1 << 20, file);
-    let us = |ns: u64| ns as f64 / 1e3;
-    let mut first = true;
-    let mut emit = |w: &mut io::BufWriter<std::fs::File>, e: &TraceEvent| -> io::Result<()> {
-        if !first {
-            w.write_all(b",\n")?;
-        }
-        first = false;
-        serde_json::to_writer(&mut *w, e).map_err(io::Error::other)
-    };
-    w.write_all(b"{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n").map_err(&io)?;
-    let mut nodes: Vec<u32> = t.workers.iter().map(|x| x.node).collect();
-    nodes.sort_unstable();
-    nodes.dedup();
-    for n in nodes {
-        let args = serde_json::json!({ "name": format!("node {n}") });
-        emit(
-            &mut w,
-            &TraceEvent { name: "process_name", cat: "", ph: "M", ts: 0.0, dur: None, pid: n, tid: 0, id: None, args },
-        )
-        .map_err(&io)?;
-    }
-    for (i, x) in t.workers.iter().enumerate() {
-        let args = serde_json::json!({ "name": format!("{} ({} GPU, {})", x.name, x.gpus, x.tags.join("+")) });
-        emit(
-            &mut w,
-            &TraceEvent {
-                name: "thread_name",
-                cat: "",
-                ph: "M",
-                ts: 0.0,
-                dur: None,
-                pid: x.node,
-                tid: i as u32,
-                id: None,
-                args,
-            },
-        )
-        .map_err(&io)?;
-    }
-    for s in &t.spans {
-        let pid = t.workers.get(s.worker as usize).map_or(0, |x| x.node);
-        let mut args = serde_json::Map::new();
-        if let Some(step) = s.step {
-            args.insert("step".into(), step.into());
-        }
-        if let Some(traj) = s.trajectory {
-            args.insert("trajectory".into(), traj.into());
-        }
-        if s.tokens > 0 {
-            args.insert("tokens".into(), s.tokens.into());
-        }
-        if let Some(v) = s.version {
-            args.insert("version".into(), v.into());
-        }
-        let name = s.kind.name();
-        if s.kind.is_activity() {
-            let e = TraceEvent {
-                name,
-                cat: name,
-                ph: "X",
-                ts: us(s.start.as_ns()),
-                dur: Some(us(s.end.since(s.start))),
-                pid,
-                tid: s.worker,
-                id: None,
-                args: serde_json::Value::Object(args),
-            };
-            emit(&mut w, &e).map_err(&io)?;
-        } else {
-            let id = s.trajectory;
-            let b = TraceEvent {
-                name,
-                cat: name,
-                ph: "b",
-                ts: us(s.start.as_ns()),
-                dur: None,
-                pid,
-                tid: s.worker,
-                id,
-                args: serde_json::Value::Object(args),
-            };
-            emit(&mut w, &b).map_err(&io)?;
-            let e = TraceEvent {
-                name,
-                cat: name,
-                ph: "e",
-                ts: us(s.end.as_ns()),
-                dur: None,
-                pid,
-                tid: s.worker,
-                id,
-                args: serde_json::json!({}),
-            };
-            emit(&mut w, &e).map_err(&io)?;
-        }
-    }
-    w.write_all(b"\n]}\n").map_err(&io)?;
-    w.flush().map_err(io)
 }
 
 /// A plain-text table: a header row, then rows; columns padded to fit. A column whose cells all start like a number

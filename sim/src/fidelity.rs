@@ -3,7 +3,7 @@
 
 use crate::report::{StepRow, PHASE_COLUMNS};
 use crate::scenario::{RawPublished, Scenario, ScenarioError};
-use crate::simulator::{simulate, SimError};
+use crate::simulator::{simulate_recording, Recording, SimError};
 use std::path::{Path, PathBuf};
 
 /// The model's own error, quoted wherever rlsim prints a ranking (`compare`, `search`): the mean |relative error|
@@ -104,7 +104,8 @@ pub fn run_case(file: &Path, overrides: &[String]) -> Result<Case, FidelityError
     let s = Scenario::load(file, overrides)?;
     let published =
         s.resolved.published.clone().ok_or_else(|| FidelityError::NotPublished { file: file.to_path_buf() })?;
-    let run = simulate(&s).map_err(|source| FidelityError::Simulation { file: file.to_path_buf(), source })?;
+    let run = simulate_recording(&s, Recording::SUMMARY)
+        .map_err(|source| FidelityError::Simulation { file: file.to_path_buf(), source })?;
     let warmup = published.warmup_steps.unwrap_or(1);
     if run.report.steps.len() <= warmup as usize {
         return Err(FidelityError::TooShort { file: file.to_path_buf(), steps: run.report.steps.len(), warmup });

@@ -427,6 +427,7 @@ mod tests {
             ],
             end: SimTime(10 * s),
             counters: BTreeMap::new(),
+            counter_samples: Vec::new(),
         };
         let meta = RunMeta {
             scenario: "x".into(),

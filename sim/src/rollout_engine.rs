@@ -151,6 +151,11 @@ impl RolloutEngine {
         self.waiting.len()
     }
 
+    /// KV-cache tokens held by the running sequences at the last boundary (their contexts).
+    pub fn kv_tokens(&self) -> u64 {
+        self.context_sum
+    }
+
     /// True while an interval is planned and not yet completed or interrupted.
     pub fn is_busy(&self) -> bool {
         self.plan.is_some()

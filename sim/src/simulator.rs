@@ -10,7 +10,7 @@ use crate::rng::RngStreams;
 use crate::rollout_engine::{Departed, EngineSeq, EngineStuck, RolloutEngine};
 use crate::scenario::Scenario;
 use crate::time::SimTime;
-use crate::timeline::{Span, SpanKind, Timeline};
+use crate::timeline::{CounterKind, CounterLog, CounterSample, Span, SpanKind, Timeline};
 use crate::trajectory::{TrajError, TrajId, TrajectoryManager};
 use crate::workload::Workload;
 use std::time::Instant;
@@ -144,15 +144,46 @@ struct Sim<'a> {
     tool_epoch: Vec<u64>,
     tool_waiting_on: Vec<usize>,
     tool_calls: u64,
+    /// Counters over time for the trace (engine batch, queue and KV use; versions); never read by a decision.
+    series: CounterLog,
 }
 
-/// Runs a scenario in the simulator with its pipeline's policy.
+/// What a simulation records beyond what its report needs (the report is the same either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recording {
+    /// Counter samples over time (KV-cache use, batch, queue, versions) for the trace: a few per engine boundary,
+    /// time and memory spent for nothing when only the summary is kept (sweep, search, bench).
+    pub counters: bool,
+}
+
+impl Recording {
+    /// Everything: for runs whose files are written.
+    pub const FULL: Recording = Recording { counters: true };
+    /// Only what the report needs.
+    pub const SUMMARY: Recording = Recording { counters: false };
+}
+
+/// Runs a scenario in the simulator with its pipeline's policy, recording everything.
 pub fn simulate(scenario: &Scenario) -> Result<SimRun, SimError> {
-    simulate_with(scenario, build_policy(&scenario.pipeline, &scenario.workload))
+    simulate_recording(scenario, Recording::FULL)
 }
 
-/// Runs a scenario in the simulator with any policy (a user's own, or a test's).
+/// [`simulate`], recording what `recording` asks.
+pub fn simulate_recording(scenario: &Scenario, recording: Recording) -> Result<SimRun, SimError> {
+    simulate_with_recording(scenario, build_policy(&scenario.pipeline, &scenario.workload), recording)
+}
+
+/// Runs a scenario in the simulator with any policy (a user's own, or a test's), recording everything.
 pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<SimRun, SimError> {
+    simulate_with_recording(scenario, policy, Recording::FULL)
+}
+
+/// [`simulate_with`], recording what `recording` asks.
+pub fn simulate_with_recording(
+    scenario: &Scenario,
+    policy: Box<dyn Policy>,
+    recording: Recording,
+) -> Result<SimRun, SimError> {
     let started = Instant::now();
     let cost = crate::cost::cost_model(scenario);
     let mut engines = Vec::new();
@@ -209,7 +240,14 @@ pub fn simulate_with(scenario: &Scenario, policy: Box<dyn Policy>) -> Result<Sim
         tool_epoch: Vec::new(),
         tool_waiting_on: vec![0; n],
         tool_calls: 0,
+        series: CounterLog::new(recording.counters),
     };
+    sim.series.record(CounterSample::RUN, CounterKind::PolicyVersion, SimTime::ZERO, 0);
+    for (i, e) in sim.engines.iter().enumerate() {
+        if e.is_some() {
+            sim.series.record(i as u32, CounterKind::WeightsVersion, SimTime::ZERO, 0);
+        }
+    }
     if let Some(f) = &scenario.failures {
         for &(worker, at_s) in &f.events {
             sim.queue.schedule(SimTime(crate::time::secs_to_ns(at_s)), Internal::Fail { worker });
@@ -306,6 +344,12 @@ impl Sim<'_> {
             Internal::TrainDone { step, workers, .. } => {
                 self.train_running = None;
                 self.trainer_version += 1;
+                self.series.record(
+                    CounterSample::RUN,
+                    CounterKind::PolicyVersion,
+                    self.now,
+                    self.trainer_version as u64,
+                );
                 self.train_steps_done += 1;
                 self.failures_since_step = 0;
                 for w in workers {
@@ -319,6 +363,7 @@ impl Sim<'_> {
                 }
                 for w in targets {
                     self.states[w.index()].weights_version = version;
+                    self.series.record(w.0, CounterKind::WeightsVersion, self.now, version as u64);
                 }
                 self.dispatch(Event::WeightsSynced { step, version })
             }
@@ -332,6 +377,7 @@ impl Sim<'_> {
                 if role == Role::Rollout {
                     // It comes from the training state, which holds the trainer's current weights.
                     st.weights_version = self.trainer_version;
+                    self.series.record(worker.0, CounterKind::WeightsVersion, self.now, self.trainer_version as u64);
                 }
                 self.dispatch(Event::Retagged { worker, role })
             }
@@ -713,6 +759,7 @@ impl Sim<'_> {
         };
         self.states[worker.index()].resident =
             engine.running_len() + engine.waiting_len() + self.tool_waiting_on[worker.index()];
+        self.sample_engine(worker);
         if let Some(end) = end {
             self.epochs[worker.index()] += 1;
             self.queue.schedule(
@@ -813,6 +860,7 @@ impl Sim<'_> {
         let engine = self.engines[worker.index()].as_ref().expect("settle only for engines");
         self.states[worker.index()].resident =
             engine.running_len() + engine.waiting_len() + self.tool_waiting_on[worker.index()];
+        self.sample_engine(worker);
         // The worker is idle before the policy hears of the finished trajectories, so it can switch or reuse it.
         let drained = next.is_none() && self.tool_waiting_on[worker.index()] == 0;
         if drained {
@@ -921,6 +969,16 @@ impl Sim<'_> {
         Ok(())
     }
 
+    /// Samples `worker`'s engine after its batch may have changed (an admission, a boundary, a pause): running
+    /// batch, queue and KV-cache tokens, each recorded only when it changed.
+    fn sample_engine(&mut self, worker: WorkerId) {
+        let Some(e) = self.engines[worker.index()].as_ref() else { return };
+        let (w, at) = (worker.0, self.now);
+        self.series.record(w, CounterKind::Running, at, e.running_len() as u64);
+        self.series.record(w, CounterKind::Waiting, at, e.waiting_len() as u64);
+        self.series.record(w, CounterKind::KvTokens, at, e.kv_tokens());
+    }
+
     fn engine_empty(&self, worker: WorkerId) -> bool {
         self.engines[worker.index()].as_ref().is_none_or(|e| e.is_empty())
     }
@@ -952,6 +1010,7 @@ impl Sim<'_> {
             if let Some((start, step)) = self.rollout_open[i].take() {
                 self.span(worker, SpanKind::Rollout, start, self.now, Some(step), 0);
             }
+            self.sample_engine(worker);
         }
         // Trajectories waiting on a tool call at the end.
         for i in 0..self.tool_wait.len() {
@@ -986,7 +1045,8 @@ impl Sim<'_> {
         counters.insert("tool_calls".to_string(), self.tool_calls);
         counters.insert("lost_work_gpu_ms".to_string(), (self.lost_work_gpu_ns / 1_000_000) as u64);
         let spans = std::mem::take(&mut self.spans);
-        Timeline::assemble(&self.scenario.cluster, &self.tm, &self.batch_step, spans, self.now, counters)
+        let series = std::mem::take(&mut self.series);
+        Timeline::assemble(&self.scenario.cluster, &self.tm, &self.batch_step, spans, self.now, counters, series)
     }
 }
 

@@ -1,5 +1,5 @@
-//! The Timeline: the only thing a backend records — spans of worker activity and per-trajectory generation, plus
-//! one record per trajectory — from which `report::report` derives every metric.
+//! The Timeline: the only thing a backend records — spans of worker activity and per-trajectory generation, one
+//! record per trajectory, and counter samples — from which `report::report` derives every metric.
 
 use crate::cluster::Cluster;
 use crate::time::SimTime;
@@ -94,6 +94,131 @@ pub struct SampleRecord {
     pub outcome: Outcome,
 }
 
+/// What a counter sample measures.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterKind {
+    /// KV-cache tokens a rollout engine holds for its running sequences (their contexts), at its last batch change.
+    KvTokens,
+    /// Sequences in a rollout engine's running batch.
+    Running,
+    /// Sequences waiting in a rollout engine's queue for a slot.
+    Waiting,
+    /// Policy version of the weights a worker generates with.
+    WeightsVersion,
+    /// The trainer's policy version (run-wide).
+    PolicyVersion,
+}
+
+impl CounterKind {
+    pub const ALL: [CounterKind; 5] = [
+        CounterKind::KvTokens,
+        CounterKind::Running,
+        CounterKind::Waiting,
+        CounterKind::WeightsVersion,
+        CounterKind::PolicyVersion,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CounterKind::KvTokens => "kv_tokens",
+            CounterKind::Running => "running",
+            CounterKind::Waiting => "waiting",
+            CounterKind::WeightsVersion => "weights_version",
+            CounterKind::PolicyVersion => "policy_version",
+        }
+    }
+}
+
+/// A counter's value from `at` until its next sample. (24 bytes: a DAPO run records a few million.)
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct CounterSample {
+    pub at: SimTime,
+    pub value: u64,
+    /// The worker it belongs to, or [`CounterSample::RUN`] for a run-wide counter.
+    pub worker: u32,
+    pub kind: CounterKind,
+}
+
+impl CounterSample {
+    /// `worker` of a run-wide counter (the policy version).
+    pub const RUN: u32 = u32::MAX;
+}
+
+/// Records counter samples on change only; both backends feed it as their engines' batches change. At most one
+/// sample per counter and instant: a later value at the same instant replaces the earlier (and a value that comes
+/// back within the instant to the one before leaves no sample). A disabled log records nothing (runs whose summary
+/// is all that is kept: sweep, search, bench).
+#[derive(Clone, Debug)]
+pub struct CounterLog {
+    enabled: bool,
+    samples: Vec<CounterSample>,
+    /// Per worker (then one slot for run-wide counters) and kind: the counter's last sample and the one before,
+    /// kept here so that a repeated value is refused without reaching into `samples`.
+    last: Vec<[(Option<Last>, Option<Last>); CounterKind::ALL.len()]>,
+    /// Samples withdrawn (their `at` set to [`CounterLog::WITHDRAWN`]), dropped at the end.
+    withdrawn: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Last {
+    value: u64,
+    at: SimTime,
+    index: usize,
+}
+
+impl Default for CounterLog {
+    fn default() -> Self {
+        CounterLog::new(true)
+    }
+}
+
+impl CounterLog {
+    /// The time of a withdrawn sample (later than any run may reach).
+    const WITHDRAWN: SimTime = SimTime(u64::MAX);
+
+    pub fn new(enabled: bool) -> Self {
+        CounterLog { enabled, samples: Vec::new(), last: Vec::new(), withdrawn: 0 }
+    }
+
+    pub fn record(&mut self, worker: u32, kind: CounterKind, at: SimTime, value: u64) {
+        if !self.enabled {
+            return;
+        }
+        let slot = if worker == CounterSample::RUN { 0 } else { worker as usize + 1 };
+        if slot >= self.last.len() {
+            self.last.resize(slot + 1, [(None, None); CounterKind::ALL.len()]);
+        }
+        let (last, before) = &mut self.last[slot][kind as usize];
+        match *last {
+            Some(l) if l.value == value => return,
+            Some(l) if l.at == at => {
+                if before.is_some_and(|b| b.value == value) {
+                    // Back to the value before within the instant: no change to show.
+                    self.samples[l.index].at = Self::WITHDRAWN;
+                    self.withdrawn += 1;
+                    (*last, *before) = (*before, None);
+                } else {
+                    self.samples[l.index].value = value;
+                    *last = Some(Last { value, ..l });
+                }
+                return;
+            }
+            _ => {}
+        }
+        (*before, *last) = (*last, Some(Last { value, at, index: self.samples.len() }));
+        self.samples.push(CounterSample { at, value, worker, kind });
+    }
+
+    /// The samples, in recording order (per counter, in time order).
+    pub fn into_samples(mut self) -> Vec<CounterSample> {
+        if self.withdrawn > 0 {
+            self.samples.retain(|c| c.at != Self::WITHDRAWN);
+        }
+        self.samples
+    }
+}
+
 /// Everything a run recorded.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Timeline {
@@ -106,12 +231,15 @@ pub struct Timeline {
     pub end: SimTime,
     /// Backend counters (e.g. KV-cache preemptions), by name.
     pub counters: BTreeMap<String, u64>,
+    /// Counters over time (KV-cache use, batch, queue, versions), sampled when they change; only the trace shows
+    /// them, no metric reads them.
+    pub counter_samples: Vec<CounterSample>,
 }
 
 impl Timeline {
     /// Assembles a finished run's Timeline, the same way for every backend: workers from the cluster, one sample
     /// record per trajectory from the trajectory manager (with the step each was created for), the backend's spans,
-    /// and its counters plus the trajectory manager's pause/resume/migrate counts.
+    /// its counters plus the trajectory manager's pause/resume/migrate counts, and its counter samples.
     pub fn assemble(
         cluster: &Cluster,
         tm: &TrajectoryManager,
@@ -119,6 +247,7 @@ impl Timeline {
         spans: Vec<Span>,
         end: SimTime,
         mut counters: BTreeMap<String, u64>,
+        counter_samples: CounterLog,
     ) -> Timeline {
         let c = tm.counters();
         counters.insert("paused".to_string(), c.paused);
@@ -156,6 +285,7 @@ impl Timeline {
                 .collect(),
             end,
             counters,
+            counter_samples: counter_samples.into_samples(),
         }
     }
 
@@ -174,5 +304,45 @@ impl Timeline {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_is_recorded_when_it_changes_once_per_instant() {
+        let mut log = CounterLog::default();
+        let at = |ns| SimTime(ns);
+        log.record(0, CounterKind::Running, at(0), 0);
+        log.record(0, CounterKind::Running, at(5), 0); // unchanged: nothing
+        log.record(0, CounterKind::Running, at(10), 3);
+        log.record(0, CounterKind::Running, at(10), 4); // same instant: replaces
+        log.record(1, CounterKind::Running, at(10), 4); // another worker's counter
+        log.record(CounterSample::RUN, CounterKind::PolicyVersion, at(12), 1);
+        log.record(0, CounterKind::Waiting, at(12), 0); // another counter of worker 0
+        log.record(0, CounterKind::Running, at(20), 4); // unchanged
+        log.record(0, CounterKind::Running, at(30), 0);
+        log.record(0, CounterKind::Running, at(40), 2);
+        log.record(0, CounterKind::Running, at(40), 0); // back to the value before within the instant: no sample
+        log.record(0, CounterKind::Running, at(50), 0); // still unchanged
+        let got: Vec<(u32, CounterKind, u64, u64)> =
+            log.into_samples().iter().map(|c| (c.worker, c.kind, c.at.as_ns(), c.value)).collect();
+        let run = CounterSample::RUN;
+        assert_eq!(
+            got,
+            vec![
+                (0, CounterKind::Running, 0, 0),
+                (0, CounterKind::Running, 10, 4),
+                (1, CounterKind::Running, 10, 4),
+                (run, CounterKind::PolicyVersion, 12, 1),
+                (0, CounterKind::Waiting, 12, 0),
+                (0, CounterKind::Running, 30, 0),
+            ]
+        );
+        let mut off = CounterLog::new(false);
+        off.record(0, CounterKind::Running, at(0), 7);
+        assert!(off.into_samples().is_empty());
     }
 }

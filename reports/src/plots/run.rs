@@ -32,6 +32,8 @@ pub struct RunData {
 
 /// Reads what the run plots need from a run folder (`summary.json`, `timeline.csv`, `steps.csv`), refusing
 /// anything a run would not have written: a missing column, a non-finite number, a span that ends before it starts.
+/// A run written with `--timeline none` or `steps` has no `timeline.csv`: no spans then, and without its `generate`
+/// rows (`workers`) no lengths.
 pub fn read_run(dir: &Path) -> Result<RunData, PlotError> {
     let summary_path = dir.join("summary.json");
     let summary: serde_json::Value =
@@ -48,7 +50,12 @@ pub fn read_run(dir: &Path) -> Result<RunData, PlotError> {
         .map(|a| a.iter().filter_map(|p| Some((p[0].as_u64()? as u32, p[1].as_u64()?))).collect())
         .unwrap_or_default();
     let tl = dir.join("timeline.csv");
-    let mut r = csv::Reader::from_path(&tl).map_err(|e| err(&tl, e))?;
+    let source: Box<dyn std::io::Read> = match std::fs::File::open(&tl) {
+        Ok(f) => Box::new(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Box::new(NO_TIMELINE_CSV.as_bytes()),
+        Err(e) => return Err(err(&tl, e)),
+    };
+    let mut r = csv::Reader::from_reader(source);
     let (mut workers, mut spans): (Vec<String>, Vec<SpanRow>) = (Vec::new(), Vec::new());
     let mut per_traj: BTreeMap<u64, f64> = BTreeMap::new();
     let header = r.headers().map_err(|e| err(&tl, e))?.clone();
@@ -118,6 +125,9 @@ pub fn read_run(dir: &Path) -> Result<RunData, PlotError> {
     })
 }
 
+/// A `timeline.csv` without rows: what a run folder without one holds.
+const NO_TIMELINE_CSV: &str = "worker,kind,start_s,end_s,step,trajectory,tokens,version\n";
+
 /// Sort key that orders "w2" before "w10".
 fn natural_key(s: &str) -> (String, u64) {
     let digits: String =
@@ -131,11 +141,18 @@ pub fn plot_run(dir: &Path, o: &PlotOptions) -> Result<Vec<PathBuf>, PlotError> 
     let d = read_run(dir)?;
     let rows = d.workers.len().max(1) as u32;
     let mut out = Vec::new();
-    out.extend(render(dir, "timeline", (1400, 130 + 26 * rows), o, &Gantt { d: &d, o: *o })?);
-    let steps_height = if d.steps.iter().any(|s| s.contains_key("rollout_pool_busy_fraction")) { 760 } else { 520 };
-    out.extend(render(dir, "steps", (1300, steps_height), o, &Steps { d: &d, o: *o })?);
+    // The timeline and the steps' critical path are drawn from worker spans (not written with `--timeline none` or
+    // `steps`); the lengths from per-trajectory rows (`--timeline trajectories`).
+    if !d.spans.is_empty() {
+        out.extend(render(dir, "timeline", (1400, 130 + 26 * rows), o, &Gantt { d: &d, o: *o })?);
+        let steps_height =
+            if d.steps.iter().any(|s| s.contains_key("rollout_pool_busy_fraction")) { 760 } else { 520 };
+        out.extend(render(dir, "steps", (1300, steps_height), o, &Steps { d: &d, o: *o })?);
+    }
     out.extend(render(dir, "staleness", (900, 520), o, &Staleness { d: &d, o: *o })?);
-    out.extend(render(dir, "lengths", (1000, 560), o, &Lengths { d: &d, o: *o })?);
+    if !d.lengths.is_empty() {
+        out.extend(render(dir, "lengths", (1000, 560), o, &Lengths { d: &d, o: *o })?);
+    }
     Ok(out)
 }
 
