@@ -142,7 +142,7 @@ fn run_writes_the_promised_files() {
     ok(&["run", "scenarios/quickstart.toml", "--no-plots", "--out", bare.to_str().unwrap()]);
     assert!(!bare.join("timeline.png").exists());
     // Less timeline detail: by default (`workers`) the activity (and its plot) but no per-trajectory rows (no
-    // lengths plot); `none` writes neither timeline file, and the plots that need none are still drawn.
+    // lengths plot); `none` writes neither timeline file, and the plots that need no spans are still drawn.
     let workers = tmp("run-workers");
     ok(&["run", "scenarios/quickstart.toml", "--out", workers.to_str().unwrap()]);
     let csv = std::fs::read_to_string(workers.join("timeline.csv")).unwrap();
@@ -152,7 +152,9 @@ fn run_writes_the_promised_files() {
     let none = tmp("run-none");
     ok(&["run", "scenarios/quickstart.toml", "--timeline", "none", "--out", none.to_str().unwrap()]);
     assert!(!none.join("timeline.csv").exists() && !none.join("timeline.json.gz").exists());
-    assert!(none.join("steps.png").exists() && !none.join("timeline.png").exists());
+    // The steps plot is each step's critical path, drawn from the worker spans: not without them.
+    assert!(none.join("staleness.png").exists() && !none.join("timeline.png").exists());
+    assert!(!none.join("steps.png").exists());
     ok(&["plot", none.to_str().unwrap()]);
     let out = rlsim(&["run", "scenarios/quickstart.toml", "--timeline", "all"]);
     let e = String::from_utf8_lossy(&out.stderr);

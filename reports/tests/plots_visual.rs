@@ -42,7 +42,9 @@ fn run_dir(pipeline: &str) -> PathBuf {
         for p in ["async", "colocated"] {
             let dir = scratch(&format!("run-{p}"));
             let run = simulated(p, 1);
-            rlsim_reports::write_run(&dir, &run.report, &run.timeline, None).unwrap();
+            // Every detail, so that every run plot (the lengths plot reads per-trajectory rows) is drawn.
+            let all = rlsim_reports::TimelineDetail::Trajectories;
+            rlsim_reports::write_run_detail(&dir, &run.report, &run.timeline, None, all).unwrap();
             m.insert(p.to_string(), dir);
         }
         m

@@ -145,8 +145,7 @@ pub fn plot_run(dir: &Path, o: &PlotOptions) -> Result<Vec<PathBuf>, PlotError> 
     // `steps`); the lengths from per-trajectory rows (`--timeline trajectories`).
     if !d.spans.is_empty() {
         out.extend(render(dir, "timeline", (1400, 130 + 26 * rows), o, &Gantt { d: &d, o: *o })?);
-        let steps_height =
-            if d.steps.iter().any(|s| s.contains_key("rollout_pool_busy_fraction")) { 760 } else { 520 };
+        let steps_height = if d.steps.iter().any(|s| s.contains_key("rollout_pool_busy_fraction")) { 760 } else { 520 };
         out.extend(render(dir, "steps", (1300, steps_height), o, &Steps { d: &d, o: *o })?);
     }
     out.extend(render(dir, "staleness", (900, 520), o, &Staleness { d: &d, o: *o })?);
