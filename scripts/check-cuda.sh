@@ -20,5 +20,8 @@ for l in sys.stdin:
 mkdir -p .gpu
 cp "$CARGO_TARGET_DIR/release/rlsim" .gpu/rlsim && strip .gpu/rlsim
 cp "$tests" .gpu/gpu-tests && strip .gpu/gpu-tests
+# The device tool carries at most 64 MiB per call: each binary alone is close to it, so both travel gzipped
+# (`gunzip -k .gpu/*.gz` there).
+gzip -kf .gpu/rlsim .gpu/gpu-tests
 ls -l .gpu/
-echo "CUDA build OK ($(date -u +%F)); carry .gpu (under 64 MiB) to the GPU machine"
+echo "CUDA build OK ($(date -u +%F)); carry .gpu/*.gz (together $(du -ch .gpu/*.gz | tail -n1 | cut -f1)) to the GPU machine"

@@ -162,7 +162,7 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
     } else {
         None
     };
-    let mut trainer = Trainer::new(
+    let trainer = Trainer::new(
         trainer_model,
         reference,
         s.exec.clone(),
@@ -171,6 +171,7 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
         s.training.mini_batches,
     )
     .map_err(err)?;
+    let ranks = s.cluster.with_tag("train").count().max(1);
     let (mut xl, mut yl, mut xu, mut yu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // Batches drawn from the scenario's own workload, so their mix of lengths (and padding) is the real one.
     let groups_per_step = s.workload.prompts_per_step as u64;
@@ -196,28 +197,32 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
                 }
                 serial += 1;
             }
-            let t0 = Instant::now();
-            let clock = move || t0.elapsed().as_nanos() as u64;
+            // Every rank of the layout's train group at once, as in a run (cores shared, all-reduces included); the
+            // step waits for its slowest rank, so each repetition counts the slowest rank's time.
+            let per_rank = train_ranked(s, cfg, &dev, &batch, ranks, 7).map_err(err)?;
             let (mut logprob, mut update) = (Vec::new(), Vec::new());
-            for _ in 0..7 {
-                // Nothing kills a profiling step: both arms hold the whole step's timings.
-                let t = trainer.step(&batch, &clock, &crate::trainer::NeverAbort).map_err(err)?.unwrap_or_else(|t| t);
-                // Every pass of a step, each one a sample of "one log-prob pass".
-                for &(a, b) in &t.logprob_ns {
-                    logprob.push((b - a) as f64 / 1e9);
+            for rep in 0..7 {
+                let lp_passes = per_rank[0][rep].logprob_ns.len();
+                for pass in 0..lp_passes {
+                    let slowest = per_rank.iter().map(|r| r[rep].logprob_ns[pass]).map(|(a, b)| b - a).max();
+                    logprob.push(slowest.unwrap_or(0) as f64 / 1e9);
                 }
-                update.push((t.update_ns.1 - t.update_ns.0) as f64 / 1e9);
+                let slowest = per_rank.iter().map(|r| r[rep].update_ns.1 - r[rep].update_ns.0).max().unwrap_or(0);
+                update.push(slowest as f64 / 1e9);
             }
-            let total: f64 = batch.iter().map(|b| (b.prompt.len() + b.response.len()) as f64).sum();
+            let lengths: Vec<u64> = batch.iter().map(|b| (b.prompt.len() + b.response.len()) as u64).collect();
+            let (share, update_tokens, _) =
+                rlsim_sim::costs::train::slowest_rank_tokens(&lengths, ranks, s.training.mini_batches as usize);
+            let total: f64 = lengths.iter().sum::<u64>() as f64;
             let passes = s.training.logprob_passes.len().max(1);
             let (lp, up) = if logprob.is_empty() {
                 (0.0, median(update[1..].to_vec()))
             } else {
                 (median(logprob[passes..].to_vec()), median(update[1..].to_vec()))
             };
-            xl.push(vec![1.0, total]);
+            xl.push(vec![1.0, share as f64]);
             yl.push(lp);
-            xu.push(vec![1.0, total]);
+            xu.push(vec![1.0, update_tokens as f64]);
             yu.push(up);
             samples.push(ProfileSample { what: "logprob".into(), x1: batch.len() as f64, x2: total, seconds: lp });
             samples.push(ProfileSample { what: "update".into(), x1: batch.len() as f64, x2: total, seconds: up });
@@ -270,6 +275,7 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
         sync_s: sync,
         switch_s: switch,
         allreduce_s: allreduce,
+        train_ranks: ranks as u32,
         samples,
     })
 }
@@ -302,4 +308,64 @@ fn allreduce_seconds(model: &Gpt) -> candle_core::Result<f64> {
         Ok(times)
     })?;
     Ok(median(times[1..].to_vec()))
+}
+
+/// Timings of `reps` train steps on `batch` by each of `ranks` ranks running at once, each on a thread (and a
+/// one-thread candle pool) of its own with its own trainer, as the runtime's train group does.
+fn train_ranked(
+    s: &Scenario,
+    cfg: crate::model::GptConfig,
+    dev: &candle_core::Device,
+    batch: &[TrainSample],
+    ranks: usize,
+    reps: usize,
+) -> candle_core::Result<Vec<Vec<crate::trainer::TrainTimings>>> {
+    let reduce = crate::collective::AllReduce::new(ranks);
+    let t0 = Instant::now();
+    let clock = move || t0.elapsed().as_nanos() as u64;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..ranks)
+            .map(|rank| {
+                let reduce = reduce.clone();
+                scope.spawn(move || {
+                    crate::device::on_own_pool(|| -> candle_core::Result<Vec<crate::trainer::TrainTimings>> {
+                        let streams = RngStreams::new(s.seed);
+                        let uses_reference =
+                            s.training.logprob_passes.contains(&rlsim_sim::scenario::LogProbPass::Reference);
+                        let reference = if uses_reference {
+                            Some(Gpt::new(cfg, &mut streams.stream("exec/init"), dev)?)
+                        } else {
+                            None
+                        };
+                        let mut trainer = Trainer::new(
+                            Gpt::new(cfg, &mut streams.stream("exec/init"), dev)?,
+                            reference,
+                            s.exec.clone(),
+                            s.training.logprob_passes.clone(),
+                            s.training.micro_batch_tokens,
+                            s.training.mini_batches,
+                        )?;
+                        (0..reps)
+                            .map(|_| {
+                                // Nothing kills a profiling step: both arms hold the whole step's timings.
+                                let t = trainer.step_ranked(
+                                    batch,
+                                    rank,
+                                    ranks,
+                                    &*reduce,
+                                    &clock,
+                                    &crate::trainer::NeverAbort,
+                                )?;
+                                Ok(t.unwrap_or_else(|t| t))
+                            })
+                            .collect()
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| candle_core::Error::Msg("a profiling rank panicked".into()))?)
+            .collect()
+    })
 }

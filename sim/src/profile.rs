@@ -24,14 +24,17 @@ pub struct HardwareProfile {
     /// One forward-only log-prob pass over T tokens: overhead + per_token·T.
     pub logprob_overhead_s: f64,
     pub logprob_s_per_token: f64,
-    /// One update (forward, backward, optimizer) over T tokens on one rank, with the scenario's mini-batches:
-    /// overhead + per_token·T.
+    /// One update (forward, backward, optimizer, all-reduces) with the scenario's mini-batches: overhead +
+    /// per_token·T, T the tokens of the slowest rank summed over the optimizer steps
+    /// (`costs::train::slowest_rank_tokens`); log-prob passes in the slowest rank's share.
     pub update_overhead_s: f64,
     pub update_s_per_token: f64,
     /// One weight sync (snapshot the trainer's weights, load them into an engine).
     pub sync_s: f64,
     /// One role switch (offload one state, onload the other).
     pub switch_s: f64,
+    /// Ranks the train passes were timed with, all at once (the layout's train workers).
+    pub train_ranks: u32,
     /// One gradient all-reduce between two data-parallel ranks (once per optimizer step when a group has more
     /// than one rank).
     pub allreduce_s: f64,

@@ -32,35 +32,23 @@ impl ProfiledCosts {
 
 impl Estimates for ProfiledCosts {
     /// Fitted lines of one rank, applied as the real backend trains: whole samples balanced over the group's
-    /// workers (one rank each), each rank's share walked in `mini_batches` slices that wait for the slowest rank,
-    /// and one measured all-reduce per optimizer step when there is more than one rank.
+    /// workers (one rank each), each rank's share walked in `mini_batches` slices that wait for the slowest rank.
+    /// The profile timed its train passes with `train_ranks` ranks at once (all-reduces included); a group of
+    /// another size adds one measured all-reduce per optimizer step when it has more than one rank.
     fn train(&self, sample_tokens: &[u64], workers: &[WorkerId]) -> TrainCost {
-        use crate::costs::train::{balanced_ranks, mini_batch_slice};
         let p = &self.profile;
         let ranks = workers.len().max(1);
-        let mut shares: Vec<Vec<u64>> = vec![Vec::new(); ranks];
-        for (i, r) in balanced_ranks(sample_tokens, ranks).into_iter().enumerate() {
-            shares[r].push(sample_tokens[i]);
-        }
-        let slowest_share = shares.iter().map(|s| s.iter().sum::<u64>()).max().unwrap_or(0) as f64;
-        let m = (self.training.mini_batches as usize).min(sample_tokens.len().div_ceil(ranks)).max(1);
-        // The fitted overhead holds the scenario's optimizer steps; each mini-batch carries its part.
-        let update_s: f64 = (0..m)
-            .map(|k| {
-                let slowest = shares.iter().map(|s| s[mini_batch_slice(s.len(), k, m)].iter().sum::<u64>()).max();
-                p.update_overhead_s / m as f64
-                    + p.update_s_per_token * slowest.unwrap_or(0) as f64
-                    + if ranks > 1 { p.allreduce_s } else { 0.0 }
-            })
-            .sum();
+        let (share, update_tokens, m) =
+            crate::costs::train::slowest_rank_tokens(sample_tokens, ranks, self.training.mini_batches as usize);
+        let allreduce = if ranks > 1 && ranks != p.train_ranks as usize { p.allreduce_s * m as f64 } else { 0.0 };
         TrainCost {
             logprob_ns: self
                 .training
                 .logprob_passes
                 .iter()
-                .map(|_| secs_to_ns(p.logprob_overhead_s + p.logprob_s_per_token * slowest_share))
+                .map(|_| secs_to_ns(p.logprob_overhead_s + p.logprob_s_per_token * share as f64))
                 .collect(),
-            update_ns: secs_to_ns(update_s),
+            update_ns: secs_to_ns(p.update_overhead_s + p.update_s_per_token * update_tokens as f64 + allreduce),
         }
     }
 
