@@ -489,6 +489,60 @@ pub fn evaluate(path: &Path, base: &[String], cands: Vec<Candidate>, o: &Options
     })
 }
 
+/// The best's lead over the second: the gap against the seeds' spread of the two (the larger range).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Margin {
+    pub runner_up: String,
+    pub gap_tokens_per_s: f64,
+    /// best / runner-up − 1.
+    pub gain: f64,
+    /// The larger seed range of the two (0 when either was only screened, on one seed).
+    pub spread_tokens_per_s: f64,
+    /// The gap is not larger than the spread, or their ranges overlap: the order may not hold on other seeds.
+    pub within_noise: bool,
+}
+
+impl Margin {
+    fn line(&self) -> String {
+        let judged = if self.spread_tokens_per_s == 0.0 {
+            "not judged against noise (one seed)".to_string()
+        } else if self.within_noise {
+            format!("within the seeds' spread of {:.0} tokens/s: not a reliable lead", self.spread_tokens_per_s)
+        } else {
+            format!("beyond the seeds' spread of {:.0} tokens/s", self.spread_tokens_per_s)
+        };
+        format!(
+            "margin over the runner-up ({}): {:+.1} % ({:.0} tokens/s), {judged}",
+            short(&self.runner_up),
+            100.0 * self.gain,
+            self.gap_tokens_per_s
+        )
+    }
+}
+
+/// How far the best leads the second (none with fewer than two rows).
+pub fn runner_up_margin(rows: &[Row]) -> Option<Margin> {
+    let (a, b) = match rows {
+        [a, b, ..] => (a, b),
+        _ => return None,
+    };
+    let confirmed = !a.screened_only && !b.screened_only && a.seeds > 1 && b.seeds > 1;
+    let spread = if confirmed {
+        (a.tokens_per_s_max - a.tokens_per_s_min).max(b.tokens_per_s_max - b.tokens_per_s_min)
+    } else {
+        0.0
+    };
+    let gap = a.tokens_per_s_mean - b.tokens_per_s_mean;
+    let overlap = b.tokens_per_s_max >= a.tokens_per_s_min && a.tokens_per_s_max >= b.tokens_per_s_min;
+    Some(Margin {
+        runner_up: b.config(),
+        gap_tokens_per_s: gap,
+        gain: if b.tokens_per_s_mean > 0.0 { a.tokens_per_s_mean / b.tokens_per_s_mean - 1.0 } else { 0.0 },
+        spread_tokens_per_s: spread,
+        within_noise: confirmed && (overlap || gap <= spread),
+    })
+}
+
 /// The line warning that the top two confirmed configurations are within noise, if they are: their seed ranges
 /// overlap, or their means differ by less than the larger range.
 pub fn noise_warning(rows: &[Row]) -> Option<String> {
@@ -539,6 +593,8 @@ pub const CSV_COLUMNS: &[&str] = &[
     "tokens_per_s_max",
     "off_policy_token_fraction",
     "labels",
+    "bottleneck",
+    "verdict",
 ];
 
 /// Writes search.csv and top-N.toml into `dir`; returns the text to print on stdout (the table with the top `top`
@@ -568,6 +624,8 @@ pub fn write(dir: &Path, out: &Outcome, top: usize) -> Result<String> {
             r.tokens_per_s_max.to_string(),
             r.off_policy_token_fraction.to_string(),
             r.labels.join("; "),
+            s.bottleneck.clone(),
+            s.verdict.clone(),
         ])?;
         if i < top {
             let kind = if r.screened_only {
@@ -598,6 +656,7 @@ pub fn write(dir: &Path, out: &Outcome, top: usize) -> Result<String> {
                 r.max_staleness.to_string(),
                 format!("{:.2}", r.off_policy_token_fraction),
                 format!("{:.2}", s.usd_per_million_trained_tokens),
+                s.bottleneck.clone(),
                 note.join("; "),
             ]);
         }
@@ -614,6 +673,7 @@ pub fn write(dir: &Path, out: &Outcome, top: usize) -> Result<String> {
             "staleness",
             "off-policy",
             "$/M tok",
+            "bottleneck",
             "note",
         ],
         &table,
@@ -634,6 +694,10 @@ pub fn write(dir: &Path, out: &Outcome, top: usize) -> Result<String> {
         }
         None => text += &format!("best: {} at {:.0} tokens/s\n", short(&b.config()), b.tokens_per_s_mean),
     }
+    if let Some(m) = runner_up_margin(&out.rows) {
+        text += &format!("{}\n", m.line());
+    }
+    text += &format!("why: {}\n", b.summary.verdict);
     for d in &out.dropped_mandatory {
         text += &format!("dropped: {d}\n");
     }
@@ -661,6 +725,7 @@ pub struct RowJson {
     pub tokens_per_s_min: f64,
     pub tokens_per_s_max: f64,
     pub off_policy_token_fraction: f64,
+    pub bottleneck: String,
     /// Its `top-N.toml`, when it is in the top written.
     pub file: Option<std::path::PathBuf>,
 }
@@ -674,6 +739,11 @@ pub struct BestJson {
     pub input_tokens_per_s: Option<f64>,
     /// (best / input − 1): 0 when the input scenario is the best.
     pub gain_over_input: Option<f64>,
+    /// What bounds it (`rollout`, `rollout-tail`, `train`, `reward`, `sync-switch`, `balanced`) and the sentence why.
+    pub bottleneck: String,
+    pub verdict: String,
+    /// Its lead over the second configuration, against the seeds' spread.
+    pub margin_over_runner_up: Option<Margin>,
 }
 
 /// `search --json`.
@@ -726,6 +796,7 @@ pub fn json(
             tokens_per_s_min: r.tokens_per_s_min,
             tokens_per_s_max: r.tokens_per_s_max,
             off_policy_token_fraction: r.off_policy_token_fraction,
+            bottleneck: r.summary.bottleneck.clone(),
             file: (i < top).then(|| dir.join(format!("top-{}.toml", i + 1))),
         })
         .collect();
@@ -738,6 +809,9 @@ pub fn json(
             file: dir.join("top-1.toml"),
             input_tokens_per_s: input,
             gain_over_input: input.filter(|x| *x > 0.0).map(|x| b.tokens_per_s_mean / x - 1.0),
+            bottleneck: b.summary.bottleneck.clone(),
+            verdict: b.summary.verdict.clone(),
+            margin_over_runner_up: runner_up_margin(&out.rows),
         },
         rows,
         summary: summary.to_string(),

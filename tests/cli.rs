@@ -619,7 +619,11 @@ fn search_ranks_configurations_and_writes_runnable_scenarios() {
         dir.to_str().unwrap(),
     ]);
     assert!(out.contains("configurations simulated"), "{out}");
+    // The best's bottleneck and why, and its lead over the second against the seeds' spread.
+    assert!(out.contains("bottleneck") && out.contains("\nwhy: "), "{out}");
+    assert!(out.contains("margin over the runner-up ("), "{out}");
     let csv = std::fs::read_to_string(dir.join("search.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().ends_with(",labels,bottleneck,verdict"), "{csv}");
     let rows: Vec<Vec<String>> = csv.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect();
     assert!(rows.len() >= 4, "{csv}");
     let tps: Vec<f64> = rows.iter().map(|r| r[3].parse().unwrap()).collect();

@@ -299,6 +299,12 @@ fn search_json_ranks_and_recommends() {
         "search",
     );
     assert_eq!(v["steps"], 2, "--steps 2 is the full run length");
+    has_keys(&v["best"], &["bottleneck", "verdict", "margin_over_runner_up"], "best");
+    has_keys(
+        &v["best"]["margin_over_runner_up"],
+        &["runner_up", "gain", "spread_tokens_per_s", "within_noise"],
+        "margin",
+    );
     let rows = v["rows"].as_array().unwrap();
     assert!(rows.len() >= 5, "{v:#}");
     has_keys(&rows[0], &["rank", "configuration", "pipeline", "tokens_per_s", "screened_only", "labels"], "row");
