@@ -310,6 +310,14 @@ enum Cmd {
         /// Pipeline type(s) to time (repeatable); default: the scenario's own.
         #[arg(long = "pipeline", value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(PIPELINE_TYPES))]
         pipelines: Vec<String>,
+        /// Override any field by its dotted path (repeatable), e.g. --set cluster.nodes=512 to time a bigger
+        /// cluster; --steps and --pipeline win over the same fields set here.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Time only the setup, not a run: loading and validating the scenario, then the cluster-wide cost
+        /// estimates of a first step (every worker's engine and switches, the train all-reduce, the weight sync).
+        #[arg(long)]
+        setup_only: bool,
     },
     /// Print a shell completion script on stdout.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
@@ -823,7 +831,13 @@ fn dispatch(cli: Cli) -> Result<()> {
                 ValidateOptions { profile, reprofile, analytic, figures, tolerance, repeat: repeat.max(1), out };
             validate(&scenario, &device, &pipelines, options, &overrides)?
         }
-        Cmd::Bench { scenario, steps, repeat, pipelines } => bench(&scenario, steps, repeat.max(1), &pipelines)?,
+        Cmd::Bench { scenario, steps, repeat, pipelines, set, setup_only } => {
+            if setup_only {
+                bench_setup(&scenario, repeat.max(1), &pipelines, &set)?
+            } else {
+                bench(&scenario, steps, repeat.max(1), &pipelines, &set)?
+            }
+        }
         Cmd::Fidelity { dir, out, no_plots, overrides } => {
             let out = out.unwrap_or_else(|| PathBuf::from("runs/fidelity"));
             if !fidelity(&dir, &out, (!no_plots).then_some(&plots), &overrides.list())? {
@@ -1322,7 +1336,7 @@ fn fidelity(dir: &Path, out: &Path, plots: Option<&reports::plots::PlotOptions>,
     Ok(outside == 0)
 }
 
-fn bench(path: &Path, steps: u32, repeat: u32, pipelines: &[String]) -> Result<()> {
+fn bench(path: &Path, steps: u32, repeat: u32, pipelines: &[String], set: &[String]) -> Result<()> {
     if cfg!(debug_assertions) {
         ui::status("note: this is a debug build; `cargo run --release -- bench` gives the figures that count");
     }
@@ -1331,7 +1345,8 @@ fn bench(path: &Path, steps: u32, repeat: u32, pipelines: &[String]) -> Result<(
     let mut rows = Vec::new();
     let mut json_rows = Vec::new();
     for kind in kinds {
-        let mut sets = vec![format!("workload.steps={steps}")];
+        let mut sets = set.to_vec();
+        sets.push(format!("workload.steps={steps}"));
         if let Some(k) = kind {
             sets.push(format!("pipeline.type={k}"));
         }
@@ -1385,6 +1400,55 @@ fn bench(path: &Path, steps: u32, repeat: u32, pipelines: &[String]) -> Result<(
             "Mevents/s",
             "sim s per wall s",
         ],
+        &rows,
+    ));
+    ui::json(|| Ok(serde_json::json!({ "rows": json_rows })))
+}
+
+/// `bench --setup-only`: per pipeline, the best and median time from the scenario file to a simulator ready to run
+/// (load, validation, cluster and cost model, and the first step's cluster-wide estimates).
+fn bench_setup(path: &Path, repeat: u32, pipelines: &[String], set: &[String]) -> Result<()> {
+    if cfg!(debug_assertions) {
+        ui::status("note: this is a debug build; `cargo run --release -- bench` gives the figures that count");
+    }
+    let kinds: Vec<Option<&String>> =
+        if pipelines.is_empty() { vec![None] } else { pipelines.iter().map(Some).collect() };
+    let (mut rows, mut json_rows) = (Vec::new(), Vec::new());
+    for kind in kinds {
+        let mut sets = set.to_vec();
+        sets.extend(kind.map(|k| format!("pipeline.type={k}")));
+        let mut walls = Vec::new();
+        let mut s = None;
+        for _ in 0..repeat {
+            let t0 = Instant::now();
+            let loaded = Scenario::load(path, &sets)?;
+            let cost = rlsim_sim::cost::cost_model(&loaded);
+            std::hint::black_box(rlsim_sim::cost::first_step_estimates_ns(&*cost, &loaded.cluster));
+            walls.push(t0.elapsed().as_secs_f64());
+            s = Some(loaded);
+        }
+        let s = s.expect("repeat is at least 1");
+        walls.sort_by(f64::total_cmp);
+        let (best_ms, median_ms) = (walls[0] * 1e3, walls[walls.len() / 2] * 1e3);
+        json_rows.push(shapes::BenchSetupRow {
+            scenario: s.name.clone(),
+            pipeline: s.pipeline.kind.to_string(),
+            gpus: s.total_gpus(),
+            workers: s.cluster.workers.len(),
+            best_setup_ms: best_ms,
+            median_setup_ms: median_ms,
+        });
+        rows.push(vec![
+            s.name.clone(),
+            s.pipeline.kind.to_string(),
+            s.total_gpus().to_string(),
+            s.cluster.workers.len().to_string(),
+            format!("{best_ms:.2}"),
+            format!("{median_ms:.2}"),
+        ]);
+    }
+    ui::text(&reports::text_table(
+        &["scenario", "pipeline", "GPUs", "workers", "best setup ms", "median setup ms"],
         &rows,
     ));
     ui::json(|| Ok(serde_json::json!({ "rows": json_rows })))

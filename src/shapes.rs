@@ -115,6 +115,17 @@ pub struct BenchRow {
     pub sim_s_per_wall_s: f64,
 }
 
+/// One `bench --setup-only` row.
+#[derive(Serialize)]
+pub struct BenchSetupRow {
+    pub scenario: String,
+    pub pipeline: String,
+    pub gpus: u32,
+    pub workers: usize,
+    pub best_setup_ms: f64,
+    pub median_setup_ms: f64,
+}
+
 /// `trace import` and `trace synth`: the trace written.
 #[derive(Serialize)]
 pub struct TraceWritten<'a> {

@@ -437,6 +437,27 @@ fn bench_prints_events_per_second() {
 }
 
 #[test]
+fn bench_setup_only_times_the_setup_of_the_cluster_set() {
+    let out = ok(&[
+        "--json",
+        "bench",
+        "scenarios/quickstart.toml",
+        "--setup-only",
+        "--repeat",
+        "2",
+        "--set",
+        "cluster.nodes=4",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = &v["rows"][0];
+    assert_eq!(row["gpus"], 32, "--set reaches the scenario: {out}");
+    assert!(row["workers"].as_u64().unwrap() > 0, "{out}");
+    assert!(row["best_setup_ms"].as_f64().unwrap() <= row["median_setup_ms"].as_f64().unwrap(), "{out}");
+    let text = ok(&["bench", "scenarios/quickstart.toml", "--setup-only", "--repeat", "1"]);
+    assert!(text.contains("best setup ms") && !text.contains("Mevents/s"), "{text}");
+}
+
+#[test]
 fn exec_profile_and_validate_run_on_the_cpu() {
     let dir = tmp("exec");
     ok(&["exec", "scenarios/exec-tiny.toml", "--device", "cpu", "--steps", "2", "--out", dir.to_str().unwrap()]);

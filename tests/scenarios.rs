@@ -5,9 +5,12 @@ use rlsim_sim::scenario::{PipelineKind, Scenario, PIPELINE_TYPES};
 use rlsim_sim::simulator::{simulate, SimRun};
 use std::path::{Path, PathBuf};
 
+/// The bundled scenarios the tests run in full: all but those in scenarios/bench/, which are sized for timing the
+/// simulator (`rlsim bench`), not for a test run (`bench_scenarios_load_at_their_stated_size` loads them).
 fn bundled() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let mut files: Vec<PathBuf> = walk(&dir);
+    let bench = dir.join("bench");
+    let mut files: Vec<PathBuf> = walk(&dir).into_iter().filter(|f| !f.starts_with(&bench)).collect();
     files.sort();
     assert!(files.len() >= 3, "bundled scenarios missing in {}", dir.display());
     files
@@ -69,6 +72,20 @@ fn every_bundled_scenario_runs_under_every_pipeline_its_layout_allows() {
             }
         }
     }
+}
+
+/// The benchmark scenarios load, and describe the run issue #11 sets its targets on.
+#[test]
+fn bench_scenarios_load_at_their_stated_size() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/bench");
+    for file in walk(&dir) {
+        Scenario::load(&file, &[]).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let s = Scenario::load(&dir.join("seamless-1024.toml"), &[]).unwrap();
+    let w = &s.workload;
+    assert_eq!((s.total_gpus(), s.cluster.gpu.name.as_str(), s.model.name.as_str()), (1024, "H800", "Qwen2.5-32B"));
+    assert_eq!((w.prompts_per_step, w.samples_per_prompt, w.steps, w.max_response_tokens), (8192, 16, 1000, 16384));
+    assert_eq!(s.pipeline.kind, PipelineKind::Seamless);
 }
 
 /// Golden summaries: the bundled scenarios' key figures, so that any change to the model shows up in review.

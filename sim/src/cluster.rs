@@ -65,6 +65,47 @@ pub struct Cluster {
     pub workers: Vec<Worker>,
     graph: UnGraph<Vertex, f64>,
     gpu_vertex: Vec<NodeIndex>,
+    levels: Levels,
+}
+
+/// The graph's two levels (NVLink inside a node, the network between nodes) summarised per GPU and per node, from
+/// which the widest path between two GPUs follows in closed form in O(1), instead of a search of the whole graph
+/// per pair (issue #11: GPUs² searches of GPUs · log GPUs each made the first weight sync of 1,024 GPUs take
+/// minutes). Derivation in `Cluster::path_gbytes_per_s`; checked against the search by a property test.
+#[derive(Clone, Debug)]
+struct Levels {
+    /// Per GPU: its link to its node's NVLink switch, GB/s.
+    nvlink: Vec<f64>,
+    /// Per GPU: its link to the fabric (its NIC), GB/s.
+    network: Vec<f64>,
+    /// Per node: the widest detour from its NVLink switch to the fabric, through one of its GPUs
+    /// (max over them of min(nvlink, network)).
+    bridge: Vec<f64>,
+    /// Per GPU: the widest path from it to the fabric: its own NIC, or NVLink to its switch then the node's bridge.
+    exit: Vec<f64>,
+}
+
+impl Levels {
+    fn new(nvlink: Vec<f64>, network: Vec<f64>, gpus_per_node: u32) -> Levels {
+        let bridge: Vec<f64> = nvlink
+            .chunks(gpus_per_node as usize)
+            .zip(network.chunks(gpus_per_node as usize))
+            .map(|(v, e)| v.iter().zip(e).map(|(v, e)| v.min(*e)).fold(0.0, f64::max))
+            .collect();
+        let exit =
+            (0..nvlink.len()).map(|g| network[g].max(nvlink[g].min(bridge[g / gpus_per_node as usize]))).collect();
+        Levels { nvlink, network, bridge, exit }
+    }
+}
+
+/// The search treats a link of no bandwidth as absent and an unreachable GPU as 0 GB/s; validation keeps every
+/// bandwidth positive, so this only keeps the closed form equal to it for any input.
+fn at_least_zero(gbytes_per_s: f64) -> f64 {
+    if gbytes_per_s > 0.0 {
+        gbytes_per_s
+    } else {
+        0.0
+    }
 }
 
 /// A worker group before placement: `count` workers of `tp` GPUs each.
@@ -142,14 +183,19 @@ impl Cluster {
                 spec_of[g as usize] = &w.gpu;
             }
         }
+        let mut nvlink = Vec::with_capacity(available as usize);
+        let mut network = Vec::with_capacity(available as usize);
         for g in 0..available {
             let v = graph.add_node(Vertex::Gpu(g));
             let spec = spec_of[g as usize];
-            graph.add_edge(v, switches[(g / gpus_per_node) as usize], spec.nvlink_gbytes_per_s);
-            graph.add_edge(v, fabric, spec.network_gbits_per_s / 8.0);
+            nvlink.push(spec.nvlink_gbytes_per_s);
+            network.push(spec.network_gbits_per_s / 8.0);
+            graph.add_edge(v, switches[(g / gpus_per_node) as usize], nvlink[g as usize]);
+            graph.add_edge(v, fabric, network[g as usize]);
             gpu_vertex.push(v);
         }
-        Ok(Cluster { gpu, nodes, gpus_per_node, workers, graph, gpu_vertex })
+        let levels = Levels::new(nvlink, network, gpus_per_node);
+        Ok(Cluster { gpu, nodes, gpus_per_node, workers, graph, gpu_vertex, levels })
     }
 
     pub fn total_gpus(&self) -> u32 {
@@ -179,8 +225,38 @@ impl Cluster {
     }
 
     /// The bandwidth (GB/s) of the widest path between two GPUs: the bottleneck link a copy would take.
-    /// A GPU to itself is unbounded (`f64::INFINITY`).
+    /// A GPU to itself is unbounded (`f64::INFINITY`). Equal to `widest_path_search_gbytes_per_s`, in O(1).
+    ///
+    /// Why the closed form is exact: a path is as wide as its narrowest link, so the widest path's width is the
+    /// largest t at which the two GPUs are still connected by links of at least t. A GPU has two links (NVLink to
+    /// its node's switch, v; its NIC to the fabric, e); a path through another GPU c enters and leaves by them, so
+    /// c only bridges its node's switch and the fabric, at min(v_c, e_c); the widest such bridge of node n is
+    /// `bridge[n]`. Another node's switch leads only back to the fabric. So between a and b:
+    /// - on one node (switch S, fabric F): the widest of a–S–b, a–F–b, a–S–F–b and a–F–S–b:
+    ///   max(min(v_a, v_b), min(e_a, e_b), min(v_a, bridge, e_b), min(e_a, bridge, v_b));
+    /// - on two nodes: every path crosses the fabric; each GPU reaches it by its NIC or by NVLink and its node's
+    ///   bridge, at `exit` = max(e, min(v, bridge)); the width is min(exit_a, exit_b).
+    ///
+    /// (A bridge through a or b itself is never wider than the direct route above, so `bridge` may include them.)
     pub fn path_gbytes_per_s(&self, from_gpu: u32, to_gpu: u32) -> f64 {
+        if from_gpu == to_gpu {
+            return f64::INFINITY;
+        }
+        let l = &self.levels;
+        let (a, b) = (from_gpu as usize, to_gpu as usize);
+        let (node_a, node_b) = (from_gpu / self.gpus_per_node, to_gpu / self.gpus_per_node);
+        if node_a != node_b {
+            return at_least_zero(l.exit[a].min(l.exit[b]));
+        }
+        let bridge = l.bridge[node_a as usize];
+        let (va, vb, ea, eb) = (l.nvlink[a], l.nvlink[b], l.network[a], l.network[b]);
+        at_least_zero(va.min(vb).max(ea.min(eb)).max(va.min(bridge).min(eb)).max(ea.min(bridge).min(vb)))
+    }
+
+    /// The widest path between two GPUs found by searching the link graph (a widest-path Dijkstra, O(GPUs · log
+    /// GPUs) per pair): the reference `path_gbytes_per_s` is tested against, and the way to answer for a topology
+    /// whose levels do not give a closed form.
+    pub fn widest_path_search_gbytes_per_s(&self, from_gpu: u32, to_gpu: u32) -> f64 {
         if from_gpu == to_gpu {
             return f64::INFINITY;
         }
@@ -214,39 +290,158 @@ impl Cluster {
     /// receiving GPU pulls its shard over its own widest path from the nearest sending GPU; the slowest receiver
     /// sets the pace. A receiving GPU that is also a sender reshards over NVLink.
     pub fn copy_gbytes_per_s(&self, from: &[WorkerId], to: &[WorkerId]) -> f64 {
-        let senders: Vec<u32> = from.iter().flat_map(|w| self.worker(*w).gpus.iter().copied()).collect();
-        let mut slowest = f64::INFINITY;
-        for w in to {
-            for &dst in &self.worker(*w).gpus {
-                let mut fastest: f64 = 0.0;
-                for &src in &senders {
-                    let bw = if src == dst { self.gpu.nvlink_gbytes_per_s } else { self.path_gbytes_per_s(src, dst) };
-                    fastest = fastest.max(bw);
+        self.copy_sources(from).gbytes_per_s_into(to)
+    }
+
+    /// The sending GPUs of a weight copy, summarised once so that each receiver's widest path from them costs
+    /// O(log senders) instead of one path per sender (O(senders + receivers) per copy, not senders × receivers).
+    pub fn copy_sources(&self, from: &[WorkerId]) -> CopySources<'_> {
+        let mut gpus: Vec<u32> = from.iter().flat_map(|w| self.worker(*w).gpus.iter().copied()).collect();
+        gpus.sort_unstable();
+        gpus.dedup();
+        let l = &self.levels;
+        let mut nodes: Vec<NodeSenders> = Vec::new();
+        let mut widest_exit: Option<(f64, u32)> = None;
+        let mut second_exit: Option<f64> = None;
+        for &g in &gpus {
+            let node = g / self.gpus_per_node;
+            let (v, e, x) = (l.nvlink[g as usize], l.network[g as usize], l.exit[g as usize]);
+            match nodes.last_mut() {
+                Some(n) if n.node == node => {
+                    n.nvlink.push(v, g);
+                    n.network.push(e, g);
                 }
-                slowest = slowest.min(fastest);
+                _ => nodes.push(NodeSenders { node, nvlink: Top2::new(v, g), network: Top2::new(e, g) }),
             }
+            // The widest exit of any sender, and the widest on another node than that one's.
+            widest_exit = match widest_exit {
+                None => Some((x, node)),
+                Some((x1, n1)) if n1 == node => Some((x1.max(x), n1)),
+                Some((x1, _)) if x > x1 => {
+                    second_exit = Some(x1);
+                    Some((x, node))
+                }
+                Some(top) => {
+                    second_exit = Some(second_exit.map_or(x, |s| s.max(x)));
+                    Some(top)
+                }
+            };
         }
-        if slowest.is_finite() {
-            slowest
-        } else {
-            self.gpu.nvlink_gbytes_per_s
-        }
+        CopySources { cluster: self, gpus, nodes, widest_exit, second_exit }
     }
 
     /// The slowest link (GB/s per GPU) inside a set of workers' GPUs, as a ring all-reduce over them would see it.
     pub fn ring_gbytes_per_s(&self, workers: &[WorkerId]) -> f64 {
         let gpus: Vec<u32> = workers.iter().flat_map(|w| self.worker(*w).gpus.iter().copied()).collect();
-        let nodes: std::collections::BTreeSet<u32> = gpus.iter().map(|g| g / self.gpus_per_node).collect();
         if gpus.len() <= 1 {
             return f64::INFINITY;
         }
-        if nodes.len() == 1 {
-            self.path_gbytes_per_s(gpus[0], gpus[1])
-        } else {
+        let node = |g: u32| g / self.gpus_per_node;
+        let a = gpus[0];
+        match gpus.iter().find(|g| node(**g) != node(a)) {
             // Some hop of the ring crosses nodes.
-            let a = gpus[0];
-            let b = *gpus.iter().find(|g| *g / self.gpus_per_node != a / self.gpus_per_node).unwrap_or(&a);
-            self.path_gbytes_per_s(a, b)
+            Some(&b) => self.path_gbytes_per_s(a, b),
+            None => self.path_gbytes_per_s(gpus[0], gpus[1]),
+        }
+    }
+}
+
+/// The senders of a weight copy (`Cluster::copy_sources`): sorted, deduplicated GPUs, per node the two widest
+/// NVLinks and NICs among them, and the two widest exits to the fabric of different nodes.
+#[derive(Clone, Debug)]
+pub struct CopySources<'a> {
+    cluster: &'a Cluster,
+    gpus: Vec<u32>,
+    /// One entry per node with senders, in node order.
+    nodes: Vec<NodeSenders>,
+    /// The widest `exit` of any sender, with its node.
+    widest_exit: Option<(f64, u32)>,
+    /// The widest `exit` of a sender on another node than `widest_exit`'s.
+    second_exit: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+struct NodeSenders {
+    node: u32,
+    nvlink: Top2,
+    network: Top2,
+}
+
+/// The widest value over a node's senders, with its GPU, and the next widest (of another GPU): enough to know the
+/// widest over all of them but one.
+#[derive(Clone, Copy, Debug)]
+struct Top2 {
+    first: (f64, u32),
+    second: Option<f64>,
+}
+
+impl Top2 {
+    fn new(v: f64, gpu: u32) -> Top2 {
+        Top2 { first: (v, gpu), second: None }
+    }
+
+    fn push(&mut self, v: f64, gpu: u32) {
+        if v > self.first.0 {
+            self.second = Some(self.first.0);
+            self.first = (v, gpu);
+        } else {
+            self.second = Some(self.second.map_or(v, |s| s.max(v)));
+        }
+    }
+
+    /// The widest over every GPU but `gpu`.
+    fn excluding(&self, gpu: u32) -> Option<f64> {
+        if self.first.1 == gpu {
+            self.second
+        } else {
+            Some(self.first.0)
+        }
+    }
+}
+
+impl CopySources<'_> {
+    /// GB/s into receiving GPU `dst` from the nearest sender: the widest of its paths from every sender, or NVLink
+    /// when it is a sender itself (0 without senders). Equal to the maximum of `path_gbytes_per_s` over the
+    /// senders, because each term of the closed form is a min with one side from the sender: the maximum over
+    /// senders of min(x_a, c) is min(max x_a, c), exactly, in floating point too (min and max only select).
+    pub fn gbytes_per_s_into_gpu(&self, dst: u32) -> f64 {
+        let c = self.cluster;
+        let l = &c.levels;
+        let node = dst / c.gpus_per_node;
+        let mut fastest: f64 = 0.0;
+        if self.gpus.binary_search(&dst).is_ok() {
+            fastest = c.gpu.nvlink_gbytes_per_s;
+        }
+        let b = dst as usize;
+        if let Ok(i) = self.nodes.binary_search_by_key(&node, |n| n.node) {
+            let n = &self.nodes[i];
+            if let (Some(va), Some(ea)) = (n.nvlink.excluding(dst), n.network.excluding(dst)) {
+                let (vb, eb, bridge) = (l.nvlink[b], l.network[b], l.bridge[node as usize]);
+                let w = va.min(vb).max(ea.min(eb)).max(va.min(bridge).min(eb)).max(ea.min(bridge).min(vb));
+                fastest = fastest.max(at_least_zero(w));
+            }
+        }
+        let other_node = match self.widest_exit {
+            Some((x, n)) if n != node => Some(x),
+            _ => self.second_exit,
+        };
+        if let Some(x) = other_node {
+            fastest = fastest.max(at_least_zero(x.min(l.exit[b])));
+        }
+        fastest
+    }
+
+    /// GB/s per receiving GPU for a copy into every GPU of `to`: the slowest receiver's (NVLink when `to` has none).
+    pub fn gbytes_per_s_into(&self, to: &[WorkerId]) -> f64 {
+        let c = self.cluster;
+        let slowest = to
+            .iter()
+            .flat_map(|w| c.worker(*w).gpus.iter())
+            .fold(f64::INFINITY, |slowest, &dst| slowest.min(self.gbytes_per_s_into_gpu(dst)));
+        if slowest.is_finite() {
+            slowest
+        } else {
+            c.gpu.nvlink_gbytes_per_s
         }
     }
 }
@@ -312,5 +507,152 @@ mod tests {
         assert_eq!(c.copy_gbytes_per_s(&[WorkerId(0)], &[WorkerId(0)]), 200.0);
         assert_eq!(c.ring_gbytes_per_s(&[WorkerId(0), WorkerId(1)]), 50.0);
         assert_eq!(c.ring_gbytes_per_s(&[WorkerId(0)]), 200.0);
+    }
+
+    fn spec(name: &str, nvlink_gbytes_per_s: f64, network_gbits_per_s: f64) -> GpuSpec {
+        GpuSpec { name: name.into(), nvlink_gbytes_per_s, network_gbits_per_s, ..gpu_preset("H800").unwrap() }
+    }
+
+    /// A GPU with a slow NIC reaches another node faster through a neighbour's NIC (NVLink, then the neighbour's
+    /// link to the fabric): the closed form must see that detour, as the search does.
+    #[test]
+    fn a_slow_nic_is_bypassed_over_nvlink_through_a_neighbour() {
+        let slow = WorkerGroupSpec { gpu: Some(spec("slow-nic", 200.0, 100.0)), ..group("s", 1, 1, &["train"]) };
+        let c = Cluster::build(spec("fast", 200.0, 400.0), 2, 2, &[slow, group("r", 2, 1, &["rollout"])]).unwrap();
+        // GPU 0: NIC 12.5 GB/s; GPU 1 (node 0) and GPUs 2, 3 (node 1): 50 GB/s.
+        assert_eq!(c.widest_path_search_gbytes_per_s(0, 2), 50.0);
+        assert_eq!(c.path_gbytes_per_s(0, 2), 50.0);
+        assert_eq!(c.path_gbytes_per_s(0, 1), 200.0);
+        assert_eq!(c.copy_gbytes_per_s(&[WorkerId(0)], &[WorkerId(1), WorkerId(2)]), 50.0);
+        // Node 1's only GPUs are receivers too: from GPU 2 into GPU 3, NVLink.
+        assert_eq!(c.copy_gbytes_per_s(&[WorkerId(1)], &[WorkerId(2)]), 50.0);
+        assert_eq!(c.copy_gbytes_per_s(&[WorkerId(1), WorkerId(2)], &[WorkerId(2)]), 200.0);
+    }
+
+    /// The copy bandwidth as it was computed before the closed form: one widest-path search per (sender,
+    /// receiver) GPU pair.
+    fn copy_by_search(c: &Cluster, from: &[WorkerId], to: &[WorkerId]) -> f64 {
+        let senders: Vec<u32> = from.iter().flat_map(|w| c.worker(*w).gpus.iter().copied()).collect();
+        let mut slowest = f64::INFINITY;
+        for w in to {
+            for &dst in &c.worker(*w).gpus {
+                let mut fastest: f64 = 0.0;
+                for &src in &senders {
+                    let bw = if src == dst {
+                        c.gpu.nvlink_gbytes_per_s
+                    } else {
+                        c.widest_path_search_gbytes_per_s(src, dst)
+                    };
+                    fastest = fastest.max(bw);
+                }
+                slowest = slowest.min(fastest);
+            }
+        }
+        if slowest.is_finite() {
+            slowest
+        } else {
+            c.gpu.nvlink_gbytes_per_s
+        }
+    }
+
+    /// The ring bandwidth as it was computed before the closed form.
+    fn ring_by_search(c: &Cluster, workers: &[WorkerId]) -> f64 {
+        let gpus: Vec<u32> = workers.iter().flat_map(|w| c.worker(*w).gpus.iter().copied()).collect();
+        let nodes: std::collections::BTreeSet<u32> = gpus.iter().map(|g| g / c.gpus_per_node).collect();
+        if gpus.len() <= 1 {
+            return f64::INFINITY;
+        }
+        if nodes.len() == 1 {
+            c.widest_path_search_gbytes_per_s(gpus[0], gpus[1])
+        } else {
+            let a = gpus[0];
+            let b = *gpus.iter().find(|g| *g / c.gpus_per_node != a / c.gpus_per_node).unwrap_or(&a);
+            c.widest_path_search_gbytes_per_s(a, b)
+        }
+    }
+
+    mod closed_form {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Link bandwidths from a short list (ties are common, and a NIC may be faster than NVLink) or any value
+        /// validation accepts.
+        fn bandwidth(list: &'static [f64]) -> impl Strategy<Value = f64> {
+            prop_oneof![3 => proptest::sample::select(list), 1 => 0.1f64..100_000.0]
+        }
+
+        fn gpu_type() -> impl Strategy<Value = GpuSpec> {
+            (bandwidth(&[50.0, 100.0, 200.0, 450.0, 900.0]), bandwidth(&[100.0, 200.0, 400.0, 1600.0, 3200.0]))
+                .prop_map(|(nvlink, network)| spec("random", nvlink, network))
+        }
+
+        /// (count, tp, tags, its own GPU type or the cluster's)
+        type Group = (u32, u32, u8, Option<GpuSpec>);
+
+        fn layout() -> impl Strategy<Value = (GpuSpec, u32, u32, Vec<Group>)> {
+            (gpu_type(), 1u32..6, 1u32..9).prop_flat_map(|(gpu, nodes, per_node)| {
+                let group = (1u32..5, 1u32..=per_node * 2, 0u8..3, proptest::option::of(gpu_type()));
+                (Just(gpu), Just(nodes), Just(per_node), proptest::collection::vec(group, 1..5))
+            })
+        }
+
+        /// The cluster of the longest prefix of `groups` that can be placed (one GPU of the cluster's type if none).
+        fn build(gpu: GpuSpec, nodes: u32, per_node: u32, groups: &[Group]) -> Cluster {
+            (0..groups.len())
+                .rev()
+                .find_map(|n| try_build(gpu.clone(), nodes, per_node, &groups[..=n]))
+                .unwrap_or_else(|| try_build(gpu, nodes, per_node, &[(1, 1, 2, None)]).unwrap())
+        }
+
+        fn try_build(gpu: GpuSpec, nodes: u32, per_node: u32, groups: &[Group]) -> Option<Cluster> {
+            let specs: Vec<WorkerGroupSpec> = groups
+                .iter()
+                .enumerate()
+                .map(|(i, (count, tp, tags, gpu))| {
+                    let tags: &[&str] = match tags {
+                        0 => &["rollout"],
+                        1 => &["train"],
+                        _ => &["rollout", "train"],
+                    };
+                    WorkerGroupSpec { gpu: gpu.clone(), ..group(&format!("g{i}-"), *count, *tp, tags) }
+                })
+                .collect();
+            Cluster::build(gpu, nodes, per_node, &specs).ok()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            /// Closed form == widest-path search, bit for bit: every GPU pair, and copies and rings over random
+            /// sets of workers (heterogeneous GPU types, idle GPUs, workers of every size).
+            #[test]
+            fn equals_the_search(
+                (gpu, nodes, per_node, groups) in layout(),
+                picks in proptest::collection::vec((any::<u64>(), any::<u64>()), 1..6),
+            ) {
+                let c = build(gpu, nodes, per_node, &groups);
+                for a in 0..c.total_gpus() {
+                    for b in 0..c.total_gpus() {
+                        let (fast, slow) = (c.path_gbytes_per_s(a, b), c.widest_path_search_gbytes_per_s(a, b));
+                        prop_assert_eq!(fast.to_bits(), slow.to_bits(), "GPUs {} -> {}: {} vs {}", a, b, fast, slow);
+                    }
+                }
+                let n = c.workers.len();
+                let subset = |bits: u64| -> Vec<WorkerId> {
+                    (0..n).filter(|i| bits >> (i % 64) & 1 == 1).map(|i| WorkerId(i as u32)).collect()
+                };
+                for (from_bits, to_bits) in picks {
+                    let (from, to) = (subset(from_bits), subset(to_bits));
+                    let (fast, slow) = (c.copy_gbytes_per_s(&from, &to), copy_by_search(&c, &from, &to));
+                    prop_assert_eq!(fast.to_bits(), slow.to_bits(), "copy {:?} -> {:?}: {} vs {}", from, to, fast, slow);
+                    for w in &to {
+                        let one = c.copy_sources(&from).gbytes_per_s_into(&[*w]);
+                        prop_assert_eq!(one.to_bits(), copy_by_search(&c, &from, &[*w]).to_bits());
+                    }
+                    let (fast, slow) = (c.ring_gbytes_per_s(&from), ring_by_search(&c, &from));
+                    prop_assert_eq!(fast.to_bits(), slow.to_bits(), "ring {:?}: {} vs {}", from, fast, slow);
+                }
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! real device (`costs::profiled`). Formulas, assumptions and sources: docs/cost-model.md. Policies see only the
 //! backend-neutral `Estimates`.
 
-use crate::cluster::{Worker, WorkerId};
+use crate::cluster::{Cluster, Worker, WorkerId};
 use crate::costs::decode::{DecodeCoeffs, PrefillCoeffs};
 use crate::scenario::Scenario;
 
@@ -84,4 +84,23 @@ pub(crate) fn kv_capacity(
         return v;
     }
     crate::costs::memory::kv_capacity_tokens(model, &w.gpu, w.tp, s_rollout.gpu_memory_utilization).max(0) as u64
+}
+
+/// The cluster-wide work a run does before its first step can end, apart from the scenario's load and validation:
+/// every worker's engine coefficients (what the simulator builds its engines from), a switch of every worker each
+/// way, a train step's gradient all-reduce over the train workers, and the weight sync from them to every rollout
+/// worker. What `rlsim bench --setup-only` times; it is where cost that grows faster than the cluster would show
+/// (issue #11: a widest-path search per GPU pair made the first sync of 1,024 GPUs take minutes). Returns the sum of
+/// the durations (ns, saturating), so the work cannot be optimised away.
+pub fn first_step_estimates_ns(cost: &dyn CostModel, cluster: &Cluster) -> u64 {
+    let mut total = 0u64;
+    for w in &cluster.workers {
+        std::hint::black_box((cost.decode_coeffs(w), cost.prefill_coeffs(w), cost.kv_capacity_tokens(w)));
+        total =
+            total.saturating_add(cost.switch_ns(w.id, Role::Rollout)).saturating_add(cost.switch_ns(w.id, Role::Train));
+    }
+    let train: Vec<WorkerId> = cluster.with_tag("train").map(|w| w.id).collect();
+    let rollout: Vec<WorkerId> = cluster.with_tag("rollout").map(|w| w.id).collect();
+    total = total.saturating_add(cost.train(&[1], &train).total_ns());
+    total.saturating_add(cost.sync_ns(&train, &rollout))
 }

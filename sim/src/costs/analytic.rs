@@ -10,8 +10,6 @@ use crate::framework::FrameworkSpec;
 use crate::model::ModelSpec;
 use crate::scenario::{Layout, PipelineKind, PipelineSpec, RolloutSpec, Scenario, TrainingSpec};
 use crate::time::{secs_to_fs, secs_to_ns};
-use std::cell::RefCell;
-use std::collections::BTreeMap;
 
 #[derive(Debug)]
 pub struct AnalyticCosts {
@@ -23,13 +21,15 @@ pub struct AnalyticCosts {
     framework: FrameworkSpec,
     /// Token slots of one sample once padded to the caps (what a single controller moves per sample per pass).
     padded_tokens_per_sample: u64,
-    /// Bandwidth (GB/s) for a weight copy from a set of workers into one worker; widest paths are not free.
-    copy_bw_cache: RefCell<BTreeMap<(Vec<WorkerId>, WorkerId), f64>>,
+    /// Training state (bytes per GPU) a switch moves besides the engine's weights: the sharded training state of
+    /// the `train` workers unless the framework offloads it inside the passes. Fixed by the scenario, so computed
+    /// once rather than from every worker's tags at each switch (O(workers) per switch, O(workers²) per step).
+    switch_train_bytes_per_gpu: f64,
 }
 
 impl AnalyticCosts {
     pub fn new(s: &Scenario) -> Self {
-        AnalyticCosts {
+        let mut costs = AnalyticCosts {
             model: s.model.clone(),
             cluster: s.cluster.clone(),
             rollout: s.rollout.clone(),
@@ -37,8 +37,16 @@ impl AnalyticCosts {
             pipeline: s.pipeline.clone(),
             framework: s.framework.clone(),
             padded_tokens_per_sample: s.workload.max_context_tokens as u64,
-            copy_bw_cache: RefCell::new(BTreeMap::new()),
-        }
+            switch_train_bytes_per_gpu: 0.0,
+        };
+        let train: Vec<WorkerId> = costs.cluster.with_tag("train").map(|w| w.id).collect();
+        costs.switch_train_bytes_per_gpu = if costs.offloads(&train) {
+            0.0
+        } else {
+            let m = &costs.model;
+            m.params_b * 1e9 * (2.0 + costs.training.optimizer_bytes_per_param) / costs.train_gpus(&train) as f64
+        };
+        costs
     }
 
     /// Effective HBM bandwidth of one GPU of `worker` (each worker has its own GPU type).
@@ -61,16 +69,6 @@ impl AnalyticCosts {
 
     fn train_gpus(&self, workers: &[WorkerId]) -> u32 {
         workers.iter().map(|w| self.cluster.worker(*w).gpu_count()).sum::<u32>().max(1)
-    }
-
-    fn copy_gbytes_per_s(&self, from: &[WorkerId], to: WorkerId) -> f64 {
-        let key = (from.to_vec(), to);
-        if let Some(bw) = self.copy_bw_cache.borrow().get(&key) {
-            return *bw;
-        }
-        let bw = self.cluster.copy_gbytes_per_s(from, &[to]);
-        self.copy_bw_cache.borrow_mut().insert(key, bw);
-        bw
     }
 
     /// A single controller moving `samples` padded samples to the workers and back (one pass of a synchronous
@@ -156,10 +154,11 @@ impl Estimates for AnalyticCosts {
     /// Each receiving GPU pulls its 1/tp shard of the bf16 weights over its widest path from the senders; the
     /// slowest receiver sets the pace; plus a fixed cost (gathering shards, NCCL set-up, engine weight reload).
     fn sync_ns(&self, from: &[WorkerId], to: &[WorkerId]) -> u64 {
+        let sources = self.cluster.copy_sources(from);
         let mut slowest: f64 = 0.0;
         for &w in to {
             let shard = self.model.weight_bytes() / self.cluster.worker(w).tp as f64;
-            slowest = slowest.max(shard / (self.copy_gbytes_per_s(from, w) * 1e9));
+            slowest = slowest.max(shard / (sources.gbytes_per_s_into(&[w]) * 1e9));
         }
         secs_to_ns(slowest + self.pipeline.weight_sync_fixed_s)
     }
@@ -176,16 +175,9 @@ impl Estimates for AnalyticCosts {
             return secs_to_ns(s);
         }
         let w = self.cluster.worker(worker);
-        let train: Vec<WorkerId> = self.cluster.with_tag("train").map(|w| w.id).collect();
-        let train_gpus: u32 = self.train_gpus(&train);
         let rollout_bytes = memory::rollout_weight_bytes_per_gpu(&self.model, w.tp);
-        let train_bytes = if self.offloads(&train) {
-            0.0
-        } else {
-            self.model.params_b * 1e9 * (2.0 + self.training.optimizer_bytes_per_param) / train_gpus as f64
-        };
         let pcie = w.gpu.pcie_gbytes_per_s * 1e9;
-        secs_to_ns((rollout_bytes + train_bytes) / pcie + self.pipeline.switch_fixed_s)
+        secs_to_ns((rollout_bytes + self.switch_train_bytes_per_gpu) / pcie + self.pipeline.switch_fixed_s)
     }
 
     fn decode_iteration_ns(&self, worker: WorkerId, batch: u64, context_tokens: u64) -> u64 {
