@@ -523,6 +523,25 @@ fn exec_profile_and_validate_run_on_the_cpu() {
     assert!(rdir.join("async-r1-exec/summary.json").exists() && rdir.join("async-r2-sim/summary.json").exists());
     let csv = std::fs::read_to_string(rdir.join("validate.csv")).unwrap();
     assert!(csv.lines().skip(1).all(|l| l.ends_with(",2")), "{csv}");
+    // A tolerance no real machine meets fails the validation (exit 1), after writing its files; the analytic model
+    // runs from device figures measured now.
+    let tdir = dir.join("validate-tolerance");
+    let err = fails(&[
+        "validate",
+        "scenarios/exec-tiny.toml",
+        "--model",
+        "analytic",
+        "--steps",
+        "2",
+        "--tolerance",
+        "0.000001",
+        "--out",
+        tdir.to_str().unwrap(),
+    ]);
+    assert!(err.contains("validation failed") && err.contains("exceeds the tolerance of 0.0 %"), "{err}");
+    assert!(tdir.join("validate.csv").exists() && tdir.join("figures-r1.toml").exists());
+    let resolved = std::fs::read_to_string(tdir.join("colocated-sim/scenario.resolved.toml")).unwrap();
+    assert!(resolved.contains("rlsim-exec") && !resolved.contains("profile ="), "analytic, not profiled: {resolved}");
 }
 
 /// sweep.csv without the wall-clock column, for comparing runs.
