@@ -33,14 +33,19 @@ pub struct Candidate {
     pub scenario: Scenario,
 }
 
+/// A configuration as written in search.csv: its overrides, or the input scenario's label for none.
+fn config_label(sets: &[String]) -> String {
+    if sets.is_empty() {
+        INPUT_LABEL.to_string()
+    } else {
+        sets.join(" ")
+    }
+}
+
 impl Candidate {
     /// The configuration as written in search.csv.
     pub fn config(&self) -> String {
-        if self.sets.is_empty() {
-            INPUT_LABEL.to_string()
-        } else {
-            self.sets.join(" ")
-        }
+        config_label(&self.sets)
     }
 }
 
@@ -313,11 +318,7 @@ pub struct Row {
 
 impl Row {
     pub fn config(&self) -> String {
-        if self.sets.is_empty() {
-            INPUT_LABEL.to_string()
-        } else {
-            self.sets.join(" ")
-        }
+        config_label(&self.sets)
     }
 }
 
@@ -496,16 +497,19 @@ pub struct Margin {
     pub gap_tokens_per_s: f64,
     /// best / runner-up − 1.
     pub gain: f64,
-    /// The larger seed range of the two (0 when either was only screened, on one seed).
+    /// Both were confirmed (not only screened), each on this many seeds at least.
+    pub seeds: u32,
+    /// The larger seed range of the two (0 when either was only screened).
     pub spread_tokens_per_s: f64,
-    /// The gap is not larger than the spread, or their ranges overlap: the order may not hold on other seeds.
+    /// Both confirmed, and their seed ranges overlap or the gap is smaller than the spread: the order may not hold
+    /// on other seeds.
     pub within_noise: bool,
 }
 
 impl Margin {
     fn line(&self) -> String {
-        let judged = if self.spread_tokens_per_s == 0.0 {
-            "not judged against noise (one seed)".to_string()
+        let judged = if self.seeds < 2 {
+            "not judged against noise (one seed; --seeds 3 tells)".to_string()
         } else if self.within_noise {
             format!("within the seeds' spread of {:.0} tokens/s: not a reliable lead", self.spread_tokens_per_s)
         } else {
@@ -520,13 +524,14 @@ impl Margin {
     }
 }
 
-/// How far the best leads the second (none with fewer than two rows).
+/// How far the best leads the second (none with fewer than two rows); the one judgement of "within noise" that the
+/// margin line, `--json` and the noise warning share.
 pub fn runner_up_margin(rows: &[Row]) -> Option<Margin> {
     let (a, b) = match rows {
         [a, b, ..] => (a, b),
         _ => return None,
     };
-    let confirmed = !a.screened_only && !b.screened_only && a.seeds > 1 && b.seeds > 1;
+    let confirmed = !a.screened_only && !b.screened_only;
     let spread = if confirmed {
         (a.tokens_per_s_max - a.tokens_per_s_min).max(b.tokens_per_s_max - b.tokens_per_s_min)
     } else {
@@ -538,37 +543,37 @@ pub fn runner_up_margin(rows: &[Row]) -> Option<Margin> {
         runner_up: b.config(),
         gap_tokens_per_s: gap,
         gain: if b.tokens_per_s_mean > 0.0 { a.tokens_per_s_mean / b.tokens_per_s_mean - 1.0 } else { 0.0 },
+        seeds: if confirmed { a.seeds.min(b.seeds) } else { 1 },
         spread_tokens_per_s: spread,
-        within_noise: confirmed && (overlap || gap <= spread),
+        within_noise: confirmed && (overlap || gap < spread),
     })
 }
 
-/// The line warning that the top two confirmed configurations are within noise, if they are: their seed ranges
-/// overlap, or their means differ by less than the larger range.
+/// The line warning that the top two confirmed configurations are within noise, if they are (see
+/// [`runner_up_margin`]), or tie on every seed.
 pub fn noise_warning(rows: &[Row]) -> Option<String> {
-    let (a, b) = match rows {
-        [a, b, ..] if !a.screened_only && !b.screened_only => (a, b),
-        _ => return None,
-    };
-    let spread = (a.tokens_per_s_max - a.tokens_per_s_min).max(b.tokens_per_s_max - b.tokens_per_s_min);
-    let overlap = b.tokens_per_s_max >= a.tokens_per_s_min && a.tokens_per_s_max >= b.tokens_per_s_min;
-    let gap = a.tokens_per_s_mean - b.tokens_per_s_mean;
-    if a.tokens_per_s_min == b.tokens_per_s_min && a.tokens_per_s_max == b.tokens_per_s_max && gap == 0.0 {
+    let m = runner_up_margin(rows)?;
+    let (a, b) = (&rows[0], &rows[1]);
+    if !m.within_noise {
+        return None;
+    }
+    if a.tokens_per_s_min == b.tokens_per_s_min && a.tokens_per_s_max == b.tokens_per_s_max && m.gap_tokens_per_s == 0.0
+    {
         return Some(format!(
             "warning: the top two tie on every seed: {} and {} (the knobs that differ change nothing here)\n",
             short(&a.config()),
             short(&b.config())
         ));
     }
-    (overlap || gap < spread).then(|| {
-        format!(
-            "warning: the top two are within noise: {} and {} differ by {gap:.0} tokens/s ({:.1} %) while their \
-             seeds spread over up to {spread:.0} tokens/s; more --seeds (or either of them) will do\n",
-            short(&a.config()),
-            short(&b.config()),
-            100.0 * gap / b.tokens_per_s_mean
-        )
-    })
+    Some(format!(
+        "warning: the top two are within noise: {} and {} differ by {:.0} tokens/s ({:.1} %) while their \
+         seeds spread over up to {:.0} tokens/s; more --seeds (or either of them) will do\n",
+        short(&a.config()),
+        short(&b.config()),
+        m.gap_tokens_per_s,
+        100.0 * m.gain,
+        m.spread_tokens_per_s
+    ))
 }
 
 fn short(config: &str) -> String {

@@ -180,15 +180,46 @@ fn measure_here(device: DeviceSpec) -> Result<DeviceFigures, String> {
 
 impl DeviceFigures {
     pub fn to_toml(&self, header: &str) -> String {
-        let body = toml::to_string(self).unwrap_or_default();
+        let body = toml::to_string(self).expect("device figures always serialise");
         let comment: String = header.lines().map(|l| format!("# {l}\n")).collect();
         format!("{comment}{body}")
     }
 
+    /// Reads a figures file (`validate --figures`): errors name the file, the line and column of a TOML error, or
+    /// the field whose value cannot be a measurement.
     pub fn load(path: &std::path::Path) -> Result<DeviceFigures, String> {
         let text = rlsim_sim::textfile::read_regular_text(path, 1 << 20)
             .map_err(|e| format!("{}: cannot read device figures: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message().trim()))
+        let f: DeviceFigures = toml::from_str(&text).map_err(|e| {
+            let (line, col) = e.span().map_or((0, 0), |s| {
+                let before = &text[..s.start.min(text.len())];
+                (before.matches('\n').count() + 1, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1)
+            });
+            format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
+        })?;
+        let rates = [
+            ("matmul_gflops", f.matmul_gflops),
+            ("read_gbytes_per_s", f.read_gbytes_per_s),
+            ("copy_gbytes_per_s", f.copy_gbytes_per_s),
+        ];
+        if let Some((name, v)) = rates.iter().find(|(_, v)| !v.is_finite() || *v <= 0.0) {
+            return Err(format!("{}: field `{name}`: expected a positive measured rate, got {v}", path.display()));
+        }
+        let times = [
+            ("iteration_s", f.iteration_s),
+            ("layer_s", f.layer_s),
+            ("seq_s", f.seq_s),
+            ("seq_layer_s", f.seq_layer_s),
+            ("update_micro_batch_s", f.update_micro_batch_s),
+            ("update_layer_s", f.update_layer_s),
+        ];
+        if let Some((name, v)) = times.iter().find(|(_, v)| !v.is_finite() || *v < 0.0 || *v > 1e3) {
+            return Err(format!(
+                "{}: field `{name}`: expected a measured time in seconds from 0 to 1000, got {v}",
+                path.display()
+            ));
+        }
+        Ok(f)
     }
 
     /// The scenario settings that make the analytic cost model describe this device running rlsim's real backend
@@ -213,5 +244,63 @@ impl DeviceFigures {
                 (self.update_micro_batch_s + layers * self.update_layer_s) * 1e3
             ),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures() -> DeviceFigures {
+        DeviceFigures {
+            device: "cpu".into(),
+            host: "h".into(),
+            matmul_gflops: 50.0,
+            read_gbytes_per_s: 20.0,
+            copy_gbytes_per_s: 1.0,
+            iteration_s: 1e-4,
+            layer_s: 2e-5,
+            seq_s: 0.0,
+            seq_layer_s: 8e-6,
+            update_micro_batch_s: 1e-4,
+            update_layer_s: 1e-4,
+        }
+    }
+
+    #[test]
+    fn a_figures_file_round_trips_and_bad_ones_name_file_line_and_field() {
+        let dir = std::env::temp_dir().join(format!("rlsim-figures-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.toml");
+        std::fs::write(&path, figures().to_toml("a header")).unwrap();
+        assert_eq!(DeviceFigures::load(&path).unwrap(), figures());
+        let text = figures().to_toml("x");
+        std::fs::write(&path, text.replace("matmul_gflops = 50.0", "matmul_gflops = -1.0")).unwrap();
+        let e = DeviceFigures::load(&path).unwrap_err();
+        assert!(e.contains("f.toml: field `matmul_gflops`: expected a positive measured rate, got -1"), "{e}");
+        std::fs::write(&path, text.replace("layer_s = 0.00002", "layer_s = nan")).unwrap();
+        let e = DeviceFigures::load(&path).unwrap_err();
+        assert!(e.contains("field `layer_s`") && e.contains("got NaN"), "{e}");
+        std::fs::write(&path, text.replace("seq_s = 0.0\n", "")).unwrap();
+        let e = DeviceFigures::load(&path).unwrap_err();
+        assert!(e.contains("f.toml:") && e.contains("missing field `seq_s`"), "{e}");
+        std::fs::write(&path, text.replace("seq_s = 0.0", "seq_s = \"fast\"")).unwrap();
+        let e = DeviceFigures::load(&path).unwrap_err();
+        assert!(e.contains("f.toml:") && e.contains(":9:"), "names the line: {e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_overrides_scale_with_the_scenario_and_halve_the_f32_bandwidths() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/exec-tiny.toml");
+        let s = Scenario::load_unprofiled(&path, &[]).unwrap();
+        let o = figures().analytic_overrides(&s);
+        assert!(o.contains(&"cluster.hbm_gbytes_per_s=10".to_string()), "{o:?}");
+        // 2 layers: 0 + 2 · 8 µs per sequence; 0.1 ms + 2 · 0.1 ms per micro-batch.
+        assert!(o.iter().any(|x| x.starts_with("framework.seq_overhead_us=16")), "{o:?}");
+        assert!(o.iter().any(|x| x.starts_with("training.micro_batch_overhead_ms=0.3")), "{o:?}");
+        let with = Scenario::load_unprofiled(&path, &o).unwrap();
+        assert_eq!(with.framework.name, "rlsim-exec");
+        assert!((with.rollout.layer_launch_s - 2e-5).abs() < 1e-12);
     }
 }

@@ -55,8 +55,6 @@ pub struct TrainTimings {
     pub mean_reward: f32,
     /// Tokens (prompt + response) this rank computed on.
     pub tokens: u64,
-    /// Micro-batches this rank ran through the update.
-    pub micro_batches: u32,
     /// Optimizer steps taken (the scenario's `training.mini_batches`, at most one per sample).
     pub optimizer_steps: u32,
     pub stats: RatioStats,
@@ -319,11 +317,8 @@ impl Trainer {
             .iter()
             .map(|(_, micro)| micro.iter().map(|mb| self.batch(samples, mb, &advantages)).collect())
             .collect::<candle_core::Result<_>>()?;
-        let mut timings = TrainTimings {
-            tokens: batches.iter().flatten().map(|b| b.tokens_total).sum(),
-            micro_batches: batches.iter().map(Vec::len).sum::<usize>() as u32,
-            ..Default::default()
-        };
+        let mut timings =
+            TrainTimings { tokens: batches.iter().flatten().map(|b| b.tokens_total).sum(), ..Default::default() };
         // π_prox: the recomputed old log-probs, or the behaviour log-probs when the `old` pass is off.
         let mut prox: Vec<Vec<Tensor>> =
             batches.iter().map(|m| m.iter().map(|b| b.behaviour.clone()).collect()).collect();
