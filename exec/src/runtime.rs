@@ -10,37 +10,21 @@ use crate::task;
 use crate::trainer::{RatioStats, TrainSample, TrainTimings, Trainer};
 use candle_core::Tensor;
 use rlsim_sim::cluster::WorkerId;
-use rlsim_sim::cost::{CostModel, Role};
-use rlsim_sim::policy::{build_policy, check_command, Activity, ClusterView, Command, Event, Policy, WorkerState};
+use rlsim_sim::cost::Role;
+use rlsim_sim::driver::{Backend, Driver, RunError, SyncOrder};
+use rlsim_sim::policy::{build_policy, Activity, Command, Event, Policy};
 use rlsim_sim::report::{report, Report, RunMeta};
 use rlsim_sim::rng::RngStreams;
 use rlsim_sim::scenario::{LogProbPass, Scenario};
 use rlsim_sim::time::SimTime;
-use rlsim_sim::timeline::{CounterKind, CounterLog, CounterSample, Span, SpanKind, Timeline};
-use rlsim_sim::trajectory::{TrajError, TrajId, TrajectoryManager};
-use rlsim_sim::workload::Workload;
+use rlsim_sim::timeline::{CounterKind, SpanKind, Timeline};
+use rlsim_sim::trajectory::{TrajId, TrajectoryManager};
+use rlsim_sim::workload::GroupLengths;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Why a real run failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ExecError {
-    #[error("{0}")]
-    Setup(String),
-    #[error("policy `{policy}` at t={at}: invalid command {command}: {reason}")]
-    Command { policy: &'static str, at: SimTime, command: String, reason: String },
-    #[error("worker `{worker}` failed: {message}")]
-    Worker { worker: String, message: String },
-    #[error("trajectory manager: {0}")]
-    Trajectory(#[from] TrajError),
-    #[error("policy `{policy}` stopped after {done} of {steps} train steps with nothing left to do (a policy bug)")]
-    Stalled { policy: &'static str, done: u32, steps: u32 },
-    #[error("conservation check failed at the end of the run: {0}")]
-    Conservation(String),
-}
 
 /// A finished real run.
 pub struct ExecRun {
@@ -461,91 +445,51 @@ struct TrajData {
     reward: f32,
 }
 
-struct PendingSync {
-    step: u32,
-    involved: Vec<WorkerId>,
-    targets: Vec<WorkerId>,
-    start: SimTime,
-    version: u32,
-    loads_left: usize,
-}
-
-struct Driver<'a> {
+/// The real backend's side of a run: the worker threads' channels, the real tokens, the trainer replicas and what
+/// is in flight between the driver and the threads.
+struct Exec<'a> {
     scenario: &'a Scenario,
-    policy: Box<dyn Policy>,
-    cost: Box<dyn CostModel>,
-    workload: Workload,
     streams: RngStreams,
     clock: Clock,
     to: Vec<Sender<ToWorker>>,
-    tm: TrajectoryManager,
     data: Vec<TrajData>,
-    batch_step: Vec<u32>,
-    states: Vec<WorkerState>,
-    spans: Vec<Span>,
-    rollout_open: Vec<Option<(SimTime, u32)>>,
     /// Each worker's trainer replica (train-tagged workers have one): the policy version its weights hold. The
     /// replicas of a data-parallel group stay identical (same all-reduced gradients, same optimizer state).
     replica_version: Vec<Option<u32>>,
-    train_running: Option<(u32, Vec<WorkerId>)>,
+    /// The samples of the train step in progress (built once; a restart after a failure reuses them).
+    train_batch: Option<Arc<Vec<TrainSample>>>,
     /// The ranks of the attempt in progress that have answered: (worker, finished, its timings, its reward wait).
     train_replies: Vec<(WorkerId, bool, TrainTimings, (u64, u64))>,
     /// What each worker thread counted of its own work (reported when it stops).
     work: Vec<WorkerWork>,
     /// Step label of each worker's switch in flight.
     switch_step: BTreeMap<u32, u32>,
-    pending_sync: Option<PendingSync>,
+    /// The sync in flight and the loads it still waits for.
+    pending_sync: Option<(SyncOrder, usize)>,
     /// The trainer's weights after its last step (what a worker retagged to rollout loads).
     latest_weights: Option<Arc<Vec<Tensor>>>,
     /// Admit messages sent to each worker (see `FromWorker::Progress`).
     admits_sent: Vec<u64>,
     /// Pauses sent whose `Paused` reply has not come back (a worker that drained on its own still answers).
     pauses_in_flight: u64,
-    /// `RLSIM_DEBUG_EVENTS` set: print every event, the worker states and the policy's commands to stderr.
-    debug_events: bool,
     /// Events due later (timers, and finished trajectories waiting for their reward), by (time, sequence).
     timers: BTreeMap<(SimTime, u64), Event>,
-    /// Reward (verifier) time of each trajectory, by id.
-    reward_ns: Vec<u64>,
     timer_seq: u64,
-    trainer_version: u32,
-    train_steps_done: u32,
-    next_group: u64,
-    events: u64,
     step_rewards: Vec<f32>,
     step_losses: Vec<f32>,
     step_ratios: Vec<RatioStats>,
-    // Injected failures (`[[failures.events]]`), with the simulator's semantics: a failed worker's sequences are
-    // paused with their tokens kept, a train step it takes part in is lost and restarts once its workers are up,
-    // and commands that need it wait for its recovery.
-    /// Fail and recover times, by (time, sequence).
+    /// Injected failures and recoveries (`[[failures.events]]`), by (time, sequence): the simulator's semantics.
     faults: BTreeMap<(SimTime, u64), Fault>,
-    /// When each down worker failed.
-    down_since: Vec<Option<SimTime>>,
-    /// Commands held back until the worker they need recovers.
-    deferred: Vec<Command>,
-    /// A killed engine whose sequences have not come back yet.
-    crash_pending: Vec<bool>,
-    /// The train step in progress or waiting to restart: its samples and reward wait, kept for a restart.
-    train_batch: Option<(Arc<Vec<TrainSample>>, u64)>,
-    /// The current train attempt's number and start; the attempt the trainer is asked to kill goes in `abort`.
-    train_attempt: u64,
-    train_started: SimTime,
-    abort: Arc<AtomicU64>,
-    /// A kill was requested and the trainer has not answered yet.
-    train_aborting: bool,
-    /// The step was lost and waits for its workers to be up.
-    train_restart: bool,
-    failures: u64,
-    lost_work_gpu_ns: u128,
     /// Tie-breaker of fault times (listed failures take 0..n).
     fault_seq: u64,
-    /// Counters over time for the trace (engine batch, queue and KV use; versions); never read by a decision.
-    series: CounterLog,
+    /// A killed engine whose sequences have not come back yet.
+    crash_pending: Vec<bool>,
+    /// The train attempt to kill (the trainer's ranks poll it between micro-batches).
+    abort: Arc<AtomicU64>,
 }
 
 /// Runs a scenario on real devices with its pipeline's policy.
-pub fn execute(scenario: &Scenario, device: impl Into<DeviceChoice>) -> Result<ExecRun, ExecError> {
+pub fn execute(scenario: &Scenario, device: impl Into<DeviceChoice>) -> Result<ExecRun, RunError> {
     execute_with(scenario, device, build_policy(&scenario.pipeline, &scenario.workload))
 }
 
@@ -554,113 +498,83 @@ pub fn execute_with(
     scenario: &Scenario,
     device: impl Into<DeviceChoice>,
     policy: Box<dyn Policy>,
-) -> Result<ExecRun, ExecError> {
+) -> Result<ExecRun, RunError> {
     let started = Instant::now();
     let choice: DeviceChoice = device.into();
     if scenario.workload.is_multi_turn() {
-        return Err(ExecError::Setup(format!(
+        return Err(RunError::Setup(format!(
             "{}: field `workload`: multi-turn agents (tool calls between turns) are simulated only; the real backend's synthetic task is single-turn",
             scenario.file.display()
         )));
     }
     if scenario.workload.dynamic_sampling.is_some() {
-        return Err(ExecError::Setup(format!(
+        return Err(RunError::Setup(format!(
             "{}: field `workload.dynamic_sampling`: dynamic sampling is simulated only; the real backend's synthetic task does not drop groups (remove [workload.dynamic_sampling] to run it)",
             scenario.file.display()
         )));
     }
     if scenario.failures.as_ref().is_some_and(|f| f.mtbf_gpu_hours.is_some()) {
-        return Err(ExecError::Setup(format!(
+        return Err(RunError::Setup(format!(
             "{}: field `failures.mtbf_gpu_hours`: random failures are simulated only; to kill real workers, list them with [[failures.events]] (worker and at_s)",
             scenario.file.display()
         )));
     }
-    let cfg = gpt_config(scenario).map_err(ExecError::Setup)?;
+    let cfg = gpt_config(scenario).map_err(RunError::Setup)?;
     if choice == DeviceChoice::Cpu {
-        check_host_memory(scenario, &cfg, available_host_bytes()).map_err(ExecError::Setup)?;
+        check_host_memory(scenario, &cfg, available_host_bytes()).map_err(RunError::Setup)?;
     }
     let cluster = &scenario.cluster;
     let (placement, shared_devices) =
         crate::device::assign_devices(&choice, cluster.workers.len(), crate::device::cuda_device_count)
-            .map_err(ExecError::Setup)?;
+            .map_err(RunError::Setup)?;
     // Each device opened once; its workers share the handle.
     let mut opened: BTreeMap<String, candle_core::Device> = BTreeMap::new();
     for d in &placement {
         if let std::collections::btree_map::Entry::Vacant(slot) = opened.entry(d.to_string()) {
-            slot.insert(d.open().map_err(ExecError::Setup)?);
+            slot.insert(d.open().map_err(RunError::Setup)?);
         }
         crate::device::one_thread_per_worker(*d);
     }
     if cluster.with_tag("train").next().is_none() {
-        return Err(ExecError::Setup(format!("{}: no worker has the tag `train`", scenario.file.display())));
+        return Err(RunError::Setup(format!("{}: no worker has the tag `train`", scenario.file.display())));
     }
+    let n = cluster.workers.len();
     let clock = Clock(Instant::now());
     let (from_tx, from_rx) = channel::<FromWorker>();
-    let mut driver = Driver {
+    let mut d = Driver::new(scenario, policy, true);
+    let mut fx = Exec {
         scenario,
-        policy,
-        cost: rlsim_sim::cost::cost_model(scenario),
-        workload: Workload::new(scenario.workload.clone(), scenario.seed),
         streams: RngStreams::new(scenario.seed),
         clock,
         to: Vec::new(),
-        tm: TrajectoryManager::new(),
         data: Vec::new(),
-        batch_step: Vec::new(),
-        states: cluster
-            .workers
-            .iter()
-            .map(|w| WorkerState { id: w.id, role: w.start, activity: Activity::Idle, weights_version: 0, resident: 0 })
-            .collect(),
-        spans: Vec::new(),
-        rollout_open: vec![None; cluster.workers.len()],
         replica_version: cluster.workers.iter().map(|w| w.has_tag("train").then_some(0)).collect(),
-        train_running: None,
+        train_batch: None,
         train_replies: Vec::new(),
-        work: vec![WorkerWork::default(); cluster.workers.len()],
+        work: vec![WorkerWork::default(); n],
         switch_step: BTreeMap::new(),
         pending_sync: None,
         latest_weights: None,
-        admits_sent: vec![0; cluster.workers.len()],
+        admits_sent: vec![0; n],
         pauses_in_flight: 0,
-        debug_events: std::env::var_os("RLSIM_DEBUG_EVENTS").is_some(),
         timers: BTreeMap::new(),
-        reward_ns: Vec::new(),
         timer_seq: 0,
-        trainer_version: 0,
-        train_steps_done: 0,
-        next_group: 0,
-        events: 0,
         step_rewards: Vec::new(),
         step_losses: Vec::new(),
         step_ratios: Vec::new(),
         faults: BTreeMap::new(),
-        down_since: vec![None; cluster.workers.len()],
-        deferred: Vec::new(),
-        crash_pending: vec![false; cluster.workers.len()],
-        train_batch: None,
-        train_attempt: 0,
-        train_started: SimTime::ZERO,
-        abort: Arc::new(AtomicU64::new(0)),
-        train_aborting: false,
-        train_restart: false,
-        failures: 0,
-        lost_work_gpu_ns: 0,
         fault_seq: scenario.failures.as_ref().map_or(0, |f| f.events.len() as u64),
-        series: CounterLog::default(),
+        crash_pending: vec![false; n],
+        abort: Arc::new(AtomicU64::new(0)),
     };
-    driver.series.record(CounterSample::RUN, CounterKind::PolicyVersion, SimTime::ZERO, 0);
-    for w in cluster.workers.iter().filter(|w| w.has_tag("rollout")) {
-        driver.series.record(w.id.0, CounterKind::WeightsVersion, SimTime::ZERO, 0);
-    }
     for (i, &(worker, at_s)) in scenario.failures.iter().flat_map(|f| &f.events).enumerate() {
-        driver.faults.insert((SimTime(rlsim_sim::time::secs_to_ns(at_s)), i as u64), Fault::Fail(worker));
+        fx.faults.insert((SimTime(rlsim_sim::time::secs_to_ns(at_s)), i as u64), Fault::Fail(worker));
     }
     let mut stats = RealEngineStats::default();
     let outcome = std::thread::scope(|scope| {
         for w in &cluster.workers {
             let (tx, rx) = channel();
-            driver.to.push(tx);
+            fx.to.push(tx);
             let setup = WorkerSetup {
                 id: w.id,
                 device: opened[&placement[w.id.index()].to_string()].clone(),
@@ -669,21 +583,21 @@ pub fn execute_with(
                 engine: w.has_tag("rollout"),
                 trainer: w.has_tag("train"),
                 scenario: scenario.clone(),
-                abort: driver.abort.clone(),
+                abort: fx.abort.clone(),
             };
             let from = from_tx.clone();
             scope.spawn(move || crate::device::on_own_pool(move || worker_main(setup, rx, from, clock)));
         }
-        let result = driver.run(&from_rx);
-        for tx in &driver.to {
+        let result = fx.run(&mut d, &from_rx);
+        for tx in &fx.to {
             let _ = tx.send(ToWorker::Stop);
         }
         // Collect the engines' counters as the workers stop.
         let mut stopped = 0;
-        while stopped < cluster.workers.len() {
+        while stopped < n {
             match from_rx.recv_timeout(Duration::from_secs(60)) {
                 Ok(FromWorker::Stats { worker, stats: s, work }) => {
-                    driver.work[worker.index()] = work;
+                    fx.work[worker.index()] = work;
                     stats.preemptions += s.preemptions;
                     stats.prefill_tokens += s.prefill_tokens;
                     stats.decode_iterations += s.decode_iterations;
@@ -699,14 +613,21 @@ pub fn execute_with(
         result
     });
     outcome?;
-    driver.tm.check_conservation().map_err(ExecError::Conservation)?;
-    let timeline = driver.timeline(stats);
+    d.tm.check_conservation().map_err(RunError::Conservation)?;
+    let mut counters = BTreeMap::new();
+    counters.insert("kv_preemptions".to_string(), stats.preemptions);
+    counters.insert("prefill_tokens".to_string(), stats.prefill_tokens);
+    counters.insert("decode_iterations".to_string(), stats.decode_iterations);
+    counters.insert("decode_batch_sum".to_string(), stats.decode_batch_sum);
+    counters.insert("engine_step_ns".to_string(), stats.step_ns);
+    let end = d.last_span_end();
+    let timeline = d.timeline(end, counters);
     let meta = RunMeta {
         scenario: scenario.name.clone(),
-        pipeline: driver.policy.name().to_string(),
+        pipeline: d.policy.name().to_string(),
         backend: "exec".into(),
         seed: scenario.seed,
-        events: driver.events,
+        events: d.events,
         wall_s: started.elapsed().as_secs_f64(),
         usd_per_hour: scenario.cluster.usd_per_hour(),
     };
@@ -716,55 +637,210 @@ pub fn execute_with(
     Ok(ExecRun {
         timeline,
         report,
-        trajectories: driver.tm,
-        step_rewards: driver.step_rewards,
-        step_losses: driver.step_losses,
-        worker_work: driver.work,
-        step_ratios: driver.step_ratios,
+        trajectories: d.tm,
+        step_rewards: fx.step_rewards,
+        step_losses: fx.step_losses,
+        worker_work: fx.work,
+        step_ratios: fx.step_ratios,
     })
 }
 
-impl Driver<'_> {
+impl Backend for Exec<'_> {
+    fn clock(&self) -> Option<SimTime> {
+        Some(self.now())
+    }
+
+    /// The real trainer's own rules: every worker of a train group holds a replica at the trainer's version, and a
+    /// sync has a sender holding the latest weights.
+    fn check(&self, d: &Driver, c: &Command) -> Result<(), String> {
+        match c {
+            Command::Train { workers, .. } => {
+                // Every worker of the group trains on its own replica; the replicas must be the same weights.
+                if let Some(&w) = workers.iter().find(|w| self.replica_version[w.index()].is_none()) {
+                    return Err(format!("worker `{}` has no trainer (no `train` tag)", d.worker_name(w)));
+                }
+                if let Some(&w) = workers.iter().find(|w| self.replica_version[w.index()] != Some(d.trainer_version)) {
+                    return Err(format!(
+                        "worker `{}` holds the trainer's version {} but the trainer is at {}: the real backend trains data-parallel replicas that must all have taken every step (train on the same workers each step)",
+                        d.worker_name(w),
+                        self.replica_version[w.index()].unwrap_or(0),
+                        d.trainer_version
+                    ));
+                }
+            }
+            Command::SyncWeights { from, .. } if self.sync_source(d, from).is_none() => {
+                return Err(format!(
+                    "none of the senders holds the trainer's latest weights (version {})",
+                    d.trainer_version
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn group_created(&mut self, _d: &Driver, group: u64, g: &GroupLengths, ids: std::ops::Range<u64>) {
+        let s = self.scenario;
+        let prompt = task::prompt_tokens(&self.streams, group, g.prompt_tokens, s.model.vocab, s.exec.eos_token);
+        for _ in ids {
+            self.data.push(TrajData { prompt: prompt.clone(), ..Default::default() });
+        }
+    }
+
+    fn admit(&mut self, d: &mut Driver, worker: WorkerId, trajectories: &[TrajId]) -> Result<(), RunError> {
+        let mut inputs = Vec::with_capacity(trajectories.len());
+        for &t in trajectories {
+            let tr = d.tm.get(t)?;
+            let data = &self.data[t.0 as usize];
+            inputs.push(SeqInput {
+                traj: t,
+                group: tr.group,
+                prompt: data.prompt.clone(),
+                response: data.response.clone(),
+                logprobs: data.logprobs.clone(),
+                target: tr.target_tokens,
+            });
+        }
+        d.states[worker.index()].resident += inputs.len();
+        self.admits_sent[worker.index()] += 1;
+        let _ = self.to[worker.index()].send(ToWorker::Admit(inputs));
+        Ok(())
+    }
+
+    /// Sends the step's batch to every rank of its train group as a new attempt.
+    fn train(&mut self, d: &mut Driver) -> Result<(), RunError> {
+        let train = d.train.as_ref().expect("a step to train");
+        let samples = match &self.train_batch {
+            Some(samples) => samples.clone(),
+            None => {
+                let mut samples = Vec::with_capacity(train.trajectories.len());
+                for &t in &train.trajectories {
+                    let tr = d.tm.get(t)?;
+                    let data = &self.data[t.0 as usize];
+                    samples.push(TrainSample {
+                        group: tr.group,
+                        prompt: data.prompt.clone(),
+                        response: data.response.clone(),
+                        behaviour_logprobs: data.logprobs.clone(),
+                        reward: data.reward,
+                    });
+                }
+                let samples = Arc::new(samples);
+                self.train_batch = Some(samples.clone());
+                samples
+            }
+        };
+        let reward_wait_ns = rlsim_sim::time::secs_to_ns(self.scenario.workload.reward_batch_s);
+        self.train_replies.clear();
+        let reduce = AllReduce::new(train.workers.len());
+        for (rank, w) in train.workers.iter().enumerate() {
+            let order = TrainOrder {
+                samples: samples.clone(),
+                reward_wait_ns,
+                attempt: train.attempt,
+                rank,
+                ranks: train.workers.len(),
+                reduce: reduce.clone(),
+            };
+            let _ = self.to[w.index()].send(ToWorker::Train(order));
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self, d: &mut Driver, order: SyncOrder) -> Result<(), RunError> {
+        let source = self.sync_source(d, &order.from).expect("checked");
+        let loads = order.to.len();
+        self.pending_sync = Some((order, loads));
+        let _ = self.to[source.index()].send(ToWorker::Snapshot);
+        Ok(())
+    }
+
+    fn switch(&mut self, _d: &mut Driver, step: u32, worker: WorkerId, to: Role) -> Result<(), RunError> {
+        self.switch_step.insert(worker.0, step);
+        let _ = self.to[worker.index()].send(ToWorker::Switch(to, self.latest_weights.clone()));
+        Ok(())
+    }
+
+    fn pause(
+        &mut self,
+        _d: &mut Driver,
+        _c: &Command,
+        worker: WorkerId,
+        which: Option<&[TrajId]>,
+    ) -> Result<(), RunError> {
+        self.pauses_in_flight += 1;
+        let _ = self.to[worker.index()].send(ToWorker::Pause(which.map(<[TrajId]>::to_vec)));
+        Ok(())
+    }
+
+    fn later(&mut self, _d: &Driver, at: SimTime, event: Event) {
+        self.timer_seq += 1;
+        self.timers.insert((at, self.timer_seq), event);
+    }
+
+    fn fail_later(&mut self, _d: &Driver, at: SimTime, worker: WorkerId) {
+        self.schedule_fault(at, Fault::Fail(worker));
+    }
+
+    /// A training rank is asked to give up its attempt; a rolling-out engine is killed and hands back its
+    /// sequences (`WorkerFailed` goes out with them).
+    fn fail(&mut self, d: &mut Driver, worker: WorkerId, was: Activity) -> Result<(), RunError> {
+        if was == Activity::Training {
+            d.train_aborting = true;
+            self.abort.store(d.train.as_ref().expect("a train step is running").attempt, Ordering::SeqCst);
+        }
+        let recovery = rlsim_sim::time::secs_to_ns(self.scenario.failures.as_ref().map_or(0.0, |f| f.recovery_s));
+        self.schedule_fault(d.now.after_ns(recovery), Fault::Recover(worker));
+        if was == Activity::RollingOut {
+            self.crash_pending[worker.index()] = true;
+            let _ = self.to[worker.index()].send(ToWorker::Crash);
+            return Ok(());
+        }
+        d.announce(Event::WorkerFailed { worker, trajectories: Vec::new() });
+        Ok(())
+    }
+}
+
+impl Exec<'_> {
     fn now(&self) -> SimTime {
         SimTime(self.clock.ns())
     }
 
+    /// The first sender holding the trainer's latest weights.
+    fn sync_source(&self, d: &Driver, from: &[WorkerId]) -> Option<WorkerId> {
+        from.iter().copied().find(|w| self.replica_version[w.index()] == Some(d.trainer_version))
+    }
+
     /// Every step trained and nothing in flight; a worker still down does not hold the run open (as in the
     /// simulator, failures after the last step do not extend it).
-    fn finished(&self) -> bool {
-        self.train_steps_done >= self.scenario.workload.steps
-            && self.states.iter().all(|s| matches!(s.activity, Activity::Idle | Activity::Down))
-            && self.nothing_in_flight()
+    fn finished(&self, d: &Driver) -> bool {
+        d.all_steps_done()
+            && d.states.iter().all(|s| matches!(s.activity, Activity::Idle | Activity::Down))
+            && self.nothing_in_flight(d)
     }
 
-    fn quiet(&self) -> bool {
-        self.states.iter().all(|s| s.activity == Activity::Idle) && self.nothing_in_flight()
+    fn quiet(&self, d: &Driver) -> bool {
+        d.states.iter().all(|s| s.activity == Activity::Idle) && self.nothing_in_flight(d)
     }
 
-    fn nothing_in_flight(&self) -> bool {
+    fn nothing_in_flight(&self, d: &Driver) -> bool {
         self.pending_sync.is_none()
             && self.timers.is_empty()
             && self.pauses_in_flight == 0
             && !self.crash_pending.contains(&true)
-            && !self.train_aborting
+            && !d.train_aborting
     }
 
-    fn is_down(&self, w: WorkerId) -> bool {
-        self.down_since[w.index()].is_some()
-    }
-
-    fn run(&mut self, rx: &Receiver<FromWorker>) -> Result<(), ExecError> {
-        self.dispatch(Event::Started)?;
+    fn run(&mut self, d: &mut Driver, rx: &Receiver<FromWorker>) -> Result<(), RunError> {
+        d.now = self.now();
+        d.announce(Event::Started);
+        d.deliver(self)?;
         loop {
-            if self.finished() {
+            if self.finished(d) {
                 return Ok(());
             }
-            if self.quiet() {
-                return Err(ExecError::Stalled {
-                    policy: self.policy.name(),
-                    done: self.train_steps_done,
-                    steps: self.scenario.workload.steps,
-                });
+            if self.quiet(d) {
+                return Err(d.stalled());
             }
             let next = [self.timers.keys().next().map(|k| k.0), self.faults.keys().next().map(|k| k.0)];
             let wait = match next.into_iter().flatten().min() {
@@ -775,13 +851,15 @@ impl Driver<'_> {
                 Ok(FromWorker::Load { worker, at_ns, running, waiting, kv_tokens }) => {
                     // Not an event: it changes nothing the policy sees.
                     let at = SimTime(at_ns);
-                    self.series.record(worker.0, CounterKind::Running, at, running as u64);
-                    self.series.record(worker.0, CounterKind::Waiting, at, waiting as u64);
-                    self.series.record(worker.0, CounterKind::KvTokens, at, kv_tokens);
+                    d.series.record(worker.0, CounterKind::Running, at, running as u64);
+                    d.series.record(worker.0, CounterKind::Waiting, at, waiting as u64);
+                    d.series.record(worker.0, CounterKind::KvTokens, at, kv_tokens);
                 }
                 Ok(msg) => {
-                    self.events += 1;
-                    self.handle(msg)?;
+                    d.events += 1;
+                    d.now = self.now();
+                    self.handle(d, msg)?;
+                    d.deliver(self)?;
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     let now = self.now();
@@ -790,133 +868,101 @@ impl Driver<'_> {
                             break;
                         }
                         self.faults.remove(&(at, seq));
-                        self.events += 1;
+                        d.events += 1;
+                        d.now = self.now();
                         match fault {
-                            Fault::Fail(w) => self.fail(w)?,
-                            Fault::Recover(w) => self.recover(w)?,
+                            Fault::Fail(w) => d.fail(w, self)?,
+                            Fault::Recover(w) => self.recover(d, w)?,
                         }
+                        d.deliver(self)?;
                     }
                     while let Some((&(at, seq), _)) = self.timers.iter().next() {
                         if at > now {
                             break;
                         }
                         let event = self.timers.remove(&(at, seq)).expect("listed");
-                        self.events += 1;
-                        self.dispatch(event)?;
+                        d.events += 1;
+                        d.announce(event);
+                        d.deliver(self)?;
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(ExecError::Setup("every worker thread stopped".into()));
+                    return Err(RunError::Setup("every worker thread stopped".into()));
                 }
             }
         }
     }
 
-    fn worker_name(&self, w: WorkerId) -> String {
-        self.scenario.cluster.worker(w).name.clone()
-    }
-
-    fn generate_span(&mut self, worker: WorkerId, o: &SeqOutput, version: u32) {
-        let now = self.now();
-        self.spans.push(Span {
-            worker: worker.0,
-            kind: SpanKind::Generate,
-            start: o.admitted_at_ns.map_or(now, SimTime).min(now),
-            end: now,
-            step: Some(self.batch_step[o.traj.0 as usize]),
-            trajectory: Some(o.traj.0),
-            tokens: o.new_tokens as u64,
-            version: Some(version),
-        });
-    }
-
-    fn record_tokens(&mut self, worker: WorkerId, o: &SeqOutput) -> Result<u32, ExecError> {
-        let version = self.states[worker.index()].weights_version;
-        self.tm.add_tokens(o.traj, worker, version, o.new_tokens)?;
-        let d = &mut self.data[o.traj.0 as usize];
-        d.response.clone_from(&o.response);
-        d.logprobs.clone_from(&o.logprobs);
-        Ok(version)
+    /// Books the tokens of `o`, generated on `worker` (its generation span recorded always, or only if it joined a
+    /// batch), and keeps its real tokens.
+    fn record_tokens(
+        &mut self,
+        d: &mut Driver,
+        worker: WorkerId,
+        o: &SeqOutput,
+        always_span: bool,
+    ) -> Result<(), RunError> {
+        d.generated(worker, o.traj, o.new_tokens, o.admitted_at_ns.map(SimTime), always_span)?;
+        let data = &mut self.data[o.traj.0 as usize];
+        data.response.clone_from(&o.response);
+        data.logprobs.clone_from(&o.logprobs);
+        Ok(())
     }
 
     /// Records the tokens of sequences taken off `worker` (a pause or a kill) and marks them paused.
-    fn take_back(&mut self, worker: WorkerId, outputs: &[SeqOutput]) -> Result<Vec<TrajId>, ExecError> {
+    fn take_back(&mut self, d: &mut Driver, worker: WorkerId, outputs: &[SeqOutput]) -> Result<Vec<TrajId>, RunError> {
         let mut paused = Vec::with_capacity(outputs.len());
         for o in outputs {
-            let version = self.record_tokens(worker, o)?;
-            self.tm.pause(o.traj)?;
-            if o.admitted_at_ns.is_some() {
-                self.generate_span(worker, o, version);
-            }
+            self.record_tokens(d, worker, o, false)?;
+            d.tm.pause(o.traj)?;
             paused.push(o.traj);
         }
         Ok(paused)
     }
 
-    fn drained(&mut self, worker: WorkerId) {
-        if !self.is_down(worker) {
-            self.states[worker.index()].activity = Activity::Idle;
-        }
-        self.states[worker.index()].resident = 0;
-        if let Some((start, step)) = self.rollout_open[worker.index()].take() {
-            let now = self.now();
-            self.span(worker, SpanKind::Rollout, start, now, Some(step), 0);
-        }
+    fn drained(&mut self, d: &mut Driver, worker: WorkerId) {
+        d.drained(worker);
+        d.states[worker.index()].resident = 0;
     }
 
-    /// Records a worker-activity span (`tokens` processed, for train passes).
-    fn span(&mut self, w: WorkerId, kind: SpanKind, start: SimTime, end: SimTime, step: Option<u32>, tokens: u64) {
-        self.spans.push(Span { worker: w.0, kind, start, end, step, trajectory: None, tokens, version: None });
-    }
-
-    fn handle(&mut self, msg: FromWorker) -> Result<(), ExecError> {
+    fn handle(&mut self, d: &mut Driver, msg: FromWorker) -> Result<(), RunError> {
         match msg {
             FromWorker::Progress { worker, finished, drained, admits_seen } => {
                 // A drain reported before the worker took in our latest Admit is not a drain.
                 let drained = drained && admits_seen == self.admits_sent[worker.index()];
-                let now = self.now();
                 for o in &finished {
-                    let version = self.record_tokens(worker, o)?;
+                    self.record_tokens(d, worker, o, true)?;
                     if o.stopped_at_eos {
-                        self.tm.finish_early(o.traj, now)?;
+                        d.tm.finish_early(o.traj, d.now)?;
                     } else {
-                        self.tm.finish(o.traj, now)?;
+                        d.tm.finish(o.traj, d.now)?;
                     }
-                    let d = &mut self.data[o.traj.0 as usize];
-                    d.reward = task::reward(&self.scenario.exec.task, &d.response);
-                    self.generate_span(worker, o, version);
-                    self.states[worker.index()].resident = self.states[worker.index()].resident.saturating_sub(1);
+                    let data = &mut self.data[o.traj.0 as usize];
+                    data.reward = task::reward(&self.scenario.exec.task, &data.response);
+                    d.states[worker.index()].resident = d.states[worker.index()].resident.saturating_sub(1);
                 }
                 // As in the simulator: the worker is idle before the policy hears of the last finished trajectory.
                 if drained {
-                    self.drained(worker);
+                    self.drained(d, worker);
                 }
                 for o in finished {
-                    let event = Event::TrajectoryFinished { trajectory: o.traj, worker };
-                    match self.reward_ns[o.traj.0 as usize] {
-                        0 => self.dispatch(event)?,
-                        // Emulated verifier: the policy hears of the sample once its reward is known.
-                        r => {
-                            self.timer_seq += 1;
-                            self.timers.insert((now.after_ns(r), self.timer_seq), event);
-                        }
-                    }
+                    d.announce_finished(worker, o.traj, self);
                 }
-                if drained && self.states[worker.index()].activity == Activity::Idle {
-                    self.dispatch(Event::WorkerDrained { worker })?;
+                if drained {
+                    d.announce_drained(worker);
                 }
                 Ok(())
             }
             FromWorker::Paused { worker, outputs, drained, admits_seen } => {
                 self.pauses_in_flight -= 1;
                 let drained = drained && admits_seen == self.admits_sent[worker.index()];
-                let paused = self.take_back(worker, &outputs)?;
+                let paused = self.take_back(d, worker, &outputs)?;
                 if drained {
-                    self.drained(worker);
+                    self.drained(d, worker);
                 }
-                self.dispatch(Event::Paused { worker, trajectories: paused })?;
-                if drained && self.states[worker.index()].activity == Activity::Idle {
-                    self.dispatch(Event::WorkerDrained { worker })?;
+                d.announce(Event::Paused { worker, trajectories: paused });
+                if drained {
+                    d.announce_drained(worker);
                 }
                 Ok(())
             }
@@ -925,292 +971,63 @@ impl Driver<'_> {
                     self.latest_weights = Some(w);
                 }
                 self.train_replies.push((worker, true, timings, reward));
-                self.train_reply_in()
+                self.train_reply_in(d)
+            }
+            FromWorker::TrainAborted { worker, timings, reward } => {
+                self.train_replies.push((worker, false, timings, reward));
+                self.train_reply_in(d)
             }
             FromWorker::Snapshot { weights } => {
-                let sync = self.pending_sync.as_ref().expect("a sync is pending");
-                for &t in &sync.targets {
+                let (order, _) = self.pending_sync.as_ref().expect("a sync is pending");
+                for &t in &order.to {
                     let _ = self.to[t.index()].send(ToWorker::Load(weights.clone()));
                 }
                 Ok(())
             }
             FromWorker::Loaded => {
-                let sync = self.pending_sync.as_mut().expect("a sync is pending");
-                sync.loads_left -= 1;
-                if sync.loads_left > 0 {
-                    return Ok(());
+                let (_, loads_left) = self.pending_sync.as_mut().expect("a sync is pending");
+                *loads_left -= 1;
+                if *loads_left == 0 {
+                    let (order, _) = self.pending_sync.take().expect("checked");
+                    d.sync_done(&order);
                 }
-                let sync = self.pending_sync.take().expect("checked");
-                let now = self.now();
-                for &w in &sync.involved {
-                    self.span(w, SpanKind::Sync, sync.start, now, Some(sync.step), 0);
-                    self.spans.last_mut().expect("just pushed").version = Some(sync.version);
-                    self.states[w.index()].activity = Activity::Idle;
-                }
-                for &w in &sync.targets {
-                    self.states[w.index()].weights_version = sync.version;
-                    self.series.record(w.0, CounterKind::WeightsVersion, now, sync.version as u64);
-                }
-                self.dispatch(Event::WeightsSynced { step: sync.step, version: sync.version })
+                Ok(())
             }
             FromWorker::Switched { worker, role, start_ns, end_ns } => {
-                let step = self.switch_step.remove(&worker.0);
-                self.span(worker, SpanKind::Switch, SimTime(start_ns), SimTime(end_ns), step, 0);
-                self.states[worker.index()].role = role;
-                self.states[worker.index()].activity = Activity::Idle;
-                if role == Role::Rollout {
-                    self.states[worker.index()].weights_version = self.trainer_version;
-                    let v = self.trainer_version as u64;
-                    self.series.record(worker.0, CounterKind::WeightsVersion, SimTime(end_ns), v);
-                }
-                self.dispatch(Event::Retagged { worker, role })
-            }
-            FromWorker::TrainAborted { worker, timings, reward } => {
-                self.train_replies.push((worker, false, timings, reward));
-                self.train_reply_in()
+                let step = self.switch_step.remove(&worker.0).expect("a switch was sent");
+                d.switch_done(worker, role, step, SimTime(start_ns), SimTime(end_ns));
+                Ok(())
             }
             FromWorker::Crashed { worker, outputs } => {
                 self.crash_pending[worker.index()] = false;
-                let paused = self.take_back(worker, &outputs)?;
-                self.drained(worker);
+                let paused = self.take_back(d, worker, &outputs)?;
+                self.drained(d, worker);
                 // Down from when the engine stopped (it notices a kill between iterations), after its last span.
-                self.down_since[worker.index()] = Some(self.now());
-                self.dispatch(Event::WorkerFailed { worker, trajectories: paused })
+                d.set_down_since(worker, d.now);
+                d.announce(Event::WorkerFailed { worker, trajectories: paused });
+                Ok(())
             }
             FromWorker::Stats { .. } | FromWorker::Load { .. } => Ok(()),
             FromWorker::Failed { worker, message } => {
-                Err(ExecError::Worker { worker: self.worker_name(worker), message })
+                Err(RunError::Worker { worker: d.worker_name(worker).to_string(), message })
             }
-        }
-    }
-}
-
-impl Driver<'_> {
-    fn dispatch(&mut self, event: Event) -> Result<(), ExecError> {
-        let commands = {
-            let view = ClusterView {
-                now: self.now(),
-                cluster: &self.scenario.cluster,
-                workers: &self.states,
-                trajectories: &self.tm,
-                trainer_version: self.trainer_version,
-                workload: &self.scenario.workload,
-                estimates: &*self.cost,
-            };
-            self.policy.on_event(&event, &view)
-        };
-        if self.debug_events {
-            let st: Vec<String> =
-                self.states.iter().map(|w| format!("{:?}/{:?}/{}", w.role, w.activity, w.resident)).collect();
-            eprintln!("{:?} {event:?} -> {} cmds {:?}", self.now(), commands.len(), st);
-            for c in &commands {
-                eprintln!("    {}", c.describe());
-            }
-        }
-        for c in commands {
-            self.apply(c)?;
-        }
-        Ok(())
-    }
-
-    fn invalid(&self, command: &Command, reason: impl Into<String>) -> ExecError {
-        ExecError::Command {
-            policy: self.policy.name(),
-            at: self.now(),
-            command: command.describe(),
-            reason: reason.into(),
-        }
-    }
-
-    fn apply(&mut self, c: Command) -> Result<(), ExecError> {
-        let now = self.now();
-        if c.needs_any(|w| self.is_down(w)) {
-            self.deferred.push(c);
-            return Ok(());
-        }
-        if let Command::Pause { worker, .. } = &c {
-            if self.is_down(*worker) {
-                // Its sequences were taken off it when it failed.
-                return self.dispatch(Event::Paused { worker: *worker, trajectories: Vec::new() });
-            }
-        }
-        check_command(&c, &self.scenario.cluster, &self.states, now).map_err(|r| self.invalid(&c, r))?;
-        match &c {
-            Command::CreateGroups { step, groups } => {
-                let s = self.scenario;
-                for _ in 0..*groups {
-                    let g = self.workload.group(self.next_group, *step);
-                    let prompt = task::prompt_tokens(
-                        &self.streams,
-                        self.next_group,
-                        g.prompt_tokens,
-                        s.model.vocab,
-                        s.exec.eos_token,
-                    );
-                    let ids = self.tm.create_group(self.next_group, g.prompt_tokens, &g.responses, now);
-                    for _ in ids {
-                        self.batch_step.push(*step);
-                        self.data.push(TrajData { prompt: prompt.clone(), ..Default::default() });
-                    }
-                    self.reward_ns.extend_from_slice(&g.reward_ns);
-                    self.next_group += 1;
-                }
-            }
-            Command::Admit { worker, trajectories } => {
-                let w = *worker;
-                if trajectories.is_empty() {
-                    return Ok(());
-                }
-                let mut inputs = Vec::with_capacity(trajectories.len());
-                for &t in trajectories {
-                    self.tm.admit(t, w)?;
-                    let tr = self.tm.get(t)?;
-                    let d = &self.data[t.0 as usize];
-                    inputs.push(SeqInput {
-                        traj: t,
-                        group: tr.group,
-                        prompt: d.prompt.clone(),
-                        response: d.response.clone(),
-                        logprobs: d.logprobs.clone(),
-                        target: tr.target_tokens,
-                    });
-                }
-                if self.states[w.index()].activity == Activity::Idle {
-                    self.states[w.index()].activity = Activity::RollingOut;
-                    self.rollout_open[w.index()] = Some((now, self.batch_step[trajectories[0].0 as usize]));
-                }
-                self.states[w.index()].resident += inputs.len();
-                self.admits_sent[w.index()] += 1;
-                let _ = self.to[w.index()].send(ToWorker::Admit(inputs));
-            }
-            Command::Pause { worker, trajectories } => {
-                let w = *worker;
-                self.pauses_in_flight += 1;
-                let _ = self.to[w.index()].send(ToWorker::Pause(trajectories.clone()));
-            }
-            Command::Train { step, workers, trajectories } => {
-                if self.train_running.is_some() {
-                    return Err(self.invalid(&c, "a train step is already running"));
-                }
-                // Every worker of the group trains on its own replica; the replicas must be the same weights.
-                if let Some(&w) = workers.iter().find(|w| self.replica_version[w.index()].is_none()) {
-                    return Err(
-                        self.invalid(&c, format!("worker `{}` has no trainer (no `train` tag)", self.worker_name(w)))
-                    );
-                }
-                if let Some(&w) = workers.iter().find(|w| self.replica_version[w.index()] != Some(self.trainer_version))
-                {
-                    return Err(self.invalid(
-                        &c,
-                        format!(
-                            "worker `{}` holds the trainer's version {} but the trainer is at {}: the real backend trains data-parallel replicas that must all have taken every step (train on the same workers each step)",
-                            self.worker_name(w),
-                            self.replica_version[w.index()].unwrap_or(0),
-                            self.trainer_version
-                        ),
-                    ));
-                }
-                let mut samples = Vec::with_capacity(trajectories.len());
-                for &t in trajectories {
-                    self.tm.train(t, *step, self.trainer_version)?;
-                    let tr = self.tm.get(t)?;
-                    let d = &self.data[t.0 as usize];
-                    samples.push(TrainSample {
-                        group: tr.group,
-                        prompt: d.prompt.clone(),
-                        response: d.response.clone(),
-                        behaviour_logprobs: d.logprobs.clone(),
-                        reward: d.reward,
-                    });
-                }
-                self.train_running = Some((*step, workers.clone()));
-                let reward_wait = rlsim_sim::time::secs_to_ns(self.scenario.workload.reward_batch_s);
-                self.train_batch = Some((Arc::new(samples), reward_wait));
-                self.start_train();
-            }
-            Command::SyncWeights { step, from, to } => {
-                let Some(source) =
-                    from.iter().copied().find(|w| self.replica_version[w.index()] == Some(self.trainer_version))
-                else {
-                    return Err(self.invalid(
-                        &c,
-                        format!(
-                            "none of the senders holds the trainer's latest weights (version {})",
-                            self.trainer_version
-                        ),
-                    ));
-                };
-                let mut involved: Vec<WorkerId> = from.iter().chain(to.iter()).copied().collect();
-                involved.sort();
-                involved.dedup();
-                for &w in &involved {
-                    self.states[w.index()].activity = Activity::Syncing;
-                }
-                self.pending_sync = Some(PendingSync {
-                    step: *step,
-                    involved,
-                    targets: to.clone(),
-                    start: now,
-                    version: self.trainer_version,
-                    loads_left: to.len(),
-                });
-                let _ = self.to[source.index()].send(ToWorker::Snapshot);
-            }
-            Command::Retag { step, worker, to } => {
-                self.states[worker.index()].activity = Activity::Switching;
-                self.switch_step.insert(worker.0, *step);
-                let _ = self.to[worker.index()].send(ToWorker::Switch(*to, self.latest_weights.clone()));
-            }
-            Command::SetTimer { at, id } => {
-                self.timer_seq += 1;
-                self.timers.insert((*at, self.timer_seq), Event::TimerFired { id: *id });
-            }
-            Command::Discard { trajectories } => {
-                for &t in trajectories {
-                    self.tm.discard(t)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends the kept batch to every rank of the step's train group as a new attempt.
-    fn start_train(&mut self) {
-        let (_, workers) = self.train_running.clone().expect("a step to train");
-        let (samples, reward_wait) = self.train_batch.clone().expect("its batch");
-        for &w in &workers {
-            self.states[w.index()].activity = Activity::Training;
-        }
-        self.train_attempt += 1;
-        self.train_started = self.now();
-        self.train_replies.clear();
-        let reduce = AllReduce::new(workers.len());
-        for (rank, w) in workers.iter().enumerate() {
-            let order = TrainOrder {
-                samples: samples.clone(),
-                reward_wait_ns: reward_wait,
-                attempt: self.train_attempt,
-                rank,
-                ranks: workers.len(),
-                reduce: reduce.clone(),
-            };
-            let _ = self.to[w.index()].send(ToWorker::Train(order));
         }
     }
 
     /// A rank answered; once every rank has, the step is done (or, killed, waits to restart). Each worker's spans
     /// are its own measured work.
-    fn train_reply_in(&mut self) -> Result<(), ExecError> {
-        let (step, workers) = self.train_running.clone().expect("a train step is running");
-        if self.train_replies.len() < workers.len() {
+    fn train_reply_in(&mut self, d: &mut Driver) -> Result<(), RunError> {
+        let train = d.train.as_ref().expect("a train step is running");
+        let (step, ranks) = (train.step, train.workers.len());
+        if self.train_replies.len() < ranks {
             return Ok(());
         }
         let replies = std::mem::take(&mut self.train_replies);
         // The ranks decide together at each all-reduce: all finished or none did.
         let finished = replies.iter().all(|r| r.1);
         if !finished && replies.iter().any(|r| r.1) {
-            return Err(ExecError::Worker {
-                worker: self.worker_name(replies[0].0),
+            return Err(RunError::Worker {
+                worker: d.worker_name(replies[0].0).to_string(),
                 message: "the ranks of a train step disagree on whether it was killed".into(),
             });
         }
@@ -1218,55 +1035,38 @@ impl Driver<'_> {
             let w = *w;
             let tokens = if finished { timings.tokens } else { 0 };
             if reward.1 > reward.0 {
-                self.span(w, SpanKind::Reward, SimTime(reward.0), SimTime(reward.1), Some(step), 0);
+                d.span(w, SpanKind::Reward, SimTime(reward.0), SimTime(reward.1), Some(step), 0);
             }
             for &(a, b) in &timings.logprob_ns {
-                self.span(w, SpanKind::LogProb, SimTime(a), SimTime(b), Some(step), tokens);
+                d.span(w, SpanKind::LogProb, SimTime(a), SimTime(b), Some(step), tokens);
             }
             let (a, b) = timings.update_ns;
             if finished || b > a {
-                self.span(w, SpanKind::Train, SimTime(a), SimTime(b), Some(step), tokens);
+                d.span(w, SpanKind::Train, SimTime(a), SimTime(b), Some(step), tokens);
             }
-            if self.is_down(w) {
+            if d.is_down(w) {
                 // Killed during the step: down from when its rank stopped (it notices a kill between
                 // micro-batches), or, if the step completed, from now.
-                self.down_since[w.index()] = Some(self.now());
-            } else {
-                self.states[w.index()].activity = Activity::Idle;
+                d.set_down_since(w, d.now);
             }
         }
-        self.train_aborting = false;
+        d.train_aborting = false;
         if !finished {
             // What ran of the lost attempt stays on the timeline (it was work done) and counts as lost.
-            let gpus: u128 = workers.iter().map(|w| self.scenario.cluster.worker(*w).gpu_count() as u128).sum();
-            self.lost_work_gpu_ns += gpus * self.now().since(self.train_started) as u128;
-            self.train_restart = true;
-            self.restart_train_if_ready();
-            return Ok(());
+            d.train_lost();
+            return d.restart_train_if_ready(self);
         }
         // It finished before a kill could land: the step counts; the failure strikes an idle worker.
         self.train_batch = None;
-        self.train_running = None;
-        self.trainer_version += 1;
-        self.series.record(CounterSample::RUN, CounterKind::PolicyVersion, self.now(), self.trainer_version as u64);
-        for &w in &workers {
-            self.replica_version[w.index()] = Some(self.trainer_version);
+        let train = d.train_done();
+        for &w in &train.workers {
+            self.replica_version[w.index()] = Some(d.trainer_version);
         }
-        self.train_steps_done += 1;
         let timings = &replies[0].2;
         self.step_rewards.push(timings.mean_reward);
         self.step_losses.push(timings.loss);
         self.step_ratios.push(timings.stats);
-        self.dispatch(Event::TrainDone { step, version: self.trainer_version })
-    }
-
-    /// Restarts a lost step once the trainer has given it up and all of its workers are up.
-    fn restart_train_if_ready(&mut self) {
-        let Some((_, workers)) = &self.train_running else { return };
-        if self.train_restart && !self.train_aborting && !workers.iter().any(|w| self.is_down(*w)) {
-            self.train_restart = false;
-            self.start_train();
-        }
+        Ok(())
     }
 
     fn schedule_fault(&mut self, at: SimTime, fault: Fault) {
@@ -1274,67 +1074,13 @@ impl Driver<'_> {
         self.faults.insert((at, self.fault_seq), fault);
     }
 
-    /// An injected failure of `worker` (see [`Fault`]).
-    fn fail(&mut self, worker: WorkerId) -> Result<(), ExecError> {
-        if self.is_down(worker) {
-            return Ok(());
-        }
-        let now = self.now();
-        if matches!(self.states[worker.index()].activity, Activity::Syncing | Activity::Switching) {
-            // A copy or a switch in flight completes first; the failure strikes a second later (as simulated).
-            self.schedule_fault(now.after_ns(1_000_000_000), Fault::Fail(worker));
-            return Ok(());
-        }
-        self.failures += 1;
-        self.down_since[worker.index()] = Some(now);
-        let rolling_out = self.states[worker.index()].activity == Activity::RollingOut;
-        let training = self.states[worker.index()].activity == Activity::Training;
-        self.states[worker.index()].activity = Activity::Down;
-        if training {
-            self.train_aborting = true;
-            self.abort.store(self.train_attempt, Ordering::SeqCst);
-        }
-        let recovery = rlsim_sim::time::secs_to_ns(self.scenario.failures.as_ref().map_or(0.0, |f| f.recovery_s));
-        self.schedule_fault(now.after_ns(recovery), Fault::Recover(worker));
-        if rolling_out {
-            // WorkerFailed goes out with the sequences once the engine hands them back.
-            self.crash_pending[worker.index()] = true;
-            let _ = self.to[worker.index()].send(ToWorker::Crash);
-            return Ok(());
-        }
-        self.dispatch(Event::WorkerFailed { worker, trajectories: Vec::new() })
-    }
-
-    fn recover(&mut self, worker: WorkerId) -> Result<(), ExecError> {
+    fn recover(&mut self, d: &mut Driver, worker: WorkerId) -> Result<(), RunError> {
         if self.crash_pending[worker.index()] {
             // Its sequences are still on their way back: recover right after.
-            self.schedule_fault(self.now().after_ns(1_000_000), Fault::Recover(worker));
+            self.schedule_fault(d.now.after_ns(1_000_000), Fault::Recover(worker));
             return Ok(());
         }
-        let Some(since) = self.down_since[worker.index()].take() else { return Ok(()) };
-        let now = self.now();
-        self.span(worker, SpanKind::Down, since, now, None, 0);
-        self.states[worker.index()].activity = Activity::Idle;
-        self.restart_train_if_ready();
-        for c in std::mem::take(&mut self.deferred) {
-            self.apply(c)?;
-        }
-        self.dispatch(Event::WorkerRecovered { worker })
-    }
-
-    fn timeline(&mut self, stats: RealEngineStats) -> Timeline {
-        let mut counters = BTreeMap::new();
-        counters.insert("failures".to_string(), self.failures);
-        counters.insert("lost_work_gpu_ms".to_string(), (self.lost_work_gpu_ns / 1_000_000) as u64);
-        counters.insert("kv_preemptions".to_string(), stats.preemptions);
-        counters.insert("prefill_tokens".to_string(), stats.prefill_tokens);
-        counters.insert("decode_iterations".to_string(), stats.decode_iterations);
-        counters.insert("decode_batch_sum".to_string(), stats.decode_batch_sum);
-        counters.insert("engine_step_ns".to_string(), stats.step_ns);
-        let end = self.spans.iter().map(|s| s.end).max().unwrap_or(SimTime::ZERO);
-        let spans = std::mem::take(&mut self.spans);
-        let series = std::mem::take(&mut self.series);
-        Timeline::assemble(&self.scenario.cluster, &self.tm, &self.batch_step, spans, end, counters, series)
+        d.recover(worker, self)
     }
 }
 

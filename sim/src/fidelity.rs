@@ -1,9 +1,10 @@
 //! The fidelity suite: scenarios of published measurements (`[published]`), simulated and compared per step, per
 //! phase and per speed-up, so a change to the cost model shows at once what it does to every known case.
 
+use crate::driver::RunError;
 use crate::report::{StepRow, PHASE_COLUMNS};
 use crate::scenario::{RawPublished, Scenario, ScenarioError};
-use crate::simulator::{simulate_recording, Recording, SimError};
+use crate::simulator::{simulate_recording, Recording};
 use std::path::{Path, PathBuf};
 
 /// The model's own error, quoted wherever rlsim prints a ranking (`compare`, `search`): the mean |relative error|
@@ -52,7 +53,7 @@ pub enum FidelityError {
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
     #[error("{}: {source}", file.display())]
-    Simulation { file: PathBuf, source: SimError },
+    Simulation { file: PathBuf, source: RunError },
     #[error("{}: no [published] table: a fidelity scenario states what was measured", file.display())]
     NotPublished { file: PathBuf },
     #[error("{}: published.speedup_over names {other:?}, which is not a scenario of this folder", file.display())]

@@ -25,6 +25,7 @@ pub mod costs {
 }
 
 pub mod cost;
+pub mod driver;
 pub mod fidelity;
 pub mod policies;
 pub mod policy;
