@@ -1,6 +1,6 @@
-//! The wall-clock runtime: drives the same Policy implementations as the simulator over real worker threads (each
-//! owning a candle device), carries out their Commands for real, and records the same Timeline, so the same Report
-//! function applies.
+//! The real backend's effects: the shared [`Driver`] runs the same Policy implementations as the simulator, and this
+//! module carries out their Commands on real worker threads (each owning a candle device) and reports completions
+//! back to it, so both backends record the same Timeline and the same Report function applies.
 
 use crate::collective::AllReduce;
 use crate::device::DeviceChoice;

@@ -26,6 +26,7 @@ pub mod costs {
 
 pub mod cost;
 pub mod driver;
+pub mod fake_view;
 pub mod fidelity;
 pub mod policies;
 pub mod policy;
