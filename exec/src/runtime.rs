@@ -179,6 +179,9 @@ struct WorkerSetup {
     scenario: Scenario,
     /// The train attempt to kill (0: none).
     abort: Arc<AtomicU64>,
+    /// Move the training state to host memory while the worker holds a rollout engine (`framework.offload`).
+    offload: bool,
+    starts_as_rollout: bool,
 }
 
 /// The model shape a scenario describes: `[model]` layers, hidden, heads, vocab; context = prompt + response caps.
@@ -271,6 +274,10 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
         } else {
             None
         };
+        // A worker that starts as a rollout engine starts with its training state offloaded, as after a switch.
+        if let (true, Some(t)) = (setup.offload && setup.engine && setup.starts_as_rollout, trainer.as_mut()) {
+            t.offload()?;
+        }
         // What a colocated switch moved off the device: the state not in use.
         let mut parked: Option<Vec<Tensor>> = None;
         let mut admits_seen = 0u64;
@@ -363,7 +370,7 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                 }
                 ToWorker::Snapshot => {
                     let t = trainer.as_ref().ok_or_else(|| candle_core::Error::Msg("no trainer".into()))?;
-                    send(FromWorker::Snapshot { weights: Arc::new(t.model.snapshot()?) });
+                    send(FromWorker::Snapshot { weights: Arc::new(t.weights()?) });
                 }
                 ToWorker::Load(weights) => {
                     let e = engine.as_ref().ok_or_else(|| candle_core::Error::Msg("no rollout engine".into()))?;
@@ -376,6 +383,11 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                     let host = candle_core::Device::Cpu;
                     match role {
                         Role::Train => {
+                            if setup.offload {
+                                if let Some(t) = trainer.as_mut() {
+                                    t.onload()?;
+                                }
+                            }
                             if let Some(e) = engine.as_mut() {
                                 e.release();
                                 parked = Some(
@@ -393,10 +405,16 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                             let parked = parked.take();
                             if let Some(e) = engine.as_ref() {
                                 match (&trainer, latest, parked) {
-                                    (Some(t), _, _) => e.model.load(&t.model.snapshot()?)?,
+                                    (Some(t), _, _) => e.model.load(&t.weights()?)?,
                                     (None, Some(w), _) => e.model.load(&w)?,
                                     (None, None, Some(w)) => e.model.load(&w)?,
                                     (None, None, None) => {}
+                                }
+                            }
+                            // A colocated framework moves the training state off the device while it decodes.
+                            if setup.offload {
+                                if let Some(t) = trainer.as_mut() {
+                                    t.offload()?;
                                 }
                             }
                         }
@@ -584,6 +602,8 @@ pub fn execute_with(
                 trainer: w.has_tag("train"),
                 scenario: scenario.clone(),
                 abort: fx.abort.clone(),
+                offload: scenario.framework.offload,
+                starts_as_rollout: w.start == Role::Rollout,
             };
             let from = from_tx.clone();
             scope.spawn(move || crate::device::on_own_pool(move || worker_main(setup, rx, from, clock)));

@@ -113,10 +113,22 @@ impl Adam {
     }
 }
 
+/// The training state a time-sliced worker moves to host memory while it holds a rollout engine
+/// (`framework.offload`): the weights, the reference model's weights and Adam's moments. The device keeps none of it
+/// meanwhile (its variables hold empty placeholders until [`Trainer::onload`]).
+struct Parked {
+    weights: Vec<Tensor>,
+    reference: Option<Vec<Tensor>>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+}
+
 pub struct Trainer {
     pub model: Gpt,
     reference: Option<Gpt>,
     opt: Adam,
+    /// The state while offloaded (see [`Trainer::offload`]).
+    parked: Option<Parked>,
     spec: ExecSpec,
     passes: Vec<LogProbPass>,
     /// Most padded tokens per micro-batch (`training.micro_batch_tokens`).
@@ -157,11 +169,75 @@ impl Trainer {
             model,
             reference,
             opt,
+            parked: None,
             spec,
             passes,
             micro_batch_tokens: micro_batch_tokens as usize,
             mini_batches: mini_batches.max(1) as usize,
         })
+    }
+
+    /// Whether the training state is on the host (see [`Trainer::offload`]).
+    pub fn is_offloaded(&self) -> bool {
+        self.parked.is_some()
+    }
+
+    /// Moves the training state (weights, reference weights, Adam's moments) to host memory and frees it on the
+    /// device, as a colocated framework does when the worker turns into a rollout engine. Real copies on every
+    /// device (a CPU tensor is copied too, so the switch costs what moving the state costs).
+    pub fn offload(&mut self) -> candle_core::Result<()> {
+        if self.parked.is_some() {
+            return Ok(());
+        }
+        let device = self.model.device().clone();
+        let to_host = |t: &Tensor| if device.is_cpu() { t.copy() } else { t.to_device(&candle_core::Device::Cpu) };
+        let vars_to_host =
+            |vars: &[Var]| vars.iter().map(|v| to_host(v.as_tensor())).collect::<candle_core::Result<Vec<_>>>();
+        let parked = Parked {
+            weights: vars_to_host(&self.model.vars)?,
+            reference: self.reference.as_ref().map(|r| vars_to_host(&r.vars)).transpose()?,
+            m: self.opt.m.iter().map(to_host).collect::<candle_core::Result<_>>()?,
+            v: self.opt.v.iter().map(to_host).collect::<candle_core::Result<_>>()?,
+        };
+        let empty = Tensor::zeros(0, candle_core::DType::F32, &device)?;
+        let placeholders = |n: usize| (0..n).map(|_| Var::from_tensor(&empty)).collect::<candle_core::Result<Vec<_>>>();
+        self.model.vars = placeholders(self.model.vars.len())?;
+        if let Some(r) = self.reference.as_mut() {
+            r.vars = placeholders(r.vars.len())?;
+        }
+        self.opt.m = vec![empty.clone(); self.opt.m.len()];
+        self.opt.v = vec![empty; self.opt.v.len()];
+        self.parked = Some(parked);
+        Ok(())
+    }
+
+    /// Brings the offloaded training state back onto the device (the worker turns back into a trainer).
+    pub fn onload(&mut self) -> candle_core::Result<()> {
+        let Some(parked) = self.parked.take() else { return Ok(()) };
+        let device = self.model.device().clone();
+        let to_vars = |host: &[Tensor]| {
+            host.iter()
+                .map(|t| Var::from_tensor(&t.to_device(&device)?.copy()?))
+                .collect::<candle_core::Result<Vec<_>>>()
+        };
+        self.model.vars = to_vars(&parked.weights)?;
+        if let (Some(r), Some(host)) = (self.reference.as_mut(), parked.reference.as_deref()) {
+            r.vars = to_vars(host)?;
+        }
+        let to_device = |host: &[Tensor]| {
+            host.iter().map(|t| t.to_device(&device)?.copy()).collect::<candle_core::Result<Vec<_>>>()
+        };
+        self.opt.m = to_device(&parked.m)?;
+        self.opt.v = to_device(&parked.v)?;
+        Ok(())
+    }
+
+    /// Deep copies of the current weights, wherever they are (what a weight sync sends).
+    pub fn weights(&self) -> candle_core::Result<Vec<Tensor>> {
+        match &self.parked {
+            Some(p) => p.weights.iter().map(Tensor::copy).collect(),
+            None => self.model.snapshot(),
+        }
     }
 
     /// Splits samples `idx` into micro-batches of similar lengths (sorted, so padding stays small), each holding at
@@ -309,6 +385,11 @@ impl Trainer {
         now_ns: &dyn Fn() -> u64,
         abort: &dyn AbortFlag,
     ) -> candle_core::Result<Result<TrainTimings, TrainTimings>> {
+        if self.parked.is_some() {
+            candle_core::bail!(
+                "the training state is offloaded (the worker holds a rollout engine): switch it to train first"
+            );
+        }
         let aborted = || abort.is_set();
         let advantages = Self::advantages(samples);
         let plan = self.plan(samples, rank, ranks);
@@ -628,5 +709,32 @@ mod tests {
             t.model.snapshot().unwrap()[0].to_vec2::<f32>().unwrap(),
             clean.model.snapshot().unwrap()[0].to_vec2::<f32>().unwrap()
         );
+    }
+
+    #[test]
+    fn offloaded_training_state_comes_back_bit_identical_and_trains_the_same() {
+        let with_reference = || {
+            let passes = vec![LogProbPass::Old, LogProbPass::Reference];
+            Trainer::new(model(), Some(model()), spec(0.05), passes, 96, 2).unwrap()
+        };
+        let samples = batch(&trainer(0.05, 2).model);
+        let (mut moved, mut stayed) = (with_reference(), with_reference());
+        step(&mut moved, &samples);
+        step(&mut stayed, &samples);
+        let flat = |w: Vec<Tensor>| -> Vec<f32> {
+            w.iter().flat_map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+        };
+        moved.offload().unwrap();
+        assert!(moved.is_offloaded());
+        assert!(moved.model.vars.iter().all(|v| v.as_tensor().elem_count() == 0), "the device holds nothing");
+        assert_eq!(flat(moved.weights().unwrap()), flat(stayed.weights().unwrap()), "a sync still sends them");
+        let refused = moved.step(&samples, &|| 0, &NeverAbort).unwrap_err().to_string();
+        assert!(refused.contains("offloaded"), "{refused}");
+        moved.onload().unwrap();
+        assert!(!moved.is_offloaded());
+        // Weights and Adam's moments came back exactly: the next step is bit-identical to one that never moved.
+        let (a, b) = (step(&mut moved, &samples), step(&mut stayed, &samples));
+        assert_eq!(a.loss, b.loss);
+        assert_eq!(flat(moved.model.snapshot().unwrap()), flat(stayed.model.snapshot().unwrap()));
     }
 }
