@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The analytic model against the real backend: three model sizes x two batch regimes, colocated + disaggregated.
-# Usage: cargo build --release && bash scripts/validate-sizes.sh   (about 5 minutes on 2 cores; OUT=dir to move it)
+# The analytic model against the real backend: three model sizes x two batch regimes, every pipeline.
+# Usage: cargo build --release && bash scripts/validate-sizes.sh   (about 12 minutes on 2 cores for the five
+# pipelines; PIPELINES="colocated disaggregated" to run fewer, OUT=dir to move the output)
 # Prints one line per (size, regime, cost model, pipeline, metric); docs/validation.md holds the table it gave.
 cd "$(dirname "$0")/.."
 B=./target/release/rlsim
 mkdir -p "${OUT:-runs/validate-sizes}"
+pipeline_args=""
+for p in ${PIPELINES:-colocated disaggregated async partial seamless}; do pipeline_args="$pipeline_args --pipeline $p"; done
 sizes=(
  "tiny|"
  "d128L4|--set model.hidden=128 --set model.layers=4 --set model.params_b=0.000806656"
@@ -19,7 +22,7 @@ for sz in "${sizes[@]}"; do for rg in "${regimes[@]}"; do
   for model in analytic profiled; do
     extra=""; [ $model = profiled ] && extra="--reprofile"
     echo "=== $sn $rn $model"
-    $B validate scenarios/exec-tiny.toml --model $model $extra --pipeline colocated --pipeline disaggregated --steps 12 $sa $ra --out ${OUT:-runs/validate-sizes}/$sn-$rn-$model -q --json > ${OUT:-runs/validate-sizes}/$sn-$rn-$model.json 2>${OUT:-runs/validate-sizes}/$sn-$rn-$model.err
+    $B validate scenarios/exec-tiny.toml --model $model $extra $pipeline_args --steps 12 $sa $ra --out ${OUT:-runs/validate-sizes}/$sn-$rn-$model -q --json > ${OUT:-runs/validate-sizes}/$sn-$rn-$model.json 2>${OUT:-runs/validate-sizes}/$sn-$rn-$model.err
     python3 - "$sn" "$rn" "$model" "${OUT:-runs/validate-sizes}" <<'PY'
 import json,sys
 d=json.load(open(f"{sys.argv[4]}/{sys.argv[1]}-{sys.argv[2]}-{sys.argv[3]}.json"))

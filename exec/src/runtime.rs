@@ -40,13 +40,18 @@ pub struct ExecRun {
     pub worker_work: Vec<WorkerWork>,
 }
 
-/// The run's clock: nanoseconds since it started.
-#[derive(Clone, Copy)]
-struct Clock(Instant);
+/// The run's clock: nanoseconds since it started, which is once every worker has built its models (building them
+/// is set-up, which the simulator does not time either).
+#[derive(Clone)]
+struct Clock(Arc<std::sync::OnceLock<Instant>>);
 
 impl Clock {
     fn ns(&self) -> u64 {
-        self.0.elapsed().as_nanos() as u64
+        self.0.get().map_or(0, |t| t.elapsed().as_nanos() as u64)
+    }
+
+    fn start(&self) {
+        let _ = self.0.set(Instant::now());
     }
 }
 
@@ -104,6 +109,8 @@ fn thread_cpu_ns() -> u64 {
 }
 
 enum FromWorker {
+    /// The worker has built its models and waits for work.
+    Ready,
     /// `admits_seen`: how many Admit messages the worker had taken in when it sent this, so the driver can tell a
     /// drain that an Admit still in flight is about to undo.
     Progress {
@@ -280,6 +287,7 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
         }
         // What a colocated switch moved off the device: the state not in use.
         let mut parked: Option<Vec<Tensor>> = None;
+        let _ = tx.send(FromWorker::Ready);
         let mut admits_seen = 0u64;
         let mut work = WorkerWork::default();
         let cpu_start = thread_cpu_ns();
@@ -557,13 +565,13 @@ pub fn execute_with(
         return Err(RunError::Setup(format!("{}: no worker has the tag `train`", scenario.file.display())));
     }
     let n = cluster.workers.len();
-    let clock = Clock(Instant::now());
+    let clock = Clock(Arc::new(std::sync::OnceLock::new()));
     let (from_tx, from_rx) = channel::<FromWorker>();
     let mut d = Driver::new(scenario, policy, true);
     let mut fx = Exec {
         scenario,
         streams: RngStreams::new(scenario.seed),
-        clock,
+        clock: clock.clone(),
         to: Vec::new(),
         data: Vec::new(),
         replica_version: cluster.workers.iter().map(|w| w.has_tag("train").then_some(0)).collect(),
@@ -606,9 +614,14 @@ pub fn execute_with(
                 starts_as_rollout: w.start == Role::Rollout,
             };
             let from = from_tx.clone();
+            let clock = clock.clone();
             scope.spawn(move || crate::device::on_own_pool(move || worker_main(setup, rx, from, clock)));
         }
-        let result = fx.run(&mut d, &from_rx);
+        // The run starts when every worker is ready.
+        let result = wait_until_ready(&d, &from_rx, n).and_then(|()| {
+            fx.clock.start();
+            fx.run(&mut d, &from_rx)
+        });
         for tx in &fx.to {
             let _ = tx.send(ToWorker::Stop);
         }
@@ -640,6 +653,9 @@ pub fn execute_with(
     counters.insert("decode_iterations".to_string(), stats.decode_iterations);
     counters.insert("decode_batch_sum".to_string(), stats.decode_batch_sum);
     counters.insert("engine_step_ns".to_string(), stats.step_ns);
+    // Workers still down at the end: their Down spans end with the run.
+    d.now = d.last_span_end();
+    d.close_down_spans();
     let end = d.last_span_end();
     let timeline = d.timeline(end, counters);
     let meta = RunMeta {
@@ -665,6 +681,22 @@ pub fn execute_with(
     })
 }
 
+/// Waits for `n` workers to report that they built their models.
+fn wait_until_ready(d: &Driver, rx: &Receiver<FromWorker>, n: usize) -> Result<(), RunError> {
+    let mut ready = 0;
+    while ready < n {
+        match rx.recv() {
+            Ok(FromWorker::Ready) => ready += 1,
+            Ok(FromWorker::Failed { worker, message }) => {
+                return Err(RunError::Worker { worker: d.worker_name(worker).to_string(), message })
+            }
+            Ok(_) => {}
+            Err(_) => return Err(RunError::Setup("every worker thread stopped".into())),
+        }
+    }
+    Ok(())
+}
+
 impl Backend for Exec<'_> {
     fn clock(&self) -> Option<SimTime> {
         Some(self.now())
@@ -687,6 +719,9 @@ impl Backend for Exec<'_> {
                         d.trainer_version
                     ));
                 }
+            }
+            Command::SyncWeights { .. } if self.pending_sync.is_some() => {
+                return Err("a weight sync is already running (the real backend copies one at a time)".into());
             }
             Command::SyncWeights { from, .. } if self.sync_source(d, from).is_none() => {
                 return Err(format!(
@@ -1027,7 +1062,7 @@ impl Exec<'_> {
                 d.announce(Event::WorkerFailed { worker, trajectories: paused });
                 Ok(())
             }
-            FromWorker::Stats { .. } | FromWorker::Load { .. } => Ok(()),
+            FromWorker::Stats { .. } | FromWorker::Load { .. } | FromWorker::Ready => Ok(()),
             FromWorker::Failed { worker, message } => {
                 Err(RunError::Worker { worker: d.worker_name(worker).to_string(), message })
             }

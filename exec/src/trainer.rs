@@ -215,17 +215,19 @@ impl Trainer {
     pub fn onload(&mut self) -> candle_core::Result<()> {
         let Some(parked) = self.parked.take() else { return Ok(()) };
         let device = self.model.device().clone();
+        // `Var::from_tensor` copies into the variable's own storage, so one device buffer per tensor; the moments
+        // are copied once (a real copy on the CPU too, as the offload made one).
         let to_vars = |host: &[Tensor]| {
-            host.iter()
-                .map(|t| Var::from_tensor(&t.to_device(&device)?.copy()?))
-                .collect::<candle_core::Result<Vec<_>>>()
+            host.iter().map(|t| Var::from_tensor(&t.to_device(&device)?)).collect::<candle_core::Result<Vec<_>>>()
         };
         self.model.vars = to_vars(&parked.weights)?;
         if let (Some(r), Some(host)) = (self.reference.as_mut(), parked.reference.as_deref()) {
             r.vars = to_vars(host)?;
         }
         let to_device = |host: &[Tensor]| {
-            host.iter().map(|t| t.to_device(&device)?.copy()).collect::<candle_core::Result<Vec<_>>>()
+            host.iter()
+                .map(|t| if device.is_cpu() { t.copy() } else { t.to_device(&device) })
+                .collect::<candle_core::Result<Vec<_>>>()
         };
         self.opt.m = to_device(&parked.m)?;
         self.opt.v = to_device(&parked.v)?;

@@ -315,6 +315,10 @@ impl<'a> Driver<'a> {
                 self.apply(c, fx)?;
             }
         }
+        // A lost step whose survivors were busy at the recovery restarts once they are free.
+        if self.train_restart {
+            self.restart_train_if_ready(fx)?;
+        }
         Ok(())
     }
 
@@ -516,10 +520,15 @@ impl<'a> Driver<'a> {
         self.train_restart = true;
     }
 
-    /// Restarts a lost step once the backend has given it up and all of its workers are up.
+    /// Restarts a lost step once the backend has given it up and all of its workers are up, idle and holding the
+    /// training state (a policy may have used a survivor meanwhile: the step then waits for it).
     pub fn restart_train_if_ready(&mut self, fx: &mut dyn Backend) -> Result<(), RunError> {
         let Some(train) = &self.train else { return Ok(()) };
-        if self.train_restart && !self.train_aborting && !train.workers.iter().any(|w| self.is_down(*w)) {
+        let ready = |w: &WorkerId| {
+            let st = &self.states[w.index()];
+            !self.is_down(*w) && st.activity == Activity::Idle && st.role == Role::Train
+        };
+        if self.train_restart && !self.train_aborting && train.workers.iter().all(ready) {
             self.train_restart = false;
             self.start_train_attempt(fx)?;
         }

@@ -3,7 +3,7 @@
 
 use crate::cluster::WorkerId;
 use crate::cost::{CostModel, Role};
-use crate::policy::{Activity, ClusterView, Command, WorkerState};
+use crate::policy::{check_command, Activity, ClusterView, Command, WorkerState};
 use crate::scenario::Scenario;
 use crate::time::SimTime;
 use crate::trajectory::{TrajError, TrajId, TrajStatus, TrajectoryManager};
@@ -56,39 +56,64 @@ impl FakeView {
         }
     }
 
-    /// Books what the driver books at once for these commands: groups created (lengths drawn from the scenario's
-    /// workload, as the backends do), trajectories admitted (the worker then rolls out) and trained (the trainer
-    /// then trains). Other commands change nothing here: their effects are the test's to set.
-    pub fn book(&mut self, commands: &[Command]) -> Result<(), TrajError> {
+    /// Checks each command as the driver does (`check_command`: an invalid one is the error) and books what the
+    /// driver books at once: groups created (lengths drawn from the scenario's workload, as the backends do; groups
+    /// dynamic sampling drops are marked), trajectories admitted (the worker then rolls out) and trained (the
+    /// trainer then trains). Other commands change nothing here: their effects are the test's to set.
+    pub fn book(&mut self, commands: &[Command]) -> Result<(), String> {
         for c in commands {
-            match c {
-                Command::CreateGroups { step, groups } => {
-                    for _ in 0..*groups {
-                        let g = self.workload.group(self.next_group, *step);
-                        self.tm.create_group(self.next_group, g.prompt_tokens, &g.responses, self.now);
-                        self.next_group += 1;
-                    }
-                }
-                Command::Admit { worker, trajectories } => {
-                    for &t in trajectories {
-                        self.tm.admit(t, *worker)?;
-                    }
-                    let st = &mut self.states[worker.index()];
-                    st.activity = Activity::RollingOut;
-                    st.resident += trajectories.len();
-                }
-                Command::Train { step, workers, trajectories } => {
-                    for &t in trajectories {
-                        self.tm.train(t, *step, self.trainer_version)?;
-                    }
-                    for w in workers {
-                        self.states[w.index()].activity = Activity::Training;
-                    }
-                }
-                _ => {}
-            }
+            check_command(c, &self.scenario.cluster, &self.states, self.now)
+                .map_err(|reason| format!("invalid command {}: {reason}", c.describe()))?;
+            self.book_one(c).map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    fn book_one(&mut self, c: &Command) -> Result<(), TrajError> {
+        match c {
+            Command::CreateGroups { step, groups } => {
+                for _ in 0..*groups {
+                    let g = self.workload.group(self.next_group, *step);
+                    self.tm.create_group(self.next_group, g.prompt_tokens, &g.responses, self.now);
+                    if !g.kept {
+                        self.tm.mark_dropped_group(self.next_group);
+                    }
+                    self.next_group += 1;
+                }
+            }
+            Command::Admit { worker, trajectories } => {
+                for &t in trajectories {
+                    self.tm.admit(t, *worker)?;
+                }
+                let st = &mut self.states[worker.index()];
+                st.activity = Activity::RollingOut;
+                st.resident += trajectories.len();
+            }
+            Command::Train { step, workers, trajectories } => {
+                for &t in trajectories {
+                    self.tm.train(t, *step, self.trainer_version)?;
+                }
+                for w in workers {
+                    self.states[w.index()].activity = Activity::Training;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `worker` fails now, as the driver books it: down, its running trajectories paused (returned, for the
+    /// `WorkerFailed` event).
+    pub fn fail(&mut self, worker: WorkerId) -> Result<Vec<TrajId>, TrajError> {
+        let running: Vec<TrajId> =
+            self.tm.all().iter().filter(|t| t.status == TrajStatus::Running(worker)).map(|t| t.id).collect();
+        for &t in &running {
+            self.tm.pause(t)?;
+        }
+        let st = &mut self.states[worker.index()];
+        st.activity = Activity::Down;
+        st.resident = 0;
+        Ok(running)
     }
 
     /// `t` generated all of its tokens on the worker it was admitted to and finished now.

@@ -59,7 +59,9 @@ pub enum Event {
     },
 }
 
-/// A decision; the backend validates it (an invalid command is an error, never ignored) and carries it out.
+/// A decision; the driver validates it (an invalid command is an error, never ignored) and the backend carries it
+/// out. Events reach the policy one at a time: the events a command causes (a pause's `Paused`) come after the rest
+/// of the command list it was in has been carried out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Create `groups` prompt groups of `samples_per_prompt` trajectories each, for the batch of `step`. Their ids

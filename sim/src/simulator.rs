@@ -3,7 +3,7 @@
 
 use crate::cluster::WorkerId;
 use crate::cost::Role;
-use crate::driver::{Backend, Driver, SyncOrder, MAX_SIM_TIME};
+use crate::driver::{Backend, Driver, SyncOrder};
 use crate::policy::{build_policy, Activity, Command, Event, Policy};
 use crate::queue::EventQueue;
 use crate::report::{report, Report, RunMeta};
@@ -16,7 +16,7 @@ use crate::trajectory::{TrajId, TrajectoryManager};
 use crate::workload::GroupLengths;
 use std::time::Instant;
 
-pub use crate::driver::{RunError, MAX_FAILURES_WITHOUT_PROGRESS};
+pub use crate::driver::{RunError, MAX_FAILURES_WITHOUT_PROGRESS, MAX_SIM_TIME};
 
 /// A finished simulation.
 pub struct SimRun {
@@ -33,6 +33,7 @@ enum Internal {
     },
     /// `attempt` is the train attempt it was scheduled for: a failure of a train worker throws that attempt away.
     TrainDone {
+        step: u32,
         attempt: u64,
     },
     /// An injected failure of `worker` (listed, or drawn from the MTBF).
@@ -239,7 +240,7 @@ impl Backend for Sim<'_> {
         let reward_ns = crate::time::secs_to_ns(self.scenario.workload.reward_batch_s) + d.cost.controller_ns();
         self.queue.schedule(
             d.now.after_ns(reward_ns).after_ns(cost.total_ns()),
-            Internal::TrainDone { attempt: train.attempt },
+            Internal::TrainDone { step: train.step, attempt: train.attempt },
         );
         self.train_plan = Some(TrainPlan {
             attempt: train.attempt,
@@ -386,8 +387,8 @@ impl Sim<'_> {
                 "the GPU's hbm_gbytes_per_s and bf16_tflops, the framework's decode and prefill efficiencies and \
                  overheads, the model's size and the response lengths",
             ),
-            Internal::TrainDone { .. } => (
-                "a train step".to_string(),
+            Internal::TrainDone { step, .. } => (
+                format!("train step {step}"),
                 "training.mfu, the GPU's bf16_tflops, the framework's train constants and the sample lengths",
             ),
             Internal::SyncDone { order } => (
@@ -421,7 +422,7 @@ impl Sim<'_> {
                 }
                 Ok(())
             }
-            Internal::TrainDone { attempt } => {
+            Internal::TrainDone { attempt, .. } => {
                 if self.train_plan.as_ref().is_some_and(|p| p.attempt == attempt) {
                     self.record_train_spans(d, true);
                     self.train_plan = None;
@@ -531,7 +532,7 @@ impl Sim<'_> {
                 Internal::EngineTick { worker, epoch: self.epochs[worker.index()] },
             );
         }
-        // A reused buffer (taken, so a nested settle gets its own): no allocation per engine tick.
+        // A reused buffer (taken, so a settle inside this one — a failure's — gets its own): no allocation per tick.
         let mut finished = std::mem::take(&mut self.finished_buf);
         finished.clear();
         for dep in done {

@@ -79,8 +79,10 @@ fn colocated_rolls_out_on_every_worker_then_switches_trains_switches_back_and_sy
     fake.set_role(w1, Role::Train);
     let cmds = step(&mut *policy, &mut fake, Event::Retagged { worker: w1, role: Role::Train });
     assert_eq!(cmds, vec![Command::Train { step: 0, workers: vec![w0, w1], trajectories: ids(0..4) }]);
-    // Then back to rollout, and the new weights go to every engine.
+    // Then back to rollout, and the new weights go to every engine (the driver frees the trainers first).
     fake.trainer_version = 1;
+    fake.set_role(w0, Role::Train);
+    fake.set_role(w1, Role::Train);
     let cmds = step(&mut *policy, &mut fake, Event::TrainDone { step: 0, version: 1 });
     assert_eq!(cmds, vec![retag(w0, Role::Rollout), retag(w1, Role::Rollout)]);
     fake.set_role(w0, Role::Rollout);
@@ -98,10 +100,13 @@ fn a_failed_workers_trajectories_are_resumed_on_the_others() {
     let mut policy = build_policy(&s.pipeline, &s.workload);
     let mut fake = FakeView::new(s);
     step(&mut *policy, &mut fake, Event::Started);
-    // Worker 1 fails with both of its samples: they go to worker 0, the only rollout engine up.
-    let failed = Event::WorkerFailed { worker: WorkerId(1), trajectories: ids(2..4) };
-    let cmds = policy.on_event(&failed, &fake.view());
+    // Worker 1 fails with both of its samples (down, the samples paused): they go to worker 0, the only rollout
+    // engine up, which takes them beside its own.
+    let paused = fake.fail(WorkerId(1)).unwrap();
+    assert_eq!(paused, ids(2..4));
+    let cmds = step(&mut *policy, &mut fake, Event::WorkerFailed { worker: WorkerId(1), trajectories: paused });
     assert_eq!(cmds, vec![Command::Admit { worker: WorkerId(0), trajectories: ids(2..4) }]);
+    assert_eq!(fake.states[0].resident, 4);
 }
 
 /// One step off-policy: the rollout worker generates step 1's batch with the old weights while the trainer trains

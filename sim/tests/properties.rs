@@ -313,8 +313,8 @@ fn a_tight_kv_cache_preempts_and_still_conserves_every_token() {
 }
 
 /// Found by the property above at 100,000 cases: seamless with lending "always" and failures. A lent worker failed;
-/// reclaiming it sent a pause whose `Paused` event (applied at once) made the policy fill the rollout pool inside the
-/// fill it was already issuing, so two groups were given the same trajectory ids and one trajectory was admitted
+/// reclaiming it sent a pause whose `Paused` event (then delivered at once, before the driver queued events) made the
+/// policy fill the rollout pool inside the fill it was already issuing, so two groups were given the same trajectory ids and one trajectory was admitted
 /// twice ("trajectory 57 is Running(…); admit needs it queued or paused").
 #[test]
 fn reclaiming_a_failed_lent_worker_admits_no_trajectory_twice() {
