@@ -188,11 +188,12 @@ pub struct Streaming {
     /// Workers carrying both `train` and `rollout` (the lendable ones), in id order; the tags never change.
     lendable: Option<Vec<WorkerId>>,
     /// Buffers reused from event to event (a fill's open workers, admissions per worker index, the workers that
-    /// got admissions, lending candidates, the paused trajectories not placed yet).
+    /// got admissions, lending candidates, open workers' capacities, the paused trajectories not placed yet).
     open: Vec<(WorkerId, u64)>,
     admit_lists: Vec<Vec<TrajId>>,
     admitted: Vec<WorkerId>,
     candidates: Vec<WorkerId>,
+    caps: Vec<u64>,
     resume_spare: VecDeque<(TrajId, Option<WorkerId>)>,
 }
 
@@ -245,6 +246,7 @@ impl Streaming {
             admit_lists: Vec::new(),
             admitted: Vec::new(),
             candidates: Vec::new(),
+            caps: Vec::new(),
             resume_spare: VecDeque::new(),
         }
     }
@@ -380,17 +382,21 @@ impl Streaming {
         self.resume_spare = pending;
         let mut next_id = view.trajectories.next_id().0;
         let total = self.steps as u64 * p;
+        // The capacity rule stops a worker whose weights are too old (others may go on). Each open worker's capacity
+        // is computed once: the pick below skips the stopped ones, as zeroing their free slots and picking again did
+        // (that cost O(open²) per event while the rollout ran ahead of the trainer).
+        let mut caps = std::mem::take(&mut self.caps);
+        caps.clear();
+        caps.extend(open.iter().map(|&(w, _)| self.capacity(view.worker(w).weights_version as u64)));
         while self.admitted_groups < total {
-            // The worker with the most free slots (lowest id on ties).
-            let most_free =
-                (0..open.len()).filter(|&i| open[i].1 > 0).max_by_key(|&i| (open[i].1, std::cmp::Reverse(open[i].0)));
+            // The worker with the most free slots (lowest id on ties) that the capacity rule lets admit.
+            let admitted = self.admitted_groups;
+            let most_free = (0..open.len())
+                .filter(|&i| open[i].1 > 0 && admitted < caps[i])
+                .max_by_key(|&i| (open[i].1, std::cmp::Reverse(open[i].0)));
             let Some(i) = most_free else { break };
             let (w, free) = open[i];
             let version = view.worker(w).weights_version as u64;
-            if self.admitted_groups >= self.capacity(version) {
-                open[i].1 = 0; // the capacity rule stops this worker (its weights are too old); others may go on
-                continue;
-            }
             let serial = self.admitted_groups;
             let step = (serial / p) as u32;
             cmds.push(Command::CreateGroups { step, groups: 1 });
@@ -404,6 +410,7 @@ impl Streaming {
             self.admit_to(w, (first.0..first.0 + g).map(TrajId));
             open[i].1 = free.saturating_sub(g);
         }
+        self.caps = caps;
         if self.lend.is_some() {
             for &w in &self.admitted {
                 let i = w.index();
