@@ -30,7 +30,7 @@
 
 use crate::cluster::WorkerId;
 use crate::cost::Role;
-use crate::policy::{Activity, ClusterView, Command, Event, Policy};
+use crate::policy::{Activity, ClusterView, Command, Event, Policy, WorkerState};
 use crate::scenario::{BatchOrder, LendRule, PipelineSpec};
 use crate::trajectory::TrajId;
 use crate::workload::WorkloadSpec;
@@ -310,22 +310,21 @@ impl Streaming {
             .collect()
     }
 
+    /// A worker's free slots if it may take new work now.
+    fn free_slots(&self, view: &ClusterView, w: &WorkerState) -> Option<u64> {
+        let open = w.role == Role::Rollout
+            && matches!(w.activity, Activity::Idle | Activity::RollingOut)
+            && !self.pausing.contains(w.id)
+            && !self.reclaiming.contains(w.id)
+            && !self.switching.contains(w.id);
+        let free = if open { view.estimates.rollout_slots(w.id).saturating_sub(w.resident as u64) } else { 0 };
+        (free > 0).then_some(free)
+    }
+
     /// Workers that may take new work now, with their free slots, into `out` (in id order).
     fn open_workers(&self, view: &ClusterView, out: &mut Vec<(WorkerId, u64)>) {
         out.clear();
-        out.extend(
-            view.workers
-                .iter()
-                .filter(|w| {
-                    w.role == Role::Rollout
-                        && matches!(w.activity, Activity::Idle | Activity::RollingOut)
-                        && !self.pausing.contains(w.id)
-                        && !self.reclaiming.contains(w.id)
-                        && !self.switching.contains(w.id)
-                })
-                .map(|w| (w.id, view.estimates.rollout_slots(w.id).saturating_sub(w.resident as u64)))
-                .filter(|&(_, free)| free > 0),
-        );
+        out.extend(view.workers.iter().filter_map(|w| Some((w.id, self.free_slots(view, w)?))));
     }
 
     /// Queues `t` for admission to `w` (one Admit per worker at the end of the fill).
@@ -343,9 +342,26 @@ impl Streaming {
     /// Hands paused trajectories, then new groups (within the capacity rule), to the least-loaded open workers.
     fn fill(&mut self, view: &ClusterView, cmds: &mut Vec<Command>) {
         let mut open = std::mem::take(&mut self.open);
-        self.open_workers(view, &mut open);
-        if !open.is_empty() {
-            self.fill_open(view, &mut open, cmds);
+        // Most events come while the rollout is as far ahead as the capacity rule allows and nothing waits to resume:
+        // then no group can start (every worker's weights come from the trainer, so none is newer than its version,
+        // and capacity grows with the version) and only the lent workers matter (rebalancing), so the scan of every
+        // worker is skipped. The decisions are those of the full fill.
+        let total = self.steps as u64 * self.prompts_per_step as u64;
+        let can_create =
+            self.admitted_groups < total && self.admitted_groups < self.capacity(view.trainer_version as u64);
+        if self.resume.is_empty() && !can_create {
+            if self.lend.is_some() && !self.lent.is_empty() && self.moving.is_empty() {
+                open.clear();
+                open.extend(self.lent.iter().filter_map(|w| Some((w, self.free_slots(view, view.worker(w))?))));
+                if !open.is_empty() {
+                    self.rebalance_onto_lent(view, &open, cmds);
+                }
+            }
+        } else {
+            self.open_workers(view, &mut open);
+            if !open.is_empty() {
+                self.fill_open(view, &mut open, cmds);
+            }
         }
         self.open = open;
     }
