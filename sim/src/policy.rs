@@ -150,7 +150,12 @@ pub struct ClusterView<'a> {
 impl ClusterView<'_> {
     /// Ids of workers carrying `tag`, in id order.
     pub fn with_tag(&self, tag: &str) -> Vec<WorkerId> {
-        self.cluster.with_tag(tag).map(|w| w.id).collect()
+        self.with_tag_iter(tag).collect()
+    }
+
+    /// `with_tag` without collecting (per-event callers need not allocate).
+    pub fn with_tag_iter<'s>(&'s self, tag: &'s str) -> impl Iterator<Item = WorkerId> + 's {
+        self.cluster.with_tag(tag).map(|w| w.id)
     }
 
     pub fn worker(&self, id: WorkerId) -> &WorkerState {
@@ -159,12 +164,16 @@ impl ClusterView<'_> {
 
     /// Idle workers carrying `tag` and holding it now (a free worker to give work of that kind), in id order.
     pub fn free_with_tag(&self, tag: &str) -> Vec<WorkerId> {
+        self.free_with_tag_iter(tag).collect()
+    }
+
+    /// `free_with_tag` without collecting (per-event callers need not allocate).
+    pub fn free_with_tag_iter<'s>(&'s self, tag: &'s str) -> impl Iterator<Item = WorkerId> + 's {
         self.cluster
             .with_tag(tag)
             .map(|w| &self.workers[w.id.index()])
-            .filter(|s| s.activity == Activity::Idle && s.role.name() == tag)
+            .filter(move |s| s.activity == Activity::Idle && s.role.name() == tag)
             .map(|s| s.id)
-            .collect()
     }
 }
 

@@ -10,10 +10,39 @@
 //! - Then every running sequence gains one token per decode iteration until the next sequence finishes or the
 //!   cache fills. Nothing changes the batch in between, so that stretch is one closed-form interval.
 //! - Time is exact in femtoseconds; the backend schedules the wake-up at the next whole nanosecond.
+//!
+//! Bookkeeping (issue #11: ordered maps were ~40 % of a 256-GPU run): running sequences live in a slab of slots; a
+//! min-heap of (finishing iteration, admission order) and a stack in admission order find the next to finish and the
+//! newest to preempt, their entries for sequences that left early dropped lazily. Both orders are the ones the
+//! ordered maps gave (admission orders are unique), so every decision is the same.
 
 use crate::costs::decode::{DecodeCoeffs, PrefillCoeffs};
 use crate::trajectory::TrajId;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A multiplicative hash for the group-id map (looked up, never iterated; SipHash's cost bought nothing here).
+#[derive(Default, Clone, Copy)]
+struct GroupHasher(u64);
+
+impl Hasher for GroupHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type GroupMap = HashMap<u64, u32, BuildHasherDefault<GroupHasher>>;
 
 /// A sequence handed to an engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +74,8 @@ struct Running {
     reported: u32,
     /// Exact time of its admission into the running batch (the start of this stay's prefill).
     admitted_fs: u128,
+    /// Admission order (unique over the engine's life): ties among finishers and the preemption victim go by it.
+    order: u64,
 }
 
 /// A sequence waiting for a slot, with the progress already reported for it.
@@ -96,13 +127,19 @@ pub struct RolloutEngine {
     clock_fs: u128,
     iter: u64,
     next_order: u64,
-    running: BTreeMap<u64, Running>,
-    /// (iteration at which it finishes, admission order)
-    finishing: BTreeSet<(u64, u64)>,
+    /// Running sequences by slot (`None`: a free slot, listed in `free_slots`).
+    slots: Vec<Option<Running>>,
+    free_slots: Vec<u32>,
+    running_len: usize,
+    /// (iteration at which it finishes, admission order, slot), smallest first; an entry is live while its slot
+    /// holds that order.
+    finishing: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    /// (admission order, slot) in admission order (live as above): the newest running sequence is the last live one.
+    by_order: Vec<(u64, u32)>,
     waiting: VecDeque<Waiting>,
     /// Sum of running contexts at iteration `iter` = KV tokens in use.
     context_sum: u64,
-    group_resident: BTreeMap<u64, u32>,
+    group_resident: GroupMap,
     plan: Option<Plan>,
     stats: EngineStats,
 }
@@ -124,11 +161,14 @@ impl RolloutEngine {
             clock_fs: 0,
             iter: 0,
             next_order: 0,
-            running: BTreeMap::new(),
-            finishing: BTreeSet::new(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            running_len: 0,
+            finishing: BinaryHeap::new(),
+            by_order: Vec::new(),
             waiting: VecDeque::new(),
             context_sum: 0,
-            group_resident: BTreeMap::new(),
+            group_resident: GroupMap::default(),
             plan: None,
             stats: EngineStats::default(),
         }
@@ -140,11 +180,11 @@ impl RolloutEngine {
 
     /// No sequence running or waiting.
     pub fn is_empty(&self) -> bool {
-        self.running.is_empty() && self.waiting.is_empty()
+        self.running_len == 0 && self.waiting.is_empty()
     }
 
     pub fn running_len(&self) -> usize {
-        self.running.len()
+        self.running_len
     }
 
     pub fn waiting_len(&self) -> usize {
@@ -170,10 +210,44 @@ impl RolloutEngine {
         r.seq.generated + (self.iter - r.since_iter) as u32
     }
 
-    fn remove_running(&mut self, order: u64) -> Departed {
-        let r = self.running.remove(&order).expect("order of a running sequence");
+    /// Whether `slot` still holds the sequence admitted as `order` (heap and stack entries of sequences that left
+    /// are dropped when met).
+    fn is_live(slots: &[Option<Running>], order: u64, slot: u32) -> bool {
+        slots[slot as usize].is_some_and(|r| r.order == order)
+    }
+
+    /// The running sequence that finishes first (ties: the first admitted): its finishing iteration and slot.
+    fn first_finishing(&mut self) -> Option<(u64, u32)> {
+        while let Some(&Reverse((finish_iter, order, slot))) = self.finishing.peek() {
+            if Self::is_live(&self.slots, order, slot) {
+                return Some((finish_iter, slot));
+            }
+            self.finishing.pop();
+        }
+        None
+    }
+
+    /// The slot of the newest running sequence.
+    fn newest(&mut self) -> Option<u32> {
+        while let Some(&(order, slot)) = self.by_order.last() {
+            if Self::is_live(&self.slots, order, slot) {
+                return Some(slot);
+            }
+            self.by_order.pop();
+        }
+        None
+    }
+
+    fn remove_running(&mut self, slot: u32) -> Departed {
+        let r = self.slots[slot as usize].take().expect("slot of a running sequence");
+        self.free_slots.push(slot);
+        self.running_len -= 1;
+        if self.running_len == 0 {
+            // Whatever the heap and the stack still hold is stale.
+            self.finishing.clear();
+            self.by_order.clear();
+        }
         let generated = self.current_generated(&r);
-        self.finishing.remove(&(r.since_iter + (r.seq.target - r.seq.generated) as u64, order));
         let mut seq = r.seq;
         seq.generated = generated;
         self.context_sum -= seq.context();
@@ -198,9 +272,22 @@ impl RolloutEngine {
         self.next_order += 1;
         *self.group_resident.entry(seq.group).or_insert(0) += 1;
         self.context_sum += seq.context();
-        self.finishing.insert((self.iter + (seq.target - seq.generated) as u64, order));
         let admitted_fs = w.admitted_fs.unwrap_or(self.clock_fs);
-        self.running.insert(order, Running { seq, since_iter: self.iter, reported: w.reported, admitted_fs });
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            (self.slots.len() - 1) as u32
+        });
+        self.slots[slot as usize] =
+            Some(Running { seq, since_iter: self.iter, reported: w.reported, admitted_fs, order });
+        self.running_len += 1;
+        self.finishing.push(Reverse((self.iter + (seq.target - seq.generated) as u64, order, slot)));
+        self.by_order.push((order, slot));
+        // Stale entries (preempted or removed sequences) are dropped once they outnumber the live ones.
+        if self.finishing.len() > 2 * self.running_len + 64 {
+            let slots = &self.slots;
+            self.finishing.retain(|&Reverse((_, o, s))| Self::is_live(slots, o, s));
+            self.by_order.retain(|&(o, s)| Self::is_live(slots, o, s));
+        }
         seq.context() - cached
     }
 
@@ -212,8 +299,9 @@ impl RolloutEngine {
         let start_fs = self.clock_fs.max(now_fs);
         self.clock_fs = start_fs;
         // 1. preempt newest while one more token per running sequence does not fit
-        while !self.running.is_empty() && self.kv_capacity_tokens - self.context_sum < self.running.len() as u64 {
-            let newest = *self.running.keys().next_back().expect("non-empty");
+        while self.running_len > 0 && self.kv_capacity_tokens - self.context_sum < self.running_len as u64 {
+            let newest = self.newest().expect("non-empty");
+            self.by_order.pop();
             let mut d = self.remove_running(newest);
             d.seq.cached_tokens = 0; // its KV is dropped: the whole context is recomputed
             self.waiting.push_front(Waiting {
@@ -226,7 +314,7 @@ impl RolloutEngine {
         // 2. admit FIFO
         let (mut prefill_tokens, mut prefill_seqs) = (0, 0);
         while let Some(front) = self.waiting.front() {
-            let batch = self.running.len() as u64 + 1;
+            let batch = self.running_len as u64 + 1;
             if batch > self.max_seqs || self.context_sum + front.seq.context() + batch > self.kv_capacity_tokens {
                 break;
             }
@@ -235,7 +323,7 @@ impl RolloutEngine {
             prefill_tokens += tokens;
             prefill_seqs += u64::from(tokens > 0);
         }
-        if self.running.is_empty() {
+        if self.running_len == 0 {
             return match self.waiting.front() {
                 None => Ok(None),
                 Some(w) => Err(EngineStuck {
@@ -246,8 +334,8 @@ impl RolloutEngine {
             };
         }
         // 3. decode until the first finish or the cache fills
-        let batch = self.running.len() as u64;
-        let until_finish = self.finishing.first().expect("running implies finishing").0 - self.iter;
+        let batch = self.running_len as u64;
+        let until_finish = self.first_finishing().expect("running implies finishing").0 - self.iter;
         let until_full = (self.kv_capacity_tokens - self.context_sum) / batch;
         let iterations = until_finish.min(until_full).max(1);
         let prefill_fs = self.prefill.prefill_fs(prefill_tokens, prefill_seqs);
@@ -264,11 +352,12 @@ impl RolloutEngine {
         self.context_sum += iterations * plan.batch;
         self.clock_fs = end_fs;
         self.stats.decode_iterations += iterations;
-        while let Some(&(finish_iter, order)) = self.finishing.first() {
+        while let Some((finish_iter, slot)) = self.first_finishing() {
             if finish_iter > self.iter {
                 break;
             }
-            done.push(self.remove_running(order));
+            self.finishing.pop();
+            done.push(self.remove_running(slot));
         }
     }
 
@@ -330,13 +419,17 @@ impl RolloutEngine {
             let w = self.waiting.remove(pos).expect("position found");
             return Some(Departed { seq: w.seq, new_tokens: w.seq.generated - w.reported, admitted_fs: w.admitted_fs });
         }
-        let order = *self.running.iter().find(|(_, r)| r.seq.traj == traj)?.0;
-        Some(self.remove_running(order))
+        let slot = self.slots.iter().position(|r| r.is_some_and(|r| r.seq.traj == traj))?;
+        Some(self.remove_running(slot as u32))
     }
 
     /// Sequences in the engine (running by admission order, then waiting), for views and tests.
     pub fn resident(&self) -> impl Iterator<Item = TrajId> + '_ {
-        self.running.values().map(|r| r.seq.traj).chain(self.waiting.iter().map(|w| w.seq.traj))
+        self.by_order
+            .iter()
+            .filter(|&&(order, slot)| Self::is_live(&self.slots, order, slot))
+            .map(|&(_, slot)| self.slots[slot as usize].expect("live").seq.traj)
+            .chain(self.waiting.iter().map(|w| w.seq.traj))
     }
 }
 
@@ -512,6 +605,50 @@ mod tests {
         let mut e = RolloutEngine::new(d(0, 1, 0, 0), p(0, 0), 10, 8, false);
         e.enqueue(seq(0, 0, 10, 5));
         assert_eq!(e.plan(0).unwrap_err().context_tokens, 11);
+    }
+
+    #[test]
+    fn many_preemptions_match_the_reference() {
+        // A small cache and long sequences: hundreds of preemptions, each leaving a stale heap entry behind.
+        let seqs: Vec<EngineSeq> =
+            (0..200u64).map(|i| seq(i, i % 7, 1 + (i * 5 % 8) as u32, 20 + (i * 37 % 61) as u32)).collect();
+        let (dc, pc) = (d(3, 50, 2, 7), p(1, 2));
+        let mut e = RolloutEngine::new(dc, pc, 160, 24, true);
+        let fast = run_fast(&mut e, &seqs);
+        assert!(e.stats().preemptions > 200, "{} preemptions", e.stats().preemptions);
+        assert_eq!(fast, reference_finish_times(&dc, &pc, 160, 24, true, &seqs));
+    }
+
+    #[test]
+    fn removed_sequences_leave_stale_entries_that_are_dropped() {
+        // 300 running, 200 of them removed: their heap and stack entries go stale and are compacted when the next
+        // sequence is admitted; the rest still finish in (finishing iteration, admission order).
+        let mut e = RolloutEngine::new(d(0, 10, 0, 0), p(0, 0), 1_000_000, 400, false);
+        for i in 0..300 {
+            e.enqueue(seq(i, i, 4, 50 + (i % 13) as u32));
+        }
+        e.plan(0).unwrap();
+        assert!(e.interrupt(25).is_empty());
+        for i in (0..300).filter(|i| i % 3 != 0) {
+            assert!(e.remove(TrajId(i)).is_some());
+        }
+        assert_eq!(e.running_len(), 100);
+        for i in 300..310 {
+            e.enqueue(seq(i, i, 4, 5));
+        }
+        let kept: Vec<u64> = (0..300).filter(|i| i % 3 == 0).collect();
+        let resident: Vec<u64> = e.resident().map(|t| t.0).collect();
+        assert_eq!(resident, kept.iter().copied().chain(300..310).collect::<Vec<_>>());
+        let mut order = Vec::new();
+        while e.plan(0).unwrap().is_some() {
+            order.extend(e.complete().into_iter().map(|dep| dep.seq.traj.0));
+        }
+        let mut expected: Vec<u64> = (300..310).collect();
+        let mut old = kept;
+        old.sort_by_key(|&i| (i % 13, i));
+        expected.extend(old);
+        assert_eq!(order, expected);
+        assert!(e.is_empty());
     }
 
     proptest! {

@@ -10,6 +10,7 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// One turn of a multi-turn trajectory: tokens generated, then (unless it is the last) a tool call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,10 +164,37 @@ fn excerpt(text: &str) -> String {
     }
 }
 
+/// Traces parsed lately, by path and whole text: `search`, `sweep` and `compare` load one scenario many times, and
+/// parsing its CSV was about a quarter of a search's CPU. Keyed by the text (read again each time), so an edited file
+/// is parsed anew; errors are not kept.
+static PARSED: Mutex<Vec<(PathBuf, String, Arc<Trace>)>> = Mutex::new(Vec::new());
+/// Traces kept, and the largest text kept (a huge trace is parsed each time rather than held twice).
+const PARSED_KEEP: usize = 4;
+const PARSED_MAX_BYTES: usize = 64 << 20;
+
 /// Reads a trace in rlsim's CSV format.
 pub fn read_csv_trace(path: &Path) -> Result<Trace, TraceError> {
-    let file = path.to_path_buf();
     let text = read_trace_text(path)?;
+    let hit = PARSED.lock().ok().and_then(|kept| {
+        kept.iter().find(|(p, t, _)| p.as_path() == path && *t == text).map(|(_, _, trace)| Arc::clone(trace))
+    });
+    if let Some(trace) = hit {
+        return Ok(Trace::clone(&trace));
+    }
+    let trace = parse_csv_trace(path, &text)?;
+    if text.len() <= PARSED_MAX_BYTES {
+        if let Ok(mut kept) = PARSED.lock() {
+            if kept.len() >= PARSED_KEEP {
+                kept.remove(0);
+            }
+            kept.push((path.to_path_buf(), text, Arc::new(trace.clone())));
+        }
+    }
+    Ok(trace)
+}
+
+fn parse_csv_trace(path: &Path, text: &str) -> Result<Trace, TraceError> {
+    let file = path.to_path_buf();
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers = reader
         .headers()
@@ -580,6 +608,18 @@ mod tests {
         let out = d.join("o.csv");
         write_csv_trace(&t, &out).unwrap();
         assert_eq!(read_csv_trace(&out).unwrap().steps, t.steps);
+    }
+
+    #[test]
+    fn a_kept_trace_is_the_parsed_one_and_an_edited_file_is_parsed_anew() {
+        let d = tmpdir("kept");
+        let p = write(&d, "t.csv", "step,group,prompt_tokens,response_tokens\n0,0,10,5\n");
+        let first = read_csv_trace(&p).unwrap();
+        assert_eq!(read_csv_trace(&p).unwrap(), first);
+        write(&d, "t.csv", "step,group,prompt_tokens,response_tokens\n0,0,10,6\n");
+        assert_eq!(read_csv_trace(&p).unwrap().steps[0][0].responses, vec![6]);
+        write(&d, "t.csv", "step,group,prompt_tokens,response_tokens\n0,0,10,x\n");
+        assert!(read_csv_trace(&p).is_err(), "an error is never served from the kept traces");
     }
 
     #[test]
