@@ -1107,4 +1107,19 @@ mod tests {
         let e = check_host_memory(&s, &cfg, Some(1 << 20)).unwrap_err();
         assert!(e.contains("field `model`") && e.contains("GiB available") && e.contains("exec-tiny.toml"), "{e}");
     }
+
+    #[test]
+    fn the_qwen_shape_scenario_builds_the_named_shape() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/exec-qwen0.5b.toml");
+        let s = Scenario::load(&path, &[]).unwrap();
+        let cfg = gpt_config(&s).unwrap();
+        assert_eq!(cfg, GptConfig::named("qwen2.5-0.5b", 192).unwrap());
+        assert_eq!((cfg.d_model, cfg.layers, cfg.heads, cfg.ffn, cfg.vocab), (896, 24, 14, 4864, 151_936));
+        // The 1.5B shape is recognised the same way, at about 1.5 billion parameters.
+        let big = GptConfig::named("Qwen2.5-1.5B", 192).unwrap();
+        assert_eq!(GptConfig::ffn_for(28, 1536, 12, 151_936), big.ffn);
+        assert!((big.parameter_count() as f64 / 1e9 - 1.50).abs() < 0.01);
+        // Other dimensions keep the 4 · hidden MLP.
+        assert_eq!(GptConfig::ffn_for(24, 896, 14, 32_000), 4 * 896);
+    }
 }
