@@ -5,7 +5,6 @@
 # On the GPU machine: `.gpu/gpu-tests --ignored` and `.gpu/rlsim validate ... --device cuda:0`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-grep -qx '/.cuda-sdk/' .git/info/exclude 2>/dev/null || echo /.cuda-sdk/ >> .git/info/exclude
 cargo fetch --locked >/dev/null
 cudarc=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.* | head -n1)
 eval "$(../shared/tools/mk-cuda-home.sh "$PWD/.cuda-sdk" "$cudarc")"

@@ -46,3 +46,49 @@ fn the_real_trainer_learns_on_a_gpu() {
     let last = r[r.len() - 4..].iter().sum::<f32>() / 4.0;
     assert!(last > first + 0.15, "rewards {r:?}");
 }
+
+/// Decode of the Qwen2.5-0.5B shape (random weights, f32) at batch 64, 128 and 256 reads weights and KV cache at
+/// ≥ 50 % of the device's measured read bandwidth (its HBM roofline) on a GPU. On a CPU (no GPU or no `cuda`
+/// feature) it only prints, at a short context so it fits in host memory: `cargo test --release --test gpu decode
+/// -- --ignored --nocapture`.
+#[test]
+#[ignore = "needs a GPU and a build with --features cuda (on a CPU it only prints, slowly)"]
+fn decode_of_the_qwen_0_5b_shape_reaches_half_the_hbm_roofline() {
+    use rlsim_exec::decode_rate::decode_rate;
+    use rlsim_exec::device::DeviceSpec;
+    use rlsim_exec::figures::read_bandwidth;
+    use rlsim_exec::model::{Gpt, GptConfig};
+    use rlsim_sim::rng::RngStreams;
+
+    let on_gpu = cuda_device_count().is_ok_and(|n| n >= 1);
+    let spec = if on_gpu { DeviceSpec::Cuda(0) } else { DeviceSpec::Cpu };
+    let dev = spec.open().unwrap();
+    // A long context on the GPU (the KV cache dominates the bytes read at batch 256, as in RL rollouts).
+    let (context, reps) = if on_gpu { (1024, 5) } else { (64, 2) };
+    let cfg = GptConfig::named("Qwen2.5-0.5B", context + reps + 2).unwrap();
+    let model = Gpt::new(cfg, &mut RngStreams::new(1).stream("decode-rate/init"), &dev).unwrap();
+    let (roofline, big) = read_bandwidth(&dev).unwrap();
+    drop(big);
+    println!(
+        "{spec}: Qwen2.5-0.5B shape ({} parameters, f32), read bandwidth {roofline:.1} GB/s",
+        cfg.parameter_count()
+    );
+    println!("batch  context  ms/iteration  tokens/s  GB read  GB/s  of roofline");
+    let mut worst: f64 = f64::INFINITY;
+    for batch in [64, 128, 256] {
+        let r = decode_rate(&model, batch, context, reps).unwrap();
+        let share = r.gbytes_per_s() / roofline;
+        worst = worst.min(share);
+        println!(
+            "{batch:>5}  {context:>7}  {:>12.2}  {:>8.0}  {:>7.2}  {:>4.0}  {:>10.0} %",
+            r.iteration_s * 1e3,
+            r.tokens_per_s(),
+            r.bytes_read / 1e9,
+            r.gbytes_per_s(),
+            share * 100.0
+        );
+    }
+    if on_gpu {
+        assert!(worst >= 0.5, "decode reached only {:.0} % of the measured read bandwidth", worst * 100.0);
+    }
+}

@@ -1,9 +1,10 @@
 //! A real continuous-batching rollout engine over the candle model: sequences join and leave between decode
 //! iterations, a KV-cache budget in tokens, recompute preemption, prefix reuse within a prompt group, and
 //! pause/resume. Its batching rules are the simulator's (`rlsim_sim::rollout_engine`), so the two agree on who runs
-//! when; only the durations are measured instead of modelled.
+//! when; only the durations are measured instead of modelled. Each running sequence owns a slot of one preallocated
+//! KV cache (`KvCache`), allocated at the first admission and dropped by `release`.
 
-use crate::model::{Gpt, SeqCache};
+use crate::model::{Gpt, KvCache};
 use rand::RngExt;
 use rlsim_sim::rng::StreamRng;
 use rlsim_sim::scenario::ExecLengths;
@@ -38,7 +39,8 @@ pub struct SeqOutput {
 
 struct Running {
     seq: SeqInput,
-    cache: SeqCache,
+    /// Its slot in the KV cache.
+    slot: usize,
     reported: usize,
     admitted_at_ns: u64,
 }
@@ -73,6 +75,8 @@ pub struct RealEngine {
     eos: u32,
     running: Vec<Running>,
     waiting: VecDeque<Waiting>,
+    /// Allocated when a sequence is first admitted; `None` after `release`.
+    cache: Option<KvCache>,
     rng: StreamRng,
     pub stats: RealEngineStats,
 }
@@ -100,6 +104,7 @@ impl RealEngine {
             eos,
             running: Vec::new(),
             waiting: VecDeque::new(),
+            cache: None,
             rng,
             stats: RealEngineStats::default(),
         }
@@ -123,10 +128,32 @@ impl RealEngine {
         (self.running.len(), self.waiting.len(), self.used())
     }
 
-    /// Drops every KV cache (a colocated switch releases them; no sequence may be resident).
+    /// Frees the KV cache's device memory (a colocated switch releases it; no sequence may be resident). The next
+    /// admission allocates it again.
     pub fn release(&mut self) {
         debug_assert!(self.is_empty());
         self.running.clear();
+        self.cache = None;
+    }
+
+    /// Bytes of KV cache held on the device now (0 until the first admission and after `release`).
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |c| KvCache::bytes(&self.model.cfg, c.slots()))
+    }
+
+    /// Slots the KV cache has: one per sequence the engine may run at once (never more than its token budget).
+    fn slots(&self) -> usize {
+        self.max_seqs.min(self.kv_capacity_tokens.min(usize::MAX as u64) as usize).max(1)
+    }
+
+    /// Gives `slot` back; the sequence the cache moves into it (its top slot's) is told its new slot.
+    fn free_slot(&mut self, slot: usize) -> candle_core::Result<()> {
+        let cache = self.cache.as_mut().expect("a running sequence implies a cache");
+        if let Some(moved) = cache.free(slot)? {
+            let r = self.running.iter_mut().find(|r| r.slot == moved).expect("the top slot has an owner");
+            r.slot = slot;
+        }
+        Ok(())
     }
 
     fn used(&self) -> u64 {
@@ -145,14 +172,15 @@ impl RealEngine {
     }
 
     /// Takes a trajectory out (pause); `None` if it is not here.
-    pub fn remove(&mut self, traj: TrajId) -> Option<SeqOutput> {
+    pub fn remove(&mut self, traj: TrajId) -> candle_core::Result<Option<SeqOutput>> {
         if let Some(i) = self.waiting.iter().position(|w| w.seq.traj == traj) {
             let w = self.waiting.remove(i).expect("found");
-            return Some(Self::output(w.seq, w.reported, w.admitted_at_ns, false));
+            return Ok(Some(Self::output(w.seq, w.reported, w.admitted_at_ns, false)));
         }
-        let i = self.running.iter().position(|r| r.seq.traj == traj)?;
+        let Some(i) = self.running.iter().position(|r| r.seq.traj == traj) else { return Ok(None) };
         let r = self.running.remove(i);
-        Some(Self::output(r.seq, r.reported, Some(r.admitted_at_ns), false))
+        self.free_slot(r.slot)?;
+        Ok(Some(Self::output(r.seq, r.reported, Some(r.admitted_at_ns), false)))
     }
 
     /// One boundary and one decode iteration: preempt while the cache cannot grow by one token per sequence
@@ -170,6 +198,7 @@ impl RealEngine {
             && self.kv_capacity_tokens.saturating_sub(self.used()) < self.running.len() as u64
         {
             let r = self.running.pop().expect("non-empty");
+            self.free_slot(r.slot)?;
             self.stats.preemptions += 1;
             self.waiting.push_front(Waiting {
                 seq: r.seq,
@@ -186,20 +215,25 @@ impl RealEngine {
             let mut context = w.seq.prompt.clone();
             context.extend_from_slice(&w.seq.response);
             let cached_len = context.len() - 1; // the last context token is read by the next decode iteration
+            if self.cache.is_none() {
+                self.cache = Some(KvCache::new(&self.model.cfg, self.slots(), self.model.device())?);
+            }
+            let cache = self.cache.as_mut().expect("allocated above");
             let sibling = if self.prefix_caching && cached_len <= w.seq.prompt.len() {
-                self.running.iter().find(|r| r.seq.group == w.seq.group && r.cache.len >= cached_len)
+                self.running.iter().find(|r| r.seq.group == w.seq.group && cache.len(r.slot) >= cached_len)
             } else {
                 None
             };
-            let cache = match sibling {
-                Some(s) => s.cache.prefix(cached_len)?,
+            let slot = cache.claim()?;
+            match sibling {
+                Some(s) => cache.copy_prefix(s.slot, slot, cached_len)?,
                 None => {
                     self.stats.prefill_tokens += cached_len as u64;
-                    self.model.prefill(&context[..cached_len])?
+                    self.model.prefill(cache, slot, &context[..cached_len])?
                 }
-            };
+            }
             let at = w.admitted_at_ns.unwrap_or_else(now_ns);
-            self.running.push(Running { seq: w.seq, cache, reported: w.reported, admitted_at_ns: at });
+            self.running.push(Running { seq: w.seq, slot, reported: w.reported, admitted_at_ns: at });
         }
         if self.running.is_empty() {
             if let Some(w) = self.waiting.front() {
@@ -212,39 +246,41 @@ impl RealEngine {
             }
             return Ok(Vec::new());
         }
-        let last: Vec<u32> = self
-            .running
-            .iter()
-            .map(|r| *r.seq.response.last().unwrap_or(r.seq.prompt.last().expect("prompt ≥ 1 token")))
-            .collect();
-        let mut caches: Vec<SeqCache> = self
-            .running
-            .iter_mut()
-            .map(|r| std::mem::replace(&mut r.cache, SeqCache { k: vec![], v: vec![], len: 0 }))
-            .collect();
-        let logits = self.model.decode(&last, &mut caches)?;
+        // The decode runs in slot order (slots 0..n are the running sequences); sampling stays in running order.
+        let mut last = vec![0u32; self.running.len()];
+        for r in &self.running {
+            last[r.slot] = *r.seq.response.last().unwrap_or(r.seq.prompt.last().expect("prompt ≥ 1 token"));
+        }
+        let cache = self.cache.as_mut().expect("running sequences hold slots");
+        let logits = self.model.decode(&last, cache)?;
         self.stats.decode_iterations += 1;
         self.stats.decode_batch_sum += last.len() as u64;
         self.stats.last_batch = last.len() as u64;
         // Each sequence read its cache plus the token it fed: the simulator's context sum.
-        self.stats.last_context = caches.iter().map(|c| c.len as u64).sum();
+        self.stats.last_context = cache.lens().iter().map(|&l| l as u64).sum();
         let rows: Vec<Vec<f32>> = logits.to_vec2()?;
         let mut done = Vec::new();
+        let mut freed = Vec::new();
         let mut keep = Vec::with_capacity(self.running.len());
-        for ((mut r, cache), row) in std::mem::take(&mut self.running).into_iter().zip(caches).zip(rows) {
-            r.cache = cache;
-            let (token, logprob) = sample(&row, &mut self.rng);
+        for mut r in std::mem::take(&mut self.running) {
+            let (token, logprob) = sample(&rows[r.slot], &mut self.rng);
             r.seq.response.push(token);
             r.seq.logprobs.push(logprob);
             let at_eos = self.lengths == ExecLengths::Natural && token == self.eos;
             if r.seq.response.len() as u32 >= r.seq.target || at_eos {
                 let stopped = at_eos && (r.seq.response.len() as u32) < r.seq.target;
+                freed.push(r.slot);
                 done.push(Self::output(r.seq, r.reported, Some(r.admitted_at_ns), stopped));
             } else {
                 keep.push(r);
             }
         }
         self.running = keep;
+        // Highest first: the top slot that moves into a freed one is then always a sequence that stays.
+        freed.sort_unstable_by(|a, b| b.cmp(a));
+        for slot in freed {
+            self.free_slot(slot)?;
+        }
         Ok(done)
     }
 }
@@ -274,7 +310,7 @@ mod tests {
     use rlsim_sim::rng::RngStreams;
 
     fn engine(kv: u64, max_seqs: u32) -> RealEngine {
-        let cfg = GptConfig { vocab: 16, d_model: 32, layers: 1, heads: 2, context: 64 };
+        let cfg = GptConfig { vocab: 16, d_model: 32, layers: 1, heads: 2, ffn: 128, context: 64 };
         let s = RngStreams::new(5);
         let m = Gpt::new(cfg, &mut s.stream("init"), &Device::Cpu).unwrap();
         RealEngine::new(m, max_seqs, kv, true, ExecLengths::Trace, 0, s.stream("sample"))
@@ -314,12 +350,60 @@ mod tests {
         assert_eq!(e.stats.prefill_tokens, 6);
     }
 
+    /// The running sequences own slots 0..n, each holding its context but the token the next decode feeds.
+    fn check_slots(e: &RealEngine) {
+        let mut slots: Vec<usize> = e.running.iter().map(|r| r.slot).collect();
+        slots.sort_unstable();
+        assert_eq!(slots, (0..e.running.len()).collect::<Vec<_>>());
+        let occupied = e.cache.as_ref().map_or(0, |c| c.occupied());
+        assert_eq!(occupied, e.running.len());
+        for r in &e.running {
+            assert_eq!(e.cache.as_ref().unwrap().len(r.slot) as u64, context_len(&r.seq) - 1);
+        }
+    }
+
+    #[test]
+    fn slots_are_returned_when_sequences_leave_and_release_frees_the_cache() {
+        let mut e = engine(1000, 3);
+        assert_eq!(e.cache_bytes(), 0, "nothing allocated before the first admission");
+        for i in 0..6u64 {
+            e.enqueue(input(i, i, [7u32, 2, 5, 9, 1, 4][i as usize]));
+        }
+        let (mut finished, mut paused) = (0, false);
+        while !e.is_empty() {
+            finished += e.step(&|| 0).unwrap().len();
+            check_slots(&e);
+            if finished >= 2 && !paused {
+                paused = true;
+                // A pause takes a running sequence out mid-flight: its slot is returned too.
+                let t = e.running[0].seq.traj;
+                let out = e.remove(t).unwrap().unwrap();
+                check_slots(&e);
+                let mut back = input(t.0, t.0, 20);
+                back.response = out.response;
+                back.logprobs = out.logprobs;
+                e.enqueue(back);
+            }
+        }
+        assert_eq!(e.cache.as_ref().unwrap().occupied(), 0);
+        assert_eq!(e.cache_bytes(), KvCache::bytes(&e.model.cfg, 3));
+        e.release();
+        assert_eq!(e.cache_bytes(), 0, "release drops the slots");
+        e.enqueue(input(9, 9, 3));
+        assert_eq!(run_all(&mut e).len(), 1);
+        assert_eq!(e.cache_bytes(), KvCache::bytes(&e.model.cfg, 3), "allocated again on admission");
+    }
+
     #[test]
     fn a_tight_cache_preempts_and_pause_resume_keeps_tokens() {
         let mut e = engine(4 + 20 + 2, 4);
         e.enqueue(input(0, 0, 20));
         e.enqueue(input(1, 1, 20));
-        let out = run_all(&mut e);
+        let mut out = Vec::new();
+        while !e.is_empty() {
+            out.extend(e.step(&|| 0).unwrap());
+            check_slots(&e);
+        }
         assert_eq!(out.len(), 2);
         assert!(e.stats.preemptions > 0);
         assert!(out.iter().all(|o| o.response.len() == 20 && o.new_tokens == 20));
@@ -329,7 +413,7 @@ mod tests {
         for _ in 0..5 {
             assert!(e.step(&|| 0).unwrap().is_empty());
         }
-        let paused = e.remove(TrajId(7)).unwrap();
+        let paused = e.remove(TrajId(7)).unwrap().unwrap();
         assert_eq!((paused.response.len(), paused.new_tokens), (5, 5));
         let mut resumed = input(7, 0, 30);
         resumed.response = paused.response.clone();

@@ -62,7 +62,7 @@ fn median_time(reps: usize, mut f: impl FnMut() -> candle_core::Result<()>) -> c
 
 /// A model too narrow for its matmuls to matter: what is left is the fixed cost of its ops.
 fn micro_model(layers: usize, dev: &candle_core::Device) -> candle_core::Result<Gpt> {
-    let cfg = GptConfig { vocab: 8, d_model: 8, layers, heads: 1, context: 64 };
+    let cfg = GptConfig { vocab: 8, d_model: 8, layers, heads: 1, ffn: 32, context: 64 };
     Gpt::new(cfg, &mut RngStreams::new(1).stream("figures/init"), dev)
 }
 
@@ -132,6 +132,13 @@ fn update_s(layers: usize, dev: &candle_core::Device) -> candle_core::Result<f64
     Ok(v[v.len() / 2])
 }
 
+/// Streaming read bandwidth of `dev`, GB/s: a sum over 128 MB of f32 (median of 7), with the tensor it read.
+pub fn read_bandwidth(dev: &candle_core::Device) -> candle_core::Result<(f64, Tensor)> {
+    let big = Tensor::ones(32 << 20, DType::F32, dev)?;
+    let read = median_time(7, || big.sum_all()?.to_scalar::<f32>().map(|_| ()))?;
+    Ok(((32u64 << 20) as f64 * 4.0 / read / 1e9, big))
+}
+
 /// Runs the microbenchmarks on `device` (about ten seconds on a CPU), on a worker thread of its own as the runtime's
 /// workers run.
 pub fn measure(device: DeviceSpec) -> Result<DeviceFigures, String> {
@@ -147,8 +154,7 @@ fn measure_here(device: DeviceSpec) -> Result<DeviceFigures, String> {
     let a = Tensor::ones((m, k), DType::F32, &dev).map_err(err)?;
     let b = Tensor::ones((k, n), DType::F32, &dev).map_err(err)?;
     let matmul = median_time(9, || sync(&a.matmul(&b)?)).map_err(err)?;
-    let big = Tensor::ones(32 << 20, DType::F32, &dev).map_err(err)?;
-    let read = median_time(7, || sync(&big)).map_err(err)?;
+    let (read_gbytes_per_s, big) = read_bandwidth(&dev).map_err(err)?;
     let half = big.narrow(0, 0, 16 << 20).map_err(err)?;
     let copy = median_time(7, || half.copy().map(|_| ())).map_err(err)?;
     let t = |l, b| decode_iteration_s(l, b, &dev).map_err(err);
@@ -167,7 +173,7 @@ fn measure_here(device: DeviceSpec) -> Result<DeviceFigures, String> {
         ),
         host: rlsim_sim::profile::HardwareProfile::this_host(),
         matmul_gflops: 2.0 * (m * k * n) as f64 / matmul / 1e9,
-        read_gbytes_per_s: (32u64 << 20) as f64 * 4.0 / read / 1e9,
+        read_gbytes_per_s,
         copy_gbytes_per_s: (16u64 << 20) as f64 * 4.0 / copy / 1e9,
         iteration_s: iteration,
         layer_s: layer,

@@ -1,5 +1,6 @@
-//! A small decoder-only transformer in candle (GPT-style: learned positions, pre-norm blocks, ReLU MLP), with a
-//! full-sequence forward for training and prefill and a batched one-token decode over per-sequence KV caches.
+//! A decoder-only transformer in candle (GPT-style: learned positions, pre-norm blocks, ReLU MLP), with a
+//! full-sequence forward for training and prefill, and a batched one-token decode over a preallocated KV cache of
+//! fixed slots (one per running sequence). Small shapes learn; named shapes (Qwen2.5-0.5B/1.5B dimensions) time.
 
 use candle_core::{DType, Device, Tensor, Var};
 use rand::RngExt;
@@ -12,17 +13,39 @@ pub struct GptConfig {
     pub d_model: usize,
     pub layers: usize,
     pub heads: usize,
+    /// Width of the MLP's hidden layer (4 · d_model unless a named shape says otherwise).
+    pub ffn: usize,
     /// Longest sequence (prompt + response) the position table covers.
     pub context: usize,
 }
 
+/// Dimensions of published models the real backend can build for timing (random weights, GPT-style blocks: see
+/// `GptConfig::named`): (name, layers, hidden, heads, ffn, vocab), from each model's config.json.
+pub const NAMED_SHAPES: &[(&str, usize, usize, usize, usize, usize)] =
+    &[("Qwen2.5-0.5B", 24, 896, 14, 4864, 151_936), ("Qwen2.5-1.5B", 28, 1536, 12, 8960, 151_936)];
+
 impl GptConfig {
-    /// Parameters: embeddings, per layer (attention 4d², MLP 8d² + biases, two norms), final norm, LM head.
+    /// A named shape (case-insensitive) with `context` positions. Only the dimensions are the model's: the block
+    /// stays this crate's GPT-style one (LayerNorm, ReLU MLP of the model's FFN width, learned positions, untied head,
+    /// as many KV heads as query heads), so parameters and KV bytes per token are not Qwen's (see docs/cuda.md).
+    pub fn named(name: &str, context: usize) -> Option<GptConfig> {
+        NAMED_SHAPES
+            .iter()
+            .find(|s| s.0.eq_ignore_ascii_case(name))
+            .map(|&(_, layers, d_model, heads, ffn, vocab)| GptConfig { vocab, d_model, layers, heads, ffn, context })
+    }
+
+    /// The MLP width for these dimensions: a named shape's when they are one, else 4 · hidden.
+    pub fn ffn_for(layers: usize, hidden: usize, heads: usize, vocab: usize) -> usize {
+        NAMED_SHAPES.iter().find(|s| (s.1, s.2, s.3, s.5) == (layers, hidden, heads, vocab)).map_or(4 * hidden, |s| s.4)
+    }
+
+    /// Parameters: embeddings, per layer (attention 4d², MLP 2·d·ffn + biases, two norms), final norm, LM head.
     pub fn parameter_count(&self) -> usize {
-        let d = self.d_model;
+        let (d, f) = (self.d_model, self.ffn);
         self.vocab * d
             + self.context * d
-            + self.layers * (4 * d + 3 * d * d + d * d + 4 * d * d + 4 * d + 4 * d * d + d)
+            + self.layers * (4 * d + 3 * d * d + d * d + d * f + f + f * d + d)
             + 2 * d
             + d * self.vocab
     }
@@ -32,7 +55,115 @@ impl GptConfig {
     }
 }
 
-/// The KV cache of one sequence: per layer, keys and values of shape [heads, tokens, head_dim].
+/// The KV cache of a rollout engine, allocated once: per layer one K and one V tensor of shape
+/// [slots, heads, context, head_dim]. Each running sequence owns a slot; the occupied slots are always 0..n (freeing
+/// one moves the top slot into it), so a decode iteration attends over one contiguous block of slots with no gather.
+pub struct KvCache {
+    k: Vec<Tensor>,
+    v: Vec<Tensor>,
+    /// Tokens cached in each occupied slot (slot i holds `lens[i]`).
+    lens: Vec<usize>,
+    slots: usize,
+    context: usize,
+}
+
+impl KvCache {
+    /// Zeroed slots for `slots` sequences of up to `cfg.context` tokens on `device`.
+    pub fn new(cfg: &GptConfig, slots: usize, device: &Device) -> candle_core::Result<KvCache> {
+        let shape = (slots, cfg.heads, cfg.context, cfg.head_dim());
+        let alloc = || Tensor::zeros(shape, DType::F32, device);
+        Ok(KvCache {
+            k: (0..cfg.layers).map(|_| alloc()).collect::<candle_core::Result<_>>()?,
+            v: (0..cfg.layers).map(|_| alloc()).collect::<candle_core::Result<_>>()?,
+            lens: Vec::with_capacity(slots),
+            slots,
+            context: cfg.context,
+        })
+    }
+
+    /// Bytes `new` allocates (f32 K and V, every layer).
+    pub fn bytes(cfg: &GptConfig, slots: usize) -> u64 {
+        2 * cfg.layers as u64 * slots as u64 * cfg.context as u64 * cfg.d_model as u64 * 4
+    }
+
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Slots in use (they are 0..occupied).
+    pub fn occupied(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Tokens cached in `slot`.
+    pub fn len(&self, slot: usize) -> usize {
+        self.lens[slot]
+    }
+
+    /// Tokens cached in every occupied slot, by slot.
+    pub fn lens(&self) -> &[usize] {
+        &self.lens
+    }
+
+    /// Takes the next free slot, empty.
+    pub fn claim(&mut self) -> candle_core::Result<usize> {
+        if self.lens.len() == self.slots {
+            candle_core::bail!("all {} KV-cache slots are taken", self.slots);
+        }
+        self.lens.push(0);
+        Ok(self.lens.len() - 1)
+    }
+
+    /// Takes the next free slot and says it holds `len` tokens, whatever they are: for timing decode at a context
+    /// without computing one (attention's cost does not depend on the values).
+    pub fn claim_for_timing(&mut self, len: usize) -> candle_core::Result<usize> {
+        if len >= self.context {
+            candle_core::bail!("{len} cached tokens leave no room in a slot of {}", self.context);
+        }
+        let slot = self.claim()?;
+        self.lens[slot] = len;
+        Ok(slot)
+    }
+
+    /// Returns `slot`. When it was not the top one, the top slot's sequence moves into it: the answer is the slot it
+    /// left, which its owner must now call `slot`.
+    pub fn free(&mut self, slot: usize) -> candle_core::Result<Option<usize>> {
+        let top = self.lens.len().checked_sub(1).filter(|&t| slot <= t);
+        let Some(top) = top else { candle_core::bail!("KV-cache slot {slot} is not in use") };
+        let moved = if slot != top {
+            self.copy(top, slot, self.lens[top])?;
+            self.lens[slot] = self.lens[top];
+            Some(top)
+        } else {
+            None
+        };
+        self.lens.pop();
+        Ok(moved)
+    }
+
+    /// Copies the first `n` cached tokens of slot `from` into slot `to` (prefix reuse by a sibling sequence).
+    pub fn copy_prefix(&mut self, from: usize, to: usize, n: usize) -> candle_core::Result<()> {
+        let n = n.min(self.lens[from]);
+        self.copy(from, to, n)?;
+        self.lens[to] = n;
+        Ok(())
+    }
+
+    fn copy(&self, from: usize, to: usize, n: usize) -> candle_core::Result<()> {
+        if n == 0 || from == to {
+            return Ok(());
+        }
+        for t in self.k.iter().chain(&self.v) {
+            // A copy of its own first: slice_set refuses a source sharing the destination's storage.
+            let src = t.narrow(0, from, 1)?.narrow(2, 0, n)?.force_contiguous()?;
+            t.narrow(0, to, 1)?.slice_set(&src, 2, 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// The KV cache of one sequence grown by concatenation, per layer keys and values of shape [heads, tokens,
+/// head_dim]: the engine's cache before `KvCache`, kept as the reference the slots are checked and timed against.
 #[derive(Clone, Debug)]
 pub struct SeqCache {
     pub k: Vec<Tensor>,
@@ -86,9 +217,9 @@ impl Gpt {
                 (vec![d, d], "n"),
                 (vec![d], "1"),
                 (vec![d], "0"),
-                (vec![d, 4 * d], "n"),
-                (vec![4 * d], "0"),
-                (vec![4 * d, d], "n"),
+                (vec![d, cfg.ffn], "n"),
+                (vec![cfg.ffn], "0"),
+                (vec![cfg.ffn, d], "n"),
                 (vec![d], "0"),
             ]);
         }
@@ -178,8 +309,77 @@ impl Gpt {
         Ok((x.broadcast_matmul(head)?, kv))
     }
 
-    /// Caches the KV of `context` (all but the token the next decode step will read). Empty context → empty cache.
-    pub fn prefill(&self, context: &[u32]) -> candle_core::Result<SeqCache> {
+    /// Caches the KV of `context` (all but the token the next decode step will read) in `slot`, from position 0.
+    pub fn prefill(&self, cache: &mut KvCache, slot: usize, context: &[u32]) -> candle_core::Result<()> {
+        if context.len() >= cache.context {
+            candle_core::bail!("a context of {} tokens leaves no room in a slot of {}", context.len(), cache.context);
+        }
+        if !context.is_empty() {
+            let tokens = Tensor::from_slice(context, (1, context.len()), &self.device)?;
+            let (_, kv) = self.forward(&tokens, true)?;
+            for (l, (k, v)) in kv.iter().enumerate() {
+                cache.k[l].narrow(0, slot, 1)?.slice_set(k, 2, 0)?;
+                cache.v[l].narrow(0, slot, 1)?.slice_set(v, 2, 0)?;
+            }
+        }
+        cache.lens[slot] = context.len();
+        Ok(())
+    }
+
+    /// One decode iteration of every occupied slot: slot i reads its last token `last[i]` at its position, writes
+    /// that token's keys and values into the slot in place (one scatter per layer for the whole batch), and gets
+    /// next-token logits (row i of [n, vocab]). Attention is one batched matmul over the slots' first `longest + 1`
+    /// positions with a mask past each sequence's own length, so its cost follows n × the longest context.
+    pub fn decode(&self, last: &[u32], cache: &mut KvCache) -> candle_core::Result<Tensor> {
+        let n = cache.occupied();
+        if last.len() != n || n == 0 {
+            candle_core::bail!("decode of {} tokens for {n} occupied KV-cache slots", last.len());
+        }
+        let (d, h, dh) = (self.cfg.d_model, self.cfg.heads, self.cfg.head_dim());
+        let longest = *cache.lens.iter().max().expect("n > 0");
+        if longest + 1 > cache.context {
+            candle_core::bail!("a sequence outgrew its KV-cache slot of {} tokens", cache.context);
+        }
+        let span = longest + 1;
+        let positions: Vec<u32> = cache.lens.iter().map(|&l| l as u32).collect();
+        let tok = Tensor::from_slice(last, n, &self.device)?;
+        let pos = Tensor::from_slice(&positions, n, &self.device)?;
+        let mut x = (self.p(0).index_select(&tok, 0)? + self.p(1).index_select(&pos, 0)?)?.reshape((n, 1, d))?;
+        // Where each slot's new token goes along the position axis (scatter wants an index per element written).
+        let at =
+            Tensor::from_slice(&positions, (n, 1, 1, 1), &self.device)?.broadcast_as((n, h, 1, dh))?.contiguous()?;
+        let mask: Vec<f32> = cache
+            .lens
+            .iter()
+            .flat_map(|&len| (0..span).map(move |j| if j > len { f32::NEG_INFINITY } else { 0.0 }))
+            .collect();
+        let mask = Tensor::from_vec(mask, (n, 1, 1, span), &self.device)?;
+        let scale = 1.0 / (dh as f64).sqrt();
+        for l in 0..self.cfg.layers {
+            let hn = candle_nn::ops::layer_norm_slow(&x, self.layer(l, 0), self.layer(l, 1), 1e-5)?;
+            let qkv = hn.broadcast_matmul(self.layer(l, 2))?;
+            let split = |i: usize| -> candle_core::Result<Tensor> {
+                qkv.narrow(2, i * d, d)?.reshape((n, 1, h, dh))?.transpose(1, 2)?.contiguous()
+            };
+            let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+            let (kc, vc) = (cache.k[l].narrow(0, 0, n)?, cache.v[l].narrow(0, 0, n)?);
+            kc.scatter_set(&at, &k, 2)?;
+            vc.scatter_set(&at, &v, 2)?;
+            // Strided views of the slots: the matmuls read them in place (batch stride = one head's positions).
+            let att = (q.matmul(&kc.narrow(2, 0, span)?.t()?)? * scale)?.broadcast_add(&mask)?;
+            let att = candle_nn::ops::softmax_last_dim(&att)?.matmul(&vc.narrow(2, 0, span)?)?;
+            let att = att.transpose(1, 2)?.reshape((n, 1, d))?.broadcast_matmul(self.layer(l, 3))?;
+            x = (x + att)?;
+            x = (&x + self.mlp(l, &x)?)?;
+        }
+        cache.lens.iter_mut().for_each(|l| *l += 1);
+        let (g, bn, head) = self.final_norm();
+        let x = candle_nn::ops::layer_norm_slow(&x, g, bn, 1e-5)?;
+        x.broadcast_matmul(head)?.reshape((n, self.cfg.vocab))
+    }
+
+    /// The reference prefill into a `SeqCache` (see `prefill` for the slots).
+    pub fn prefill_sequence(&self, context: &[u32]) -> candle_core::Result<SeqCache> {
         let (h, dh) = (self.cfg.heads, self.cfg.head_dim());
         if context.is_empty() {
             let empty = Tensor::zeros((h, 0, dh), DType::F32, &self.device)?;
@@ -196,10 +396,9 @@ impl Gpt {
         Ok(SeqCache { k, v, len: context.len() })
     }
 
-    /// One decode iteration for a batch: each sequence reads its last token at its position, appends that token's
-    /// keys and values to its cache, and gets next-token logits [B, vocab]. The matmuls of the weights are batched;
-    /// attention runs per sequence over its own cache (no padding), so its cost follows the sum of the contexts.
-    pub fn decode(&self, last: &[u32], caches: &mut [SeqCache]) -> candle_core::Result<Tensor> {
+    /// The reference decode (the engine's until the slots): like `decode`, but attention runs per sequence over its
+    /// own cache, grown by a `cat` per token and layer.
+    pub fn decode_per_sequence(&self, last: &[u32], caches: &mut [SeqCache]) -> candle_core::Result<Tensor> {
         let b = last.len();
         let (d, h, dh) = (self.cfg.d_model, self.cfg.heads, self.cfg.head_dim());
         let positions: Vec<u32> = caches.iter().map(|c| c.len as u32).collect();
@@ -241,34 +440,84 @@ mod tests {
     use rlsim_sim::rng::RngStreams;
 
     fn tiny() -> Gpt {
-        let cfg = GptConfig { vocab: 16, d_model: 32, layers: 2, heads: 4, context: 32 };
+        let cfg = GptConfig { vocab: 16, d_model: 32, layers: 2, heads: 4, ffn: 128, context: 32 };
         Gpt::new(cfg, &mut RngStreams::new(1).stream("init"), &Device::Cpu).unwrap()
+    }
+
+    /// Next-token logits after each prefix of `seq`, from the full causal forward.
+    fn full(m: &Gpt, seq: &[u32]) -> Vec<Vec<f32>> {
+        let (logits, _) = m.forward(&Tensor::from_slice(seq, (1, seq.len()), &Device::Cpu).unwrap(), false).unwrap();
+        logits.get(0).unwrap().to_vec2().unwrap()
+    }
+
+    fn assert_close(want: &[f32], got: &[f32]) {
+        assert_eq!(want.len(), got.len());
+        for (a, b) in want.iter().zip(got) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
     }
 
     #[test]
     fn cached_decode_matches_the_full_forward() {
         let m = tiny();
-        let seq: Vec<u32> = vec![3, 7, 1, 9, 4, 2];
-        let (full, _) = m.forward(&Tensor::from_slice(&seq, (1, seq.len()), &Device::Cpu).unwrap(), false).unwrap();
-        let want: Vec<f32> = full.get(0).unwrap().get(5).unwrap().to_vec1().unwrap();
-        // Two sequences of different lengths decoded together (padding must not leak into either).
-        let mut caches = vec![m.prefill(&seq[..5]).unwrap(), m.prefill(&seq[..2]).unwrap()];
-        let logits = m.decode(&[seq[5], seq[2]], &mut caches).unwrap();
-        let got: Vec<f32> = logits.get(0).unwrap().to_vec1().unwrap();
-        for (a, b) in want.iter().zip(&got) {
-            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        let seq: Vec<u32> = vec![3, 7, 1, 9, 4, 2, 8, 5];
+        let want = full(&m, &seq);
+        // Three sequences of different lengths decoded together, twice (the mask must hide each slot's unwritten
+        // positions and the other sequences' longer contexts).
+        let mut cache = KvCache::new(&m.cfg, 4, &Device::Cpu).unwrap();
+        let starts = [5usize, 2, 0];
+        for &s in &starts {
+            let slot = cache.claim().unwrap();
+            m.prefill(&mut cache, slot, &seq[..s]).unwrap();
         }
-        let want2: Vec<f32> = full.get(0).unwrap().get(2).unwrap().to_vec1().unwrap();
-        let got2: Vec<f32> = logits.get(1).unwrap().to_vec1().unwrap();
-        for (a, b) in want2.iter().zip(&got2) {
-            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        for step in 0..2 {
+            let last: Vec<u32> = starts.iter().map(|&s| seq[s + step]).collect();
+            let logits: Vec<Vec<f32>> = m.decode(&last, &mut cache).unwrap().to_vec2().unwrap();
+            for (i, &s) in starts.iter().enumerate() {
+                assert_close(&want[s + step], &logits[i]);
+            }
         }
-        assert_eq!((caches[0].len, caches[1].len), (6, 3));
-        // Prefix reuse gives the same cache as recomputing.
+        assert_eq!(cache.lens(), &[7, 4, 2]);
+        // The reference path (per-sequence caches grown by cat) agrees, and so does its prefix reuse.
+        let mut caches = vec![m.prefill_sequence(&seq[..5]).unwrap(), m.prefill_sequence(&seq[..2]).unwrap()];
+        let logits = m.decode_per_sequence(&[seq[5], seq[2]], &mut caches).unwrap();
+        assert_close(&want[5], &logits.get(0).unwrap().to_vec1::<f32>().unwrap());
+        assert_close(&want[2], &logits.get(1).unwrap().to_vec1::<f32>().unwrap());
         let p = caches[0].prefix(2).unwrap();
-        let fresh = m.prefill(&seq[..2]).unwrap();
+        let fresh = m.prefill_sequence(&seq[..2]).unwrap();
         let diff = (p.k[1].clone() - fresh.k[1].clone()).unwrap().abs().unwrap().max_all().unwrap();
         assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+    }
+
+    #[test]
+    fn a_freed_slot_is_reused_and_prefix_copies_match_a_prefill() {
+        let m = tiny();
+        let (a, b): (Vec<u32>, Vec<u32>) = (vec![3, 7, 1, 9, 4, 2, 8, 5], vec![6, 6, 2, 11, 13, 0, 1, 7]);
+        let (want_a, want_b) = (full(&m, &a), full(&m, &b));
+        let mut cache = KvCache::new(&m.cfg, 2, &Device::Cpu).unwrap();
+        let (s0, s1) = (cache.claim().unwrap(), cache.claim().unwrap());
+        m.prefill(&mut cache, s0, &b[..3]).unwrap();
+        m.prefill(&mut cache, s1, &a[..4]).unwrap();
+        assert!(cache.claim().is_err(), "two slots only");
+        m.decode(&[b[3], a[4]], &mut cache).unwrap();
+        // b leaves from slot 0: a's slot moves down into it, and its cache with it.
+        assert_eq!(cache.free(s0).unwrap(), Some(1));
+        assert_eq!(cache.lens(), &[5]);
+        // A newcomer takes the freed slot, as a sibling of a: its prompt's cache is copied, not recomputed.
+        let s = cache.claim().unwrap();
+        assert_eq!(s, 1);
+        cache.copy_prefix(0, s, 3).unwrap();
+        let logits: Vec<Vec<f32>> = m.decode(&[a[5], a[3]], &mut cache).unwrap().to_vec2().unwrap();
+        assert_close(&want_a[5], &logits[0]);
+        assert_close(&want_a[3], &logits[1]);
+        // A stranger in a slot that held longer sequences: stale keys past its length stay masked.
+        assert_eq!(cache.free(0).unwrap(), Some(1));
+        assert_eq!(cache.free(0).unwrap(), None);
+        let s = cache.claim().unwrap();
+        m.prefill(&mut cache, s, &b[..1]).unwrap();
+        let logits: Vec<Vec<f32>> = m.decode(&[b[1]], &mut cache).unwrap().to_vec2().unwrap();
+        assert_close(&want_b[1], &logits[0]);
+        assert!(cache.free(3).is_err());
     }
 
     #[test]

@@ -144,9 +144,11 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
 
     // Prefill: one sequence of P tokens at a time (as the engine does).
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    let mut cache = crate::model::KvCache::new(&cfg, 1, &dev).map_err(err)?;
+    let slot = cache.claim().map_err(err)?;
     for p in [2usize, longest / 4, longest / 2, longest - 1].into_iter().filter(|&p| p >= 1) {
         let t = tokens(p);
-        let secs = time(9, || model.prefill(&t).map(|c| c.len)).map_err(err)?;
+        let secs = time(9, || model.prefill(&mut cache, slot, &t).map(|_| p)).map_err(err)?;
         xs.push(vec![1.0, p as f64]);
         ys.push(secs);
         samples.push(ProfileSample { what: "prefill".into(), x1: 1.0, x2: p as f64, seconds: secs });

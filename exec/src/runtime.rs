@@ -5,7 +5,7 @@
 use crate::collective::AllReduce;
 use crate::device::DeviceChoice;
 use crate::engine::{RealEngine, RealEngineStats, SeqInput, SeqOutput};
-use crate::model::{Gpt, GptConfig};
+use crate::model::{Gpt, GptConfig, KvCache};
 use crate::task;
 use crate::trainer::{RatioStats, TrainSample, TrainTimings, Trainer};
 use candle_core::Tensor;
@@ -205,6 +205,7 @@ pub fn gpt_config(s: &Scenario) -> Result<GptConfig, String> {
         d_model: m.hidden as usize,
         layers: m.layers as usize,
         heads: m.heads as usize,
+        ffn: GptConfig::ffn_for(m.layers as usize, m.hidden as usize, m.heads as usize, m.vocab as usize),
         context: (s.workload.max_prompt_tokens + s.workload.max_response_tokens) as usize,
     };
     let real = cfg.parameter_count() as f64;
@@ -227,18 +228,21 @@ pub fn available_host_bytes() -> Option<u64> {
 
 /// Refuses a CPU run whose models cannot fit in host memory, before allocating them (a 6.5B model used to abort
 /// the process with an allocation failure). Counted: one f32 copy per rollout engine and for every other worker,
-/// plus the trainer's gradients and two Adam moments.
+/// plus the trainer's gradients and two Adam moments, and each worker's preallocated KV cache (any may roll out).
 pub fn check_host_memory(s: &Scenario, cfg: &GptConfig, available: Option<u64>) -> Result<(), String> {
     let Some(available) = available else { return Ok(()) };
     let copies = s.cluster.workers.len() as u64 + 3;
-    let need = cfg.parameter_count() as u64 * 4 * copies;
-    // Leave a quarter for activations, KV caches and the rest of the machine.
+    let slots = (s.rollout.max_num_seqs as u64).min(s.rollout.kv_capacity_tokens.unwrap_or(u64::MAX)).max(1);
+    let kv_bytes = KvCache::bytes(cfg, slots as usize) * s.cluster.workers.len() as u64;
+    let need = cfg.parameter_count() as u64 * 4 * copies + kv_bytes;
+    // Leave a quarter for activations and the rest of the machine.
     if need > available / 4 * 3 {
         return Err(format!(
-            "{}: field `model`: {} parameters × 4 bytes × {copies} copies ({} workers + gradients and Adam state) need {:.1} GiB, but this machine has {:.1} GiB available; the CPU backend runs models of up to a few hundred million parameters — use a smaller model or fewer workers",
+            "{}: field `model`: {} parameters × 4 bytes × {copies} copies ({} workers + gradients and Adam state) and {:.1} GiB of KV-cache slots need {:.1} GiB, but this machine has {:.1} GiB available; the CPU backend runs models of up to a few hundred million parameters — use a smaller model or fewer workers",
             s.file.display(),
             cfg.parameter_count(),
             s.cluster.workers.len(),
+            kv_bytes as f64 / (1u64 << 30) as f64,
             need as f64 / (1u64 << 30) as f64,
             available as f64 / (1u64 << 30) as f64
         ));
@@ -339,7 +343,8 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                 ToWorker::Pause(which) => {
                     let e = engine.as_mut().ok_or_else(|| candle_core::Error::Msg("no rollout engine".into()))?;
                     let list = which.unwrap_or_else(|| e.resident());
-                    let outputs: Vec<SeqOutput> = list.into_iter().filter_map(|t| e.remove(t)).collect();
+                    let outputs: Vec<SeqOutput> =
+                        list.into_iter().filter_map(|t| e.remove(t).transpose()).collect::<candle_core::Result<_>>()?;
                     send(FromWorker::Paused { worker: id, outputs, drained: e.is_empty(), admits_seen });
                 }
                 ToWorker::Train(order) => {
@@ -371,7 +376,11 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                 }
                 ToWorker::Crash => {
                     let outputs = match engine.as_mut() {
-                        Some(e) => e.resident().into_iter().filter_map(|t| e.remove(t)).collect(),
+                        Some(e) => e
+                            .resident()
+                            .into_iter()
+                            .filter_map(|t| e.remove(t).transpose())
+                            .collect::<candle_core::Result<_>>()?,
                         None => Vec::new(),
                     };
                     send(FromWorker::Crashed { worker: id, outputs });
@@ -1152,5 +1161,20 @@ mod tests {
         assert!(check_host_memory(&s, &cfg, Some(u64::MAX)).is_ok());
         let e = check_host_memory(&s, &cfg, Some(1 << 20)).unwrap_err();
         assert!(e.contains("field `model`") && e.contains("GiB available") && e.contains("exec-tiny.toml"), "{e}");
+    }
+
+    #[test]
+    fn the_qwen_shape_scenario_builds_the_named_shape() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/exec-qwen0.5b.toml");
+        let s = Scenario::load(&path, &[]).unwrap();
+        let cfg = gpt_config(&s).unwrap();
+        assert_eq!(cfg, GptConfig::named("qwen2.5-0.5b", 192).unwrap());
+        assert_eq!((cfg.d_model, cfg.layers, cfg.heads, cfg.ffn, cfg.vocab), (896, 24, 14, 4864, 151_936));
+        // The 1.5B shape is recognised the same way, at about 1.5 billion parameters.
+        let big = GptConfig::named("Qwen2.5-1.5B", 192).unwrap();
+        assert_eq!(GptConfig::ffn_for(28, 1536, 12, 151_936), big.ffn);
+        assert!((big.parameter_count() as f64 / 1e9 - 1.50).abs() < 0.01);
+        // Other dimensions keep the 4 · hidden MLP.
+        assert_eq!(GptConfig::ffn_for(24, 896, 14, 32_000), 4 * 896);
     }
 }

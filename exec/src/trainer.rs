@@ -559,7 +559,7 @@ mod tests {
     use rlsim_sim::rng::RngStreams;
     use rlsim_sim::scenario::ExecLengths;
 
-    const CFG: GptConfig = GptConfig { vocab: 16, d_model: 32, layers: 1, heads: 2, context: 24 };
+    const CFG: GptConfig = GptConfig { vocab: 16, d_model: 32, layers: 1, heads: 2, ffn: 128, context: 24 };
 
     fn model() -> Gpt {
         Gpt::new(CFG, &mut RngStreams::new(5).stream("init"), &Device::Cpu).unwrap()
