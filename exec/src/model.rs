@@ -257,6 +257,32 @@ impl Gpt {
         Ok(())
     }
 
+    /// Frees the weights on the device (a time-sliced worker's engine while it trains): every variable becomes an
+    /// empty placeholder until [`Gpt::restore`]. The model must not run meanwhile.
+    pub fn release_weights(&mut self) -> candle_core::Result<()> {
+        let empty = Tensor::zeros(0, candle_core::DType::F32, &self.device)?;
+        self.vars = (0..self.vars.len()).map(|_| Var::from_tensor(&empty)).collect::<candle_core::Result<_>>()?;
+        Ok(())
+    }
+
+    /// Whether the weights were released (see [`Gpt::release_weights`]).
+    pub fn is_released(&self) -> bool {
+        self.vars.first().is_some_and(|v| v.as_tensor().elem_count() == 0)
+    }
+
+    /// Allocates the weights again on the device from `tensors` (same order and shapes as the model's).
+    pub fn restore(&mut self, tensors: &[Tensor]) -> candle_core::Result<()> {
+        if tensors.len() != self.vars.len() {
+            candle_core::bail!("weight count mismatch: {} vs {}", tensors.len(), self.vars.len());
+        }
+        // `Var::from_tensor` copies into the variable's own storage.
+        self.vars = tensors
+            .iter()
+            .map(|t| Var::from_tensor(&t.to_device(&self.device)?))
+            .collect::<candle_core::Result<_>>()?;
+        Ok(())
+    }
+
     fn p(&self, i: usize) -> &Tensor {
         self.vars[i].as_tensor()
     }
@@ -532,5 +558,21 @@ mod tests {
             lb.flatten_all().unwrap().to_vec1::<f32>().unwrap()
         );
         assert!(a.cfg.parameter_count() > 0);
+    }
+
+    #[test]
+    fn released_weights_leave_nothing_and_come_back_the_same() {
+        let mut m = tiny();
+        let t = Tensor::from_slice(&[1u32, 2, 3], (1, 3), &Device::Cpu).unwrap();
+        let before = m.forward(&t, false).unwrap().0.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let host = m.snapshot().unwrap();
+        m.release_weights().unwrap();
+        assert!(m.is_released());
+        assert!(m.vars.iter().all(|v| v.as_tensor().elem_count() == 0));
+        assert!(m.restore(&host[1..]).is_err(), "a wrong weight count is refused");
+        m.restore(&host).unwrap();
+        assert!(!m.is_released());
+        let after = m.forward(&t, false).unwrap().0.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(before, after);
     }
 }

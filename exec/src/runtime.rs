@@ -391,7 +391,12 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                 }
                 ToWorker::Load(weights) => {
                     let e = engine.as_ref().ok_or_else(|| candle_core::Error::Msg("no rollout engine".into()))?;
-                    e.model.load(&weights)?;
+                    if e.model.is_released() {
+                        // The engine sleeps while its worker trains: keep the weights with the parked ones.
+                        parked = Some(weights.to_vec());
+                    } else {
+                        e.model.load(&weights)?;
+                    }
                     send(FromWorker::Loaded);
                 }
                 ToWorker::Switch(role, latest) => {
@@ -406,6 +411,7 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                                 }
                             }
                             if let Some(e) = engine.as_mut() {
+                                // The engine's KV cache and weights leave the device while it trains.
                                 e.release();
                                 parked = Some(
                                     e.model
@@ -414,18 +420,24 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                                         .map(|v| v.as_tensor().to_device(&host)?.copy())
                                         .collect::<candle_core::Result<_>>()?,
                                 );
+                                e.model.release_weights()?;
                             }
                         }
                         Role::Rollout => {
                             // The training state holds the trainer's current weights: the engine comes back with
                             // them (the simulator's rule too), not with the weights it parked.
                             let parked = parked.take();
-                            if let Some(e) = engine.as_ref() {
-                                match (&trainer, latest, parked) {
-                                    (Some(t), _, _) => e.model.load(&t.weights()?)?,
-                                    (None, Some(w), _) => e.model.load(&w)?,
-                                    (None, None, Some(w)) => e.model.load(&w)?,
-                                    (None, None, None) => {}
+                            if let Some(e) = engine.as_mut() {
+                                let weights = match (&trainer, latest, parked) {
+                                    (Some(t), _, _) => Some(t.weights()?),
+                                    (None, Some(w), _) => Some(w.to_vec()),
+                                    (None, None, Some(w)) => Some(w),
+                                    (None, None, None) => None,
+                                };
+                                match weights {
+                                    Some(w) if e.model.is_released() => e.model.restore(&w)?,
+                                    Some(w) => e.model.load(&w)?,
+                                    None => {}
                                 }
                             }
                             // A colocated framework moves the training state off the device while it decodes.
