@@ -196,18 +196,7 @@ impl<'a> Driver<'a> {
             workload: Workload::new(scenario.workload.clone(), scenario.seed),
             now: SimTime::ZERO,
             tm: TrajectoryManager::new(),
-            states: scenario
-                .cluster
-                .workers
-                .iter()
-                .map(|w| WorkerState {
-                    id: w.id,
-                    role: w.start,
-                    activity: Activity::Idle,
-                    weights_version: 0,
-                    resident: 0,
-                })
-                .collect(),
+            states: WorkerState::initial(&scenario.cluster),
             batch_step: Vec::new(),
             reward_ns: Vec::new(),
             trainer_version: 0,

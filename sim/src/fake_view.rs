@@ -25,12 +25,7 @@ pub struct FakeView {
 impl FakeView {
     /// Every worker idle in its start role, no trajectory, time 0.
     pub fn new(scenario: Scenario) -> Self {
-        let states = scenario
-            .cluster
-            .workers
-            .iter()
-            .map(|w| WorkerState { id: w.id, role: w.start, activity: Activity::Idle, weights_version: 0, resident: 0 })
-            .collect();
+        let states = WorkerState::initial(&scenario.cluster);
         FakeView {
             cost: crate::cost::cost_model(&scenario),
             workload: Workload::new(scenario.workload.clone(), scenario.seed),

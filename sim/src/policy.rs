@@ -135,6 +135,17 @@ pub struct WorkerState {
     pub resident: usize,
 }
 
+impl WorkerState {
+    /// Every worker of `cluster` at the start of a run: idle in its start role, holding version 0, empty.
+    pub fn initial(cluster: &Cluster) -> Vec<WorkerState> {
+        cluster
+            .workers
+            .iter()
+            .map(|w| WorkerState { id: w.id, role: w.start, activity: Activity::Idle, weights_version: 0, resident: 0 })
+            .collect()
+    }
+}
+
 /// The read-only view a policy decides from.
 pub struct ClusterView<'a> {
     pub now: SimTime,
@@ -335,11 +346,7 @@ mod tests {
         };
         let groups = [group("r", &["rollout"], Role::Rollout), group("t", &["train", "rollout"], Role::Train)];
         let cluster = Cluster::build(gpu_preset("H100-SXM").unwrap(), 1, 2, &groups).unwrap();
-        let states = cluster
-            .workers
-            .iter()
-            .map(|w| WorkerState { id: w.id, role: w.start, activity: Activity::Idle, weights_version: 0, resident: 0 })
-            .collect();
+        let states = WorkerState::initial(&cluster);
         (cluster, states)
     }
 
