@@ -89,6 +89,8 @@ struct Sim<'a> {
     tool_epoch: Vec<u64>,
     tool_waiting_on: Vec<usize>,
     tool_calls: u64,
+    /// The workload has multi-turn samples (the vectors above are kept only then).
+    multi_turn: bool,
 }
 
 /// What a simulation records beyond what its report needs (the report is the same either way).
@@ -161,6 +163,7 @@ pub fn simulate_with_recording(
         tool_epoch: Vec::new(),
         tool_waiting_on: vec![0; n],
         tool_calls: 0,
+        multi_turn: scenario.workload.is_multi_turn(),
     };
     if let Some(f) = &scenario.failures {
         for &(worker, at_s) in &f.events {
@@ -209,6 +212,11 @@ pub fn simulate_with_recording(
 
 impl Backend for Sim<'_> {
     fn group_created(&mut self, _d: &Driver, _group: u64, g: &GroupLengths, ids: std::ops::Range<u64>) {
+        // Single-turn runs keep no per-trajectory tool state (48 bytes a trajectory at 1,024 GPUs' scale).
+        if !self.multi_turn {
+            debug_assert!(g.turns.is_empty());
+            return;
+        }
         let k = ids.count();
         if g.turns.is_empty() {
             self.turns.extend(std::iter::repeat_n(Vec::new(), k));
@@ -222,7 +230,7 @@ impl Backend for Sim<'_> {
 
     fn admit(&mut self, d: &mut Driver, worker: WorkerId, trajectories: &[TrajId]) -> Result<(), RunError> {
         for &t in trajectories {
-            if self.tool_ready[t.0 as usize] > d.now {
+            if self.multi_turn && self.tool_ready[t.0 as usize] > d.now {
                 // Paused during a tool call: it rejoins a batch only once the tool has answered.
                 self.hold_for_tool(d, t, worker);
             } else {
@@ -285,7 +293,7 @@ impl Backend for Sim<'_> {
             match engine.remove(*t) {
                 Some(dep) => removed.push(dep),
                 None if done.iter().any(|dep| dep.seq.traj == *t) => {} // finished at this very boundary
-                None if self.tool_wait[t.0 as usize] == Some(worker) => at_tool.push(*t),
+                None if self.tool_wait.get(t.0 as usize) == Some(&Some(worker)) => at_tool.push(*t),
                 None => {
                     let reason = format!("trajectory {} is not on worker `{}`", t.0, d.worker_name(worker));
                     return Err(d.invalid(c, reason));
@@ -660,7 +668,7 @@ impl Sim<'_> {
     /// Where trajectory `t` stands in its turns after `generated` tokens: (end of its current turn, tokens the
     /// tools have added to its context so far, tokens the last tool call added).
     fn turn_state(&self, t: TrajId, generated: u32, target: u32) -> (u32, u32, u32) {
-        let turns = &self.turns[t.0 as usize];
+        let Some(turns) = self.turns.get(t.0 as usize) else { return (target, 0, 0) };
         let (mut end, mut context, mut last) = (0u32, 0u32, 0u32);
         for turn in turns {
             end += turn.tokens;
