@@ -145,8 +145,9 @@ pub struct Driver<'a> {
     pub states: Vec<WorkerState>,
     /// Step label of each trajectory (the batch it was created for), by id.
     pub batch_step: Vec<u32>,
-    /// Reward (verifier) time of each trajectory, by id: its TrajectoryFinished is delivered that much later.
-    pub reward_ns: Vec<u64>,
+    /// Reward (verifier) time of each trajectory, by id: its TrajectoryFinished is delivered that much later. Kept
+    /// only when the workload has a reward time (`reward_s`); empty means 0 for every trajectory.
+    reward_ns: Vec<u64>,
     /// Policy version the trainer holds (train steps done).
     pub trainer_version: u32,
     pub train_steps_done: u32,
@@ -352,7 +353,9 @@ impl<'a> Driver<'a> {
                         self.tm.mark_dropped_group(self.next_group);
                     }
                     self.batch_step.extend(ids.clone().map(|_| step));
-                    self.reward_ns.extend_from_slice(&g.reward_ns);
+                    if self.scenario.workload.reward_s.is_some() {
+                        self.reward_ns.extend_from_slice(&g.reward_ns);
+                    }
                     fx.group_created(self, self.next_group, &g, ids);
                     self.next_group += 1;
                 }
@@ -459,7 +462,7 @@ impl<'a> Driver<'a> {
     /// Announces that `traj`, finished on `worker`, is ready for training: now, or once its reward is known.
     pub fn announce_finished(&mut self, worker: WorkerId, traj: TrajId, fx: &mut dyn Backend) {
         let event = Event::TrajectoryFinished { trajectory: traj, worker };
-        match self.reward_ns[traj.0 as usize] {
+        match self.reward_ns.get(traj.0 as usize).copied().unwrap_or(0) {
             0 => self.announce(event),
             // The verifier scores it off the GPU; the policy hears of it when the reward is known.
             r => fx.later(self, self.now.after_ns(r), event),
