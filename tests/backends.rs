@@ -279,6 +279,66 @@ fn an_invalid_command_is_an_error_on_both_backends() {
     }
 }
 
+/// Two trains, or (on the real backend) two weight syncs, at once.
+struct TwoAtOnce {
+    syncs: bool,
+    finished: usize,
+}
+impl Policy for TwoAtOnce {
+    fn name(&self) -> &'static str {
+        "two-at-once"
+    }
+    fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
+        let (rollout, train) = (view.with_tag("rollout"), view.with_tag("train"));
+        let ids = |r: std::ops::Range<u64>| r.map(TrajId).collect::<Vec<_>>();
+        match event {
+            Event::Started => vec![
+                Command::CreateGroups { step: 0, groups: 1 },
+                Command::Admit { worker: rollout[0], trajectories: ids(0..4) },
+            ],
+            Event::TrajectoryFinished { .. } => {
+                self.finished += 1;
+                match (self.finished, self.syncs) {
+                    (4, false) => vec![
+                        Command::Train { step: 0, workers: vec![train[0]], trajectories: ids(0..2) },
+                        Command::Train { step: 0, workers: vec![train[1]], trajectories: ids(2..4) },
+                    ],
+                    (4, true) => vec![Command::Train { step: 0, workers: train.clone(), trajectories: ids(0..4) }],
+                    _ => vec![],
+                }
+            }
+            Event::TrainDone { .. } => vec![
+                Command::SyncWeights { step: 0, from: vec![train[0]], to: vec![rollout[0]] },
+                Command::SyncWeights { step: 0, from: vec![train[1]], to: vec![rollout[1]] },
+            ],
+            _ => vec![],
+        }
+    }
+}
+
+#[test]
+fn one_train_step_at_a_time_on_both_backends_and_one_sync_at_a_time_on_the_real_one() {
+    // Two rollout engines and two single-GPU trainers (replicas), written out as workers.
+    let s = exec_tiny(&[
+        "pipeline.type=disaggregated",
+        "cluster.gpus_per_node=4",
+        "cluster.workers=[{name=\"gen\",count=2,tp=1,tags=[\"rollout\"]},{name=\"trainer\",count=2,tp=1,tags=[\"train\"]}]",
+        "workload.steps=1",
+        "workload.prompts_per_step=1",
+    ]);
+    let two_trains = || Box::new(TwoAtOnce { syncs: false, finished: 0 });
+    let sim = simulate_with(&s, two_trains()).err().expect("refused").to_string();
+    let real = execute_with(&s, DeviceSpec::Cpu, two_trains()).err().expect("refused").to_string();
+    for e in [sim, real] {
+        assert!(e.contains("policy `two-at-once`") && e.contains("a train step is already running"), "{e}");
+    }
+    // Two syncs from two replicas to two engines: the simulator copies both at once, the real backend one at a time.
+    let two_syncs = || Box::new(TwoAtOnce { syncs: true, finished: 0 });
+    simulate_with(&s, two_syncs()).unwrap();
+    let e = execute_with(&s, DeviceSpec::Cpu, two_syncs()).err().expect("refused").to_string();
+    assert!(e.contains("a weight sync is already running"), "{e}");
+}
+
 /// What only the simulator models is refused by the real backend with a message that names the file and field,
 /// never silently ignored.
 #[test]

@@ -240,11 +240,6 @@ impl<'a> Driver<'a> {
         self.train_steps_done >= self.scenario.workload.steps
     }
 
-    /// Whether events wait for delivery.
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
     /// The error for a run that ended short of its steps.
     pub fn stalled(&self) -> RunError {
         RunError::Stalled {
@@ -281,18 +276,9 @@ impl<'a> Driver<'a> {
             if let Some(t) = fx.clock() {
                 self.now = t;
             }
-            let commands = {
-                let view = ClusterView {
-                    now: self.now,
-                    cluster: &self.scenario.cluster,
-                    workers: &self.states,
-                    trajectories: &self.tm,
-                    trainer_version: self.trainer_version,
-                    workload: &self.scenario.workload,
-                    estimates: &*self.cost,
-                };
-                self.policy.on_event(&event, &view)
-            };
+            let view =
+                ClusterView::of(self.now, self.scenario, &self.states, &self.tm, self.trainer_version, &*self.cost);
+            let commands = self.policy.on_event(&event, &view);
             if self.debug_events {
                 let st: Vec<String> =
                     self.states.iter().map(|w| format!("{:?}/{:?}/{}", w.role, w.activity, w.resident)).collect();

@@ -40,15 +40,7 @@ impl FakeView {
 
     /// The view a policy decides from.
     pub fn view(&self) -> ClusterView<'_> {
-        ClusterView {
-            now: self.now,
-            cluster: &self.scenario.cluster,
-            workers: &self.states,
-            trajectories: &self.tm,
-            trainer_version: self.trainer_version,
-            workload: &self.scenario.workload,
-            estimates: &*self.cost,
-        }
+        ClusterView::of(self.now, &self.scenario, &self.states, &self.tm, self.trainer_version, &*self.cost)
     }
 
     /// Checks each command as the driver does (`check_command`: an invalid one is the error) and books what the

@@ -4,7 +4,7 @@
 use crate::cluster::{Cluster, WorkerId};
 use crate::cost::{Estimates, Role};
 use crate::policies::{colocated::Colocated, disaggregated::Disaggregated, streaming::Streaming};
-use crate::scenario::{Layout, PipelineKind, PipelineSpec};
+use crate::scenario::{Layout, PipelineKind, PipelineSpec, Scenario};
 use crate::time::SimTime;
 use crate::trajectory::{TrajId, TrajectoryManager};
 use crate::workload::WorkloadSpec;
@@ -158,7 +158,27 @@ pub struct ClusterView<'a> {
     pub estimates: &'a dyn Estimates,
 }
 
-impl ClusterView<'_> {
+impl<'a> ClusterView<'a> {
+    /// The view of a run of `scenario` at `now` (what the driver, and a test's fake view, hand a policy).
+    pub fn of(
+        now: SimTime,
+        scenario: &'a Scenario,
+        workers: &'a [WorkerState],
+        trajectories: &'a TrajectoryManager,
+        trainer_version: u32,
+        estimates: &'a dyn Estimates,
+    ) -> Self {
+        ClusterView {
+            now,
+            cluster: &scenario.cluster,
+            workers,
+            trajectories,
+            trainer_version,
+            workload: &scenario.workload,
+            estimates,
+        }
+    }
+
     /// Ids of workers carrying `tag`, in id order.
     pub fn with_tag(&self, tag: &str) -> Vec<WorkerId> {
         self.with_tag_iter(tag).collect()

@@ -455,17 +455,19 @@ impl Sim<'_> {
     /// Records the spans of the train attempt in progress on each of its workers: all of them when it `finished`,
     /// else what ran of them up to now (a failure threw it away).
     fn record_train_spans(&self, d: &mut Driver, finished: bool) {
-        let (Some(plan), Some(train)) = (&self.train_plan, d.train.clone()) else { return };
+        let (Some(plan), Some(train)) = (&self.train_plan, d.train.as_ref()) else { return };
+        // The group and start only: the attempt's sample lists stay where they are.
+        let (step, started, workers) = (train.step, train.started, train.workers.clone());
         let until = d.now;
         let record = |d: &mut Driver, w: WorkerId, kind: SpanKind, start: SimTime, ns: u64, tokens: u64| {
             let end = if finished { start.after_ns(ns) } else { start.after_ns(ns).min(until) };
             if finished || start < until {
-                d.span(w, kind, start, end, Some(train.step), tokens);
+                d.span(w, kind, start, end, Some(step), tokens);
             }
             start.after_ns(ns)
         };
-        for &w in &train.workers {
-            let mut at = train.started;
+        for &w in &workers {
+            let mut at = started;
             if plan.reward_ns > 0 {
                 at = record(d, w, SpanKind::Reward, at, plan.reward_ns, 0);
             }
