@@ -3,7 +3,8 @@
 
 pub mod bottleneck;
 
-use crate::timeline::{Outcome, SpanKind, Timeline};
+use crate::time::SimTime;
+use crate::timeline::{Outcome, SpanKind, Timeline, TimelineWorker};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -141,39 +142,47 @@ pub struct Report {
     pub steps: Vec<StepRow>,
 }
 
-/// Intervals (ns) of one phase of one step; their union's length is the phase's wall-clock duration.
+/// Intervals (ns) of one phase of one step; their union's length is the phase's wall-clock duration. Merged as they
+/// come (sorted and merged whenever the list doubles), so a step's thousands of generation spans cost a few entries.
 #[derive(Default, Clone)]
 struct Phase {
     intervals: Vec<(u64, u64)>,
+    merged: usize,
 }
 
 impl Phase {
     fn add(&mut self, start: u64, end: u64) {
         self.intervals.push((start, end));
+        if self.intervals.len() >= 2 * self.merged + 64 {
+            self.merge();
+        }
     }
 
     fn started(&self) -> bool {
         !self.intervals.is_empty()
     }
 
-    /// Seconds covered by at least one interval.
-    fn union_secs(&mut self) -> f64 {
+    /// Sorts the intervals and merges those that overlap or touch.
+    fn merge(&mut self) {
         self.intervals.sort_unstable();
-        let (mut total, mut cur): (u64, Option<(u64, u64)>) = (0, None);
-        for &(a, b) in &self.intervals {
-            match cur {
-                Some((s, e)) if a <= e => cur = Some((s, e.max(b))),
-                Some((s, e)) => {
-                    total += e - s;
-                    cur = Some((a, b));
-                }
-                None => cur = Some((a, b)),
+        let mut out = 0;
+        for k in 0..self.intervals.len() {
+            let (a, b) = self.intervals[k];
+            if out > 0 && a <= self.intervals[out - 1].1 {
+                self.intervals[out - 1].1 = self.intervals[out - 1].1.max(b);
+            } else {
+                self.intervals[out] = (a, b);
+                out += 1;
             }
         }
-        if let Some((s, e)) = cur {
-            total += e - s;
-        }
-        total as f64 / 1e9
+        self.intervals.truncate(out);
+        self.merged = out;
+    }
+
+    /// Seconds covered by at least one interval.
+    fn union_secs(&mut self) -> f64 {
+        self.merge();
+        self.intervals.iter().map(|(a, b)| b - a).sum::<u64>() as f64 / 1e9
     }
 }
 
@@ -194,34 +203,104 @@ struct StepAcc {
 
 /// Derives every metric from a Timeline.
 pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
-    let end_ns = t.end.as_ns();
-    let mut steps: BTreeMap<u32, StepAcc> = BTreeMap::new();
-    let (mut compute_gpu_ns, mut overhead_gpu_ns, mut switch_gpu_ns, mut switches) = (0u128, 0u128, 0u128, 0u64);
-    let mut compute_by_worker = vec![0u128; t.workers.len()];
-    let mut down_gpu_ns = 0u128;
+    let mut b = ReportBuilder::new(t.workers.clone());
     for s in &t.spans {
-        let (a, b) = (s.start.as_ns(), s.end.as_ns());
-        let gpus = t.workers.get(s.worker as usize).map_or(1, |w| w.gpus) as u128;
-        match s.kind {
+        b.span(s.worker, s.kind, s.start.as_ns(), s.end.as_ns(), s.step);
+    }
+    for sample in &t.samples {
+        b.sample(sample.generated_tokens, sample.outcome, sample.segments.iter().copied());
+    }
+    b.finish(t.end, t.total_gpus, t.counters.clone(), meta)
+}
+
+/// The report, computed as a run goes: spans and samples are folded in as they come and nothing per trajectory is
+/// kept, so memory does not grow with the run's trajectories (the simulator's summary-only runs, `bench`, `sweep`,
+/// `search`, `fidelity`). [`report`] feeds it a whole Timeline; both give the same report.
+///
+/// What it keeps: per step, its phases' merged intervals and counts; per worker-activity span (not generation) one
+/// small record, for the pools' busy fractions; and the critical-path sweep's boundaries not yet folded. A caller
+/// that streams says, now and then, which steps are closed ([`ReportBuilder::close_through`]: no span labelled with
+/// them will come) and up to when every span is known ([`ReportBuilder::fold`]).
+#[derive(Clone)]
+pub struct ReportBuilder {
+    workers: Vec<TimelineWorker>,
+    steps: BTreeMap<u32, StepAcc>,
+    compute_gpu_ns: u128,
+    overhead_gpu_ns: u128,
+    switch_gpu_ns: u128,
+    switches: u64,
+    down_gpu_ns: u128,
+    compute_by_worker: Vec<u128>,
+    generated: u64,
+    trained: u64,
+    discarded: u64,
+    in_flight: u64,
+    trained_samples: u64,
+    histogram: BTreeMap<u32, u64>,
+    longest: u32,
+    activity: Vec<bottleneck::Activity>,
+    sweep: bottleneck::Sweep,
+    /// Steps up to this one have their windows.
+    closed_through: Option<u32>,
+    prev_end: u64,
+}
+
+impl ReportBuilder {
+    pub fn new(workers: Vec<TimelineWorker>) -> Self {
+        ReportBuilder {
+            compute_by_worker: vec![0; workers.len()],
+            workers,
+            steps: BTreeMap::new(),
+            compute_gpu_ns: 0,
+            overhead_gpu_ns: 0,
+            switch_gpu_ns: 0,
+            switches: 0,
+            down_gpu_ns: 0,
+            generated: 0,
+            trained: 0,
+            discarded: 0,
+            in_flight: 0,
+            trained_samples: 0,
+            histogram: BTreeMap::new(),
+            longest: 0,
+            activity: Vec::new(),
+            sweep: bottleneck::Sweep::default(),
+            closed_through: None,
+            prev_end: 0,
+        }
+    }
+
+    /// A span of `kind` on `worker` from `a` to `b` (ns), labelled with `step`.
+    pub fn span(&mut self, worker: u32, kind: SpanKind, a: u64, b: u64, step: Option<u32>) {
+        let gpus = self.workers.get(worker as usize).map_or(1, |w| w.gpus) as u128;
+        match kind {
             SpanKind::Rollout | SpanKind::LogProb | SpanKind::Train => {
-                compute_gpu_ns += (b - a) as u128 * gpus;
-                if let Some(c) = compute_by_worker.get_mut(s.worker as usize) {
+                self.compute_gpu_ns += (b - a) as u128 * gpus;
+                if let Some(c) = self.compute_by_worker.get_mut(worker as usize) {
                     *c += (b - a) as u128 * gpus;
                 }
             }
-            SpanKind::Sync => overhead_gpu_ns += (b - a) as u128 * gpus,
+            SpanKind::Sync => self.overhead_gpu_ns += (b - a) as u128 * gpus,
             SpanKind::Switch => {
-                overhead_gpu_ns += (b - a) as u128 * gpus;
-                switch_gpu_ns += (b - a) as u128 * gpus;
-                switches += 1;
+                self.overhead_gpu_ns += (b - a) as u128 * gpus;
+                self.switch_gpu_ns += (b - a) as u128 * gpus;
+                self.switches += 1;
             }
             // Waiting for a verifier: the GPUs are idle (it counts as bubble).
             SpanKind::Generate | SpanKind::Reward => {}
-            SpanKind::Down => down_gpu_ns += (b - a) as u128 * gpus,
+            SpanKind::Down => self.down_gpu_ns += (b - a) as u128 * gpus,
         }
-        let Some(step) = s.step else { continue };
-        let acc = steps.entry(step).or_default();
-        match s.kind {
+        if kind != SpanKind::Generate {
+            self.activity.push(bottleneck::Activity { start: a, end: b, kind, worker });
+        }
+        self.sweep.span(kind, a, b);
+        let Some(step) = step else { return };
+        debug_assert!(
+            kind == SpanKind::Generate || kind == SpanKind::Rollout || self.closed_through.is_none_or(|c| step > c),
+            "a {kind:?} span of step {step}, which is closed"
+        );
+        let acc = self.steps.entry(step).or_default();
+        match kind {
             SpanKind::Generate => acc.rollout.add(a, b),
             SpanKind::Rollout => {}
             SpanKind::LogProb => acc.logprob.add(a, b),
@@ -231,149 +310,184 @@ pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
             SpanKind::Reward => acc.reward.add(a, b),
             SpanKind::Down => {}
         }
-        if s.kind != SpanKind::Generate && s.kind != SpanKind::Rollout {
+        if kind != SpanKind::Generate && kind != SpanKind::Rollout {
             acc.end = acc.end.max(b);
         }
     }
 
-    let (mut generated, mut trained, mut discarded, mut in_flight, mut trained_samples) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
-    let mut histogram: BTreeMap<u32, u64> = BTreeMap::new();
-    for sample in &t.samples {
-        let tokens = sample.generated_tokens as u64;
-        generated += tokens;
-        match sample.outcome {
+    /// A trajectory whose outcome is final (or, at the end, still in flight): `segments` are its (policy
+    /// version, tokens) in generation order.
+    pub fn sample(&mut self, generated_tokens: u32, outcome: Outcome, segments: impl Iterator<Item = (u32, u32)>) {
+        let tokens = generated_tokens as u64;
+        self.generated += tokens;
+        self.longest = self.longest.max(generated_tokens);
+        match outcome {
             Outcome::Trained { step, version } => {
-                trained += tokens;
-                trained_samples += 1;
-                let acc = steps.entry(step).or_default();
+                self.trained += tokens;
+                self.trained_samples += 1;
+                let acc = self.steps.entry(step).or_default();
                 acc.samples += 1;
                 acc.tokens += tokens;
-                for &(v, n) in &sample.segments {
+                for (v, n) in segments {
                     let lag = version.saturating_sub(v);
-                    *histogram.entry(lag).or_default() += n as u64;
+                    *self.histogram.entry(lag).or_default() += n as u64;
                     acc.stale_token_versions += lag as u64 * n as u64;
                 }
             }
-            Outcome::InFlight => in_flight += tokens,
-            Outcome::Discarded => discarded += tokens,
+            Outcome::InFlight => self.in_flight += tokens,
+            Outcome::Discarded => self.discarded += tokens,
         }
     }
 
-    // A step is complete once it has trained; its start is the previous step's end.
-    let mut rows = Vec::new();
-    let mut windows = Vec::new();
-    let mut prev_end = 0u64;
-    for (&step, acc) in steps.iter_mut().filter(|(_, a)| a.train.started()) {
-        let end = acc.end;
-        rows.push(StepRow {
-            step,
-            start_s: prev_end as f64 / 1e9,
-            end_s: end as f64 / 1e9,
-            duration_s: end.saturating_sub(prev_end) as f64 / 1e9,
-            rollout_s: acc.rollout.union_secs(),
-            logprob_s: acc.logprob.union_secs(),
-            train_s: acc.train.union_secs(),
-            sync_s: acc.sync.union_secs(),
-            switch_s: acc.switch.union_secs(),
-            reward_s: acc.reward.union_secs(),
-            trained_samples: acc.samples,
-            trained_tokens: acc.tokens,
-            mean_staleness: if acc.tokens > 0 { acc.stale_token_versions as f64 / acc.tokens as f64 } else { 0.0 },
-            rollout_wait_s: 0.0,
-            rollout_tail_s: 0.0,
-            rollout_pool_busy_fraction: 0.0,
-            train_pool_busy_fraction: 0.0,
-            critical_phase: String::new(),
-        });
-        windows.push(bottleneck::Window { step, start: prev_end, end: end.max(prev_end) });
-        prev_end = end;
-    }
-    let analysis = bottleneck::analyse(t, &windows, &meta.pipeline);
-    for (row, path) in rows.iter_mut().zip(&analysis.steps) {
-        row.rollout_wait_s = path.rollout_wait_s;
-        row.rollout_tail_s = path.rollout_tail_s;
-        row.rollout_pool_busy_fraction = path.rollout_pool_busy_fraction;
-        row.train_pool_busy_fraction = path.train_pool_busy_fraction;
-        row.critical_phase = path.critical_phase.to_string();
+    /// Steps up to `step` are closed: no more spans labelled with them will come, so their windows (a step's
+    /// window runs from the previous trained step's end to its own) are final.
+    pub fn close_through(&mut self, step: u32) {
+        let from = self.closed_through.map_or(0, |c| c + 1);
+        if from > step {
+            return;
+        }
+        for (&k, acc) in self.steps.range(from..=step) {
+            if acc.train.started() {
+                let end = acc.end;
+                self.sweep.window(bottleneck::Window { step: k, start: self.prev_end, end: end.max(self.prev_end) });
+                self.prev_end = end;
+            }
+        }
+        self.closed_through = Some(step);
     }
 
-    let sim_time_s = end_ns as f64 / 1e9;
-    let total_gpu_ns = t.total_gpus as u128 * end_ns as u128;
-    let share = |x: u128| if total_gpu_ns > 0 { x as f64 / total_gpu_ns as f64 } else { 0.0 };
-    let per_s = |x: f64| if sim_time_s > 0.0 { x / sim_time_s } else { 0.0 };
-    let stale_sum: u64 = histogram.iter().map(|(lag, n)| *lag as u64 * n).sum();
-    let cost_usd = meta.usd_per_hour * sim_time_s / 3600.0;
-    let off_policy: u64 = histogram.iter().filter(|(lag, _)| **lag > 0).map(|(_, n)| n).sum();
-    let mut by_tag: BTreeMap<String, (u128, u128)> = BTreeMap::new();
-    for (i, w) in t.workers.iter().enumerate() {
-        for tag in &w.tags {
-            let e = by_tag.entry(tag.clone()).or_default();
-            e.0 += compute_by_worker[i];
-            e.1 += w.gpus as u128 * end_ns as u128;
-        }
+    /// Every span that overlaps the time before `ns` has been given: fold the critical path up to there.
+    pub fn fold(&mut self, ns: u64) {
+        self.sweep.fold(ns);
     }
-    let utilization_by_tag = by_tag
-        .into_iter()
-        .map(|(tag, (busy, all))| (tag, if all > 0 { busy as f64 / all as f64 } else { 0.0 }))
-        .collect();
-    let summary = Summary {
-        scenario: meta.scenario.clone(),
-        pipeline: meta.pipeline.clone(),
-        backend: meta.backend.clone(),
-        seed: meta.seed,
-        steps: rows.len() as u32,
-        gpus: t.total_gpus,
-        sim_time_s,
-        generated_tokens: generated,
-        trained_tokens: trained,
-        discarded_tokens: discarded,
-        in_flight_tokens: in_flight,
-        trained_samples,
-        tokens_per_s: per_s(trained as f64),
-        samples_per_s: per_s(trained_samples as f64),
-        mean_step_s: if rows.is_empty() {
-            0.0
-        } else {
-            rows.iter().map(|r| r.duration_s).sum::<f64>() / rows.len() as f64
-        },
-        gpu_util: share(compute_gpu_ns),
-        bubble_fraction: share(total_gpu_ns.saturating_sub(compute_gpu_ns + overhead_gpu_ns)),
-        overhead_fraction: share(overhead_gpu_ns),
-        utilization_by_tag,
-        switches,
-        switch_gpu_s: switch_gpu_ns as f64 / 1e9,
-        failures: t.counters.get("failures").copied().unwrap_or(0),
-        lost_gpu_s: down_gpu_ns as f64 / 1e9 + t.counters.get("lost_work_gpu_ms").copied().unwrap_or(0) as f64 / 1e3,
-        mean_staleness: if trained > 0 { stale_sum as f64 / trained as f64 } else { 0.0 },
-        max_staleness: histogram.keys().next_back().copied().unwrap_or(0),
-        off_policy_token_fraction: if trained > 0 { off_policy as f64 / trained as f64 } else { 0.0 },
-        staleness_histogram: histogram.into_iter().collect(),
-        usd_per_step: if rows.is_empty() { 0.0 } else { cost_usd / rows.len() as f64 },
-        usd_per_million_trained_tokens: if trained > 0 { cost_usd / (trained as f64 / 1e6) } else { 0.0 },
-        rollout_pool_busy_fraction: analysis.rollout_pool_busy_fraction,
-        train_pool_busy_fraction: analysis.train_pool_busy_fraction,
-        steady_from_step: analysis.steady_from_step,
-        step_rollout_wait_fraction: analysis.rollout_wait_fraction,
-        step_rollout_tail_fraction: analysis.rollout_tail_fraction,
-        step_train_fraction: analysis.train_side_fraction,
-        step_sync_switch_fraction: analysis.sync_switch_fraction,
-        bottleneck: analysis.bottleneck.to_string(),
-        verdict: analysis.verdict,
-        counters: t.counters.clone(),
-        events: meta.events,
-        wall_s: meta.wall_s,
-        devices: Vec::new(),
-        shared_devices: false,
-    };
-    Report { summary, steps: rows }
+
+    /// The report of a run that ended at `end`, with its GPUs, its counters and its identity.
+    pub fn finish(mut self, end: SimTime, total_gpus: u32, counters: BTreeMap<String, u64>, meta: &RunMeta) -> Report {
+        self.close_through(u32::MAX);
+        self.sweep.fold(u64::MAX);
+        let end_ns = end.as_ns();
+        let (trained, histogram) = (self.trained, std::mem::take(&mut self.histogram));
+
+        // A step is complete once it has trained; its start is the previous step's end.
+        let mut rows = Vec::new();
+        let mut prev_end = 0u64;
+        for (&step, acc) in self.steps.iter_mut().filter(|(_, a)| a.train.started()) {
+            let end = acc.end;
+            rows.push(StepRow {
+                step,
+                start_s: prev_end as f64 / 1e9,
+                end_s: end as f64 / 1e9,
+                duration_s: end.saturating_sub(prev_end) as f64 / 1e9,
+                rollout_s: acc.rollout.union_secs(),
+                logprob_s: acc.logprob.union_secs(),
+                train_s: acc.train.union_secs(),
+                sync_s: acc.sync.union_secs(),
+                switch_s: acc.switch.union_secs(),
+                reward_s: acc.reward.union_secs(),
+                trained_samples: acc.samples,
+                trained_tokens: acc.tokens,
+                mean_staleness: if acc.tokens > 0 { acc.stale_token_versions as f64 / acc.tokens as f64 } else { 0.0 },
+                rollout_wait_s: 0.0,
+                rollout_tail_s: 0.0,
+                rollout_pool_busy_fraction: 0.0,
+                train_pool_busy_fraction: 0.0,
+                critical_phase: String::new(),
+            });
+            prev_end = end;
+        }
+        let analysis = bottleneck::analyse_folded(
+            &self.workers,
+            &self.activity,
+            end_ns,
+            &self.sweep,
+            self.longest,
+            &meta.pipeline,
+        );
+        for (row, path) in rows.iter_mut().zip(&analysis.steps) {
+            row.rollout_wait_s = path.rollout_wait_s;
+            row.rollout_tail_s = path.rollout_tail_s;
+            row.rollout_pool_busy_fraction = path.rollout_pool_busy_fraction;
+            row.train_pool_busy_fraction = path.train_pool_busy_fraction;
+            row.critical_phase = path.critical_phase.to_string();
+        }
+
+        let sim_time_s = end_ns as f64 / 1e9;
+        let total_gpu_ns = total_gpus as u128 * end_ns as u128;
+        let share = |x: u128| if total_gpu_ns > 0 { x as f64 / total_gpu_ns as f64 } else { 0.0 };
+        let per_s = |x: f64| if sim_time_s > 0.0 { x / sim_time_s } else { 0.0 };
+        let stale_sum: u64 = histogram.iter().map(|(lag, n)| *lag as u64 * n).sum();
+        let cost_usd = meta.usd_per_hour * sim_time_s / 3600.0;
+        let off_policy: u64 = histogram.iter().filter(|(lag, _)| **lag > 0).map(|(_, n)| n).sum();
+        let mut by_tag: BTreeMap<String, (u128, u128)> = BTreeMap::new();
+        for (i, w) in self.workers.iter().enumerate() {
+            for tag in &w.tags {
+                let e = by_tag.entry(tag.clone()).or_default();
+                e.0 += self.compute_by_worker[i];
+                e.1 += w.gpus as u128 * end_ns as u128;
+            }
+        }
+        let utilization_by_tag = by_tag
+            .into_iter()
+            .map(|(tag, (busy, all))| (tag, if all > 0 { busy as f64 / all as f64 } else { 0.0 }))
+            .collect();
+        let summary = Summary {
+            scenario: meta.scenario.clone(),
+            pipeline: meta.pipeline.clone(),
+            backend: meta.backend.clone(),
+            seed: meta.seed,
+            steps: rows.len() as u32,
+            gpus: total_gpus,
+            sim_time_s,
+            generated_tokens: self.generated,
+            trained_tokens: trained,
+            discarded_tokens: self.discarded,
+            in_flight_tokens: self.in_flight,
+            trained_samples: self.trained_samples,
+            tokens_per_s: per_s(trained as f64),
+            samples_per_s: per_s(self.trained_samples as f64),
+            mean_step_s: if rows.is_empty() {
+                0.0
+            } else {
+                rows.iter().map(|r| r.duration_s).sum::<f64>() / rows.len() as f64
+            },
+            gpu_util: share(self.compute_gpu_ns),
+            bubble_fraction: share(total_gpu_ns.saturating_sub(self.compute_gpu_ns + self.overhead_gpu_ns)),
+            overhead_fraction: share(self.overhead_gpu_ns),
+            utilization_by_tag,
+            switches: self.switches,
+            switch_gpu_s: self.switch_gpu_ns as f64 / 1e9,
+            failures: counters.get("failures").copied().unwrap_or(0),
+            lost_gpu_s: self.down_gpu_ns as f64 / 1e9
+                + counters.get("lost_work_gpu_ms").copied().unwrap_or(0) as f64 / 1e3,
+            mean_staleness: if trained > 0 { stale_sum as f64 / trained as f64 } else { 0.0 },
+            max_staleness: histogram.keys().next_back().copied().unwrap_or(0),
+            off_policy_token_fraction: if trained > 0 { off_policy as f64 / trained as f64 } else { 0.0 },
+            staleness_histogram: histogram.into_iter().collect(),
+            usd_per_step: if rows.is_empty() { 0.0 } else { cost_usd / rows.len() as f64 },
+            usd_per_million_trained_tokens: if trained > 0 { cost_usd / (trained as f64 / 1e6) } else { 0.0 },
+            rollout_pool_busy_fraction: analysis.rollout_pool_busy_fraction,
+            train_pool_busy_fraction: analysis.train_pool_busy_fraction,
+            steady_from_step: analysis.steady_from_step,
+            step_rollout_wait_fraction: analysis.rollout_wait_fraction,
+            step_rollout_tail_fraction: analysis.rollout_tail_fraction,
+            step_train_fraction: analysis.train_side_fraction,
+            step_sync_switch_fraction: analysis.sync_switch_fraction,
+            bottleneck: analysis.bottleneck.to_string(),
+            verdict: analysis.verdict,
+            counters,
+            events: meta.events,
+            wall_s: meta.wall_s,
+            devices: Vec::new(),
+            shared_devices: false,
+        };
+        Report { summary, steps: rows }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::SimTime;
-    use crate::timeline::{SampleRecord, Span, TimelineWorker};
+    use crate::timeline::{SampleRecord, Span};
 
     fn span(worker: u32, kind: SpanKind, a: u64, b: u64, step: u32) -> Span {
         Span {

@@ -22,7 +22,9 @@
 //!   `train`. Serial steps: `sync-switch` if O ≥ 20 % and O is the largest part; `rollout-tail` if L ≥ 25 %;
 //!   `rollout` if W ≥ T; `reward` as above; else `train`.
 
-use crate::timeline::{SpanKind, Timeline};
+#[cfg(test)]
+use crate::timeline::Timeline;
+use crate::timeline::{SpanKind, TimelineWorker};
 
 /// The trainer waited at least this share of the steady step time for rollout: the rollout side bounds the run.
 pub const WAIT_BOUND_FRACTION: f64 = 0.10;
@@ -88,13 +90,21 @@ const TRAIN: usize = 1;
 /// Busy and total GPU-ns of each pool.
 type PoolTime = [[u128; 2]; 2];
 
+/// A worker-activity span as the analysis keeps it (generation spans are never kept: the sweep folds them).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Activity {
+    pub start: u64,
+    pub end: u64,
+    pub kind: SpanKind,
+    pub worker: u32,
+}
+
 /// Per worker, its time split by pool: (start, end, pool, busy).
-fn role_segments(t: &Timeline) -> Vec<Vec<(u64, u64, usize, bool)>> {
-    let end = t.end.as_ns();
-    let mut by_worker: Vec<Vec<(u64, u64, SpanKind)>> = vec![Vec::new(); t.workers.len()];
-    for s in t.spans.iter().filter(|s| s.kind != SpanKind::Generate) {
+fn role_segments(workers: &[TimelineWorker], activity: &[Activity], end: u64) -> Vec<Vec<(u64, u64, usize, bool)>> {
+    let mut by_worker: Vec<Vec<(u64, u64, SpanKind)>> = vec![Vec::new(); workers.len()];
+    for s in activity {
         if let Some(v) = by_worker.get_mut(s.worker as usize) {
-            v.push((s.start.as_ns(), s.end.as_ns(), s.kind));
+            v.push((s.start, s.end, s.kind));
         }
     }
     let role = |k: SpanKind| match k {
@@ -108,7 +118,7 @@ fn role_segments(t: &Timeline) -> Vec<Vec<(u64, u64, usize, bool)>> {
         .enumerate()
         .map(|(i, mut spans)| {
             spans.sort_unstable();
-            let tags = &t.workers[i].tags;
+            let tags = &workers[i].tags;
             let by_tag =
                 if tags.iter().any(|x| x == "train") && !tags.iter().any(|x| x == "rollout") { TRAIN } else { ROLLOUT };
             let mut pool = spans.iter().find_map(|s| role(s.2)).map_or(by_tag, |r| r.0);
@@ -166,12 +176,169 @@ pub(crate) fn warmup_steps(n: usize) -> usize {
 
 const PHASES: [&str; 6] = ["rollout", "logprob", "train", "reward", "sync", "switch"];
 
+/// The critical path as a sweep over phase spans and generations, split at window boundaries. It is fed span
+/// boundaries in any order and windows in step order, and folds time forward only as far as the caller says
+/// everything is known ([`Sweep::fold`]), so a run can be analysed as it goes without keeping its generations.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Sweep {
+    /// Boundaries not yet folded: (time, kind, ±1). Kinds: 0 logprob, 1 train, 2 reward, 3 sync, 4 switch,
+    /// 5 generate.
+    pending: Vec<(u64, u8, i8)>,
+    active: [i64; 6],
+    /// Everything before this instant is folded.
+    now: u64,
+    /// The first window that may still receive time.
+    wi: usize,
+    windows: Vec<Window>,
+    /// Per window: ns by phase (PHASES order).
+    parts: Vec<[u64; 6]>,
+    /// Per window: train-side time with some sequence generating at once (rollout overlapping training).
+    overlap: Vec<u64>,
+    /// Per window: the peak number of sequences generating at once.
+    peak: Vec<i64>,
+    /// Per window still open: (generations, ns) of each wait interval; the tail is summed from them once the
+    /// window's peak is known.
+    waits: Vec<Vec<(i64, u64)>>,
+    /// Per window: its tail (ns), once it is folded to its end.
+    tail: Vec<Option<u64>>,
+}
+
+impl Sweep {
+    /// A span of `kind` from `a` to `b` (ns); rollout and down spans play no part in the critical path.
+    pub fn span(&mut self, kind: SpanKind, a: u64, b: u64) {
+        let kind = match kind {
+            SpanKind::LogProb => 0,
+            SpanKind::Train => 1,
+            SpanKind::Reward => 2,
+            SpanKind::Sync => 3,
+            SpanKind::Switch => 4,
+            SpanKind::Generate => 5,
+            SpanKind::Rollout | SpanKind::Down => return,
+        };
+        if b > a {
+            debug_assert!(a >= self.now, "a span starting before the folded time");
+            self.pending.push((a, kind, 1));
+            self.pending.push((b, kind, -1));
+        }
+    }
+
+    /// The next completed step's window (windows come in step order, each starting where the last ended).
+    pub fn window(&mut self, w: Window) {
+        self.windows.push(w);
+        self.parts.push([0; 6]);
+        self.overlap.push(0);
+        self.peak.push(0);
+        self.waits.push(Vec::new());
+        self.tail.push(None);
+    }
+
+    /// Folds time up to `limit` ns (and no further than the last window's end): every span that overlaps the
+    /// time before `limit` must have been given, and every window that does.
+    pub fn fold(&mut self, limit: u64) {
+        let horizon = self.windows.last().map_or(0, |w| w.end);
+        let limit = limit.min(horizon);
+        self.pending.sort_unstable_by_key(|e| e.0);
+        let mut i = 0;
+        loop {
+            while i < self.pending.len() && self.pending[i].0 <= self.now {
+                self.active[self.pending[i].1 as usize] += self.pending[i].2 as i64;
+                i += 1;
+            }
+            if self.now >= limit {
+                break;
+            }
+            let next = self.pending.get(i).map_or(limit, |e| e.0).min(limit);
+            let active = self.active;
+            let mut a = self.now;
+            while a < next {
+                while self.wi < self.windows.len() && self.windows[self.wi].end <= a {
+                    self.wi += 1;
+                }
+                let Some(w) = self.windows.get(self.wi) else { break };
+                let b = next.min(w.end);
+                let phase = if active[1] > 0 {
+                    2
+                } else if active[0] > 0 {
+                    1
+                } else if active[2] > 0 {
+                    3
+                } else if active[3] > 0 {
+                    4
+                } else if active[4] > 0 {
+                    5
+                } else {
+                    0
+                };
+                if a >= w.start {
+                    let k = self.wi;
+                    self.parts[k][phase] += b - a;
+                    if (1..=3).contains(&phase) && active[5] > 0 {
+                        self.overlap[k] += b - a;
+                    }
+                    self.peak[k] = self.peak[k].max(active[5]);
+                    if phase == 0 {
+                        self.waits[k].push((active[5], b - a));
+                    }
+                }
+                a = b;
+            }
+            self.now = next;
+        }
+        self.pending.drain(..i);
+        // Windows that end by now receive no more time: their tails are final.
+        for k in 0..self.windows.len() {
+            if self.tail[k].is_none() && self.windows[k].end <= self.now {
+                self.tail[k] = Some(tail_ns(&std::mem::take(&mut self.waits[k]), self.peak[k]));
+            }
+        }
+    }
+}
+
+/// Wait time during which fewer than half the window's peak of sequences (but at least one) were generating.
+fn tail_ns(waits: &[(i64, u64)], peak: i64) -> u64 {
+    waits
+        .iter()
+        .filter(|(n, _)| *n >= 1 && (*n as f64) < TAIL_CONCURRENCY_FRACTION * peak as f64)
+        .map(|(_, ns)| ns)
+        .sum()
+}
+
 /// Names the bottleneck of a run from its Timeline and its completed steps' windows (contiguous, in order).
+#[cfg(test)]
 pub(crate) fn analyse(t: &Timeline, windows: &[Window], pipeline: &str) -> Analysis {
-    let gpus = |w: u32| t.workers.get(w as usize).map_or(1, |x| x.gpus) as u128;
+    let mut sweep = Sweep::default();
+    for w in windows {
+        sweep.window(*w);
+    }
+    for s in &t.spans {
+        sweep.span(s.kind, s.start.as_ns(), s.end.as_ns());
+    }
+    sweep.fold(u64::MAX);
+    let activity: Vec<Activity> = t
+        .spans
+        .iter()
+        .filter(|s| s.kind != SpanKind::Generate)
+        .map(|s| Activity { start: s.start.as_ns(), end: s.end.as_ns(), kind: s.kind, worker: s.worker })
+        .collect();
+    let longest = t.samples.iter().map(|s| s.generated_tokens).max().unwrap_or(0);
+    analyse_folded(&t.workers, &activity, t.end.as_ns(), &sweep, longest, pipeline)
+}
+
+/// Names the bottleneck from what a run kept: its workers, its activity spans, its end (ns), the sweep folded to
+/// its last window's end, and its longest response (tokens).
+pub(crate) fn analyse_folded(
+    workers: &[TimelineWorker],
+    activity: &[Activity],
+    end: u64,
+    sweep: &Sweep,
+    longest: u32,
+    pipeline: &str,
+) -> Analysis {
+    let windows = &sweep.windows[..];
+    let gpus = |w: u32| workers.get(w as usize).map_or(1, |x| x.gpus) as u128;
 
     // Pool busy fractions: the whole run, and per window.
-    let segs = role_segments(t);
+    let segs = role_segments(workers, activity, end);
     let mut run_pools: PoolTime = [[0; 2]; 2];
     let mut step_pools: Vec<PoolTime> = vec![[[0; 2]; 2]; windows.len()];
     for (w, list) in segs.iter().enumerate() {
@@ -198,85 +365,12 @@ pub(crate) fn analyse(t: &Timeline, windows: &[Window], pipeline: &str) -> Analy
         }
     }
 
-    // The critical path: a sweep over phase spans and generations, split at window boundaries.
-    // Event kinds: 0 logprob, 1 train, 2 reward, 3 sync, 4 switch, 5 generate.
-    let mut events: Vec<(u64, usize, i64)> = Vec::new();
-    for s in &t.spans {
-        let kind = match s.kind {
-            SpanKind::LogProb => 0,
-            SpanKind::Train => 1,
-            SpanKind::Reward => 2,
-            SpanKind::Sync => 3,
-            SpanKind::Switch => 4,
-            SpanKind::Generate => 5,
-            SpanKind::Rollout | SpanKind::Down => continue,
-        };
-        let (a, b) = (s.start.as_ns(), s.end.as_ns());
-        if b > a {
-            events.push((a, kind, 1));
-            events.push((b, kind, -1));
-        }
-    }
-    events.sort_unstable_by_key(|e| e.0);
-    // Per window: ns by phase (PHASES order), peak generations, (generations, ns) of each wait interval.
-    let mut parts = vec![[0u64; 6]; windows.len()];
-    // Per window: train-side time with some sequence generating at once (rollout overlapping training).
-    let mut overlap = vec![0u64; windows.len()];
-    let mut peak = vec![0i64; windows.len()];
-    let mut waits: Vec<Vec<(i64, u64)>> = vec![Vec::new(); windows.len()];
-    let mut active = [0i64; 6];
-    let (mut i, mut wi, mut now) = (0usize, 0usize, 0u64);
-    let horizon = windows.last().map_or(0, |w| w.end);
-    while now < horizon {
-        while i < events.len() && events[i].0 <= now {
-            active[events[i].1] += events[i].2;
-            i += 1;
-        }
-        let next = events.get(i).map_or(horizon, |e| e.0).min(horizon);
-        let mut a = now;
-        while a < next {
-            while wi < windows.len() && windows[wi].end <= a {
-                wi += 1;
-            }
-            let Some(w) = windows.get(wi) else { break };
-            let b = next.min(w.end);
-            let phase = if active[1] > 0 {
-                2
-            } else if active[0] > 0 {
-                1
-            } else if active[2] > 0 {
-                3
-            } else if active[3] > 0 {
-                4
-            } else if active[4] > 0 {
-                5
-            } else {
-                0
-            };
-            if a >= w.start {
-                parts[wi][phase] += b - a;
-                if (1..=3).contains(&phase) && active[5] > 0 {
-                    overlap[wi] += b - a;
-                }
-                peak[wi] = peak[wi].max(active[5]);
-                if phase == 0 {
-                    waits[wi].push((active[5], b - a));
-                }
-            }
-            a = b;
-        }
-        now = next;
-    }
-
+    let (parts, overlap) = (&sweep.parts, &sweep.overlap);
     let secs = |ns: u64| ns as f64 / 1e9;
     let steps: Vec<StepPath> = (0..windows.len())
         .map(|k| {
             let p = &parts[k];
-            let tail: u64 = waits[k]
-                .iter()
-                .filter(|(n, _)| *n >= 1 && (*n as f64) < TAIL_CONCURRENCY_FRACTION * peak[k] as f64)
-                .map(|(_, ns)| ns)
-                .sum();
+            let tail = sweep.tail[k].unwrap_or_else(|| tail_ns(&sweep.waits[k], sweep.peak[k]));
             let critical = (0..6).fold(0, |best, j| if p[j] > p[best] { j } else { best });
             StepPath {
                 rollout_wait_s: secs(p[0]),
@@ -316,9 +410,8 @@ pub(crate) fn analyse(t: &Timeline, windows: &[Window], pipeline: &str) -> Analy
     }
     let (r, tr) = (busy(&steady_pools, ROLLOUT), busy(&steady_pools, TRAIN));
     let (run_r, run_t) = (busy(&run_pools, ROLLOUT), busy(&run_pools, TRAIN));
-    let longest = t.samples.iter().map(|s| s.generated_tokens).max().unwrap_or(0);
     let pct = |x: f64| format!("{:.0} %", 100.0 * x);
-    let time_sliced = pipeline == "colocated" || (pipeline == "partial" && colocated_workers(t));
+    let time_sliced = pipeline == "colocated" || (pipeline == "partial" && colocated_workers(workers));
     let reward = share(sum(&|s| s.reward_s));
     let (bottleneck, verdict) = if steady.is_empty() || total <= 0.0 {
         ("none", "no steady-state train step to judge".to_string())
@@ -434,8 +527,8 @@ pub(crate) fn analyse(t: &Timeline, windows: &[Window], pipeline: &str) -> Analy
 }
 
 /// Whether some worker carries both the rollout and the train tag (a time-sliced layout).
-fn colocated_workers(t: &Timeline) -> bool {
-    t.workers.iter().any(|w| w.tags.iter().any(|x| x == "rollout") && w.tags.iter().any(|x| x == "train"))
+fn colocated_workers(workers: &[TimelineWorker]) -> bool {
+    workers.iter().any(|w| w.tags.iter().any(|x| x == "rollout") && w.tags.iter().any(|x| x == "train"))
 }
 
 #[cfg(test)]
