@@ -2,7 +2,7 @@
 //! (conservation, no double booking, staleness bounds), and matches its golden summary.
 
 use rlsim_sim::scenario::{PipelineKind, Scenario, PIPELINE_TYPES};
-use rlsim_sim::simulator::{simulate, SimRun};
+use rlsim_sim::simulator::{simulate, simulate_recording, Recording, SimRun};
 use std::path::{Path, PathBuf};
 
 /// The bundled scenarios the tests run in full: all but those in scenarios/bench/, which are sized for timing the
@@ -90,6 +90,8 @@ fn bench_scenarios_load_at_their_stated_size() {
 
 /// Golden summaries: the bundled scenarios' key figures, so that any change to the model shows up in review.
 /// Regenerate with `RLSIM_BLESS=1 cargo test --test scenarios golden` and explain the change in the commit.
+/// Each run is also simulated summary-only (the report computed as the run goes, finished trajectories retired):
+/// its report must equal the one computed from the whole Timeline, field for field.
 #[test]
 fn golden_summaries_of_the_bundled_scenarios() {
     let mut lines =
@@ -98,7 +100,11 @@ fn golden_summaries_of_the_bundled_scenarios() {
     for file in bundled() {
         for kind in PIPELINE_TYPES {
             let Ok(s) = Scenario::load(&file, &[format!("pipeline.type={kind}")]) else { continue };
-            let m = simulate(&s).unwrap().report.summary;
+            let full = simulate(&s).unwrap().report;
+            let mut streamed = simulate_recording(&s, Recording::SUMMARY).unwrap().report;
+            streamed.summary.wall_s = full.summary.wall_s;
+            assert!(streamed == full, "{} as {kind}: streamed report differs:\n{streamed:#?}\nvs\n{full:#?}", s.name);
+            let m = full.summary;
             lines.push(format!(
                 "{},{},{},{:.6},{},{},{:.6},{:.6},{}",
                 m.scenario,

@@ -6,10 +6,11 @@
 use crate::cluster::WorkerId;
 use crate::cost::{CostModel, Role};
 use crate::policy::{check_command, Activity, ClusterView, Command, Event, Policy, WorkerState};
+use crate::report::{Report, ReportBuilder, RunMeta};
 use crate::rollout_engine::EngineStuck;
 use crate::scenario::Scenario;
 use crate::time::SimTime;
-use crate::timeline::{CounterKind, CounterLog, CounterSample, Span, SpanKind, Timeline};
+use crate::timeline::{outcome, CounterKind, CounterLog, CounterSample, Span, SpanKind, Timeline, TimelineWorker};
 use crate::trajectory::{TrajError, TrajId, TrajectoryManager};
 use crate::workload::{GroupLengths, Workload};
 use std::collections::{BTreeMap, VecDeque};
@@ -143,11 +144,6 @@ pub struct Driver<'a> {
     pub now: SimTime,
     pub tm: TrajectoryManager,
     pub states: Vec<WorkerState>,
-    /// Step label of each trajectory (the batch it was created for), by id.
-    pub batch_step: Vec<u32>,
-    /// Reward (verifier) time of each trajectory, by id: its TrajectoryFinished is delivered that much later. Kept
-    /// only when the workload has a reward time (`reward_s`); empty means 0 for every trajectory.
-    reward_ns: Vec<u64>,
     /// Policy version the trainer holds (train steps done).
     pub trainer_version: u32,
     pub train_steps_done: u32,
@@ -155,6 +151,13 @@ pub struct Driver<'a> {
     /// Events the backend handled (a report figure).
     pub events: u64,
     spans: Vec<Span>,
+    /// The report computed as the run goes (summary-only runs): spans go to it instead of `spans`, and trained or
+    /// discarded trajectories are folded into it and retired.
+    report: Option<ReportBuilder>,
+    /// Per worker: when its current train, sync or switch began, and that work's step label.
+    activity_since: Vec<(SimTime, u32)>,
+    /// Steps whose spans are all recorded: a command labelled with one is refused (see [`Driver::train_done`]).
+    pub closed_through: Option<u32>,
     /// Open Rollout span per worker: (start, step label).
     rollout_open: Vec<Option<(SimTime, u32)>>,
     pending: VecDeque<Pending>,
@@ -198,13 +201,14 @@ impl<'a> Driver<'a> {
             now: SimTime::ZERO,
             tm: TrajectoryManager::new(),
             states: WorkerState::initial(&scenario.cluster),
-            batch_step: Vec::new(),
-            reward_ns: Vec::new(),
             trainer_version: 0,
             train_steps_done: 0,
             next_group: 0,
             events: 0,
             spans: Vec::new(),
+            report: None,
+            activity_since: vec![(SimTime::ZERO, 0); n],
+            closed_through: None,
             rollout_open: vec![None; n],
             pending: VecDeque::new(),
             train: None,
@@ -220,6 +224,12 @@ impl<'a> Driver<'a> {
             series,
             debug_events: std::env::var_os("RLSIM_DEBUG_EVENTS").is_some(),
         }
+    }
+
+    /// Computes the report as the run goes ([`Driver::advance_report`]) and retires finished trajectories, instead
+    /// of recording a Timeline: memory then stays flat over a run's steps.
+    pub fn stream_report(&mut self) {
+        self.report = Some(ReportBuilder::new(TimelineWorker::of(&self.scenario.cluster)));
     }
 
     pub fn worker_name(&self, w: WorkerId) -> &str {
@@ -327,6 +337,15 @@ impl<'a> Driver<'a> {
                 Command::Train { .. } if self.train.is_some() => {
                     Err("a train step is already running (train steps run one at a time)".to_string())
                 }
+                Command::Train { step, .. } | Command::SyncWeights { step, .. } | Command::Retag { step, .. }
+                    if self.closed_through.is_some_and(|k| *step <= k) =>
+                {
+                    Err(format!(
+                        "step {step} is closed: train step {} is done, and a step's train, sync and switch spans \
+                         must all be recorded before the train step two later completes",
+                        self.train_steps_done
+                    ))
+                }
                 _ => fx.check(self, &c),
             })
             .map_err(|r| self.invalid(&c, r))?;
@@ -334,13 +353,11 @@ impl<'a> Driver<'a> {
             Command::CreateGroups { step, groups } => {
                 for _ in 0..groups {
                     let g = self.workload.group(self.next_group, step);
-                    let ids = self.tm.create_group(self.next_group, g.prompt_tokens, &g.responses, self.now);
+                    let rewards: &[u64] = if self.scenario.workload.reward_s.is_some() { &g.reward_ns } else { &[] };
+                    let ids =
+                        self.tm.create_group(self.next_group, step, g.prompt_tokens, &g.responses, rewards, self.now);
                     if !g.kept {
                         self.tm.mark_dropped_group(self.next_group);
-                    }
-                    self.batch_step.extend(ids.clone().map(|_| step));
-                    if self.scenario.workload.reward_s.is_some() {
-                        self.reward_ns.extend_from_slice(&g.reward_ns);
                     }
                     fx.group_created(self, self.next_group, &g, ids);
                     self.next_group += 1;
@@ -356,7 +373,8 @@ impl<'a> Driver<'a> {
                 }
                 if self.states[worker.index()].activity == Activity::Idle {
                     self.states[worker.index()].activity = Activity::RollingOut;
-                    self.rollout_open[worker.index()] = Some((self.now, self.batch_step[trajectories[0].0 as usize]));
+                    let step = self.tm.get(trajectories[0])?.batch_step;
+                    self.rollout_open[worker.index()] = Some((self.now, step));
                 }
                 fx.admit(self, worker, &trajectories)
             }
@@ -377,12 +395,14 @@ impl<'a> Driver<'a> {
                 involved.dedup();
                 for &w in &involved {
                     self.states[w.index()].activity = Activity::Syncing;
+                    self.activity_since[w.index()] = (self.now, step);
                 }
                 let order = SyncOrder { step, from, to, involved, version: self.trainer_version, start: self.now };
                 fx.sync(self, order)
             }
             Command::Retag { step, worker, to } => {
                 self.states[worker.index()].activity = Activity::Switching;
+                self.activity_since[worker.index()] = (self.now, step);
                 fx.switch(self, step, worker, to)
             }
             Command::Pause { worker, ref trajectories } => fx.pause(self, &c, worker, trajectories.as_deref()),
@@ -408,13 +428,22 @@ impl<'a> Driver<'a> {
         train.started = now;
         for &w in &train.workers {
             self.states[w.index()].activity = Activity::Training;
+            self.activity_since[w.index()] = (now, train.step);
         }
         fx.train(self)
     }
 
     /// Records a worker-activity span (`tokens` processed, for train passes).
     pub fn span(&mut self, w: WorkerId, kind: SpanKind, start: SimTime, end: SimTime, step: Option<u32>, tokens: u64) {
-        self.spans.push(Span { worker: w.0, kind, start, end, step, trajectory: None, tokens, version: None });
+        self.record(Span { worker: w.0, kind, start, end, step, trajectory: None, tokens, version: None });
+    }
+
+    /// Keeps a span for the Timeline, or folds it into the report computed as the run goes.
+    fn record(&mut self, s: Span) {
+        match &mut self.report {
+            Some(b) => b.span(s.worker, s.kind, s.start.as_ns(), s.end.as_ns(), s.step),
+            None => self.spans.push(s),
+        }
     }
 
     /// Books `new_tokens` that `worker` generated for `traj` since it was admitted at `admitted` (`None`: it had
@@ -431,12 +460,13 @@ impl<'a> Driver<'a> {
         let version = self.states[worker.index()].weights_version;
         self.tm.add_tokens(traj, worker, version, new_tokens)?;
         if always_span || admitted.is_some() {
-            self.spans.push(Span {
+            let step = self.tm.get(traj)?.batch_step;
+            self.record(Span {
                 worker: worker.0,
                 kind: SpanKind::Generate,
                 start: admitted.unwrap_or(self.now).min(self.now),
                 end: self.now,
-                step: Some(self.batch_step[traj.0 as usize]),
+                step: Some(step),
                 trajectory: Some(traj.0),
                 tokens: new_tokens as u64,
                 version: Some(version),
@@ -448,7 +478,7 @@ impl<'a> Driver<'a> {
     /// Announces that `traj`, finished on `worker`, is ready for training: now, or once its reward is known.
     pub fn announce_finished(&mut self, worker: WorkerId, traj: TrajId, fx: &mut dyn Backend) {
         let event = Event::TrajectoryFinished { trajectory: traj, worker };
-        match self.reward_ns.get(traj.0 as usize).copied().unwrap_or(0) {
+        match self.tm.get(traj).map_or(0, |t| t.reward_ns) {
             0 => self.announce(event),
             // The verifier scores it off the GPU; the policy hears of it when the reward is known.
             r => fx.later(self, self.now.after_ns(r), event),
@@ -474,6 +504,26 @@ impl<'a> Driver<'a> {
         self.series.record(CounterSample::RUN, CounterKind::PolicyVersion, self.now, self.trainer_version as u64);
         self.train_steps_done += 1;
         self.failures_since_step = 0;
+        // Step k closes once train step k + 2 is done (counting from 0) and no work labelled k is under way or
+        // waiting: every bundled policy records a step's spans by then, and a later command labelled k is refused,
+        // so the report can close the step's window and fold the time before it (see `advance_report`).
+        let mut closed = self.train_steps_done as i64 - 2;
+        for (i, st) in self.states.iter().enumerate() {
+            if train.workers.contains(&WorkerId(i as u32)) {
+                continue;
+            }
+            if matches!(st.activity, Activity::Syncing | Activity::Switching | Activity::Training) {
+                closed = closed.min(self.activity_since[i].1 as i64 - 1);
+            }
+        }
+        for c in &self.deferred {
+            if let Command::Train { step, .. } | Command::SyncWeights { step, .. } | Command::Retag { step, .. } = c {
+                closed = closed.min(*step as i64 - 1);
+            }
+        }
+        if closed >= 0 {
+            self.closed_through = Some(self.closed_through.map_or(closed as u32, |k| k.max(closed as u32)));
+        }
         for &w in &train.workers {
             if !self.is_down(w) {
                 self.states[w.index()].activity = Activity::Idle;
@@ -516,8 +566,16 @@ impl<'a> Driver<'a> {
     /// A weight sync finished: its workers are free, its targets hold its version.
     pub fn sync_done(&mut self, order: &SyncOrder) {
         for &w in &order.involved {
-            self.span(w, SpanKind::Sync, order.start, self.now, Some(order.step), 0);
-            self.spans.last_mut().expect("just pushed").version = Some(order.version);
+            self.record(Span {
+                worker: w.0,
+                kind: SpanKind::Sync,
+                start: order.start,
+                end: self.now,
+                step: Some(order.step),
+                trajectory: None,
+                tokens: 0,
+                version: Some(order.version),
+            });
             self.states[w.index()].activity = Activity::Idle;
         }
         for &w in &order.to {
@@ -604,13 +662,49 @@ impl<'a> Driver<'a> {
     }
 
     /// The recorded Timeline ending at `end`, with the backend's `counters` and the driver's (moves the spans
-    /// out: call once, at the end).
+    /// out: call once, at the end). A run that streams its report has no spans or samples in it.
     pub fn timeline(&mut self, end: SimTime, mut counters: BTreeMap<String, u64>) -> Timeline {
         counters.insert("failures".to_string(), self.failures);
         counters.insert("lost_work_gpu_ms".to_string(), (self.lost_work_gpu_ns / 1_000_000) as u64);
         let spans = std::mem::take(&mut self.spans);
         let series = std::mem::take(&mut self.series);
-        Timeline::assemble(&self.scenario.cluster, &self.tm, &self.batch_step, spans, end, counters, series)
+        let mut t = Timeline::assemble(&self.scenario.cluster, &self.tm, spans, end, counters, series);
+        if self.report.is_some() {
+            t.samples.clear();
+        }
+        t
+    }
+
+    /// Streaming runs: steps the driver has closed get their report windows, the critical path is folded up to
+    /// the earliest instant a span may still start before (now, an open train, sync or switch, or
+    /// `open_generation`: the earliest start of a generation still under way), and the trained or discarded
+    /// trajectories at the front are folded in and retired.
+    pub fn advance_report(&mut self, open_generation: Option<SimTime>) -> Result<(), RunError> {
+        let Some(b) = &mut self.report else { return Ok(()) };
+        if let Some(k) = self.closed_through {
+            b.close_through(k);
+        }
+        let mut known = self.now.min(open_generation.unwrap_or(self.now));
+        for (i, st) in self.states.iter().enumerate() {
+            if matches!(st.activity, Activity::Syncing | Activity::Switching | Activity::Training) {
+                known = known.min(self.activity_since[i].0);
+            }
+        }
+        b.fold(known.as_ns());
+        self.tm
+            .retire_front(|t| b.sample(t.generated, outcome(t), t.segments.iter().map(|s| (s.version, s.tokens))))
+            .map_err(RunError::Conservation)?;
+        Ok(())
+    }
+
+    /// Streaming runs: the report of the run ending at `end` (its Timeline from [`Driver::timeline`] carries the
+    /// counters), with the trajectories still live folded in.
+    pub fn finish_report(&mut self, timeline: &Timeline, meta: &RunMeta) -> Option<Report> {
+        let mut b = self.report.take()?;
+        for t in self.tm.all() {
+            b.sample(t.generated, outcome(t), t.segments.iter().map(|s| (s.version, s.tokens)));
+        }
+        Some(b.finish(timeline.end, timeline.total_gpus, timeline.counters.clone(), meta))
     }
 
     /// The latest end of a recorded span (the real run's end).

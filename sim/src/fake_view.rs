@@ -61,7 +61,7 @@ impl FakeView {
             Command::CreateGroups { step, groups } => {
                 for _ in 0..*groups {
                     let g = self.workload.group(self.next_group, *step);
-                    self.tm.create_group(self.next_group, g.prompt_tokens, &g.responses, self.now);
+                    self.tm.create_group(self.next_group, *step, g.prompt_tokens, &g.responses, &[], self.now);
                     if !g.kept {
                         self.tm.mark_dropped_group(self.next_group);
                     }

@@ -424,6 +424,13 @@ impl RolloutEngine {
     }
 
     /// Sequences in the engine (running by admission order, then waiting), for views and tests.
+    /// The earliest admission (fs) of a sequence still in the engine, running or preempted: no generation span
+    /// that is still open starts before it.
+    pub fn oldest_admitted_fs(&self) -> Option<u128> {
+        let running = self.slots.iter().flatten().map(|r| r.admitted_fs);
+        running.chain(self.waiting.iter().filter_map(|w| w.admitted_fs)).min()
+    }
+
     pub fn resident(&self) -> impl Iterator<Item = TrajId> + '_ {
         self.by_order
             .iter()

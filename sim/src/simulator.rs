@@ -99,13 +99,16 @@ pub struct Recording {
     /// Counter samples over time (KV-cache use, batch, queue, versions) for the trace: a few per engine boundary,
     /// time and memory spent for nothing when only the summary is kept (sweep, search, bench).
     pub counters: bool,
+    /// Compute the report as the run goes and retire finished trajectories, keeping no spans or samples: memory
+    /// stays flat over the run's steps, and the Timeline holds no spans (only a summary is wanted).
+    pub stream_report: bool,
 }
 
 impl Recording {
     /// Everything: for runs whose files are written.
-    pub const FULL: Recording = Recording { counters: true };
+    pub const FULL: Recording = Recording { counters: true, stream_report: false };
     /// Only what the report needs.
-    pub const SUMMARY: Recording = Recording { counters: false };
+    pub const SUMMARY: Recording = Recording { counters: false, stream_report: true };
 }
 
 /// Runs a scenario in the simulator with its pipeline's policy, recording everything.
@@ -131,6 +134,9 @@ pub fn simulate_with_recording(
 ) -> Result<SimRun, RunError> {
     let started = Instant::now();
     let mut d = Driver::new(scenario, policy, recording.counters);
+    if recording.stream_report {
+        d.stream_report();
+    }
     // Any worker that may hold a rollout engine (its start state or a later retag) gets one.
     let engines: Vec<Option<RolloutEngine>> = scenario
         .cluster
@@ -188,8 +194,12 @@ pub fn simulate_with_recording(
         }
         d.now = at;
         d.events += 1;
+        let train_done = matches!(ev, Internal::TrainDone { .. });
         sim.handle(&mut d, ev)?;
         d.deliver(&mut sim)?;
+        if train_done && recording.stream_report {
+            d.advance_report(sim.oldest_generation())?;
+        }
     }
     if !d.all_steps_done() {
         return Err(d.stalled());
@@ -206,7 +216,7 @@ pub fn simulate_with_recording(
         wall_s: started.elapsed().as_secs_f64(),
         usd_per_hour: scenario.cluster.usd_per_hour(),
     };
-    let report = report(&timeline, &meta);
+    let report = d.finish_report(&timeline, &meta).unwrap_or_else(|| report(&timeline, &meta));
     Ok(SimRun { timeline, report, trajectories: d.tm })
 }
 
@@ -651,6 +661,12 @@ impl Sim<'_> {
     }
 
     /// The recorded Timeline (moves the spans out: call once, at the end).
+    /// The earliest start of a generation still under way in any engine (no span still to come starts before).
+    fn oldest_generation(&self) -> Option<SimTime> {
+        let fs = self.engines.iter().flatten().filter_map(|e| e.oldest_admitted_fs()).min()?;
+        Some(SimTime((fs / crate::time::FS_PER_NS) as u64))
+    }
+
     fn timeline(&self, d: &mut Driver) -> Timeline {
         let mut counters = std::collections::BTreeMap::new();
         let (mut preemptions, mut prefill, mut iterations) = (0, 0, 0);

@@ -3,7 +3,7 @@
 
 use crate::cluster::Cluster;
 use crate::time::SimTime;
-use crate::trajectory::{TrajStatus, TrajectoryManager};
+use crate::trajectory::{TrajStatus, Trajectory, TrajectoryManager};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -73,12 +73,32 @@ pub struct TimelineWorker {
     pub tags: Vec<String>,
 }
 
+impl TimelineWorker {
+    /// The cluster's workers as a Timeline names them.
+    pub fn of(cluster: &Cluster) -> Vec<TimelineWorker> {
+        cluster
+            .workers
+            .iter()
+            .map(|w| TimelineWorker { name: w.name.clone(), gpus: w.gpu_count(), node: w.node, tags: w.tags.clone() })
+            .collect()
+    }
+}
+
 /// What became of a trajectory by the end of the run.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Trained { step: u32, version: u32 },
     InFlight,
     Discarded,
+}
+
+/// What has become of `t` so far.
+pub fn outcome(t: &Trajectory) -> Outcome {
+    match (t.status, t.trained) {
+        (TrajStatus::Trained, Some((step, version))) => Outcome::Trained { step, version },
+        (TrajStatus::Discarded, _) => Outcome::Discarded,
+        _ => Outcome::InFlight,
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -243,7 +263,6 @@ impl Timeline {
     pub fn assemble(
         cluster: &Cluster,
         tm: &TrajectoryManager,
-        batch_step: &[u32],
         spans: Vec<Span>,
         end: SimTime,
         mut counters: BTreeMap<String, u64>,
@@ -254,16 +273,7 @@ impl Timeline {
         counters.insert("resumed".to_string(), c.resumed);
         counters.insert("migrated".to_string(), c.migrated);
         Timeline {
-            workers: cluster
-                .workers
-                .iter()
-                .map(|w| TimelineWorker {
-                    name: w.name.clone(),
-                    gpus: w.gpu_count(),
-                    node: w.node,
-                    tags: w.tags.clone(),
-                })
-                .collect(),
+            workers: TimelineWorker::of(cluster),
             total_gpus: cluster.total_gpus(),
             spans,
             samples: tm
@@ -272,15 +282,11 @@ impl Timeline {
                 .map(|t| SampleRecord {
                     trajectory: t.id.0,
                     group: t.group,
-                    batch_step: batch_step[t.id.0 as usize],
+                    batch_step: t.batch_step,
                     prompt_tokens: t.prompt_tokens,
                     generated_tokens: t.generated,
                     segments: t.segments.iter().map(|s| (s.version, s.tokens)).collect(),
-                    outcome: match (t.status, t.trained) {
-                        (TrajStatus::Trained, Some((step, version))) => Outcome::Trained { step, version },
-                        (TrajStatus::Discarded, _) => Outcome::Discarded,
-                        _ => Outcome::InFlight,
-                    },
+                    outcome: outcome(t),
                 })
                 .collect(),
             end,

@@ -38,6 +38,10 @@ pub struct Trajectory {
     pub id: TrajId,
     /// Serial number of its prompt group (GRPO group), across the whole run.
     pub group: u64,
+    /// The step whose batch it was created for.
+    pub batch_step: u32,
+    /// Its reward (verifier) time: its TrajectoryFinished is delivered that much later (0 without `reward_s`).
+    pub reward_ns: u64,
     pub prompt_tokens: u32,
     /// Response length this sample will reach (from the workload; the backend stops it there).
     pub target_tokens: u32,
@@ -67,6 +71,10 @@ impl Trajectory {
 pub enum TrajError {
     #[error("trajectory {0} does not exist")]
     Unknown(u64),
+    #[error(
+        "trajectory {0} was trained or discarded and is retired (a summary-only run keeps no finished trajectories)"
+    )]
+    Retired(u64),
     #[error("trajectory {id} is {status:?}; {op} needs it {needs}")]
     WrongStatus { id: u64, status: TrajStatus, op: &'static str, needs: &'static str },
     #[error("trajectory {id} would exceed its target of {target} tokens ({generated} + {adding})")]
@@ -87,10 +95,24 @@ pub struct TrajCounters {
     pub migrated: u64,
 }
 
-/// Owns every trajectory; pause, resume, migrate, finish, train and discard go through it.
+/// Totals of the trajectories retired so far (what the conservation check needs of them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct RetiredTotals {
+    count: u64,
+    generated_tokens: u64,
+    trained_tokens: u64,
+    discarded_tokens: u64,
+}
+
+/// Owns every live trajectory; pause, resume, migrate, finish, train and discard go through it. Trained and
+/// discarded ones may be retired from the front (oldest first) once nothing needs them, leaving their totals.
 #[derive(Clone, Debug, Default)]
 pub struct TrajectoryManager {
+    /// Live trajectories, by id from `base`.
     trajs: Vec<Trajectory>,
+    /// The id of `trajs[0]`: every trajectory before it is retired.
+    base: u64,
+    retired: RetiredTotals,
     counters: TrajCounters,
     /// Groups (by group number) that dynamic sampling drops: their rewards turned out all equal.
     dropped_groups: std::collections::BTreeSet<u64>,
@@ -103,27 +125,67 @@ impl TrajectoryManager {
 
     /// The id the next created trajectory will get (policies use it to name what `CreateGroups` makes).
     pub fn next_id(&self) -> TrajId {
-        TrajId(self.trajs.len() as u64)
+        TrajId(self.base + self.trajs.len() as u64)
     }
 
+    /// Trajectories created (live and retired).
     pub fn len(&self) -> usize {
-        self.trajs.len()
+        (self.base as usize) + self.trajs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.trajs.is_empty()
+        self.len() == 0
     }
 
     pub fn get(&self, id: TrajId) -> Result<&Trajectory, TrajError> {
-        self.trajs.get(id.0 as usize).ok_or(TrajError::Unknown(id.0))
+        match id.0.checked_sub(self.base) {
+            Some(i) => self.trajs.get(i as usize).ok_or(TrajError::Unknown(id.0)),
+            None => Err(TrajError::Retired(id.0)),
+        }
     }
 
     fn get_mut(&mut self, id: TrajId) -> Result<&mut Trajectory, TrajError> {
-        self.trajs.get_mut(id.0 as usize).ok_or(TrajError::Unknown(id.0))
+        match id.0.checked_sub(self.base) {
+            Some(i) => self.trajs.get_mut(i as usize).ok_or(TrajError::Unknown(id.0)),
+            None => Err(TrajError::Retired(id.0)),
+        }
     }
 
+    /// The live trajectories, in id order (every one, unless some were retired).
     pub fn all(&self) -> &[Trajectory] {
         &self.trajs
+    }
+
+    /// Retires the trained and discarded trajectories at the front (oldest first, up to the first live one),
+    /// handing each to `fold` first; their totals stay for the conservation check. Returns how many.
+    pub fn retire_front(&mut self, mut fold: impl FnMut(&Trajectory)) -> Result<usize, String> {
+        let n =
+            self.trajs.iter().take_while(|t| matches!(t.status, TrajStatus::Trained | TrajStatus::Discarded)).count();
+        for t in &self.trajs[..n] {
+            let segments: u64 = t.segments.iter().map(|s| s.tokens as u64).sum();
+            if segments != t.generated as u64 {
+                return Err(format!(
+                    "conservation broken: trajectory {}: generated {} != sum of segments {segments}",
+                    t.id.0, t.generated
+                ));
+            }
+            self.retired.count += 1;
+            self.retired.generated_tokens += t.generated as u64;
+            match t.status {
+                TrajStatus::Trained => self.retired.trained_tokens += t.generated as u64,
+                _ => self.retired.discarded_tokens += t.generated as u64,
+            }
+            fold(t);
+        }
+        if n > 0 {
+            self.base += n as u64;
+            self.trajs.drain(..n);
+            // Groups wholly retired are never asked about again.
+            if let Some(front) = self.trajs.first() {
+                self.dropped_groups = self.dropped_groups.split_off(&front.group);
+            }
+        }
+        Ok(n)
     }
 
     pub fn counters(&self) -> &TrajCounters {
@@ -140,26 +202,31 @@ impl TrajectoryManager {
     /// of them has finished (the rewards are not known before).
     pub fn group_kept(&self, ids: std::ops::Range<u64>) -> Option<bool> {
         let first = self.get(TrajId(ids.start)).ok()?;
-        if ids.clone().any(|i| self.trajs.get(i as usize).is_none_or(|t| t.finished_at.is_none())) {
+        if ids.clone().any(|i| self.get(TrajId(i)).map_or(true, |t| t.finished_at.is_none())) {
             return None;
         }
         Some(!self.dropped_groups.contains(&first.group))
     }
 
-    /// Creates one trajectory per response length, all sharing a prompt group.
+    /// Creates one trajectory per response length, all sharing a prompt group, for the batch of `batch_step`;
+    /// `rewards_ns` are their reward times (empty: none).
     pub fn create_group(
         &mut self,
         group: u64,
+        batch_step: u32,
         prompt_tokens: u32,
         responses: &[u32],
+        rewards_ns: &[u64],
         now: SimTime,
     ) -> std::ops::Range<u64> {
-        let first = self.trajs.len() as u64;
-        for &target in responses {
-            let id = TrajId(self.trajs.len() as u64);
+        let first = self.next_id().0;
+        for (k, &target) in responses.iter().enumerate() {
+            let id = self.next_id();
             self.trajs.push(Trajectory {
                 id,
                 group,
+                batch_step,
+                reward_ns: rewards_ns.get(k).copied().unwrap_or(0),
                 prompt_tokens,
                 target_tokens: target,
                 generated: 0,
@@ -171,7 +238,7 @@ impl TrajectoryManager {
             });
         }
         self.counters.created += responses.len() as u64;
-        first..self.trajs.len() as u64
+        first..self.next_id().0
     }
 
     /// Admits a queued or paused trajectory to `worker`. Resuming a paused one counts as a resume, and as a
@@ -305,16 +372,17 @@ impl TrajectoryManager {
 
     /// Checks that the counters agree with the trajectories and that tokens and trajectories are conserved.
     pub fn check_conservation(&self) -> Result<(), String> {
-        let c = &self.counters;
-        let generated: u64 = self.trajs.iter().map(|t| t.generated as u64).sum();
-        let segments: u64 = self.trajs.iter().flat_map(|t| t.segments.iter()).map(|s| s.tokens as u64).sum();
-        let trained: u64 =
-            self.trajs.iter().filter(|t| t.status == TrajStatus::Trained).map(|t| t.generated as u64).sum();
-        let discarded: u64 =
-            self.trajs.iter().filter(|t| t.status == TrajStatus::Discarded).map(|t| t.generated as u64).sum();
+        let (c, r) = (&self.counters, &self.retired);
+        let generated: u64 = r.generated_tokens + self.trajs.iter().map(|t| t.generated as u64).sum::<u64>();
+        let segments: u64 = r.generated_tokens
+            + self.trajs.iter().flat_map(|t| t.segments.iter()).map(|s| s.tokens as u64).sum::<u64>();
+        let trained: u64 = r.trained_tokens
+            + self.trajs.iter().filter(|t| t.status == TrajStatus::Trained).map(|t| t.generated as u64).sum::<u64>();
+        let discarded: u64 = r.discarded_tokens
+            + self.trajs.iter().filter(|t| t.status == TrajStatus::Discarded).map(|t| t.generated as u64).sum::<u64>();
         let in_flight = self.in_flight_tokens();
         let checks = [
-            ("created == trajectories", c.created, self.trajs.len() as u64),
+            ("created == trajectories", c.created, r.count + self.trajs.len() as u64),
             ("generated counter == sum of trajectories", c.generated_tokens, generated),
             ("generated == sum of segments", generated, segments),
             ("trained counter == trained trajectories' tokens", c.trained_tokens, trained),
@@ -337,7 +405,7 @@ mod tests {
     #[test]
     fn lifecycle_keeps_every_token_accounted() {
         let mut tm = TrajectoryManager::new();
-        let ids = tm.create_group(0, 10, &[5, 3], SimTime(0));
+        let ids = tm.create_group(0, 0, 10, &[5, 3], &[], SimTime(0));
         assert_eq!(ids, 0..2);
         let (a, b) = (TrajId(0), TrajId(1));
         tm.admit(a, WorkerId(0)).unwrap();
@@ -361,7 +429,7 @@ mod tests {
     #[test]
     fn illegal_transitions_are_errors() {
         let mut tm = TrajectoryManager::new();
-        tm.create_group(0, 10, &[2], SimTime(0));
+        tm.create_group(0, 0, 10, &[2], &[], SimTime(0));
         let a = TrajId(0);
         assert!(tm.train(a, 0, 0).is_err());
         assert!(tm.add_tokens(a, WorkerId(0), 0, 1).is_err());

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use rlsim_sim::scenario::Scenario;
-use rlsim_sim::simulator::simulate;
+use rlsim_sim::simulator::{simulate, simulate_recording, Recording};
 use rlsim_sim::timeline::{Outcome, SpanKind};
 use std::path::Path;
 
@@ -275,6 +275,11 @@ proptest! {
         // Determinism: the same scenario again gives the same timeline.
         let again = simulate(&s).unwrap();
         prop_assert_eq!(&run.timeline, &again.timeline);
+        // The report computed as the run goes (finished trajectories retired) is the report of the whole Timeline.
+        let mut streamed = simulate_recording(&s, Recording::SUMMARY).unwrap();
+        streamed.report.summary.wall_s = run.report.summary.wall_s;
+        prop_assert_eq!(&streamed.report, &run.report);
+        streamed.trajectories.check_conservation().unwrap();
     }
 }
 
