@@ -3,6 +3,7 @@
 
 use crate::cluster::WorkerId;
 use crate::time::SimTime;
+use smallvec::SmallVec;
 
 /// A trajectory's id: its index in creation order.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -47,7 +48,8 @@ pub struct Trajectory {
     pub target_tokens: u32,
     /// Tokens generated so far (sum of `segments`).
     pub generated: u32,
-    pub segments: Vec<Segment>,
+    /// Almost always one (a sample generated under one version on one worker): kept inline.
+    pub segments: SmallVec<[Segment; 1]>,
     pub status: TrajStatus,
     pub created_at: SimTime,
     pub finished_at: Option<SimTime>,
@@ -230,7 +232,7 @@ impl TrajectoryManager {
                 prompt_tokens,
                 target_tokens: target,
                 generated: 0,
-                segments: Vec::new(),
+                segments: SmallVec::new(),
                 status: TrajStatus::Queued,
                 created_at: now,
                 finished_at: None,
