@@ -332,19 +332,23 @@ impl<'a> Driver<'a> {
                 return Ok(());
             }
         }
-        check_command(&c, &self.scenario.cluster, &self.states, self.now)
+        let closed = match &c {
+            Command::Train { step, .. } | Command::SyncWeights { step, .. } | Command::Retag { step, .. }
+                if self.closed_through.is_some_and(|k| *step <= k) =>
+            {
+                Err(format!(
+                    "step {step} is closed: train step {} is done, and a step's train, sync and switch work must be \
+                     done by the time the next train step completes",
+                    self.train_steps_done - 1
+                ))
+            }
+            _ => Ok(()),
+        };
+        closed
+            .and_then(|()| check_command(&c, &self.scenario.cluster, &self.states, self.now))
             .and_then(|()| match &c {
                 Command::Train { .. } if self.train.is_some() => {
                     Err("a train step is already running (train steps run one at a time)".to_string())
-                }
-                Command::Train { step, .. } | Command::SyncWeights { step, .. } | Command::Retag { step, .. }
-                    if self.closed_through.is_some_and(|k| *step <= k) =>
-                {
-                    Err(format!(
-                        "step {step} is closed: train step {} is done, and a step's train, sync and switch spans \
-                         must all be recorded before the train step two later completes",
-                        self.train_steps_done
-                    ))
                 }
                 _ => fx.check(self, &c),
             })
@@ -504,7 +508,7 @@ impl<'a> Driver<'a> {
         self.series.record(CounterSample::RUN, CounterKind::PolicyVersion, self.now, self.trainer_version as u64);
         self.train_steps_done += 1;
         self.failures_since_step = 0;
-        // Step k closes once train step k + 2 is done (counting from 0) and no work labelled k is under way or
+        // Step k (labels count from 0) closes once train step k + 1 is done and no work labelled k is under way or
         // waiting: every bundled policy records a step's spans by then, and a later command labelled k is refused,
         // so the report can close the step's window and fold the time before it (see `advance_report`).
         let mut closed = self.train_steps_done as i64 - 2;

@@ -70,6 +70,11 @@ pub enum Command {
     /// Hand queued or paused trajectories to a rollout worker's engine (they join its batch at the next boundary).
     Admit { worker: WorkerId, trajectories: Vec<TrajId> },
     /// Train step `step` on `workers` with these finished trajectories.
+    ///
+    /// Step labels (of Train, SyncWeights and Retag) count train steps from 0, and a step's work must be done by
+    /// the time the next train step completes: once train step k + 1 is done (and nothing labelled k is under way
+    /// or waiting for a down worker), step k is closed and a command labelled k or earlier is refused. That lets the
+    /// report close a step's window and fold its time as the run goes.
     Train { step: u32, workers: Vec<WorkerId>, trajectories: Vec<TrajId> },
     /// Copy the trainer's current weights from `from` to `to`; `step` labels the spans.
     SyncWeights { step: u32, from: Vec<WorkerId>, to: Vec<WorkerId> },

@@ -151,3 +151,29 @@ fn policy_bugs_are_errors_not_hangs_or_silence() {
     let e = simulate_with(&s, Box::new(Wrong)).err().expect("admitting to a train worker is refused").to_string();
     assert!(e.contains("policy `wrong`") && e.contains("worker `t` is not holding a rollout engine"), "{e}");
 }
+
+/// The bundled disaggregated policy, plus one late weight sync labelled step 0 once train step 1 is done.
+struct LateLabel {
+    inner: Box<dyn Policy>,
+}
+impl Policy for LateLabel {
+    fn name(&self) -> &'static str {
+        "late-label"
+    }
+    fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
+        let mut cmds = self.inner.on_event(event, view);
+        if let Event::TrainDone { step: 1, .. } = event {
+            cmds.push(Command::SyncWeights { step: 0, from: vec![WorkerId(2)], to: vec![WorkerId(0)] });
+        }
+        cmds
+    }
+}
+
+#[test]
+fn a_command_labelled_with_a_closed_step_is_refused() {
+    // Step 0 closes once train step 1 is done: the report has folded its window by then.
+    let s = Scenario::from_text(SCENARIO, Path::new("pause.toml"), &["workload.steps=3".into()]).unwrap();
+    let inner = rlsim_sim::policy::build_policy(&s.pipeline, &s.workload);
+    let e = simulate_with(&s, Box::new(LateLabel { inner })).err().expect("refused").to_string();
+    assert!(e.contains("policy `late-label`") && e.contains("step 0 is closed: train step 1 is done"), "{e}");
+}

@@ -195,6 +195,8 @@ pub struct Streaming {
     candidates: Vec<WorkerId>,
     caps: Vec<u64>,
     resume_spare: VecDeque<(TrajId, Option<WorkerId>)>,
+    /// Each worker's rollout slots (a run's estimates do not change): read on every fill, for every worker.
+    slots: Vec<u64>,
 }
 
 /// A lent worker takes sequences over from a rollout worker only when it would take at least this many (each move
@@ -247,6 +249,7 @@ impl Streaming {
             admitted: Vec::new(),
             candidates: Vec::new(),
             caps: Vec::new(),
+            slots: Vec::new(),
             resume_spare: VecDeque::new(),
         }
     }
@@ -311,20 +314,20 @@ impl Streaming {
     }
 
     /// A worker's free slots if it may take new work now.
-    fn free_slots(&self, view: &ClusterView, w: &WorkerState) -> Option<u64> {
+    fn free_slots(&self, w: &WorkerState) -> Option<u64> {
         let open = w.role == Role::Rollout
             && matches!(w.activity, Activity::Idle | Activity::RollingOut)
             && !self.pausing.contains(w.id)
             && !self.reclaiming.contains(w.id)
             && !self.switching.contains(w.id);
-        let free = if open { view.estimates.rollout_slots(w.id).saturating_sub(w.resident as u64) } else { 0 };
+        let free = if open { self.slots[w.id.index()].saturating_sub(w.resident as u64) } else { 0 };
         (free > 0).then_some(free)
     }
 
     /// Workers that may take new work now, with their free slots, into `out` (in id order).
     fn open_workers(&self, view: &ClusterView, out: &mut Vec<(WorkerId, u64)>) {
         out.clear();
-        out.extend(view.workers.iter().filter_map(|w| Some((w.id, self.free_slots(view, w)?))));
+        out.extend(view.workers.iter().filter_map(|w| Some((w.id, self.free_slots(w)?))));
     }
 
     /// Queues `t` for admission to `w` (one Admit per worker at the end of the fill).
@@ -352,7 +355,7 @@ impl Streaming {
         if self.resume.is_empty() && !can_create {
             if self.lend.is_some() && !self.lent.is_empty() && self.moving.is_empty() {
                 open.clear();
-                open.extend(self.lent.iter().filter_map(|w| Some((w, self.free_slots(view, view.worker(w))?))));
+                open.extend(self.lent.iter().filter_map(|w| Some((w, self.free_slots(view.worker(w))?))));
                 if !open.is_empty() {
                     self.rebalance_onto_lent(view, &open, cmds);
                 }
@@ -717,6 +720,9 @@ impl Policy for Streaming {
     }
 
     fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
+        if self.slots.len() != view.workers.len() {
+            self.slots = view.workers.iter().map(|w| view.estimates.rollout_slots(w.id)).collect();
+        }
         if !matches!(event, Event::TrajectoryFinished { .. }) {
             self.batch_check = true;
         }
