@@ -74,6 +74,7 @@ fn fidelity_cases_carry_no_fudge_factor() {
         "switch_to_rollout_s",
         "step_overhead_s",
         "controller_ns_per_padded_token",
+        "assembly_ns_per_padded_token",
         "seq_overhead_us",
         "graph_layer_us",
         "eager_layer_us",

@@ -61,9 +61,9 @@ pub trait CostModel: Estimates + std::fmt::Debug {
     fn prefill_coeffs(&self, worker: &Worker) -> PrefillCoeffs;
     /// KV-cache tokens of a rollout engine on `worker` (validation guarantees it is positive).
     fn kv_capacity_tokens(&self, worker: &Worker) -> u64;
-    /// Controller work before a train step while the train GPUs wait (the framework's; none in a measured
-    /// profile, whose backend has no separate controller).
-    fn controller_ns(&self) -> u64;
+    /// Controller work before a train step of `samples` samples while the train GPUs wait (the framework's; none
+    /// in a measured profile, whose backend has no separate controller).
+    fn controller_ns(&self, samples: u64) -> u64;
 }
 
 /// The scenario's cost model: measured when `[hardware] profile` names a profile, analytic otherwise.

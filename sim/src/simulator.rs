@@ -255,7 +255,8 @@ impl Backend for Sim<'_> {
         let cost = d.cost.train(&train.sample_tokens, &train.workers);
         // The controller's per-step work (reward manager, advantages, moving the batch) and the batch reward both
         // keep the train GPUs waiting before the first pass.
-        let reward_ns = crate::time::secs_to_ns(self.scenario.workload.reward_batch_s) + d.cost.controller_ns();
+        let reward_ns = crate::time::secs_to_ns(self.scenario.workload.reward_batch_s)
+            + d.cost.controller_ns(train.sample_tokens.len() as u64);
         self.queue.schedule(
             d.now.after_ns(reward_ns).after_ns(cost.total_ns()),
             Internal::TrainDone { step: train.step, attempt: train.attempt },

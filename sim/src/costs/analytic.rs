@@ -225,12 +225,14 @@ impl CostModel for AnalyticCosts {
         crate::cost::kv_capacity(&self.rollout, &self.model, worker)
     }
 
-    /// Synchronous pipelines wait for the controller's per-step work; streaming ones (async, seamless) score and
-    /// queue each sample as it finishes, off the trainer's path. (No padded transfer here: verl's step minus its
-    /// phases is ~11 s on 64 and 128 GPUs, which leaves no room for one outside the passes.)
-    fn controller_ns(&self) -> u64 {
+    /// Synchronous pipelines wait for the controller's per-step work (no padded transfer here: verl's step minus
+    /// its phases is ~11 s on 64 and 128 GPUs, which leaves no room for one outside the passes). Streaming ones
+    /// (async, seamless) score each sample as it finishes, off the trainer's path, but their trainer assembles
+    /// each step's batch from the queued samples, padded to the caps, before it computes.
+    fn controller_ns(&self, samples: u64) -> u64 {
         if matches!(self.pipeline.kind, PipelineKind::Async | PipelineKind::Seamless) {
-            return 0;
+            let slots = samples as f64 * self.padded_tokens_per_sample as f64;
+            return secs_to_ns(slots * self.framework.assembly_ns_per_padded_token * 1e-9);
         }
         secs_to_ns(self.framework.step_overhead_s)
     }

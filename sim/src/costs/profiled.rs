@@ -94,7 +94,7 @@ impl CostModel for ProfiledCosts {
         crate::cost::kv_capacity(&self.rollout, &self.model, worker)
     }
 
-    fn controller_ns(&self) -> u64 {
+    fn controller_ns(&self, _samples: u64) -> u64 {
         0
     }
 }

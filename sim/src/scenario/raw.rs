@@ -69,6 +69,9 @@ pub struct RawFramework {
     /// Nanoseconds per padded token slot per pass for a single controller moving batches.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub controller_ns_per_padded_token: Option<f64>,
+    /// Nanoseconds per padded token slot for a streaming trainer assembling each step's batch from queued samples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assembly_ns_per_padded_token: Option<f64>,
     /// Host time per running sequence per engine iteration, µs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq_overhead_us: Option<f64>,

@@ -37,6 +37,12 @@ pub(super) fn validate_framework(
         framework.controller_ns_per_padded_token,
         "nanoseconds per padded token slot",
     )?;
+    framework.assembly_ns_per_padded_token = fw_num(
+        fw_raw.assembly_ns_per_padded_token,
+        "assembly_ns_per_padded_token",
+        framework.assembly_ns_per_padded_token,
+        "nanoseconds per padded token slot",
+    )?;
     framework.seq_overhead_us =
         fw_num(fw_raw.seq_overhead_us, "seq_overhead_us", framework.seq_overhead_us, "microseconds")?;
     framework.graph_layer_us =
@@ -64,6 +70,7 @@ pub(super) fn validate_framework(
         offload: Some(framework.offload),
         step_overhead_s: Some(framework.step_overhead_s),
         controller_ns_per_padded_token: Some(framework.controller_ns_per_padded_token),
+        assembly_ns_per_padded_token: Some(framework.assembly_ns_per_padded_token),
         seq_overhead_us: Some(framework.seq_overhead_us),
         graph_layer_us: Some(framework.graph_layer_us),
         eager_layer_us: Some(framework.eager_layer_us),
