@@ -14,6 +14,7 @@ use crate::time::SimTime;
 use crate::timeline::{CounterKind, SpanKind, Timeline};
 use crate::trajectory::{TrajId, TrajectoryManager};
 use crate::workload::GroupLengths;
+use std::collections::VecDeque;
 use std::time::Instant;
 
 pub use crate::driver::{RunError, MAX_FAILURES_WITHOUT_PROGRESS, MAX_SIM_TIME};
@@ -71,6 +72,26 @@ struct TrainPlan {
 }
 
 /// The simulator's side of a run: engines, the event queue, and the state of multi-turn tool calls.
+/// One multi-turn trajectory's tool state: its turns, the worker holding it while its tool call runs, when that
+/// call returns, and the epoch that invalidates a paused call's return.
+#[derive(Clone, Debug, Default)]
+struct ToolState {
+    turns: Vec<crate::trace::Turn>,
+    wait: Option<WorkerId>,
+    ready: SimTime,
+    epoch: u64,
+}
+
+/// The tool state of `t` in `tools` (ids from `base`), if it is live.
+fn tool_of(tools: &VecDeque<ToolState>, base: u64, t: TrajId) -> Option<&ToolState> {
+    tools.get(usize::try_from(t.0.checked_sub(base)?).ok()?)
+}
+
+/// The worker `t` waits on for its tool call, if any (a free function: the caller holds an engine borrowed).
+fn tool_holder(tools: &VecDeque<ToolState>, base: u64, t: TrajId) -> Option<WorkerId> {
+    tool_of(tools, base, t)?.wait
+}
+
 struct Sim<'a> {
     scenario: &'a Scenario,
     queue: EventQueue<Internal>,
@@ -81,12 +102,10 @@ struct Sim<'a> {
     /// Reused by every engine tick for the sequences that left the engine, and for those that finished.
     departed: Vec<Departed>,
     finished_buf: Vec<TrajId>,
-    /// Multi-turn: each trajectory's turns (empty: single-turn), the worker holding it while its tool call runs,
-    /// when that call returns, the epoch that invalidates a paused call's return, and per-worker counts.
-    turns: Vec<Vec<crate::trace::Turn>>,
-    tool_wait: Vec<Option<WorkerId>>,
-    tool_ready: Vec<SimTime>,
-    tool_epoch: Vec<u64>,
+    /// Multi-turn: each live trajectory's tool state, by id from `tools_base` (retired with the trajectories in a
+    /// summary-only run), and per-worker counts of trajectories waiting on a tool call.
+    tools: VecDeque<ToolState>,
+    tools_base: u64,
     tool_waiting_on: Vec<usize>,
     tool_calls: u64,
     /// The workload has multi-turn samples (the vectors above are kept only then).
@@ -163,10 +182,8 @@ pub fn simulate_with_recording(
         train_plan: None,
         departed: Vec::new(),
         finished_buf: Vec::new(),
-        turns: Vec::new(),
-        tool_wait: Vec::new(),
-        tool_ready: Vec::new(),
-        tool_epoch: Vec::new(),
+        tools: VecDeque::new(),
+        tools_base: 0,
         tool_waiting_on: vec![0; n],
         tool_calls: 0,
         multi_turn: scenario.workload.is_multi_turn(),
@@ -199,6 +216,7 @@ pub fn simulate_with_recording(
         d.deliver(&mut sim)?;
         if train_done && recording.stream_report {
             d.advance_report(sim.oldest_generation())?;
+            sim.retire_tools(d.tm.first_live());
         }
     }
     if !d.all_steps_done() {
@@ -227,20 +245,16 @@ impl Backend for Sim<'_> {
             debug_assert!(g.turns.is_empty());
             return;
         }
-        let k = ids.count();
-        if g.turns.is_empty() {
-            self.turns.extend(std::iter::repeat_n(Vec::new(), k));
-        } else {
-            self.turns.extend(g.turns.iter().cloned());
+        debug_assert_eq!(ids.start, self.tools_base + self.tools.len() as u64);
+        for k in 0..ids.count() {
+            let turns = g.turns.get(k).cloned().unwrap_or_default();
+            self.tools.push_back(ToolState { turns, ..ToolState::default() });
         }
-        self.tool_wait.extend(std::iter::repeat_n(None, k));
-        self.tool_ready.extend(std::iter::repeat_n(SimTime::ZERO, k));
-        self.tool_epoch.extend(std::iter::repeat_n(0, k));
     }
 
     fn admit(&mut self, d: &mut Driver, worker: WorkerId, trajectories: &[TrajId]) -> Result<(), RunError> {
         for &t in trajectories {
-            if self.multi_turn && self.tool_ready[t.0 as usize] > d.now {
+            if self.multi_turn && self.tool(t).is_some_and(|s| s.ready > d.now) {
                 // Paused during a tool call: it rejoins a batch only once the tool has answered.
                 self.hold_for_tool(d, t, worker);
             } else {
@@ -304,7 +318,7 @@ impl Backend for Sim<'_> {
             match engine.remove(*t) {
                 Some(dep) => removed.push(dep),
                 None if done.iter().any(|dep| dep.seq.traj == *t) => {} // finished at this very boundary
-                None if self.tool_wait.get(t.0 as usize) == Some(&Some(worker)) => at_tool.push(*t),
+                None if tool_holder(&self.tools, self.tools_base, *t) == Some(worker) => at_tool.push(*t),
                 None => {
                     let reason = format!("trajectory {} is not on worker `{}`", t.0, d.worker_name(worker));
                     return Err(d.invalid(c, reason));
@@ -564,7 +578,9 @@ impl Sim<'_> {
                 // The end of a turn: the trajectory calls its tool and waits, holding no decode slot.
                 let turn = self.finished_turn(t, dep.seq.generated);
                 self.tool_calls += 1;
-                self.tool_ready[t.0 as usize] = d.now.after_ns(turn.tool_ns);
+                if let Some(s) = self.tool_mut(t) {
+                    s.ready = d.now.after_ns(turn.tool_ns);
+                }
                 match stopping.as_deref_mut() {
                     Some(paused) => {
                         d.tm.pause(t)?;
@@ -596,7 +612,7 @@ impl Sim<'_> {
     /// The turn of `t` that ends after `generated` tokens.
     fn finished_turn(&self, t: TrajId, generated: u32) -> crate::trace::Turn {
         let mut end = 0;
-        for turn in &self.turns[t.0 as usize] {
+        for turn in self.tool(t).map_or(&[][..], |s| &s.turns) {
             end += turn.tokens;
             if end == generated {
                 return *turn;
@@ -610,7 +626,13 @@ impl Sim<'_> {
         if self.tool_waiting_on[worker.index()] == 0 {
             return Vec::new();
         }
-        (0..self.tool_wait.len()).filter(|&i| self.tool_wait[i] == Some(worker)).map(|i| TrajId(i as u64)).collect()
+        let base = self.tools_base;
+        self.tools
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.wait == Some(worker))
+            .map(|(i, _)| TrajId(base + i as u64))
+            .collect()
     }
 
     /// Samples `worker`'s engine after its batch may have changed (an admission, a boundary, a pause): running
@@ -651,11 +673,12 @@ impl Sim<'_> {
             self.sample_engine(d, worker);
         }
         // Trajectories waiting on a tool call at the end.
-        for i in 0..self.tool_wait.len() {
-            if let Some(w) = self.tool_wait[i] {
-                self.release_tool_wait(TrajId(i as u64), w);
-                d.tm.pause(TrajId(i as u64))?;
-            }
+        let waiting: Vec<(TrajId, WorkerId)> = (0..self.tools.len())
+            .filter_map(|i| Some((TrajId(self.tools_base + i as u64), self.tools[i].wait?)))
+            .collect();
+        for (t, w) in waiting {
+            self.release_tool_wait(t, w);
+            d.tm.pause(t)?;
         }
         d.close_down_spans();
         Ok(())
@@ -687,7 +710,7 @@ impl Sim<'_> {
     /// Where trajectory `t` stands in its turns after `generated` tokens: (end of its current turn, tokens the
     /// tools have added to its context so far, tokens the last tool call added).
     fn turn_state(&self, t: TrajId, generated: u32, target: u32) -> (u32, u32, u32) {
-        let Some(turns) = self.turns.get(t.0 as usize) else { return (target, 0, 0) };
+        let Some(turns) = self.tool(t).map(|s| &s.turns) else { return (target, 0, 0) };
         let (mut end, mut context, mut last) = (0u32, 0u32, 0u32);
         for turn in turns {
             end += turn.tokens;
@@ -720,28 +743,43 @@ impl Sim<'_> {
     /// `t` waits on `worker` (holding no decode slot; its KV blocks are released, its prefix may stay cached) until
     /// its tool call returns.
     fn hold_for_tool(&mut self, d: &Driver, t: TrajId, worker: WorkerId) {
-        let i = t.0 as usize;
-        self.tool_wait[i] = Some(worker);
-        self.tool_epoch[i] += 1;
+        let s = self.tool_mut(t).expect("a live multi-turn trajectory");
+        s.wait = Some(worker);
+        s.epoch += 1;
+        let (epoch, ready) = (s.epoch, s.ready);
         self.tool_waiting_on[worker.index()] += 1;
-        let ev = Internal::ToolReturn { traj: t, worker, epoch: self.tool_epoch[i] };
-        self.queue.schedule(self.tool_ready[i].max(d.now), ev);
+        self.queue.schedule(ready.max(d.now), Internal::ToolReturn { traj: t, worker, epoch });
     }
 
     /// Takes `t` off its tool wait on `worker` (a pause); its call keeps running outside.
     fn release_tool_wait(&mut self, t: TrajId, worker: WorkerId) {
-        let i = t.0 as usize;
-        self.tool_wait[i] = None;
-        self.tool_epoch[i] += 1;
+        let s = self.tool_mut(t).expect("a trajectory waiting on a tool is live");
+        s.wait = None;
+        s.epoch += 1;
         self.tool_waiting_on[worker.index()] -= 1;
     }
 
-    fn tool_return(&mut self, d: &mut Driver, t: TrajId, worker: WorkerId, epoch: u64) -> Result<(), RunError> {
-        let i = t.0 as usize;
-        if self.tool_epoch[i] != epoch || self.tool_wait[i] != Some(worker) {
-            return Ok(());
+    fn tool(&self, t: TrajId) -> Option<&ToolState> {
+        tool_of(&self.tools, self.tools_base, t)
+    }
+
+    fn tool_mut(&mut self, t: TrajId) -> Option<&mut ToolState> {
+        self.tools.get_mut(usize::try_from(t.0.checked_sub(self.tools_base)?).ok()?)
+    }
+
+    /// Drops the tool state of trajectories before `first_live` (retired by the trajectory manager).
+    fn retire_tools(&mut self, first_live: TrajId) {
+        while self.tools_base < first_live.0 && self.tools.pop_front().is_some() {
+            self.tools_base += 1;
         }
-        self.tool_wait[i] = None;
+    }
+
+    fn tool_return(&mut self, d: &mut Driver, t: TrajId, worker: WorkerId, epoch: u64) -> Result<(), RunError> {
+        // A stale return: the call was given up (a pause) or its trajectory is gone.
+        match self.tool_mut(t) {
+            Some(s) if s.epoch == epoch && s.wait == Some(worker) => s.wait = None,
+            _ => return Ok(()),
+        }
         self.tool_waiting_on[worker.index()] -= 1;
         // With prefix caching the context before the tool's output is still cached: only the output is prefilled.
         let cached = if self.scenario.rollout.prefix_caching {

@@ -130,6 +130,11 @@ impl TrajectoryManager {
         TrajId(self.base + self.trajs.len() as u64)
     }
 
+    /// The oldest live trajectory's id (every earlier one is retired).
+    pub fn first_live(&self) -> TrajId {
+        TrajId(self.base)
+    }
+
     /// Trajectories created (live and retired).
     pub fn len(&self) -> usize {
         (self.base as usize) + self.trajs.len()
