@@ -313,15 +313,17 @@ impl Streaming {
             .collect()
     }
 
-    /// A worker's free slots if it may take new work now.
+    /// A worker's free slots if it may take new work now. (Free slots first: on most events every engine is full,
+    /// and this runs for every worker on each fill.)
     fn free_slots(&self, w: &WorkerState) -> Option<u64> {
-        let open = w.role == Role::Rollout
+        let free = self.slots[w.id.index()].saturating_sub(w.resident as u64);
+        let open = free > 0
+            && w.role == Role::Rollout
             && matches!(w.activity, Activity::Idle | Activity::RollingOut)
             && !self.pausing.contains(w.id)
             && !self.reclaiming.contains(w.id)
             && !self.switching.contains(w.id);
-        let free = if open { self.slots[w.id.index()].saturating_sub(w.resident as u64) } else { 0 };
-        (free > 0).then_some(free)
+        open.then_some(free)
     }
 
     /// Workers that may take new work now, with their free slots, into `out` (in id order).
