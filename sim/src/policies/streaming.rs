@@ -584,6 +584,11 @@ impl Streaming {
         if rule == LendRule::Never || !self.rollout_work_waiting(view) {
             return;
         }
+        // Under `gain`, nothing is lent before the next check however many workers are free: skip the scan (it ran
+        // on every event, over every train worker).
+        if rule == LendRule::Gain && view.now < self.next_lend_check {
+            return;
+        }
         let lendable = self.lendable.get_or_insert_with(|| {
             view.cluster.workers.iter().filter(|w| w.has_tag("train") && w.has_tag("rollout")).map(|w| w.id).collect()
         });
