@@ -14,7 +14,7 @@ use rlsim_exec::runtime::execute;
 use rlsim_reports as reports;
 use rlsim_reports::output::Staged;
 use rlsim_sim::scenario::{PipelineKind, Scenario, ScenarioError, PIPELINE_TYPES};
-use rlsim_sim::simulator::simulate;
+use rlsim_sim::simulator::{simulate, simulate_recording, Recording};
 use rlsim_sim::trace::{
     looks_like_search_r1, read_csv_trace, read_polytrace, read_search_r1, write_csv_trace, Trace, TraceGroup,
 };
@@ -513,13 +513,24 @@ fn error_chain(e: &anyhow::Error) -> String {
     text
 }
 
+/// What a run records for the files `detail` writes: below `trajectories` no file shows a trajectory, so the report
+/// is computed as the run goes and only the workers' activity spans are kept (memory flat over the run's steps).
+fn recording_for(detail: reports::perfetto::TimelineDetail) -> Recording {
+    if detail >= reports::perfetto::TimelineDetail::Trajectories {
+        Recording::FULL
+    } else {
+        Recording::WORKERS
+    }
+}
+
 fn dispatch(cli: Cli) -> Result<()> {
     let plots = reports::plots::PlotOptions { scale: cli.plot_scale };
     match cli.command {
         Cmd::Run { scenario, out, seeds, no_plots, timeline, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
             let staged = Staged::new(&out.unwrap_or_else(|| Path::new("runs").join(&s.name)), "run")?;
-            let run = simulate(&s).with_context(|| format!("simulating {}", scenario.display()))?;
+            let run = simulate_recording(&s, recording_for(timeline.detail))
+                .with_context(|| format!("simulating {}", scenario.display()))?;
             ui::text(&reports::summary_table(&run.report.summary));
             // The other seeds: only their summaries are kept.
             let stats = if seeds > 1 {
@@ -584,8 +595,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             let bar = ui::progress(loaded.len() * seeds, "runs");
             for (path, s) in &loaded {
                 bar.set_message(format!("{} as {}", s.name, s.pipeline.kind));
-                let run =
-                    simulate(s).with_context(|| format!("simulating {} as {}", path.display(), s.pipeline.kind))?;
+                let run = simulate_recording(s, recording_for(timeline.detail))
+                    .with_context(|| format!("simulating {} as {}", path.display(), s.pipeline.kind))?;
                 bar.inc(1);
                 summaries.push(run.report.summary.clone());
                 let name = format!("{}-{}", s.name, s.pipeline.kind);

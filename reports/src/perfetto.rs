@@ -362,11 +362,16 @@ fn write_events<W: Write>(
 
     // Step-level: each phase's extent per step, from its first span to its last.
     let mut extent: BTreeMap<(usize, u32), (u64, u64)> = BTreeMap::new();
-    for s in &t.spans {
+    for s in t.spans.iter().filter(|s| s.kind != SpanKind::Generate) {
         let (Some(step), Some(p)) = (s.step, PHASES.iter().position(|(_, k)| *k == s.kind)) else { continue };
         let e = extent.entry((p, step)).or_insert((u64::MAX, 0));
         e.0 = e.0.min(s.start.as_ns());
         e.1 = e.1.max(s.end.as_ns());
+    }
+    // Generation: from its spans, or from the per-step extents a run kept instead of them.
+    let rollout = PHASES.iter().position(|(_, k)| *k == SpanKind::Generate).expect("a rollout phase");
+    for (step, (a, b)) in t.generation_extents() {
+        extent.insert((rollout, step), (a.as_ns(), b.as_ns()));
     }
     let phase_lanes: Vec<Lanes<(u32, u64, u64)>> = (0..PHASES.len())
         .map(|p| {

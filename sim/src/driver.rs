@@ -154,6 +154,10 @@ pub struct Driver<'a> {
     /// The report computed as the run goes (summary-only runs): spans go to it instead of `spans`, and trained or
     /// discarded trajectories are folded into it and retired.
     report: Option<ReportBuilder>,
+    /// Streaming: also keep the worker-activity spans in `spans` (not the generation spans), and each step's
+    /// generation extent.
+    keep_activity_spans: bool,
+    step_generation: BTreeMap<u32, (SimTime, SimTime)>,
     /// Per worker: when its current train, sync or switch began, and that work's step label.
     activity_since: Vec<(SimTime, u32)>,
     /// Steps whose spans are all recorded: a command labelled with one is refused (see [`Driver::train_done`]).
@@ -207,6 +211,8 @@ impl<'a> Driver<'a> {
             events: 0,
             spans: Vec::new(),
             report: None,
+            keep_activity_spans: false,
+            step_generation: BTreeMap::new(),
             activity_since: vec![(SimTime::ZERO, 0); n],
             closed_through: None,
             rollout_open: vec![None; n],
@@ -227,9 +233,11 @@ impl<'a> Driver<'a> {
     }
 
     /// Computes the report as the run goes ([`Driver::advance_report`]) and retires finished trajectories, instead
-    /// of recording a Timeline: memory then stays flat over a run's steps.
-    pub fn stream_report(&mut self) {
+    /// of recording a Timeline of every trajectory: memory then stays flat over a run's steps. With
+    /// `activity_spans`, the Timeline still gets the worker-activity spans (a few per worker and step).
+    pub fn stream_report(&mut self, activity_spans: bool) {
         self.report = Some(ReportBuilder::new(TimelineWorker::of(&self.scenario.cluster)));
+        self.keep_activity_spans = activity_spans;
     }
 
     pub fn worker_name(&self, w: WorkerId) -> &str {
@@ -445,7 +453,19 @@ impl<'a> Driver<'a> {
     /// Keeps a span for the Timeline, or folds it into the report computed as the run goes.
     fn record(&mut self, s: Span) {
         match &mut self.report {
-            Some(b) => b.span(s.worker, s.kind, s.start.as_ns(), s.end.as_ns(), s.step),
+            Some(b) => {
+                b.span(s.worker, s.kind, s.start.as_ns(), s.end.as_ns(), s.step);
+                if self.keep_activity_spans {
+                    match (s.kind, s.step) {
+                        (SpanKind::Generate, Some(step)) => {
+                            let e = self.step_generation.entry(step).or_insert((s.start, s.end));
+                            *e = (e.0.min(s.start), e.1.max(s.end));
+                        }
+                        (SpanKind::Generate, None) => {}
+                        _ => self.spans.push(s),
+                    }
+                }
+            }
             None => self.spans.push(s),
         }
     }
@@ -666,7 +686,7 @@ impl<'a> Driver<'a> {
     }
 
     /// The recorded Timeline ending at `end`, with the backend's `counters` and the driver's (moves the spans
-    /// out: call once, at the end). A run that streams its report has no spans or samples in it.
+    /// out: call once, at the end). A run that streams its report has no samples and no generation spans in it.
     pub fn timeline(&mut self, end: SimTime, mut counters: BTreeMap<String, u64>) -> Timeline {
         counters.insert("failures".to_string(), self.failures);
         counters.insert("lost_work_gpu_ms".to_string(), (self.lost_work_gpu_ns / 1_000_000) as u64);
@@ -675,6 +695,7 @@ impl<'a> Driver<'a> {
         let mut t = Timeline::assemble(&self.scenario.cluster, &self.tm, spans, end, counters, series);
         if self.report.is_some() {
             t.samples.clear();
+            t.step_generation = std::mem::take(&mut self.step_generation);
         }
         t
     }

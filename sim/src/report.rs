@@ -542,6 +542,7 @@ mod tests {
             end: SimTime(10 * s),
             counters: BTreeMap::new(),
             counter_samples: Vec::new(),
+            step_generation: Default::default(),
         };
         let meta = RunMeta {
             scenario: "x".into(),

@@ -118,16 +118,22 @@ pub struct Recording {
     /// Counter samples over time (KV-cache use, batch, queue, versions) for the trace: a few per engine boundary,
     /// time and memory spent for nothing when only the summary is kept (sweep, search, bench).
     pub counters: bool,
-    /// Compute the report as the run goes and retire finished trajectories, keeping no spans or samples: memory
-    /// stays flat over the run's steps, and the Timeline holds no spans (only a summary is wanted).
+    /// Compute the report as the run goes and retire finished trajectories, keeping no samples and no generation
+    /// spans: memory stays flat over the run's steps.
     pub stream_report: bool,
+    /// With `stream_report`: still keep the worker-activity spans (not the per-trajectory generation spans) in the
+    /// Timeline, for files that show each worker's activity (`--timeline workers`).
+    pub activity_spans: bool,
 }
 
 impl Recording {
     /// Everything: for runs whose files are written.
-    pub const FULL: Recording = Recording { counters: true, stream_report: false };
+    pub const FULL: Recording = Recording { counters: true, stream_report: false, activity_spans: true };
     /// Only what the report needs.
-    pub const SUMMARY: Recording = Recording { counters: false, stream_report: true };
+    pub const SUMMARY: Recording = Recording { counters: false, stream_report: true, activity_spans: false };
+    /// Counters and worker-activity spans, the report streamed: everything a run's files need below
+    /// `--timeline trajectories` (the per-trajectory generation spans are all that is left out).
+    pub const WORKERS: Recording = Recording { counters: true, stream_report: true, activity_spans: true };
 }
 
 /// Runs a scenario in the simulator with its pipeline's policy, recording everything.
@@ -154,7 +160,7 @@ pub fn simulate_with_recording(
     let started = Instant::now();
     let mut d = Driver::new(scenario, policy, recording.counters);
     if recording.stream_report {
-        d.stream_report();
+        d.stream_report(recording.activity_spans);
     }
     // Any worker that may hold a rollout engine (its start state or a later retag) gets one.
     let engines: Vec<Option<RolloutEngine>> = scenario

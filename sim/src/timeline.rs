@@ -254,6 +254,9 @@ pub struct Timeline {
     /// Counters over time (KV-cache use, batch, queue, versions), sampled when they change; only the trace shows
     /// them, no metric reads them.
     pub counter_samples: Vec<CounterSample>,
+    /// Per step, the earliest start and the latest end of its generation spans, kept when those spans are not (a
+    /// run that computes its report as it goes); empty otherwise. See [`Timeline::generation_extents`].
+    pub step_generation: BTreeMap<u32, (SimTime, SimTime)>,
 }
 
 impl Timeline {
@@ -292,7 +295,21 @@ impl Timeline {
             end,
             counters,
             counter_samples: counter_samples.into_samples(),
+            step_generation: BTreeMap::new(),
         }
+    }
+
+    /// Per step, the earliest start and the latest end of its generation, from its generation spans or, when they
+    /// were not kept, from `step_generation`.
+    pub fn generation_extents(&self) -> BTreeMap<u32, (SimTime, SimTime)> {
+        let mut out = self.step_generation.clone();
+        for s in self.spans.iter().filter(|s| s.kind == SpanKind::Generate) {
+            if let Some(step) = s.step {
+                let e = out.entry(step).or_insert((s.start, s.end));
+                *e = (e.0.min(s.start), e.1.max(s.end));
+            }
+        }
+        out
     }
 
     /// The first pair of overlapping activity spans on one worker, if any (a worker is never double-booked).

@@ -568,6 +568,7 @@ mod tests {
             end: SimTime(steps as u64 * 10 * S),
             counters: Default::default(),
             counter_samples: Vec::new(),
+            step_generation: Default::default(),
         };
         let windows = (0..steps as u64).map(|k| Window { step: k as u32, start: k * 10 * S, end: (k + 1) * 10 * S });
         (t, windows.collect())
@@ -750,6 +751,7 @@ mod tests {
                 end: SimTime(end * S),
                 counters: Default::default(),
                 counter_samples: Vec::new(),
+                step_generation: Default::default(),
             };
             let a = analyse(&t, &windows, "colocated");
             let in_range = |f: f64| (0.0..=1.0).contains(&f);
