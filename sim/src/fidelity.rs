@@ -74,7 +74,8 @@ pub struct Case {
     pub name: String,
     pub file: PathBuf,
     pub published: RawPublished,
-    /// Seconds per published step (steady state: warm-up steps left out).
+    /// Seconds per published step (steady state: warm-up steps left out), less the phases the published step leaves
+    /// out (`step_excludes`).
     pub step_s: f64,
     /// Mean seconds per published step of each steps.csv phase column.
     pub phases: Vec<(String, f64)>,
@@ -100,6 +101,11 @@ fn steady(steps: &[StepRow], warmup: usize, per_published: f64) -> (f64, Vec<(St
     (period * per_published, phases)
 }
 
+/// The simulated step as the published one counts it: less the phases it leaves out (`step_excludes`).
+fn comparable_step(step_s: f64, phases: &[(String, f64)], excludes: &[String]) -> f64 {
+    step_s - phases.iter().filter(|(k, _)| excludes.iter().any(|x| x == k)).map(|(_, v)| v).sum::<f64>()
+}
+
 /// Simulates one fidelity scenario (with `--set` overrides, for what-if questions).
 pub fn run_case(file: &Path, overrides: &[String]) -> Result<Case, FidelityError> {
     let s = Scenario::load(file, overrides)?;
@@ -113,6 +119,7 @@ pub fn run_case(file: &Path, overrides: &[String]) -> Result<Case, FidelityError
     }
     let per = published.steps_per_published_step.unwrap_or(1) as f64;
     let (step_s, phases) = steady(&run.report.steps, warmup as usize, per);
+    let step_s = comparable_step(step_s, &phases, &published.step_excludes);
     let name = file.file_stem().and_then(|x| x.to_str()).unwrap_or("case").to_string();
     Ok(Case { name, file: file.to_path_buf(), published, step_s, phases })
 }
@@ -208,6 +215,14 @@ mod tests {
         let (period4, phases4) = steady(&steps, 1, 4.0);
         assert!((period4 - 40.0).abs() < 1e-12);
         assert_eq!(phases4[2], ("train".to_string(), 4.0));
+    }
+
+    #[test]
+    fn a_published_step_without_its_sync_is_compared_without_the_simulated_sync() {
+        let phases = vec![("train".to_string(), 30.0), ("sync".to_string(), 2.5), ("reward".to_string(), 4.0)];
+        assert_eq!(comparable_step(40.0, &phases, &[]), 40.0);
+        assert_eq!(comparable_step(40.0, &phases, &["sync".to_string()]), 37.5);
+        assert_eq!(comparable_step(40.0, &phases, &["sync".to_string(), "reward".to_string()]), 33.5);
     }
 
     #[test]

@@ -258,6 +258,8 @@ fn framework_and_fidelity_knobs_are_checked() {
     );
     let e = err(&text, &[]);
     assert_has(&e, &["bad.toml:", "field `published.phases[0].sim`", "unknown column \"rollouts\"", "logprob"]);
+    let e = err(&format!("{BASE}\n[published]\nstep_s = 10.0\nstep_excludes = [\"syncs\"]\n"), &[]);
+    assert_has(&e, &["bad.toml:", "field `published.step_excludes`", "unknown column \"syncs\"", "sync"]);
     let e = err(&format!("{BASE}\n[published]\nspeedup = 2.0\n"), &[]);
     assert_has(&e, &["field `published.speedup`", "speedup_over"]);
 }

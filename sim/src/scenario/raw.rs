@@ -97,6 +97,10 @@ pub struct RawPublished {
     pub source: Option<String>,
     /// Published seconds per RL step.
     pub step_s: Option<f64>,
+    /// steps.csv columns whose time the published step leaves out (verl fully_async times its step before the
+    /// weight sync: `["sync"]`); the simulated step is compared less them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_excludes: Vec<String>,
     /// Simulated train steps per published step (verl fully_async: local updates per parameter sync).
     pub steps_per_published_step: Option<u32>,
     /// Steps at the start of the run left out of the means (warm-up).

@@ -12,20 +12,25 @@ pub(super) fn validate_published(p: &RawPublished, c: &Check) -> Result<(), Scen
         Ok(())
     };
     secs(p.step_s, "published.step_s")?;
+    let known = |cols: &[String], field: &str| -> Result<(), ScenarioError> {
+        for col in cols {
+            if !crate::report::PHASE_COLUMNS.contains(&col.as_str()) {
+                return Err(c.src.error(
+                    field,
+                    format!("unknown column {col:?}; expected some of {}", crate::report::PHASE_COLUMNS.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    };
+    known(&p.step_excludes, "published.step_excludes")?;
     for (i, ph) in p.phases.iter().enumerate() {
         let f = |k: &str| format!("published.phases[{i}].{k}");
         c.require(ph.name.clone(), &f("name"), "the phase's published name")?;
         let s = c.require(ph.seconds, &f("seconds"), "published seconds")?;
         secs(Some(s), &f("seconds"))?;
         let cols = c.require(ph.sim.clone(), &f("sim"), "a list of steps.csv columns")?;
-        for col in &cols {
-            if !crate::report::PHASE_COLUMNS.contains(&col.as_str()) {
-                return Err(c.src.error(
-                    &f("sim"),
-                    format!("unknown column {col:?}; expected some of {}", crate::report::PHASE_COLUMNS.join(", ")),
-                ));
-            }
-        }
+        known(&cols, &f("sim"))?;
         if let Some(t) = ph.tolerance {
             c.number(Some(t), &f("tolerance"), 0.0, 0.0, 10.0, "a relative error")?;
         }
