@@ -161,7 +161,7 @@ pub struct Driver<'a> {
     /// Per worker: when its current train, sync or switch began, and that work's step label.
     activity_since: Vec<(SimTime, u32)>,
     /// Steps whose spans are all recorded: a command labelled with one is refused (see [`Driver::train_done`]).
-    pub closed_through: Option<u32>,
+    closed_through: Option<u32>,
     /// Open Rollout span per worker: (start, step label).
     rollout_open: Vec<Option<(SimTime, u32)>>,
     pending: VecDeque<Pending>,

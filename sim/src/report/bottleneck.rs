@@ -201,6 +201,8 @@ pub(crate) struct Sweep {
     waits: Vec<Vec<(i64, u64)>>,
     /// Per window: its tail (ns), once it is folded to its end.
     tail: Vec<Option<u64>>,
+    /// Windows before this one have their tails.
+    tailed: usize,
 }
 
 impl Sweep {
@@ -285,11 +287,12 @@ impl Sweep {
             self.now = next;
         }
         self.pending.drain(..i);
-        // Windows that end by now receive no more time: their tails are final.
-        for k in 0..self.windows.len() {
-            if self.tail[k].is_none() && self.windows[k].end <= self.now {
-                self.tail[k] = Some(tail_ns(&std::mem::take(&mut self.waits[k]), self.peak[k]));
-            }
+        // Windows that end by now receive no more time: their tails are final (in window order; a window left
+        // behind here gets its tail from its waits at the end).
+        while self.tailed < self.windows.len() && self.windows[self.tailed].end <= self.now {
+            let k = self.tailed;
+            self.tail[k] = Some(tail_ns(&std::mem::take(&mut self.waits[k]), self.peak[k]));
+            self.tailed += 1;
         }
     }
 }
