@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The analytic model against the real backend: three model sizes x two batch regimes, every pipeline.
 # Usage: cargo build --release && bash scripts/validate-sizes.sh   (about 12 minutes on 2 cores for the five
-# pipelines; PIPELINES="colocated disaggregated" to run fewer, OUT=dir to move the output)
+# pipelines; PIPELINES="colocated disaggregated" to run fewer, MODELS=analytic for one cost model, REPEAT=5 for
+# the median of five repetitions (each re-measures the device figures or the profile), OUT=dir to move the output)
 # Prints one line per (size, regime, cost model, pipeline, metric); docs/validation.md holds the table it gave.
 cd "$(dirname "$0")/.."
 B=./target/release/rlsim
@@ -19,10 +20,10 @@ regimes=(
 )
 for sz in "${sizes[@]}"; do for rg in "${regimes[@]}"; do
   sn=${sz%%|*}; sa=${sz#*|}; rn=${rg%%|*}; ra=${rg#*|}
-  for model in analytic profiled; do
+  for model in ${MODELS:-analytic profiled}; do
     extra=""; [ $model = profiled ] && extra="--reprofile"
     echo "=== $sn $rn $model"
-    $B validate scenarios/exec-tiny.toml --model $model $extra $pipeline_args --steps 12 $sa $ra --out ${OUT:-runs/validate-sizes}/$sn-$rn-$model -q --json > ${OUT:-runs/validate-sizes}/$sn-$rn-$model.json 2>${OUT:-runs/validate-sizes}/$sn-$rn-$model.err
+    $B validate scenarios/exec-tiny.toml --model $model $extra $pipeline_args --steps 12 --repeat ${REPEAT:-1} $sa $ra --out ${OUT:-runs/validate-sizes}/$sn-$rn-$model -q --json > ${OUT:-runs/validate-sizes}/$sn-$rn-$model.json 2>${OUT:-runs/validate-sizes}/$sn-$rn-$model.err
     python3 - "$sn" "$rn" "$model" "${OUT:-runs/validate-sizes}" <<'PY'
 import json,sys
 d=json.load(open(f"{sys.argv[4]}/{sys.argv[1]}-{sys.argv[2]}-{sys.argv[3]}.json"))

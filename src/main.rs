@@ -929,10 +929,24 @@ fn profile_table(p: &rlsim_sim::profile::HardwareProfile) -> String {
 
 /// The device figures as a table (units as a reader expects them).
 fn figures_table(f: &rlsim_exec::figures::DeviceFigures) -> String {
+    let elementwise = |e: rlsim_sim::framework::Elementwise| {
+        format!(
+            "{:.0} + {:.1}·hidden + ({:.2}·heads + {:.3}·hidden)·context ns per token; {:.0} ns·heads per sequence",
+            e.token_ns, e.hidden_ns, e.head_context_ns, e.hidden_context_ns, e.sequence_head_ns
+        )
+    };
     let rows = vec![
         vec!["matmul (f32)".to_string(), format!("{:.1} GFLOP/s", f.matmul_gflops)],
         vec!["memory read".to_string(), format!("{:.1} GB/s", f.read_gbytes_per_s)],
         vec!["memory copy".to_string(), format!("{:.1} GB/s", f.copy_gbytes_per_s)],
+        vec![
+            "weight stream (4-row matmul)".to_string(),
+            f.weight_stream_gbytes_per_s
+                .iter()
+                .map(|[mb, r]| format!("{r:.1} GB/s at {mb} MB"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ],
         vec!["decode iteration, fixed".to_string(), format!("{:.1} µs", f.iteration_s * 1e6)],
         vec!["decode, per layer".to_string(), format!("{:.1} µs", f.layer_s * 1e6)],
         vec![
@@ -943,6 +957,10 @@ fn figures_table(f: &rlsim_exec::figures::DeviceFigures) -> String {
             "update, per micro-batch".to_string(),
             format!("{:.1} µs + {:.1} µs per layer", f.update_micro_batch_s * 1e6, f.update_layer_s * 1e6),
         ],
+        vec!["outside the matmuls, per layer:".to_string(), String::new()],
+        vec!["  log-prob pass".to_string(), elementwise(f.logprob_elementwise)],
+        vec!["  update".to_string(), elementwise(f.update_elementwise)],
+        vec!["  decode (per sequence)".to_string(), elementwise(f.decode_elementwise)],
     ];
     format!("{}: device figures\n{}", f.device, reports::text_table(&["figure", "value"], &rows))
 }
@@ -1021,7 +1039,13 @@ fn validate(
                 (None, Some((r, f))) if *r == run => f.clone(),
                 _ => {
                     bar.set_message(format!("{tag}: measuring device figures"));
-                    let f = rlsim_exec::figures::measure(device.first()).map_err(anyhow::Error::msg)?;
+                    // On a CPU every worker is a thread of the same machine: measure with as many busy at once.
+                    let sharing = if matches!(device.first(), rlsim_exec::device::DeviceSpec::Cpu) {
+                        s.cluster.workers.len()
+                    } else {
+                        1
+                    };
+                    let f = rlsim_exec::figures::measure(device.first(), sharing).map_err(anyhow::Error::msg)?;
                     let file = dir.join(format!("figures-r{}.toml", run + 1));
                     std::fs::write(&file, f.to_toml("Device figures measured by `rlsim validate --model analytic`."))?;
                     bar.suspend(|| ui::text(&figures_table(&f)));

@@ -243,24 +243,11 @@ impl Trainer {
     }
 
     /// Splits samples `idx` into micro-batches of similar lengths (sorted, so padding stays small), each holding at
-    /// most `micro_batch_tokens` padded tokens (at least one sequence).
+    /// most `micro_batch_tokens` padded tokens (at least one sequence): the function the analytic model prices a
+    /// padding framework with.
     fn micro_batches(&self, samples: &[TrainSample], idx: &[usize]) -> Vec<Vec<usize>> {
-        let len = |i: &usize| samples[*i].prompt.len() + samples[*i].response.len();
-        let mut sorted: Vec<usize> = idx.to_vec();
-        sorted.sort_by_key(|i| (len(i), *i));
-        let mut out: Vec<Vec<usize>> = Vec::new();
-        let mut cur: Vec<usize> = Vec::new();
-        for s in sorted {
-            let len = len(&s);
-            if !cur.is_empty() && (cur.len() + 1) * len > self.micro_batch_tokens {
-                out.push(std::mem::take(&mut cur));
-            }
-            cur.push(s);
-        }
-        if !cur.is_empty() {
-            out.push(cur);
-        }
-        out
+        let lengths: Vec<u64> = samples.iter().map(|s| (s.prompt.len() + s.response.len()) as u64).collect();
+        rlsim_sim::costs::train::padded_micro_batches(&lengths, idx, self.micro_batch_tokens as u64)
     }
 
     /// The step's plan as verl runs it (and the analytic model prices it, `rlsim_sim::costs::train`): whole samples

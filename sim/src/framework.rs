@@ -29,6 +29,10 @@ pub struct FrameworkSpec {
     pub hbm_efficiency: f64,
     /// Achieved share of peak FLOP/s in decode (the compute-bound line).
     pub decode_compute_efficiency: f64,
+    /// A decode iteration overlaps reading the weights and KV with its FLOPs (a GPU's kernels: the time is the larger
+    /// of the two); false where they run one after the other (a CPU's GEMM packs each weight matrix, then
+    /// multiplies: their sum).
+    pub decode_overlap: bool,
     /// Achieved share of peak FLOP/s in prefill.
     pub prefill_mfu: f64,
     // ----- trainer -----
@@ -42,11 +46,18 @@ pub struct FrameworkSpec {
     pub gradient_checkpointing: bool,
     /// Fixed cost per micro-batch per pass, milliseconds.
     pub micro_batch_overhead_ms: f64,
+    /// The trainer packs samples without padding (verl `use_remove_padding`); false: each micro-batch is padded to
+    /// its longest sample and computed at that length (micro-batches formed from the samples sorted by length).
+    pub remove_padding: bool,
     /// A time-sliced (colocated) trainer offloads parameters and optimizer state to host memory between phases
     /// and loads them back for each pass.
     pub offload: bool,
     /// Achieved host↔device bandwidth of those offload copies per GPU (pageable memory), GB/s.
     pub offload_gbytes_per_s: f64,
+    /// Without `offload`, a rollout↔train switch of a time-sliced worker moves the training state (weights,
+    /// gradients, optimizer) off the GPU and back, to make room for the engine's KV cache; false where the trainer
+    /// keeps its state in place and only the engine's weights and KV cache come and go (rlsim's real backend).
+    pub switch_moves_training_state: bool,
     // ----- switching, sync, controller -----
     /// Fixed cost of a rollout↔train switch besides bytes over PCIe (engine sleep/wake, KV-cache re-allocation,
     /// allocator), seconds.
@@ -65,6 +76,93 @@ pub struct FrameworkSpec {
     /// message queue, unpickled, concatenated, the batch balanced): nanoseconds per padded token slot. 0: the
     /// framework hands the trainer real tokens only, or overlaps this with compute.
     pub assembly_ns_per_padded_token: f64,
+    // ----- work outside the matmuls of an eager (unfused) implementation -----
+    /// Per layer of a log-prob (forward-only) pass: see [`Elementwise`]. Zero for the GPU presets: their kernels
+    /// are fused and what remains is inside the fitted `mfu`.
+    pub logprob_elementwise: Elementwise,
+    /// The same for the update (forward, backward and the optimizer's share).
+    pub update_elementwise: Elementwise,
+    /// The same per running sequence (its one new token) of a decode iteration, whose context is its own.
+    pub decode_elementwise: Elementwise,
+}
+
+/// What an eager implementation spends outside its matmuls per layer, nanoseconds: each op between the matmuls
+/// (norms, residuals, the activation function, layout copies, the attention scores' scale, mask and softmax) is
+/// its own kernel over the activations, so the time grows with the width, with the heads times the sequence (the
+/// scores) and with the width times the sequence (the keys and values they read), and each small per-head
+/// attention matmul is a call of its own. A token of a layer of width `hidden` with `heads` heads in a sequence of
+/// `context` tokens costs `token + hidden·hidden_ns + (heads·head_context + hidden·hidden_context)·context`, and
+/// each sequence `heads·sequence_head` more; besides the layers, each token costs `outside_token` once per pass.
+/// Fields left out are 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Elementwise {
+    /// Per token.
+    #[serde(default)]
+    pub token_ns: f64,
+    /// Per token per hidden unit.
+    #[serde(default)]
+    pub hidden_ns: f64,
+    /// Per token per head per context token.
+    #[serde(default)]
+    pub head_context_ns: f64,
+    /// Per token per hidden unit per context token.
+    #[serde(default)]
+    pub hidden_context_ns: f64,
+    /// Per sequence per head.
+    #[serde(default)]
+    pub sequence_head_ns: f64,
+    /// Per token outside the layers, once per pass (embedding, final norm, the log-softmax over the vocabulary and
+    /// the loss). Decode's is in `seq_overhead_us`.
+    #[serde(default)]
+    pub outside_token_ns: f64,
+}
+
+/// An [`Elementwise`] at one model's width and heads, per layer, seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ElementwiseRates {
+    /// Per token.
+    pub token_s: f64,
+    /// Per token per token of its context.
+    pub token_context_s: f64,
+    /// Per sequence.
+    pub sequence_s: f64,
+    /// Per token outside the layers (once, not per layer).
+    pub outside_token_s: f64,
+}
+
+impl Elementwise {
+    pub const ZERO: Elementwise = Elementwise {
+        token_ns: 0.0,
+        hidden_ns: 0.0,
+        head_context_ns: 0.0,
+        hidden_context_ns: 0.0,
+        sequence_head_ns: 0.0,
+        outside_token_ns: 0.0,
+    };
+
+    /// The fields by name, in order (for validation and display).
+    pub fn fields(&self) -> [(&'static str, f64); 6] {
+        [
+            ("token_ns", self.token_ns),
+            ("hidden_ns", self.hidden_ns),
+            ("head_context_ns", self.head_context_ns),
+            ("hidden_context_ns", self.hidden_context_ns),
+            ("sequence_head_ns", self.sequence_head_ns),
+            ("outside_token_ns", self.outside_token_ns),
+        ]
+    }
+
+    /// The rates per layer at width `hidden` with `heads` heads.
+    pub fn at(&self, hidden: u32, heads: u32) -> ElementwiseRates {
+        let (hidden, heads) = (hidden as f64, heads as f64);
+        ElementwiseRates {
+            token_s: (self.token_ns + self.hidden_ns * hidden) * 1e-9,
+            token_context_s: (self.head_context_ns * heads + self.hidden_context_ns * hidden) * 1e-9,
+            sequence_s: self.sequence_head_ns * heads * 1e-9,
+            outside_token_s: self.outside_token_ns * 1e-9,
+        }
+    }
 }
 
 /// Names of the built-in framework presets.
@@ -116,12 +214,35 @@ pub const DEFAULT_FRAMEWORK: &str = "verl-fsdp2";
 /// a 1.5 ms iteration overhead, no recomputation, no offload, no controller work or padded transfers, 1 s switches
 /// and syncs; it is for micro-scenarios worked out by hand, not for predictions.
 ///
-/// `rlsim-exec` is rlsim's own real backend (candle, exec/): eager (every layer's ops dispatched each iteration),
-/// no controller, no offload, no recomputation, no fixed switch or sync cost (a switch parks the engine's weights in
-/// host memory, a sync copies them), and the trainer runs its matmuls at the device's measured rate (`mfu` 1 of the
-/// measured peak). Its per-iteration, per-layer and per-sequence costs are the device's: `rlsim validate --model
-/// analytic` measures them with microbenchmarks (exec/src/figures.rs) and sets them; the values here are those
-/// figures on the project's 2-vCPU development VM (2026-11-29), for a scenario that names the preset alone.
+/// The rlsim-exec preset's costs outside the matmuls (see [`Elementwise`]): what `exec/src/figures.rs` measured
+/// on the project's 2-vCPU development VM, one candle thread per worker.
+pub const EXEC_LOGPROB_ELEMENTWISE: Elementwise = Elementwise { head_context_ns: 3.2, ..Elementwise::ZERO };
+pub const EXEC_UPDATE_ELEMENTWISE: Elementwise = Elementwise {
+    token_ns: 163.0,
+    hidden_ns: 100.0,
+    head_context_ns: 5.9,
+    hidden_context_ns: 0.0,
+    sequence_head_ns: 3500.0,
+    outside_token_ns: 331.0,
+};
+pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
+    token_ns: 494.0,
+    hidden_ns: 26.6,
+    head_context_ns: 7.8,
+    hidden_context_ns: 0.39,
+    sequence_head_ns: 322.0,
+    outside_token_ns: 0.0,
+};
+
+/// `rlsim-exec` is rlsim's own real backend (candle, exec/): eager (every layer's ops dispatched each iteration,
+/// each op between the matmuls a pass over the activations: the `*_elementwise` costs), no controller, no offload,
+/// no recomputation, no fixed switch or sync cost (a switch parks the engine's weights in host memory and the
+/// trainer keeps its state in place; a sync copies the weights), micro-batches padded to their longest sample, decode
+/// reads and FLOPs one after the other (a CPU's packing GEMM), and the trainer runs its matmuls at the device's
+/// measured rate (`mfu` 1 of the measured peak). Its per-iteration, per-layer, per-sequence and elementwise costs are
+/// the device's: `rlsim validate --model analytic` measures them with microbenchmarks (exec/src/figures.rs) and sets
+/// them; the values here are those figures on the project's 2-vCPU development VM (2026-11-29, two workers' threads
+/// measuring at once), for a scenario that names the preset alone.
 pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
     let verl = FrameworkSpec {
         name: "verl-fsdp2".into(),
@@ -133,18 +254,24 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         tp_allreduce_us: 10.0,
         hbm_efficiency: 0.8,
         decode_compute_efficiency: 0.5,
+        decode_overlap: true,
         prefill_mfu: 0.5,
         mfu: 0.6,
         moe_mfu_scale: 0.42,
         gradient_checkpointing: true,
         micro_batch_overhead_ms: 5.0,
+        remove_padding: true,
         offload: true,
         offload_gbytes_per_s: 8.0,
+        switch_moves_training_state: true,
         switch_fixed_s: 3.0,
         weight_sync_fixed_s: 1.0,
         step_overhead_s: 10.0,
         controller_ns_per_padded_token: 140.0,
         assembly_ns_per_padded_token: 80.0,
+        logprob_elementwise: Elementwise::ZERO,
+        update_elementwise: Elementwise::ZERO,
+        decode_elementwise: Elementwise::ZERO,
     };
     let spec = match name.to_ascii_lowercase().as_str() {
         "verl-fsdp2" => verl,
@@ -188,24 +315,30 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
             name: "rlsim-exec".into(),
             cuda_graphs: false,
             iteration_overhead_ms: 0.1,
-            seq_overhead_us: 10.0,
+            seq_overhead_us: 1.4,
             graph_layer_us: 0.0,
             eager_layer_us: 60.0,
             tp_allreduce_us: 0.0,
             hbm_efficiency: 1.0,
             decode_compute_efficiency: 1.0,
+            decode_overlap: false,
             prefill_mfu: 1.0,
             mfu: 1.0,
             moe_mfu_scale: 1.0,
             gradient_checkpointing: false,
             micro_batch_overhead_ms: 1.0,
+            remove_padding: false,
             offload: false,
             offload_gbytes_per_s: 5.0,
+            switch_moves_training_state: false,
             switch_fixed_s: 0.0,
             weight_sync_fixed_s: 0.0,
             step_overhead_s: 0.0,
             controller_ns_per_padded_token: 0.0,
             assembly_ns_per_padded_token: 0.0,
+            logprob_elementwise: EXEC_LOGPROB_ELEMENTWISE,
+            update_elementwise: EXEC_UPDATE_ELEMENTWISE,
+            decode_elementwise: EXEC_DECODE_ELEMENTWISE,
         },
         _ => return None,
     };

@@ -40,7 +40,7 @@ impl AnalyticCosts {
             switch_train_bytes_per_gpu: 0.0,
         };
         let train: Vec<WorkerId> = costs.cluster.with_tag("train").map(|w| w.id).collect();
-        costs.switch_train_bytes_per_gpu = if costs.offloads(&train) {
+        costs.switch_train_bytes_per_gpu = if costs.offloads(&train) || !costs.framework.switch_moves_training_state {
             0.0
         } else {
             let m = &costs.model;
@@ -96,6 +96,9 @@ impl AnalyticCosts {
         // Data-parallel training moves at the pace of its slowest GPU type.
         let slowest = workers.iter().map(|w| self.peak_flops(self.cluster.worker(*w))).fold(f64::INFINITY, f64::min);
         let m = &self.model;
+        let layers = m.layers as f64;
+        let logprob = self.framework.logprob_elementwise.at(m.hidden, m.heads);
+        let update = self.framework.update_elementwise.at(m.hidden, m.heads);
         TrainShape {
             ranks: (gpus / per_rank).max(1) as usize,
             gpus_per_rank: per_rank,
@@ -110,6 +113,13 @@ impl AnalyticCosts {
             logprob_micro_batch_tokens: self.training.logprob_micro_batch_tokens,
             micro_batch_overhead_s: self.training.micro_batch_overhead_s,
             recompute: self.training.gradient_checkpointing,
+            logprob_token_s: layers * logprob.token_s + logprob.outside_token_s,
+            logprob_token_sq_s: layers * logprob.token_context_s,
+            update_token_s: layers * update.token_s + update.outside_token_s,
+            update_token_sq_s: layers * update.token_context_s,
+            logprob_sample_s: layers * logprob.sequence_s,
+            update_sample_s: layers * update.sequence_s,
+            padded: !self.framework.remove_padding,
         }
     }
 }
@@ -196,16 +206,26 @@ impl CostModel for AnalyticCosts {
         let flops = tp * self.peak_flops(worker) * self.rollout.decode_compute_efficiency;
         let kv_split = worker.tp.min(self.model.kv_heads).max(1) as f64;
         let expert_bytes = self.model.expert_params_b() * 1e9 * 2.0;
+        // An eager engine's elementwise work per sequence per layer (width) and per context token (attention
+        // scores): the latter adds to both lines of the max, since it is spent whichever bound the matmuls hit (to
+        // one of them when the engine adds the lines).
+        let layers = self.model.layers as f64;
+        let elementwise = self.framework.decode_elementwise.at(self.model.hidden, self.model.heads);
+        let context_fs = secs_to_fs(layers * elementwise.token_context_s / tp);
         DecodeCoeffs {
             overhead_fs: secs_to_fs(self.iteration_overhead_s(worker.tp)),
-            host_fs_per_seq: secs_to_fs(self.rollout.seq_overhead_s),
+            host_fs_per_seq: secs_to_fs(
+                self.rollout.seq_overhead_s + layers * (elementwise.token_s + elementwise.sequence_s) / tp,
+            ),
             weights_fs: secs_to_fs((self.model.weight_bytes() - expert_bytes) / tp / hbm),
             expert_weights_fs: secs_to_fs(expert_bytes / tp / hbm),
             experts: self.model.experts,
             experts_per_token: self.model.experts_per_token,
-            kv_fs_per_token: secs_to_fs(self.model.kv_bytes_per_token() / kv_split / hbm),
+            kv_fs_per_token: secs_to_fs(self.model.kv_bytes_per_token() / kv_split / hbm) + context_fs,
             compute_fs_per_seq: secs_to_fs(self.model.forward_flops_per_token() / flops),
-            attention_fs_per_token: secs_to_fs(self.model.attention_flops_per_context_token() / flops),
+            attention_fs_per_token: secs_to_fs(self.model.attention_flops_per_context_token() / flops)
+                + if self.framework.decode_overlap { context_fs } else { 0 },
+            serial: !self.framework.decode_overlap,
         }
     }
 

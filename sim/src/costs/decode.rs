@@ -28,6 +28,8 @@ pub struct DecodeCoeffs {
     pub compute_fs_per_seq: u64,
     /// Attention FLOPs of one new token per context token.
     pub attention_fs_per_token: u64,
+    /// The reads and the FLOPs happen one after the other (the iteration takes their sum), not overlapped (max).
+    pub serial: bool,
 }
 
 /// Sum of a + d·k for k in [s, e).
@@ -65,7 +67,7 @@ impl DecodeCoeffs {
         let memory = self.weights_read_fs(batch) + self.kv_fs_per_token as u128 * context as u128;
         let compute =
             self.compute_fs_per_seq as u128 * batch as u128 + self.attention_fs_per_token as u128 * context as u128;
-        self.fixed_fs(batch) + memory.max(compute)
+        self.fixed_fs(batch) + if self.serial { memory + compute } else { memory.max(compute) }
     }
 
     /// `n` iterations from a batch of `batch` sequences whose contexts sum to `context`, each iteration adding
@@ -81,7 +83,9 @@ impl DecodeCoeffs {
         let c0 = self.compute_fs_per_seq as u128 * b + self.attention_fs_per_token as u128 * c;
         let c1 = self.attention_fs_per_token as u128 * b;
         // The lines cross at most once: find the first k where the later-dominant line takes over.
-        let total = if m1 == c1 {
+        let total = if self.serial {
+            series(m0 + c0, m1 + c1, 0, n)
+        } else if m1 == c1 {
             if m0 >= c0 {
                 series(m0, m1, 0, n)
             } else {
@@ -186,6 +190,16 @@ mod tests {
     }
 
     #[test]
+    fn serial_reads_and_flops_add_up() {
+        let mut d = coeffs(10, 100, 2, 30, 1);
+        d.serial = true;
+        // B=2, C=10: memory 120 + compute 70
+        assert_eq!(d.iteration_fs(2, 10), 10 + 190);
+        // contexts 10, 12, 14: memory 120, 124, 128; compute 70, 72, 74
+        assert_eq!(d.interval_fs(2, 10, 3), 30 + 190 + 196 + 202);
+    }
+
+    #[test]
     fn covering_counts_the_iteration_in_progress() {
         let d = coeffs(0, 100, 0, 0, 0);
         assert_eq!(d.iterations_covering(1, 0, 0, 10), 0);
@@ -200,10 +214,11 @@ mod tests {
         fn closed_form_equals_per_iteration_sum(
             o in 0u64..1_000_000, w in 0u64..10_000_000, kv in 0u64..50_000, c in 0u64..10_000_000,
             a in 0u64..50_000, b in 1u64..512, ctx in 0u64..2_000_000, n in 0u64..3000,
-            h in 0u64..10_000, ew in 0u64..10_000_000, moe in proptest::bool::ANY,
+            h in 0u64..10_000, ew in 0u64..10_000_000, moe in proptest::bool::ANY, serial in proptest::bool::ANY,
         ) {
             let mut d = coeffs(o, w, kv, c, a);
             d.host_fs_per_seq = h;
+            d.serial = serial;
             if moe {
                 d.expert_weights_fs = ew;
                 d.experts = 128;

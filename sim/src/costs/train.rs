@@ -42,6 +42,27 @@ pub fn mini_batch_slice(share_len: usize, k: usize, m: usize) -> std::ops::Range
     k * share_len / m..(k + 1) * share_len / m
 }
 
+/// Padded micro-batches of the samples `idx` (of lengths `tokens`): sorted by length (then index) so padding stays
+/// small, each holding at most `budget` padded tokens (count × its longest sample; at least one sample). The real
+/// backend's trainer splits its micro-batches with this function, and a framework that pads
+/// (`framework.remove_padding = false`) is priced on them.
+pub fn padded_micro_batches(tokens: &[u64], idx: &[usize], budget: u64) -> Vec<Vec<usize>> {
+    let mut sorted: Vec<usize> = idx.to_vec();
+    sorted.sort_by_key(|&i| (tokens[i], i));
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut cur: Vec<usize> = Vec::new();
+    for i in sorted {
+        if !cur.is_empty() && (cur.len() as u64 + 1) * tokens[i] > budget {
+            out.push(std::mem::take(&mut cur));
+        }
+        cur.push(i);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 /// The tokens that set a data-parallel step's pace, samples split as [`balanced_ranks`] and [`mini_batch_slice`] do:
 /// the slowest rank's whole share (a log-prob pass), and the sum over the `mini_batches` optimizer steps of the
 /// slowest rank's slice (the update, each step waiting for its slowest rank). Returns (share, update tokens, steps).
@@ -81,6 +102,19 @@ pub struct TrainShape {
     pub micro_batch_overhead_s: f64,
     /// Backward reruns the forward (activation recomputation).
     pub recompute: bool,
+    /// Elementwise time outside the matmuls (an eager framework's norms, residuals, copies, softmax), on one GPU:
+    /// seconds per token, and per token per token of its sequence (attention scores), of a log-prob pass and of
+    /// the update (framework `*_elementwise_ns` summed over the layers). 0 for fused frameworks.
+    pub logprob_token_s: f64,
+    pub logprob_token_sq_s: f64,
+    pub update_token_s: f64,
+    pub update_token_sq_s: f64,
+    /// And per sample (its per-head attention calls), of a log-prob pass and of the update.
+    pub logprob_sample_s: f64,
+    pub update_sample_s: f64,
+    /// Micro-batches are padded to their longest sample (formed by [`padded_micro_batches`]), and every sample of
+    /// one costs as much as that sample; false: padding removed, each sample costs its own tokens.
+    pub padded: bool,
 }
 
 /// Seconds of one RL step's passes, before any communication or offload.
@@ -97,6 +131,13 @@ impl TrainShape {
     pub fn forward_flops(&self, tokens: u64) -> f64 {
         let t = tokens as f64;
         self.flops_per_token * t + self.attention_flops_per_token_sq * t * t
+    }
+
+    /// Elementwise seconds of a sequence of `tokens` on one GPU, given per-sequence, per-token and per-token²
+    /// rates.
+    fn elementwise_s(tokens: u64, per_sample: f64, per_token: f64, per_token_sq: f64) -> f64 {
+        let t = tokens as f64;
+        per_sample + per_token * t + per_token_sq * t * t
     }
 
     /// Forward + backward (twice the forward) + the recomputed forward when activations are not kept.
@@ -122,19 +163,30 @@ impl TrainShape {
             per_rank[rank_of[i]].push(t);
         }
         let gpus = self.gpus_per_rank.max(1) as f64;
-        let micro = |sum_tokens: u64, budget: u32| -> f64 {
-            if sum_tokens == 0 {
-                0.0
-            } else {
-                (sum_tokens as f64 / gpus / budget.max(1) as f64).ceil()
+        // (micro-batches, the token count each sample is computed at) of a chunk under a token budget.
+        let layout = |chunk: &[u64], budget: u32| -> (f64, Vec<u64>) {
+            let n: u64 = chunk.iter().sum();
+            if n == 0 {
+                return (0.0, chunk.to_vec());
             }
+            if !self.padded {
+                return ((n as f64 / gpus / budget.max(1) as f64).ceil(), chunk.to_vec());
+            }
+            let idx: Vec<usize> = (0..chunk.len()).collect();
+            let micro = padded_micro_batches(chunk, &idx, budget.max(1) as u64);
+            let padded = micro.iter().flat_map(|m| m.iter().map(|_| m.iter().map(|&i| chunk[i]).max().unwrap_or(0)));
+            (micro.len() as f64, padded.collect())
         };
         // Log-prob: one pass over each rank's whole share.
         let mut logprob_s: f64 = 0.0;
         for share in &per_rank {
-            let flops: f64 = share.iter().map(|&t| self.forward_flops(t)).sum();
-            let n: u64 = share.iter().sum();
-            let s = flops / self.rank_flops + micro(n, self.logprob_micro_batch_tokens) * self.micro_batch_overhead_s;
+            let (micro, computed) = layout(share, self.logprob_micro_batch_tokens);
+            let flops: f64 = computed.iter().map(|&t| self.forward_flops(t)).sum();
+            let elementwise: f64 = computed
+                .iter()
+                .map(|&t| Self::elementwise_s(t, self.logprob_sample_s, self.logprob_token_s, self.logprob_token_sq_s))
+                .sum();
+            let s = flops / self.rank_flops + elementwise / gpus + micro * self.micro_batch_overhead_s;
             logprob_s = logprob_s.max(s);
         }
         // Update: mini-batch m of every rank is the m-th slice of its share; the step waits for the slowest rank.
@@ -144,9 +196,13 @@ impl TrainShape {
             let mut slowest: f64 = 0.0;
             for share in &per_rank {
                 let chunk = &share[mini_batch_slice(share.len(), k, m)];
-                let flops: f64 = chunk.iter().map(|&t| self.forward_flops(t)).sum::<f64>() * self.update_factor();
-                let n: u64 = chunk.iter().sum();
-                let s = flops / self.rank_flops + micro(n, self.micro_batch_tokens) * self.micro_batch_overhead_s;
+                let (micro, computed) = layout(chunk, self.micro_batch_tokens);
+                let flops: f64 = computed.iter().map(|&t| self.forward_flops(t)).sum::<f64>() * self.update_factor();
+                let elementwise: f64 = computed
+                    .iter()
+                    .map(|&t| Self::elementwise_s(t, self.update_sample_s, self.update_token_s, self.update_token_sq_s))
+                    .sum();
+                let s = flops / self.rank_flops + elementwise / gpus + micro * self.micro_batch_overhead_s;
                 slowest = slowest.max(s);
             }
             update_s += slowest;
@@ -172,6 +228,13 @@ mod tests {
             logprob_micro_batch_tokens: u32::MAX,
             micro_batch_overhead_s: 0.0,
             recompute: false,
+            logprob_token_s: 0.0,
+            logprob_token_sq_s: 0.0,
+            update_token_s: 0.0,
+            update_token_sq_s: 0.0,
+            logprob_sample_s: 0.0,
+            update_sample_s: 0.0,
+            padded: false,
         }
     }
 
@@ -222,6 +285,41 @@ mod tests {
         assert_eq!(s.forward_flops(10), 10.0 + 50.0);
         s.recompute = true;
         assert_eq!(s.passes(&[10]).update_s, 240.0);
+    }
+
+    #[test]
+    fn elementwise_time_per_token_and_per_token_squared() {
+        // Two ranks of two GPUs each; samples 10 and 20 tokens on different ranks (one each).
+        let mut s = shape(2, 1);
+        s.gpus_per_rank = 2;
+        s.rank_flops = 2.0;
+        s.logprob_token_s = 1.0;
+        s.logprob_token_sq_s = 0.5;
+        s.update_token_s = 4.0;
+        s.update_token_sq_s = 0.25;
+        s.logprob_sample_s = 2.0;
+        s.update_sample_s = 6.0;
+        let p = s.passes(&[10, 20]);
+        // log-prob, rank of the 20: 20 FLOPs / 2 + (2 + 20·1 + 400·0.5) / 2 GPUs = 10 + 111
+        assert_eq!(p.logprob_s, 121.0);
+        // update: 3 · 20 / 2 + (6 + 20·4 + 400·0.25) / 2 = 30 + 93
+        assert_eq!(p.update_s, 123.0);
+    }
+
+    #[test]
+    fn padded_micro_batches_by_hand() {
+        // Sorted 2, 3, 5, 8 (indices 3, 0, 2, 1) under 10 padded tokens: [2, 3] (2·3 = 6), then 5 would make
+        // 3·5 = 15 > 10: [5] alone (5), 8 would make 2·8 = 16: [8].
+        let t = [3, 8, 5, 2];
+        assert_eq!(padded_micro_batches(&t, &[0, 1, 2, 3], 10), vec![vec![3, 0], vec![2], vec![1]]);
+        // Priced padded: one rank, forward FLOPs = tokens; the micro-batch [2, 3] computes 3 + 3.
+        let mut s = shape(1, 1);
+        s.logprob_micro_batch_tokens = 10;
+        s.micro_batch_tokens = 10;
+        s.micro_batch_overhead_s = 100.0;
+        assert_eq!(s.passes(&t).logprob_s, 18.0 + 2.0 * 100.0);
+        s.padded = true;
+        assert_eq!(s.passes(&t).logprob_s, (3.0 + 3.0 + 5.0 + 8.0) + 3.0 * 100.0);
     }
 
     proptest! {

@@ -60,9 +60,19 @@ pub struct RawFramework {
     /// Decode with CUDA graphs (false: eager, vLLM `enforce_eager = true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cuda_graphs: Option<bool>,
+    /// A decode iteration overlaps its weight and KV reads with its FLOPs (true: the larger of the two; false: the
+    /// sum, as a CPU's packing GEMM runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_overlap: Option<bool>,
     /// A time-sliced trainer offloads parameters and optimizer state between phases.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offload: Option<bool>,
+    /// The trainer packs samples without padding (false: micro-batches padded to their longest sample).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remove_padding: Option<bool>,
+    /// Without offload, a switch moves the training state off the GPU and back (false: it stays in place).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switch_moves_training_state: Option<bool>,
     /// Controller work per RL step while the GPUs wait, seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step_overhead_s: Option<f64>,
@@ -87,6 +97,15 @@ pub struct RawFramework {
     /// An MoE trainer's utilisation as a share of `training.mfu`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moe_mfu_scale: Option<f64>,
+    /// Work outside the matmuls per layer of a log-prob pass (an eager implementation's), ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprob_elementwise: Option<crate::framework::Elementwise>,
+    /// The same for the update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_elementwise: Option<crate::framework::Elementwise>,
+    /// The same per running sequence of a decode iteration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_elementwise: Option<crate::framework::Elementwise>,
 }
 
 /// `[published]`: what a paper or recipe measured for this setup, for `rlsim fidelity`.

@@ -120,6 +120,8 @@ fn absurd_values_of_every_bounded_field_are_refused() {
         ("framework.eager_layer_us=1e300", "expected microseconds in [0, 1000000], got 1e300"),
         ("framework.offload_gbytes_per_s=1e-30", "expected GB/s in [0.1, 100000], got 1e-30"),
         ("framework.moe_mfu_scale=2", "expected a fraction in (0, 1]"),
+        ("framework.update_elementwise={ hidden_ns = 1e300 }", "expected nanoseconds in [0, 1e9], got 1e300"),
+        ("framework.decode_elementwise={ sequence_head_ns = -1 }", "expected nanoseconds in [0, 1e9], got -1"),
         ("training.mfu=0", "expected a fraction in (0, 1]"),
         ("training.micro_batch_tokens=4000000000", "must be at most 100000000 (tokens per micro-batch per GPU)"),
         ("training.logprob_micro_batch_tokens=4000000000", "must be at most 100000000"),

@@ -1,6 +1,6 @@
 //! `[framework]`: a preset of the framework's constants, with the scenario's overrides.
 
-use crate::framework::FrameworkSpec;
+use crate::framework::{Elementwise, FrameworkSpec};
 use crate::scenario::check::{Check, BANDWIDTH};
 use crate::scenario::{RawFramework, RawScenario, ScenarioError};
 
@@ -22,8 +22,17 @@ pub(super) fn validate_framework(
     if let Some(g) = fw_raw.cuda_graphs {
         framework.cuda_graphs = g;
     }
+    if let Some(o) = fw_raw.decode_overlap {
+        framework.decode_overlap = o;
+    }
     if let Some(o) = fw_raw.offload {
         framework.offload = o;
+    }
+    if let Some(r) = fw_raw.remove_padding {
+        framework.remove_padding = r;
+    }
+    if let Some(m) = fw_raw.switch_moves_training_state {
+        framework.switch_moves_training_state = m;
     }
     // Host costs: at most a second per token slot, sequence or layer, and MAX_SECONDS per step.
     let fw_num = |v: Option<f64>, field: &str, default: f64, what: &str| {
@@ -63,11 +72,31 @@ pub(super) fn validate_framework(
         framework.moe_mfu_scale,
         "an MoE trainer's utilisation as a share of the dense one's",
     )?;
+    let elementwise =
+        |v: &Option<Elementwise>, field: &str, default: Elementwise| -> Result<Elementwise, ScenarioError> {
+            let Some(v) = v else { return Ok(default) };
+            for (name, x) in v.fields() {
+                c.number(Some(x), &format!("framework.{field}.{name}"), 0.0, 0.0, 1e9, "nanoseconds")?;
+            }
+            Ok(*v)
+        };
+    framework.logprob_elementwise =
+        elementwise(&fw_raw.logprob_elementwise, "logprob_elementwise", framework.logprob_elementwise)?;
+    framework.update_elementwise =
+        elementwise(&fw_raw.update_elementwise, "update_elementwise", framework.update_elementwise)?;
+    framework.decode_elementwise =
+        elementwise(&fw_raw.decode_elementwise, "decode_elementwise", framework.decode_elementwise)?;
     resolved.framework = RawFramework {
+        logprob_elementwise: Some(framework.logprob_elementwise),
+        update_elementwise: Some(framework.update_elementwise),
+        decode_elementwise: Some(framework.decode_elementwise),
         moe_mfu_scale: Some(framework.moe_mfu_scale),
         preset: Some(framework.name.clone()),
         cuda_graphs: Some(framework.cuda_graphs),
+        decode_overlap: Some(framework.decode_overlap),
         offload: Some(framework.offload),
+        switch_moves_training_state: Some(framework.switch_moves_training_state),
+        remove_padding: Some(framework.remove_padding),
         step_overhead_s: Some(framework.step_overhead_s),
         controller_ns_per_padded_token: Some(framework.controller_ns_per_padded_token),
         assembly_ns_per_padded_token: Some(framework.assembly_ns_per_padded_token),
