@@ -420,8 +420,9 @@ fn measure_here(device: DeviceSpec) -> Result<DeviceFigures, String> {
         let per_token_layer = |one: f64, three: f64| (three - one) / 2.0 / tokens - update_layer / tokens;
         // What one layer leaves of the one-layer model, per token: the work outside the layers, less the
         // micro-batch's fixed cost and the FLOPs of the parameters outside the layers (vocabulary 8).
-        // (The model counts every parameter in its 2·N FLOPs per token: embedding, positions, final norm, head.)
-        let outside_flops = 2.0 * (2.0 * 8.0 * w as f64 + MICRO_CONTEXT as f64 * w as f64 + 2.0 * w as f64);
+        // (The model's 2·N FLOPs per token count every parameter outside the layers but the untied input
+        // embedding's: the head, the learned positions, the final norm.)
+        let outside_flops = 2.0 * (8.0 * w as f64 + MICRO_CONTEXT as f64 * w as f64 + 2.0 * w as f64);
         let outside = |one: f64, three: f64, passes: f64| {
             (one - (three - one) / 2.0 - update_micro_batch) / tokens - passes * outside_flops / matmul_flops
         };

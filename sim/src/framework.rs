@@ -36,8 +36,9 @@ pub struct FrameworkSpec {
     /// Achieved share of peak FLOP/s in prefill.
     pub prefill_mfu: f64,
     // ----- trainer -----
-    /// Utilisation of the FLOPs the trainer executes (6·N·T per update, 8·N·T with recomputation, plus attention);
-    /// 0.6 with recomputation is the usual 0.45 model-FLOPs utilisation.
+    /// Utilisation of the FLOPs the trainer executes (6·N·T per update, 8·N·T with recomputation, plus attention;
+    /// N without an untied input embedding, which is looked up); 0.56 with recomputation is 0.42 model-FLOPs
+    /// utilisation.
     pub mfu: f64,
     /// An MoE trainer's utilisation relative to a dense one's (`mfu` × this): token-dropless routing leaves experts
     /// unevenly loaded, expert parallelism adds all-to-alls, and small experts make small grouped GEMMs.
@@ -185,9 +186,11 @@ pub const DEFAULT_FRAMEWORK: &str = "verl-fsdp2";
 ///   ~25k-token sequence decoding nearly alone takes ~150–178 s there); SGLang's overlap scheduler hides most of it
 ///   (slime, AReaL: 1.0 ms, an estimate).
 /// - Per-sequence host cost 2 µs: vLLM V1's scheduler and sampler bookkeeping.
-/// - `mfu` 0.6 of the executed FLOPs with recomputation (≈ 0.45 model-FLOPs utilisation, typical of bf16 dense
+/// - `mfu` 0.56 of the executed FLOPs with recomputation (0.42 model-FLOPs utilisation, typical of bf16 dense
 ///   training): fitted on verl's fully_async 7B dedicated trainer on 16 and 32 H20 (314 s and 157 s per 512×16
-///   batch). verl-megatron, slime and AReaL share it: no separate measurement distinguishes them yet.
+///   batch). It was 0.6 while the FLOPs counted the untied input embedding (7.2 % of Qwen2.5-7B), which is a
+///   lookup; the same fit with the lookup left out gives 0.56. verl-megatron, slime and AReaL share it: no separate
+///   measurement distinguishes them yet.
 /// - MoE training at 0.42 of the dense utilisation: verl's DeepSeek-V3 (671B MoE) benchmark on 96 H20 logs an MFU
 ///   of 0.19 (docs/perf/dpsk.md) against the ~0.45 a dense model reaches in verl (the 7B fit above).
 /// - Gradient checkpointing on: verl's recipes set `enable_gradient_checkpointing=True`; slime and AReaL
@@ -256,7 +259,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         decode_compute_efficiency: 0.5,
         decode_overlap: true,
         prefill_mfu: 0.5,
-        mfu: 0.6,
+        mfu: 0.56,
         moe_mfu_scale: 0.42,
         gradient_checkpointing: true,
         micro_batch_overhead_ms: 5.0,

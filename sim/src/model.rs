@@ -25,6 +25,10 @@ pub struct ModelSpec {
     /// Experts each token is routed to (0 for dense models).
     #[serde(default)]
     pub experts_per_token: u32,
+    /// The LM head shares the input embedding's matrix (`tie_word_embeddings`); false: the input embedding is a
+    /// table of its own, counted in the parameters but only looked up (no FLOPs, one row read per token).
+    #[serde(default)]
+    pub tied_embeddings: bool,
 }
 
 impl ModelSpec {
@@ -38,9 +42,27 @@ impl ModelSpec {
         2.0 * self.layers as f64 * self.kv_heads as f64 * self.head_dim as f64 * 2.0
     }
 
-    /// Forward FLOPs per token from the parameter matmuls: 2 · active parameters.
+    /// Parameters of an untied input embedding (vocab × hidden), in billions: counted in `params_b` but only looked
+    /// up, so they cost no FLOPs and a decode iteration reads one row per token of them, not the table. 0 when the
+    /// embedding is tied to the LM head (the head's matmul uses the whole matrix).
+    pub fn lookup_params_b(&self) -> f64 {
+        if self.tied_embeddings {
+            0.0
+        } else {
+            self.vocab as f64 * self.hidden as f64 / 1e9
+        }
+    }
+
+    /// Forward FLOPs per token from the parameter matmuls: 2 · active parameters, the input embedding's lookup
+    /// excluded (7 % of Qwen2.5-7B's parameters).
     pub fn forward_flops_per_token(&self) -> f64 {
-        2.0 * self.active_params_b * 1e9
+        2.0 * (self.active_params_b - self.lookup_params_b()) * 1e9
+    }
+
+    /// Bytes of bf16 weights a decode iteration reads besides the routed experts' (every weight but the rows of an
+    /// untied input embedding it does not look up).
+    pub fn decode_weight_bytes(&self) -> f64 {
+        (self.params_b - self.lookup_params_b()) * 1e9 * 2.0
     }
 
     /// Attention FLOPs a new token spends per token of context it attends to: 2 (QKᵀ) + 2 (AV) per head dimension.
@@ -75,7 +97,8 @@ pub const MODEL_PRESETS: &[&str] = &[
     "Qwen3-235B-A22B",
 ];
 
-/// (name, params_b, active_params_b, layers, hidden, heads, kv_heads, head_dim, vocab, experts, experts_per_token)
+/// (name, params_b, active_params_b, layers, hidden, heads, kv_heads, head_dim, vocab, experts, experts_per_token);
+/// every preset's LM head is untied (`tie_word_embeddings: false` in each config.json).
 type ModelRow = (&'static str, f64, f64, u32, u32, u32, u32, u32, u32, u32, u32);
 
 /// A built-in model by name (case-insensitive), from the models' published configs.
@@ -104,12 +127,25 @@ pub fn model_preset(name: &str) -> Option<ModelSpec> {
         vocab: r.8,
         experts: r.9,
         experts_per_token: r.10,
+        tied_embeddings: false,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_untied_input_embedding_costs_no_flops_and_is_not_read_in_decode() {
+        let m = model_preset("Qwen2.5-7B").unwrap();
+        // 152,064 × 3,584 = 0.545 B looked-up parameters of 7.62 B
+        assert!((m.lookup_params_b() - 0.544997376).abs() < 1e-9);
+        assert!((m.forward_flops_per_token() - 2.0 * (7.62 - 0.544997376) * 1e9).abs() < 1.0);
+        assert!((m.decode_weight_bytes() - 2.0 * (7.62 - 0.544997376) * 1e9).abs() < 1.0);
+        let tied = ModelSpec { tied_embeddings: true, ..m };
+        assert_eq!(tied.forward_flops_per_token(), 2.0 * 7.62e9);
+        assert_eq!(tied.decode_weight_bytes(), tied.weight_bytes());
+    }
 
     #[test]
     fn every_listed_preset_resolves() {

@@ -1,6 +1,7 @@
 //! Hand-computed micro-scenarios: round hardware numbers so every duration can be worked out on paper.
 //!
-//! Model: 1e9 parameters (2 GB bf16), 1 layer, 1 KV head of 256 dims → 1,024 bytes of KV per token.
+//! Model: 1e9 parameters (2 GB bf16), 1 layer, 1 KV head of 256 dims → 1,024 bytes of KV per token; its embedding
+//! is tied to the head, so every parameter is read and multiplied (2·N FLOPs per token).
 //! GPU: 1 TB/s HBM at efficiency 1 → weights read in 2 ms, one KV token in 1.024 ns; 1,000 TFLOP/s, so the compute
 //! terms (2 µs per sequence) never dominate; 1 ms overhead per engine iteration.
 //! Decode iteration = 1 ms + 2 ms + 1.024 ns × context tokens. Prefill of ≤ 1,000 tokens = 1 ms + 2 ms.
@@ -24,6 +25,7 @@ heads = 1
 kv_heads = 1
 head_dim = 256
 vocab = 1000
+tied_embeddings = true
 [cluster]
 bf16_tflops = 1000.0
 hbm_gbytes_per_s = 1000.0

@@ -73,7 +73,8 @@ impl Default for Params {
 
 fn scenario_text(p: &Params) -> String {
     // 0.1M parameters (0.2 MB of weights, 1.6 MB to train on one GPU), 32,768 bytes of KV per token: memory sized
-    // to hold `kv_tokens` of KV cache after the weights (always more than training needs).
+    // to hold `kv_tokens` of KV cache after the weights (always more than training needs). The embedding is tied
+    // (an untied 1000 × 256 table would be more than the 0.1M parameters).
     let memory_gb = ((2e5 + p.kv_tokens as f64 * 32768.0 + 32768.0) / 0.9e9).max(0.002);
     format!(
         r#"
@@ -87,6 +88,7 @@ heads = 1
 kv_heads = 1
 head_dim = 256
 vocab = 1000
+tied_embeddings = true
 [cluster]
 bf16_tflops = 100.0
 hbm_gbytes_per_s = 100.0

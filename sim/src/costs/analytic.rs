@@ -217,7 +217,7 @@ impl CostModel for AnalyticCosts {
             host_fs_per_seq: secs_to_fs(
                 self.rollout.seq_overhead_s + layers * (elementwise.token_s + elementwise.sequence_s) / tp,
             ),
-            weights_fs: secs_to_fs((self.model.weight_bytes() - expert_bytes) / tp / hbm),
+            weights_fs: secs_to_fs((self.model.decode_weight_bytes() - expert_bytes) / tp / hbm),
             expert_weights_fs: secs_to_fs(expert_bytes / tp / hbm),
             experts: self.model.experts,
             experts_per_token: self.model.experts_per_token,
@@ -234,7 +234,7 @@ impl CostModel for AnalyticCosts {
         PrefillCoeffs {
             overhead_fs: secs_to_fs(self.iteration_overhead_s(worker.tp)),
             per_seq_fs: 0,
-            weights_fs: secs_to_fs(self.model.weight_bytes() / tp / self.hbm_bytes_per_s(worker)),
+            weights_fs: secs_to_fs(self.model.decode_weight_bytes() / tp / self.hbm_bytes_per_s(worker)),
             compute_fs_per_token: secs_to_fs(
                 self.model.forward_flops_per_token() / (tp * self.peak_flops(worker) * self.rollout.prefill_mfu),
             ),

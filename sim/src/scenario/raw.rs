@@ -233,6 +233,9 @@ pub struct RawModel {
     /// Experts each token is routed to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub experts_per_token: Option<u32>,
+    /// The LM head shares the input embedding's matrix (`tie_word_embeddings`; default false, as every preset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tied_embeddings: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

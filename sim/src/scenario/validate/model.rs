@@ -86,6 +86,19 @@ pub(super) fn validate_model(m: &RawModel, c: &Check) -> Result<ModelSpec, Scena
             ),
         ));
     }
+    let tied_embeddings = m.tied_embeddings.or(base.as_ref().map(|b| b.tied_embeddings)).unwrap_or(false);
+    let lookup_b = if tied_embeddings { 0.0 } else { vocab as f64 * hidden as f64 / 1e9 };
+    if lookup_b >= active_params_b {
+        return Err(c.src.error(
+            "model.vocab",
+            format!(
+                "an untied input embedding of {vocab} × {hidden} = {} B parameters leaves no active parameters of the {} B \
+                 for the matmuls; expected fewer (or `tied_embeddings = true`)",
+                num(lookup_b),
+                num(active_params_b)
+            ),
+        ));
+    }
     let spec = |name: String| ModelSpec {
         name,
         params_b,
@@ -98,6 +111,7 @@ pub(super) fn validate_model(m: &RawModel, c: &Check) -> Result<ModelSpec, Scena
         vocab,
         experts,
         experts_per_token,
+        tied_embeddings,
     };
     // "(modified)" only when an explicit field changes the preset (a resolved file repeats the preset's values).
     let name = match &base {
@@ -122,5 +136,6 @@ pub(super) fn resolved_model(raw: &RawModel, model: &ModelSpec) -> RawModel {
         vocab: Some(model.vocab),
         experts: (model.experts > 0).then_some(model.experts),
         experts_per_token: (model.experts > 0).then_some(model.experts_per_token),
+        tied_embeddings: Some(model.tied_embeddings),
     }
 }
