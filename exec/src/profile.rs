@@ -312,6 +312,9 @@ fn allreduce_seconds(model: &Gpt) -> candle_core::Result<f64> {
     Ok(median(times[1..].to_vec()))
 }
 
+/// f32 values read before each timed train step of a time-sliced layout (64 MB, more than a CPU's last-level cache).
+const EVICT_FLOATS: usize = 16 << 20;
+
 /// Timings of `reps` train steps on `batch` by each of `ranks` ranks running at once, each on a thread (and a
 /// one-thread candle pool) of its own with its own trainer, as the runtime's train group does.
 fn train_ranked(
@@ -325,6 +328,7 @@ fn train_ranked(
     let reduce = crate::collective::AllReduce::new(ranks);
     let t0 = Instant::now();
     let clock = move || t0.elapsed().as_nanos() as u64;
+    let time_sliced = s.cluster.with_tag("train").any(|w| w.has_tag("rollout"));
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..ranks)
             .map(|rank| {
@@ -347,8 +351,18 @@ fn train_ranked(
                             s.training.micro_batch_tokens,
                             s.training.mini_batches,
                         )?;
+                        // A time-sliced worker's trainer starts each step after its engine has decoded: its weights
+                        // and optimizer state were evicted from the caches meanwhile. Evict them here too.
+                        let evict = if time_sliced {
+                            Some(candle_core::Tensor::ones(EVICT_FLOATS, candle_core::DType::F32, dev)?)
+                        } else {
+                            None
+                        };
                         (0..reps)
                             .map(|_| {
+                                if let Some(e) = &evict {
+                                    e.sum_all()?.to_scalar::<f32>()?;
+                                }
                                 // Nothing kills a profiling step: both arms hold the whole step's timings.
                                 let t = trainer.step_ranked(
                                     batch,
