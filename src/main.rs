@@ -931,8 +931,9 @@ fn profile_table(p: &rlsim_sim::profile::HardwareProfile) -> String {
 fn figures_table(f: &rlsim_exec::figures::DeviceFigures) -> String {
     let elementwise = |e: rlsim_sim::framework::Elementwise| {
         format!(
-            "{:.0} + {:.1}·hidden + ({:.2}·heads + {:.3}·hidden)·context ns per token; {:.0} ns·heads per sequence",
-            e.token_ns, e.hidden_ns, e.head_context_ns, e.hidden_context_ns, e.sequence_head_ns
+            "{:.0} + {:.1}·hidden + ({:.2}·heads + {:.3}·hidden)·context ns per token; {:.0} ns·heads per \
+             sequence; {:.0} ns per token outside the layers",
+            e.token_ns, e.hidden_ns, e.head_context_ns, e.hidden_context_ns, e.sequence_head_ns, e.outside_token_ns
         )
     };
     let rows = vec![

@@ -368,7 +368,9 @@ fn measure_here(device: DeviceSpec) -> Result<DeviceFigures, String> {
     // model charges (its memory line at the micro model's weight bytes).
     let stream = |bytes: f64| interpolate_stream(&weight_stream_gbytes_per_s, bytes) * 1e9;
     let roofline = |width: f64, context: f64| {
-        let params = 4.0 * layer_params(width);
+        // The 4 layers, and what the model also reads and multiplies outside them: the head (vocabulary 8), the
+        // learned positions, the final norm (not the input embedding, which is looked up).
+        let params = 4.0 * layer_params(width) + (8.0 + MICRO_CONTEXT as f64 + 2.0) * width;
         let kv_bytes = 4.0 * 2.0 * width * 4.0 * 8.0 * context;
         let memory = (params * 4.0 + kv_bytes) / stream(params * 4.0);
         let compute = (8.0 * 2.0 * params + 8.0 * 4.0 * 4.0 * width * context) / matmul_flops;
@@ -569,7 +571,8 @@ impl DeviceFigures {
     pub fn analytic_overrides(&self, s: &Scenario) -> Vec<String> {
         let layers = s.model.layers as f64;
         // f32 bytes are twice the model's bf16 count.
-        let stream = interpolate_stream(&self.weight_stream_gbytes_per_s, s.model.params_b * 1e9 * 4.0);
+        // The f32 weights a decode iteration reads (twice the bf16 bytes the model counts).
+        let stream = interpolate_stream(&self.weight_stream_gbytes_per_s, s.model.decode_weight_bytes() * 2.0);
         let (read, copy) = (stream / 2.0, self.copy_gbytes_per_s / 2.0);
         vec![
             "framework.preset=\"rlsim-exec\"".to_string(),

@@ -351,8 +351,9 @@ fn train_ranked(
                             s.training.micro_batch_tokens,
                             s.training.mini_batches,
                         )?;
-                        // A time-sliced worker's trainer starts each step after its engine has decoded: its weights
-                        // and optimizer state were evicted from the caches meanwhile. Evict them here too.
+                        // A train worker that also carries `rollout` (colocated, partial, seamless's lendable ones)
+                        // starts each step after its engine has decoded: its weights and optimizer state were evicted
+                        // from the caches meanwhile. Evict them here too.
                         let evict = if time_sliced {
                             Some(candle_core::Tensor::ones(EVICT_FLOATS, candle_core::DType::F32, dev)?)
                         } else {

@@ -172,6 +172,26 @@ pub const FRAMEWORK_PRESETS: &[&str] = &["verl-fsdp2", "verl-megatron", "slime",
 /// The preset a scenario without `[framework]` gets.
 pub const DEFAULT_FRAMEWORK: &str = "verl-fsdp2";
 
+/// The rlsim-exec preset's costs outside the matmuls (see [`Elementwise`]): what `exec/src/figures.rs` measured
+/// on the project's 2-vCPU development VM, one candle thread per worker.
+pub const EXEC_LOGPROB_ELEMENTWISE: Elementwise = Elementwise { head_context_ns: 3.2, ..Elementwise::ZERO };
+pub const EXEC_UPDATE_ELEMENTWISE: Elementwise = Elementwise {
+    token_ns: 163.0,
+    hidden_ns: 100.0,
+    head_context_ns: 5.9,
+    hidden_context_ns: 0.0,
+    sequence_head_ns: 3500.0,
+    outside_token_ns: 331.0,
+};
+pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
+    token_ns: 494.0,
+    hidden_ns: 26.6,
+    head_context_ns: 7.8,
+    hidden_context_ns: 0.39,
+    sequence_head_ns: 322.0,
+    outside_token_ns: 0.0,
+};
+
 /// A built-in framework by name (case-insensitive).
 ///
 /// Sources (details and the measurements each was checked against: docs/fidelity.md):
@@ -215,28 +235,9 @@ pub const DEFAULT_FRAMEWORK: &str = "verl-fsdp2";
 ///
 /// `ideal` is the datasheet roofline with the simplest overheads: CUDA graphs without launch or per-sequence costs,
 /// a 1.5 ms iteration overhead, no recomputation, no offload, no controller work or padded transfers, 1 s switches
-/// and syncs; it is for micro-scenarios worked out by hand, not for predictions.
+/// and syncs, and verl's trainer utilisation (`mfu`); it is for micro-scenarios worked out by hand, not for
+/// predictions.
 ///
-/// The rlsim-exec preset's costs outside the matmuls (see [`Elementwise`]): what `exec/src/figures.rs` measured
-/// on the project's 2-vCPU development VM, one candle thread per worker.
-pub const EXEC_LOGPROB_ELEMENTWISE: Elementwise = Elementwise { head_context_ns: 3.2, ..Elementwise::ZERO };
-pub const EXEC_UPDATE_ELEMENTWISE: Elementwise = Elementwise {
-    token_ns: 163.0,
-    hidden_ns: 100.0,
-    head_context_ns: 5.9,
-    hidden_context_ns: 0.0,
-    sequence_head_ns: 3500.0,
-    outside_token_ns: 331.0,
-};
-pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
-    token_ns: 494.0,
-    hidden_ns: 26.6,
-    head_context_ns: 7.8,
-    hidden_context_ns: 0.39,
-    sequence_head_ns: 322.0,
-    outside_token_ns: 0.0,
-};
-
 /// `rlsim-exec` is rlsim's own real backend (candle, exec/): eager (every layer's ops dispatched each iteration,
 /// each op between the matmuls a pass over the activations: the `*_elementwise` costs), no controller, no offload,
 /// no recomputation, no fixed switch or sync cost (a switch parks the engine's weights in host memory and the

@@ -22,7 +22,8 @@ pub struct AnalyticCosts {
     /// Token slots of one sample once padded to the caps (what a single controller moves per sample per pass).
     padded_tokens_per_sample: u64,
     /// Training state (bytes per GPU) a switch moves besides the engine's weights: the sharded training state of
-    /// the `train` workers unless the framework offloads it inside the passes. Fixed by the scenario, so computed
+    /// the `train` workers unless the framework offloads it inside the passes or keeps it in place
+    /// (`switch_moves_training_state = false`). Fixed by the scenario, so computed
     /// once rather than from every worker's tags at each switch (O(workers) per switch, O(workers²) per step).
     switch_train_bytes_per_gpu: f64,
 }
@@ -174,7 +175,8 @@ impl Estimates for AnalyticCosts {
     }
 
     /// Time-slicing: the engine's weights (2·N/tp bytes per GPU) cross PCIe, and so does the sharded training
-    /// state ((2 + optimizer bytes)·N/G per GPU) unless the framework offloads it inside the passes; plus a fixed
+    /// state ((2 + optimizer bytes)·N/G per GPU) unless the framework offloads it inside the passes or keeps it in
+    /// place; plus a fixed
     /// cost (engine sleep/wake, KV-cache re-allocation); or the scenario's override.
     fn switch_ns(&self, worker: WorkerId, to: Role) -> u64 {
         let over = match to {
@@ -206,16 +208,18 @@ impl CostModel for AnalyticCosts {
         let flops = tp * self.peak_flops(worker) * self.rollout.decode_compute_efficiency;
         let kv_split = worker.tp.min(self.model.kv_heads).max(1) as f64;
         let expert_bytes = self.model.expert_params_b() * 1e9 * 2.0;
-        // An eager engine's elementwise work per sequence per layer (width) and per context token (attention
-        // scores): the latter adds to both lines of the max, since it is spent whichever bound the matmuls hit (to
-        // one of them when the engine adds the lines).
+        // An eager engine's elementwise work per sequence per layer (width, per-head calls) and outside the layers,
+        // added to the host time per sequence, and per context token (attention scores, KV): the latter adds to
+        // both lines of the max, since it is spent whichever bound the matmuls hit (to one of them when the engine
+        // adds the lines). Tensor parallelism splits it like the rest of the layer.
         let layers = self.model.layers as f64;
         let elementwise = self.framework.decode_elementwise.at(self.model.hidden, self.model.heads);
         let context_fs = secs_to_fs(layers * elementwise.token_context_s / tp);
         DecodeCoeffs {
             overhead_fs: secs_to_fs(self.iteration_overhead_s(worker.tp)),
             host_fs_per_seq: secs_to_fs(
-                self.rollout.seq_overhead_s + layers * (elementwise.token_s + elementwise.sequence_s) / tp,
+                self.rollout.seq_overhead_s
+                    + (layers * (elementwise.token_s + elementwise.sequence_s) + elementwise.outside_token_s) / tp,
             ),
             weights_fs: secs_to_fs((self.model.decode_weight_bytes() - expert_bytes) / tp / hbm),
             expert_weights_fs: secs_to_fs(expert_bytes / tp / hbm),

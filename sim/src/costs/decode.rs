@@ -6,7 +6,9 @@
 //! B tokens touch — and the whole KV cache once) against the compute-bound term (the matmul FLOPs of B new tokens
 //! plus their attention over C context tokens). Between two batch changes every running sequence gains one token per
 //! iteration, so iteration k of an interval reads C + k·B tokens and the interval's length is a sum of the maximum
-//! of two arithmetic series, computed exactly in integer femtoseconds.
+//! of two arithmetic series, computed exactly in integer femtoseconds. An engine whose reads and FLOPs do not
+//! overlap (`serial`: a CPU's GEMM packs each weight matrix, then multiplies) takes the sum of the two lines
+//! instead of their maximum, one arithmetic series.
 
 /// Per-iteration decode cost coefficients, integer femtoseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -112,7 +112,8 @@ pub struct TrainShape {
     /// And per sample (its per-head attention calls), of a log-prob pass and of the update.
     pub logprob_sample_s: f64,
     pub update_sample_s: f64,
-    /// Micro-batches are padded to their longest sample (formed by [`padded_micro_batches`]), and every sample of
+    /// Micro-batches are padded to their longest sample (formed by [`padded_micro_batches`] per mini-batch slice,
+    /// the log-prob passes running over the update's micro-batches, as the real backend does), and every sample of
     /// one costs as much as that sample; false: padding removed, each sample costs its own tokens.
     pub padded: bool,
 }
@@ -173,24 +174,36 @@ impl TrainShape {
                 return ((n as f64 / gpus / budget.max(1) as f64).ceil(), chunk.to_vec());
             }
             let idx: Vec<usize> = (0..chunk.len()).collect();
-            let micro = padded_micro_batches(chunk, &idx, budget.max(1) as u64);
+            // The budget is per GPU; a rank's GPUs share each micro-batch.
+            let micro = padded_micro_batches(chunk, &idx, budget.max(1) as u64 * self.gpus_per_rank.max(1) as u64);
             let padded = micro.iter().flat_map(|m| m.iter().map(|_| m.iter().map(|&i| chunk[i]).max().unwrap_or(0)));
             (micro.len() as f64, padded.collect())
         };
-        // Log-prob: one pass over each rank's whole share.
+        let m = self.mini_batches.max(1) as usize;
+        // Log-prob: one pass over each rank's whole share. A padding trainer (the real backend) runs it over the
+        // update's micro-batches, formed per mini-batch slice under the update's budget.
         let mut logprob_s: f64 = 0.0;
         for share in &per_rank {
-            let (micro, computed) = layout(share, self.logprob_micro_batch_tokens);
-            let flops: f64 = computed.iter().map(|&t| self.forward_flops(t)).sum();
-            let elementwise: f64 = computed
-                .iter()
-                .map(|&t| Self::elementwise_s(t, self.logprob_sample_s, self.logprob_token_s, self.logprob_token_sq_s))
-                .sum();
-            let s = flops / self.rank_flops + elementwise / gpus + micro * self.micro_batch_overhead_s;
+            let chunks: Vec<(&[u64], u32)> = if self.padded {
+                (0..m).map(|k| (&share[mini_batch_slice(share.len(), k, m)], self.micro_batch_tokens)).collect()
+            } else {
+                vec![(&share[..], self.logprob_micro_batch_tokens)]
+            };
+            let mut s = 0.0;
+            for (chunk, budget) in chunks {
+                let (micro, computed) = layout(chunk, budget);
+                let flops: f64 = computed.iter().map(|&t| self.forward_flops(t)).sum();
+                let elementwise: f64 = computed
+                    .iter()
+                    .map(|&t| {
+                        Self::elementwise_s(t, self.logprob_sample_s, self.logprob_token_s, self.logprob_token_sq_s)
+                    })
+                    .sum();
+                s += flops / self.rank_flops + elementwise / gpus + micro * self.micro_batch_overhead_s;
+            }
             logprob_s = logprob_s.max(s);
         }
         // Update: mini-batch m of every rank is the m-th slice of its share; the step waits for the slowest rank.
-        let m = self.mini_batches.max(1) as usize;
         let mut update_s = 0.0;
         for k in 0..m {
             let mut slowest: f64 = 0.0;
@@ -320,6 +333,16 @@ mod tests {
         assert_eq!(s.passes(&t).logprob_s, 18.0 + 2.0 * 100.0);
         s.padded = true;
         assert_eq!(s.passes(&t).logprob_s, (3.0 + 3.0 + 5.0 + 8.0) + 3.0 * 100.0);
+        // Two GPUs per rank share a micro-batch of 2 × 10 padded tokens: [2, 3, 5] (3·5 = 15), [8] (the rank's
+        // FLOP/s stays 1 here).
+        s.gpus_per_rank = 2;
+        assert_eq!(s.passes(&t).logprob_s, (5.0 + 5.0 + 5.0 + 8.0) + 2.0 * 100.0);
+        // Two mini-batches: the log-prob pass runs over the update's micro-batches, slice by slice (batch order
+        // [3, 8] | [5, 2]): [3], [8] | [2, 5] under 10 tokens.
+        s.gpus_per_rank = 1;
+        s.mini_batches = 2;
+        s.logprob_micro_batch_tokens = 1000;
+        assert_eq!(s.passes(&t).logprob_s, (3.0 + 8.0 + 5.0 + 5.0) + 3.0 * 100.0);
     }
 
     proptest! {

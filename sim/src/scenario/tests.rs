@@ -392,3 +392,16 @@ fn rollout_tp_summary_is_the_workers_tp_not_the_default() {
     assert_eq!(s.rollout_tp_summary(), "1–4");
     assert_eq!(load(BASE, &["rollout.tp=2"]).unwrap().rollout_tp_summary(), "2");
 }
+
+/// An untied input embedding larger than the dense parameters would leave negative matmul FLOPs; it is refused
+/// naming `model.vocab`, and a tied one is accepted. For an MoE model the experts do not count as dense.
+#[test]
+fn an_untied_embedding_larger_than_the_dense_parameters_is_refused() {
+    let e = err(&["model.vocab=10000000"]);
+    assert!(e.contains("field `model.vocab`") && e.contains("tied_embeddings = true"), "{e}");
+    assert!(load(BASE, &["model.vocab=10000000", "model.tied_embeddings=true"]).is_ok());
+    // Qwen3-30B-A3B: 3.3 B active, of which ~1.4 B dense; a 1,000,000-token vocabulary × 2,048 is 2.05 B.
+    let e = err(&["model.preset=\"Qwen3-30B-A3B\"", "model.vocab=1000000"]);
+    assert!(e.contains("field `model.vocab`") && e.contains("dense"), "{e}");
+    assert!(load(BASE, &["model.preset=\"Qwen3-30B-A3B\"", "model.vocab=600000"]).is_ok());
+}

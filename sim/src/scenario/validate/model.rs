@@ -87,18 +87,6 @@ pub(super) fn validate_model(m: &RawModel, c: &Check) -> Result<ModelSpec, Scena
         ));
     }
     let tied_embeddings = m.tied_embeddings.or(base.as_ref().map(|b| b.tied_embeddings)).unwrap_or(false);
-    let lookup_b = if tied_embeddings { 0.0 } else { vocab as f64 * hidden as f64 / 1e9 };
-    if lookup_b >= active_params_b {
-        return Err(c.src.error(
-            "model.vocab",
-            format!(
-                "an untied input embedding of {vocab} × {hidden} = {} B parameters leaves no active parameters of the {} B \
-                 for the matmuls; expected fewer (or `tied_embeddings = true`)",
-                num(lookup_b),
-                num(active_params_b)
-            ),
-        ));
-    }
     let spec = |name: String| ModelSpec {
         name,
         params_b,
@@ -113,6 +101,20 @@ pub(super) fn validate_model(m: &RawModel, c: &Check) -> Result<ModelSpec, Scena
         experts_per_token,
         tied_embeddings,
     };
+    // The untied input embedding is looked up: it must leave dense (always-active) parameters for the matmuls.
+    let probe = spec(String::new());
+    let dense_b = (probe.params_b - probe.expert_params_b()).min(probe.active_params_b);
+    if probe.lookup_params_b() >= dense_b {
+        return Err(c.src.error(
+            "model.vocab",
+            format!(
+                "an untied input embedding of {vocab} × {hidden} = {} B parameters leaves none of the {} B dense \
+                 parameters for the matmuls; expected fewer (or `tied_embeddings = true`)",
+                num(probe.lookup_params_b()),
+                num(dense_b)
+            ),
+        ));
+    }
     // "(modified)" only when an explicit field changes the preset (a resolved file repeats the preset's values).
     let name = match &base {
         Some(b) if *b == spec(b.name.clone()) => b.name.clone(),
