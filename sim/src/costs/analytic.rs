@@ -23,8 +23,8 @@ pub struct AnalyticCosts {
     padded_tokens_per_sample: u64,
     /// Training state (bytes per GPU) a switch moves besides the engine's weights: the sharded training state of
     /// the `train` workers unless the framework offloads it inside the passes or keeps it in place
-    /// (`switch_moves_training_state = false`). Fixed by the scenario, so computed
-    /// once rather than from every worker's tags at each switch (O(workers) per switch, O(workers²) per step).
+    /// (`switch_moves_training_state = false`). Fixed by the scenario, so computed once rather than from every
+    /// worker's tags at each switch (O(workers) per switch, O(workers²) per step).
     switch_train_bytes_per_gpu: f64,
 }
 
@@ -176,8 +176,7 @@ impl Estimates for AnalyticCosts {
 
     /// Time-slicing: the engine's weights (2·N/tp bytes per GPU) cross PCIe, and so does the sharded training
     /// state ((2 + optimizer bytes)·N/G per GPU) unless the framework offloads it inside the passes or keeps it in
-    /// place; plus a fixed
-    /// cost (engine sleep/wake, KV-cache re-allocation); or the scenario's override.
+    /// place; plus a fixed cost (engine sleep/wake, KV-cache re-allocation); or the scenario's override.
     fn switch_ns(&self, worker: WorkerId, to: Role) -> u64 {
         let over = match to {
             Role::Train => self.pipeline.switch_to_train_s,

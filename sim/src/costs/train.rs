@@ -104,7 +104,8 @@ pub struct TrainShape {
     pub recompute: bool,
     /// Elementwise time outside the matmuls (an eager framework's norms, residuals, copies, softmax), on one GPU:
     /// seconds per token, and per token per token of its sequence (attention scores), of a log-prob pass and of
-    /// the update (framework `*_elementwise_ns` summed over the layers). 0 for fused frameworks.
+    /// the update (framework `*_elementwise` summed over the layers, plus its per-token cost outside them). 0 for
+    /// fused frameworks.
     pub logprob_token_s: f64,
     pub logprob_token_sq_s: f64,
     pub update_token_s: f64,
