@@ -173,22 +173,25 @@ pub const FRAMEWORK_PRESETS: &[&str] = &["verl-fsdp2", "verl-megatron", "slime",
 pub const DEFAULT_FRAMEWORK: &str = "verl-fsdp2";
 
 /// The rlsim-exec preset's costs outside the matmuls (see [`Elementwise`]): what `exec/src/figures.rs` measured
-/// on the project's 2-vCPU development VM, one candle thread per worker.
-pub const EXEC_LOGPROB_ELEMENTWISE: Elementwise = Elementwise { head_context_ns: 3.2, ..Elementwise::ZERO };
+/// on the project's 2-vCPU development VM (AMD EPYC), two workers' threads at once, in the first repetition of the
+/// final five-repetition validation of 2026-11-29 (docs/validation.md). Single measurements vary by tens of per
+/// cent between runs on that VM; `validate --model analytic` measures its own.
+pub const EXEC_LOGPROB_ELEMENTWISE: Elementwise =
+    Elementwise { head_context_ns: 3.23, hidden_context_ns: 0.117, ..Elementwise::ZERO };
 pub const EXEC_UPDATE_ELEMENTWISE: Elementwise = Elementwise {
-    token_ns: 163.0,
-    hidden_ns: 100.0,
-    head_context_ns: 5.9,
+    token_ns: 0.0,
+    hidden_ns: 120.5,
+    head_context_ns: 5.37,
     hidden_context_ns: 0.0,
-    sequence_head_ns: 3500.0,
-    outside_token_ns: 331.0,
+    sequence_head_ns: 1654.0,
+    outside_token_ns: 432.0,
 };
 pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
-    token_ns: 494.0,
-    hidden_ns: 26.6,
-    head_context_ns: 7.8,
-    hidden_context_ns: 0.39,
-    sequence_head_ns: 322.0,
+    token_ns: 448.0,
+    hidden_ns: 8.8,
+    head_context_ns: 8.78,
+    hidden_context_ns: 0.0,
+    sequence_head_ns: 86.5,
     outside_token_ns: 0.0,
 };
 
@@ -319,7 +322,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
             name: "rlsim-exec".into(),
             cuda_graphs: false,
             iteration_overhead_ms: 0.1,
-            seq_overhead_us: 1.4,
+            seq_overhead_us: 1.2,
             graph_layer_us: 0.0,
             eager_layer_us: 60.0,
             tp_allreduce_us: 0.0,

@@ -151,6 +151,25 @@ impl TrainShape {
         }
     }
 
+    /// The micro-batches of a chunk of samples under a per-GPU token budget, and the token count each sample is
+    /// computed at (its own, or its padded micro-batch's longest).
+    fn layout<'a>(&self, chunk: &'a [u64], budget: u32) -> (f64, std::borrow::Cow<'a, [u64]>) {
+        let gpus = self.gpus_per_rank.max(1) as u64;
+        let n: u64 = chunk.iter().sum();
+        if n == 0 || !self.padded {
+            return ((n as f64 / gpus as f64 / budget.max(1) as f64).ceil(), std::borrow::Cow::Borrowed(chunk));
+        }
+        let idx: Vec<usize> = (0..chunk.len()).collect();
+        // The budget is per GPU; a rank's GPUs share each micro-batch.
+        let micro = padded_micro_batches(chunk, &idx, budget.max(1) as u64 * gpus);
+        let mut padded = Vec::with_capacity(chunk.len());
+        for m in &micro {
+            let longest = m.iter().map(|&i| chunk[i]).max().unwrap_or(0);
+            padded.extend(std::iter::repeat_n(longest, m.len()));
+        }
+        (micro.len() as f64, std::borrow::Cow::Owned(padded))
+    }
+
     /// Which rank trains each sample (see [`balanced_ranks`]).
     pub fn assign(&self, tokens: &[u64]) -> Vec<usize> {
         balanced_ranks(tokens, self.ranks)
@@ -166,20 +185,6 @@ impl TrainShape {
         }
         let gpus = self.gpus_per_rank.max(1) as f64;
         // (micro-batches, the token count each sample is computed at) of a chunk under a token budget.
-        let layout = |chunk: &[u64], budget: u32| -> (f64, Vec<u64>) {
-            let n: u64 = chunk.iter().sum();
-            if n == 0 {
-                return (0.0, chunk.to_vec());
-            }
-            if !self.padded {
-                return ((n as f64 / gpus / budget.max(1) as f64).ceil(), chunk.to_vec());
-            }
-            let idx: Vec<usize> = (0..chunk.len()).collect();
-            // The budget is per GPU; a rank's GPUs share each micro-batch.
-            let micro = padded_micro_batches(chunk, &idx, budget.max(1) as u64 * self.gpus_per_rank.max(1) as u64);
-            let padded = micro.iter().flat_map(|m| m.iter().map(|_| m.iter().map(|&i| chunk[i]).max().unwrap_or(0)));
-            (micro.len() as f64, padded.collect())
-        };
         let m = self.mini_batches.max(1) as usize;
         // Log-prob: one pass over each rank's whole share. A padding trainer (the real backend) runs it over the
         // update's micro-batches, formed per mini-batch slice under the update's budget.
@@ -192,7 +197,7 @@ impl TrainShape {
             };
             let mut s = 0.0;
             for (chunk, budget) in chunks {
-                let (micro, computed) = layout(chunk, budget);
+                let (micro, computed) = self.layout(chunk, budget);
                 let flops: f64 = computed.iter().map(|&t| self.forward_flops(t)).sum();
                 let elementwise: f64 = computed
                     .iter()
@@ -210,7 +215,7 @@ impl TrainShape {
             let mut slowest: f64 = 0.0;
             for share in &per_rank {
                 let chunk = &share[mini_batch_slice(share.len(), k, m)];
-                let (micro, computed) = layout(chunk, self.micro_batch_tokens);
+                let (micro, computed) = self.layout(chunk, self.micro_batch_tokens);
                 let flops: f64 = computed.iter().map(|&t| self.forward_flops(t)).sum::<f64>() * self.update_factor();
                 let elementwise: f64 = computed
                     .iter()
