@@ -80,6 +80,7 @@ fn fidelity_cases_carry_no_fudge_factor() {
         "eager_layer_us",
         "offload_gbytes_per_s",
         "moe_mfu_scale",
+        "activation_traffic",
         "bf16_tflops",
         "hbm_gbytes_per_s",
         "kv_capacity_tokens",

@@ -37,12 +37,19 @@ pub struct FrameworkSpec {
     pub prefill_mfu: f64,
     // ----- trainer -----
     /// Utilisation of the FLOPs the trainer executes (6·N·T per update, 8·N·T with recomputation, plus attention;
-    /// N without an untied input embedding, which is looked up); 0.56 with recomputation is 0.42 model-FLOPs
+    /// N without an untied input embedding, which is looked up); 0.567 with recomputation is 0.43 model-FLOPs
     /// utilisation.
     pub mfu: f64,
     /// An MoE trainer's utilisation relative to a dense one's (`mfu` × this): token-dropless routing leaves experts
     /// unevenly loaded, expert parallelism adds all-to-alls, and small experts make small grouped GEMMs.
     pub moe_mfu_scale: f64,
+    /// Share of the model's activation traffic (`ModelSpec::activation_bytes_per_token`: the bytes every op
+    /// between the matmuls streams through HBM) a training pass moves, at `hbm_efficiency` of the slowest GPU's
+    /// bandwidth, on top of the matmuls at `mfu`: 1 for an unfused PyTorch trainer, below 1 as kernels fuse, 0 where
+    /// the work is priced otherwise (rlsim-exec's measured `*_elementwise`, the `ideal` roofline). It is why a
+    /// trainer fitted on a compute-poor GPU (H20: 148 TFLOP/s for 4 TB/s) runs below the same `mfu` on a GPU with
+    /// 6–8× its FLOP/s per byte (H100, B200).
+    pub activation_traffic: f64,
     /// Activation recomputation: the backward pass reruns the forward (8·N·T instead of 6·N·T).
     pub gradient_checkpointing: bool,
     /// Fixed cost per micro-batch per pass, milliseconds.
@@ -209,11 +216,17 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   ~25k-token sequence decoding nearly alone takes ~150–178 s there); SGLang's overlap scheduler hides most of it
 ///   (slime, AReaL: 1.0 ms, an estimate).
 /// - Per-sequence host cost 2 µs: vLLM V1's scheduler and sampler bookkeeping.
-/// - `mfu` 0.56 of the executed FLOPs with recomputation (0.42 model-FLOPs utilisation, typical of bf16 dense
+/// - `mfu` 0.567 of the executed FLOPs with recomputation (0.43 model-FLOPs utilisation, typical of bf16 dense
 ///   training): fitted on verl's fully_async 7B dedicated trainer on 16 and 32 H20 (314 s and 157 s per 512×16
 ///   batch). It was 0.6 while the FLOPs counted the untied input embedding (7.2 % of Qwen2.5-7B), which is a
-///   lookup; the same fit with the lookup left out gives 0.56. verl-megatron, slime and AReaL share it: no separate
-///   measurement distinguishes them yet.
+///   lookup (the same fit without it gave 0.56), and 0.56 until the activation traffic below was priced on its own
+///   (1.3 % of those H20 updates: 0.56 × 1.013 = 0.567 keeps them). verl-megatron, slime and AReaL share it: no
+///   separate measurement distinguishes them yet.
+/// - Activation traffic 1 (unfused PyTorch/Megatron ops between the matmuls: norms, rotary, residuals, the gated
+///   activation, the logits' log-softmax; `ModelSpec::activation_bytes_per_token`) at `hbm_efficiency` of HBM: 1.3 %
+///   of a 7B update on H20 but ~10 % on H100 or GB200, whose FLOP/s per byte of HBM is 6–8× the H20's. Without it a
+///   utilisation fitted on H20 made every H100 and GB200 trainer too fast (NeMo-RL's one-step-off steps,
+///   train-bound, −15 % and −39 %).
 /// - MoE training at 0.42 of the dense utilisation: verl's DeepSeek-V3 (671B MoE) benchmark on 96 H20 logs an MFU
 ///   of 0.19 (docs/perf/dpsk.md) against the ~0.45 a dense model reaches in verl (the 7B fit above).
 /// - Gradient checkpointing on: verl's recipes set `enable_gradient_checkpointing=True`; slime and AReaL
@@ -263,8 +276,9 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         decode_compute_efficiency: 0.5,
         decode_overlap: true,
         prefill_mfu: 0.5,
-        mfu: 0.56,
+        mfu: 0.567,
         moe_mfu_scale: 0.42,
+        activation_traffic: 1.0,
         gradient_checkpointing: true,
         micro_batch_overhead_ms: 5.0,
         remove_padding: true,
@@ -310,6 +324,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
             seq_overhead_us: 0.0,
             graph_layer_us: 0.0,
             eager_layer_us: 0.0,
+            activation_traffic: 0.0,
             gradient_checkpointing: false,
             offload: false,
             switch_fixed_s: 1.0,
@@ -332,6 +347,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
             prefill_mfu: 1.0,
             mfu: 1.0,
             moe_mfu_scale: 1.0,
+            activation_traffic: 0.0,
             gradient_checkpointing: false,
             micro_batch_overhead_ms: 1.0,
             remove_padding: false,

@@ -65,6 +65,26 @@ impl ModelSpec {
         (self.params_b - self.lookup_params_b()) * 1e9 * 2.0
     }
 
+    /// HBM bytes one token's forward pass moves outside the matmuls in training, where a micro-batch's
+    /// activations (thousands of tokens × the width) do not fit in cache, so every op between the matmuls streams
+    /// them. Per layer, in bf16 elements: the two norms (read, write: 2·2·h), the rotary embedding of q and k
+    /// (2·(q + kv)), attention's inputs and output (2·q + 2·kv, the scores staying on chip), the two residual adds
+    /// (2·3·h) and the gated activation (read gate and up, write: 3·f); so 10·h + 4·q + 4·kv + 3·f elements with q
+    /// = heads·head_dim, kv = kv_heads·head_dim and f the FFN width the token passes through (its experts' for an
+    /// MoE model), taken from the parameters (a gated FFN holds 3·h·f of them). Besides the layers, the LM head's
+    /// logits: written and read in bf16 and their log-softmax written in fp32 (8·vocab bytes). A backward pass moves
+    /// about twice a forward's bytes (gradients in, saved inputs, gradients out), like its FLOPs.
+    pub fn activation_bytes_per_token(&self) -> f64 {
+        let (h, layers) = (self.hidden as f64, self.layers.max(1) as f64);
+        let q = self.heads as f64 * self.head_dim as f64;
+        let kv = self.kv_heads as f64 * self.head_dim as f64;
+        let attention_params = h * (2.0 * q + 2.0 * kv);
+        let head_params = self.vocab as f64 * h;
+        let layer_params = ((self.active_params_b - self.lookup_params_b()) * 1e9 - head_params) / layers;
+        let ffn = ((layer_params - attention_params) / (3.0 * h)).max(0.0);
+        2.0 * layers * (10.0 * h + 4.0 * q + 4.0 * kv + 3.0 * ffn) + 8.0 * self.vocab as f64
+    }
+
     /// Attention FLOPs a new token spends per token of context it attends to: 2 (QKᵀ) + 2 (AV) per head dimension.
     pub fn attention_flops_per_context_token(&self) -> f64 {
         4.0 * self.layers as f64 * self.heads as f64 * self.head_dim as f64
@@ -145,6 +165,37 @@ mod tests {
         let tied = ModelSpec { tied_embeddings: true, ..m };
         assert_eq!(tied.forward_flops_per_token(), 2.0 * 7.62e9);
         assert_eq!(tied.decode_weight_bytes(), tied.weight_bytes());
+    }
+
+    #[test]
+    fn activation_bytes_by_hand() {
+        // h 4, q 2·2 = 4, kv 1·2 = 2, vocab 10, 2 layers of 48 attention + 3·4·8 = 96 FFN parameters (f = 8),
+        // untied: 2·144 + 40 (head) + 40 (lookup) = 368 parameters. Per layer 10·4 + 4·4 + 4·2 + 3·8 = 88
+        // elements; 2 bytes · 2 layers · 88 + 8 · 10 (logits) = 432.
+        let m = ModelSpec {
+            name: "hand".into(),
+            params_b: 368e-9,
+            active_params_b: 368e-9,
+            layers: 2,
+            hidden: 4,
+            heads: 2,
+            kv_heads: 1,
+            head_dim: 2,
+            vocab: 10,
+            experts: 0,
+            experts_per_token: 0,
+            tied_embeddings: false,
+        };
+        assert!((m.activation_bytes_per_token() - 432.0).abs() < 1e-6);
+        // The derived FFN widths match the configs: Qwen2.5-7B f = 18,944, Llama-3-8B 14,336, Qwen3-30B-A3B
+        // 8 experts × 768 = 6,144 (within the norms' and router's parameters).
+        for (name, f) in [("Qwen2.5-7B", 18_944.0), ("Llama-3-8B", 14_336.0), ("Qwen3-30B-A3B", 6_144.0)] {
+            let m = model_preset(name).unwrap();
+            let (h, q, kv) = (m.hidden as f64, (m.heads * m.head_dim) as f64, (m.kv_heads * m.head_dim) as f64);
+            let known = 2.0 * m.layers as f64 * (10.0 * h + 4.0 * q + 4.0 * kv + 3.0 * f) + 8.0 * m.vocab as f64;
+            let rel = m.activation_bytes_per_token() / known - 1.0;
+            assert!(rel.abs() < 0.03, "{name}: {rel}");
+        }
     }
 
     #[test]

@@ -97,6 +97,24 @@ fn one_worker_one_trajectory_colocated() {
     assert_eq!(m.max_staleness, 0);
 }
 
+#[test]
+fn activation_traffic_adds_streamed_bytes_to_training() {
+    // The case above with the trainer's activation traffic priced (framework.activation_traffic = 1, HBM 1 TB/s).
+    // Per token: q = kv = 256 wide; attention holds 256·(2·256 + 2·256) = 262,144 parameters, the (tied) head
+    // 256,000, so the FFN holds 1e9 − 256,000 − 262,144 = 999,481,856 = 3·256·f: 3·f = 3,904,226. One layer
+    // streams 10·256 + 4·256 + 4·256 + 3,904,226 = 3,908,834 bf16 elements, and the logits 8 · 1,000 bytes:
+    // 7,825,668 bytes per token per forward. The update (no recomputation: 3 forwards' worth) of 1,100 tokens adds
+    // 3 · 1,100 · 7,825,668 B / 1e12 B/s = 25,824,704.4 ns to the 13,203,717.12 ns of matmuls and attention.
+    let text = micro("colocated", 1, &format!("{ONE_SAMPLE}\nsteps = 1"), "")
+        .replace("preset = \"ideal\"\n", "preset = \"ideal\"\nactivation_traffic = 1.0\n");
+    let s = Scenario::from_text(&text, Path::new("micro.toml"), &[]).unwrap();
+    let run = simulate(&s).unwrap();
+    let train = spans_of(&run, SpanKind::Train);
+    assert_eq!(train.len(), 1);
+    let ns = train[0].1 - train[0].0;
+    assert!((39_028_421..=39_028_422).contains(&ns), "train {ns} ns");
+}
+
 fn two_sample_trace(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let p = dir.join("two.csv");

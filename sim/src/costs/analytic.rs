@@ -100,6 +100,17 @@ impl AnalyticCosts {
         let layers = m.layers as f64;
         let logprob = self.framework.logprob_elementwise.at(m.hidden, m.heads);
         let update = self.framework.update_elementwise.at(m.hidden, m.heads);
+        // Activations streamed through HBM outside the matmuls, per token of a forward pass on one GPU (the rank's
+        // GPUs split them, as `passes` divides the elementwise time); the update moves them as many times as its
+        // FLOPs (backward twice, recomputation once more).
+        let traffic_s = if self.framework.activation_traffic > 0.0 {
+            let hbm =
+                workers.iter().map(|w| self.hbm_bytes_per_s(self.cluster.worker(*w))).fold(f64::INFINITY, f64::min);
+            self.framework.activation_traffic * m.activation_bytes_per_token() / hbm
+        } else {
+            0.0
+        };
+        let update_passes = TrainShape::update_passes(self.training.gradient_checkpointing);
         TrainShape {
             ranks: (gpus / per_rank).max(1) as usize,
             gpus_per_rank: per_rank,
@@ -114,9 +125,9 @@ impl AnalyticCosts {
             logprob_micro_batch_tokens: self.training.logprob_micro_batch_tokens,
             micro_batch_overhead_s: self.training.micro_batch_overhead_s,
             recompute: self.training.gradient_checkpointing,
-            logprob_token_s: layers * logprob.token_s + logprob.outside_token_s,
+            logprob_token_s: layers * logprob.token_s + logprob.outside_token_s + traffic_s,
             logprob_token_sq_s: layers * logprob.token_context_s,
-            update_token_s: layers * update.token_s + update.outside_token_s,
+            update_token_s: layers * update.token_s + update.outside_token_s + update_passes * traffic_s,
             update_token_sq_s: layers * update.token_context_s,
             logprob_sample_s: layers * logprob.sequence_s,
             update_sample_s: layers * update.sequence_s,

@@ -142,13 +142,18 @@ impl TrainShape {
         per_sample + per_token * t + per_token_sq * t * t
     }
 
-    /// Forward + backward (twice the forward) + the recomputed forward when activations are not kept.
-    fn update_factor(&self) -> f64 {
-        if self.recompute {
+    /// Forward passes' worth of work in an update: forward + backward (twice the forward) + the recomputed forward
+    /// when activations are not kept.
+    pub fn update_passes(recompute: bool) -> f64 {
+        if recompute {
             4.0
         } else {
             3.0
         }
+    }
+
+    fn update_factor(&self) -> f64 {
+        Self::update_passes(self.recompute)
     }
 
     /// The micro-batches of a chunk of samples under a per-GPU token budget, and the token count each sample is

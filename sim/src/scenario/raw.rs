@@ -97,6 +97,9 @@ pub struct RawFramework {
     /// An MoE trainer's utilisation as a share of `training.mfu`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moe_mfu_scale: Option<f64>,
+    /// Share of the model's activation traffic a training pass moves through HBM besides its matmuls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activation_traffic: Option<f64>,
     /// Work outside the matmuls per layer of a log-prob pass (an eager implementation's), ns.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logprob_elementwise: Option<crate::framework::Elementwise>,

@@ -120,6 +120,10 @@ fn absurd_values_of_every_bounded_field_are_refused() {
         ("framework.eager_layer_us=1e300", "expected microseconds in [0, 1000000], got 1e300"),
         ("framework.offload_gbytes_per_s=1e-30", "expected GB/s in [0.1, 100000], got 1e-30"),
         ("framework.moe_mfu_scale=2", "expected a fraction in (0, 1]"),
+        (
+            "framework.activation_traffic=-1",
+            "expected a multiple of the model's activation bytes per token (1: unfused, 0: none) in [0, 4], got -1",
+        ),
         ("framework.update_elementwise={ hidden_ns = 1e300 }", "expected nanoseconds in [0, 1e9], got 1e300"),
         ("framework.decode_elementwise={ sequence_head_ns = -1 }", "expected nanoseconds in [0, 1e9], got -1"),
         ("training.mfu=0", "expected a fraction in (0, 1]"),

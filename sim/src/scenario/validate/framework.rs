@@ -72,6 +72,14 @@ pub(super) fn validate_framework(
         framework.moe_mfu_scale,
         "an MoE trainer's utilisation as a share of the dense one's",
     )?;
+    framework.activation_traffic = c.number(
+        fw_raw.activation_traffic,
+        "framework.activation_traffic",
+        framework.activation_traffic,
+        0.0,
+        4.0,
+        "a multiple of the model's activation bytes per token (1: unfused, 0: none)",
+    )?;
     let elementwise =
         |v: &Option<Elementwise>, field: &str, default: Elementwise| -> Result<Elementwise, ScenarioError> {
             let Some(v) = v else { return Ok(default) };
@@ -91,6 +99,7 @@ pub(super) fn validate_framework(
         update_elementwise: Some(framework.update_elementwise),
         decode_elementwise: Some(framework.decode_elementwise),
         moe_mfu_scale: Some(framework.moe_mfu_scale),
+        activation_traffic: Some(framework.activation_traffic),
         preset: Some(framework.name.clone()),
         cuda_graphs: Some(framework.cuda_graphs),
         decode_overlap: Some(framework.decode_overlap),
