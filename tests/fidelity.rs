@@ -81,6 +81,7 @@ fn fidelity_cases_carry_no_fudge_factor() {
         "offload_gbytes_per_s",
         "moe_mfu_scale",
         "activation_traffic",
+        "stream_groups_per_engine",
         "bf16_tflops",
         "hbm_gbytes_per_s",
         "kv_capacity_tokens",

@@ -84,6 +84,11 @@ pub struct FrameworkSpec {
     /// message queue, unpickled, concatenated, the batch balanced): nanoseconds per padded token slot. 0: the
     /// framework hands the trainer real tokens only, or overlaps this with compute.
     pub assembly_ns_per_padded_token: f64,
+    /// The `async` pipeline's rollouter keeps at most this many prompt groups in flight per rollout engine (admitted
+    /// with a sample still unfinished, paused ones included), on top of the staleness bound: verl's fully_async
+    /// rollouter caps its concurrent samples at 16 per server (`len(server_handles) * 16`), each sample one prompt
+    /// with its n responses. 0: no cap besides the engine's `max_num_seqs`.
+    pub stream_groups_per_engine: u32,
     // ----- work outside the matmuls of an eager (unfused) implementation -----
     /// Per layer of a log-prob (forward-only) pass: see [`Elementwise`]. Zero for the GPU presets: their kernels
     /// are fused and what remains is inside the fitted `mfu`.
@@ -241,6 +246,9 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 /// - Controller overhead per step 10 s (verl): step minus its phases in verl's fully_async 7B colocated runs on 64
 ///   and 128 H20 (10.9 s and 10.7 s: reward, advantages, balancing, amortised validation every 20 steps).
 ///
+/// - 16 prompt groups in flight per rollout engine for `async` (verl): fully_async's rollouter caps its concurrent
+///   samples at `len(server_handles) * 16` (`FullyAsyncRollouter.set_max_required_samples`, recipe/fully_async_policy
+///   at b25bb7d4f), each sample one prompt whose n responses it awaits together; 0 (no cap) elsewhere.
 /// - Streaming trainer's batch assembly 80 ns per padded token slot (verl): verl's fully_async trainer takes each
 ///   local step's 128 groups from its message queue one blocking fetch at a time, every sample padded to the caps
 ///   (`postprocess_agent_loop_outputs`, `padding="max_length"`), unpickles, concatenates and balances them before it
@@ -290,6 +298,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         step_overhead_s: 10.0,
         controller_ns_per_padded_token: 140.0,
         assembly_ns_per_padded_token: 80.0,
+        stream_groups_per_engine: 16,
         logprob_elementwise: Elementwise::ZERO,
         update_elementwise: Elementwise::ZERO,
         decode_elementwise: Elementwise::ZERO,
@@ -305,6 +314,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
             step_overhead_s: 3.0,
             controller_ns_per_padded_token: 0.0,
             assembly_ns_per_padded_token: 0.0,
+            stream_groups_per_engine: 0,
             ..verl
         },
         "areal" => FrameworkSpec {
@@ -315,6 +325,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
             step_overhead_s: 3.0,
             controller_ns_per_padded_token: 0.0,
             assembly_ns_per_padded_token: 0.0,
+            stream_groups_per_engine: 0,
             ..verl
         },
         "ideal" => FrameworkSpec {
@@ -331,6 +342,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
             step_overhead_s: 0.0,
             controller_ns_per_padded_token: 0.0,
             assembly_ns_per_padded_token: 0.0,
+            stream_groups_per_engine: 0,
             ..verl
         },
         "rlsim-exec" => FrameworkSpec {
@@ -359,6 +371,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
             step_overhead_s: 0.0,
             controller_ns_per_padded_token: 0.0,
             assembly_ns_per_padded_token: 0.0,
+            stream_groups_per_engine: 0,
             logprob_elementwise: EXEC_LOGPROB_ELEMENTWISE,
             update_elementwise: EXEC_UPDATE_ELEMENTWISE,
             decode_elementwise: EXEC_DECODE_ELEMENTWISE,

@@ -157,6 +157,42 @@ fn disaggregated_trains_one_step_behind_the_rollout() {
     );
 }
 
+/// verl's fully_async rollouter keeps at most `stream_groups_per_engine` prompt groups in flight per engine: with 1
+/// and one engine, the next group starts only when every sample of the one in flight has finished, though the engine
+/// has free slots and the staleness bound would admit more.
+#[test]
+fn async_keeps_at_most_the_frameworks_groups_in_flight_per_engine() {
+    let mut s = scenario("async", 3);
+    assert_eq!(s.pipeline.open_groups_per_engine, 16, "the verl preset's cap, taken for async");
+    s.pipeline.open_groups_per_engine = 1;
+    let mut policy = build_policy(&s.pipeline, &s.workload);
+    let mut fake = FakeView::new(s);
+    let rollout = WorkerId(0);
+    assert_eq!(
+        step(&mut *policy, &mut fake, Event::Started),
+        vec![Command::CreateGroups { step: 0, groups: 1 }, Command::Admit { worker: rollout, trajectories: ids(0..2) }]
+    );
+    let finish = |fake: &mut FakeView, policy: &mut dyn Policy, t: u64| {
+        let worker = fake.finish(TrajId(t)).unwrap();
+        step(policy, fake, Event::TrajectoryFinished { trajectory: TrajId(t), worker })
+    };
+    // Half the group done: still in flight, nothing new.
+    assert_eq!(finish(&mut fake, &mut *policy, 0), vec![]);
+    // The group completes: the next one starts.
+    assert_eq!(
+        finish(&mut fake, &mut *policy, 1),
+        vec![Command::CreateGroups { step: 0, groups: 1 }, Command::Admit { worker: rollout, trajectories: ids(2..4) }]
+    );
+    // Without the cap the staleness bound alone decides: more than one group at the start.
+    let mut s = scenario("async", 3);
+    s.pipeline.open_groups_per_engine = 0;
+    let mut policy = build_policy(&s.pipeline, &s.workload);
+    let mut fake = FakeView::new(s);
+    let started = step(&mut *policy, &mut fake, Event::Started);
+    let groups = started.iter().filter(|c| matches!(c, Command::CreateGroups { .. })).count();
+    assert!(groups > 1, "{started:?}");
+}
+
 /// The driver delivers a command's own events after the rest of its command list: when `Paused` arrives, the
 /// `Admit` that followed the `Pause` in the same list has been carried out (both backends deliver this way).
 #[test]

@@ -6,7 +6,9 @@
 //!   ⌊(v + S·(1 + η))·P⌋ groups have been admitted in total (P = prompts per step, η = `max_staleness` in weight syncs,
 //!   S = train steps per sync; with S = 1 this is AReaL's (η + v + 1)·P, and a fractional η is verl's
 //!   staleness_threshold), and never more than the run needs (steps·P). Each worker is kept at its engine's sequence
-//!   limit; paused trajectories are re-admitted before new groups.
+//!   limit; paused trajectories are re-admitted before new groups. `async` also keeps at most the framework's
+//!   `stream_groups_per_engine` groups with an unfinished sample (paused ones included) per rollout engine (verl's
+//!   fully_async rollouter: 16 per server), so a group whose last sample straggles holds its place.
 //! - Batches (`batch_order = "completion"`, verl fully_async): the first P groups to complete, whatever version they
 //!   started under; a long sample is trained later and more stale, and the report shows how stale.
 //! - Batches (`batch_order = "version"`, AReaL): the trainer takes P complete groups in order of the version they
@@ -159,6 +161,12 @@ pub struct Streaming {
     /// Per start version: (complete, all) untrained groups.
     version_counts: BTreeMap<u32, (u32, u32)>,
     admitted_groups: u64,
+    /// Admitted groups with a sample still unfinished (paused ones included).
+    open_groups: u64,
+    /// Groups in flight per rollout engine at most (0: no cap; verl fully_async's 16 per server).
+    open_groups_per_engine: u64,
+    /// The cap over the rollout pool (engines that start holding `rollout` × the per-engine cap), once known.
+    open_group_cap: Option<u64>,
     steps_started: u32,
     training: bool,
     phase: Phase,
@@ -229,6 +237,9 @@ impl Streaming {
             by_version: BTreeSet::new(),
             version_counts: BTreeMap::new(),
             admitted_groups: 0,
+            open_groups: 0,
+            open_groups_per_engine: if lend.is_none() { p.open_groups_per_engine as u64 } else { 0 },
+            open_group_cap: None,
             steps_started: 0,
             training: false,
             phase: Phase::Running,
@@ -274,6 +285,11 @@ impl Streaming {
         let ahead = self.steps_per_sync as f64 * (1.0 + self.max_staleness);
         // The epsilon keeps ⌊x⌋ exact where x is a whole number that f64 lands just below (e.g. 2.01 · 100).
         ((version as f64 + ahead) * p + 1e-9).floor() as u64
+    }
+
+    /// Whether the in-flight cap leaves room for one more group.
+    fn may_open_group(&self) -> bool {
+        self.open_group_cap.is_none_or(|cap| self.open_groups < cap)
     }
 
     /// Whether P complete groups are ready: in completion order, or oldest start version first, never skipping past
@@ -352,8 +368,9 @@ impl Streaming {
         // and capacity grows with the version) and only the lent workers matter (rebalancing), so the scan of every
         // worker is skipped. The decisions are those of the full fill.
         let total = self.steps as u64 * self.prompts_per_step as u64;
-        let can_create =
-            self.admitted_groups < total && self.admitted_groups < self.capacity(view.trainer_version as u64);
+        let can_create = self.admitted_groups < total
+            && self.admitted_groups < self.capacity(view.trainer_version as u64)
+            && self.may_open_group();
         if self.resume.is_empty() && !can_create {
             if self.lend.is_some() && !self.lent.is_empty() && self.moving.is_empty() {
                 open.clear();
@@ -409,7 +426,7 @@ impl Streaming {
         let mut caps = std::mem::take(&mut self.caps);
         caps.clear();
         caps.extend(open.iter().map(|&(w, _)| self.capacity(view.worker(w).weights_version as u64)));
-        while self.admitted_groups < total {
+        while self.admitted_groups < total && self.may_open_group() {
             // The worker with the most free slots (lowest id on ties) that the capacity rule lets admit.
             let admitted = self.admitted_groups;
             let most_free = (0..open.len())
@@ -428,6 +445,7 @@ impl Streaming {
             self.by_version.insert((start_version, serial));
             self.version_counts.entry(start_version).or_insert((0, 0)).1 += 1;
             self.admitted_groups += 1;
+            self.open_groups += 1;
             self.admit_to(w, (first.0..first.0 + g).map(TrajId));
             open[i].1 = free.saturating_sub(g);
         }
@@ -729,6 +747,10 @@ impl Policy for Streaming {
     fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command> {
         if self.slots.len() != view.workers.len() {
             self.slots = view.workers.iter().map(|w| view.estimates.rollout_slots(w.id)).collect();
+            if self.open_groups_per_engine > 0 {
+                let engines = view.cluster.workers.iter().filter(|w| w.start == Role::Rollout).count() as u64;
+                self.open_group_cap = Some(self.open_groups_per_engine * engines.max(1));
+            }
         }
         if !matches!(event, Event::TrajectoryFinished { .. }) {
             self.batch_check = true;
@@ -748,6 +770,7 @@ impl Policy for Streaming {
                         g.unfinished -= 1;
                         if g.unfinished == 0 {
                             self.batch_check = true;
+                            self.open_groups -= 1;
                             let version = g.start_version;
                             if let Some(c) = self.version_counts.get_mut(&version) {
                                 c.0 += 1;

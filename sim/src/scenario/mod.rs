@@ -185,6 +185,9 @@ pub struct PipelineSpec {
     pub over_provision: f64,
     /// `seamless`: the lending rule.
     pub lend: LendRule,
+    /// `async`: prompt groups in flight per rollout engine at most (the framework's `stream_groups_per_engine`;
+    /// 0: no cap, and 0 for every other pipeline).
+    pub open_groups_per_engine: u32,
 }
 
 impl PipelineSpec {

@@ -97,6 +97,9 @@ pub struct RawFramework {
     /// An MoE trainer's utilisation as a share of `training.mfu`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moe_mfu_scale: Option<f64>,
+    /// Prompt groups the `async` rollouter keeps in flight per rollout engine (0: no cap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_groups_per_engine: Option<u32>,
     /// Share of the model's activation traffic a training pass moves through HBM besides its matmuls.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activation_traffic: Option<f64>,

@@ -72,6 +72,14 @@ pub(super) fn validate_framework(
         framework.moe_mfu_scale,
         "an MoE trainer's utilisation as a share of the dense one's",
     )?;
+    let groups = fw_raw.stream_groups_per_engine.unwrap_or(framework.stream_groups_per_engine);
+    if groups > 1_048_576 {
+        return Err(c.src.error(
+            "framework.stream_groups_per_engine",
+            format!("must be at most 1048576 (prompt groups in flight per rollout engine; 0: no cap), got {groups}"),
+        ));
+    }
+    framework.stream_groups_per_engine = groups;
     framework.activation_traffic = c.number(
         fw_raw.activation_traffic,
         "framework.activation_traffic",
@@ -100,6 +108,7 @@ pub(super) fn validate_framework(
         decode_elementwise: Some(framework.decode_elementwise),
         moe_mfu_scale: Some(framework.moe_mfu_scale),
         activation_traffic: Some(framework.activation_traffic),
+        stream_groups_per_engine: Some(framework.stream_groups_per_engine),
         preset: Some(framework.name.clone()),
         cuda_graphs: Some(framework.cuda_graphs),
         decode_overlap: Some(framework.decode_overlap),

@@ -134,6 +134,7 @@ pub(super) fn validate_pipeline(
             "a multiple of the groups trained per step",
         )?,
         lend,
+        open_groups_per_engine: if kind == PipelineKind::Async { fw.stream_groups_per_engine } else { 0 },
     })
 }
 
