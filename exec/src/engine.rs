@@ -136,6 +136,14 @@ impl RealEngine {
         self.cache = None;
     }
 
+    /// Allocates the KV cache's slots unless it holds them (the first admission after `new` or `release` does).
+    pub fn allocate_cache(&mut self) -> candle_core::Result<()> {
+        if self.cache.is_none() {
+            self.cache = Some(KvCache::new(&self.model.cfg, self.slots(), self.model.device())?);
+        }
+        Ok(())
+    }
+
     /// Bytes of KV cache held on the device now (0 until the first admission and after `release`).
     pub fn cache_bytes(&self) -> u64 {
         self.cache.as_ref().map_or(0, |c| KvCache::bytes(&self.model.cfg, c.slots()))
@@ -215,9 +223,7 @@ impl RealEngine {
             let mut context = w.seq.prompt.clone();
             context.extend_from_slice(&w.seq.response);
             let cached_len = context.len() - 1; // the last context token is read by the next decode iteration
-            if self.cache.is_none() {
-                self.cache = Some(KvCache::new(&self.model.cfg, self.slots(), self.model.device())?);
-            }
+            self.allocate_cache()?;
             let cache = self.cache.as_mut().expect("allocated above");
             let sibling = if self.prefix_caching && cached_len <= w.seq.prompt.len() {
                 self.running.iter().find(|r| r.seq.group == w.seq.group && cache.len(r.slot) >= cached_len)

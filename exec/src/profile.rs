@@ -164,7 +164,7 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
     } else {
         None
     };
-    let trainer = Trainer::new(
+    let mut trainer = Trainer::new(
         trainer_model,
         reference,
         s.exec.clone(),
@@ -236,15 +236,48 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
     // Weight sync: snapshot the trainer's weights and load them into an engine's model.
     let sync = time(5, || model.load(&trainer.model.snapshot()?)).map_err(err)?;
     samples.push(ProfileSample { what: "sync".into(), x1: 0.0, x2: 0.0, seconds: sync });
-    // Switch: park the engine's weights on the host, then bring them back (the two halves, averaged).
-    let host = candle_core::Device::Cpu;
-    let switch = time(5, || {
-        let parked: Vec<candle_core::Tensor> =
-            model.vars.iter().map(|v| v.as_tensor().to_device(&host)?.copy()).collect::<candle_core::Result<_>>()?;
-        model.load(&parked)
-    })
-    .map_err(err)?
-        / 2.0;
+    // Switch: a worker's own switch (`runtime::switch_role`) to train and back (the two halves, averaged), and the
+    // KV cache the engine freed allocated again, as its first admission after the switch does. Where a train worker
+    // also decodes (colocated, partial, seamless's lendable workers) it holds a trainer too, whose state an
+    // offloading framework moves to the host and back.
+    let mut engine = RealEngine::new(
+        Gpt::new(cfg, &mut streams.stream("exec/init"), &dev).map_err(err)?,
+        s.rollout.max_num_seqs,
+        s.rollout.kv_capacity_tokens.unwrap_or(u64::MAX / 4),
+        s.rollout.prefix_caching,
+        ExecLengths::Trace,
+        s.exec.eos_token,
+        streams.indexed("profile/sample", u64::MAX),
+    );
+    engine.allocate_cache().map_err(err)?;
+    let time_sliced = s.cluster.with_tag("train").any(|w| w.has_tag("rollout"));
+    let offload = s.framework.offload;
+    let mut parked = None;
+    // A run switches a worker after it has decoded or trained, its caches full of other data: each half is timed
+    // after the same 64 MB read the train passes of such a layout are timed after.
+    let evict = candle_core::Tensor::ones(EVICT_FLOATS, candle_core::DType::F32, &dev).map_err(err)?;
+    let mut halves = Vec::new();
+    for round in 0..6 {
+        use rlsim_sim::cost::Role;
+        let mut seconds = 0.0;
+        for role in [Role::Train, Role::Rollout] {
+            evict.sum_all().and_then(|x| x.to_scalar::<f32>()).map_err(err)?;
+            let t0 = Instant::now();
+            let t = time_sliced.then_some(&mut trainer);
+            crate::runtime::switch_role(role, Some(&mut engine), t, &mut parked, None, offload).map_err(err)?;
+            if role == Role::Rollout {
+                engine.allocate_cache().map_err(err)?;
+            }
+            seconds += t0.elapsed().as_secs_f64();
+        }
+        // The first round warms up.
+        if round > 0 {
+            halves.push(seconds / 2.0);
+        }
+    }
+    let switch = median(halves);
+    // Each round ends with the training state offloaded (a rollout engine's worker): bring it back for what follows.
+    trainer.onload().map_err(err)?;
     samples.push(ProfileSample { what: "switch".into(), x1: 0.0, x2: 0.0, seconds: switch });
     // Gradient all-reduce of a two-rank group: gradient-sized tensors from two threads, summed in rank order.
     let allreduce = allreduce_seconds(&trainer.model).map_err(err)?;
@@ -329,6 +362,9 @@ fn train_ranked(
     let t0 = Instant::now();
     let clock = move || t0.elapsed().as_nanos() as u64;
     let time_sliced = s.cluster.with_tag("train").any(|w| w.has_tag("rollout"));
+    // Such a worker's framework may also move the training state to the host while it decodes: the step then
+    // starts on state copied back just before (fresh buffers), as in the run.
+    let offloads = time_sliced && s.framework.offload;
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..ranks)
             .map(|rank| {
@@ -361,8 +397,14 @@ fn train_ranked(
                         };
                         (0..reps)
                             .map(|_| {
+                                if offloads {
+                                    trainer.offload()?;
+                                }
                                 if let Some(e) = &evict {
                                     e.sum_all()?.to_scalar::<f32>()?;
+                                }
+                                if offloads {
+                                    trainer.onload()?;
                                 }
                                 // Nothing kills a profiling step: both arms hold the whole step's timings.
                                 let t = trainer.step_ranked(

@@ -401,53 +401,14 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                 }
                 ToWorker::Switch(role, latest) => {
                     let start_ns = now();
-                    // Park the state going out of use on the host and bring the other back: real copies.
-                    let host = candle_core::Device::Cpu;
-                    match role {
-                        Role::Train => {
-                            if setup.offload {
-                                if let Some(t) = trainer.as_mut() {
-                                    t.onload()?;
-                                }
-                            }
-                            if let Some(e) = engine.as_mut() {
-                                // The engine's KV cache and weights leave the device while it trains.
-                                e.release();
-                                parked = Some(
-                                    e.model
-                                        .vars
-                                        .iter()
-                                        .map(|v| v.as_tensor().to_device(&host)?.copy())
-                                        .collect::<candle_core::Result<_>>()?,
-                                );
-                                e.model.release_weights()?;
-                            }
-                        }
-                        Role::Rollout => {
-                            // The training state holds the trainer's current weights: the engine comes back with
-                            // them (the simulator's rule too), not with the weights it parked.
-                            let parked = parked.take();
-                            if let Some(e) = engine.as_mut() {
-                                let weights = match (&trainer, latest, parked) {
-                                    (Some(t), _, _) => Some(t.weights()?),
-                                    (None, Some(w), _) => Some(w.to_vec()),
-                                    (None, None, Some(w)) => Some(w),
-                                    (None, None, None) => None,
-                                };
-                                match weights {
-                                    Some(w) if e.model.is_released() => e.model.restore(&w)?,
-                                    Some(w) => e.model.load(&w)?,
-                                    None => {}
-                                }
-                            }
-                            // A colocated framework moves the training state off the device while it decodes.
-                            if setup.offload {
-                                if let Some(t) = trainer.as_mut() {
-                                    t.offload()?;
-                                }
-                            }
-                        }
-                    }
+                    switch_role(
+                        role,
+                        engine.as_mut(),
+                        trainer.as_mut(),
+                        &mut parked,
+                        latest.as_deref(),
+                        setup.offload,
+                    )?;
                     send(FromWorker::Switched { worker: id, role, start_ns, end_ns: now() });
                 }
                 ToWorker::Stop => {
@@ -1158,6 +1119,66 @@ impl Exec<'_> {
         }
         d.recover(worker, self)
     }
+}
+
+/// A worker's side of a role switch: park the state going out of use on the host and bring the other back (real
+/// copies). To train: the training state comes back when the framework offloads, the engine's KV cache is freed and
+/// its weights are parked. To roll out: the engine comes back with the trainer's current weights (the simulator's
+/// rule too; `latest` when the worker has no trainer, else what it parked), and an offloading framework moves the
+/// training state off the device. `rlsim profile` times this same function.
+pub(crate) fn switch_role(
+    role: Role,
+    mut engine: Option<&mut RealEngine>,
+    mut trainer: Option<&mut Trainer>,
+    parked: &mut Option<Vec<Tensor>>,
+    latest: Option<&Vec<Tensor>>,
+    offload: bool,
+) -> candle_core::Result<()> {
+    let host = candle_core::Device::Cpu;
+    match role {
+        Role::Train => {
+            if offload {
+                if let Some(t) = trainer.as_mut() {
+                    t.onload()?;
+                }
+            }
+            if let Some(e) = engine.as_mut() {
+                // The engine's KV cache and weights leave the device while it trains.
+                e.release();
+                *parked = Some(
+                    e.model
+                        .vars
+                        .iter()
+                        .map(|v| v.as_tensor().to_device(&host)?.copy())
+                        .collect::<candle_core::Result<_>>()?,
+                );
+                e.model.release_weights()?;
+            }
+        }
+        Role::Rollout => {
+            let parked = parked.take();
+            if let Some(e) = engine.as_mut() {
+                let weights = match (&trainer, latest, parked) {
+                    (Some(t), _, _) => Some(t.weights()?),
+                    (None, Some(w), _) => Some(w.to_vec()),
+                    (None, None, Some(w)) => Some(w),
+                    (None, None, None) => None,
+                };
+                match weights {
+                    Some(w) if e.model.is_released() => e.model.restore(&w)?,
+                    Some(w) => e.model.load(&w)?,
+                    None => {}
+                }
+            }
+            // A colocated framework moves the training state off the device while it decodes.
+            if offload {
+                if let Some(t) = trainer.as_mut() {
+                    t.offload()?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
