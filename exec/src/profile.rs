@@ -213,8 +213,13 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
                 update.push(slowest as f64 / 1e9);
             }
             let lengths: Vec<u64> = batch.iter().map(|b| (b.prompt.len() + b.response.len()) as u64).collect();
-            let (share, update_tokens, _) =
-                rlsim_sim::costs::train::slowest_rank_tokens(&lengths, ranks, s.training.mini_batches as usize);
+            // Per padded token slot, as the trainer computes them (and `ProfiledCosts` prices them).
+            let (share, update_tokens, _) = rlsim_sim::costs::train::padded_slowest_rank_tokens(
+                &lengths,
+                ranks,
+                s.training.mini_batches as usize,
+                s.training.micro_batch_tokens as u64,
+            );
             let total: f64 = lengths.iter().sum::<u64>() as f64;
             let passes = s.training.logprob_passes.len().max(1);
             let (lp, up) = if logprob.is_empty() {

@@ -21,17 +21,18 @@ pub struct HardwareProfile {
     /// Prefill: per_seq·(sequences prefilled) + per_token·(tokens prefilled).
     pub prefill_s_per_seq: f64,
     pub prefill_s_per_token: f64,
-    /// One forward-only log-prob pass over T tokens: overhead + per_token·T.
+    /// One forward-only log-prob pass: overhead + per_token·T, T the padded token slots of the slowest rank's share
+    /// (the real trainer computes each micro-batch at its longest sample: `costs::train::padded_slowest_rank_tokens`).
     pub logprob_overhead_s: f64,
     pub logprob_s_per_token: f64,
     /// One update (forward, backward, optimizer, all-reduces) with the scenario's mini-batches: overhead +
-    /// per_token·T, T the tokens of the slowest rank summed over the optimizer steps
-    /// (`costs::train::slowest_rank_tokens`); log-prob passes in the slowest rank's share.
+    /// per_token·T, T the padded token slots of the slowest rank summed over the optimizer steps.
     pub update_overhead_s: f64,
     pub update_s_per_token: f64,
     /// One weight sync (snapshot the trainer's weights, load them into an engine).
     pub sync_s: f64,
-    /// One role switch (offload one state, onload the other).
+    /// One role switch, half a round trip (the engine's weights and KV cache, and the training state where the
+    /// framework offloads it), timed after the caches were evicted, as a run switches.
     pub switch_s: f64,
     /// Ranks the train passes were timed with, all at once (the layout's train workers).
     pub train_ranks: u32,

@@ -32,14 +32,19 @@ impl ProfiledCosts {
 
 impl Estimates for ProfiledCosts {
     /// Fitted lines of one rank, applied as the real backend trains: whole samples balanced over the group's
-    /// workers (one rank each), each rank's share walked in `mini_batches` slices that wait for the slowest rank.
-    /// The profile timed its train passes with `train_ranks` ranks at once (all-reduces included); a group of
+    /// workers (one rank each), each rank's share walked in `mini_batches` slices that wait for the slowest rank,
+    /// every micro-batch computed at its longest sample (the lines are per padded token slot, as the profile fits
+    /// them). The profile timed its train passes with `train_ranks` ranks at once (all-reduces included); a group of
     /// another size adds one measured all-reduce per optimizer step when it has more than one rank.
     fn train(&self, sample_tokens: &[u64], workers: &[WorkerId]) -> TrainCost {
         let p = &self.profile;
         let ranks = workers.len().max(1);
-        let (share, update_tokens, m) =
-            crate::costs::train::slowest_rank_tokens(sample_tokens, ranks, self.training.mini_batches as usize);
+        let (share, update_tokens, m) = crate::costs::train::padded_slowest_rank_tokens(
+            sample_tokens,
+            ranks,
+            self.training.mini_batches as usize,
+            self.training.micro_batch_tokens as u64,
+        );
         let allreduce = if ranks > 1 && ranks != p.train_ranks as usize { p.allreduce_s * m as f64 } else { 0.0 };
         TrainCost {
             logprob_ns: self

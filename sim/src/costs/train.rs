@@ -80,6 +80,31 @@ pub fn slowest_rank_tokens(tokens: &[u64], ranks: usize, mini_batches: usize) ->
     (share, update, m)
 }
 
+/// The padded token slots that set a padding trainer's pace (the real backend's: each micro-batch is computed at its
+/// longest sample, [`padded_micro_batches`] under `budget` tokens per mini-batch slice, the log-prob passes over the
+/// update's micro-batches): the slowest rank's slots over its whole share (a log-prob pass), and the sum over the
+/// optimizer steps of the slowest rank's slots in that step (the update). Returns (share, update slots, steps).
+pub fn padded_slowest_rank_tokens(tokens: &[u64], ranks: usize, mini_batches: usize, budget: u64) -> (u64, u64, usize) {
+    let ranks = ranks.max(1);
+    let mut shares: Vec<Vec<usize>> = vec![Vec::new(); ranks];
+    for (i, r) in balanced_ranks(tokens, ranks).into_iter().enumerate() {
+        shares[r].push(i);
+    }
+    let m = mini_batches.min(tokens.len().div_ceil(ranks)).max(1);
+    let slots = |idx: &[usize]| -> u64 {
+        padded_micro_batches(tokens, idx, budget.max(1))
+            .iter()
+            .map(|mb| mb.len() as u64 * mb.iter().map(|&i| tokens[i]).max().unwrap_or(0))
+            .sum()
+    };
+    // per_step[k][r]: rank r's slots in optimizer step k.
+    let per_step: Vec<Vec<u64>> =
+        (0..m).map(|k| shares.iter().map(|s| slots(&s[mini_batch_slice(s.len(), k, m)])).collect()).collect();
+    let share = (0..ranks).map(|r| per_step.iter().map(|k| k[r]).sum::<u64>()).max().unwrap_or(0);
+    let update = per_step.iter().map(|k| k.iter().copied().max().unwrap_or(0)).sum();
+    (share, update, m)
+}
+
 /// What a pass costs per sample and per rank.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainShape {
@@ -328,6 +353,20 @@ mod tests {
         assert_eq!(p.logprob_s, 121.0);
         // update: 3 · 20 / 2 + (6 + 20·4 + 400·0.25) / 2 = 30 + 93
         assert_eq!(p.update_s, 123.0);
+    }
+
+    #[test]
+    fn padded_slowest_rank_tokens_by_hand() {
+        // One rank, one step, budget 10: sorted 2, 3, 5, 8 → [2, 3] (2·3 = 6), [5], [8]: 6 + 5 + 8 = 19 slots.
+        assert_eq!(padded_slowest_rank_tokens(&[3, 8, 5, 2], 1, 1, 10), (19, 19, 1));
+        // Two ranks: balanced 8→r0, 5→r1, 3→r1, 2→r0: r0 {8, 2} = 8 + 2 (2·8 > 10), r1 {5, 3} = 5 + 3 (2·5 = 10 fits:
+        // 10): r0 10, r1 10; one step: update = max = 10.
+        assert_eq!(padded_slowest_rank_tokens(&[3, 8, 5, 2], 2, 1, 10), (10, 10, 1));
+        // Two steps on one rank, batch order [3, 8] | [5, 2]: [3], [8] (2·8 > 10) = 11, then [2, 5] = 10: 21.
+        assert_eq!(padded_slowest_rank_tokens(&[3, 8, 5, 2], 1, 2, 10), (21, 21, 2));
+        // Without padding to do (one token each) the slots are the tokens.
+        let ones = [1u64; 6];
+        assert_eq!(padded_slowest_rank_tokens(&ones, 2, 1, 100), (3, 3, 1));
     }
 
     #[test]
