@@ -220,7 +220,6 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
                 s.training.mini_batches as usize,
                 s.training.micro_batch_tokens as u64,
             );
-            let total: f64 = lengths.iter().sum::<u64>() as f64;
             let passes = s.training.logprob_passes.len().max(1);
             let (lp, up) = if logprob.is_empty() {
                 (0.0, median(update[1..].to_vec()))
@@ -231,8 +230,19 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
             yl.push(lp);
             xu.push(vec![1.0, update_tokens as f64]);
             yu.push(up);
-            samples.push(ProfileSample { what: "logprob".into(), x1: batch.len() as f64, x2: total, seconds: lp });
-            samples.push(ProfileSample { what: "update".into(), x1: batch.len() as f64, x2: total, seconds: up });
+            // x2: the padded slots the line was fitted on (the slowest rank's share, and summed over its steps).
+            samples.push(ProfileSample {
+                what: "logprob".into(),
+                x1: batch.len() as f64,
+                x2: share as f64,
+                seconds: lp,
+            });
+            samples.push(ProfileSample {
+                what: "update".into(),
+                x1: batch.len() as f64,
+                x2: update_tokens as f64,
+                seconds: up,
+            });
         }
     }
     let logprob = fit_linear(&xl, &yl);
@@ -281,8 +291,10 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
         }
     }
     let switch = median(halves);
-    // Each round ends with the training state offloaded (a rollout engine's worker): bring it back for what follows.
+    // Each round ends with the training state offloaded (a rollout engine's worker): bring it back for what follows;
+    // the engine (a second model and a full KV cache) is done.
     trainer.onload().map_err(err)?;
+    drop(engine);
     samples.push(ProfileSample { what: "switch".into(), x1: 0.0, x2: 0.0, seconds: switch });
     // Gradient all-reduce of a two-rank group: gradient-sized tensors from two threads, summed in rank order.
     let allreduce = allreduce_seconds(&trainer.model).map_err(err)?;
@@ -316,6 +328,7 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
         switch_s: switch,
         allreduce_s: allreduce,
         train_ranks: ranks as u32,
+        train_unit: rlsim_sim::profile::TRAIN_UNIT.to_string(),
         samples,
     })
 }
@@ -350,7 +363,8 @@ fn allreduce_seconds(model: &Gpt) -> candle_core::Result<f64> {
     Ok(median(times[1..].to_vec()))
 }
 
-/// f32 values read before each timed train step of a time-sliced layout (64 MB, more than a CPU's last-level cache).
+/// f32 values read before each timed train step of a time-sliced layout and before each timed half of a switch (64 MB,
+/// more than a CPU's last-level cache).
 const EVICT_FLOATS: usize = 16 << 20;
 
 /// Timings of `reps` train steps on `batch` by each of `ranks` ranks running at once, each on a thread (and a
@@ -368,7 +382,8 @@ fn train_ranked(
     let clock = move || t0.elapsed().as_nanos() as u64;
     let time_sliced = s.cluster.with_tag("train").any(|w| w.has_tag("rollout"));
     // Such a worker's framework may also move the training state to the host while it decodes: the step then
-    // starts on state copied back just before (fresh buffers), as in the run.
+    // starts on state copied back just before (fresh buffers), as in the run. (Seamless's lendable workers do so
+    // only for the steps after a lend; the profile treats every step alike.)
     let offloads = time_sliced && s.framework.offload;
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..ranks)

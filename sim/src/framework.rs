@@ -25,7 +25,7 @@ pub struct FrameworkSpec {
     pub eager_layer_us: f64,
     /// Latency of one tensor-parallel all-reduce (two per layer per decode iteration when tp > 1), µs.
     pub tp_allreduce_us: f64,
-    /// Achieved share of HBM bandwidth in decode.
+    /// Achieved share of HBM bandwidth in decode, and for the trainer's activation traffic.
     pub hbm_efficiency: f64,
     /// Achieved share of peak FLOP/s in decode (the compute-bound line).
     pub decode_compute_efficiency: f64,
@@ -43,10 +43,11 @@ pub struct FrameworkSpec {
     /// An MoE trainer's utilisation relative to a dense one's (`mfu` × this): token-dropless routing leaves experts
     /// unevenly loaded, expert parallelism adds all-to-alls, and small experts make small grouped GEMMs.
     pub moe_mfu_scale: f64,
-    /// Share of the model's activation traffic (`ModelSpec::activation_bytes_per_token`: the bytes every op
-    /// between the matmuls streams through HBM) a training pass moves, at `hbm_efficiency` of the slowest GPU's
-    /// bandwidth, on top of the matmuls at `mfu`: 1 for an unfused PyTorch trainer, below 1 as kernels fuse, 0 where
-    /// the work is priced otherwise (rlsim-exec's measured `*_elementwise`, the `ideal` roofline). It is why a
+    /// Share of the model's activation traffic (`ModelSpec::activation_bytes_per_token`: the bytes the ops between
+    /// the matmuls stream through HBM, counted once per op) a training pass moves, at `hbm_efficiency` of the slowest
+    /// GPU's bandwidth, on top of the matmuls at `mfu`: 1 where each such op reads its inputs and writes its output
+    /// once (FlashAttention keeping the scores on chip, as verl, slime and AReaL run), below 1 as more ops fuse, 0
+    /// where the work is priced otherwise (rlsim-exec's measured `*_elementwise`, the `ideal` roofline). It is why a
     /// trainer fitted on a compute-poor GPU (H20: 148 TFLOP/s for 4 TB/s) runs below the same `mfu` on a GPU with
     /// 6–8× its FLOP/s per byte (H100, B200).
     pub activation_traffic: f64,
@@ -84,14 +85,15 @@ pub struct FrameworkSpec {
     /// message queue, unpickled, concatenated, the batch balanced): nanoseconds per padded token slot. 0: the
     /// framework hands the trainer real tokens only, or overlaps this with compute.
     pub assembly_ns_per_padded_token: f64,
-    /// The `async` pipeline's rollouter keeps at most this many prompt groups in flight per rollout engine (admitted
-    /// with a sample still unfinished, paused ones included), on top of the staleness bound: verl's fully_async
-    /// rollouter caps its concurrent samples at 16 per server (`len(server_handles) * 16`), each sample one prompt
-    /// with its n responses. 0: no cap besides the engine's `max_num_seqs`.
+    /// The `async` pipeline's rollouter keeps at most this many prompt groups per rollout engine in flight across
+    /// its pool (this × the engines it starts with; admitted with a sample still unfinished, paused ones included),
+    /// on top of the staleness bound: verl's fully_async rollouter caps its concurrent samples at
+    /// `len(server_handles) * 16`, each sample one prompt with its n responses, spread over the servers by load.
+    /// 0: no cap besides the engines' `max_num_seqs`.
     pub stream_groups_per_engine: u32,
     // ----- work outside the matmuls of an eager (unfused) implementation -----
     /// Per layer of a log-prob (forward-only) pass: see [`Elementwise`]. Zero for the GPU presets: their kernels
-    /// are fused and what remains is inside the fitted `mfu`.
+    /// are fused; the activations they still stream through HBM are `activation_traffic`, the rest is inside `mfu`.
     pub logprob_elementwise: Elementwise,
     /// The same for the update (forward, backward and the optimizer's share).
     pub update_elementwise: Elementwise,

@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// What a profile's train lines count (`HardwareProfile::train_unit`).
+pub const TRAIN_UNIT: &str = "padded slot";
+
 /// Fitted linear costs (seconds) of the real backend's operations on one device with one model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +42,10 @@ pub struct HardwareProfile {
     /// One gradient all-reduce between two data-parallel ranks (once per optimizer step when a group has more
     /// than one rank).
     pub allreduce_s: f64,
+    /// What the train lines count: "padded slot" (each micro-batch at its longest sample, as the real trainer
+    /// computes it). Profiles measured before 2026-11-29 counted real tokens and lack this field; `load` refuses them.
+    #[serde(default)]
+    pub train_unit: String,
     /// The raw measurements behind the fit: (what, x1, x2, seconds).
     #[serde(default)]
     pub samples: Vec<ProfileSample>,
@@ -86,6 +93,14 @@ impl HardwareProfile {
             });
             format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
         })?;
+        if p.train_unit != TRAIN_UNIT {
+            return Err(format!(
+                "{}: field `train_unit`: expected \"{TRAIN_UNIT}\", got {:?}: this profile's log-prob and update lines \
+                 count real tokens (measured before 2026-11-29); measure it again with `rlsim profile`",
+                path.display(),
+                p.train_unit
+            ));
+        }
         let values = [
             ("decode_overhead_s", p.decode_overhead_s),
             ("decode_s_per_seq", p.decode_s_per_seq),

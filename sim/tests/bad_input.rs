@@ -169,6 +169,16 @@ fn missing_or_malformed_profile() {
     let text = format!("{BASE}\n[hardware]\nprofile = \"p.toml\"\n");
     let e = Scenario::from_text(&text, &d.join("s.toml"), &[]).unwrap_err().to_string();
     assert_has(&e, &["field `hardware.profile`", "p.toml:3:21:"]);
+    // A profile measured before its train lines counted padded slots (no `train_unit`) is refused, not misread.
+    let bundled =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../traces/profiles/cpu-exec-tiny.toml"))
+            .unwrap();
+    let old: String = bundled.lines().filter(|l| !l.starts_with("train_unit")).map(|l| format!("{l}\n")).collect();
+    assert_ne!(old, bundled, "the bundled profile names its train unit");
+    std::fs::write(d.join("old.toml"), old).unwrap();
+    let text = format!("{BASE}\n[hardware]\nprofile = \"old.toml\"\n");
+    let e = Scenario::from_text(&text, &d.join("s.toml"), &[]).unwrap_err().to_string();
+    assert_has(&e, &["field `hardware.profile`", "old.toml", "field `train_unit`", "padded slot", "rlsim profile"]);
 }
 
 #[test]

@@ -127,10 +127,10 @@ pub struct TrainShape {
     pub micro_batch_overhead_s: f64,
     /// Backward reruns the forward (activation recomputation).
     pub recompute: bool,
-    /// Elementwise time outside the matmuls (an eager framework's norms, residuals, copies, softmax), on one GPU:
-    /// seconds per token, and per token per token of its sequence (attention scores), of a log-prob pass and of
-    /// the update (framework `*_elementwise` summed over the layers, plus its per-token cost outside them). 0 for
-    /// fused frameworks.
+    /// Time outside the matmuls on one GPU: seconds per token, and per token per token of its sequence (attention
+    /// scores), of a log-prob pass and of the update — an eager framework's measured elementwise ops (framework
+    /// `*_elementwise` summed over the layers, plus its per-token cost outside them), and the activations a GPU
+    /// trainer streams through HBM (`activation_traffic`).
     pub logprob_token_s: f64,
     pub logprob_token_sq_s: f64,
     pub update_token_s: f64,

@@ -7,8 +7,9 @@
 //!   S = train steps per sync; with S = 1 this is AReaL's (η + v + 1)·P, and a fractional η is verl's
 //!   staleness_threshold), and never more than the run needs (steps·P). Each worker is kept at its engine's sequence
 //!   limit; paused trajectories are re-admitted before new groups. `async` also keeps at most the framework's
-//!   `stream_groups_per_engine` groups with an unfinished sample (paused ones included) per rollout engine (verl's
-//!   fully_async rollouter: 16 per server), so a group whose last sample straggles holds its place.
+//!   `stream_groups_per_engine` × (the engines it starts with) groups with an unfinished sample in flight (paused
+//!   ones included) across its pool (verl's fully_async rollouter: 16 per server), so a group whose last sample
+//!   straggles holds its place; one engine may hold more than its share, as verl's load balancing allows.
 //! - Batches (`batch_order = "completion"`, verl fully_async): the first P groups to complete, whatever version they
 //!   started under; a long sample is trained later and more stale, and the report shows how stale.
 //! - Batches (`batch_order = "version"`, AReaL): the trainer takes P complete groups in order of the version they
@@ -163,7 +164,7 @@ pub struct Streaming {
     admitted_groups: u64,
     /// Admitted groups with a sample still unfinished (paused ones included).
     open_groups: u64,
-    /// Groups in flight per rollout engine at most (0: no cap; verl fully_async's 16 per server).
+    /// Groups in flight per rollout engine of the pool at most (0: no cap; verl fully_async's 16 per server).
     open_groups_per_engine: u64,
     /// The cap over the rollout pool (engines that start holding `rollout` × the per-engine cap), once known.
     open_group_cap: Option<u64>,

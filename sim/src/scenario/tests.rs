@@ -121,6 +121,10 @@ fn absurd_values_of_every_bounded_field_are_refused() {
         ("framework.offload_gbytes_per_s=1e-30", "expected GB/s in [0.1, 100000], got 1e-30"),
         ("framework.moe_mfu_scale=2", "expected a fraction in (0, 1]"),
         (
+            "framework.stream_groups_per_engine=2000000",
+            "must be at most 1048576 (prompt groups in flight per rollout engine; 0: no cap), got 2000000",
+        ),
+        (
             "framework.activation_traffic=-1",
             "expected a multiple of the model's activation bytes per token (1: unfused, 0: none) in [0, 4], got -1",
         ),
