@@ -63,23 +63,6 @@ pub fn padded_micro_batches(tokens: &[u64], idx: &[usize], budget: u64) -> Vec<V
     out
 }
 
-/// The tokens that set a data-parallel step's pace, samples split as [`balanced_ranks`] and [`mini_batch_slice`] do:
-/// the slowest rank's whole share (a log-prob pass), and the sum over the `mini_batches` optimizer steps of the
-/// slowest rank's slice (the update, each step waiting for its slowest rank). Returns (share, update tokens, steps).
-pub fn slowest_rank_tokens(tokens: &[u64], ranks: usize, mini_batches: usize) -> (u64, u64, usize) {
-    let ranks = ranks.max(1);
-    let mut shares: Vec<Vec<u64>> = vec![Vec::new(); ranks];
-    for (i, r) in balanced_ranks(tokens, ranks).into_iter().enumerate() {
-        shares[r].push(tokens[i]);
-    }
-    let share = shares.iter().map(|s| s.iter().sum::<u64>()).max().unwrap_or(0);
-    let m = mini_batches.min(tokens.len().div_ceil(ranks)).max(1);
-    let update = (0..m)
-        .map(|k| shares.iter().map(|s| s[mini_batch_slice(s.len(), k, m)].iter().sum::<u64>()).max().unwrap_or(0))
-        .sum();
-    (share, update, m)
-}
-
 /// The padded token slots that set a padding trainer's pace (the real backend's: each micro-batch is computed at its
 /// longest sample, [`padded_micro_batches`] under `budget` tokens per mini-batch slice, the log-prob passes over the
 /// update's micro-batches): the slowest rank's slots over its whole share (a log-prob pass), and the sum over the
@@ -288,16 +271,18 @@ mod tests {
     }
 
     #[test]
-    fn slowest_rank_tokens_by_hand() {
+    fn slowest_rank_split_by_hand() {
         // Largest first onto the lightest rank with room (2 each): 40→r0, 30→r1, 20→r1 (30 < 40), 10→r0.
-        // Shares in batch order: r0 [10, 40], r1 [20, 30]; both 50.
+        // Shares in batch order: r0 [10, 40], r1 [20, 30]; both 50. A budget of 1 token puts each sample in a
+        // micro-batch of its own, so the slots are the tokens.
+        let slots = |t: &[u64], ranks, m| padded_slowest_rank_tokens(t, ranks, m, 1);
         assert_eq!(balanced_ranks(&[10, 20, 30, 40], 2), vec![0, 1, 1, 0]);
-        assert_eq!(slowest_rank_tokens(&[10, 20, 30, 40], 2, 1), (50, 50, 1));
+        assert_eq!(slots(&[10, 20, 30, 40], 2, 1), (50, 50, 1));
         // Two optimizer steps: slices r0 [10] | [40], r1 [20] | [30]: 20 + 40.
-        assert_eq!(slowest_rank_tokens(&[10, 20, 30, 40], 2, 2), (50, 60, 2));
+        assert_eq!(slots(&[10, 20, 30, 40], 2, 2), (50, 60, 2));
         // More mini-batches than samples per rank: one sample each, capped at 2 steps.
-        assert_eq!(slowest_rank_tokens(&[10, 20, 30, 40], 2, 16), (50, 60, 2));
-        assert_eq!(slowest_rank_tokens(&[10, 20, 30, 40], 1, 1), (100, 100, 1));
+        assert_eq!(slots(&[10, 20, 30, 40], 2, 16), (50, 60, 2));
+        assert_eq!(slots(&[10, 20, 30, 40], 1, 1), (100, 100, 1));
     }
 
     #[test]

@@ -239,7 +239,8 @@ impl Streaming {
             version_counts: BTreeMap::new(),
             admitted_groups: 0,
             open_groups: 0,
-            open_groups_per_engine: if lend.is_none() { p.open_groups_per_engine as u64 } else { 0 },
+            // Validation sets it for `async` only (0 for seamless and the rest).
+            open_groups_per_engine: p.open_groups_per_engine as u64,
             open_group_cap: None,
             steps_started: 0,
             training: false,
