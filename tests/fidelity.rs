@@ -83,6 +83,7 @@ fn fidelity_cases_carry_no_fudge_factor() {
         "activation_traffic",
         "stream_groups_per_engine",
         "bf16_tflops",
+        "matmul_efficiency",
         "hbm_gbytes_per_s",
         "kv_capacity_tokens",
         "profile",

@@ -8,6 +8,11 @@ pub struct GpuSpec {
     pub name: String,
     /// Dense bf16 peak, TFLOP/s.
     pub bf16_tflops: f64,
+    /// The largest matmul rate measured on the GPU (maximum achievable matmul FLOP/s, "MAMF": the best of a sweep of
+    /// large bf16 GEMM shapes) as a share of `bf16_tflops`: a GPU that throttles its clock under tensor load or
+    /// whose datasheet assumes a clock it does not hold reaches less of its peak. Every compute rate of the cost
+    /// model (the trainer's `mfu`, prefill's and decode's efficiencies) is a share of this achievable rate.
+    pub matmul_efficiency: f64,
     /// HBM bandwidth, GB/s (10⁹ bytes per second).
     pub hbm_gbytes_per_s: f64,
     /// Device memory, GB (10⁹ bytes, as vendors quote it).
@@ -25,8 +30,9 @@ pub struct GpuSpec {
 /// Names of the built-in GPU presets.
 pub const GPU_PRESETS: &[&str] = &["H100-SXM", "H800", "H20", "H200", "A100-80G", "A800", "B200", "GB200", "MI300X"];
 
-/// (name, bf16 TFLOP/s, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)
-type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64);
+/// (name, bf16 TFLOP/s, achievable matmul share, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$
+/// per GPU-hour)
+type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64, f64);
 
 /// A built-in GPU by name (case-insensitive). Peak and bandwidth figures are NVIDIA's datasheet numbers (dense
 /// bf16, no sparsity); PCIe is an achieved figure for Gen5 (Gen4 for A100) pinned-memory copies, not the link's
@@ -51,28 +57,40 @@ type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64);
 /// MI300X (AMD's datasheet): 1,307 TFLOP/s dense bf16, 5.3 TB/s HBM3, 192 GB; Infinity Fabric 7 links × 64 GB/s per
 /// direction = 448 GB/s to the other seven GPUs of an 8-GPU platform; PCIe Gen5 as for Hopper; one 400 Gbit/s NIC per
 /// GPU; priced at the H100's 3.00 (an estimate: specialty clouds list MI300X at or below H100 rates).
+///
+/// Achievable matmul share (`matmul_efficiency`): the "Maximum Achievable Matmul FLOPS comparison table" of Stas
+/// Bekman's ml-engineering (compute/accelerator/README.md; `mamf-finder.py`, bf16 inputs, the best of a shape sweep):
+/// A100 SXM 271.2 of 312 TFLOP/s (0.869, A100-80G and A800), H100 SXM 794.5 of 989 (0.803, and "H200 is the
+/// same"; H800 is the H100's die and power), B200 1,745 of 2,250 (0.776), GB200 1,822 of 2,500 (0.729), MI300X
+/// 668.4 of 1,300 (0.514, ROCm 6.3 with TunableOp; 0.601 with ROCm 6.2 in an earlier edition). H20 is not in the
+/// table: 0.838 is GH200's (828.6 of 989), the same Hopper SM at 900 W, where power does not throttle the tensor
+/// cores; an H20 runs 15 % of an H100's tensor throughput at 400 W and is not power-limited either (an assumption,
+/// not a measurement). The trainer's `mfu` was fitted on H20, so only the other GPUs' training moved when this
+/// joined the model (docs/fidelity.md).
 pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
-    // (name, bf16 TFLOP/s, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)
+    // (name, bf16 TFLOP/s, achievable matmul share, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s,
+    // US$ per GPU-hour)
     let rows: [GpuRow; 9] = [
-        ("H100-SXM", 989.0, 3350.0, 80.0, 450.0, 50.0, 400.0, 3.00),
-        ("H800", 989.0, 3350.0, 80.0, 200.0, 50.0, 400.0, 3.00),
-        ("H20", 148.0, 4000.0, 96.0, 450.0, 50.0, 400.0, 1.30),
-        ("H200", 989.0, 4800.0, 141.0, 450.0, 50.0, 400.0, 4.00),
-        ("A100-80G", 312.0, 2039.0, 80.0, 300.0, 25.0, 200.0, 1.30),
-        ("A800", 312.0, 2039.0, 80.0, 200.0, 25.0, 200.0, 1.30),
-        ("B200", 2250.0, 8000.0, 180.0, 900.0, 50.0, 400.0, 5.00),
-        ("GB200", 2500.0, 8000.0, 186.0, 900.0, 200.0, 400.0, 6.00),
-        ("MI300X", 1307.0, 5300.0, 192.0, 448.0, 50.0, 400.0, 3.00),
+        ("H100-SXM", 989.0, 0.803, 3350.0, 80.0, 450.0, 50.0, 400.0, 3.00),
+        ("H800", 989.0, 0.803, 3350.0, 80.0, 200.0, 50.0, 400.0, 3.00),
+        ("H20", 148.0, 0.838, 4000.0, 96.0, 450.0, 50.0, 400.0, 1.30),
+        ("H200", 989.0, 0.803, 4800.0, 141.0, 450.0, 50.0, 400.0, 4.00),
+        ("A100-80G", 312.0, 0.869, 2039.0, 80.0, 300.0, 25.0, 200.0, 1.30),
+        ("A800", 312.0, 0.869, 2039.0, 80.0, 200.0, 25.0, 200.0, 1.30),
+        ("B200", 2250.0, 0.776, 8000.0, 180.0, 900.0, 50.0, 400.0, 5.00),
+        ("GB200", 2500.0, 0.729, 8000.0, 186.0, 900.0, 200.0, 400.0, 6.00),
+        ("MI300X", 1307.0, 0.514, 5300.0, 192.0, 448.0, 50.0, 400.0, 3.00),
     ];
     rows.iter().find(|r| r.0.eq_ignore_ascii_case(name)).map(|r| GpuSpec {
         name: r.0.to_string(),
         bf16_tflops: r.1,
-        hbm_gbytes_per_s: r.2,
-        memory_gb: r.3,
-        nvlink_gbytes_per_s: r.4,
-        pcie_gbytes_per_s: r.5,
-        network_gbits_per_s: r.6,
-        price_per_gpu_hour: r.7,
+        matmul_efficiency: r.2,
+        hbm_gbytes_per_s: r.3,
+        memory_gb: r.4,
+        nvlink_gbytes_per_s: r.5,
+        pcie_gbytes_per_s: r.6,
+        network_gbits_per_s: r.7,
+        price_per_gpu_hour: r.8,
     })
 }
 

@@ -423,12 +423,13 @@ impl Sim<'_> {
         let (what, fields) = match ev {
             Internal::EngineTick { worker, .. } => (
                 format!("a rollout iteration of worker `{}`", name(worker)),
-                "the GPU's hbm_gbytes_per_s and bf16_tflops, the framework's decode and prefill efficiencies and \
-                 overheads, the model's size and the response lengths",
+                "the GPU's hbm_gbytes_per_s, bf16_tflops and matmul_efficiency, the framework's decode and prefill \
+                 efficiencies and overheads, the model's size and the response lengths",
             ),
             Internal::TrainDone { step, .. } => (
                 format!("train step {step}"),
-                "training.mfu, the GPU's bf16_tflops, the framework's train constants and the sample lengths",
+                "training.mfu, the GPU's bf16_tflops and matmul_efficiency, the framework's train constants and the \
+                 sample lengths",
             ),
             Internal::SyncDone { order } => (
                 format!("the weight sync after step {}", order.step),

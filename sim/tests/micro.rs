@@ -28,6 +28,7 @@ vocab = 1000
 tied_embeddings = true
 [cluster]
 bf16_tflops = 1000.0
+matmul_efficiency = 1.0
 hbm_gbytes_per_s = 1000.0
 memory_gb = 80.0
 nvlink_gbytes_per_s = 100.0

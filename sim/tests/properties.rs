@@ -91,6 +91,7 @@ vocab = 1000
 tied_embeddings = true
 [cluster]
 bf16_tflops = 100.0
+matmul_efficiency = 1.0
 hbm_gbytes_per_s = 100.0
 memory_gb = {memory_gb}
 nvlink_gbytes_per_s = 10.0

@@ -55,8 +55,10 @@ impl AnalyticCosts {
         worker.gpu.hbm_gbytes_per_s * 1e9 * self.rollout.hbm_efficiency
     }
 
-    fn peak_flops(&self, worker: &Worker) -> f64 {
-        worker.gpu.bf16_tflops * 1e12
+    /// The largest matmul rate one GPU of `worker` reaches (its datasheet peak × its measured achievable share):
+    /// what the framework's utilisations (`mfu`, `prefill_mfu`, `decode_compute_efficiency`) are shares of.
+    fn matmul_flops(&self, worker: &Worker) -> f64 {
+        worker.gpu.bf16_tflops * 1e12 * worker.gpu.matmul_efficiency
     }
 
     /// Fixed time per engine iteration: the host's engine loop, the kernel launches of every layer (an MoE layer
@@ -95,7 +97,7 @@ impl AnalyticCosts {
         let gpus = self.train_gpus(workers);
         let per_rank = self.training.model_parallel_gpus.clamp(1, gpus);
         // Data-parallel training moves at the pace of its slowest GPU type.
-        let slowest = workers.iter().map(|w| self.peak_flops(self.cluster.worker(*w))).fold(f64::INFINITY, f64::min);
+        let slowest = workers.iter().map(|w| self.matmul_flops(self.cluster.worker(*w))).fold(f64::INFINITY, f64::min);
         let m = &self.model;
         let layers = m.layers as f64;
         let logprob = self.framework.logprob_elementwise.at(m.hidden, m.heads);
@@ -215,7 +217,7 @@ impl CostModel for AnalyticCosts {
     fn decode_coeffs(&self, worker: &Worker) -> DecodeCoeffs {
         let tp = worker.tp as f64;
         let hbm = self.hbm_bytes_per_s(worker);
-        let flops = tp * self.peak_flops(worker) * self.rollout.decode_compute_efficiency;
+        let flops = tp * self.matmul_flops(worker) * self.rollout.decode_compute_efficiency;
         let kv_split = worker.tp.min(self.model.kv_heads).max(1) as f64;
         let expert_bytes = self.model.expert_params_b() * 1e9 * 2.0;
         // An eager engine's elementwise work per sequence per layer (width, per-head calls) and outside the layers,
@@ -250,7 +252,7 @@ impl CostModel for AnalyticCosts {
             per_seq_fs: 0,
             weights_fs: secs_to_fs(self.model.decode_weight_bytes() / tp / self.hbm_bytes_per_s(worker)),
             compute_fs_per_token: secs_to_fs(
-                self.model.forward_flops_per_token() / (tp * self.peak_flops(worker) * self.rollout.prefill_mfu),
+                self.model.forward_flops_per_token() / (tp * self.matmul_flops(worker) * self.rollout.prefill_mfu),
             ),
         }
     }

@@ -252,6 +252,8 @@ pub struct RawCluster {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bf16_tflops: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub matmul_efficiency: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hbm_gbytes_per_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_gb: Option<f64>,

@@ -71,6 +71,37 @@ fn bf16_tflops_of_1e_minus_30_is_refused() {
 }
 
 #[test]
+fn a_matmul_efficiency_outside_0_01_to_1_is_refused() {
+    for bad in ["0", "1.5", "-0.2"] {
+        let e = err(&[&format!("cluster.matmul_efficiency={bad}")]);
+        assert_has(&e, &["field `cluster.matmul_efficiency`", "expected a share of bf16_tflops in [0.01, 1]"]);
+    }
+}
+
+#[test]
+fn a_custom_gpu_without_its_matmul_efficiency_is_refused() {
+    let custom = BASE.replace(
+        "gpu = \"H100-SXM\"",
+        "bf16_tflops = 500.0\nhbm_gbytes_per_s = 2000.0\nmemory_gb = 80.0\nnvlink_gbytes_per_s = 300.0\n\
+         pcie_gbytes_per_s = 25.0\nnetwork_gbits_per_s = 200.0",
+    );
+    let e = err_text(&custom, &[]);
+    assert_has(&e, &["field `cluster.matmul_efficiency`", "missing", "share of bf16_tflops"]);
+    // Given, it prices compute: half the share is half the prefill rate, and the update's matmuls (most of it;
+    // its all-reduces, offload copies and activation traffic do not change) take twice as long.
+    use crate::cost::{CostModel, Estimates};
+    let costs = |share: &str| {
+        let s = load(&custom, &[&format!("cluster.matmul_efficiency={share}")]).unwrap();
+        let c = crate::costs::analytic::AnalyticCosts::new(&s);
+        let w = s.cluster.worker(crate::cluster::WorkerId(0)).clone();
+        (c.prefill_coeffs(&w).compute_fs_per_token, c.train(&[4096; 64], &[w.id]).update_ns)
+    };
+    let ((prefill_full, update_full), (prefill_half, update_half)) = (costs("1"), costs("0.5"));
+    assert!((prefill_half as f64 / prefill_full as f64 - 2.0).abs() < 1e-6, "{prefill_half} vs {prefill_full}");
+    assert!(update_half > update_full * 3 / 2 && update_half < update_full * 2, "{update_half} vs {update_full}");
+}
+
+#[test]
 fn switch_fixed_s_of_1e300_is_refused() {
     let e = err(&["pipeline.colocated.switch_fixed_s=1e300"]);
     assert_has(&e, &["field `pipeline.colocated.switch_fixed_s`", "expected seconds in [0, 1000000], got 1e300"]);

@@ -37,6 +37,7 @@ pub(super) fn validate_shape(raw: &RawCluster, c: &Check, resolved: &mut RawScen
     resolved.cluster = RawCluster {
         gpu: raw.gpu.as_ref().map(|_| gpu.name.clone()),
         bf16_tflops: Some(gpu.bf16_tflops),
+        matmul_efficiency: Some(gpu.matmul_efficiency),
         hbm_gbytes_per_s: Some(gpu.hbm_gbytes_per_s),
         memory_gb: Some(gpu.memory_gb),
         nvlink_gbytes_per_s: Some(gpu.nvlink_gbytes_per_s),
@@ -77,6 +78,15 @@ fn validate_gpu(cl: &RawCluster, c: &Check) -> Result<GpuSpec, ScenarioError> {
             TFLOPS,
             "dense bf16 TFLOP/s",
         )?,
+        matmul_efficiency: {
+            let v = c.require(
+                cl.matmul_efficiency.or(b.map(|b| b.matmul_efficiency)),
+                "cluster.matmul_efficiency",
+                "the measured largest bf16 matmul rate as a share of bf16_tflops (a preset (cluster.gpu) or this \
+                 field; 1 when bf16_tflops is itself a measured rate)",
+            )?;
+            c.range(Some(v), "cluster.matmul_efficiency", None, 0.01, 1.0, "a share of bf16_tflops")?
+        },
         hbm_gbytes_per_s: figure(
             cl.hbm_gbytes_per_s.or(b.map(|b| b.hbm_gbytes_per_s)),
             "cluster.hbm_gbytes_per_s",
