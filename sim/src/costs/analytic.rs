@@ -70,6 +70,22 @@ impl AnalyticCosts {
         self.rollout.iteration_overhead_s + layers * self.rollout.layer_launch_s * moe + allreduce
     }
 
+    /// The per-GPU link a collective among `group` GPUs of the train workers runs at: NVLink when the group fits in
+    /// a node, the NIC otherwise; the slowest GPU type's.
+    fn link_gbytes_per_s(&self, workers: &[WorkerId], group: u32) -> f64 {
+        workers
+            .iter()
+            .map(|w| {
+                let gpu = &self.cluster.worker(*w).gpu;
+                if group <= self.cluster.gpus_per_node {
+                    gpu.nvlink_gbytes_per_s
+                } else {
+                    gpu.network_gbits_per_s / 8.0
+                }
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+
     fn train_gpus(&self, workers: &[WorkerId]) -> u32 {
         workers.iter().map(|w| self.cluster.worker(*w).gpu_count()).sum::<u32>().max(1)
     }
@@ -113,6 +129,37 @@ impl AnalyticCosts {
             0.0
         };
         let update_passes = TrainShape::update_passes(self.training.gradient_checkpointing);
+        // Tensor parallelism: each layer's activations (2·hidden bytes per token) are all-reduced among the t GPUs
+        // twice per forward and twice per backward (Megatron's row-parallel outputs; with sequence parallelism a
+        // reduce-scatter and an all-gather, the same bytes), not overlapped with compute; a ring sends 2·(t − 1)/t
+        // of them per GPU. The rank's pipeline stages run their layers side by side, so per token of a forward one
+        // GPU's share of the rank's time is layers · 2 · 2·(t − 1) · 2·hidden / link (÷ rank GPUs in `passes`).
+        let tp_token_s = {
+            let t = self.training.tensor_parallel.clamp(1, per_rank) as f64;
+            if t > 1.0 {
+                let link_gbytes_per_s = self.link_gbytes_per_s(workers, t as u32);
+                layers * 2.0 * 2.0 * (t - 1.0) * 2.0 * m.hidden as f64 / (link_gbytes_per_s * 1e9)
+            } else {
+                0.0
+            }
+        };
+        // Expert parallelism: each token's hidden state goes to the GPUs of its k experts and comes back (Megatron's
+        // all-to-all dispatcher sends one copy per routed expert), once per forward and once per backward, the
+        // (e − 1)/e of the copies bound for other GPUs over the slowest link, not overlapped with compute. Per
+        // token of a forward, on the GPU that holds it: layers · 2 · k · 2·hidden · (e − 1)/e / link.
+        let ep_token_s = {
+            let e = self.training.expert_parallel.max(1) as f64;
+            if e > 1.0 && m.is_moe() {
+                let link_gbytes_per_s = self.link_gbytes_per_s(workers, self.training.expert_parallel);
+                let copies = 2.0 * m.experts_per_token as f64 * 2.0 * m.hidden as f64 * (e - 1.0) / e;
+                layers * copies / (link_gbytes_per_s * 1e9)
+            } else {
+                0.0
+            }
+        };
+        // The update's rounds of those collectives: its forward, the recomputed forward and the backward (whose two
+        // all-reduces per layer carry the activations' gradients): one fewer than its forward-equivalent passes.
+        let update_tp_rounds = update_passes - 1.0;
         TrainShape {
             ranks: (gpus / per_rank).max(1) as usize,
             gpus_per_rank: per_rank,
@@ -127,9 +174,12 @@ impl AnalyticCosts {
             logprob_micro_batch_tokens: self.training.logprob_micro_batch_tokens,
             micro_batch_overhead_s: self.training.micro_batch_overhead_s,
             recompute: self.training.gradient_checkpointing,
-            logprob_token_s: layers * logprob.token_s + logprob.outside_token_s + traffic_s,
+            logprob_token_s: layers * logprob.token_s + logprob.outside_token_s + traffic_s + tp_token_s + ep_token_s,
             logprob_token_sq_s: layers * logprob.token_context_s,
-            update_token_s: layers * update.token_s + update.outside_token_s + update_passes * traffic_s,
+            update_token_s: layers * update.token_s
+                + update.outside_token_s
+                + update_passes * traffic_s
+                + update_tp_rounds * (tp_token_s + ep_token_s),
             update_token_sq_s: layers * update.token_context_s,
             logprob_sample_s: layers * logprob.sequence_s,
             update_sample_s: layers * update.sequence_s,

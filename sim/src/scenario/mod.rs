@@ -61,6 +61,12 @@ pub struct TrainingSpec {
     pub mini_batches: u32,
     /// GPUs sharing one sequence (data-parallel ranks = train GPUs / this).
     pub model_parallel_gpus: u32,
+    /// Of those, the GPUs that split each layer's matmuls (Megatron tensor parallelism), all-reducing its
+    /// activations; divides `model_parallel_gpus`.
+    pub tensor_parallel: u32,
+    /// GPUs an MoE layer's experts are spread over (Megatron expert parallelism), exchanging each token's routed
+    /// copies by all-to-all; 1 for a dense model.
+    pub expert_parallel: u32,
     pub logprob_micro_batch_tokens: u32,
     pub gradient_checkpointing: bool,
 }

@@ -408,6 +408,14 @@ pub struct RawTraining {
     /// ranks = train GPUs / this.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_parallel_gpus: Option<u32>,
+    /// GPUs of a model-parallel group that split each layer's matmuls (Megatron tensor parallelism; default 1): each
+    /// layer's activations are all-reduced among them, twice per forward and twice per backward.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tensor_parallel: Option<u32>,
+    /// GPUs an MoE layer's experts are spread over (Megatron expert parallelism; default 1): each token's hidden
+    /// state goes to the GPUs of its experts and comes back, once per forward and once per backward.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expert_parallel: Option<u32>,
     /// Tokens per micro-batch per GPU of the forward-only log-prob passes (default: micro_batch_tokens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logprob_micro_batch_tokens: Option<u32>,

@@ -102,6 +102,66 @@ fn a_custom_gpu_without_its_matmul_efficiency_is_refused() {
 }
 
 #[test]
+fn a_tensor_parallel_size_that_does_not_divide_the_model_parallel_group_is_refused() {
+    let e = err(&["training.model_parallel_gpus=4", "training.tensor_parallel=3"]);
+    assert_has(&e, &["field `training.tensor_parallel`", "3 tensor-parallel GPUs must divide", "= 4"]);
+}
+
+/// Tensor parallelism all-reduces each layer's activations twice per forward and twice per backward: worked by hand
+/// for Qwen2.5-7B (28 layers, hidden 3,584) on one 8-GPU rank over H100 NVLink (450 GB/s).
+#[test]
+fn tensor_parallel_all_reduces_cost_what_the_ring_sends() {
+    use crate::cost::Estimates;
+    let costs = |tp: &str| {
+        let s = load(BASE, &["training.model_parallel_gpus=8", &format!("training.tensor_parallel={tp}")]).unwrap();
+        let train: Vec<_> = s.cluster.with_tag("train").map(|w| w.id).collect();
+        let c = crate::costs::analytic::AnalyticCosts::new(&s);
+        c.train(&[4096; 64], &train)
+    };
+    let (one, eight) = (costs("1"), costs("8"));
+    // Per token of a forward, the rank's time: 28 layers × 2 all-reduces × 2·(8 − 1)/8 × 2·3,584 bytes / 450 GB/s.
+    let forward_s_per_token = 28.0 * 2.0 * 2.0 * 7.0 / 8.0 * 2.0 * 3584.0 / 450e9;
+    let tokens = 64.0 * 4096.0;
+    let logprob_extra_s = (eight.logprob_ns[0] - one.logprob_ns[0]) as f64 * 1e-9;
+    let update_extra_s = (eight.update_ns - one.update_ns) as f64 * 1e-9;
+    assert!((logprob_extra_s / (tokens * forward_s_per_token) - 1.0).abs() < 1e-6, "{logprob_extra_s}");
+    // The update: its forward, the recomputed forward and the backward.
+    assert!((update_extra_s / (3.0 * tokens * forward_s_per_token) - 1.0).abs() < 1e-6, "{update_extra_s}");
+}
+
+#[test]
+fn expert_parallelism_without_an_moe_model_or_dividing_its_experts_is_refused() {
+    let e = err(&["training.expert_parallel=8"]);
+    assert_has(&e, &["field `training.expert_parallel`", "the model is dense"]);
+    let e = err(&["model.preset=\"Qwen3-30B-A3B\"", "training.expert_parallel=3"]);
+    assert_has(&e, &["field `training.expert_parallel`", "3 GPUs must divide the model's 128 experts"]);
+    let e = err(&["model.preset=\"Qwen3-30B-A3B\"", "training.expert_parallel=16"]);
+    assert_has(&e, &["field `training.expert_parallel`", "16 GPUs must divide the 8 train GPUs"]);
+}
+
+/// Expert parallelism sends each token's hidden state to its k experts' GPUs and back, once per forward and once
+/// per backward: worked by hand for Qwen3-30B-A3B (48 layers, hidden 2,048, 8 experts per token) over 8 H100s.
+#[test]
+fn expert_parallel_all_to_alls_cost_the_routed_copies() {
+    use crate::cost::Estimates;
+    let costs = |ep: &str| {
+        let s = load(BASE, &["model.preset=\"Qwen3-30B-A3B\"", &format!("training.expert_parallel={ep}")]).unwrap();
+        let train: Vec<_> = s.cluster.with_tag("train").map(|w| w.id).collect();
+        let c = crate::costs::analytic::AnalyticCosts::new(&s);
+        c.train(&[4096; 64], &train)
+    };
+    let (one, eight) = (costs("1"), costs("8"));
+    // Per token of a forward, on its GPU: 48 layers × (there and back) × 8 copies × 2·2,048 bytes × 7/8 / 450 GB/s;
+    // the 8 data-parallel GPUs hold an eighth of the tokens each.
+    let forward_s_per_token = 48.0 * 2.0 * 8.0 * 2.0 * 2048.0 * 7.0 / 8.0 / 450e9;
+    let tokens_per_gpu = 64.0 * 4096.0 / 8.0;
+    let logprob_extra_s = (eight.logprob_ns[0] - one.logprob_ns[0]) as f64 * 1e-9;
+    let update_extra_s = (eight.update_ns - one.update_ns) as f64 * 1e-9;
+    assert!((logprob_extra_s / (tokens_per_gpu * forward_s_per_token) - 1.0).abs() < 1e-6, "{logprob_extra_s}");
+    assert!((update_extra_s / (3.0 * tokens_per_gpu * forward_s_per_token) - 1.0).abs() < 1e-6, "{update_extra_s}");
+}
+
+#[test]
 fn switch_fixed_s_of_1e300_is_refused() {
     let e = err(&["pipeline.colocated.switch_fixed_s=1e300"]);
     assert_has(&e, &["field `pipeline.colocated.switch_fixed_s`", "expected seconds in [0, 1000000], got 1e300"]);

@@ -39,7 +39,7 @@ pub(super) fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, Scena
     pipeline::resolve_pipeline(&raw, &pipeline, &mut resolved);
     let explicit = raw.cluster.workers.is_some();
     let cluster = cluster::build_cluster(&shape, &groups, pipeline.kind, pipeline.layout, &c, explicit)?;
-    training::check_model_parallel(&training, &cluster, &c)?;
+    training::check_model_parallel(&training, &model, &cluster, &c)?;
     memory::check_memory(&model, &shape.gpu, &cluster, &rollout, &training, &c, explicit)?;
 
     let workload = workload::validate_workload(&raw.workload, &c, &mut resolved.workload)?;

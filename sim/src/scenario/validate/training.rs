@@ -2,6 +2,7 @@
 
 use crate::cluster::Cluster;
 use crate::framework::FrameworkSpec;
+use crate::model::ModelSpec;
 use crate::scenario::check::{Check, MAX_MEMORY_GB};
 
 /// Most tokens per micro-batch per GPU.
@@ -76,9 +77,33 @@ pub(super) fn validate_training(
             1 << 20,
             "GPUs that process one sequence together",
         )?,
+        tensor_parallel: c.count_max(
+            t.tensor_parallel,
+            "training.tensor_parallel",
+            Some(1),
+            1 << 20,
+            "GPUs that split each layer's matmuls",
+        )?,
+        expert_parallel: c.count_max(
+            t.expert_parallel,
+            "training.expert_parallel",
+            Some(1),
+            1 << 20,
+            "GPUs an MoE layer's experts are spread over",
+        )?,
         logprob_micro_batch_tokens: 0,
         gradient_checkpointing: t.gradient_checkpointing.unwrap_or(fw.gradient_checkpointing),
     };
+    if !training.model_parallel_gpus.is_multiple_of(training.tensor_parallel) {
+        return Err(c.src.error(
+            "training.tensor_parallel",
+            format!(
+                "{} tensor-parallel GPUs must divide training.model_parallel_gpus = {} (the GPUs that process one \
+                 sequence together, tensor parallelism among them)",
+                training.tensor_parallel, training.model_parallel_gpus
+            ),
+        ));
+    }
     training.logprob_micro_batch_tokens = c.count_max(
         t.logprob_micro_batch_tokens,
         "training.logprob_micro_batch_tokens",
@@ -95,14 +120,22 @@ pub(super) fn validate_training(
         activation_reserve_gb: Some(training.activation_reserve_gb),
         mini_batches: Some(training.mini_batches),
         model_parallel_gpus: Some(training.model_parallel_gpus),
+        tensor_parallel: Some(training.tensor_parallel),
+        expert_parallel: Some(training.expert_parallel),
         logprob_micro_batch_tokens: Some(training.logprob_micro_batch_tokens),
         gradient_checkpointing: Some(training.gradient_checkpointing),
     };
     Ok(training)
 }
 
-/// `model_parallel_gpus` must divide the train GPUs.
-pub(super) fn check_model_parallel(training: &TrainingSpec, cluster: &Cluster, c: &Check) -> Result<(), ScenarioError> {
+/// `model_parallel_gpus` must divide the train GPUs; `expert_parallel` needs an MoE model whose experts it divides,
+/// and must divide the train GPUs.
+pub(super) fn check_model_parallel(
+    training: &TrainingSpec,
+    model: &ModelSpec,
+    cluster: &Cluster,
+    c: &Check,
+) -> Result<(), ScenarioError> {
     let train_gpus: u32 = cluster.with_tag("train").map(|w| w.gpu_count()).sum();
     let per_rank = training.model_parallel_gpus;
     if train_gpus > 0 && (per_rank > train_gpus || !train_gpus.is_multiple_of(per_rank)) {
@@ -112,6 +145,23 @@ pub(super) fn check_model_parallel(training: &TrainingSpec, cluster: &Cluster, c
                 "{per_rank} GPUs per sequence must divide the {train_gpus} train GPUs (data-parallel ranks = train GPUs / this)"
             ),
         ));
+    }
+    let ep = training.expert_parallel;
+    if ep > 1 {
+        let problem = if !model.is_moe() {
+            Some("the model is dense (model.experts = 0): expert parallelism needs an MoE model".to_string())
+        } else if !model.experts.is_multiple_of(ep) {
+            Some(format!("{ep} GPUs must divide the model's {} experts", model.experts))
+        } else if train_gpus > 0 && (ep > train_gpus || !train_gpus.is_multiple_of(ep)) {
+            Some(format!("{ep} GPUs must divide the {train_gpus} train GPUs"))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(c
+                .src
+                .error("training.expert_parallel", format!("expected 1 or a valid expert-parallel size: {problem}")));
+        }
     }
     Ok(())
 }
