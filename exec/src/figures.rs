@@ -565,9 +565,10 @@ impl DeviceFigures {
     /// The scenario settings that make the analytic cost model describe this device running rlsim's real backend
     /// (framework preset `rlsim-exec`) with the scenario's model: the measured matmul rate as the peak, all of it
     /// achievable; the weight stream at the model's f32 weight bytes as the decode's memory bandwidth, and the copy
-    /// bandwidth for syncs and switches (the model's weights and KV are f32 here, twice the bf16 bytes the model counts, so the bandwidths
-    /// are halved); whether decode overlaps reads and FLOPs; the fixed costs per iteration, layer, sequence and
-    /// micro-batch (for the scenario's layers); and the work outside the matmuls.
+    /// bandwidth for syncs and switches (the model's weights and KV are f32 here, twice the bf16 bytes the model
+    /// counts, so the bandwidths are halved); whether decode overlaps reads and FLOPs; the fixed costs per
+    /// iteration, layer, sequence and micro-batch (for the scenario's layers); the work outside the matmuls; and no
+    /// model-parallel collectives (the real backend trains data-parallel).
     pub fn analytic_overrides(&self, s: &Scenario) -> Vec<String> {
         let layers = s.model.layers as f64;
         // f32 bytes are twice the model's bf16 count.
@@ -578,6 +579,10 @@ impl DeviceFigures {
             "framework.preset=\"rlsim-exec\"".to_string(),
             format!("cluster.bf16_tflops={}", self.matmul_gflops / 1e3),
             "cluster.matmul_efficiency=1".to_string(),
+            // The real backend trains data-parallel only: no tensor-, expert- or pipeline-parallel collectives.
+            "training.tensor_parallel=1".to_string(),
+            "training.expert_parallel=1".to_string(),
+            "training.pipeline_parallel=1".to_string(),
             format!("cluster.hbm_gbytes_per_s={read}"),
             format!("framework.decode_overlap={}", self.decode_overlap),
             format!("cluster.nvlink_gbytes_per_s={copy}"),
@@ -711,5 +716,9 @@ mod tests {
         assert_eq!(with.framework.update_elementwise, figures().update_elementwise);
         assert_eq!(with.framework.decode_elementwise, figures().decode_elementwise);
         assert_eq!(with.framework.logprob_elementwise, figures().logprob_elementwise);
+        // The measured matmul rate is all achievable, and nothing is priced that the backend does not run.
+        assert!(with.cluster.workers.iter().all(|w| w.gpu.matmul_efficiency == 1.0));
+        let t = &with.training;
+        assert_eq!((t.tensor_parallel, t.expert_parallel, t.pipeline_parallel), (1, 1, 1));
     }
 }

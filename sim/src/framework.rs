@@ -240,10 +240,12 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   of a 7B update on H20 but ~10 % on H100 or GB200, whose FLOP/s per byte of HBM is 6–8× the H20's. Without it a
 ///   utilisation fitted on H20 made every H100 and GB200 trainer too fast (NeMo-RL's one-step-off steps,
 ///   train-bound, −15 % and −39 %).
-/// - MoE training at 0.336 of the dense utilisation: fitted on verl's dedicated Qwen3-30B-A3B trainer (fully_async
+/// - MoE training at 0.322 of the dense utilisation: fitted on verl's dedicated Qwen3-30B-A3B trainer (fully_async
 ///   96:32 on H20, update 206.6 s per published step), as `mfu` is fitted on the dedicated 7B trainers; the colocated
-///   128-GPU MoE run and NeMo-RL's H100 MoE run are the checks. It was 0.33 until the expert-parallel all-to-alls
-///   were priced on their own (`training.expert_parallel`, 2 % of that update), and 0.42, from verl's DeepSeek-V3 (671B MoE)
+///   128-GPU MoE run and NeMo-RL's H100 MoE run are the checks. It was 0.336 while each GPU's gradient all-reduce
+///   moved all the parameters' gradients rather than its tensor- and expert-parallel shard's, 0.33 until the
+///   expert-parallel all-to-alls were priced on their own (`training.expert_parallel`, 2 % of that update), and
+///   0.42, from verl's DeepSeek-V3 (671B MoE)
 ///   benchmark on 96 H20 (MFU 0.19, docs/perf/dpsk.md, against the ~0.45 of a dense model), whose experts are 2,048
 ///   wide; Qwen3-30B-A3B's are 768, so its grouped GEMMs are smaller and run further below peak.
 /// - Gradient checkpointing on: verl's recipes set `enable_gradient_checkpointing=True`; slime and AReaL
@@ -297,7 +299,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         decode_overlap: true,
         prefill_mfu: 0.5,
         mfu: 0.677,
-        moe_mfu_scale: 0.336,
+        moe_mfu_scale: 0.322,
         activation_traffic: 1.0,
         gradient_checkpointing: true,
         micro_batch_overhead_ms: 5.0,

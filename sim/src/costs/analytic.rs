@@ -190,7 +190,9 @@ impl AnalyticCosts {
 
 impl Estimates for AnalyticCosts {
     /// Each pass over the batch's samples balanced on data-parallel ranks (costs::train); the update adds one
-    /// ring all-reduce of bf16 gradients per optimizer step, 2·(G−1)/G · 2·N bytes per GPU; a time-sliced trainer
+    /// ring all-reduce of bf16 gradients per optimizer step, 2·(n−1)/n · 2·N/s bytes per GPU, where s = tensor ×
+    /// pipeline parallel GPUs split the parameters and n = G/s GPUs hold each shard (an MoE model's experts split
+    /// by expert × pipeline parallel GPUs instead); a time-sliced trainer
     /// that offloads loads its parameters (fp32, 4·N/G) for a log-prob pass and its optimizer state with the fp32
     /// master parameters (optimizer bytes per parameter) for the update, and puts them back after, at the
     /// framework's pageable-copy bandwidth.
@@ -199,7 +201,23 @@ impl Estimates for AnalyticCosts {
         let passes = self.train_shape(workers).passes(sample_tokens);
         let allreduce = if gpus > 1.0 {
             let bw = self.cluster.ring_gbytes_per_s(workers) * 1e9;
-            2.0 * (gpus - 1.0) / gpus * self.model.weight_bytes() / bw
+            // Tensor and pipeline parallelism split the parameters, so a GPU reduces only its shard's gradients,
+            // among the GPUs that hold the same shard; expert parallelism (its expert tensor parallelism 1) splits
+            // the experts likewise. Context and Ulysses sequence parallelism replicate the parameters.
+            let t = &self.training;
+            let pp = t.pipeline_parallel.max(1) as f64;
+            let split = (t.tensor_parallel.max(1) as f64 * pp).min(gpus);
+            let expert_split = if self.model.is_moe() { (t.expert_parallel.max(1) as f64 * pp).min(gpus) } else { 1.0 };
+            let expert_bytes = self.model.expert_params_b() * 1e9 * 2.0;
+            let ring = |copies: f64, bytes: f64| {
+                if copies > 1.0 {
+                    2.0 * (copies - 1.0) / copies * bytes / bw
+                } else {
+                    0.0
+                }
+            };
+            ring(gpus / split, (self.model.weight_bytes() - expert_bytes) / split)
+                + ring(gpus / expert_split, expert_bytes / expert_split)
         } else {
             0.0
         };

@@ -67,6 +67,10 @@ pub struct TrainingSpec {
     /// GPUs an MoE layer's experts are spread over (Megatron expert parallelism), exchanging each token's routed
     /// copies by all-to-all; 1 for a dense model.
     pub expert_parallel: u32,
+    /// Of `model_parallel_gpus`, the pipeline stages (Megatron pipeline parallelism): with `tensor_parallel` they
+    /// split the parameters (and so the gradients a GPU all-reduces); `tensor_parallel` × this divides
+    /// `model_parallel_gpus` (the rest is context or Ulysses sequence parallelism, which replicates them).
+    pub pipeline_parallel: u32,
     pub logprob_micro_batch_tokens: u32,
     pub gradient_checkpointing: bool,
 }

@@ -416,6 +416,10 @@ pub struct RawTraining {
     /// state goes to the GPUs of its experts and comes back, once per forward and once per backward.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expert_parallel: Option<u32>,
+    /// Pipeline stages of a model-parallel group (Megatron pipeline parallelism; default 1): each holds its share of
+    /// the layers, so its gradients are that share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline_parallel: Option<u32>,
     /// Tokens per micro-batch per GPU of the forward-only log-prob passes (default: micro_batch_tokens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logprob_micro_batch_tokens: Option<u32>,

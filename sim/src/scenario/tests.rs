@@ -116,17 +116,20 @@ fn tensor_parallel_all_reduces_cost_what_the_ring_sends() {
         let s = load(BASE, &["training.model_parallel_gpus=8", &format!("training.tensor_parallel={tp}")]).unwrap();
         let train: Vec<_> = s.cluster.with_tag("train").map(|w| w.id).collect();
         let c = crate::costs::analytic::AnalyticCosts::new(&s);
-        c.train(&[4096; 64], &train)
+        (c.train(&[4096; 64], &train), s.model.weight_bytes())
     };
-    let (one, eight) = (costs("1"), costs("8"));
+    let ((one, bytes), (eight, _)) = (costs("1"), costs("8"));
     // Per token of a forward, the rank's time: 28 layers × 2 all-reduces × 2·(8 − 1)/8 × 2·3,584 bytes / 450 GB/s.
     let forward_s_per_token = 28.0 * 2.0 * 2.0 * 7.0 / 8.0 * 2.0 * 3584.0 / 450e9;
     let tokens = 64.0 * 4096.0;
     let logprob_extra_s = (eight.logprob_ns[0] - one.logprob_ns[0]) as f64 * 1e-9;
     let update_extra_s = (eight.update_ns - one.update_ns) as f64 * 1e-9;
     assert!((logprob_extra_s / (tokens * forward_s_per_token) - 1.0).abs() < 1e-6, "{logprob_extra_s}");
-    // The update: its forward, the recomputed forward and the backward.
-    assert!((update_extra_s / (3.0 * tokens * forward_s_per_token) - 1.0).abs() < 1e-6, "{update_extra_s}");
+    // The update: its forward, the recomputed forward and the backward; and its gradient all-reduce is gone (each
+    // GPU holds an eighth of the parameters, with no other copy), where the Ulysses-style group of one reduced all
+    // 2N bytes among the 8 GPUs: 2·7/8 · 2N / 450 GB/s.
+    let expected = 3.0 * tokens * forward_s_per_token - 2.0 * 7.0 / 8.0 * bytes / 450e9;
+    assert!((update_extra_s / expected - 1.0).abs() < 1e-6, "{update_extra_s} vs {expected}");
 }
 
 #[test]
@@ -148,9 +151,9 @@ fn expert_parallel_all_to_alls_cost_the_routed_copies() {
         let s = load(BASE, &["model.preset=\"Qwen3-30B-A3B\"", &format!("training.expert_parallel={ep}")]).unwrap();
         let train: Vec<_> = s.cluster.with_tag("train").map(|w| w.id).collect();
         let c = crate::costs::analytic::AnalyticCosts::new(&s);
-        c.train(&[4096; 64], &train)
+        (c.train(&[4096; 64], &train), s.model.expert_params_b() * 1e9 * 2.0)
     };
-    let (one, eight) = (costs("1"), costs("8"));
+    let ((one, expert_bytes), (eight, _)) = (costs("1"), costs("8"));
     // Per token of a forward, on its GPU: 48 layers × (there and back) × 8 copies × 2·2,048 bytes × 7/8 / 450 GB/s;
     // the 8 data-parallel GPUs hold an eighth of the tokens each.
     let forward_s_per_token = 48.0 * 2.0 * 8.0 * 2.0 * 2048.0 * 7.0 / 8.0 / 450e9;
@@ -158,7 +161,35 @@ fn expert_parallel_all_to_alls_cost_the_routed_copies() {
     let logprob_extra_s = (eight.logprob_ns[0] - one.logprob_ns[0]) as f64 * 1e-9;
     let update_extra_s = (eight.update_ns - one.update_ns) as f64 * 1e-9;
     assert!((logprob_extra_s / (tokens_per_gpu * forward_s_per_token) - 1.0).abs() < 1e-6, "{logprob_extra_s}");
-    assert!((update_extra_s / (3.0 * tokens_per_gpu * forward_s_per_token) - 1.0).abs() < 1e-6, "{update_extra_s}");
+    // The update's three rounds, and the experts' gradients no longer all-reduced: each GPU holds its eighth of
+    // the experts alone (they were 2·7/8 · 2·expert parameters / 450 GB/s among the 8 GPUs).
+    let expected = 3.0 * tokens_per_gpu * forward_s_per_token - 2.0 * 7.0 / 8.0 * expert_bytes / 450e9;
+    assert!((update_extra_s / expected - 1.0).abs() < 1e-6, "{update_extra_s} vs {expected}");
+}
+
+/// The gradient all-reduce moves a GPU's shard of the gradients among the GPUs that hold the same shard: worked by
+/// hand for 8 H100s in one node (NVLink, 450 GB/s) at tensor parallel 2, with and without 2 pipeline stages.
+#[test]
+fn the_gradient_all_reduce_moves_a_shard_among_its_copies() {
+    use crate::cost::Estimates;
+    let update = |pp: &str| {
+        let sets = [
+            "training.model_parallel_gpus=4",
+            "training.tensor_parallel=2",
+            &format!("training.pipeline_parallel={pp}"),
+        ];
+        let s = load(BASE, &sets).unwrap();
+        let train: Vec<_> = s.cluster.with_tag("train").map(|w| w.id).collect();
+        (crate::costs::analytic::AnalyticCosts::new(&s).train(&[4096; 64], &train).update_ns, s.model.weight_bytes())
+    };
+    let ((one_stage, bytes), (two_stages, _)) = (update("1"), update("2"));
+    // One optimizer step: 2·(n − 1)/n · 2N/s / link, s = 2 (n = 4 copies) against s = 4 (n = 2 copies).
+    let ring = |s: f64, n: f64| 2.0 * (n - 1.0) / n * bytes / s / 450e9;
+    let saved_s = (one_stage - two_stages) as f64 * 1e-9;
+    assert!((saved_s / (ring(2.0, 4.0) - ring(4.0, 2.0)) - 1.0).abs() < 1e-6, "{saved_s}");
+    // Stages that do not divide the group are refused.
+    let e = err(&["training.model_parallel_gpus=4", "training.tensor_parallel=2", "training.pipeline_parallel=3"]);
+    assert_has(&e, &["field `training.pipeline_parallel`", "3 pipeline stages × 2 tensor-parallel GPUs must divide"]);
 }
 
 #[test]

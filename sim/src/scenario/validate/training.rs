@@ -91,6 +91,13 @@ pub(super) fn validate_training(
             1 << 20,
             "GPUs an MoE layer's experts are spread over",
         )?,
+        pipeline_parallel: c.count_max(
+            t.pipeline_parallel,
+            "training.pipeline_parallel",
+            Some(1),
+            1 << 20,
+            "pipeline stages of a model-parallel group",
+        )?,
         logprob_micro_batch_tokens: 0,
         gradient_checkpointing: t.gradient_checkpointing.unwrap_or(fw.gradient_checkpointing),
     };
@@ -101,6 +108,16 @@ pub(super) fn validate_training(
                 "{} tensor-parallel GPUs must divide training.model_parallel_gpus = {} (the GPUs that process one \
                  sequence together, tensor parallelism among them)",
                 training.tensor_parallel, training.model_parallel_gpus
+            ),
+        ));
+    }
+    let split = training.tensor_parallel as u64 * training.pipeline_parallel as u64;
+    if !(training.model_parallel_gpus as u64).is_multiple_of(split) {
+        return Err(c.src.error(
+            "training.pipeline_parallel",
+            format!(
+                "{} pipeline stages × {} tensor-parallel GPUs must divide training.model_parallel_gpus = {}",
+                training.pipeline_parallel, training.tensor_parallel, training.model_parallel_gpus
             ),
         ));
     }
@@ -122,6 +139,7 @@ pub(super) fn validate_training(
         model_parallel_gpus: Some(training.model_parallel_gpus),
         tensor_parallel: Some(training.tensor_parallel),
         expert_parallel: Some(training.expert_parallel),
+        pipeline_parallel: Some(training.pipeline_parallel),
         logprob_micro_batch_tokens: Some(training.logprob_micro_batch_tokens),
         gradient_checkpointing: Some(training.gradient_checkpointing),
     };
