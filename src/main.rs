@@ -157,8 +157,10 @@ enum Cmd {
         /// least 3), the input scenario and the pipeline defaults are then rerun with the full steps.
         #[arg(long, value_parser = at_least_one)]
         screen_steps: Option<usize>,
-        /// Seeds of the confirmation runs (the scenario's seed + 0, 1, …); confirmed configurations are ranked by
-        /// their mean trained tokens/s.
+        /// Seeds of the confirmation runs (the scenario's seed + 0, 1, …): every confirmed configuration runs on
+        /// the first; the input scenario, the pipeline defaults and the leaders of that run (the best max(--top, 3),
+        /// and any within 5 % of the last of them) on all. Confirmed configurations are ranked by their mean trained
+        /// tokens/s.
         #[arg(long, default_value_t = 3, value_parser = at_least_one)]
         seeds: usize,
         /// Keep only configurations whose samples are at most this many policy versions stale in every run (async
@@ -739,6 +741,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let options = search::Options {
                 screen_steps: screen_steps.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
                 seeds: u32::try_from(seeds).unwrap_or(u32::MAX),
+                top,
                 max_staleness,
                 max_off_policy,
                 jobs: jobs.unwrap_or_else(cores),
@@ -751,9 +754,14 @@ fn dispatch(cli: Cli) -> Result<()> {
                 ui::status(w.trim_end());
             }
             let o = &outcome;
+            let seeded = if o.seeds > 1 {
+                format!(", {} of them (the input, the defaults and the leaders) on {} seeds", o.seeded, o.seeds)
+            } else {
+                String::new()
+            };
             let tried = format!(
                 "{} of {total} configurations simulated ({infeasible} more infeasible{}{}): all screened at {} steps, \
-                 {} confirmed at {} steps on {} seeds",
+                 {} confirmed at {} steps{seeded}",
                 o.screened,
                 if max_staleness.is_some() {
                     format!(", {} over --max-staleness", o.over_staleness)
@@ -768,7 +776,6 @@ fn dispatch(cli: Cli) -> Result<()> {
                 o.screen_steps,
                 o.confirmed,
                 o.steps,
-                o.seeds,
             );
             ui::text(&format!("{tried}\n"));
             ui::status(format!("wrote search.csv and top-N.toml to {}", dir.display()));

@@ -9,8 +9,10 @@
 //!    configurations than its share gives the remainder to the others); within a type the picks go round-robin over
 //!    its (knob, tensor-parallel degree) groups, each group's rollout/train splits taken middle first;
 //! 3. every configuration is screened with a short run (`--screen-steps`); the top third (at least 3), the input
-//!    scenario and the pipeline defaults are confirmed with the full steps on `--seeds` seeds (the scenario's
-//!    seed + k) and ranked by their mean throughput; the others are reported as screened only;
+//!    scenario and the pipeline defaults are confirmed with the full steps on the scenario's seed; the input, the
+//!    defaults and the leaders of that run (the best `max(--top, 3)`, and any within 5 % of the last of them) are
+//!    then run on the other `--seeds` seeds (the scenario's seed + k) too, and every confirmed configuration is
+//!    ranked by its mean throughput; the others are reported as screened only;
 //! 4. a configuration breaking `--max-staleness` or `--max-off-policy` in any of its runs is dropped and counted.
 
 use crate::sweep::simulate_all;
@@ -291,6 +293,8 @@ pub struct Options {
     pub screen_steps: Option<u32>,
     /// Seeds of the confirmation runs (the scenario's seed + k, k = 0..seeds).
     pub seeds: u32,
+    /// How many of the best the output prints: the confirmed leaders raced on every seed (at least 3).
+    pub top: usize,
     pub max_staleness: Option<u32>,
     pub max_off_policy: Option<f64>,
     pub jobs: usize,
@@ -328,6 +332,8 @@ pub struct Outcome {
     pub rows: Vec<Row>,
     pub screened: usize,
     pub confirmed: usize,
+    /// Of the confirmed, those run on every seed (the input, the pipeline defaults and the leaders).
+    pub seeded: usize,
     pub screen_steps: u32,
     pub steps: u32,
     pub seeds: u32,
@@ -350,6 +356,30 @@ fn breaks(o: &Options, staleness: u32, off_policy: f64) -> Option<Broken> {
     } else {
         None
     }
+}
+
+/// A configuration whose run on the scenario's seed is this close to the last leader's (a share of its
+/// throughput) is raced on the other seeds too: another seed may lift it into the top.
+const RACE_MARGIN: f64 = 0.05;
+
+/// The confirmed configurations that run on every seed: the mandatory ones (the input scenario and the pipeline
+/// defaults, compared on the same seeds as the leaders) and the leaders by their full run on the scenario's seed —
+/// the best `max(top, 3)` that keep within the constraints, and any within `RACE_MARGIN` of the last of them.
+fn race_leaders(confirm: &BTreeSet<usize>, per: &[Vec<Summary>], n_mandatory: usize, o: &Options) -> BTreeSet<usize> {
+    let mut ranked: Vec<(usize, f64)> = confirm
+        .iter()
+        .filter(|&&i| {
+            let s = &per[i][0];
+            breaks(o, s.max_staleness, s.off_policy_token_fraction).is_none()
+        })
+        .map(|&i| (i, per[i][0].tokens_per_s))
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let leaders = o.top.max(3);
+    let bar = ranked.get(leaders.min(ranked.len()).saturating_sub(1)).map_or(0.0, |r| r.1) * (1.0 - RACE_MARGIN);
+    let mut seeded: BTreeSet<usize> = confirm.iter().copied().filter(|&i| i < n_mandatory).collect();
+    seeded.extend(ranked.iter().enumerate().filter(|(rank, r)| *rank < leaders || r.1 >= bar).map(|(_, r)| r.0));
+    seeded
 }
 
 /// Screens the candidates with short runs, confirms the leaders (and every mandatory one) on the full steps and
@@ -409,30 +439,35 @@ pub fn evaluate(path: &Path, base: &[String], cands: Vec<Candidate>, o: &Options
         .map(|(_, (i, _))| *i)
         .collect();
 
-    // Confirmation: every confirmed configuration on each seed, in one parallel batch.
+    // Confirmation, raced: every confirmed configuration on the scenario's seed with the full steps (the screening
+    // run when it had them), then the other seeds only for the mandatory ones and the leaders that could still be
+    // in the printed top (`race_leaders`); the rest keep their one full run.
+    let mut per: Vec<Vec<Summary>> = (0..cands.len()).map(|_| Vec::new()).collect();
+    let first: Vec<usize> = if screen_steps == steps {
+        for (i, s) in &survivors {
+            if confirm.contains(i) {
+                per[*i].push(s.clone());
+            }
+        }
+        Vec::new()
+    } else {
+        confirm.iter().copied().collect()
+    };
+    let runs: Vec<Scenario> = first.iter().map(|&i| cands[i].scenario.clone()).collect();
+    for (&i, r) in first.iter().zip(simulate_all(&runs, o.jobs)?) {
+        per[i].push(r?);
+    }
+    let seeded = race_leaders(&confirm, &per, n_mandatory, o);
     let mut runs: Vec<Scenario> = Vec::new();
     let mut owner: Vec<usize> = Vec::new();
-    for &i in &confirm {
+    for &i in &seeded {
         let c = &cands[i];
-        for k in 0..o.seeds {
-            if k == 0 && screen_steps == steps {
-                continue; // the screening run is this one
-            }
-            runs.push(if k == 0 {
-                c.scenario.clone()
-            } else {
-                load(c, &[format!("seed={}", c.scenario.seed + u64::from(k))])?
-            });
+        for k in 1..o.seeds {
+            runs.push(load(c, &[format!("seed={}", c.scenario.seed + u64::from(k))])?);
             owner.push(i);
         }
     }
     let results = simulate_all(&runs, o.jobs)?;
-    let mut per: Vec<Vec<Summary>> = (0..cands.len()).map(|_| Vec::new()).collect();
-    for (i, s) in &survivors {
-        if confirm.contains(i) && screen_steps == steps {
-            per[*i].push(s.clone());
-        }
-    }
     for (i, r) in owner.into_iter().zip(results) {
         per[i].push(r?);
     }
@@ -481,6 +516,7 @@ pub fn evaluate(path: &Path, base: &[String], cands: Vec<Candidate>, o: &Options
         rows: confirmed_rows,
         screened,
         confirmed,
+        seeded: seeded.len(),
         screen_steps,
         steps,
         seeds: o.seeds,
@@ -761,6 +797,7 @@ pub struct SearchJson {
     pub infeasible: usize,
     pub screened: usize,
     pub confirmed: usize,
+    pub seeded: usize,
     pub screen_steps: u32,
     pub steps: u32,
     pub seeds: u32,
@@ -824,6 +861,7 @@ pub fn json(
         infeasible,
         screened: out.screened,
         confirmed: out.confirmed,
+        seeded: out.seeded,
         screen_steps: out.screen_steps,
         steps: out.steps,
         seeds: out.seeds,

@@ -239,7 +239,9 @@ impl Sweep {
     pub fn fold(&mut self, limit: u64) {
         let horizon = self.windows.last().map_or(0, |w| w.end);
         let limit = limit.min(horizon);
-        self.pending.sort_unstable_by_key(|e| e.0);
+        // What is left from the last fold is sorted; a stable sort finds that run and merges the new boundaries
+        // into it (equal instants are applied together, so their order does not matter).
+        self.pending.sort_by_key(|e| e.0);
         let mut i = 0;
         loop {
             while i < self.pending.len() && self.pending[i].0 <= self.now {
