@@ -73,7 +73,7 @@ pub struct FrameworkSpec {
     /// Fixed cost of a rollout↔train switch besides bytes over PCIe (engine sleep/wake, KV-cache re-allocation,
     /// allocator), seconds.
     pub switch_fixed_s: f64,
-    /// Fixed cost of a weight sync besides bytes over links (gathering shards, engine reload), seconds.
+    /// Fixed cost of a weight sync besides bytes over links (NCCL set-up, the engine's reload), seconds.
     pub weight_sync_fixed_s: f64,
     /// Controller work per RL step while the GPUs wait (reward manager, advantages, batch balancing, amortised
     /// validation), seconds.
@@ -256,7 +256,9 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 /// - Switch fixed cost 3 s (verl) / 2 s (slime, AReaL): vLLM sleep level 2 + wake (KV re-allocation, weights
 ///   pushed afterwards), vLLM's sleep-mode blog (0.85–2.6 s wake for small models, 3–6 s for large ones).
 /// - Weight sync fixed 1 s: verl's NCCL trainer→rollout broadcast "under 300 ms" (PR #2231) plus the engine's
-///   reload; checkpoint-engine figures in verl's fully_async README.
+///   reload. With the bytes priced as the trainer's gather of full tensors and a full copy into each rollout GPU
+///   (`AnalyticCosts::sync_ns`), verl's checkpoint-engine syncs come out 17–23 % short (Qwen3-30B-A3B 16 + 16 H20:
+///   3.4 s against 4.38 s; Qwen3-235B-A22B 64 + 64: 19.7 s against 23.70 s; fully_async README), the checks.
 /// - Controller overhead per step 10 s (verl): step minus its phases in verl's fully_async 7B colocated runs on 64
 ///   and 128 H20 (10.9 s and 10.7 s: reward, advantages, balancing, amortised validation every 20 steps).
 ///

@@ -243,16 +243,31 @@ impl Estimates for AnalyticCosts {
         }
     }
 
-    /// Each receiving GPU pulls its 1/tp shard of the bf16 weights over its widest path from the senders; the
-    /// slowest receiver sets the pace; plus a fixed cost (gathering shards, NCCL set-up, engine weight reload).
+    /// The trainer first gathers each full bf16 tensor from its shards (2N · (1 − 1/G) over the slowest link of its
+    /// ring: FSDP's `full_tensor`, Megatron's gathers; what verl's fully_async README calls the parameter
+    /// generation, "the main time consumption"); then every receiving GPU that is not a sender gets the full tensors
+    /// over its widest path from the senders (an engine's update-weights call hands each of its tp ranks the whole
+    /// tensor, which the rank slices), while one that is (time-sliced) keeps its 1/tp slice of what it gathered, a
+    /// local copy; the slowest receiver sets the pace; plus a fixed cost (NCCL set-up, the engine's reload).
     fn sync_ns(&self, from: &[WorkerId], to: &[WorkerId]) -> u64 {
+        let bytes = self.model.weight_bytes();
+        let senders = from.iter().map(|w| self.cluster.worker(*w).gpu_count()).sum::<u32>() as f64;
+        let gather = if senders > 1.0 {
+            bytes * (1.0 - 1.0 / senders) / (self.cluster.ring_gbytes_per_s(from) * 1e9)
+        } else {
+            0.0
+        };
+        let mut sends = vec![false; self.cluster.workers.len()];
+        for w in from {
+            sends[w.index()] = true;
+        }
         let sources = self.cluster.copy_sources(from);
         let mut slowest: f64 = 0.0;
         for &w in to {
-            let shard = self.model.weight_bytes() / self.cluster.worker(w).tp as f64;
-            slowest = slowest.max(shard / (sources.gbytes_per_s_into(&[w]) * 1e9));
+            let received = if sends[w.index()] { bytes / self.cluster.worker(w).tp as f64 } else { bytes };
+            slowest = slowest.max(received / (sources.gbytes_per_s_into(&[w]) * 1e9));
         }
-        secs_to_ns(slowest + self.pipeline.weight_sync_fixed_s)
+        secs_to_ns(gather + slowest + self.pipeline.weight_sync_fixed_s)
     }
 
     /// Time-slicing: the engine's weights (2·N/tp bytes per GPU) cross PCIe, and so does the sharded training
