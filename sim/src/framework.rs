@@ -273,10 +273,10 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   ~1 s is real waiting: (21.3 − 1) s / 251.7 M slots ≈ 80 ns. Same order as verl PR #3495's `ray.put` of a padded
 ///   batch (152–220 ns per slot, one copy plus serialisation).
 ///
-/// `ideal` is the datasheet roofline with the simplest overheads: CUDA graphs without launch or per-sequence costs,
-/// a 1.5 ms iteration overhead, no recomputation, no offload, no controller work or padded transfers, 1 s switches
-/// and syncs, and verl's trainer utilisation (`mfu`); it is for micro-scenarios worked out by hand, not for
-/// predictions.
+/// `ideal` is the roofline (the GPU's bandwidths and achievable matmul rate) with the simplest overheads: CUDA graphs
+/// without launch or per-sequence costs, a 1.5 ms iteration overhead, no recomputation, no offload, no controller
+/// work or padded transfers, 1 s switches and syncs, and verl's trainer utilisation (`mfu`); it is for
+/// micro-scenarios worked out by hand, not for predictions.
 ///
 /// `rlsim-exec` is rlsim's own real backend (candle, exec/): eager (every layer's ops dispatched each iteration,
 /// each op between the matmuls a pass over the activations: the `*_elementwise` costs), no controller, no offload,

@@ -1,5 +1,6 @@
-//! The analytic cost model: datasheet rooflines (GPU presets) with the framework's constants (framework presets),
-//! the batch's real sample lengths for training, and the cluster graph for weight syncs. docs/cost-model.md.
+//! The analytic cost model: the GPUs' rooflines (datasheet bandwidths, measured matmul rates) with the framework's
+//! constants (framework presets), the batch's real sample lengths for training, and the cluster graph for weight
+//! syncs. docs/cost-model.md.
 
 use crate::cluster::{Cluster, Worker, WorkerId};
 use crate::cost::{CostModel, Estimates, Role, TrainCost};
