@@ -70,6 +70,24 @@ fn bf16_tflops_of_1e_minus_30_is_refused() {
     assert_has(&e, &["field `cluster.bf16_tflops`", "expected dense bf16 TFLOP/s in [0.001, 100000], got 1e-30"]);
 }
 
+/// The analytic train cost of 64 samples of 4,096 tokens on the base scenario (with `sets`) over its train workers,
+/// and the scenario.
+fn train_cost(sets: &[&str]) -> (crate::cost::TrainCost, Scenario) {
+    use crate::cost::Estimates;
+    let s = load(BASE, sets).unwrap();
+    let train: Vec<_> = s.cluster.with_tag("train").map(|w| w.id).collect();
+    (crate::costs::analytic::AnalyticCosts::new(&s).train(&[4096; 64], &train), s)
+}
+
+/// `with` costs `logprob_s` more than `without` in its log-prob pass and `update_s` more in its update (seconds,
+/// to a part in a million).
+fn assert_extra(without: &crate::cost::TrainCost, with: &crate::cost::TrainCost, logprob_s: f64, update_s: f64) {
+    let logprob = (with.logprob_ns[0] - without.logprob_ns[0]) as f64 * 1e-9;
+    let update = (with.update_ns - without.update_ns) as f64 * 1e-9;
+    assert!((logprob / logprob_s - 1.0).abs() < 1e-6, "log-prob +{logprob} s, expected +{logprob_s} s");
+    assert!((update / update_s - 1.0).abs() < 1e-6, "update +{update} s, expected +{update_s} s");
+}
+
 #[test]
 fn a_matmul_efficiency_outside_0_01_to_1_is_refused() {
     for bad in ["0", "1.5", "-0.2"] {
@@ -111,25 +129,16 @@ fn a_tensor_parallel_size_that_does_not_divide_the_model_parallel_group_is_refus
 /// for Qwen2.5-7B (28 layers, hidden 3,584) on one 8-GPU rank over H100 NVLink (450 GB/s).
 #[test]
 fn tensor_parallel_all_reduces_cost_what_the_ring_sends() {
-    use crate::cost::Estimates;
-    let costs = |tp: &str| {
-        let s = load(BASE, &["training.model_parallel_gpus=8", &format!("training.tensor_parallel={tp}")]).unwrap();
-        let train: Vec<_> = s.cluster.with_tag("train").map(|w| w.id).collect();
-        let c = crate::costs::analytic::AnalyticCosts::new(&s);
-        (c.train(&[4096; 64], &train), s.model.weight_bytes())
-    };
-    let ((one, bytes), (eight, _)) = (costs("1"), costs("8"));
+    let costs = |tp: &str| train_cost(&["training.model_parallel_gpus=8", &format!("training.tensor_parallel={tp}")]);
+    let ((one, s), (eight, _)) = (costs("1"), costs("8"));
+    let bytes = s.model.weight_bytes();
     // Per token of a forward, the rank's time: 28 layers × 2 all-reduces × 2·(8 − 1)/8 × 2·3,584 bytes / 450 GB/s.
     let forward_s_per_token = 28.0 * 2.0 * 2.0 * 7.0 / 8.0 * 2.0 * 3584.0 / 450e9;
-    let tokens = 64.0 * 4096.0;
-    let logprob_extra_s = (eight.logprob_ns[0] - one.logprob_ns[0]) as f64 * 1e-9;
-    let update_extra_s = (eight.update_ns - one.update_ns) as f64 * 1e-9;
-    assert!((logprob_extra_s / (tokens * forward_s_per_token) - 1.0).abs() < 1e-6, "{logprob_extra_s}");
+    let forward_s = 64.0 * 4096.0 * forward_s_per_token;
     // The update: its forward, the recomputed forward and the backward; and its gradient all-reduce is gone (each
     // GPU holds an eighth of the parameters, with no other copy), where the Ulysses-style group of one reduced all
     // 2N bytes among the 8 GPUs: 2·7/8 · 2N / 450 GB/s.
-    let expected = 3.0 * tokens * forward_s_per_token - 2.0 * 7.0 / 8.0 * bytes / 450e9;
-    assert!((update_extra_s / expected - 1.0).abs() < 1e-6, "{update_extra_s} vs {expected}");
+    assert_extra(&one, &eight, forward_s, 3.0 * forward_s - 2.0 * 7.0 / 8.0 * bytes / 450e9);
 }
 
 #[test]
@@ -146,41 +155,26 @@ fn expert_parallelism_without_an_moe_model_or_dividing_its_experts_is_refused() 
 /// per backward: worked by hand for Qwen3-30B-A3B (48 layers, hidden 2,048, 8 experts per token) over 8 H100s.
 #[test]
 fn expert_parallel_all_to_alls_cost_the_routed_copies() {
-    use crate::cost::Estimates;
-    let costs = |ep: &str| {
-        let s = load(BASE, &["model.preset=\"Qwen3-30B-A3B\"", &format!("training.expert_parallel={ep}")]).unwrap();
-        let train: Vec<_> = s.cluster.with_tag("train").map(|w| w.id).collect();
-        let c = crate::costs::analytic::AnalyticCosts::new(&s);
-        (c.train(&[4096; 64], &train), s.model.expert_params_b() * 1e9 * 2.0)
-    };
-    let ((one, expert_bytes), (eight, _)) = (costs("1"), costs("8"));
+    let costs = |ep: &str| train_cost(&["model.preset=\"Qwen3-30B-A3B\"", &format!("training.expert_parallel={ep}")]);
+    let ((one, s), (eight, _)) = (costs("1"), costs("8"));
+    let expert_bytes = s.model.expert_params_b() * 1e9 * 2.0;
     // Per token of a forward, on its GPU: 48 layers × (there and back) × 8 copies × 2·2,048 bytes × 7/8 / 450 GB/s;
     // the 8 data-parallel GPUs hold an eighth of the tokens each.
     let forward_s_per_token = 48.0 * 2.0 * 8.0 * 2.0 * 2048.0 * 7.0 / 8.0 / 450e9;
-    let tokens_per_gpu = 64.0 * 4096.0 / 8.0;
-    let logprob_extra_s = (eight.logprob_ns[0] - one.logprob_ns[0]) as f64 * 1e-9;
-    let update_extra_s = (eight.update_ns - one.update_ns) as f64 * 1e-9;
-    assert!((logprob_extra_s / (tokens_per_gpu * forward_s_per_token) - 1.0).abs() < 1e-6, "{logprob_extra_s}");
+    let forward_s = 64.0 * 4096.0 / 8.0 * forward_s_per_token;
     // The update's three rounds, and the experts' gradients no longer all-reduced: each GPU holds its eighth of
     // the experts alone (they were 2·7/8 · 2·expert parameters / 450 GB/s among the 8 GPUs).
-    let expected = 3.0 * tokens_per_gpu * forward_s_per_token - 2.0 * 7.0 / 8.0 * expert_bytes / 450e9;
-    assert!((update_extra_s / expected - 1.0).abs() < 1e-6, "{update_extra_s} vs {expected}");
+    assert_extra(&one, &eight, forward_s, 3.0 * forward_s - 2.0 * 7.0 / 8.0 * expert_bytes / 450e9);
 }
 
 /// The gradient all-reduce moves a GPU's shard of the gradients among the GPUs that hold the same shard: worked by
 /// hand for 8 H100s in one node (NVLink, 450 GB/s) at tensor parallel 2, with and without 2 pipeline stages.
 #[test]
 fn the_gradient_all_reduce_moves_a_shard_among_its_copies() {
-    use crate::cost::Estimates;
     let update = |pp: &str| {
-        let sets = [
-            "training.model_parallel_gpus=4",
-            "training.tensor_parallel=2",
-            &format!("training.pipeline_parallel={pp}"),
-        ];
-        let s = load(BASE, &sets).unwrap();
-        let train: Vec<_> = s.cluster.with_tag("train").map(|w| w.id).collect();
-        (crate::costs::analytic::AnalyticCosts::new(&s).train(&[4096; 64], &train).update_ns, s.model.weight_bytes())
+        let pp = format!("training.pipeline_parallel={pp}");
+        let (cost, s) = train_cost(&["training.model_parallel_gpus=4", "training.tensor_parallel=2", &pp]);
+        (cost.update_ns, s.model.weight_bytes())
     };
     let ((one_stage, bytes), (two_stages, _)) = (update("1"), update("2"));
     // One optimizer step: 2·(n − 1)/n · 2N/s / link, s = 2 (n = 4 copies) against s = 4 (n = 2 copies).
