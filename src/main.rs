@@ -158,8 +158,8 @@ enum Cmd {
         #[arg(long, value_parser = at_least_one)]
         screen_steps: Option<usize>,
         /// Seeds of the confirmation runs (the scenario's seed + 0, 1, …): every confirmed configuration runs on
-        /// the first; the input scenario, the pipeline defaults and the leaders of that run (the best max(--top, 3),
-        /// and any within 5 % of the last of them) on all. Confirmed configurations are ranked by their mean trained
+        /// the first; the input scenario, the pipeline defaults and the leaders by mean (the best max(--top, 3), and
+        /// any within 5 % of the last of them) on all. Confirmed configurations are ranked by their mean trained
         /// tokens/s.
         #[arg(long, default_value_t = 3, value_parser = at_least_one)]
         seeds: usize,

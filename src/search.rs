@@ -10,9 +10,9 @@
 //!    its (knob, tensor-parallel degree) groups, each group's rollout/train splits taken middle first;
 //! 3. every configuration is screened with a short run (`--screen-steps`); the top third (at least 3), the input
 //!    scenario and the pipeline defaults are confirmed with the full steps on the scenario's seed; the input, the
-//!    defaults and the leaders of that run (the best `max(--top, 3)`, and any within 5 % of the last of them) are
-//!    then run on the other `--seeds` seeds (the scenario's seed + k) too, and every confirmed configuration is
-//!    ranked by its mean throughput; the others are reported as screened only;
+//!    defaults and the leaders by mean (the best `max(--top, 3)`, and any within 5 % of the last of them) are then
+//!    run on the other `--seeds` seeds (the scenario's seed + k) too, until every leader by mean has them all, and
+//!    every confirmed configuration is ranked by its mean throughput; the others are reported as screened only;
 //! 4. a configuration breaking `--max-staleness` or `--max-off-policy` in any of its runs is dropped and counted.
 
 use crate::sweep::simulate_all;
@@ -358,28 +358,31 @@ fn breaks(o: &Options, staleness: u32, off_policy: f64) -> Option<Broken> {
     }
 }
 
-/// A configuration whose run on the scenario's seed is this close to the last leader's (a share of its
-/// throughput) is raced on the other seeds too: another seed may lift it into the top.
+/// A configuration whose mean so far is this close to the last leader's (a share of its throughput) is raced on
+/// the other seeds too: another seed may lift it into the top.
 const RACE_MARGIN: f64 = 0.05;
 
-/// The confirmed configurations that run on every seed: the mandatory ones (the input scenario and the pipeline
-/// defaults, compared on the same seeds as the leaders) and the leaders by their full run on the scenario's seed —
-/// the best `max(top, 3)` that keep within the constraints, and any within `RACE_MARGIN` of the last of them.
-fn race_leaders(confirm: &BTreeSet<usize>, per: &[Vec<Summary>], n_mandatory: usize, o: &Options) -> BTreeSet<usize> {
+/// The configurations among `confirm` that still need seeds: the mandatory ones (the input scenario and the
+/// pipeline defaults, compared on the same seeds as the leaders) and, by their mean throughput over the runs they
+/// have, the best `max(top, 3)` that keep within the constraints and any within `RACE_MARGIN` of the last of them —
+/// those with fewer than `o.seeds` runs.
+fn race_leaders(confirm: &BTreeSet<usize>, per: &[Vec<Summary>], n_mandatory: usize, o: &Options) -> Vec<usize> {
+    let mean = |i: usize| per[i].iter().map(|s| s.tokens_per_s).sum::<f64>() / per[i].len() as f64;
     let mut ranked: Vec<(usize, f64)> = confirm
         .iter()
         .filter(|&&i| {
-            let s = &per[i][0];
-            breaks(o, s.max_staleness, s.off_policy_token_fraction).is_none()
+            let worst_staleness = per[i].iter().map(|s| s.max_staleness).max().unwrap_or(0);
+            let worst_off_policy = per[i].iter().map(|s| s.off_policy_token_fraction).fold(0.0, f64::max);
+            breaks(o, worst_staleness, worst_off_policy).is_none()
         })
-        .map(|&i| (i, per[i][0].tokens_per_s))
+        .map(|&i| (i, mean(i)))
         .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let leaders = o.top.max(3);
     let bar = ranked.get(leaders.min(ranked.len()).saturating_sub(1)).map_or(0.0, |r| r.1) * (1.0 - RACE_MARGIN);
-    let mut seeded: BTreeSet<usize> = confirm.iter().copied().filter(|&i| i < n_mandatory).collect();
-    seeded.extend(ranked.iter().enumerate().filter(|(rank, r)| *rank < leaders || r.1 >= bar).map(|(_, r)| r.0));
-    seeded
+    let mut race: BTreeSet<usize> = confirm.iter().copied().filter(|&i| i < n_mandatory).collect();
+    race.extend(ranked.iter().enumerate().filter(|(rank, r)| *rank < leaders || r.1 >= bar).map(|(_, r)| r.0));
+    race.into_iter().filter(|&i| per[i].len() < o.seeds as usize).collect()
 }
 
 /// Screens the candidates with short runs, confirms the leaders (and every mandatory one) on the full steps and
@@ -457,19 +460,26 @@ pub fn evaluate(path: &Path, base: &[String], cands: Vec<Candidate>, o: &Options
     for (&i, r) in first.iter().zip(simulate_all(&runs, o.jobs)?) {
         per[i].push(r?);
     }
-    let seeded = race_leaders(&confirm, &per, n_mandatory, o);
-    let mut runs: Vec<Scenario> = Vec::new();
-    let mut owner: Vec<usize> = Vec::new();
-    for &i in &seeded {
-        let c = &cands[i];
-        for k in 1..o.seeds {
-            runs.push(load(c, &[format!("seed={}", c.scenario.seed + u64::from(k))])?);
-            owner.push(i);
+    // Until the leaders by mean all have every seed: a leader that a later seed drops (a constraint) or demotes
+    // lets the next one in, which then runs its seeds too.
+    loop {
+        let race = race_leaders(&confirm, &per, n_mandatory, o);
+        if race.is_empty() {
+            break;
         }
-    }
-    let results = simulate_all(&runs, o.jobs)?;
-    for (i, r) in owner.into_iter().zip(results) {
-        per[i].push(r?);
+        let mut runs: Vec<Scenario> = Vec::new();
+        let mut owner: Vec<usize> = Vec::new();
+        for &i in &race {
+            let c = &cands[i];
+            for k in per[i].len() as u32..o.seeds {
+                runs.push(load(c, &[format!("seed={}", c.scenario.seed + u64::from(k))])?);
+                owner.push(i);
+            }
+        }
+        let results = simulate_all(&runs, o.jobs)?;
+        for (i, r) in owner.into_iter().zip(results) {
+            per[i].push(r?);
+        }
     }
     let mut confirmed_rows = Vec::new();
     let mut screened_rows = Vec::new();
@@ -503,6 +513,8 @@ pub fn evaluate(path: &Path, base: &[String], cands: Vec<Candidate>, o: &Options
         }
     }
     let confirmed = confirmed_rows.len();
+    // Those run on every seed (all of them with one seed).
+    let seeded = confirmed_rows.iter().filter(|r| r.seeds == o.seeds.max(1)).count();
     confirmed_rows.sort_by(|a, b| b.tokens_per_s_mean.total_cmp(&a.tokens_per_s_mean));
     // Already in screening order; a stable sort keeps it.
     confirmed_rows.extend(screened_rows);
@@ -516,7 +528,7 @@ pub fn evaluate(path: &Path, base: &[String], cands: Vec<Candidate>, o: &Options
         rows: confirmed_rows,
         screened,
         confirmed,
-        seeded: seeded.len(),
+        seeded,
         screen_steps,
         steps,
         seeds: o.seeds,
@@ -898,6 +910,37 @@ mod tests {
         }
         assert_eq!(spread_order(8)[..4], [4, 2, 6, 1]);
         assert_eq!(spread_order(1), [0]);
+    }
+
+    /// The race gives every seed to the mandatory configurations and to the leaders by mean (the best max(top, 3)
+    /// within the constraints, and any within 5 % of the last), and to nothing else; a leader that later seeds
+    /// demote lets the next one in.
+    #[test]
+    fn the_race_seeds_the_mandatory_and_the_leaders_by_mean() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+        let s = Scenario::load(&path, &["workload.steps=1".to_string()]).unwrap();
+        let base = rlsim_sim::simulator::simulate(&s).unwrap().report.summary;
+        let run = |tokens_per_s: f64, max_staleness: u32| Summary { tokens_per_s, max_staleness, ..base.clone() };
+        let o = Options { screen_steps: None, seeds: 3, top: 3, max_staleness: Some(1), max_off_policy: None, jobs: 1 };
+        // 0 is mandatory; 6 breaks the staleness bound; 4 is within 5 % of the third leader (3), 5 is not.
+        let mut per: Vec<Vec<Summary>> =
+            [(10.0, 0), (100.0, 0), (99.0, 0), (98.0, 0), (96.0, 1), (92.0, 0), (200.0, 2)]
+                .iter()
+                .map(|&(t, m)| vec![run(t, m)])
+                .collect();
+        let confirm: BTreeSet<usize> = (0..per.len()).collect();
+        assert_eq!(race_leaders(&confirm, &per, 1, &o), vec![0, 1, 2, 3, 4]);
+        for i in [0, 2, 3, 4] {
+            let first = per[i][0].clone();
+            per[i].extend([first.clone(), first]);
+        }
+        // 1's later seeds pull its mean to 66.7: 5 (92) is now within 5 % of the third leader (4, at 96).
+        per[1].extend([run(50.0, 0), run(50.0, 0)]);
+        assert_eq!(race_leaders(&confirm, &per, 1, &o), vec![5]);
+        per[5].extend([run(92.0, 0), run(92.0, 0)]);
+        assert!(race_leaders(&confirm, &per, 1, &o).is_empty());
+        // One seed: nothing to race.
+        assert!(race_leaders(&confirm, &per, 1, &Options { seeds: 1, ..o }).is_empty());
     }
 
     /// The budget split is deterministic and fair: the same picks twice, the input scenario and the defaults first,

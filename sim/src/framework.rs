@@ -257,8 +257,9 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   pushed afterwards), vLLM's sleep-mode blog (0.85–2.6 s wake for small models, 3–6 s for large ones).
 /// - Weight sync fixed 1 s: verl's NCCL trainer→rollout broadcast "under 300 ms" (PR #2231) plus the engine's
 ///   reload. With the bytes priced as the trainer's gather of full tensors and a full copy into each rollout GPU
-///   (`AnalyticCosts::sync_ns`), verl's checkpoint-engine syncs come out 17–23 % short (Qwen3-30B-A3B 16 + 16 H20:
-///   3.4 s against 4.38 s; Qwen3-235B-A22B 64 + 64: 19.7 s against 23.70 s; fully_async README), the checks.
+///   (`AnalyticCosts::sync_ns`), verl's checkpoint-engine syncs of Megatron trainers come out 47–52 % short
+///   (Qwen3-30B-A3B 16 + 16 H20: 2.3 s against 4.38 s; Qwen3-235B-A22B 64 + 64: 11.3 s against 23.70 s; fully_async
+///   README): docs/fidelity.md, "Unexplained".
 /// - Controller overhead per step 10 s (verl): step minus its phases in verl's fully_async 7B colocated runs on 64
 ///   and 128 H20 (10.9 s and 10.7 s: reward, advantages, balancing, amortised validation every 20 steps).
 ///

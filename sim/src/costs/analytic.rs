@@ -87,6 +87,18 @@ impl AnalyticCosts {
             .fold(f64::INFINITY, f64::min)
     }
 
+    /// How many GPUs split the parameters among `gpus` train GPUs: tensor × pipeline parallel for the dense part,
+    /// expert × pipeline parallel for an MoE model's experts (expert tensor parallelism 1); 1 and 1 when neither is
+    /// set, where the trainer shards its state over all its GPUs instead (FSDP, ZeRO-3). Context and Ulysses
+    /// sequence parallelism replicate the parameters.
+    fn parameter_split(&self, gpus: f64) -> (f64, f64) {
+        let t = &self.training;
+        let pp = t.pipeline_parallel.max(1) as f64;
+        let dense = (t.tensor_parallel.max(1) as f64 * pp).min(gpus);
+        let experts = if self.model.is_moe() { (t.expert_parallel.max(1) as f64 * pp).min(gpus) } else { 1.0 };
+        (dense, experts)
+    }
+
     fn train_gpus(&self, workers: &[WorkerId]) -> u32 {
         workers.iter().map(|w| self.cluster.worker(*w).gpu_count()).sum::<u32>().max(1)
     }
@@ -202,13 +214,8 @@ impl Estimates for AnalyticCosts {
         let passes = self.train_shape(workers).passes(sample_tokens);
         let allreduce = if gpus > 1.0 {
             let bw = self.cluster.ring_gbytes_per_s(workers) * 1e9;
-            // Tensor and pipeline parallelism split the parameters, so a GPU reduces only its shard's gradients,
-            // among the GPUs that hold the same shard; expert parallelism (its expert tensor parallelism 1) splits
-            // the experts likewise. Context and Ulysses sequence parallelism replicate the parameters.
-            let t = &self.training;
-            let pp = t.pipeline_parallel.max(1) as f64;
-            let split = (t.tensor_parallel.max(1) as f64 * pp).min(gpus);
-            let expert_split = if self.model.is_moe() { (t.expert_parallel.max(1) as f64 * pp).min(gpus) } else { 1.0 };
+            // A GPU reduces only its shard's gradients, among the GPUs that hold the same shard.
+            let (split, expert_split) = self.parameter_split(gpus);
             let expert_bytes = self.model.expert_params_b() * 1e9 * 2.0;
             let ring = |copies: f64, bytes: f64| {
                 if copies > 1.0 {
@@ -244,19 +251,30 @@ impl Estimates for AnalyticCosts {
         }
     }
 
-    /// The trainer first gathers each full bf16 tensor from its shards (2N · (1 − 1/G) over the slowest link of its
-    /// ring: FSDP's `full_tensor`, Megatron's gathers; what verl's fully_async README calls the parameter
-    /// generation, "the main time consumption"); then every receiving GPU that is not a sender gets the full tensors
-    /// over its widest path from the senders (an engine's update-weights call hands each of its tp ranks the whole
-    /// tensor, which the rank slices), while one that is (time-sliced) keeps its 1/tp slice of what it gathered, a
-    /// local copy; the slowest receiver sets the pace; plus a fixed cost (NCCL set-up, the engine's reload).
+    /// The trainer first gathers each full bf16 tensor from its shards (what verl's fully_async README calls the
+    /// parameter generation, "the main time consumption"): a Megatron trainer inside the tensor-, pipeline- and
+    /// expert-parallel groups of one data-parallel replica (the shard's share of 2N · (1 − 1/group) over the group's
+    /// link), an FSDP trainer, which shards over all its G GPUs, 2N · (1 − 1/G) over the slowest link of its ring
+    /// (`full_tensor`). Then every receiving GPU that is not a sender gets the full tensors over its widest path
+    /// from the senders (an engine's update-weights call hands each of its tp ranks the whole tensor, which the rank
+    /// slices), while one that is (time-sliced) keeps its 1/tp slice of what it gathered, a local copy; the slowest
+    /// receiver sets the pace; plus a fixed cost (NCCL set-up, the engine's reload).
     fn sync_ns(&self, from: &[WorkerId], to: &[WorkerId]) -> u64 {
+        if to.is_empty() {
+            return secs_to_ns(self.pipeline.weight_sync_fixed_s);
+        }
         let bytes = self.model.weight_bytes();
         let senders = from.iter().map(|w| self.cluster.worker(*w).gpu_count()).sum::<u32>() as f64;
-        let gather = if senders > 1.0 {
-            bytes * (1.0 - 1.0 / senders) / (self.cluster.ring_gbytes_per_s(from) * 1e9)
-        } else {
+        let (split, expert_split) = self.parameter_split(senders.max(1.0));
+        let gather = if senders <= 1.0 {
             0.0
+        } else if split > 1.0 || expert_split > 1.0 {
+            let expert_bytes = self.model.expert_params_b() * 1e9 * 2.0;
+            let within =
+                |group: f64, part: f64| part * (1.0 - 1.0 / group) / (self.link_gbytes_per_s(from, group as u32) * 1e9);
+            within(split, bytes - expert_bytes) + within(expert_split, expert_bytes)
+        } else {
+            bytes * (1.0 - 1.0 / senders) / (self.cluster.ring_gbytes_per_s(from) * 1e9)
         };
         let mut sends = vec![false; self.cluster.workers.len()];
         for w in from {
