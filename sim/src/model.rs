@@ -107,36 +107,79 @@ impl ModelSpec {
 
 /// Names of the built-in model presets.
 pub const MODEL_PRESETS: &[&str] = &[
+    "Qwen2.5-1.5B",
+    "Qwen2.5-3B",
     "Qwen2.5-7B",
+    "Qwen2.5-14B",
     "Qwen2.5-32B",
+    "Qwen2.5-72B",
+    "DeepSeek-R1-Distill-Qwen-1.5B",
+    "Llama-3.2-1B",
+    "Llama-3.2-3B",
     "Llama-3-8B",
     "Llama-3-70B",
+    "Qwen3-0.6B",
+    "Qwen3-1.7B",
+    "Qwen3-4B",
     "Qwen3-8B",
+    "Qwen3-14B",
     "Qwen3-32B",
     "Qwen3-30B-A3B",
     "Qwen3-235B-A22B",
 ];
 
-/// (name, params_b, active_params_b, layers, hidden, heads, kv_heads, head_dim, vocab, experts, experts_per_token);
-/// every preset's LM head is untied (`tie_word_embeddings: false` in each config.json).
-type ModelRow = (&'static str, f64, f64, u32, u32, u32, u32, u32, u32, u32, u32);
+/// Other published names of a preset's architecture (fine-tunes and re-releases with the same config.json shape:
+/// layers, widths, heads, vocabulary, tied head), as (alias, preset). The spec keeps the name the scenario gave.
+pub const MODEL_ALIASES: &[(&str, &str)] = &[
+    ("Qwen2.5-Math-1.5B", "Qwen2.5-1.5B"),
+    ("Qwen2.5-Math-7B", "Qwen2.5-7B"),
+    ("DeepSeek-R1-Distill-Qwen-7B", "Qwen2.5-7B"),
+    ("DeepSeek-R1-Distill-Qwen-14B", "Qwen2.5-14B"),
+    ("DeepSeek-R1-Distill-Qwen-32B", "Qwen2.5-32B"),
+    ("Llama-3.1-8B", "Llama-3-8B"),
+    ("Llama-3.1-70B", "Llama-3-70B"),
+    ("Llama-3.3-70B", "Llama-3-70B"),
+];
 
-/// A built-in model by name (case-insensitive), from the models' published configs.
+/// (name, params_b, active_params_b, layers, hidden, heads, kv_heads, head_dim, vocab, experts, experts_per_token,
+/// tied_embeddings).
+type ModelRow = (&'static str, f64, f64, u32, u32, u32, u32, u32, u32, u32, u32, bool);
+
+/// A built-in model by name or alias (case-insensitive), from the models' published configs.
 pub fn model_preset(name: &str) -> Option<ModelSpec> {
-    // From each model's config.json.
-    // Qwen2.5-Math-7B has Qwen2.5-7B's architecture (use that preset).
-    let rows: [ModelRow; 8] = [
-        ("Qwen2.5-7B", 7.62, 7.62, 28, 3584, 28, 4, 128, 152_064, 0, 0),
-        ("Qwen2.5-32B", 32.8, 32.8, 64, 5120, 40, 8, 128, 152_064, 0, 0),
-        ("Llama-3-8B", 8.03, 8.03, 32, 4096, 32, 8, 128, 128_256, 0, 0),
-        ("Llama-3-70B", 70.6, 70.6, 80, 8192, 64, 8, 128, 128_256, 0, 0),
-        ("Qwen3-8B", 8.19, 8.19, 36, 4096, 32, 8, 128, 151_936, 0, 0),
-        ("Qwen3-32B", 32.8, 32.8, 64, 5120, 64, 8, 128, 151_936, 0, 0),
-        ("Qwen3-30B-A3B", 30.5, 3.3, 48, 2048, 32, 4, 128, 151_936, 128, 8),
-        ("Qwen3-235B-A22B", 235.1, 22.2, 94, 4096, 64, 4, 128, 151_936, 128, 8),
+    // From each model's config.json (`hidden_size`, `num_hidden_layers`, `num_attention_heads`,
+    // `num_key_value_heads`, `head_dim`, `vocab_size`, `tie_word_embeddings`, the MoE's `num_experts` and
+    // `num_experts_per_tok`). Parameters are counted from those shapes (attention with Qwen2.5's q/k/v biases and
+    // Qwen3's q/k norms, a gated FFN of `intermediate_size`, the norms, the embedding and, untied, the head) and
+    // agree with each model card's total (e.g. Qwen2.5-1.5B 1.54 B, DeepSeek-R1-Distill-Qwen-1.5B 1.78 B: its head
+    // is untied, Qwen3-4B 4.02 B): `presets_count_their_parameters` checks them. The small models tie their head.
+    let rows: [ModelRow; 19] = [
+        ("Qwen2.5-1.5B", 1.544, 1.544, 28, 1536, 12, 2, 128, 151_936, 0, 0, true),
+        ("Qwen2.5-3B", 3.086, 3.086, 36, 2048, 16, 2, 128, 151_936, 0, 0, true),
+        ("Qwen2.5-7B", 7.62, 7.62, 28, 3584, 28, 4, 128, 152_064, 0, 0, false),
+        ("Qwen2.5-14B", 14.77, 14.77, 48, 5120, 40, 8, 128, 152_064, 0, 0, false),
+        ("Qwen2.5-32B", 32.8, 32.8, 64, 5120, 40, 8, 128, 152_064, 0, 0, false),
+        ("Qwen2.5-72B", 72.71, 72.71, 80, 8192, 64, 8, 128, 152_064, 0, 0, false),
+        ("DeepSeek-R1-Distill-Qwen-1.5B", 1.777, 1.777, 28, 1536, 12, 2, 128, 151_936, 0, 0, false),
+        ("Llama-3.2-1B", 1.236, 1.236, 16, 2048, 32, 8, 64, 128_256, 0, 0, true),
+        ("Llama-3.2-3B", 3.213, 3.213, 28, 3072, 24, 8, 128, 128_256, 0, 0, true),
+        ("Llama-3-8B", 8.03, 8.03, 32, 4096, 32, 8, 128, 128_256, 0, 0, false),
+        ("Llama-3-70B", 70.6, 70.6, 80, 8192, 64, 8, 128, 128_256, 0, 0, false),
+        ("Qwen3-0.6B", 0.596, 0.596, 28, 1024, 16, 8, 128, 151_936, 0, 0, true),
+        ("Qwen3-1.7B", 1.721, 1.721, 28, 2048, 16, 8, 128, 151_936, 0, 0, true),
+        ("Qwen3-4B", 4.022, 4.022, 36, 2560, 32, 8, 128, 151_936, 0, 0, true),
+        ("Qwen3-8B", 8.19, 8.19, 36, 4096, 32, 8, 128, 151_936, 0, 0, false),
+        ("Qwen3-14B", 14.77, 14.77, 40, 5120, 40, 8, 128, 151_936, 0, 0, false),
+        ("Qwen3-32B", 32.8, 32.8, 64, 5120, 64, 8, 128, 151_936, 0, 0, false),
+        ("Qwen3-30B-A3B", 30.5, 3.3, 48, 2048, 32, 4, 128, 151_936, 128, 8, false),
+        ("Qwen3-235B-A22B", 235.1, 22.2, 94, 4096, 64, 4, 128, 151_936, 128, 8, false),
     ];
-    rows.iter().find(|r| r.0.eq_ignore_ascii_case(name)).map(|r| ModelSpec {
-        name: r.0.to_string(),
+    let (shown, preset) = match MODEL_ALIASES.iter().find(|a| a.0.eq_ignore_ascii_case(name)) {
+        Some(&(alias, preset)) => (Some(alias), preset),
+        None => (None, name),
+    };
+    rows.iter().find(|r| r.0.eq_ignore_ascii_case(preset)).map(|r| ModelSpec {
+        name: shown.unwrap_or(r.0).to_string(),
         params_b: r.1,
         active_params_b: r.2,
         layers: r.3,
@@ -147,7 +190,7 @@ pub fn model_preset(name: &str) -> Option<ModelSpec> {
         vocab: r.8,
         experts: r.9,
         experts_per_token: r.10,
-        tied_embeddings: false,
+        tied_embeddings: r.11,
     })
 }
 
@@ -195,6 +238,63 @@ mod tests {
             let known = 2.0 * m.layers as f64 * (10.0 * h + 4.0 * q + 4.0 * kv + 3.0 * f) + 8.0 * m.vocab as f64;
             let rel = m.activation_bytes_per_token() / known - 1.0;
             assert!(rel.abs() < 0.03, "{name}: {rel}");
+        }
+    }
+
+    /// Total parameters from a dense preset's shapes and its config's `intermediate_size` (attention with
+    /// Qwen2.5's q/k/v biases or Qwen3's q/k norms, a gated FFN, two norms per layer, the final norm, the
+    /// embedding and an untied head): the preset's `params_b` is that count.
+    #[test]
+    fn presets_count_their_parameters() {
+        // (preset, intermediate_size, q/k/v biases, q/k norms)
+        let ffn = [
+            ("Qwen2.5-1.5B", 8_960, true, false),
+            ("Qwen2.5-3B", 11_008, true, false),
+            ("Qwen2.5-7B", 18_944, true, false),
+            ("Qwen2.5-14B", 13_824, true, false),
+            ("Qwen2.5-32B", 27_648, true, false),
+            ("Qwen2.5-72B", 29_568, true, false),
+            ("DeepSeek-R1-Distill-Qwen-1.5B", 8_960, true, false),
+            ("Llama-3.2-1B", 8_192, false, false),
+            ("Llama-3.2-3B", 8_192, false, false),
+            ("Llama-3-8B", 14_336, false, false),
+            ("Llama-3-70B", 28_672, false, false),
+            ("Qwen3-0.6B", 3_072, false, true),
+            ("Qwen3-1.7B", 6_144, false, true),
+            ("Qwen3-4B", 9_728, false, true),
+            ("Qwen3-8B", 12_288, false, true),
+            ("Qwen3-14B", 17_408, false, true),
+            ("Qwen3-32B", 25_600, false, true),
+        ];
+        for (name, f, bias, qk_norm) in ffn {
+            let m = model_preset(name).unwrap();
+            let (h, q, kv) = ((m.hidden) as f64, (m.heads * m.head_dim) as f64, (m.kv_heads * m.head_dim) as f64);
+            let mut layer = 2.0 * h * q + 2.0 * h * kv + 3.0 * h * f as f64 + 2.0 * h;
+            if bias {
+                layer += q + 2.0 * kv;
+            }
+            if qk_norm {
+                layer += 2.0 * m.head_dim as f64;
+            }
+            let heads = if m.tied_embeddings { 1.0 } else { 2.0 };
+            let total = m.layers as f64 * layer + heads * m.vocab as f64 * h + h;
+            let rel = m.params_b * 1e9 / total - 1.0;
+            assert!(rel.abs() < 0.002, "{name}: preset {} B, shapes {} B", m.params_b, total / 1e9);
+        }
+        assert!(MODEL_PRESETS.iter().all(|n| ffn.iter().any(|r| r.0 == *n) || model_preset(n).unwrap().is_moe()));
+    }
+
+    #[test]
+    fn aliases_resolve_to_their_architecture_under_their_own_name() {
+        let m = model_preset("qwen2.5-math-7b").unwrap();
+        assert_eq!(m.name, "Qwen2.5-Math-7B");
+        assert_eq!(ModelSpec { name: "Qwen2.5-7B".into(), ..m }, model_preset("Qwen2.5-7B").unwrap());
+        let d = model_preset("DeepSeek-R1-Distill-Qwen-1.5B").unwrap();
+        assert!(!d.tied_embeddings && model_preset("Qwen2.5-Math-1.5B").unwrap().tied_embeddings);
+        for (alias, preset) in MODEL_ALIASES {
+            assert!(MODEL_PRESETS.contains(preset), "{alias} names a preset");
+            assert!(!MODEL_PRESETS.iter().any(|p| p.eq_ignore_ascii_case(alias)), "{alias} is not a preset too");
+            assert_eq!(&model_preset(alias).unwrap().name, alias);
         }
     }
 

@@ -1,6 +1,6 @@
 //! `[model]`.
 
-use crate::model::{model_preset, ModelSpec, MODEL_PRESETS};
+use crate::model::{model_preset, ModelSpec, MODEL_ALIASES, MODEL_PRESETS};
 use crate::scenario::check::{num, Check};
 
 /// Most billions of parameters (100 trillion).
@@ -15,8 +15,9 @@ pub(super) fn validate_model(m: &RawModel, c: &Check) -> Result<ModelSpec, Scena
             c.src.error(
                 "model.preset",
                 format!(
-                    "unknown model preset {p:?}; expected one of {} (or give explicit fields)",
-                    MODEL_PRESETS.join(", ")
+                    "unknown model preset {p:?}; expected one of {}, or an alias: {} (or give explicit fields)",
+                    MODEL_PRESETS.join(", "),
+                    MODEL_ALIASES.iter().map(|a| a.0).collect::<Vec<_>>().join(", ")
                 ),
             )
         })?),
