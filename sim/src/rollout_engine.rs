@@ -527,7 +527,13 @@ mod tests {
         }
     }
     fn p(o: u64, c: u64) -> PrefillCoeffs {
-        PrefillCoeffs { overhead_fs: o, per_seq_fs: 0, weights_fs: 0, compute_fs_per_token: c }
+        PrefillCoeffs {
+            overhead_fs: o,
+            per_seq_fs: 0,
+            weights_fs: 0,
+            compute_fs_per_token: c,
+            allreduce_fs_per_token: 0,
+        }
     }
     fn seq(id: u64, group: u64, prompt: u32, target: u32) -> EngineSeq {
         EngineSeq { traj: TrajId(id), group, prompt_tokens: prompt, generated: 0, target, cached_tokens: 0 }

@@ -1,8 +1,9 @@
 //! Decode and prefill iteration times of a continuous-batching engine, with an exact closed-form interval sum.
 //!
 //! One decode iteration with batch B and total context C (tokens of KV read) takes
-//!   t(B, C) = overhead + host·B + max(weights(B) + kv·C,  compute·B + attention·C)
-//! — host work per running sequence, then the memory-bound term (read the weights — for an MoE model the experts
+//!   t(B, C) = overhead + (host + allreduce)·B + max(weights(B) + kv·C,  compute·B + attention·C)
+//! — host work and the tensor-parallel all-reduce of each running sequence's new token (neither overlaps the
+//! matmuls), then the memory-bound term (read the weights — for an MoE model the experts
 //! B tokens touch — and the whole KV cache once) against the compute-bound term (the matmul FLOPs of B new tokens
 //! plus their attention over C context tokens). Between two batch changes every running sequence gains one token per
 //! iteration, so iteration k of an interval reads C + k·B tokens and the interval's length is a sum of the maximum
@@ -17,6 +18,9 @@ pub struct DecodeCoeffs {
     pub overhead_fs: u64,
     /// Host work per running sequence per iteration (outside the GPU's max).
     pub host_fs_per_seq: u64,
+    /// Moving one running sequence's activations through the tensor-parallel all-reduces of an iteration (outside
+    /// the GPU's max: each all-reduce waits for the matmul before it and the next waits for it); 0 without tp.
+    pub allreduce_fs_per_seq: u64,
     /// Reading the worker's share of the weights every token uses (all of a dense model's).
     pub weights_fs: u64,
     /// Reading the worker's share of all routed experts' weights (MoE; 0 for dense models).
@@ -54,9 +58,10 @@ impl DecodeCoeffs {
         self.weights_fs as u128 + (self.expert_weights_fs as f64 * touched).round() as u128
     }
 
-    /// Per-iteration time outside the GPU's max: fixed overhead plus host work per running sequence.
+    /// Per-iteration time outside the GPU's max: fixed overhead plus host work and all-reduce transfer per running
+    /// sequence.
     fn fixed_fs(&self, batch: u64) -> u128 {
-        self.overhead_fs as u128 + self.host_fs_per_seq as u128 * batch as u128
+        self.overhead_fs as u128 + (self.host_fs_per_seq as u128 + self.allreduce_fs_per_seq as u128) * batch as u128
     }
 
     /// One iteration in whole nanoseconds (rounded up), as policies see it through `Estimates`.
@@ -133,6 +138,8 @@ pub struct PrefillCoeffs {
     pub per_seq_fs: u64,
     pub weights_fs: u64,
     pub compute_fs_per_token: u64,
+    /// The tensor-parallel all-reduce transfer per prompt token (after the max, as in decode); 0 without tp.
+    pub allreduce_fs_per_token: u64,
 }
 
 impl PrefillCoeffs {
@@ -143,6 +150,7 @@ impl PrefillCoeffs {
         }
         self.overhead_fs as u128
             + self.per_seq_fs as u128 * seqs as u128
+            + self.allreduce_fs_per_token as u128 * tokens as u128
             + (self.weights_fs as u128).max(self.compute_fs_per_token as u128 * tokens as u128)
     }
 }
@@ -176,6 +184,19 @@ mod tests {
         assert_eq!(d.weights_read_fs(1), 100 + 500);
         assert_eq!(d.weights_read_fs(2), 100 + 750);
         assert_eq!(d.iteration_fs(2, 0), 10 + 6 + 850);
+        // The all-reduce transfer adds per sequence beside the host work, outside the max.
+        d.allreduce_fs_per_seq = 4;
+        assert_eq!(d.iteration_fs(2, 0), 10 + 2 * (3 + 4) + 850);
+        assert_eq!(d.interval_fs(2, 0, 3), 3 * (10 + 14 + 850));
+        let p = PrefillCoeffs {
+            overhead_fs: 7,
+            per_seq_fs: 5,
+            weights_fs: 100,
+            compute_fs_per_token: 3,
+            allreduce_fs_per_token: 2,
+        };
+        // 2 sequences, 50 tokens: 7 + 10 + 100 + max(100, 150)
+        assert_eq!(p.prefill_fs(50, 2), 7 + 10 + 100 + 150);
     }
 
     #[test]

@@ -92,6 +92,7 @@ impl CostModel for ProfiledCosts {
             per_seq_fs: secs_to_fs(self.profile.prefill_s_per_seq),
             weights_fs: 0,
             compute_fs_per_token: secs_to_fs(self.profile.prefill_s_per_token),
+            allreduce_fs_per_token: 0,
         }
     }
 

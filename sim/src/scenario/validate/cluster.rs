@@ -265,10 +265,21 @@ fn auto_layout(
     pipeline: &mut PipelineSpec,
 ) -> Result<Vec<WorkerGroupSpec>, ScenarioError> {
     let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    if tp > gpus_per_node || !gpus_per_node.is_multiple_of(tp) {
+    // An engine lives inside one node, or spans whole nodes (its all-reduces then cross the NICs).
+    let spans_nodes = tp > gpus_per_node;
+    if (!spans_nodes && !gpus_per_node.is_multiple_of(tp)) || (spans_nodes && !tp.is_multiple_of(gpus_per_node)) {
         return Err(c.src.error(
             "rollout.tp",
-            format!("{tp} must divide gpus_per_node ({gpus_per_node}) for the automatic layout"),
+            format!(
+                "{tp} must divide gpus_per_node ({gpus_per_node}), or be a multiple of it (an engine over whole nodes), for the automatic layout"
+            ),
+        ));
+    }
+    // Engines over whole nodes must tile the GPUs that time-slice or can be lent (a split layout trains on the rest).
+    if spans_nodes && layout != Layout::Split && !total.is_multiple_of(tp) {
+        return Err(c.src.error(
+            "rollout.tp",
+            format!("engines of {tp} GPUs do not tile the cluster's {total} GPUs; expected a divisor of {total}"),
         ));
     }
     match layout {
