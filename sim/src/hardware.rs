@@ -30,6 +30,10 @@ pub struct GpuSpec {
 /// Names of the built-in GPU presets.
 pub const GPU_PRESETS: &[&str] = &["H100-SXM", "H800", "H20", "H200", "A100-80G", "A800", "B200", "GB200", "MI300X"];
 
+/// Other names of a GPU preset, as (alias, preset): the SXM H100 and the 80 GB A100 are what RL papers and recipes
+/// mean by "H100" and "A100" (the PCIe and 40 GB parts differ: give their figures explicitly).
+pub const GPU_ALIASES: &[(&str, &str)] = &[("H100", "H100-SXM"), ("A100", "A100-80G")];
+
 /// (name, bf16 TFLOP/s, achievable matmul share, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$
 /// per GPU-hour)
 type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64, f64);
@@ -81,6 +85,7 @@ pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
         ("GB200", 2500.0, 0.729, 8000.0, 186.0, 900.0, 200.0, 400.0, 6.00),
         ("MI300X", 1307.0, 0.514, 5300.0, 192.0, 448.0, 50.0, 400.0, 3.00),
     ];
+    let name = GPU_ALIASES.iter().find(|a| a.0.eq_ignore_ascii_case(name)).map_or(name, |a| a.1);
     rows.iter().find(|r| r.0.eq_ignore_ascii_case(name)).map(|r| GpuSpec {
         name: r.0.to_string(),
         bf16_tflops: r.1,
@@ -105,5 +110,9 @@ mod tests {
         }
         assert_eq!(gpu_preset("h800").unwrap().nvlink_gbytes_per_s, 200.0);
         assert!(gpu_preset("V100").is_none());
+        assert_eq!(gpu_preset("h100"), gpu_preset("H100-SXM"));
+        for (alias, preset) in GPU_ALIASES {
+            assert!(GPU_PRESETS.contains(preset) && !GPU_PRESETS.contains(alias), "{alias}");
+        }
     }
 }

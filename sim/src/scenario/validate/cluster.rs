@@ -2,7 +2,7 @@
 
 use crate::cluster::{Cluster, PlacementError, WorkerGroupSpec};
 use crate::cost::Role;
-use crate::hardware::{gpu_preset, GpuSpec, GPU_PRESETS};
+use crate::hardware::{gpu_preset, GpuSpec, GPU_ALIASES, GPU_PRESETS};
 use crate::scenario::check::{Check, BANDWIDTH, HBM, MAX_MEMORY_GB, MAX_PRICE, TFLOPS};
 use crate::scenario::{
     Layout, PipelineKind, PipelineSpec, RawCluster, RawScenario, RawWorkerGroup, RolloutSpec, ScenarioError,
@@ -56,10 +56,7 @@ fn validate_gpu(cl: &RawCluster, c: &Check) -> Result<GpuSpec, ScenarioError> {
         Some(g) => Some(gpu_preset(g).ok_or_else(|| {
             c.src.error(
                 "cluster.gpu",
-                format!(
-                    "unknown GPU preset {g:?}; expected one of {} (or give explicit fields)",
-                    GPU_PRESETS.join(", ")
-                ),
+                format!("unknown GPU preset {g:?}; expected one of {} (or give explicit fields)", gpu_names()),
             )
         })?),
         None => None,
@@ -179,7 +176,7 @@ pub(super) fn worker_groups(
         let group_gpu = match &g.gpu {
             None => None,
             Some(p) => Some(gpu_preset(p).ok_or_else(|| {
-                src.error(&f("gpu"), format!("unknown GPU preset {p:?}; expected one of {}", GPU_PRESETS.join(", ")))
+                src.error(&f("gpu"), format!("unknown GPU preset {p:?}; expected one of {}", gpu_names()))
             })?),
         };
         groups.push(WorkerGroupSpec {
@@ -192,6 +189,12 @@ pub(super) fn worker_groups(
         });
     }
     Ok(groups)
+}
+
+/// The GPU presets and their aliases, for error messages.
+fn gpu_names() -> String {
+    let aliases: Vec<String> = GPU_ALIASES.iter().map(|(a, p)| format!("{a} (= {p})")).collect();
+    format!("{}, or {}", GPU_PRESETS.join(", "), aliases.join(", "))
 }
 
 /// Whether explicit workers lay out disjoint pools (the split layout) rather than time-sliced workers.
