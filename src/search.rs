@@ -107,15 +107,24 @@ fn splits_pools(kind: &str, knobs: &[String]) -> bool {
 
 /// Every configuration the scenario's cluster allows: the input scenario, each pipeline type's defaults, and each
 /// pipeline type with its knobs (`pipeline_knobs`); for automatic layouts each rollout tensor-parallel degree
-/// dividing the node, and for split layouts each split of whole engines. Configurations that fail validation are
+/// dividing the node (and the powers of two over whole nodes when the scenario's own engine spans nodes), and for
+/// split layouts each split of whole engines. Configurations that fail validation are
 /// counted, not tried; one that resolves to the same scenario as an earlier one is kept once (the input scenario
 /// and the defaults first, carrying the labels of the duplicates).
 pub fn candidates(path: &Path, base: &[String], max_staleness: Option<u32>) -> Result<Plan> {
     let s = Scenario::load(path, base)?;
     let explicit = s.resolved.cluster.workers.is_some();
     let (total, per_node) = (s.cluster.total_gpus(), s.cluster.gpus_per_node);
-    let tps: Vec<u32> =
-        if explicit { vec![s.rollout.tp] } else { (0..8).map(|k| 1u32 << k).filter(|tp| per_node % tp == 0).collect() };
+    // Engines over whole nodes are tried when the scenario already needs one (a model too large for a node).
+    let spans = s.rollout.tp > per_node;
+    let tps: Vec<u32> = if explicit {
+        vec![s.rollout.tp]
+    } else {
+        (0..16)
+            .map(|k| 1u32 << k)
+            .filter(|&tp| per_node % tp == 0 || (spans && tp % per_node == 0 && tp as u64 <= total as u64))
+            .collect()
+    };
     let load = |extra: &[String]| {
         let mut all = base.to_vec();
         all.extend(extra.iter().cloned());

@@ -76,8 +76,11 @@ impl AnalyticCosts {
     /// layers as vLLM shards them), 2·hidden bytes each, of which a ring (or vLLM's two-shot all-reduce) moves
     /// 2·(t − 1)/t per GPU, over NVLink inside a node and over the GPU's NIC when the engine spans nodes (tp a
     /// multiple of `gpus_per_node`; the trainer's collectives take the same links). 0 at tp 1. Inside a node this
-    /// is ~2 % of a 7B decode token on H20; across nodes it bounds large engines (Qwen3-235B-A22B at tp 16 over
-    /// 400 Gbit/s NICs: ~58 µs per token against ~7 µs of matmuls on H100).
+    /// is ~2 % of a 7B decode token on H20; across nodes ~58 µs per token for Qwen3-235B-A22B at tp 16 over
+    /// 400 Gbit/s NICs, against ~7 µs of matmuls on H100. One NIC's rate across nodes is an assumption for
+    /// decode-sized messages (one all-reduce is batch × 2·hidden bytes, a few MB), where NCCL's inter-node bus
+    /// bandwidth stays far below its large-message figure; a large message spreads over every NIC of the node (up
+    /// to `gpus_per_node` NICs' worth), so at very large batches this term is an upper bound.
     fn tp_allreduce_s_per_token(&self, worker: &Worker) -> f64 {
         let t = worker.tp as f64;
         if worker.tp <= 1 {

@@ -129,9 +129,9 @@ impl DecodeCoeffs {
     }
 }
 
-/// Prefill cost coefficients, integer femtoseconds: t(P, n) = overhead + n·per_seq + max(weights, compute·P) for
-/// P new tokens in n sequences (the formula model has no per-sequence term; a measured profile of an engine that
-/// prefills sequence by sequence has no shared weight read).
+/// Prefill cost coefficients, integer femtoseconds: t(P, n) = overhead + n·per_seq + allreduce·P + max(weights,
+/// compute·P) for P new tokens in n sequences (the formula model has no per-sequence term; a measured profile of an
+/// engine that prefills sequence by sequence has no shared weight read).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrefillCoeffs {
     pub overhead_fs: u64,
@@ -238,9 +238,11 @@ mod tests {
             o in 0u64..1_000_000, w in 0u64..10_000_000, kv in 0u64..50_000, c in 0u64..10_000_000,
             a in 0u64..50_000, b in 1u64..512, ctx in 0u64..2_000_000, n in 0u64..3000,
             h in 0u64..10_000, ew in 0u64..10_000_000, moe in proptest::bool::ANY, serial in proptest::bool::ANY,
+            ar in 0u64..100_000,
         ) {
             let mut d = coeffs(o, w, kv, c, a);
             d.host_fs_per_seq = h;
+            d.allreduce_fs_per_seq = ar;
             d.serial = serial;
             if moe {
                 d.expert_weights_fs = ew;

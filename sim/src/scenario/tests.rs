@@ -568,8 +568,15 @@ fn rollout_engines_fit_in_a_node_or_span_whole_nodes() {
     assert_has(&e, &["field `rollout.tp`", "engines of 16 GPUs do not tile the cluster's 24 GPUs"]);
     let split = ["pipeline.type=disaggregated", "pipeline.disaggregated.rollout_gpus=16"];
     let s = load(BASE, &[model, "cluster.nodes=3", "rollout.tp=16", split[0], split[1]]).unwrap();
-    let rollout: Vec<u32> = s.cluster.with_tag("rollout").map(|w| w.tp).collect();
-    assert_eq!(rollout, vec![16]);
+    let pool = |tag| s.cluster.with_tag(tag).map(|w| w.tp).collect::<Vec<u32>>();
+    assert_eq!((pool("rollout"), pool("train")), (vec![16], vec![8]));
+    // Seamless cuts its lendable train pool into engines of the same size.
+    let s = load(BASE, &[model, "cluster.nodes=4", "rollout.tp=16", "pipeline.type=seamless"]).unwrap();
+    let starts = |role| s.cluster.workers.iter().filter(|w| w.start == role).map(|w| w.tp).collect::<Vec<u32>>();
+    assert_eq!((starts(crate::cost::Role::Rollout), starts(crate::cost::Role::Train)), (vec![16], vec![16]));
+    // A split layout whose one engine would take every GPU says so on the field the user set.
+    let e = err(&[model, "cluster.nodes=2", "rollout.tp=16", split[0]]);
+    assert_has(&e, &["field `rollout.tp`", "one engine of 16 GPUs leaves none of the cluster's 16 GPUs to train"]);
 }
 
 /// Decode pays each running sequence's share of the engine's tensor-parallel all-reduces: two per layer, 2·hidden

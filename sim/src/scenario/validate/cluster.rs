@@ -282,7 +282,9 @@ fn auto_layout(
     if spans_nodes && layout != Layout::Split && !total.is_multiple_of(tp) {
         return Err(c.src.error(
             "rollout.tp",
-            format!("engines of {tp} GPUs do not tile the cluster's {total} GPUs; expected a divisor of {total}"),
+            format!(
+                "engines of {tp} GPUs do not tile the cluster's {total} GPUs; expected a multiple of gpus_per_node ({gpus_per_node}) that divides {total}"
+            ),
         ));
     }
     match layout {
@@ -299,6 +301,14 @@ fn auto_layout(
             let train_tags = if layout == Layout::Lendable { tags(&["train", "rollout"]) } else { tags(&["train"]) };
             let field = "pipeline.disaggregated.rollout_gpus";
             // Default: half the GPUs (whole engines) generate, the rest train.
+            if rollout_gpus.is_none() && tp >= total {
+                return Err(c.src.error(
+                    "rollout.tp",
+                    format!(
+                        "one engine of {tp} GPUs leaves none of the cluster's {total} GPUs to train; expected fewer"
+                    ),
+                ));
+            }
             let rollout = rollout_gpus.unwrap_or(((total / 2) / tp).max(1) * tp);
             if rollout == 0 || rollout >= total {
                 return Err(c.src.error(
