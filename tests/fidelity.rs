@@ -67,6 +67,7 @@ fn fidelity_cases_carry_no_fudge_factor() {
         "prefill_mfu",
         "iteration_overhead_ms",
         "tp_allreduce_us",
+        "tp_allreduce_internode_us",
         "micro_batch_overhead_ms",
         "weight_sync_fixed_s",
         "switch_fixed_s",

@@ -25,6 +25,8 @@ pub struct FrameworkSpec {
     pub eager_layer_us: f64,
     /// Latency of one tensor-parallel all-reduce (two per layer per decode iteration when tp > 1), µs.
     pub tp_allreduce_us: f64,
+    /// The same for an engine spanning nodes (NCCL over the NICs; vLLM's custom all-reduce stays inside a node), µs.
+    pub tp_allreduce_internode_us: f64,
     /// Achieved share of HBM bandwidth in decode, and for the trainer's activation traffic.
     pub hbm_efficiency: f64,
     /// Achieved share of the GPU's achievable matmul rate in decode (the compute-bound line).
@@ -220,6 +222,12 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   figure is the one that matches verl's eager generations (one-step-off and MoE cases, docs/fidelity.md).
 /// - Graph floor 5 µs per layer: a decode layer is ~8 kernels whose boundaries cost ~0.5–1 µs each on Hopper.
 /// - tp all-reduce 10 µs: latency of vLLM's one-shot custom all-reduce over NVLink for decode-sized messages.
+/// - tp all-reduce across nodes 50 µs: vLLM disables its custom all-reduce for a group spanning nodes
+///   (`custom_all_reduce.py`), leaving NCCL, whose small-message all-reduce over 2 × 8 GPUs and InfiniBand takes
+///   46–48 µs on H20 with NVLS tree (NVIDIA/nccl issue #1244, 4–512 B) and ~62 µs at 8 B on H100 (nccl-tests
+///   tables); inside a node NCCL takes ~2–6 µs (issues #1940, #1259). With one NIC's rate for the bytes
+///   (`AnalyticCosts::tp_allreduce_s_per_token`) this gives 87 / 125 µs at 1 / 2 MB against 122 / 130 µs measured
+///   on that H20 cluster, and overprices 8 MB (350 against 146–215 µs).
 /// - Host overhead per iteration (vLLM V1 engine loop in verl's SPMD/agent-loop rollout, tp workers fed by a
 ///   shared-memory broadcast): 3.5 ms, fitted on the tail-bound generations of verl's 7B runs on 64 and 128 H20 (one
 ///   ~25k-token sequence decoding nearly alone takes ~150–178 s there); SGLang's overlap scheduler hides most of it
@@ -297,6 +305,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         graph_layer_us: 5.0,
         eager_layer_us: 290.0,
         tp_allreduce_us: 10.0,
+        tp_allreduce_internode_us: 50.0,
         hbm_efficiency: 0.8,
         decode_compute_efficiency: 0.5,
         decode_overlap: true,
@@ -370,6 +379,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
             graph_layer_us: 0.0,
             eager_layer_us: 60.0,
             tp_allreduce_us: 0.0,
+            tp_allreduce_internode_us: 0.0,
             hbm_efficiency: 1.0,
             decode_compute_efficiency: 1.0,
             decode_overlap: false,

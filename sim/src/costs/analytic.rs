@@ -63,10 +63,16 @@ impl AnalyticCosts {
     }
 
     /// Fixed time per engine iteration: the host's engine loop, the kernel launches of every layer (an MoE layer
-    /// launches about twice a dense layer's kernels), and two all-reduces per layer under tensor parallelism.
+    /// launches about twice a dense layer's kernels), and the latency of two all-reduces per layer under tensor
+    /// parallelism (NCCL's over the NICs when the engine spans nodes).
     fn iteration_overhead_s(&self, tp: u32) -> f64 {
         let layers = self.model.layers as f64;
-        let allreduce = if tp > 1 { 2.0 * layers * self.rollout.tp_allreduce_s } else { 0.0 };
+        let latency_s = if tp > self.cluster.gpus_per_node {
+            self.rollout.tp_allreduce_internode_s
+        } else {
+            self.rollout.tp_allreduce_s
+        };
+        let allreduce = if tp > 1 { 2.0 * layers * latency_s } else { 0.0 };
         let moe = if self.model.is_moe() { 2.0 } else { 1.0 };
         self.rollout.iteration_overhead_s + layers * self.rollout.layer_launch_s * moe + allreduce
     }
@@ -80,7 +86,8 @@ impl AnalyticCosts {
     /// 400 Gbit/s NICs, against ~7 µs of matmuls on H100. One NIC's rate across nodes is an assumption for
     /// decode-sized messages (one all-reduce is batch × 2·hidden bytes, a few MB), where NCCL's inter-node bus
     /// bandwidth stays far below its large-message figure; a large message spreads over every NIC of the node (up
-    /// to `gpus_per_node` NICs' worth), so at very large batches this term is an upper bound.
+    /// to `gpus_per_node` NICs' worth), so at very large batches this term is an upper bound. The latency of each
+    /// all-reduce is in the iteration overhead (`tp_allreduce_internode_us` across nodes).
     fn tp_allreduce_s_per_token(&self, worker: &Worker) -> f64 {
         let t = worker.tp as f64;
         if worker.tp <= 1 {

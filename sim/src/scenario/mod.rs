@@ -85,6 +85,8 @@ pub struct RolloutSpec {
     pub prefill_mfu: f64,
     pub iteration_overhead_s: f64,
     pub tp_allreduce_s: f64,
+    /// Latency of one all-reduce of an engine spanning nodes, seconds.
+    pub tp_allreduce_internode_s: f64,
     /// Host time per running sequence per iteration, seconds.
     pub seq_overhead_s: f64,
     /// Launch cost per layer per iteration (eager or CUDA-graph figure of the framework), seconds.

@@ -447,6 +447,9 @@ pub struct RawRollout {
     pub iteration_overhead_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tp_allreduce_us: Option<f64>,
+    /// Latency of one all-reduce of an engine spanning nodes, µs (default: the framework's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tp_allreduce_internode_us: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix_caching: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]

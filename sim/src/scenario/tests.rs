@@ -281,6 +281,7 @@ fn absurd_values_of_every_bounded_field_are_refused() {
         ("rollout.hbm_efficiency=1.5", "expected a fraction in (0, 1] (achieved share of HBM bandwidth), got 1.5"),
         ("rollout.iteration_overhead_ms=1e300", "expected milliseconds in [0, 10000], got 1e300"),
         ("rollout.tp_allreduce_us=1e300", "expected microseconds in [0, 1000000], got 1e300"),
+        ("rollout.tp_allreduce_internode_us=-1", "expected microseconds in [0, 1000000], got -1"),
         ("rollout.kv_capacity_tokens=10000000000000", "must be at most 1000000000000 tokens"),
         ("pipeline.weight_sync_fixed_s=1e300", "expected seconds in [0, 1000000], got 1e300"),
         ("pipeline.colocated.switch_to_train_s=1e300", "expected seconds in [0, 1000000], got 1e300"),
@@ -585,13 +586,17 @@ fn rollout_engines_fit_in_a_node_or_span_whole_nodes() {
 #[test]
 fn decode_all_reduces_cost_their_bytes_over_the_engine_links() {
     use crate::cost::CostModel;
-    let per_seq_fs = |sets: &[&str]| {
+    let coeffs = |sets: &[&str]| {
         let mut all = vec!["model.preset=\"Qwen2.5-14B\"", "cluster.nodes=2"];
         all.extend_from_slice(sets);
         let s = load(BASE, &all).unwrap();
         let costs = crate::costs::analytic::AnalyticCosts::new(&s);
         let w = &s.cluster.workers[0];
-        (costs.decode_coeffs(w).allreduce_fs_per_seq, costs.prefill_coeffs(w).allreduce_fs_per_token)
+        (costs.decode_coeffs(w), costs.prefill_coeffs(w))
+    };
+    let per_seq_fs = |sets: &[&str]| {
+        let (d, p) = coeffs(sets);
+        (d.allreduce_fs_per_seq, p.allreduce_fs_per_token)
     };
     let bytes = |t: f64| 48.0 * 2.0 * 2.0 * 5120.0 * 2.0 * (t - 1.0) / t;
     assert_eq!(per_seq_fs(&["rollout.tp=1"]), (0, 0));
@@ -601,4 +606,11 @@ fn decode_all_reduces_cost_their_bytes_over_the_engine_links() {
     assert_eq!(per_seq_fs(&["rollout.tp=16"]), (across, across));
     // 1.47 MB per token inside the node (~3.3 µs), 1.84 MB across it (~37 µs).
     assert!((3_200_000_000..3_400_000_000).contains(&inside) && (36_000_000_000..38_000_000_000).contains(&across));
+    // Each all-reduce's latency, in the iteration overhead: the framework's 10 µs inside a node, 50 µs across
+    // nodes (NCCL over the NICs): 2 per layer × 48 layers × 40 µs more.
+    let overhead = |sets: &[&str]| coeffs(sets).0.overhead_fs as i128;
+    let more = overhead(&["rollout.tp=16"]) - overhead(&["rollout.tp=4"]);
+    assert_eq!(more, crate::time::secs_to_fs(2.0 * 48.0 * 40e-6) as i128);
+    let set = overhead(&["rollout.tp=16", "rollout.tp_allreduce_internode_us=10"]) - overhead(&["rollout.tp=4"]);
+    assert_eq!(set, 0);
 }

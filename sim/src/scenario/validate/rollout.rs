@@ -63,6 +63,14 @@ pub(super) fn validate_rollout(
             1e6,
             "microseconds",
         )? / 1e6,
+        tp_allreduce_internode_s: c.number(
+            r.tp_allreduce_internode_us,
+            "rollout.tp_allreduce_internode_us",
+            fw.tp_allreduce_internode_us,
+            0.0,
+            1e6,
+            "microseconds",
+        )? / 1e6,
         seq_overhead_s: fw.seq_overhead_us / 1e6,
         layer_launch_s,
         prefix_caching: r.prefix_caching.unwrap_or(true),
@@ -86,6 +94,7 @@ pub(super) fn validate_rollout(
         prefill_mfu: Some(rollout.prefill_mfu),
         iteration_overhead_ms: Some(rollout.iteration_overhead_s * 1e3),
         tp_allreduce_us: Some(rollout.tp_allreduce_s * 1e6),
+        tp_allreduce_internode_us: Some(rollout.tp_allreduce_internode_s * 1e6),
         prefix_caching: Some(rollout.prefix_caching),
         kv_capacity_tokens: rollout.kv_capacity_tokens,
     };
