@@ -1,6 +1,7 @@
 //! The `rlsim` command line: run, compare, sweep and check scenarios; run them on real devices; traces; benchmarks.
 
 mod completions;
+mod presets;
 mod search;
 mod seeds;
 mod shapes;
@@ -192,6 +193,14 @@ enum Cmd {
         /// Folder for the merged sweep.csv and sweep.json.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// List the built-in models, GPUs and frameworks a scenario can name (`[model] preset`, `[cluster] gpu`,
+    /// `[framework] preset`), with their figures and aliases.
+    #[command(after_help = "Examples:\n  rlsim presets\n  rlsim presets models\n  rlsim presets frameworks --json")]
+    Presets {
+        /// Only these kinds (default: all three).
+        #[arg(value_enum)]
+        kinds: Vec<presets::Kind>,
     },
     /// Validate a scenario (after overrides) without running it.
     Check {
@@ -706,6 +715,11 @@ fn dispatch(cli: Cli) -> Result<()> {
             ));
         }
         Cmd::Trace { command } => trace_command(command)?,
+        Cmd::Presets { kinds } => {
+            let p = presets::collect(&kinds);
+            ui::json(|| Ok(&p))?;
+            ui::text(&presets::text(&p));
+        }
         Cmd::Sweep { scenario, vary, jobs, shard, seeds, out, no_plots, overrides } => {
             let axes = sweep::parse_axes(&vary)?;
             let shard = shard.as_deref().map(sweep::parse_shard).transpose()?;

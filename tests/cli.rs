@@ -872,3 +872,19 @@ fn compare_on_several_seeds_reports_the_mean_and_its_range() {
     // Run files are written for the scenario's own seed only.
     assert!(dir.join("quickstart-colocated/summary.json").exists() && !dir.join("quickstart-colocated-2").exists());
 }
+
+/// `presets` lists what a scenario can name; `--json` gives the full figures, and a named kind only that kind.
+#[test]
+fn presets_lists_models_gpus_and_frameworks() {
+    let text = ok(&["presets"]);
+    for name in ["Qwen3-235B-A22B", "DeepSeek-R1-Distill-Qwen-1.5B", "GB200", "verl-megatron", "H100 = H100-SXM"] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&ok(&["presets", "gpus", "--json"])).unwrap();
+    assert!(json.get("models").is_none() && json.get("frameworks").is_none());
+    let h20 = json["gpus"].as_array().unwrap().iter().find(|g| g["name"] == "H20").unwrap();
+    assert_eq!(h20["bf16_tflops"], 148.0);
+    assert_eq!(json["gpu_aliases"][0]["alias"], "H100");
+    let err = String::from_utf8(rlsim(&["presets", "tpus"]).stderr).unwrap();
+    assert!(err.contains("invalid value 'tpus'"), "{err}");
+}
