@@ -78,6 +78,12 @@ fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
 /// The tables `rlsim presets` prints.
 pub fn text(p: &Presets) -> String {
     let mut out = String::new();
+    // A blank line between tables, none after the last.
+    let gap = |out: &mut String| {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+    };
     if !p.models.is_empty() {
         out += "models (from each config.json; [model] preset = \"NAME\")\n";
         let rows: Vec<Vec<String>> = p
@@ -112,9 +118,10 @@ pub fn text(p: &Presets) -> String {
         ];
         out += &columns(&header, &rows);
         let aliases: Vec<String> = p.model_aliases.iter().map(|a| format!("{} = {}", a.alias, a.preset)).collect();
-        out += &format!("aliases (same architecture, shown under the alias): {}\n\n", aliases.join(", "));
+        out += &format!("aliases (same architecture, shown under the alias): {}\n", aliases.join(", "));
     }
     if !p.gpus.is_empty() {
+        gap(&mut out);
         out += "GPUs (datasheet figures; [cluster] gpu = \"NAME\")\n";
         let rows: Vec<Vec<String>> = p
             .gpus
@@ -146,9 +153,10 @@ pub fn text(p: &Presets) -> String {
         ];
         out += &columns(&header, &rows);
         let aliases: Vec<String> = p.gpu_aliases.iter().map(|a| format!("{} = {}", a.alias, a.preset)).collect();
-        out += &format!("aliases: {}\n\n", aliases.join(", "));
+        out += &format!("aliases: {}\n", aliases.join(", "));
     }
     if !p.frameworks.is_empty() {
+        gap(&mut out);
         out += "frameworks (constants and their sources: sim/src/framework.rs, docs/fidelity.md; [framework] preset = \"NAME\")\n";
         let rows: Vec<Vec<String>> = p
             .frameworks
@@ -197,6 +205,10 @@ mod tests {
     #[test]
     fn every_preset_is_listed_once_and_kinds_filter() {
         let all = collect(&[]);
+        let mut names: Vec<&str> = all.models.iter().map(|m| m.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), MODEL_PRESETS.len());
         assert_eq!(all.models.len(), MODEL_PRESETS.len());
         assert_eq!(all.gpus.len(), GPU_PRESETS.len());
         assert_eq!(all.frameworks.len(), FRAMEWORK_PRESETS.len());
@@ -207,5 +219,8 @@ mod tests {
             assert!(t.contains(name), "{name} missing");
         }
         assert!(t.contains("Qwen2.5-Math-7B = Qwen2.5-7B") && t.contains("H100 = H100-SXM"));
+        assert!(!t.ends_with("\n\n"));
+        let models = text(&collect(&[Kind::Models]));
+        assert!(models.contains("Qwen3-4B") && !models.contains("H100-SXM") && !models.contains("verl-fsdp2"));
     }
 }

@@ -226,7 +226,7 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   (`custom_all_reduce.py`), leaving NCCL, whose small-message all-reduce over 2 × 8 GPUs and InfiniBand takes
 ///   46–48 µs on H20 with NVLS tree (NVIDIA/nccl issue #1244, 4–512 B) and ~62 µs at 8 B on H100 (nccl-tests
 ///   tables); inside a node NCCL takes ~2–6 µs (issues #1940, #1259). With one NIC's rate for the bytes
-///   (`AnalyticCosts::tp_allreduce_s_per_token`) this gives 87 / 125 µs at 1 / 2 MB against 122 / 130 µs measured
+///   (`AnalyticCosts::tp_allreduce_s_per_token`) this gives 88 / 125 µs at 1 / 2 MB against 122 / 130 µs measured
 ///   on that H20 cluster, and overprices 8 MB (350 against 146–215 µs).
 /// - Host overhead per iteration (vLLM V1 engine loop in verl's SPMD/agent-loop rollout, tp workers fed by a
 ///   shared-memory broadcast): 3.5 ms, fitted on the tail-bound generations of verl's 7B runs on 64 and 128 H20 (one
