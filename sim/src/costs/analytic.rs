@@ -8,6 +8,7 @@ use crate::costs::decode::{DecodeCoeffs, PrefillCoeffs};
 use crate::costs::memory;
 use crate::costs::train::TrainShape;
 use crate::framework::FrameworkSpec;
+use crate::hardware::GpuSpec;
 use crate::model::ModelSpec;
 use crate::scenario::{Layout, PipelineKind, PipelineSpec, RolloutSpec, Scenario, TrainingSpec};
 use crate::time::{secs_to_fs, secs_to_ns};
@@ -67,11 +68,8 @@ impl AnalyticCosts {
     /// parallelism (NCCL's over the NICs when the engine spans nodes).
     fn iteration_overhead_s(&self, tp: u32) -> f64 {
         let layers = self.model.layers as f64;
-        let latency_s = if tp > self.cluster.gpus_per_node {
-            self.rollout.tp_allreduce_internode_s
-        } else {
-            self.rollout.tp_allreduce_s
-        };
+        let latency_s =
+            if self.spans_nodes(tp) { self.rollout.tp_allreduce_internode_s } else { self.rollout.tp_allreduce_s };
         let allreduce = if tp > 1 { 2.0 * layers * latency_s } else { 0.0 };
         let moe = if self.model.is_moe() { 2.0 } else { 1.0 };
         self.rollout.iteration_overhead_s + layers * self.rollout.layer_launch_s * moe + allreduce
@@ -93,28 +91,31 @@ impl AnalyticCosts {
         if worker.tp <= 1 {
             return 0.0;
         }
-        let link_gbytes_per_s = if worker.tp <= self.cluster.gpus_per_node {
-            worker.gpu.nvlink_gbytes_per_s
-        } else {
-            worker.gpu.network_gbits_per_s / 8.0
-        };
+        let link_gbytes_per_s = self.group_link_gbytes_per_s(&worker.gpu, worker.tp);
         let bytes = self.model.layers as f64 * 2.0 * 2.0 * self.model.hidden as f64 * 2.0 * (t - 1.0) / t;
         bytes / (link_gbytes_per_s * 1e9)
     }
 
-    /// The per-GPU link a collective among `group` GPUs of the train workers runs at: NVLink when the group fits in
-    /// a node, the NIC otherwise; the slowest GPU type's.
+    /// Whether a group of `gpus` GPUs working together (an engine, a trainer's parallel group) spans nodes.
+    fn spans_nodes(&self, gpus: u32) -> bool {
+        gpus > self.cluster.gpus_per_node
+    }
+
+    /// The per-GPU link a collective among `group` GPUs of type `gpu` runs over: NVLink when the group fits in a
+    /// node, the GPU's NIC otherwise.
+    fn group_link_gbytes_per_s(&self, gpu: &GpuSpec, group: u32) -> f64 {
+        if self.spans_nodes(group) {
+            gpu.network_gbits_per_s / 8.0
+        } else {
+            gpu.nvlink_gbytes_per_s
+        }
+    }
+
+    /// The per-GPU link a collective among `group` GPUs of the train workers runs at; the slowest GPU type's.
     fn link_gbytes_per_s(&self, workers: &[WorkerId], group: u32) -> f64 {
         workers
             .iter()
-            .map(|w| {
-                let gpu = &self.cluster.worker(*w).gpu;
-                if group <= self.cluster.gpus_per_node {
-                    gpu.nvlink_gbytes_per_s
-                } else {
-                    gpu.network_gbits_per_s / 8.0
-                }
-            })
+            .map(|w| self.group_link_gbytes_per_s(&self.cluster.worker(*w).gpu, group))
             .fold(f64::INFINITY, f64::min)
     }
 
