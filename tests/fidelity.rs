@@ -63,6 +63,7 @@ fn fidelity_cases_carry_no_fudge_factor() {
     let forbidden = [
         "mfu",
         "hbm_efficiency",
+        "kv_read_efficiency",
         "decode_compute_efficiency",
         "prefill_mfu",
         "iteration_overhead_ms",

@@ -29,6 +29,10 @@ pub struct FrameworkSpec {
     pub tp_allreduce_internode_us: f64,
     /// Achieved share of HBM bandwidth in decode, and for the trainer's activation traffic.
     pub hbm_efficiency: f64,
+    /// Achieved share of the GPU's peak HBM bandwidth when a decode iteration's attention reads the paged KV cache
+    /// (the weights stream at `hbm_efficiency`): decode attention kernels at grouped-query shapes fall further below
+    /// peak than the weight GEMMs.
+    pub kv_read_efficiency: f64,
     /// Achieved share of the GPU's achievable matmul rate in decode (the compute-bound line).
     pub decode_compute_efficiency: f64,
     /// A decode iteration overlaps reading the weights and KV with its FLOPs (a GPU's kernels: the time is the larger
@@ -228,6 +232,13 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   tables); inside a node NCCL takes ~2–6 µs (issues #1940, #1259). With one NIC's rate for the bytes
 ///   (`AnalyticCosts::tp_allreduce_s_per_token`) this gives 88 / 125 µs at 1 / 2 MB against 122 / 130 µs measured
 ///   on that H20 cluster, and overprices 8 MB (350 against 146–215 µs).
+/// - KV reads in decode attention at 0.45 of peak HBM (vLLM), 0.8 (SGLang: slime, AReaL): a torch profile of vLLM
+///   on one H100 (vllm-project/vllm issue #9471, Llama-3.1-8B, 8 KV heads, batch 64, contexts 1–2k) spends 138.8 µs
+///   per layer-step in `flash_fwd_splitkv_kernel` for ~201 MB of KV (≈43 % of 3.35 TB/s) while its GEMMs stream
+///   the weights at ≈70 %; FlashAttention-2's paged decode reaches 37–47 % of an H100 at 8 KV heads and 128–256
+///   tokens of context (microsoft/onnxruntime PR #21414), FlashAttention-3 54–55 % at 2–4k with plain multi-head
+///   attention, FlashInfer's tensor-core decode 84 % on H20 (Dao-AILab/flash-attention issue #1572). Not fitted:
+///   with it NeMo-RL's long Qwen3 generations moved from 28 % short to 10 % (docs/fidelity.md).
 /// - Host overhead per iteration (vLLM V1 engine loop in verl's SPMD/agent-loop rollout, tp workers fed by a
 ///   shared-memory broadcast): 3.5 ms, fitted on the tail-bound generations of verl's 7B runs on 64 and 128 H20 (one
 ///   ~25k-token sequence decoding nearly alone takes ~150–178 s there); SGLang's overlap scheduler hides most of it
@@ -307,6 +318,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         tp_allreduce_us: 10.0,
         tp_allreduce_internode_us: 50.0,
         hbm_efficiency: 0.8,
+        kv_read_efficiency: 0.45,
         decode_compute_efficiency: 0.5,
         decode_overlap: true,
         prefill_mfu: 0.5,
@@ -335,6 +347,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         "slime" => FrameworkSpec {
             name: "slime".into(),
             iteration_overhead_ms: 1.0,
+            kv_read_efficiency: 0.8,
             offload: true,
             switch_fixed_s: 2.0,
             step_overhead_s: 3.0,
@@ -346,6 +359,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         "areal" => FrameworkSpec {
             name: "areal".into(),
             iteration_overhead_ms: 1.0,
+            kv_read_efficiency: 0.8,
             offload: false,
             switch_fixed_s: 2.0,
             step_overhead_s: 3.0,
@@ -357,6 +371,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         "ideal" => FrameworkSpec {
             name: "ideal".into(),
             cuda_graphs: true,
+            kv_read_efficiency: 0.8,
             iteration_overhead_ms: 1.5,
             seq_overhead_us: 0.0,
             graph_layer_us: 0.0,
@@ -381,6 +396,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
             tp_allreduce_us: 0.0,
             tp_allreduce_internode_us: 0.0,
             hbm_efficiency: 1.0,
+            kv_read_efficiency: 1.0,
             decode_compute_efficiency: 1.0,
             decode_overlap: false,
             prefill_mfu: 1.0,

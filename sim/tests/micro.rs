@@ -46,6 +46,7 @@ activation_reserve_gb = 0
 [rollout]
 tp = 1
 hbm_efficiency = 1.0
+kv_read_efficiency = 1.0
 decode_compute_efficiency = 1.0
 prefill_mfu = 1.0
 iteration_overhead_ms = 1.0

@@ -57,6 +57,11 @@ impl AnalyticCosts {
         worker.gpu.hbm_gbytes_per_s * 1e9 * self.rollout.hbm_efficiency
     }
 
+    /// Effective HBM bandwidth of one GPU of `worker` when decode attention reads the paged KV cache.
+    fn kv_read_bytes_per_s(&self, worker: &Worker) -> f64 {
+        worker.gpu.hbm_gbytes_per_s * 1e9 * self.rollout.kv_read_efficiency
+    }
+
     /// The largest matmul rate one GPU of `worker` reaches (its datasheet peak × its measured achievable share):
     /// what the framework's utilisations (`mfu`, `prefill_mfu`, `decode_compute_efficiency`) are shares of.
     fn matmul_flops(&self, worker: &Worker) -> f64 {
@@ -372,7 +377,8 @@ impl CostModel for AnalyticCosts {
             expert_weights_fs: secs_to_fs(expert_bytes / tp / hbm),
             experts: self.model.experts,
             experts_per_token: self.model.experts_per_token,
-            kv_fs_per_token: secs_to_fs(self.model.kv_bytes_per_token() / kv_split / hbm) + context_fs,
+            kv_fs_per_token: secs_to_fs(self.model.kv_bytes_per_token() / kv_split / self.kv_read_bytes_per_s(worker))
+                + context_fs,
             compute_fs_per_seq: secs_to_fs(self.model.forward_flops_per_token() / flops),
             attention_fs_per_token: secs_to_fs(self.model.attention_flops_per_context_token() / flops)
                 + if self.framework.decode_overlap { context_fs } else { 0 },

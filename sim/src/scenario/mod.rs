@@ -81,6 +81,8 @@ pub struct RolloutSpec {
     pub gpu_memory_utilization: f64,
     pub max_num_seqs: u32,
     pub hbm_efficiency: f64,
+    /// Achieved share of peak HBM bandwidth reading the KV cache in decode attention.
+    pub kv_read_efficiency: f64,
     pub decode_compute_efficiency: f64,
     pub prefill_mfu: f64,
     pub iteration_overhead_s: f64,

@@ -439,6 +439,10 @@ pub struct RawRollout {
     pub max_num_seqs: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hbm_efficiency: Option<f64>,
+    /// Achieved share of the GPU's peak HBM bandwidth when decode attention reads the KV cache (default: the
+    /// framework preset's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_read_efficiency: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decode_compute_efficiency: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]

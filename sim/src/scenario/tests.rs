@@ -279,6 +279,10 @@ fn absurd_values_of_every_bounded_field_are_refused() {
         ("rollout.tp=4000000000", "must be at most 65536 (tensor-parallel degree of each rollout engine)"),
         ("rollout.max_num_seqs=4000000000", "must be at most 1048576 (most sequences decoded at once per engine)"),
         ("rollout.hbm_efficiency=1.5", "expected a fraction in (0, 1] (achieved share of HBM bandwidth), got 1.5"),
+        (
+            "rollout.kv_read_efficiency=0",
+            "expected a fraction in (0, 1] (achieved share of peak HBM bandwidth reading the KV cache), got 0",
+        ),
         ("rollout.iteration_overhead_ms=1e300", "expected milliseconds in [0, 10000], got 1e300"),
         ("rollout.tp_allreduce_us=1e300", "expected microseconds in [0, 1000000], got 1e300"),
         ("rollout.tp_allreduce_internode_us=-1", "expected microseconds in [0, 1000000], got -1"),
@@ -613,4 +617,35 @@ fn decode_all_reduces_cost_their_bytes_over_the_engine_links() {
     assert_eq!(more, crate::time::secs_to_fs(2.0 * 48.0 * 40e-6) as i128);
     let set = overhead(&["rollout.tp=16", "rollout.tp_allreduce_internode_us=10"]) - overhead(&["rollout.tp=4"]);
     assert_eq!(set, 0);
+}
+
+/// Decode streams the weights at `hbm_efficiency` of peak HBM and reads the KV cache at `kv_read_efficiency`, the
+/// attention kernel's own share. Worked by hand for Qwen2.5-14B (48 layers, 8 KV heads of 128) on H100 (3,350 GB/s)
+/// at tp 4 under the default framework (verl-fsdp2: 0.8 and 0.45).
+#[test]
+fn decode_reads_kv_at_its_own_efficiency() {
+    use crate::cost::CostModel;
+    let coeffs = |sets: &[&str]| {
+        let mut all = vec!["model.preset=\"Qwen2.5-14B\"", "rollout.tp=4"];
+        all.extend_from_slice(sets);
+        let s = load(BASE, &all).unwrap();
+        let costs = crate::costs::analytic::AnalyticCosts::new(&s);
+        costs.decode_coeffs(&s.cluster.workers[0])
+    };
+    // One context token: K and V, 48 layers, 8 KV heads of 128, bf16, split over 4 GPUs: 49,152 bytes per GPU.
+    let kv_bytes = 2.0 * 48.0 * 8.0 * 128.0 * 2.0 / 4.0;
+    let preset = coeffs(&[]);
+    assert_eq!(preset.kv_fs_per_token, crate::time::secs_to_fs(kv_bytes / (3350e9 * 0.45)));
+    // Setting the field moves only the KV line; the weights keep `hbm_efficiency`.
+    let set = coeffs(&["rollout.kv_read_efficiency=0.9"]);
+    assert_eq!(set.kv_fs_per_token, crate::time::secs_to_fs(kv_bytes / (3350e9 * 0.9)));
+    assert_eq!(set.weights_fs, preset.weights_fs);
+    let hbm = coeffs(&["rollout.hbm_efficiency=0.4"]);
+    assert_eq!(hbm.kv_fs_per_token, preset.kv_fs_per_token);
+    assert!(hbm.weights_fs.abs_diff(preset.weights_fs * 2) <= 1, "half the weights' bandwidth, twice the time");
+    // SGLang-based presets read KV as fast as they stream weights.
+    assert_eq!(
+        coeffs(&["framework.preset=\"slime\""]).kv_fs_per_token,
+        crate::time::secs_to_fs(kv_bytes / (3350e9 * 0.8))
+    );
 }

@@ -35,6 +35,12 @@ pub(super) fn validate_rollout(
             fw.hbm_efficiency,
             "achieved share of HBM bandwidth",
         )?,
+        kv_read_efficiency: c.fraction(
+            r.kv_read_efficiency,
+            "rollout.kv_read_efficiency",
+            fw.kv_read_efficiency,
+            "achieved share of peak HBM bandwidth reading the KV cache",
+        )?,
         decode_compute_efficiency: c.fraction(
             r.decode_compute_efficiency,
             "rollout.decode_compute_efficiency",
@@ -90,6 +96,7 @@ pub(super) fn validate_rollout(
         gpu_memory_utilization: Some(rollout.gpu_memory_utilization),
         max_num_seqs: Some(rollout.max_num_seqs),
         hbm_efficiency: Some(rollout.hbm_efficiency),
+        kv_read_efficiency: Some(rollout.kv_read_efficiency),
         decode_compute_efficiency: Some(rollout.decode_compute_efficiency),
         prefill_mfu: Some(rollout.prefill_mfu),
         iteration_overhead_ms: Some(rollout.iteration_overhead_s * 1e3),
