@@ -232,13 +232,16 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   tables); inside a node NCCL takes ~2–6 µs (issues #1940, #1259). With one NIC's rate for the bytes
 ///   (`AnalyticCosts::tp_allreduce_s_per_token`) this gives 88 / 125 µs at 1 / 2 MB against 122 / 130 µs measured
 ///   on that H20 cluster, and overprices 8 MB (350 against 146–215 µs).
-/// - KV reads in decode attention at 0.45 of peak HBM (vLLM), 0.8 (SGLang: slime, AReaL): a torch profile of vLLM
-///   on one H100 (vllm-project/vllm issue #9471, Llama-3.1-8B, 8 KV heads, batch 64, contexts 1–2k) spends 138.8 µs
-///   per layer-step in `flash_fwd_splitkv_kernel` for ~201 MB of KV (≈43 % of 3.35 TB/s) while its GEMMs stream
-///   the weights at ≈70 %; FlashAttention-2's paged decode reaches 37–47 % of an H100 at 8 KV heads and 128–256
-///   tokens of context (microsoft/onnxruntime PR #21414), FlashAttention-3 54–55 % at 2–4k with plain multi-head
-///   attention, FlashInfer's tensor-core decode 84 % on H20 (Dao-AILab/flash-attention issue #1572). Not fitted:
-///   with it NeMo-RL's long Qwen3 generations moved from 28 % short to 10 % (docs/fidelity.md).
+/// - KV reads in decode attention at 0.45 of peak HBM (vLLM, whose FlashAttention backend runs FlashAttention-3 on
+///   Hopper in its V1 engine), 0.8 (SGLang's FlashInfer: slime, AReaL). Published FA3 paged-decode measurements:
+///   54–55 % of an H100's bandwidth with 32 KV heads at 2–4k tokens of context, the gap growing with context; on H20
+///   with 16 KV heads at 16k, 27 % with its default 128-row tile and 46 % with the 64-row tile that vLLM's fork took
+///   in April 2025, against 84 % for FlashInfer's tensor-core decode (Dao-AILab/flash-attention issue #1572); SGLang
+///   measured FA3's decode 2.2× (end to end, QwQ-32B, sgl-project/sglang #5630) and 2.8× (kernel, #6151) slower
+///   than FlashInfer's on H20. FlashAttention-2's split-KV kernel in vLLM 0.6's V0 engine reached ~87 % on H100
+///   (vllm-project/vllm #9471: ~403 MB of bf16 KV per layer-step in 138.8 µs), so older vLLM engines read KV at
+///   about `hbm_efficiency`. 0.45 is the 64-row-tile FA3 figure, chosen after seeing how the NeMo-RL generations
+///   respond to this term (docs/fidelity.md), so those rows do not test its exact value independently.
 /// - Host overhead per iteration (vLLM V1 engine loop in verl's SPMD/agent-loop rollout, tp workers fed by a
 ///   shared-memory broadcast): 3.5 ms, fitted on the tail-bound generations of verl's 7B runs on 64 and 128 H20 (one
 ///   ~25k-token sequence decoding nearly alone takes ~150–178 s there); SGLang's overlap scheduler hides most of it

@@ -223,6 +223,7 @@ impl AnalyticCosts {
             micro_batch_tokens: self.training.micro_batch_tokens,
             logprob_micro_batch_tokens: self.training.logprob_micro_batch_tokens,
             micro_batch_overhead_s: self.training.micro_batch_overhead_s,
+            pipeline_stages: self.training.pipeline_parallel.clamp(1, per_rank),
             recompute: self.training.gradient_checkpointing,
             logprob_token_s: layers * logprob.token_s + logprob.outside_token_s + traffic_s + tp_token_s + ep_token_s,
             logprob_token_sq_s: layers * logprob.token_context_s,

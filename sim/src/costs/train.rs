@@ -108,6 +108,10 @@ pub struct TrainShape {
     pub logprob_micro_batch_tokens: u32,
     /// Fixed cost of one micro-batch, seconds.
     pub micro_batch_overhead_s: f64,
+    /// Pipeline stages a rank's layers are split over (1: none). A 1F1B schedule of m micro-batches keeps each
+    /// stage busy m of its m + p − 1 slots (the fill and drain bubble): one schedule per optimizer step, and one
+    /// over a rank's whole share for a log-prob pass.
+    pub pipeline_stages: u32,
     /// Backward reruns the forward (activation recomputation).
     pub recompute: bool,
     /// Time outside the matmuls on one GPU: seconds per token, and per token per token of its sequence (attention
@@ -183,6 +187,18 @@ impl TrainShape {
         (micro.len() as f64, std::borrow::Cow::Owned(padded))
     }
 
+    /// How much longer a 1F1B pipeline schedule of `micro` micro-batches takes than its stages' busy time:
+    /// (m + p − 1) / m (Narayanan et al. 2021, "Efficient Large-Scale Language Model Training on GPU Clusters
+    /// Using Megatron-LM", §2.2: bubble fraction (p − 1)/m of the ideal time).
+    pub fn pipeline_factor(&self, micro: f64) -> f64 {
+        let p = self.pipeline_stages.max(1) as f64;
+        if p <= 1.0 || micro < 1.0 {
+            1.0
+        } else {
+            (micro + p - 1.0) / micro
+        }
+    }
+
     /// Which rank trains each sample (see [`balanced_ranks`]).
     pub fn assign(&self, tokens: &[u64]) -> Vec<usize> {
         balanced_ranks(tokens, self.ranks)
@@ -209,8 +225,10 @@ impl TrainShape {
                 vec![(&share[..], self.logprob_micro_batch_tokens)]
             };
             let mut s = 0.0;
+            let mut schedule_micro = 0.0;
             for (chunk, budget) in chunks {
                 let (micro, computed) = self.layout(chunk, budget);
+                schedule_micro += micro;
                 let flops: f64 = computed.iter().map(|&t| self.forward_flops(t)).sum();
                 let elementwise: f64 = computed
                     .iter()
@@ -220,7 +238,8 @@ impl TrainShape {
                     .sum();
                 s += flops / self.rank_flops + elementwise / gpus + micro * self.micro_batch_overhead_s;
             }
-            logprob_s = logprob_s.max(s);
+            // The pass is one pipeline schedule over all the rank's micro-batches.
+            logprob_s = logprob_s.max(s * self.pipeline_factor(schedule_micro));
         }
         // Update: mini-batch m of every rank is the m-th slice of its share; the step waits for the slowest rank.
         let mut update_s = 0.0;
@@ -234,7 +253,8 @@ impl TrainShape {
                     .iter()
                     .map(|&t| Self::elementwise_s(t, self.update_sample_s, self.update_token_s, self.update_token_sq_s))
                     .sum();
-                let s = flops / self.rank_flops + elementwise / gpus + micro * self.micro_batch_overhead_s;
+                let s = (flops / self.rank_flops + elementwise / gpus + micro * self.micro_batch_overhead_s)
+                    * self.pipeline_factor(micro);
                 slowest = slowest.max(s);
             }
             update_s += slowest;
@@ -259,6 +279,7 @@ mod tests {
             micro_batch_tokens: u32::MAX,
             logprob_micro_batch_tokens: u32::MAX,
             micro_batch_overhead_s: 0.0,
+            pipeline_stages: 1,
             recompute: false,
             logprob_token_s: 0.0,
             logprob_token_sq_s: 0.0,
@@ -283,6 +304,29 @@ mod tests {
         // More mini-batches than samples per rank: one sample each, capped at 2 steps.
         assert_eq!(slots(&[10, 20, 30, 40], 2, 16), (50, 60, 2));
         assert_eq!(slots(&[10, 20, 30, 40], 1, 1), (100, 100, 1));
+    }
+
+    #[test]
+    fn pipeline_stages_add_the_fill_and_drain_bubble() {
+        // One rank, 4 samples of 10 tokens, a budget of 20 tokens: 2 micro-batches per schedule. On 4 stages a
+        // 1F1B schedule of m = 2 takes m + p − 1 = 5 slots for 2 slots of work per stage: 2.5× its busy time.
+        let mut s = shape(1, 1);
+        s.micro_batch_tokens = 20;
+        s.logprob_micro_batch_tokens = 20;
+        let t = [10, 10, 10, 10];
+        let flat = s.passes(&t);
+        assert_eq!((flat.logprob_s, flat.update_s), (40.0, 120.0));
+        s.pipeline_stages = 4;
+        let piped = s.passes(&t);
+        assert_eq!((piped.logprob_s, piped.update_s), (100.0, 300.0));
+        // Two optimizer steps: each is its own schedule of one micro-batch, (1 + 3)/1 = 4× its 60 s.
+        s.mini_batches = 2;
+        assert_eq!(s.passes(&t).update_s, 480.0);
+        // The log-prob pass stays one schedule over the rank's share.
+        assert_eq!(s.passes(&t).logprob_s, 100.0);
+        // Many micro-batches make the bubble small: (m + 3)/m.
+        assert_eq!(s.pipeline_factor(397.0), 400.0 / 397.0);
+        assert_eq!(s.pipeline_factor(0.0), 1.0);
     }
 
     #[test]
