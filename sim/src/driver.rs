@@ -454,7 +454,7 @@ impl<'a> Driver<'a> {
     fn record(&mut self, s: Span) {
         match &mut self.report {
             Some(b) => {
-                b.span(s.worker, s.kind, s.start.as_ns(), s.end.as_ns(), s.step);
+                b.span(s.worker, s.kind, s.start.as_ns(), s.end.as_ns(), s.step, s.into_rollout());
                 if self.keep_activity_spans {
                     match (s.kind, s.step) {
                         (SpanKind::Generate, Some(step)) => {
@@ -612,7 +612,18 @@ impl<'a> Driver<'a> {
     /// A switch of `worker` to `role` ran from `start` to `end`. Becoming a rollout engine, it holds the trainer's
     /// current weights (the training state it leaves holds them).
     pub fn switch_done(&mut self, worker: WorkerId, role: Role, step: u32, start: SimTime, end: SimTime) {
-        self.span(worker, SpanKind::Switch, start, end, Some(step), 0);
+        // A switch into rollout loads the trainer's current weights: its span carries that version.
+        let version = (role == Role::Rollout).then_some(self.trainer_version);
+        self.record(Span {
+            worker: worker.0,
+            kind: SpanKind::Switch,
+            start,
+            end,
+            step: Some(step),
+            trajectory: None,
+            tokens: 0,
+            version,
+        });
         let st = &mut self.states[worker.index()];
         st.role = role;
         st.activity = Activity::Idle;

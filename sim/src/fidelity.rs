@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 /// The model's own error, quoted wherever rlsim prints a ranking (`compare`, `search`): the mean |relative error|
 /// of every comparison in `scenarios/fidelity/` (steps, phases and speed-ups of published runs). `tests/fidelity.rs`
 /// recomputes it from the suite and fails when this figure is more than half a point off, so the quote stays true.
-pub const MEAN_ABS_ERROR: f64 = 0.148;
+pub const MEAN_ABS_ERROR: f64 = 0.157;
 /// How many published comparisons `MEAN_ABS_ERROR` averages (checked by the same test).
-pub const COMPARISONS: usize = 98;
+pub const COMPARISONS: usize = 102;
 
 /// The line `compare` and `search` print under a ranking.
 pub fn model_error_note() -> String {
@@ -95,8 +95,16 @@ fn steady(steps: &[StepRow], warmup: usize, per_published: f64) -> (f64, Vec<(St
         kept[0].duration_s
     };
     let mean = |f: fn(&StepRow) -> f64| kept.iter().map(f).sum::<f64>() / n * per_published;
-    let columns: [fn(&StepRow) -> f64; 6] =
-        [|r| r.rollout_s, |r| r.logprob_s, |r| r.train_s, |r| r.sync_s, |r| r.switch_s, |r| r.reward_s];
+    let columns: [fn(&StepRow) -> f64; 8] = [
+        |r| r.rollout_s,
+        |r| r.logprob_s,
+        |r| r.train_s,
+        |r| r.sync_s,
+        |r| r.switch_s,
+        |r| r.reward_s,
+        |r| r.switch_to_rollout_s,
+        |r| r.switch_to_train_s,
+    ];
     let phases = PHASE_COLUMNS.iter().zip(columns).map(|(name, f)| (name.to_string(), mean(f))).collect();
     (period * per_published, phases)
 }
@@ -192,6 +200,8 @@ mod tests {
             train_s: 1.0,
             sync_s: 0.0,
             switch_s: 0.0,
+            switch_to_rollout_s: 0.0,
+            switch_to_train_s: 0.0,
             reward_s: 0.0,
             trained_samples: 1,
             trained_tokens: 1,

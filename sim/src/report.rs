@@ -101,7 +101,9 @@ pub struct Summary {
 }
 
 /// The per-step phase columns of `steps.csv` (without the `_s`), which published phases map onto.
-pub const PHASE_COLUMNS: &[&str] = &["rollout", "logprob", "train", "sync", "switch", "reward"];
+/// The steps.csv phase columns a published phase may be mapped to (`[published].phases[].sim`), without `_s`.
+pub const PHASE_COLUMNS: &[&str] =
+    &["rollout", "logprob", "train", "sync", "switch", "reward", "switch_to_rollout", "switch_to_train"];
 
 /// One row of `steps.csv`. A phase's duration is the wall-clock time during which at least one worker was in that
 /// phase for this step (the union of its spans), so phases that overlap other steps' work (one-step off-policy
@@ -118,6 +120,10 @@ pub struct StepRow {
     pub train_s: f64,
     pub sync_s: f64,
     pub switch_s: f64,
+    /// The part of `switch_s` switching workers into rollout (offload the training state, wake the engine, load
+    /// the weights), and into training (the engine's sleep, reload the training state).
+    pub switch_to_rollout_s: f64,
+    pub switch_to_train_s: f64,
     /// Batch reward and controller time before the step's first pass.
     pub reward_s: f64,
     pub trained_samples: u64,
@@ -193,6 +199,8 @@ struct StepAcc {
     train: Phase,
     sync: Phase,
     switch: Phase,
+    switch_to_rollout: Phase,
+    switch_to_train: Phase,
     reward: Phase,
     /// End of the step's last non-generation span.
     end: u64,
@@ -205,7 +213,7 @@ struct StepAcc {
 pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
     let mut b = ReportBuilder::new(t.workers.clone());
     for s in &t.spans {
-        b.span(s.worker, s.kind, s.start.as_ns(), s.end.as_ns(), s.step);
+        b.span(s.worker, s.kind, s.start.as_ns(), s.end.as_ns(), s.step, s.into_rollout());
     }
     for sample in &t.samples {
         b.sample(sample.generated_tokens, sample.outcome, sample.segments.iter().copied());
@@ -271,7 +279,8 @@ impl ReportBuilder {
     }
 
     /// A span of `kind` on `worker` from `a` to `b` (ns), labelled with `step`.
-    pub fn span(&mut self, worker: u32, kind: SpanKind, a: u64, b: u64, step: Option<u32>) {
+    /// (`into_rollout`: a switch span's direction, into rollout rather than into training.)
+    pub fn span(&mut self, worker: u32, kind: SpanKind, a: u64, b: u64, step: Option<u32>, into_rollout: bool) {
         let gpus = self.workers.get(worker as usize).map_or(1, |w| w.gpus) as u128;
         match kind {
             SpanKind::Rollout | SpanKind::LogProb | SpanKind::Train => {
@@ -306,7 +315,14 @@ impl ReportBuilder {
             SpanKind::LogProb => acc.logprob.add(a, b),
             SpanKind::Train => acc.train.add(a, b),
             SpanKind::Sync => acc.sync.add(a, b),
-            SpanKind::Switch => acc.switch.add(a, b),
+            SpanKind::Switch => {
+                acc.switch.add(a, b);
+                if into_rollout {
+                    acc.switch_to_rollout.add(a, b);
+                } else {
+                    acc.switch_to_train.add(a, b);
+                }
+            }
             SpanKind::Reward => acc.reward.add(a, b),
             SpanKind::Down => {}
         }
@@ -383,6 +399,8 @@ impl ReportBuilder {
                 train_s: acc.train.union_secs(),
                 sync_s: acc.sync.union_secs(),
                 switch_s: acc.switch.union_secs(),
+                switch_to_rollout_s: acc.switch_to_rollout.union_secs(),
+                switch_to_train_s: acc.switch_to_train.union_secs(),
                 reward_s: acc.reward.union_secs(),
                 trained_samples: acc.samples,
                 trained_tokens: acc.tokens,

@@ -61,8 +61,16 @@ pub struct Span {
     pub trajectory: Option<u64>,
     /// Tokens generated (Generate) or processed (Train, LogProb).
     pub tokens: u64,
-    /// Policy version used (Generate) or produced (Sync).
+    /// Policy version used (Generate), produced (Sync) or loaded (a Switch into rollout; none for one into
+    /// training).
     pub version: Option<u32>,
+}
+
+impl Span {
+    /// A switch that made its worker a rollout engine (it loaded weights), rather than a trainer.
+    pub fn into_rollout(&self) -> bool {
+        self.kind == SpanKind::Switch && self.version.is_some()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

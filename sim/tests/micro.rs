@@ -96,6 +96,11 @@ fn one_worker_one_trajectory_colocated() {
     assert_eq!((m.generated_tokens, m.trained_tokens, m.steps), (1000, 1000, 1));
     assert_eq!(m.sim_time_s, end as f64 / 1e9);
     assert_eq!(run.report.steps[0].switch_s, 0.75);
+    // The two directions apart: into training 0.5 s, back into rollout 0.25 s (that span carries the weights it
+    // loads, the trainer's version after the step).
+    assert_eq!((run.report.steps[0].switch_to_train_s, run.report.steps[0].switch_to_rollout_s), (0.5, 0.25));
+    let switches: Vec<_> = run.timeline.spans.iter().filter(|s| s.kind == SpanKind::Switch).collect();
+    assert_eq!((switches[0].version, switches[1].version), (None, Some(1)));
     assert_eq!(m.max_staleness, 0);
 }
 
