@@ -103,6 +103,8 @@ pub fn write_steps_csv(path: &Path, steps: &[StepRow]) -> Result<(), WriteError>
             "train_s",
             "sync_s",
             "switch_s",
+            "switch_to_rollout_s",
+            "switch_to_train_s",
             "reward_s",
             "trained_samples",
             "trained_tokens",
@@ -470,6 +472,42 @@ mod tests {
          mean_staleness,max_staleness,off_policy_token_fraction,trained_tokens,paused,migrated,switches,\
          switch_gpu_s,failures,lost_gpu_s,usd_per_step,usd_per_million_trained_tokens\n\
          s,async,8,5,10.0,2.0,100.0,1.0,0.5,0.4,0.9,2,0.95,1000,0,0,0,0.0,0,0.0,0.1,3.0\n";
+
+    /// An empty steps.csv names the same columns, in the same order, as one with rows (its header is written by
+    /// hand; a row's comes from `StepRow`'s fields).
+    #[test]
+    fn an_empty_steps_csv_has_the_full_header() {
+        let dir = std::env::temp_dir().join(format!("rlsim-steps-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (empty, full) = (dir.join("empty.csv"), dir.join("full.csv"));
+        write_steps_csv(&empty, &[]).unwrap();
+        let row = StepRow {
+            step: 0,
+            start_s: 0.0,
+            end_s: 1.0,
+            duration_s: 1.0,
+            rollout_s: 0.0,
+            logprob_s: 0.0,
+            train_s: 0.0,
+            sync_s: 0.0,
+            switch_s: 0.0,
+            switch_to_rollout_s: 0.0,
+            switch_to_train_s: 0.0,
+            reward_s: 0.0,
+            trained_samples: 0,
+            trained_tokens: 0,
+            mean_staleness: 0.0,
+            rollout_wait_s: 0.0,
+            rollout_tail_s: 0.0,
+            rollout_pool_busy_fraction: 0.0,
+            train_pool_busy_fraction: 0.0,
+            critical_phase: String::new(),
+        };
+        write_steps_csv(&full, &[row]).unwrap();
+        let header = |p: &Path| std::fs::read_to_string(p).unwrap().lines().next().unwrap().to_string();
+        assert_eq!(header(&empty), header(&full));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn seconds_text_is_exact() {

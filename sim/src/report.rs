@@ -100,7 +100,6 @@ pub struct Summary {
     pub shared_devices: bool,
 }
 
-/// The per-step phase columns of `steps.csv` (without the `_s`), which published phases map onto.
 /// The steps.csv phase columns a published phase may be mapped to (`[published].phases[].sim`), without `_s`.
 pub const PHASE_COLUMNS: &[&str] =
     &["rollout", "logprob", "train", "sync", "switch", "reward", "switch_to_rollout", "switch_to_train"];
@@ -120,8 +119,8 @@ pub struct StepRow {
     pub train_s: f64,
     pub sync_s: f64,
     pub switch_s: f64,
-    /// The part of `switch_s` switching workers into rollout (offload the training state, wake the engine, load
-    /// the weights), and into training (the engine's sleep, reload the training state).
+    /// The part of `switch_s` switching workers into rollout (offload the training state, wake the engine; the
+    /// weights' copy is `sync_s`), and into training (the engine's sleep, reload the training state).
     pub switch_to_rollout_s: f64,
     pub switch_to_train_s: f64,
     /// Batch reward and controller time before the step's first pass.

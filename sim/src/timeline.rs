@@ -61,8 +61,8 @@ pub struct Span {
     pub trajectory: Option<u64>,
     /// Tokens generated (Generate) or processed (Train, LogProb).
     pub tokens: u64,
-    /// Policy version used (Generate), produced (Sync) or loaded (a Switch into rollout; none for one into
-    /// training).
+    /// Policy version used (Generate), produced (Sync), or held by the engine after a Switch into rollout (none
+    /// for a Switch into training).
     pub version: Option<u32>,
 }
 

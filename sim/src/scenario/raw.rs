@@ -149,7 +149,8 @@ pub struct RawPublishedPhase {
     /// The paper's name for the phase (e.g. `gen`, `old_log_prob`, `update_actor`).
     pub name: Option<String>,
     pub seconds: Option<f64>,
-    /// steps.csv columns whose per-step sum is this phase: rollout, logprob, train, sync, switch, reward.
+    /// steps.csv columns whose per-step sum is this phase: rollout, logprob, train, sync, switch, reward, or
+    /// switch_to_rollout / switch_to_train (the two directions of switch; not together with it).
     pub sim: Option<Vec<String>>,
     /// Largest relative error the test accepts for this phase (default: `phase_tolerance`).
     pub tolerance: Option<f64>,
@@ -390,6 +391,9 @@ pub struct RawTrace {
 pub struct RawTraining {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mfu: Option<f64>,
+    /// Tokens per micro-batch per GPU of the update: a data-parallel rank's micro-batch ÷ its
+    /// `model_parallel_gpus` (verl FSDP: `ppo_max_token_len_per_gpu`; NeMo-RL: `train_mb_tokens` ÷
+    /// `model_parallel_gpus`). Under pipeline parallelism it sets the micro-batches per schedule, so the bubble.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub micro_batch_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]

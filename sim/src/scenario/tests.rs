@@ -179,10 +179,13 @@ fn the_gradient_all_reduce_moves_a_shard_among_its_copies() {
         let mut shape = crate::costs::analytic::AnalyticCosts::new(&s).train_shape(&train);
         let with = shape.passes(&[4096; 64]).update_s;
         shape.pipeline_stages = 1;
-        let bubble_s = with - shape.passes(&[4096; 64]).update_s;
-        (cost.update_ns as f64 * 1e-9 - bubble_s, s.model.weight_bytes())
+        let flat = shape.passes(&[4096; 64]).update_s;
+        (cost.update_ns as f64 * 1e-9 - (with - flat), s.model.weight_bytes(), with / flat)
     };
-    let ((one_stage, bytes), (two_stages, _)) = (update("1"), update("2"));
+    let ((one_stage, bytes, no_bubble), (two_stages, _, bubble)) = (update("1"), update("2"));
+    // Each rank's 32 samples of 4,096 tokens in micro-batches of 16,384 tokens per GPU × 4 GPUs: m = 2, so two
+    // stages take (2 + 1)/2 of the busy time.
+    assert_eq!((no_bubble, bubble), (1.0, 1.5));
     // One optimizer step: 2·(n − 1)/n · 2N/s / link, s = 2 (n = 4 copies) against s = 4 (n = 2 copies).
     let ring = |s: f64, n: f64| 2.0 * (n - 1.0) / n * bytes / s / 450e9;
     let saved_s = one_stage - two_stages;
@@ -504,6 +507,14 @@ fn wrong_types_are_explained_without_internal_type_names() {
         assert!(!e.contains("Raw"), "{set}: {e}");
     }
     assert_has(&err(&["workload.response_tokens=5"]), &["expected a length distribution, an inline table"]);
+}
+
+#[test]
+fn a_published_phase_may_not_count_a_switch_twice() {
+    let phase = |cols: &str| format!("published.phases=[{{ name = \"refit\", seconds = 5, sim = {cols} }}]");
+    let e = err(&["published.step_s=10", &phase(r#"["sync", "switch", "switch_to_rollout"]"#)]);
+    assert_has(&e, &["field `published.phases[0].sim`", "`switch` already holds `switch_to_rollout`"]);
+    load(BASE, &["published.step_s=10", &phase(r#"["sync", "switch_to_rollout"]"#)]).unwrap();
 }
 
 fn tmpdir(name: &str) -> PathBuf {

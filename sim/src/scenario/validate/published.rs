@@ -31,6 +31,13 @@ pub(super) fn validate_published(p: &RawPublished, c: &Check) -> Result<(), Scen
         secs(Some(s), &f("seconds"))?;
         let cols = c.require(ph.sim.clone(), &f("sim"), "a list of steps.csv columns")?;
         known(&cols, &f("sim"))?;
+        let has = |name: &str| cols.iter().any(|col| col == name);
+        if has("switch") && (has("switch_to_rollout") || has("switch_to_train")) {
+            return Err(c.src.error(
+                &f("sim"),
+                "`switch` already holds `switch_to_rollout` and `switch_to_train`: give it or its directions",
+            ));
+        }
         if let Some(t) = ph.tolerance {
             c.number(Some(t), &f("tolerance"), 0.0, 0.0, 10.0, "a relative error")?;
         }
