@@ -539,6 +539,9 @@ fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Run { scenario, out, seeds, no_plots, timeline, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
+            for note in s.advisories() {
+                ui::status(format!("note: {}: {note}", scenario.display()));
+            }
             let staged = Staged::new(&out.unwrap_or_else(|| Path::new("runs").join(&s.name)), "run")?;
             let run = simulate_recording(&s, recording_for(timeline.detail))
                 .with_context(|| format!("simulating {}", scenario.display()))?;
@@ -654,6 +657,9 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Cmd::Check { scenario, overrides } => {
             let s = Scenario::load(&scenario, &overrides.list())?;
+            for note in s.advisories() {
+                ui::status(format!("note: {}: {note}", scenario.display()));
+            }
             let rollout = s.cluster.workers.iter().filter(|w| w.start == rlsim_sim::cost::Role::Rollout).count();
             let train_gpus: u32 = s.cluster.with_tag("train").map(|w| w.gpu_count()).sum();
             let lendable = s

@@ -301,6 +301,16 @@ fn compare_runs_one_scenario_under_several_pipelines() {
 }
 
 #[test]
+fn check_notes_a_pipelined_trainer_left_at_the_default_micro_batch() {
+    let file = "scenarios/nemo-rl-qwen3-235b-h100x128.toml";
+    let (_, quiet) = ok_with_stderr(&["check", file]);
+    assert!(!quiet.contains("note:"), "{quiet}");
+    let (out, err) = ok_with_stderr(&["check", file, "--set", "training.micro_batch_tokens=16384"]);
+    assert!(out.contains("ok"), "{out}");
+    assert!(err.contains("note: scenarios/nemo-rl-qwen3-235b-h100x128.toml: training.micro_batch_tokens = 16384 per GPU makes a pipelined rank's micro-batch 524288 tokens"), "{err}");
+}
+
+#[test]
 fn check_validates_and_bad_input_exits_non_zero_with_a_located_message() {
     let out = ok(&["check", "scenarios/quickstart.toml"]);
     assert!(out.contains("ok"), "{out}");

@@ -296,6 +296,29 @@ impl Scenario {
         self.cluster.total_gpus()
     }
 
+    /// Settings that are valid but probably not what the user meant, one sentence each (`check` and `run` print
+    /// them as notes).
+    pub fn advisories(&self) -> Vec<String> {
+        let t = &self.training;
+        let mut notes = Vec::new();
+        // Megatron packs a rank's micro-batches to a few sequences (NeMo-RL: max_total_sequence_length ×
+        // train_micro_batch_size); a per-GPU budget left at its FSDP-sized default makes each micro-batch hold
+        // tens of samples, so a pipeline runs few micro-batches per optimizer step and idles through its fill
+        // and drain (the bubble grows as (p − 1)/m).
+        const LARGEST_PIPELINED_MICRO_BATCH: u64 = 65_536;
+        let rank_tokens = t.micro_batch_tokens as u64 * t.model_parallel_gpus as u64;
+        if t.pipeline_parallel > 1 && rank_tokens > LARGEST_PIPELINED_MICRO_BATCH {
+            notes.push(format!(
+                "training.micro_batch_tokens = {} per GPU makes a pipelined rank's micro-batch {} tokens \
+                 ({} GPUs); with {} stages few micro-batches fill each optimizer step and the pipeline idles \
+                 (the bubble is (p − 1)/m): set it to the recipe's micro-batch tokens per rank ÷ \
+                 model_parallel_gpus (docs/scenario-reference.md)",
+                t.micro_batch_tokens, rank_tokens, t.model_parallel_gpus, t.pipeline_parallel
+            ));
+        }
+        notes
+    }
+
     /// The tensor-parallel degrees of the workers tagged `rollout`, as `check` should print them: "2" when they all
     /// agree, "1–4" (smallest–largest) when explicit workers differ. `rollout.tp` is only the default of
     /// `cluster.workers[].tp`, so explicit workers may not use it at all.
