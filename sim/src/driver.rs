@@ -612,7 +612,7 @@ impl<'a> Driver<'a> {
     /// A switch of `worker` to `role` ran from `start` to `end`. Becoming a rollout engine, it holds the trainer's
     /// current weights (the training state it leaves holds them).
     pub fn switch_done(&mut self, worker: WorkerId, role: Role, step: u32, start: SimTime, end: SimTime) {
-        // A switch into rollout loads the trainer's current weights: its span carries that version.
+        // A switch into rollout leaves the engine holding the trainer's current weights: its span carries that version.
         let version = (role == Role::Rollout).then_some(self.trainer_version);
         self.record(Span {
             worker: worker.0,
