@@ -196,21 +196,10 @@ mod tests {
             end_s: end,
             duration_s: 10.0,
             rollout_s: rollout,
-            logprob_s: 0.0,
             train_s: 1.0,
-            sync_s: 0.0,
-            switch_s: 0.0,
-            switch_to_rollout_s: 0.0,
-            switch_to_train_s: 0.0,
-            reward_s: 0.0,
             trained_samples: 1,
             trained_tokens: 1,
-            mean_staleness: 0.0,
-            rollout_wait_s: 0.0,
-            rollout_tail_s: 0.0,
-            rollout_pool_busy_fraction: 0.0,
-            train_pool_busy_fraction: 0.0,
-            critical_phase: String::new(),
+            ..StepRow::default()
         }
     }
 

@@ -107,7 +107,7 @@ pub const PHASE_COLUMNS: &[&str] =
 /// One row of `steps.csv`. A phase's duration is the wall-clock time during which at least one worker was in that
 /// phase for this step (the union of its spans), so phases that overlap other steps' work (one-step off-policy
 /// rollout) can add up to more than the step.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct StepRow {
     pub step: u32,
     pub start_s: f64,
