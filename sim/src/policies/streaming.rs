@@ -399,12 +399,20 @@ impl Streaming {
         let mut pending = std::mem::take(&mut self.resume);
         let mut rest = std::mem::take(&mut self.resume_spare);
         rest.clear();
+        // Open workers with a free slot left. Once none has, a sequence whose home is not open stays queued without
+        // looking up its group (a cache miss each): after a weight update thousands wait, and each finish frees one
+        // slot, so this loop ran over all of them on every event for the one or two it placed.
+        let mut with_room = open.iter().filter(|o| o.1 > 0).count();
         for (t, home) in pending.drain(..) {
+            // `open` is in id order: its home's entry by binary search.
+            let home_at = home.and_then(|h| open.binary_search_by_key(&h, |&(w, _)| w).ok());
+            if home_at.is_none() && with_room == 0 {
+                rest.push_back((t, None));
+                continue;
+            }
             let start = self.groups.get(t.0 / g).map_or(0, |gr| gr.start_version);
             let fits = |w: WorkerId| view.worker(w).weights_version >= start;
-            // `open` is in id order: its home's entry by binary search.
-            let at_home =
-                home.and_then(|h| open.binary_search_by_key(&h, |&(w, _)| w).ok()).filter(|&i| fits(open[i].0));
+            let at_home = home_at.filter(|&i| fits(open[i].0));
             let pick = at_home.or_else(|| {
                 (0..open.len())
                     .filter(|&i| open[i].1 > 0 && fits(open[i].0))
@@ -413,6 +421,9 @@ impl Streaming {
             match pick {
                 Some(i) => {
                     self.admit_to(open[i].0, [t]);
+                    if open[i].1 == 1 {
+                        with_room -= 1;
+                    }
                     open[i].1 = open[i].1.saturating_sub(1);
                 }
                 None => rest.push_back((t, None)),
