@@ -154,8 +154,9 @@ enum Cmd {
         /// rest is split fairly across the pipeline types.
         #[arg(long, default_value_t = 64, value_parser = at_least_one)]
         budget: usize,
-        /// Steps of the screening runs (default max(3, steps/4), at most the scenario's steps). The top third (at
-        /// least 3), the input scenario and the pipeline defaults are then rerun with the full steps.
+        /// Steps of the screening runs (default max(3, steps/4), at most the scenario's steps): each configuration's
+        /// full run is stopped after them. The top third (at least 3), the input scenario and the pipeline defaults
+        /// are then carried on to the full steps.
         #[arg(long, value_parser = at_least_one)]
         screen_steps: Option<usize>,
         /// Seeds of the confirmation runs (the scenario's seed + 0, 1, …): every confirmed configuration runs on

@@ -8,8 +8,9 @@
 //! 2. the rest of the budget is split across pipeline types in fair shares (water-filling: a type with fewer
 //!    configurations than its share gives the remainder to the others); within a type the picks go round-robin over
 //!    its (knob, tensor-parallel degree) groups, each group's rollout/train splits taken middle first;
-//! 3. every configuration is screened with a short run (`--screen-steps`); the top third (at least 3), the input
-//!    scenario and the pipeline defaults are confirmed with the full steps on the scenario's seed; the input, the
+//! 3. every configuration is screened on the first `--screen-steps` steps of its full run; the top third (at least
+//!    3), the input scenario and the pipeline defaults are confirmed with the full steps on the scenario's seed
+//!    (their screening runs, kept paused, carried on to the end; `screen`, `confirm_first`); the input, the
 //!    defaults and the leaders by mean (the best `max(--top, 3)`, and any within 5 % of the last of them) are then
 //!    run on the other `--seeds` seeds (the scenario's seed + k) too, until every leader by mean has them all, and
 //!    every confirmed configuration is ranked by its mean throughput; the others are reported as screened only;
@@ -17,9 +18,12 @@
 
 use crate::sweep::simulate_all;
 use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
 use rlsim_reports as reports;
+use rlsim_sim::policy::build_policy;
 use rlsim_sim::report::Summary;
 use rlsim_sim::scenario::{Scenario, PIPELINE_TYPES};
+use rlsim_sim::simulator::{Recording, Simulation};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -394,9 +398,121 @@ fn race_leaders(confirm: &BTreeSet<usize>, per: &[Vec<Summary>], n_mandatory: us
     race.into_iter().filter(|&i| per[i].len() < o.seeds as usize).collect()
 }
 
+/// Paused screening runs are kept while their trajectories per step add up to at most this many. A paused run of a
+/// streaming pipeline holds up to a few steps' trajectories (~230 bytes each, measured on `dapo-32b-h800x64`: 25
+/// paused runs of 8,192 per step took 170 MB), so this is ~0.5 GB; the confirmations of the runs beyond it start
+/// again from their first step (the same results, later).
+const PAUSED_TRAJECTORY_BUDGET: u64 = 500_000;
+
+/// The screening runs still paused, by candidate, and the screened survivors' throughputs so far.
+struct Paused<'a> {
+    runs: Vec<Option<Simulation<'a>>>,
+    survivors: Vec<(f64, usize)>,
+}
+
+impl Paused<'_> {
+    /// Keeps the runs that may still be confirmed — the mandatory survivors and the best `keep` survivors so far (a
+    /// survivor's screening throughput is final, so one that falls out of the best `keep` never comes back in) —
+    /// at most `max` of them, the best first; drops the others.
+    fn retain(&mut self, n_mandatory: usize, keep: usize, max: usize) {
+        self.survivors.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let kept: BTreeSet<usize> = self
+            .survivors
+            .iter()
+            .enumerate()
+            .filter(|(rank, (_, i))| *rank < keep || *i < n_mandatory)
+            .map(|(_, (_, i))| *i)
+            .take(max)
+            .collect();
+        for (i, run) in self.runs.iter_mut().enumerate() {
+            if !kept.contains(&i) {
+                *run = None;
+            }
+        }
+    }
+}
+
+/// The screening summaries in candidate order, and the paused runs by candidate.
+type Screened<'a> = (Vec<Result<Summary>>, Vec<Option<Simulation<'a>>>);
+
+/// Screens every candidate on the first `screen_steps` steps of its full run (the run stopped once that many
+/// steps have trained, its summary taken there), keeping paused the runs that may be confirmed so that
+/// `confirm_first` carries them on rather than starting again. Returns the screening summaries in candidate order
+/// and the paused runs by candidate.
+fn screen<'a>(cands: &'a [Candidate], screen_steps: u32, n_mandatory: usize, o: &Options) -> Result<Screened<'a>> {
+    // The confirmed are the best third of the survivors (at least 3) and the mandatory ones.
+    let keep = cands.len().div_ceil(3).max(3);
+    let per_run = cands
+        .iter()
+        .map(|c| u64::from(c.scenario.workload.prompts_per_step) * u64::from(c.scenario.workload.samples_per_prompt))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let max_paused = (PAUSED_TRAJECTORY_BUDGET / per_run) as usize;
+    let paused =
+        std::sync::Mutex::new(Paused { runs: (0..cands.len()).map(|_| None).collect(), survivors: Vec::new() });
+    let bar = crate::ui::progress(cands.len(), "runs");
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(o.jobs.max(1)).build()?;
+    let results: Vec<Result<Summary>> = pool.install(|| {
+        cands
+            .par_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let s = &c.scenario;
+                let mut run = Simulation::new(s, build_policy(&s.pipeline, &s.workload), Recording::SUMMARY);
+                let summary = run
+                    .run_until_trained(screen_steps)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|()| run.summary_so_far().context("a summary-only run streams its report"))
+                    .with_context(|| format!("simulating {}", s.name));
+                bar.inc(1);
+                let summary = summary?;
+                let mut p = paused.lock().expect("no screening run panicked");
+                if breaks(o, summary.max_staleness, summary.off_policy_token_fraction).is_none() {
+                    p.survivors.push((summary.tokens_per_s, i));
+                    p.runs[i] = Some(run);
+                    p.retain(n_mandatory, keep, max_paused);
+                }
+                Ok(summary)
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    let runs = paused.into_inner().expect("no screening run panicked").runs;
+    Ok((results, runs))
+}
+
+/// The confirmation runs on the scenario's seed of candidates `which`: each paused screening run carried on to its
+/// last step, the others run from the start; summaries in `which` order.
+fn confirm_first(
+    cands: &[Candidate],
+    which: &[usize],
+    paused: &mut [Option<Simulation<'_>>],
+    jobs: usize,
+) -> Result<Vec<Result<Summary>>> {
+    let runs: Vec<(usize, Option<Simulation<'_>>)> =
+        which.iter().map(|&i| (i, paused.get_mut(i).and_then(Option::take))).collect();
+    let bar = crate::ui::progress(runs.len(), "runs");
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build()?;
+    let results = pool.install(|| {
+        runs.into_par_iter()
+            .map(|(i, run)| {
+                let s = &cands[i].scenario;
+                let run = run
+                    .unwrap_or_else(|| Simulation::new(s, build_policy(&s.pipeline, &s.workload), Recording::SUMMARY));
+                let r = run.finish().map(|r| r.report.summary).map_err(anyhow::Error::from);
+                bar.inc(1);
+                r.with_context(|| format!("simulating {}", s.name))
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    Ok(results)
+}
+
 /// Screens the candidates with short runs, confirms the leaders (and every mandatory one) on the full steps and
 /// several seeds, and ranks them. `path` and `base` are the scenario file and overrides the candidates were made
-/// from (the screening and seed runs reload them with `workload.steps` and `seed` added).
+/// from (the runs on other seeds reload them with `seed` added).
 pub fn evaluate(path: &Path, base: &[String], cands: Vec<Candidate>, o: &Options) -> Result<Outcome> {
     let load = |c: &Candidate, extra: &[String]| -> Result<Scenario> {
         let mut all = base.to_vec();
@@ -426,14 +542,15 @@ pub fn evaluate(path: &Path, base: &[String], cands: Vec<Candidate>, o: &Options
         }
     };
 
-    // Screening.
-    let screen: Vec<Scenario> = if screen_steps < steps {
-        cands.iter().map(|c| load(c, &[format!("workload.steps={screen_steps}")])).collect::<Result<_>>()?
-    } else {
-        cands.iter().map(|c| c.scenario.clone()).collect()
-    };
+    // Screening: the first `screen_steps` steps of each configuration's full run, the runs that may be confirmed
+    // kept paused (`screen`).
     let screened = cands.len();
-    let results = simulate_all(&screen, o.jobs)?;
+    let (results, mut paused) = if screen_steps < steps {
+        screen(&cands, screen_steps, n_mandatory, o)?
+    } else {
+        let scenarios: Vec<Scenario> = cands.iter().map(|c| c.scenario.clone()).collect();
+        (simulate_all(&scenarios, o.jobs)?, Vec::new())
+    };
     let mut survivors: Vec<(usize, Summary)> = Vec::new();
     for (i, r) in results.into_iter().enumerate() {
         let s = r?;
@@ -465,8 +582,7 @@ pub fn evaluate(path: &Path, base: &[String], cands: Vec<Candidate>, o: &Options
     } else {
         confirm.iter().copied().collect()
     };
-    let runs: Vec<Scenario> = first.iter().map(|&i| cands[i].scenario.clone()).collect();
-    for (&i, r) in first.iter().zip(simulate_all(&runs, o.jobs)?) {
+    for (&i, r) in first.iter().zip(confirm_first(&cands, &first, &mut paused, o.jobs)?) {
         per[i].push(r?);
     }
     // Until the leaders by mean all have every seed: a leader that a later seed drops (a constraint) or demotes

@@ -54,7 +54,7 @@ pub trait Estimates {
 }
 
 /// A cost model: the estimates policies see, plus the coefficients the simulated rollout engines run on.
-pub trait CostModel: Estimates + std::fmt::Debug {
+pub trait CostModel: Estimates + std::fmt::Debug + Send {
     /// Decode coefficients of a rollout engine on `worker`.
     fn decode_coeffs(&self, worker: &Worker) -> DecodeCoeffs;
     /// Prefill coefficients of a rollout engine on `worker`.

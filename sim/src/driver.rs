@@ -743,6 +743,31 @@ impl<'a> Driver<'a> {
         Some(b.finish(timeline.end, timeline.total_gpus, timeline.counters.clone(), meta))
     }
 
+    /// Streaming runs: the report of the run as if it ended now, without ending it. Rollout and down spans still
+    /// open end now; the trajectories still live count with the tokens they have booked; a sync or switch under
+    /// way is left out (none is at the end of a train step, where `search` looks).
+    pub fn report_so_far(&self, engine_counters: &BTreeMap<String, u64>, meta: &RunMeta) -> Option<Report> {
+        let mut b = self.report.clone()?;
+        let now = self.now.as_ns();
+        for (i, open) in self.rollout_open.iter().enumerate() {
+            if let Some((start, step)) = open {
+                b.span(i as u32, SpanKind::Rollout, start.as_ns().min(now), now, Some(*step), false);
+            }
+        }
+        for (i, since) in self.down_since.iter().enumerate() {
+            if let Some(since) = since {
+                b.span(i as u32, SpanKind::Down, since.as_ns().min(now), now, None, false);
+            }
+        }
+        for t in self.tm.all() {
+            b.sample(t.generated, outcome(t), t.segments.iter().map(|s| (s.version, s.tokens)));
+        }
+        let mut counters = engine_counters.clone();
+        counters.insert("failures".to_string(), self.failures);
+        counters.insert("lost_work_gpu_ms".to_string(), (self.lost_work_gpu_ns / 1_000_000) as u64);
+        Some(b.finish(self.now, self.scenario.cluster.total_gpus(), counters, meta))
+    }
+
     /// The latest end of a recorded span (the real run's end).
     pub fn last_span_end(&self) -> SimTime {
         self.spans.iter().map(|s| s.end).max().unwrap_or(SimTime::ZERO)

@@ -213,8 +213,9 @@ impl<'a> ClusterView<'a> {
     }
 }
 
-/// A scheduling policy (one per pipeline type).
-pub trait Policy {
+/// A scheduling policy (one per pipeline type). `Send`, so a paused simulation can move between threads (`search`
+/// screens on one and carries on on another).
+pub trait Policy: Send {
     fn name(&self) -> &'static str;
     fn on_event(&mut self, event: &Event, view: &ClusterView) -> Vec<Command>;
 }

@@ -110,6 +110,8 @@ struct Sim<'a> {
     tool_calls: u64,
     /// The workload has multi-turn samples (the vectors above are kept only then).
     multi_turn: bool,
+    /// The report is computed as the run goes (`Recording::stream_report`).
+    stream_report: bool,
 }
 
 /// What a simulation records beyond what its report needs (the report is the same either way).
@@ -157,91 +159,148 @@ pub fn simulate_with_recording(
     policy: Box<dyn Policy>,
     recording: Recording,
 ) -> Result<SimRun, RunError> {
-    let started = Instant::now();
-    let mut d = Driver::new(scenario, policy, recording.counters);
-    if recording.stream_report {
-        d.stream_report(recording.activity_spans);
-    }
-    // Any worker that may hold a rollout engine (its start state or a later retag) gets one.
-    let engines: Vec<Option<RolloutEngine>> = scenario
-        .cluster
-        .workers
-        .iter()
-        .map(|w| {
-            w.has_tag("rollout").then(|| {
-                RolloutEngine::new(
-                    d.cost.decode_coeffs(w),
-                    d.cost.prefill_coeffs(w),
-                    d.cost.kv_capacity_tokens(w),
-                    scenario.rollout.max_num_seqs,
-                    scenario.rollout.prefix_caching,
-                )
+    Simulation::new(scenario, policy, recording).finish()
+}
+
+/// A simulation that can stop after some train steps and go on later: `search` screens a configuration on the
+/// first steps of its full run and, if it confirms it, carries on from there instead of starting again. Stopping
+/// changes nothing: a run stopped and resumed gives the same results as one run straight through.
+pub struct Simulation<'a> {
+    d: Driver<'a>,
+    sim: Sim<'a>,
+    started: Instant,
+}
+
+// A paused simulation moves between `search`'s worker threads.
+const _: fn() = || {
+    fn is_send<T: Send>() {}
+    is_send::<Simulation<'static>>();
+};
+
+impl<'a> Simulation<'a> {
+    /// Sets a run up, up to its first event.
+    pub fn new(scenario: &'a Scenario, policy: Box<dyn Policy>, recording: Recording) -> Self {
+        let started = Instant::now();
+        let mut d = Driver::new(scenario, policy, recording.counters);
+        if recording.stream_report {
+            d.stream_report(recording.activity_spans);
+        }
+        // Any worker that may hold a rollout engine (its start state or a later retag) gets one.
+        let engines: Vec<Option<RolloutEngine>> = scenario
+            .cluster
+            .workers
+            .iter()
+            .map(|w| {
+                w.has_tag("rollout").then(|| {
+                    RolloutEngine::new(
+                        d.cost.decode_coeffs(w),
+                        d.cost.prefill_coeffs(w),
+                        d.cost.kv_capacity_tokens(w),
+                        scenario.rollout.max_num_seqs,
+                        scenario.rollout.prefix_caching,
+                    )
+                })
             })
-        })
-        .collect();
-    let n = engines.len();
-    let mut sim = Sim {
-        scenario,
-        queue: EventQueue::new(),
-        engines,
-        epochs: vec![0; n],
-        train_plan: None,
-        departed: Vec::new(),
-        finished_buf: Vec::new(),
-        tools: VecDeque::new(),
-        tools_base: 0,
-        tool_waiting_on: vec![0; n],
-        tool_calls: 0,
-        multi_turn: scenario.workload.is_multi_turn(),
-    };
-    if let Some(f) = &scenario.failures {
-        for &(worker, at_s) in &f.events {
-            sim.queue.schedule(SimTime(crate::time::secs_to_ns(at_s)), Internal::Fail { worker });
+            .collect();
+        let n = engines.len();
+        let mut sim = Sim {
+            scenario,
+            queue: EventQueue::new(),
+            engines,
+            epochs: vec![0; n],
+            train_plan: None,
+            departed: Vec::new(),
+            finished_buf: Vec::new(),
+            tools: VecDeque::new(),
+            tools_base: 0,
+            tool_waiting_on: vec![0; n],
+            tool_calls: 0,
+            multi_turn: scenario.workload.is_multi_turn(),
+            stream_report: recording.stream_report,
+        };
+        if let Some(f) = &scenario.failures {
+            for &(worker, at_s) in &f.events {
+                sim.queue.schedule(SimTime(crate::time::secs_to_ns(at_s)), Internal::Fail { worker });
+            }
+            for i in 0..n {
+                sim.schedule_mtbf_failure(&d, WorkerId(i as u32));
+            }
         }
-        for i in 0..n {
-            sim.schedule_mtbf_failure(&d, WorkerId(i as u32));
-        }
+        sim.queue.schedule(SimTime::ZERO, Internal::Deliver(Event::Started));
+        Simulation { d, sim, started }
     }
-    sim.queue.schedule(SimTime::ZERO, Internal::Deliver(Event::Started));
-    while let Some((at, ev)) = sim.queue.pop() {
-        // Failures and recoveries after the last train step do not extend the run.
-        if d.all_steps_done() && matches!(ev, Internal::Fail { .. } | Internal::Recover { .. }) {
-            continue;
-        }
-        if at > MAX_SIM_TIME {
-            // A failure drawn beyond the horizon never strikes; anything else means a cost exploded.
-            if matches!(ev, Internal::Fail { .. }) {
+
+    /// Train steps completed so far.
+    pub fn steps_done(&self) -> u32 {
+        self.d.train_steps_done
+    }
+
+    /// Runs until `steps` train steps are done (stopping right after the last of them finishes training), or until
+    /// nothing is left to happen.
+    pub fn run_until_trained(&mut self, steps: u32) -> Result<(), RunError> {
+        let (d, sim) = (&mut self.d, &mut self.sim);
+        while d.train_steps_done < steps {
+            let Some((at, ev)) = sim.queue.pop() else { break };
+            // Failures and recoveries after the last train step do not extend the run.
+            if d.all_steps_done() && matches!(ev, Internal::Fail { .. } | Internal::Recover { .. }) {
                 continue;
             }
-            return Err(sim.clock_limit(&ev));
+            if at > MAX_SIM_TIME {
+                // A failure drawn beyond the horizon never strikes; anything else means a cost exploded.
+                if matches!(ev, Internal::Fail { .. }) {
+                    continue;
+                }
+                return Err(sim.clock_limit(&ev));
+            }
+            d.now = at;
+            d.events += 1;
+            let train_done = matches!(ev, Internal::TrainDone { .. });
+            sim.handle(d, ev)?;
+            d.deliver(sim)?;
+            if train_done && sim.stream_report {
+                d.advance_report(sim.oldest_generation())?;
+                sim.retire_tools(d.tm.first_live());
+            }
         }
-        d.now = at;
-        d.events += 1;
-        let train_done = matches!(ev, Internal::TrainDone { .. });
-        sim.handle(&mut d, ev)?;
-        d.deliver(&mut sim)?;
-        if train_done && recording.stream_report {
-            d.advance_report(sim.oldest_generation())?;
-            sim.retire_tools(d.tm.first_live());
+        Ok(())
+    }
+
+    /// The summary of the run as it stands: the steps trained so far, over the time so far (a streaming run only;
+    /// `None` otherwise). Generation still under way counts as in flight with the tokens its engines have booked
+    /// (an engine books a sequence's tokens when it leaves the batch, so the few an iteration in progress holds are
+    /// not counted), and spans still open end now.
+    pub fn summary_so_far(&self) -> Option<crate::report::Summary> {
+        let meta = self.meta();
+        let counters = self.sim.counters();
+        self.d.report_so_far(&counters, &meta).map(|r| r.summary)
+    }
+
+    fn meta(&self) -> RunMeta {
+        RunMeta {
+            scenario: self.d.scenario.name.clone(),
+            pipeline: self.d.policy.name().to_string(),
+            backend: "sim".into(),
+            seed: self.d.scenario.seed,
+            events: self.d.events,
+            wall_s: self.started.elapsed().as_secs_f64(),
+            usd_per_hour: self.d.scenario.cluster.usd_per_hour(),
         }
     }
-    if !d.all_steps_done() {
-        return Err(d.stalled());
+
+    /// Runs to the end and reports.
+    pub fn finish(mut self) -> Result<SimRun, RunError> {
+        self.run_until_trained(u32::MAX)?;
+        if !self.d.all_steps_done() {
+            return Err(self.d.stalled());
+        }
+        self.sim.flush(&mut self.d)?;
+        self.d.tm.check_conservation().map_err(RunError::Conservation)?;
+        let timeline = self.sim.timeline(&mut self.d);
+        let meta = self.meta();
+        let mut d = self.d;
+        let report = d.finish_report(&timeline, &meta).unwrap_or_else(|| report(&timeline, &meta));
+        Ok(SimRun { timeline, report, trajectories: d.tm })
     }
-    sim.flush(&mut d)?;
-    d.tm.check_conservation().map_err(RunError::Conservation)?;
-    let timeline = sim.timeline(&mut d);
-    let meta = RunMeta {
-        scenario: scenario.name.clone(),
-        pipeline: d.policy.name().to_string(),
-        backend: "sim".into(),
-        seed: scenario.seed,
-        events: d.events,
-        wall_s: started.elapsed().as_secs_f64(),
-        usd_per_hour: scenario.cluster.usd_per_hour(),
-    };
-    let report = d.finish_report(&timeline, &meta).unwrap_or_else(|| report(&timeline, &meta));
-    Ok(SimRun { timeline, report, trajectories: d.tm })
 }
 
 impl Backend for Sim<'_> {
@@ -699,6 +758,12 @@ impl Sim<'_> {
     }
 
     fn timeline(&self, d: &mut Driver) -> Timeline {
+        let counters = self.counters();
+        d.timeline(d.now, counters)
+    }
+
+    /// The engines' counters so far.
+    fn counters(&self) -> std::collections::BTreeMap<String, u64> {
         let mut counters = std::collections::BTreeMap::new();
         let (mut preemptions, mut prefill, mut iterations) = (0, 0, 0);
         for e in self.engines.iter().flatten() {
@@ -711,7 +776,7 @@ impl Sim<'_> {
         counters.insert("prefill_tokens".to_string(), prefill);
         counters.insert("decode_iterations".to_string(), iterations);
         counters.insert("tool_calls".to_string(), self.tool_calls);
-        d.timeline(d.now, counters)
+        counters
     }
 
     /// Where trajectory `t` stands in its turns after `generated` tokens: (end of its current turn, tokens the
@@ -830,6 +895,34 @@ impl Sim<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run stopped after some train steps and carried on gives the report of the run straight through, for every
+    /// pipeline; what it reports while stopped covers exactly the steps trained so far.
+    #[test]
+    fn a_run_stopped_and_resumed_reports_as_one_run_straight_through() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/quickstart.toml");
+        for kind in crate::scenario::PIPELINE_TYPES {
+            let sets = vec![format!("pipeline.type={kind}"), "workload.steps=6".to_string()];
+            let scenario = Scenario::load(&file, &sets).unwrap();
+            let policy = || build_policy(&scenario.pipeline, &scenario.workload);
+            let mut straight = simulate_recording(&scenario, Recording::SUMMARY).unwrap().report;
+            let mut run = Simulation::new(&scenario, policy(), Recording::SUMMARY);
+            for stop in [2u32, 4] {
+                run.run_until_trained(stop).unwrap();
+                assert_eq!(run.steps_done(), stop, "{kind}");
+                let so_far = run.summary_so_far().expect("a summary-only run streams its report");
+                let rows = &straight.steps[..stop as usize];
+                assert_eq!(so_far.steps, stop, "{kind}");
+                assert_eq!(so_far.trained_tokens, rows.iter().map(|r| r.trained_tokens).sum::<u64>(), "{kind}");
+                assert!(so_far.sim_time_s <= rows[stop as usize - 1].end_s + 1e-9, "{kind}");
+                assert!(so_far.sim_time_s > rows[stop as usize - 2].end_s, "{kind}");
+            }
+            let mut resumed = run.finish().unwrap().report;
+            straight.summary.wall_s = 0.0;
+            resumed.summary.wall_s = 0.0;
+            assert_eq!(resumed, straight, "{kind}");
+        }
+    }
 
     /// Failures a minute apart (the least validation accepts) against a train step of 20 minutes: no attempt
     /// finishes, and the run stops after MAX_FAILURES_WITHOUT_PROGRESS failures instead of looping without end.
