@@ -156,7 +156,7 @@ enum Cmd {
         budget: usize,
         /// Steps of the screening runs (default max(3, steps/4), at most the scenario's steps): each configuration's
         /// full run is stopped after them. The top third (at least 3), the input scenario and the pipeline defaults
-        /// are then carried on to the full steps.
+        /// are then carried on to the full steps (or rerun from the start beyond a memory budget: the same result).
         #[arg(long, value_parser = at_least_one)]
         screen_steps: Option<usize>,
         /// Seeds of the confirmation runs (the scenario's seed + 0, 1, …): every confirmed configuration runs on

@@ -510,7 +510,7 @@ fn confirm_first(
     Ok(results)
 }
 
-/// Screens the candidates with short runs, confirms the leaders (and every mandatory one) on the full steps and
+/// Screens the candidates on the first steps of their runs, confirms the leaders (and every mandatory one) on the full steps and
 /// several seeds, and ranks them. `path` and `base` are the scenario file and overrides the candidates were made
 /// from (the runs on other seeds reload them with `seed` added).
 pub fn evaluate(path: &Path, base: &[String], cands: Vec<Candidate>, o: &Options) -> Result<Outcome> {
@@ -585,6 +585,8 @@ pub fn evaluate(path: &Path, base: &[String], cands: Vec<Candidate>, o: &Options
     for (&i, r) in first.iter().zip(confirm_first(&cands, &first, &mut paused, o.jobs)?) {
         per[i].push(r?);
     }
+    // Kept but not confirmed (ranked between the final cut and the screening's bound): no longer needed.
+    drop(paused);
     // Until the leaders by mean all have every seed: a leader that a later seed drops (a constraint) or demotes
     // lets the next one in, which then runs its seeds too.
     loop {

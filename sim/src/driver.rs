@@ -744,8 +744,9 @@ impl<'a> Driver<'a> {
     }
 
     /// Streaming runs: the report of the run as if it ended now, without ending it. Rollout and down spans still
-    /// open end now; the trajectories still live count with the tokens they have booked; a sync or switch under
-    /// way is left out (none is at the end of a train step, where `search` looks).
+    /// open end now; the trajectories still live count with the tokens they have booked, and a batch whose
+    /// training has not finished counts as in flight; a sync, switch or train pass under way is left out (at the
+    /// end of a train step, where `search` looks, that is a lent worker's switch at most).
     pub fn report_so_far(&self, engine_counters: &BTreeMap<String, u64>, meta: &RunMeta) -> Option<Report> {
         let mut b = self.report.clone()?;
         let now = self.now.as_ns();
@@ -762,6 +763,7 @@ impl<'a> Driver<'a> {
         for t in self.tm.all() {
             b.sample(t.generated, outcome(t), t.segments.iter().map(|s| (s.version, s.tokens)));
         }
+        b.untrain_from(self.train_steps_done);
         let mut counters = engine_counters.clone();
         counters.insert("failures".to_string(), self.failures);
         counters.insert("lost_work_gpu_ms".to_string(), (self.lost_work_gpu_ns / 1_000_000) as u64);

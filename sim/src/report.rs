@@ -206,6 +206,8 @@ struct StepAcc {
     samples: u64,
     tokens: u64,
     stale_token_versions: u64,
+    /// (versions of lag, trained tokens) of this step's batch, to take a step back out (`ReportBuilder::untrain_from`).
+    lags: BTreeMap<u32, u64>,
 }
 
 /// Derives every metric from a Timeline.
@@ -347,10 +349,30 @@ impl ReportBuilder {
                     let lag = version.saturating_sub(v);
                     *self.histogram.entry(lag).or_default() += n as u64;
                     acc.stale_token_versions += lag as u64 * n as u64;
+                    *acc.lags.entry(lag).or_default() += n as u64;
                 }
             }
             Outcome::InFlight => self.in_flight += tokens,
             Outcome::Discarded => self.discarded += tokens,
+        }
+    }
+
+    /// Counts the batches of steps `from` on as in flight rather than trained (a run reported before they finish
+    /// training: a trainer may start the next batch the moment the previous one finishes).
+    pub fn untrain_from(&mut self, from: u32) {
+        for (_, acc) in self.steps.range_mut(from..) {
+            self.trained -= acc.tokens;
+            self.trained_samples -= acc.samples;
+            self.in_flight += acc.tokens;
+            for (lag, n) in std::mem::take(&mut acc.lags) {
+                if let Some(h) = self.histogram.get_mut(&lag) {
+                    *h -= n;
+                    if *h == 0 {
+                        self.histogram.remove(&lag);
+                    }
+                }
+            }
+            (acc.samples, acc.tokens, acc.stale_token_versions) = (0, 0, 0);
         }
     }
 
