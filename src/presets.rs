@@ -174,6 +174,7 @@ pub fn text(p: &Presets) -> String {
                     if f.offload { "yes" } else { "no" }.into(),
                     format!("{}", f.switch_fixed_s),
                     format!("{}", f.weight_sync_fixed_s),
+                    if f.weight_sync_per_tensor { "yes" } else { "no" }.into(),
                     format!("{}", f.step_overhead_s),
                     f.stream_groups_per_engine.to_string(),
                 ]
@@ -191,6 +192,7 @@ pub fn text(p: &Presets) -> String {
             "offload",
             "switch s",
             "sync s",
+            "sync per tensor",
             "step overhead s",
             "groups/engine",
         ];

@@ -81,6 +81,10 @@ pub struct FrameworkSpec {
     pub switch_fixed_s: f64,
     /// Fixed cost of a weight sync besides bytes over links (NCCL set-up, the engine's reload), seconds.
     pub weight_sync_fixed_s: f64,
+    /// The trainer hands its weights over one tensor at a time, each tensor gathered by a collective over the
+    /// trainer's GPUs (an FSDP trainer's `full_tensor()` per parameter; a Megatron trainer's per-tensor generator),
+    /// so every sync also pays one collective's latency per weight tensor (`AnalyticCosts::sync_ns`).
+    pub weight_sync_per_tensor: bool,
     /// Controller work per RL step while the GPUs wait (reward manager, advantages, batch balancing, amortised
     /// validation), seconds.
     pub step_overhead_s: f64,
@@ -282,6 +286,11 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   (`AnalyticCosts::sync_ns`), verl's checkpoint-engine syncs of Megatron trainers come out 47–52 % short
 ///   (Qwen3-30B-A3B 16 + 16 H20: 2.3 s against 4.38 s; Qwen3-235B-A22B 64 + 64: 11.3 s against 23.70 s; fully_async
 ///   README): docs/fidelity.md, "Unexplained".
+/// - Weight sync tensor by tensor (verl): verl's FSDP trainers gather each parameter with `full_tensor()` and its
+///   Megatron trainers export through a per-tensor generator, so each tensor pays one collective's latency over the
+///   trainer's GPUs, priced with NCCL's own latency model (`AnalyticCosts::sync_ns`; no fitted constant). It brought
+///   verl's checkpoint-engine syncs from 47–52 % short to −19 / −11 %. Off elsewhere: slime and AReaL bucket their
+///   updates (no measurement to check), and NeMo-RL's later releases pack their refit (docs/fidelity.md).
 /// - Controller overhead per step 10 s (verl): step minus its phases in verl's fully_async 7B colocated runs on 64
 ///   and 128 H20 (10.9 s and 10.7 s: reward, advantages, balancing, amortised validation every 20 steps).
 ///
@@ -336,6 +345,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         switch_moves_training_state: true,
         switch_fixed_s: 3.0,
         weight_sync_fixed_s: 1.0,
+        weight_sync_per_tensor: true,
         step_overhead_s: 10.0,
         controller_ns_per_padded_token: 140.0,
         assembly_ns_per_padded_token: 80.0,
@@ -349,6 +359,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         "verl-megatron" => FrameworkSpec { name: "verl-megatron".into(), ..verl },
         "slime" => FrameworkSpec {
             name: "slime".into(),
+            weight_sync_per_tensor: false,
             iteration_overhead_ms: 1.0,
             kv_read_efficiency: 0.8,
             offload: true,
@@ -361,6 +372,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         },
         "areal" => FrameworkSpec {
             name: "areal".into(),
+            weight_sync_per_tensor: false,
             iteration_overhead_ms: 1.0,
             kv_read_efficiency: 0.8,
             offload: false,
@@ -373,6 +385,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         },
         "ideal" => FrameworkSpec {
             name: "ideal".into(),
+            weight_sync_per_tensor: false,
             cuda_graphs: true,
             kv_read_efficiency: 0.8,
             iteration_overhead_ms: 1.5,
@@ -414,6 +427,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
             switch_moves_training_state: false,
             switch_fixed_s: 0.0,
             weight_sync_fixed_s: 0.0,
+            weight_sync_per_tensor: false,
             step_overhead_s: 0.0,
             controller_ns_per_padded_token: 0.0,
             assembly_ns_per_padded_token: 0.0,

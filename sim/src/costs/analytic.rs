@@ -30,6 +30,13 @@ pub struct AnalyticCosts {
     switch_train_bytes_per_gpu: f64,
 }
 
+/// NCCL's latency model of a ring collective in its Simple protocol (NVIDIA/nccl `src/graph/tuning.cc`, the tables
+/// of its 2.7-era releases: `baseLat` 8.4 µs for Ring/Simple, `hwLat` 3.4 µs per NVLink hop and 9.6 µs per network
+/// hop). An all-gather over p GPUs on n nodes takes p − 1 steps, n − 1 of them between nodes.
+const NCCL_RING_BASE_US: f64 = 8.4;
+const NCCL_RING_NVLINK_HOP_US: f64 = 3.4;
+const NCCL_RING_NETWORK_HOP_US: f64 = 9.6;
+
 impl AnalyticCosts {
     pub fn new(s: &Scenario) -> Self {
         let mut costs = AnalyticCosts {
@@ -114,6 +121,26 @@ impl AnalyticCosts {
         } else {
             gpu.nvlink_gbytes_per_s
         }
+    }
+
+    /// Latency of one ring all-gather over the GPUs of `workers`, seconds, in NCCL's own cost model (the Simple
+    /// protocol a tensor-sized message uses): a base plus one hop per GPU after the first, over NVLink inside a node
+    /// and over the network between nodes (`NCCL_RING_*`).
+    fn ring_allgather_latency_s(&self, workers: &[WorkerId]) -> f64 {
+        let per_node = self.cluster.gpus_per_node.max(1);
+        let mut nodes = std::collections::BTreeSet::new();
+        let mut gpus = 0u64;
+        for w in workers {
+            for &g in &self.cluster.worker(*w).gpus {
+                nodes.insert(g / per_node);
+                gpus += 1;
+            }
+        }
+        if gpus <= 1 {
+            return 0.0;
+        }
+        let (p, n) = (gpus as f64, nodes.len().max(1) as f64);
+        (NCCL_RING_BASE_US + (p - n) * NCCL_RING_NVLINK_HOP_US + (n - 1.0) * NCCL_RING_NETWORK_HOP_US) * 1e-6
     }
 
     /// The per-GPU link a collective among `group` GPUs of the train workers runs at; the slowest GPU type's.
@@ -298,6 +325,11 @@ impl Estimates for AnalyticCosts {
     /// slices), while one that is (time-sliced) keeps its 1/tp slice of what it gathered, a local copy; the slowest
     /// receiver sets the pace; plus a fixed cost (NCCL set-up, the engine's reload).
     fn sync_ns(&self, from: &[WorkerId], to: &[WorkerId]) -> u64 {
+        let per_tensor = if self.pipeline.weight_sync_per_tensor {
+            self.model.weight_tensors() as f64 * self.ring_allgather_latency_s(from)
+        } else {
+            0.0
+        };
         if to.is_empty() {
             return secs_to_ns(self.pipeline.weight_sync_fixed_s);
         }
@@ -324,7 +356,7 @@ impl Estimates for AnalyticCosts {
             let received = if sends[w.index()] { bytes / self.cluster.worker(w).tp as f64 } else { bytes };
             slowest = slowest.max(received / (sources.gbytes_per_s_into(&[w]) * 1e9));
         }
-        secs_to_ns(gather + slowest + self.pipeline.weight_sync_fixed_s)
+        secs_to_ns(gather + slowest + per_tensor + self.pipeline.weight_sync_fixed_s)
     }
 
     /// Time-slicing: the engine's weights (2·N/tp bytes per GPU) cross PCIe, and so does the sharded training

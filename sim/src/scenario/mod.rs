@@ -180,6 +180,9 @@ pub enum LendRule {
 pub struct PipelineSpec {
     pub kind: PipelineKind,
     pub weight_sync_fixed_s: f64,
+    /// The trainer hands over its weights one tensor at a time, each a collective over its GPUs (see
+    /// `FrameworkSpec::weight_sync_per_tensor`).
+    pub weight_sync_per_tensor: bool,
     pub switch_fixed_s: f64,
     pub switch_to_train_s: Option<f64>,
     pub switch_to_rollout_s: Option<f64>,

@@ -472,6 +472,8 @@ pub struct RawPipeline {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_sync_fixed_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_sync_per_tensor: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub colocated: Option<RawColocated>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disaggregated: Option<RawDisaggregated>,

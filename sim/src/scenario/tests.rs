@@ -201,7 +201,11 @@ fn the_gradient_all_reduce_moves_a_shard_among_its_copies() {
 fn a_weight_sync_gathers_the_shards_then_copies_the_full_weights() {
     use crate::cost::Estimates;
     let sync_s = |sets: &[&str]| {
-        let mut all = vec!["pipeline.type=disaggregated", "pipeline.disaggregated.rollout_gpus=4"];
+        let mut all = vec![
+            "pipeline.type=disaggregated",
+            "pipeline.disaggregated.rollout_gpus=4",
+            "pipeline.weight_sync_per_tensor=false",
+        ];
         all.extend_from_slice(sets);
         let s = load(BASE, &all).unwrap();
         let ids = |tag| s.cluster.with_tag(tag).map(|w| w.id).collect::<Vec<_>>();
@@ -217,6 +221,34 @@ fn a_weight_sync_gathers_the_shards_then_copies_the_full_weights() {
     // Megatron TP 2: each replica holds the whole model, gathered inside its pairs: 2N · 1/2.
     let (megatron, _) = sync_s(&["training.model_parallel_gpus=2", "training.tensor_parallel=2"]);
     assert!((megatron / (0.5 * copy + copy + 1.0) - 1.0).abs() < 1e-6, "{megatron}");
+    // Tensor by tensor (verl's presets): each of the 28 · (4 + 2 + 3) + 3 = 255 tensors also pays one ring
+    // all-gather's latency over the 4 train GPUs of one node, NCCL's 8.4 µs + 3 NVLink hops × 3.4 µs = 18.6 µs.
+    let (per_tensor, _) = sync_s(&["pipeline.weight_sync_per_tensor=true"]);
+    assert!(((per_tensor - fsdp) / (255.0 * 18.6e-6) - 1.0).abs() < 1e-6, "{per_tensor} vs {fsdp}");
+}
+
+/// The per-tensor latency across nodes: 16 train GPUs on two nodes of 8 take 14 NVLink hops and one network hop
+/// per all-gather (8.4 + 14 · 3.4 + 9.6 = 65.6 µs), over Qwen3-30B-A3B's 48 · (4 + 2 + 1 + 3 · 128) + 3 = 18,771
+/// tensors: 1.231 s more per sync.
+#[test]
+fn a_per_tensor_sync_pays_one_ring_latency_per_tensor_over_the_trainers_nodes() {
+    use crate::cost::Estimates;
+    let sync_s = |per_tensor: &str| {
+        let sets = [
+            "model.preset=Qwen3-30B-A3B",
+            "cluster.nodes=4",
+            "pipeline.type=disaggregated",
+            "pipeline.disaggregated.rollout_gpus=16",
+            "rollout.tp=4",
+            per_tensor,
+        ];
+        let s = load(BASE, &sets).unwrap();
+        assert_eq!(s.model.weight_tensors(), 18_771);
+        let ids = |tag| s.cluster.with_tag(tag).map(|w| w.id).collect::<Vec<_>>();
+        crate::costs::analytic::AnalyticCosts::new(&s).sync_ns(&ids("train"), &ids("rollout")) as f64 * 1e-9
+    };
+    let extra = sync_s("pipeline.weight_sync_per_tensor=true") - sync_s("pipeline.weight_sync_per_tensor=false");
+    assert!((extra / (18_771.0 * 65.6e-6) - 1.0).abs() < 1e-6, "{extra}");
 }
 
 #[test]

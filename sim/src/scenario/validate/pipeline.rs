@@ -109,6 +109,7 @@ pub(super) fn validate_pipeline(
             MAX_SECONDS,
             "seconds",
         )?,
+        weight_sync_per_tensor: raw.pipeline.weight_sync_per_tensor.unwrap_or(fw.weight_sync_per_tensor),
         switch_fixed_s: c.number(
             col.switch_fixed_s,
             "pipeline.colocated.switch_fixed_s",
@@ -146,6 +147,7 @@ pub(super) fn resolve_pipeline(raw: &RawScenario, pipeline: &PipelineSpec, resol
     }
     resolved.pipeline.kind = Some(pipeline.kind.name().to_string());
     resolved.pipeline.weight_sync_fixed_s = Some(pipeline.weight_sync_fixed_s);
+    resolved.pipeline.weight_sync_per_tensor = Some(pipeline.weight_sync_per_tensor);
     if layout == Layout::TimeSliced {
         resolved.pipeline.colocated = Some(RawColocated {
             switch_fixed_s: Some(pipeline.switch_fixed_s),
