@@ -283,14 +283,16 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   pushed afterwards), vLLM's sleep-mode blog (0.85–2.6 s wake for small models, 3–6 s for large ones).
 /// - Weight sync fixed 1 s: verl's NCCL trainer→rollout broadcast "under 300 ms" (PR #2231) plus the engine's
 ///   reload. With the bytes priced as the trainer's gather of full tensors and a full copy into each rollout GPU
-///   (`AnalyticCosts::sync_ns`), verl's checkpoint-engine syncs of Megatron trainers come out 47–52 % short
+///   (`AnalyticCosts::sync_ns`), verl's checkpoint-engine syncs of Megatron trainers came out 47–52 % short
 ///   (Qwen3-30B-A3B 16 + 16 H20: 2.3 s against 4.38 s; Qwen3-235B-A22B 64 + 64: 11.3 s against 23.70 s; fully_async
-///   README): docs/fidelity.md, "Unexplained".
+///   README) until the per-tensor latency below joined them.
 /// - Weight sync tensor by tensor (verl): verl's FSDP trainers gather each parameter with `full_tensor()` and its
 ///   Megatron trainers export through a per-tensor generator, so each tensor pays one collective's latency over the
 ///   trainer's GPUs, priced with NCCL's own latency model (`AnalyticCosts::sync_ns`; no fitted constant). It brought
-///   verl's checkpoint-engine syncs from 47–52 % short to −19 / −11 %. Off elsewhere: slime and AReaL bucket their
-///   updates (no measurement to check), and NeMo-RL's later releases pack their refit (docs/fidelity.md).
+///   verl's checkpoint-engine syncs from 47–52 % short to −19 / −11 %. The collective is priced over the whole trainer,
+///   which fits those syncs and NeMo-RL v0.3's refit (the NeMo-RL cases share verl-megatron) but makes NeMo-RL v0.7's
+///   256-GPU Qwen3-235B step 13 % long (docs/fidelity.md, "Unexplained"). Off for slime, AReaL and `ideal`, which
+///   bucket their updates (no measurement to check), and for rlsim-exec (a plain copy).
 /// - Controller overhead per step 10 s (verl): step minus its phases in verl's fully_async 7B colocated runs on 64
 ///   and 128 H20 (10.9 s and 10.7 s: reward, advantages, balancing, amortised validation every 20 steps).
 ///

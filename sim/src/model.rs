@@ -94,7 +94,7 @@ impl ModelSpec {
     /// the two norms and the FFN's three projections, or for an MoE layer its router and three per routed expert;
     /// besides the layers the input embedding, the final norm and an untied LM head. Biases and per-head norms are
     /// not counted (Qwen2's q/k/v biases add 3 a layer, Qwen3's q/k norms 2): within 1 % for the MoE models, a
-    /// quarter low for Qwen2.5-7B (255 against 339).
+    /// quarter low for Qwen2.5-7B (255 against 339). A custom MoE model that leaves `experts` out counts as dense.
     pub fn weight_tensors(&self) -> u64 {
         let ffn = if self.experts > 0 { 1 + 3 * self.experts as u64 } else { 3 };
         self.layers as u64 * (4 + 2 + ffn) + 2 + u64::from(!self.tied_embeddings)
