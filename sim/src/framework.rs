@@ -193,7 +193,8 @@ impl Elementwise {
 }
 
 /// Names of the built-in framework presets.
-pub const FRAMEWORK_PRESETS: &[&str] = &["verl-fsdp2", "verl-megatron", "slime", "areal", "ideal", "rlsim-exec"];
+pub const FRAMEWORK_PRESETS: &[&str] =
+    &["verl-fsdp2", "verl-megatron", "nemo-rl", "slime", "areal", "ideal", "rlsim-exec"];
 
 /// The preset a scenario without `[framework]` gets.
 pub const DEFAULT_FRAMEWORK: &str = "verl-fsdp2";
@@ -293,6 +294,10 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   which fits those syncs and NeMo-RL v0.3's refit (the NeMo-RL cases share verl-megatron) but makes NeMo-RL v0.7's
 ///   256-GPU Qwen3-235B step 13 % long (docs/fidelity.md, "Unexplained"). Off for slime, AReaL and `ideal`, which
 ///   bucket their updates (no measurement to check), and for rlsim-exec (a plain copy).
+/// - `nemo-rl`: verl-megatron's constants (the same stack: vLLM, Megatron, one Ray controller) except the
+///   controller's time per step, 3 s: NeMo-RL v0.3's per-phase table (release blog, 2025-07-21) leaves 3, 3, 2 and
+///   4 s of each step outside its generation, log-prob, training and refit timers (Llama-3.1-8B, Llama-3.1-70B,
+///   Qwen3-32B, Qwen3-30B-A3B), against verl's 10 s. NeMo-RL's other constants are not published.
 /// - Controller overhead per step 10 s (verl): step minus its phases in verl's fully_async 7B colocated runs on 64
 ///   and 128 H20 (10.9 s and 10.7 s: reward, advantages, balancing, amortised validation every 20 steps).
 ///
@@ -359,6 +364,9 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
     let spec = match name.to_ascii_lowercase().as_str() {
         "verl-fsdp2" => verl,
         "verl-megatron" => FrameworkSpec { name: "verl-megatron".into(), ..verl },
+        // NeMo-RL runs the same stack (vLLM engines, a Megatron trainer, a Ray controller); the one constant of its
+        // own that a measurement gives is the controller's time per step.
+        "nemo-rl" => FrameworkSpec { name: "nemo-rl".into(), step_overhead_s: 3.0, ..verl },
         "slime" => FrameworkSpec {
             name: "slime".into(),
             weight_sync_per_tensor: false,
