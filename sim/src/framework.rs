@@ -292,12 +292,14 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   trainer's GPUs, priced with NCCL's own latency model (`AnalyticCosts::sync_ns`; no fitted constant). It brought
 ///   verl's checkpoint-engine syncs from 47–52 % short to −19 / −11 %. The collective is priced over the whole trainer,
 ///   which fits those syncs and NeMo-RL v0.3's refit (the NeMo-RL cases share verl-megatron) but makes NeMo-RL v0.7's
-///   256-GPU Qwen3-235B step 13 % long (docs/fidelity.md, "Unexplained"). Off for slime, AReaL and `ideal`, which
+///   256-GPU Qwen3-235B step 10 % long (docs/fidelity.md, "Unexplained"). Off for slime, AReaL and `ideal`, which
 ///   bucket their updates (no measurement to check), and for rlsim-exec (a plain copy).
 /// - `nemo-rl`: verl-megatron's constants (the same stack: vLLM, Megatron, one Ray controller) except the
 ///   controller's time per step, 3 s: NeMo-RL v0.3's per-phase table (release blog, 2025-07-21) leaves 3, 3, 2 and
 ///   4 s of each step outside its generation, log-prob, training and refit timers (Llama-3.1-8B, Llama-3.1-70B,
-///   Qwen3-32B, Qwen3-30B-A3B), against verl's 10 s. NeMo-RL's other constants are not published.
+///   Qwen3-32B, Qwen3-30B-A3B), against verl's 10 s; and without the two costs of verl's fully_async recipe that
+///   NeMo-RL's async GRPO has no code for (the rollouter's 16 groups per engine, the trainer's batch assembly from
+///   padded samples). NeMo-RL's other constants are not published.
 /// - Controller overhead per step 10 s (verl): step minus its phases in verl's fully_async 7B colocated runs on 64
 ///   and 128 H20 (10.9 s and 10.7 s: reward, advantages, balancing, amortised validation every 20 steps).
 ///
@@ -366,7 +368,14 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         "verl-megatron" => FrameworkSpec { name: "verl-megatron".into(), ..verl },
         // NeMo-RL runs the same stack (vLLM engines, a Megatron trainer, a Ray controller); the one constant of its
         // own that a measurement gives is the controller's time per step.
-        "nemo-rl" => FrameworkSpec { name: "nemo-rl".into(), step_overhead_s: 3.0, ..verl },
+        "nemo-rl" => FrameworkSpec {
+            name: "nemo-rl".into(),
+            step_overhead_s: 3.0,
+            // verl's fully_async recipe's own code paths, which NeMo-RL's async GRPO does not have.
+            assembly_ns_per_padded_token: 0.0,
+            stream_groups_per_engine: 0,
+            ..verl
+        },
         "slime" => FrameworkSpec {
             name: "slime".into(),
             weight_sync_per_tensor: false,
