@@ -16,8 +16,7 @@ use std::collections::BinaryHeap;
 pub fn balanced_ranks(tokens: &[u64], ranks: usize) -> Vec<usize> {
     let ranks = ranks.max(1);
     let cap = tokens.len().div_ceil(ranks);
-    let mut order: Vec<usize> = (0..tokens.len()).collect();
-    order.sort_by_key(|&i| (Reverse(tokens[i]), i));
+    let order = longest_first(tokens);
     let mut heap: BinaryHeap<Reverse<(u64, usize)>> = (0..ranks).map(|r| Reverse((0u64, r))).collect();
     let mut count = vec![0usize; ranks];
     let mut rank_of = vec![0usize; tokens.len()];
@@ -34,6 +33,22 @@ pub fn balanced_ranks(tokens: &[u64], ranks: usize) -> Vec<usize> {
         rank_of[i] = r;
     }
     rank_of
+}
+
+/// Sample indices by length, longest first, ties by index. The keys are unique, so an unstable sort of packed
+/// (u32::MAX − tokens, index) words gives the order of a stable sort of (Reverse(tokens), index) pairs, several times
+/// faster (it runs once per train step over every sample of the batch).
+fn longest_first(tokens: &[u64]) -> Vec<usize> {
+    if tokens.iter().all(|&t| t <= u64::from(u32::MAX)) && tokens.len() <= u32::MAX as usize {
+        let mut keys: Vec<u64> =
+            tokens.iter().enumerate().map(|(i, &t)| (u64::from(u32::MAX) - t) << 32 | i as u64).collect();
+        keys.sort_unstable();
+        keys.into_iter().map(|k| (k & u64::from(u32::MAX)) as usize).collect()
+    } else {
+        let mut order: Vec<usize> = (0..tokens.len()).collect();
+        order.sort_by_key(|&i| (Reverse(tokens[i]), i));
+        order
+    }
 }
 
 /// Mini-batch `k` of `m` of one rank's share (indices in batch order): its k-th consecutive slice.
@@ -425,6 +440,13 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn longest_first_is_the_stable_order_by_length(t in proptest::collection::vec(0u64..50, 0..300)) {
+            let mut reference: Vec<usize> = (0..t.len()).collect();
+            reference.sort_by_key(|&i| (Reverse(t[i]), i));
+            prop_assert_eq!(longest_first(&t), reference);
+        }
+
         #[test]
         fn balanced_counts_and_bounds(t in proptest::collection::vec(1u64..5000, 1..200), ranks in 1usize..16,
                                       m in 1u32..6) {
