@@ -181,9 +181,13 @@ const PHASES: [&str; 6] = ["rollout", "logprob", "train", "reward", "sync", "swi
 /// everything is known ([`Sweep::fold`]), so a run can be analysed as it goes without keeping its generations.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Sweep {
-    /// Boundaries not yet folded: (time, kind, ±1). Kinds: 0 logprob, 1 train, 2 reward, 3 sync, 4 switch,
-    /// 5 generate.
+    /// Boundaries not yet folded, sorted by time: (time, kind, ±1). Kinds: 0 logprob, 1 train, 2 reward, 3 sync,
+    /// 4 switch, 5 generate.
     pending: Vec<(u64, u8, i8)>,
+    /// Boundaries given since the last fold, in any order; a fold sorts them and merges them into `pending`.
+    fresh: Vec<(u64, u8, i8)>,
+    /// The merge's buffer, kept between folds.
+    merged: Vec<(u64, u8, i8)>,
     active: [i64; 6],
     /// Everything before this instant is folded.
     now: u64,
@@ -219,8 +223,8 @@ impl Sweep {
         };
         if b > a {
             debug_assert!(a >= self.now, "a span starting before the folded time");
-            self.pending.push((a, kind, 1));
-            self.pending.push((b, kind, -1));
+            self.fresh.push((a, kind, 1));
+            self.fresh.push((b, kind, -1));
         }
     }
 
@@ -239,9 +243,26 @@ impl Sweep {
     pub fn fold(&mut self, limit: u64) {
         let horizon = self.windows.last().map_or(0, |w| w.end);
         let limit = limit.min(horizon);
-        // What is left from the last fold is sorted; a stable sort finds that run and merges the new boundaries
-        // into it (equal instants are applied together, so their order does not matter).
-        self.pending.sort_by_key(|e| e.0);
+        // What is left from the last fold is sorted: sort only the new boundaries and merge the two (equal instants
+        // are applied together, so their order does not matter). Sorting everything each fold was 9 % of a
+        // streaming run's instructions.
+        self.fresh.sort_unstable_by_key(|e| e.0);
+        self.merged.clear();
+        self.merged.reserve(self.pending.len() + self.fresh.len());
+        let (mut p, mut f) = (0, 0);
+        while p < self.pending.len() && f < self.fresh.len() {
+            if self.fresh[f].0 < self.pending[p].0 {
+                self.merged.push(self.fresh[f]);
+                f += 1;
+            } else {
+                self.merged.push(self.pending[p]);
+                p += 1;
+            }
+        }
+        self.merged.extend_from_slice(&self.pending[p..]);
+        self.merged.extend_from_slice(&self.fresh[f..]);
+        self.fresh.clear();
+        std::mem::swap(&mut self.pending, &mut self.merged);
         let mut i = 0;
         loop {
             while i < self.pending.len() && self.pending[i].0 <= self.now {
