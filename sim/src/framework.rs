@@ -81,9 +81,10 @@ pub struct FrameworkSpec {
     pub switch_fixed_s: f64,
     /// Fixed cost of a weight sync besides bytes over links (NCCL set-up, the engine's reload), seconds.
     pub weight_sync_fixed_s: f64,
-    /// The trainer hands its weights over one tensor at a time, each tensor gathered by a collective over the
-    /// trainer's GPUs (an FSDP trainer's `full_tensor()` per parameter; a Megatron trainer's per-tensor generator),
-    /// so every sync also pays one collective's latency per weight tensor (`AnalyticCosts::sync_ns`).
+    /// The trainer hands its weights over one tensor at a time, each gathered by collectives across its GPUs (an
+    /// FSDP trainer's `full_tensor()` per parameter; a Megatron trainer's per-parameter broadcasts and all-gathers
+    /// over its model-parallel groups), priced as one ring all-gather's latency over the whole trainer per weight
+    /// tensor (`AnalyticCosts::sync_ns`; a proxy, docs/cost-model.md).
     pub weight_sync_per_tensor: bool,
     /// Controller work per RL step while the GPUs wait (reward manager, advantages, batch balancing, amortised
     /// validation), seconds.
