@@ -432,6 +432,11 @@ impl Paused<'_> {
     }
 }
 
+/// A summary-only run of `s` with its pipeline's policy, set up to its first event.
+fn summary_run(s: &Scenario) -> Simulation<'_> {
+    Simulation::new(s, build_policy(&s.pipeline, &s.workload), Recording::SUMMARY)
+}
+
 /// The screening summaries in candidate order, and the paused runs by candidate.
 type Screened<'a> = (Vec<Result<Summary>>, Vec<Option<Simulation<'a>>>);
 
@@ -459,7 +464,7 @@ fn screen<'a>(cands: &'a [Candidate], screen_steps: u32, n_mandatory: usize, o: 
             .enumerate()
             .map(|(i, c)| {
                 let s = &c.scenario;
-                let mut run = Simulation::new(s, build_policy(&s.pipeline, &s.workload), Recording::SUMMARY);
+                let mut run = summary_run(s);
                 let summary = run
                     .run_until_trained(screen_steps)
                     .map_err(anyhow::Error::from)
@@ -498,8 +503,7 @@ fn confirm_first(
         runs.into_par_iter()
             .map(|(i, run)| {
                 let s = &cands[i].scenario;
-                let run = run
-                    .unwrap_or_else(|| Simulation::new(s, build_policy(&s.pipeline, &s.workload), Recording::SUMMARY));
+                let run = run.unwrap_or_else(|| summary_run(s));
                 let r = run.finish().map(|r| r.report.summary).map_err(anyhow::Error::from);
                 bar.inc(1);
                 r.with_context(|| format!("simulating {}", s.name))
@@ -510,9 +514,9 @@ fn confirm_first(
     Ok(results)
 }
 
-/// Screens the candidates on the first steps of their runs, confirms the leaders (and every mandatory one) on the full steps and
-/// several seeds, and ranks them. `path` and `base` are the scenario file and overrides the candidates were made
-/// from (the runs on other seeds reload them with `seed` added).
+/// Screens the candidates on the first steps of their runs, confirms the leaders (and every mandatory one) on the
+/// full steps and several seeds, and ranks them. `path` and `base` are the scenario file and overrides the
+/// candidates were made from (the runs on other seeds reload them with `seed` added).
 pub fn evaluate(path: &Path, base: &[String], cands: Vec<Candidate>, o: &Options) -> Result<Outcome> {
     let load = |c: &Candidate, extra: &[String]| -> Result<Scenario> {
         let mut all = base.to_vec();

@@ -205,9 +205,16 @@ struct StepAcc {
     end: u64,
     samples: u64,
     tokens: u64,
-    stale_token_versions: u64,
-    /// (versions of lag, trained tokens) of this step's batch, to take a step back out (`ReportBuilder::untrain_from`).
+    /// (versions of lag, trained tokens) of this step's batch. The run's trained totals and staleness histogram are
+    /// the sums over the steps, so a step can be taken back out (`ReportBuilder::untrain_from`).
     lags: BTreeMap<u32, u64>,
+}
+
+impl StepAcc {
+    /// Σ lag × tokens over the step's batch.
+    fn stale_token_versions(&self) -> u64 {
+        self.lags.iter().map(|(&lag, &n)| lag as u64 * n).sum()
+    }
 }
 
 /// Derives every metric from a Timeline.
@@ -241,11 +248,8 @@ pub struct ReportBuilder {
     down_gpu_ns: u128,
     compute_by_worker: Vec<u128>,
     generated: u64,
-    trained: u64,
     discarded: u64,
     in_flight: u64,
-    trained_samples: u64,
-    histogram: BTreeMap<u32, u64>,
     longest: u32,
     activity: Vec<bottleneck::Activity>,
     sweep: bottleneck::Sweep,
@@ -266,11 +270,8 @@ impl ReportBuilder {
             switches: 0,
             down_gpu_ns: 0,
             generated: 0,
-            trained: 0,
             discarded: 0,
             in_flight: 0,
-            trained_samples: 0,
-            histogram: BTreeMap::new(),
             longest: 0,
             activity: Vec::new(),
             sweep: bottleneck::Sweep::default(),
@@ -340,16 +341,11 @@ impl ReportBuilder {
         self.longest = self.longest.max(generated_tokens);
         match outcome {
             Outcome::Trained { step, version } => {
-                self.trained += tokens;
-                self.trained_samples += 1;
                 let acc = self.steps.entry(step).or_default();
                 acc.samples += 1;
                 acc.tokens += tokens;
                 for (v, n) in segments {
-                    let lag = version.saturating_sub(v);
-                    *self.histogram.entry(lag).or_default() += n as u64;
-                    acc.stale_token_versions += lag as u64 * n as u64;
-                    *acc.lags.entry(lag).or_default() += n as u64;
+                    *acc.lags.entry(version.saturating_sub(v)).or_default() += n as u64;
                 }
             }
             Outcome::InFlight => self.in_flight += tokens,
@@ -361,18 +357,9 @@ impl ReportBuilder {
     /// training: a trainer may start the next batch the moment the previous one finishes).
     pub fn untrain_from(&mut self, from: u32) {
         for (_, acc) in self.steps.range_mut(from..) {
-            self.trained -= acc.tokens;
-            self.trained_samples -= acc.samples;
             self.in_flight += acc.tokens;
-            for (lag, n) in std::mem::take(&mut acc.lags) {
-                if let Some(h) = self.histogram.get_mut(&lag) {
-                    *h -= n;
-                    if *h == 0 {
-                        self.histogram.remove(&lag);
-                    }
-                }
-            }
-            (acc.samples, acc.tokens, acc.stale_token_versions) = (0, 0, 0);
+            (acc.samples, acc.tokens) = (0, 0);
+            acc.lags.clear();
         }
     }
 
@@ -403,7 +390,15 @@ impl ReportBuilder {
         self.close_through(u32::MAX);
         self.sweep.fold(u64::MAX);
         let end_ns = end.as_ns();
-        let (trained, histogram) = (self.trained, std::mem::take(&mut self.histogram));
+        let (mut trained, mut trained_samples) = (0u64, 0u64);
+        let mut histogram: BTreeMap<u32, u64> = BTreeMap::new();
+        for acc in self.steps.values() {
+            trained += acc.tokens;
+            trained_samples += acc.samples;
+            for (&lag, &n) in &acc.lags {
+                *histogram.entry(lag).or_default() += n;
+            }
+        }
 
         // A step is complete once it has trained; its start is the previous step's end.
         let mut rows = Vec::new();
@@ -425,7 +420,11 @@ impl ReportBuilder {
                 reward_s: acc.reward.union_secs(),
                 trained_samples: acc.samples,
                 trained_tokens: acc.tokens,
-                mean_staleness: if acc.tokens > 0 { acc.stale_token_versions as f64 / acc.tokens as f64 } else { 0.0 },
+                mean_staleness: if acc.tokens > 0 {
+                    acc.stale_token_versions() as f64 / acc.tokens as f64
+                } else {
+                    0.0
+                },
                 rollout_wait_s: 0.0,
                 rollout_tail_s: 0.0,
                 rollout_pool_busy_fraction: 0.0,
@@ -481,9 +480,9 @@ impl ReportBuilder {
             trained_tokens: trained,
             discarded_tokens: self.discarded,
             in_flight_tokens: self.in_flight,
-            trained_samples: self.trained_samples,
+            trained_samples,
             tokens_per_s: per_s(trained as f64),
-            samples_per_s: per_s(self.trained_samples as f64),
+            samples_per_s: per_s(trained_samples as f64),
             mean_step_s: if rows.is_empty() {
                 0.0
             } else {
