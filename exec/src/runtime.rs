@@ -521,6 +521,13 @@ pub fn execute_with(
             scenario.file.display()
         )));
     }
+    if scenario.workload.coarsen > 1 {
+        return Err(RunError::Setup(format!(
+            "{}: field `workload.coarsen`: a coarse-grained run (each group standing for {} identical ones) is simulated only; the real backend runs every sequence (remove workload.coarsen to run it)",
+            scenario.file.display(),
+            scenario.workload.coarsen
+        )));
+    }
     if scenario.failures.as_ref().is_some_and(|f| f.mtbf_gpu_hours.is_some()) {
         return Err(RunError::Setup(format!(
             "{}: field `failures.mtbf_gpu_hours`: random failures are simulated only; to kill real workers, list them with [[failures.events]] (worker and at_s)",
@@ -648,6 +655,7 @@ pub fn execute_with(
         events: d.events,
         wall_s: started.elapsed().as_secs_f64(),
         usd_per_hour: scenario.cluster.usd_per_hour(),
+        trajectory_copies: 1,
     };
     let mut report = report(&timeline, &meta);
     report.summary.devices = placement.iter().map(|d| d.to_string()).collect();

@@ -197,7 +197,7 @@ pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// The summary of one run, as printed by `rlsim run`.
 pub fn summary_table(s: &Summary) -> String {
-    let rows: Vec<Vec<String>> = vec![
+    let mut rows: Vec<Vec<String>> = vec![
         vec!["scenario".into(), s.scenario.clone()],
         vec!["pipeline / backend".into(), format!("{} / {}", s.pipeline, s.backend)],
         vec!["GPUs / seed".into(), format!("{} / {}", s.gpus, s.seed)],
@@ -253,6 +253,15 @@ pub fn summary_table(s: &Summary) -> String {
         ],
         vec!["events / wall time".into(), format!("{} / {:.3} s", s.events, s.wall_s)],
     ];
+    if s.coarsen > 1 {
+        rows.insert(
+            2,
+            vec![
+                "coarse-grained (approximate)".into(),
+                format!("each simulated group stands for {} identical ones (workload.coarsen)", s.coarsen),
+            ],
+        );
+    }
     let mut out = text_table(&["metric", "value"], &rows);
     let _ = writeln!(out, "verdict: {}", s.verdict);
     out

@@ -43,6 +43,15 @@ impl TrainCost {
 pub trait Estimates {
     /// A train step over samples of `sample_tokens` (prompt + response) each, in batch order, on `workers`.
     fn train(&self, sample_tokens: &[u64], workers: &[WorkerId]) -> TrainCost;
+    /// A train step over `copies` identical copies of each sample (a coarse-grained run, `crate::coarsen`). By
+    /// default the batch with each sample repeated in place; a model may price it without the copies.
+    fn train_copies(&self, sample_tokens: &[u64], copies: u32, workers: &[WorkerId]) -> TrainCost {
+        if copies <= 1 {
+            return self.train(sample_tokens, workers);
+        }
+        let expanded: Vec<u64> = sample_tokens.iter().flat_map(|&t| std::iter::repeat_n(t, copies as usize)).collect();
+        self.train(&expanded, workers)
+    }
     /// Copying the current weights from `from` to `to`.
     fn sync_ns(&self, from: &[WorkerId], to: &[WorkerId]) -> u64;
     /// Switching `worker` to hold `to`.
@@ -67,10 +76,15 @@ pub trait CostModel: Estimates + std::fmt::Debug + Send {
 }
 
 /// The scenario's cost model: measured when `[hardware] profile` names a profile, analytic otherwise.
+/// Wrapped in [`crate::coarsen::Coarsened`] when `workload.coarsen` > 1.
 pub fn cost_model(s: &Scenario) -> Box<dyn CostModel> {
-    match &s.profile {
+    let model: Box<dyn CostModel> = match &s.profile {
         Some(p) => Box::new(crate::costs::profiled::ProfiledCosts::new(s, p.clone())),
         None => Box::new(crate::costs::analytic::AnalyticCosts::new(s)),
+    };
+    match s.workload.coarsen {
+        0 | 1 => model,
+        k => Box::new(crate::coarsen::Coarsened::new(model, k)),
     }
 }
 

@@ -24,6 +24,7 @@ pub mod costs {
     pub mod train;
 }
 
+pub mod coarsen;
 pub mod cost;
 pub mod driver;
 pub mod fake_view;

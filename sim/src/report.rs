@@ -22,6 +22,9 @@ pub struct RunMeta {
     pub wall_s: f64,
     /// Rental price of the whole cluster per hour, US dollars (every GPU is paid for, used or not).
     pub usd_per_hour: f64,
+    /// Identical trajectories each simulated one stands for (`workload.coarsen`; 1 = exact): the report counts
+    /// every trajectory and token this many times.
+    pub trajectory_copies: u32,
 }
 
 /// `summary.json`.
@@ -34,6 +37,10 @@ pub struct Summary {
     /// Train steps completed.
     pub steps: u32,
     pub gpus: u32,
+    /// `workload.coarsen` of a coarse-grained run (each simulated trajectory counted this many times); absent
+    /// when exact.
+    #[serde(skip_serializing_if = "is_one")]
+    pub coarsen: u32,
     pub sim_time_s: f64,
     pub generated_tokens: u64,
     pub trained_tokens: u64,
@@ -217,6 +224,11 @@ impl StepAcc {
     }
 }
 
+/// Serde: leaves `coarsen` out of an exact run's summary.
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
 /// Derives every metric from a Timeline.
 pub fn report(t: &Timeline, meta: &RunMeta) -> Report {
     let mut b = ReportBuilder::new(t.workers.clone());
@@ -363,6 +375,20 @@ impl ReportBuilder {
         }
     }
 
+    /// Every trajectory counted `copies` times (a coarse-grained run): tokens, samples, staleness.
+    fn count_copies(&mut self, copies: u64) {
+        self.generated = self.generated.saturating_mul(copies);
+        self.discarded = self.discarded.saturating_mul(copies);
+        self.in_flight = self.in_flight.saturating_mul(copies);
+        for acc in self.steps.values_mut() {
+            acc.samples = acc.samples.saturating_mul(copies);
+            acc.tokens = acc.tokens.saturating_mul(copies);
+            for n in acc.lags.values_mut() {
+                *n = n.saturating_mul(copies);
+            }
+        }
+    }
+
     /// Steps up to `step` are closed: no more spans labelled with them will come, so their windows (a step's
     /// window runs from the previous trained step's end to its own) are final.
     pub fn close_through(&mut self, step: u32) {
@@ -389,6 +415,16 @@ impl ReportBuilder {
     pub fn finish(mut self, end: SimTime, total_gpus: u32, counters: BTreeMap<String, u64>, meta: &RunMeta) -> Report {
         self.close_through(u32::MAX);
         self.sweep.fold(u64::MAX);
+        let copies = meta.trajectory_copies.max(1);
+        if copies > 1 {
+            self.count_copies(copies as u64);
+        }
+        let mut counters = counters;
+        for name in crate::coarsen::PER_TRAJECTORY_COUNTERS {
+            if let Some(n) = counters.get_mut(*name) {
+                *n = n.saturating_mul(copies as u64);
+            }
+        }
         let end_ns = end.as_ns();
         let (mut trained, mut trained_samples) = (0u64, 0u64);
         let mut histogram: BTreeMap<u32, u64> = BTreeMap::new();
@@ -475,6 +511,7 @@ impl ReportBuilder {
             seed: meta.seed,
             steps: rows.len() as u32,
             gpus: total_gpus,
+            coarsen: copies,
             sim_time_s,
             generated_tokens: self.generated,
             trained_tokens: trained,
@@ -590,6 +627,7 @@ mod tests {
             events: 3,
             wall_s: 0.0,
             usd_per_hour: 3.6 * 2.0,
+            trajectory_copies: 1,
         };
         let r = report(&t, &meta);
         let m = &r.summary;

@@ -287,6 +287,7 @@ impl<'a> Simulation<'a> {
             events: self.d.events,
             wall_s: self.started.elapsed().as_secs_f64(),
             usd_per_hour: self.d.scenario.cluster.usd_per_hour(),
+            trajectory_copies: self.d.scenario.workload.coarsen,
         }
     }
 

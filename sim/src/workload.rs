@@ -116,6 +116,10 @@ pub struct WorkloadSpec {
     pub max_context_tokens: u32,
     /// DAPO dynamic sampling: groups whose rewards are all equal are dropped and more are generated.
     pub dynamic_sampling: Option<DynamicSampling>,
+    /// Coarse-grained simulation: each simulated group stands for this many identical ones (1 = exact). The
+    /// counts above (`prompts_per_step`, a round's `prompts_per_round`) are then the simulated groups, the
+    /// scenario's divided by it (`crate::coarsen`).
+    pub coarsen: u32,
 }
 
 /// DAPO's dynamic sampling (verl `algorithm.filter_groups`): a step generates rounds of `prompts_per_round` groups
@@ -227,7 +231,10 @@ impl Workload {
                 let (trace_step, group) = match mode {
                     TraceMode::Replay => {
                         let at = step as usize % trace.steps.len();
-                        let group = (serial % s.prompts_per_step as u64) as usize % trace.steps[at].len();
+                        // A coarse-grained run replays every `coarsen`-th group of the step: the same spread of
+                        // lengths as the exact run, each standing for its neighbours.
+                        let index = (serial % s.prompts_per_step as u64) * s.coarsen.max(1) as u64;
+                        let group = index as usize % trace.steps[at].len();
                         (at, group)
                     }
                     TraceMode::Sample => {
@@ -336,7 +343,20 @@ mod tests {
             multi_turn: None,
             max_context_tokens: 150,
             dynamic_sampling: None,
+            coarsen: 1,
         }
+    }
+
+    #[test]
+    fn a_coarse_replay_takes_every_kth_group_of_the_step() {
+        // 4 groups per step in the trace; coarsen 2 simulates 2 of them per step: groups 0 and 2.
+        let group = |p| TraceGroup { prompt_tokens: p, responses: vec![p * 10], turns: vec![] };
+        let trace = Trace { path: "t.csv".into(), steps: vec![vec![group(1), group(2), group(3), group(4)]] };
+        let mut s = spec(LengthSource::Trace { trace: Arc::new(trace), mode: TraceMode::Replay });
+        (s.prompts_per_step, s.coarsen) = (2, 2);
+        let w = Workload::new(s, 0);
+        let prompts: Vec<u32> = (0..4).map(|serial| w.group(serial, 0).prompt_tokens).collect();
+        assert_eq!(prompts, vec![1, 3, 1, 3]);
     }
 
     #[test]

@@ -275,8 +275,27 @@ impl Estimates for AnalyticCosts {
     /// master parameters (optimizer bytes per parameter) for the update, and puts them back after, at the
     /// framework's pageable-copy bandwidth.
     fn train(&self, sample_tokens: &[u64], workers: &[WorkerId]) -> TrainCost {
+        self.train_copies(sample_tokens, 1, workers)
+    }
+
+    /// `copies` identical copies of each sample (a coarse-grained run) without repeating them all: the ranks go in
+    /// g = gcd(ranks, copies) groups of identical ranks, each rank of a group training its group's share with every
+    /// sample repeated copies / g times. (A rank's load is then that of an exact batch in which the copies of a
+    /// sample go to g ranks alike; the greedy balance of the whole expanded batch may pair them otherwise.)
+    fn train_copies(&self, sample_tokens: &[u64], copies: u32, workers: &[WorkerId]) -> TrainCost {
+        let copies = copies.max(1) as usize;
         let gpus = self.train_gpus(workers) as f64;
-        let passes = self.train_shape(workers).passes(sample_tokens);
+        let mut shape = self.train_shape(workers);
+        let alike = gcd(shape.ranks.max(1), copies);
+        shape.ranks = shape.ranks.max(1) / alike;
+        let repeat = copies / alike;
+        let passes = if repeat == 1 {
+            shape.passes(sample_tokens)
+        } else {
+            let expanded: Vec<u64> = sample_tokens.iter().flat_map(|&t| std::iter::repeat_n(t, repeat)).collect();
+            shape.passes(&expanded)
+        };
+        let samples = sample_tokens.len() as u64 * copies as u64;
         let allreduce = if gpus > 1.0 {
             let bw = self.cluster.ring_gbytes_per_s(workers) * 1e9;
             // A GPU reduces only its shard's gradients, among the GPUs that hold the same shard.
@@ -294,7 +313,7 @@ impl Estimates for AnalyticCosts {
         } else {
             0.0
         };
-        let transfer = self.transfer_s(sample_tokens.len() as u64);
+        let transfer = self.transfer_s(samples);
         let (offload_logprob, offload_update) = if self.offloads(workers) {
             let bw = self.framework.offload_gbytes_per_s * 1e9;
             let params = 4.0 * self.model.params_b * 1e9 / gpus;
@@ -416,6 +435,7 @@ impl CostModel for AnalyticCosts {
             attention_fs_per_token: secs_to_fs(self.model.attention_flops_per_context_token() / flops)
                 + if self.framework.decode_overlap { context_fs } else { 0 },
             serial: !self.framework.decode_overlap,
+            copies_per_seq: 1,
         }
     }
 
@@ -446,5 +466,14 @@ impl CostModel for AnalyticCosts {
             return secs_to_ns(slots * self.framework.assembly_ns_per_padded_token * 1e-9);
         }
         secs_to_ns(self.framework.step_overhead_s)
+    }
+}
+
+/// Greatest common divisor (Euclid).
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }

@@ -36,6 +36,10 @@ pub struct DecodeCoeffs {
     pub attention_fs_per_token: u64,
     /// The reads and the FLOPs happen one after the other (the iteration takes their sum), not overlapped (max).
     pub serial: bool,
+    /// Identical sequences each running sequence stands for (a coarse-grained run, `crate::coarsen`; 0 or 1:
+    /// itself). The per-sequence and per-token coefficients above already include them; this is for the experts,
+    /// which a batch touches by its real token count.
+    pub copies_per_seq: u32,
 }
 
 /// Sum of a + d·k for k in [s, e).
@@ -54,7 +58,8 @@ impl DecodeCoeffs {
             return self.weights_fs as u128 + self.expert_weights_fs as u128;
         }
         let miss = 1.0 - self.experts_per_token as f64 / self.experts as f64;
-        let touched = 1.0 - miss.powi(batch.clamp(1, i32::MAX as u64) as i32);
+        let tokens = batch.saturating_mul(self.copies_per_seq.max(1) as u64);
+        let touched = 1.0 - miss.powi(tokens.clamp(1, i32::MAX as u64) as i32);
         self.weights_fs as u128 + (self.expert_weights_fs as f64 * touched).round() as u128
     }
 

@@ -331,6 +331,11 @@ pub struct RawWorkload {
     /// DAPO dynamic sampling: drop groups whose rewards are all equal and generate more.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dynamic_sampling: Option<RawDynamicSampling>,
+    /// Coarse-grained simulation (an approximation, opt-in): each simulated prompt group stands for this many
+    /// identical ones (same lengths, same engine, same trainer ranks), so a run follows prompts_per_step / coarsen
+    /// groups per step. 1 = exact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coarsen: Option<u32>,
 }
 
 /// `[workload.dynamic_sampling]`.

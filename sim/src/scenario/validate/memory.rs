@@ -94,6 +94,19 @@ pub(super) fn check_kv_capacity(
                 ),
             });
         }
+        // A coarse-grained engine holds coarsen copies of every sequence in its cache.
+        let k = workload.coarsen.max(1) as i64;
+        if k > 1 && cap / k < longest {
+            return Err(c.src.error(
+                "workload.coarsen",
+                format!(
+                    "each simulated sequence stands for {k} sequences of up to {longest} tokens, but worker `{}` has KV cache for only {cap} tokens ({} copies of the longest); expected coarsen at most {}",
+                    w.name,
+                    cap / longest,
+                    cap / longest
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -55,7 +55,7 @@ pub(super) fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, Scena
         published::validate_published(p, &c)?;
     }
 
-    Ok(Scenario {
+    let mut scenario = Scenario {
         framework,
         failures,
         name,
@@ -70,7 +70,10 @@ pub(super) fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, Scena
         profile,
         exec,
         resolved,
-    })
+    };
+    // A coarse-grained run simulates 1/coarsen of the groups: the counts become the simulated ones.
+    crate::coarsen::apply(&mut scenario).map_err(|e| c.src.error("workload.coarsen", e))?;
+    Ok(scenario)
 }
 
 /// `name` and `seed`.

@@ -142,6 +142,8 @@ pub(super) fn validate_workload(
             Some(spec)
         }
     };
+    let coarsen = validate_coarsen(w.coarsen, prompts_per_step, dynamic_sampling.as_ref(), c)?;
+    resolved.coarsen = (coarsen > 1).then_some(coarsen);
     resolved.max_context_tokens = Some(max_context_tokens);
     resolved.response_growth_per_step = Some(response_growth_per_step);
     resolved.reward_batch_s = Some(reward_batch_s);
@@ -158,7 +160,39 @@ pub(super) fn validate_workload(
         multi_turn,
         max_context_tokens,
         dynamic_sampling,
+        coarsen,
     })
+}
+
+/// `workload.coarsen`: a whole number of simulated groups per step (and per dynamic-sampling round).
+fn validate_coarsen(
+    coarsen: Option<u32>,
+    prompts_per_step: u32,
+    dynamic: Option<&crate::workload::DynamicSampling>,
+    c: &Check,
+) -> Result<u32, ScenarioError> {
+    let k = c.count_max(
+        coarsen,
+        "workload.coarsen",
+        Some(1),
+        crate::coarsen::MAX_COARSEN,
+        "identical prompt groups each simulated group stands for (1 = exact)",
+    )?;
+    if !prompts_per_step.is_multiple_of(k) {
+        return Err(c.src.error(
+            "workload.coarsen",
+            format!("{k} does not divide workload.prompts_per_step ({prompts_per_step}); expected a divisor, so that every step simulates a whole number of groups"),
+        ));
+    }
+    if let Some(d) = dynamic {
+        if !d.prompts_per_round.is_multiple_of(k) {
+            return Err(c.src.error(
+                "workload.coarsen",
+                format!("{k} does not divide workload.dynamic_sampling.prompts_per_round ({}); expected a divisor of both group counts", d.prompts_per_round),
+            ));
+        }
+    }
+    Ok(k)
 }
 
 /// What a length distribution counts, and the most it may give.
