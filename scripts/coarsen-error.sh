@@ -3,7 +3,9 @@
 # bundled scenario and pipeline, runs both and prints mean step time, trained tokens/s, the errors and the wall
 # times. A scenario whose counts K does not divide (or whose KV cache cannot hold K copies) is skipped with the
 # reason rlsim gives.
-#   bash scripts/coarsen-error.sh                          # K = 4 and 16, every bundled scenario, its own steps
+#   bash scripts/coarsen-error.sh                          # K = 4 and 16, the bundled scenarios, their own steps
+#   STEPS=20 SCENARIOS=scenarios/bench/seamless-1024.toml bash scripts/coarsen-error.sh   # the 1,024-GPU one (exact
+#                                                          # runs take ~0.15 s a step there)
 #   K="8" STEPS=10 SCENARIOS="scenarios/quickstart.toml" bash scripts/coarsen-error.sh
 #   RLSIM=path/to/rlsim                                    # another binary (default: target/release/rlsim, built)
 set -euo pipefail
@@ -13,7 +15,7 @@ if [[ ! -x $RLSIM || ${RLSIM} == target/release/rlsim ]]; then
   cargo build --release --quiet
 fi
 KS=${K:-"4 16"}
-SCENARIOS=${SCENARIOS:-"scenarios/quickstart.toml scenarios/dapo-32b-h800x64.toml scenarios/longtail-7b-h100x16.toml scenarios/hetero-7b-h800-h20.toml scenarios/moe-30b-h20-explicit.toml scenarios/search-r1-7b-h100x8.toml scenarios/rllm-code-14b-h200x8.toml scenarios/nemo-rl-qwen3-235b-h100x128.toml scenarios/bench/seamless-1024.toml"}
+SCENARIOS=${SCENARIOS:-"scenarios/quickstart.toml scenarios/dapo-32b-h800x64.toml scenarios/longtail-7b-h100x16.toml scenarios/hetero-7b-h800-h20.toml scenarios/moe-30b-h20-explicit.toml scenarios/search-r1-7b-h100x8.toml scenarios/rllm-code-14b-h200x8.toml scenarios/nemo-rl-qwen3-235b-h100x128.toml"}
 PIPELINES=${PIPELINES:-"colocated disaggregated async partial seamless"}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -695,14 +695,15 @@ fn dispatch(cli: Cli) -> Result<()> {
                     train_gpus,
                     lendable_workers: lendable,
                     steps: s.workload.steps,
-                    prompts_per_step: s.workload.prompts_per_step,
+                    prompts_per_step: s.workload.prompts_per_step * s.workload.coarsen,
                     samples_per_prompt: s.workload.samples_per_prompt,
+                    coarsen: s.workload.coarsen,
                     framework: &s.framework.name,
                     cuda_graphs: s.framework.cuda_graphs,
                 })
             })?;
             ui::text(&format!(
-                "{}: ok — {} ({} GB bf16) on {} node(s) × {} {} ({} GPUs), pipeline {}, {} rollout workers (tp={}), {} train GPUs{lend_note}, {} steps × {} prompts × {} samples, framework {} ({})\n",
+                "{}: ok — {} ({} GB bf16) on {} node(s) × {} {} ({} GPUs), pipeline {}, {} rollout workers (tp={}), {} train GPUs{lend_note}, {} steps × {} prompts × {} samples{}, framework {} ({})\n",
                 scenario.display(),
                 s.model.name,
                 s.model.weight_bytes() / 1e9,
@@ -715,8 +716,13 @@ fn dispatch(cli: Cli) -> Result<()> {
                 s.rollout_tp_summary(),
                 train_gpus,
                 s.workload.steps,
-                s.workload.prompts_per_step,
+                s.workload.prompts_per_step * s.workload.coarsen,
                 s.workload.samples_per_prompt,
+                if s.workload.coarsen > 1 {
+                    format!(" (coarse-grained: {} simulated groups per step)", s.workload.prompts_per_step)
+                } else {
+                    String::new()
+                },
                 s.framework.name,
                 if s.framework.cuda_graphs { "CUDA-graph decode" } else { "eager decode" },
             ));
@@ -750,11 +756,18 @@ fn dispatch(cli: Cli) -> Result<()> {
             out,
             overrides,
         } => {
-            let name = Scenario::load(&scenario, &overrides.list())?.name;
+            let input = Scenario::load(&scenario, &overrides.list())?;
+            let name = input.name.clone();
             let staged =
                 Staged::new(&out.unwrap_or_else(|| Path::new("runs").join(format!("search-{name}"))), "search")?;
             let plan = search::candidates(&scenario, &overrides.list(), max_staleness)?;
             let (total, infeasible) = (plan.total(), plan.infeasible);
+            if input.workload.coarsen > 1 {
+                ui::status(format!(
+                    "note: searching a coarse-grained scenario (workload.coarsen = {}): {} configurations failed only its checks (too few groups per engine, or KV cache for too few copies) and count as infeasible, and its error differs between configurations (it grows as groups per engine shrink); confirm the winner with an exact run",
+                    input.workload.coarsen, plan.coarse_rejected
+                ));
+            }
             let (cands, note) = search::select(plan, budget);
             if let Some(note) = note {
                 ui::status(note);

@@ -64,6 +64,8 @@ pub struct Plan {
     pub by_type: Vec<(&'static str, Vec<Vec<Candidate>>)>,
     /// Configurations that failed validation (a model that does not fit, a layout a pipeline cannot use).
     pub infeasible: usize,
+    /// Of those, the ones only a coarse-grained scenario's checks rejected (`workload.coarsen`).
+    pub coarse_rejected: usize,
 }
 
 impl Plan {
@@ -129,10 +131,19 @@ pub fn candidates(path: &Path, base: &[String], max_staleness: Option<u32>) -> R
             .filter(|&tp| per_node % tp == 0 || (spans && tp % per_node == 0 && tp as u64 <= total as u64))
             .collect()
     };
+    // A coarse-grained scenario's candidates may fail only the coarsening's checks (groups per engine, KV copies):
+    // counted apart, so `search` can say so.
+    let coarse_rejected = std::cell::Cell::new(0usize);
     let load = |extra: &[String]| {
         let mut all = base.to_vec();
         all.extend(extra.iter().cloned());
-        Scenario::load(path, &all).ok()
+        Scenario::load(path, &all)
+            .inspect_err(|e| {
+                if e.to_string().contains("field `workload.coarsen`") {
+                    coarse_rejected.set(coarse_rejected.get() + 1);
+                }
+            })
+            .ok()
     };
     let mut seen: Vec<String> = Vec::new();
     let mut infeasible = 0;
@@ -197,7 +208,7 @@ pub fn candidates(path: &Path, base: &[String], max_staleness: Option<u32>) -> R
         }
         by_type.push((*kind, groups));
     }
-    Ok(Plan { mandatory, by_type, infeasible })
+    Ok(Plan { mandatory, by_type, infeasible, coarse_rejected: coarse_rejected.get() })
 }
 
 /// Fair shares of `budget` for parts of the given sizes (water-filling, deterministic): each round gives every

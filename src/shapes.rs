@@ -60,8 +60,11 @@ pub struct Check<'a> {
     pub train_gpus: u32,
     pub lendable_workers: usize,
     pub steps: u32,
+    /// The scenario's prompts per step (a coarse-grained run simulates prompts_per_step / coarsen of them).
     pub prompts_per_step: u32,
     pub samples_per_prompt: u32,
+    /// `workload.coarsen` (1: exact).
+    pub coarsen: u32,
     pub framework: &'a str,
     pub cuda_graphs: bool,
 }

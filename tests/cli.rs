@@ -311,6 +311,28 @@ fn check_notes_a_pipelined_trainer_left_at_the_default_micro_batch() {
 }
 
 #[test]
+fn a_coarse_grained_scenario_is_checked_noted_and_kept_off_the_real_backend() {
+    let file = "scenarios/bench/seamless-1024.toml";
+    let (out, err) = ok_with_stderr(&["check", file, "--set", "workload.coarsen=16", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["prompts_per_step"].as_u64(), v["coarsen"].as_u64()), (Some(8192), Some(16)), "{out}");
+    assert!(
+        err.contains("workload.coarsen = 16: an approximation that simulates 512 of the 8192 groups per step"),
+        "{err}"
+    );
+    // async under the verl preset keeps 16 groups per engine in flight: at coarsen 32 that rounds to 32 real ones.
+    let (_, err) = ok_with_stderr(&["check", file, "--set", "workload.coarsen=32", "--set", "pipeline.type=async"]);
+    assert!(err.contains("framework.stream_groups_per_engine = 16 is not a multiple of coarsen 32"), "{err}");
+    // An engine's KV cache must hold the copies of the longest sequence, and every engine must get a group.
+    let err = fails(&["check", file, "--set", "workload.coarsen=64"]);
+    assert!(err.contains("field `workload.coarsen`") && err.contains("expected coarsen at most 41"), "{err}");
+    let err = fails(&["check", file, "--set", "workload.prompts_per_step=256", "--set", "workload.coarsen=4"]);
+    assert!(err.contains("64 simulated groups per step") && err.contains("for 128 rollout engines"), "{err}");
+    let err = fails(&["exec", "scenarios/exec-tiny.toml", "--set", "workload.coarsen=2", "--steps", "1"]);
+    assert!(err.contains("field `workload.coarsen`") && err.contains("simulated only"), "{err}");
+}
+
+#[test]
 fn check_validates_and_bad_input_exits_non_zero_with_a_located_message() {
     let out = ok(&["check", "scenarios/quickstart.toml"]);
     assert!(out.contains("ok"), "{out}");

@@ -92,6 +92,7 @@ fn decode_samples(
 /// Measures and fits. Takes tens of seconds for a tiny model on a CPU. Runs on a worker thread, as the runtime's
 /// workers do (the main thread's allocator arena behaves differently and is measurably slower).
 pub fn measure(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, String> {
+    crate::runtime::reject_coarsening(s)?;
     std::thread::scope(|scope| scope.spawn(|| crate::device::on_own_pool(|| measure_here(s, device))).join())
         .map_err(|_| "the profiling thread panicked".to_string())?
 }

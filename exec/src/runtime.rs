@@ -192,6 +192,18 @@ struct WorkerSetup {
 }
 
 /// The model shape a scenario describes: `[model]` layers, hidden, heads, vocab; context = prompt + response caps.
+/// The real backend runs every sequence: a coarse-grained scenario (`workload.coarsen` > 1) is simulated only.
+pub fn reject_coarsening(s: &Scenario) -> Result<(), String> {
+    if s.workload.coarsen > 1 {
+        return Err(format!(
+            "{}: field `workload.coarsen`: a coarse-grained run (each group standing for {} identical ones) is simulated only; the real backend runs (and profiles) every sequence (remove workload.coarsen to run it)",
+            s.file.display(),
+            s.workload.coarsen
+        ));
+    }
+    Ok(())
+}
+
 pub fn gpt_config(s: &Scenario) -> Result<GptConfig, String> {
     let m = &s.model;
     if !m.hidden.is_multiple_of(m.heads) || m.kv_heads != m.heads {
@@ -521,13 +533,7 @@ pub fn execute_with(
             scenario.file.display()
         )));
     }
-    if scenario.workload.coarsen > 1 {
-        return Err(RunError::Setup(format!(
-            "{}: field `workload.coarsen`: a coarse-grained run (each group standing for {} identical ones) is simulated only; the real backend runs every sequence (remove workload.coarsen to run it)",
-            scenario.file.display(),
-            scenario.workload.coarsen
-        )));
-    }
+    reject_coarsening(scenario).map_err(RunError::Setup)?;
     if scenario.failures.as_ref().is_some_and(|f| f.mtbf_gpu_hours.is_some()) {
         return Err(RunError::Setup(format!(
             "{}: field `failures.mtbf_gpu_hours`: random failures are simulated only; to kill real workers, list them with [[failures.events]] (worker and at_s)",

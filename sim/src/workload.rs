@@ -80,7 +80,8 @@ impl SecondsDist {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceMode {
     /// Group n is the trace's step (n / prompts_per_step) mod steps, group (n mod prompts_per_step) mod groups;
-    /// samples cycle through the group's responses.
+    /// samples cycle through the group's responses. (A coarse-grained run spreads its fewer groups over the same
+    /// trace groups: `replay_group`.)
     Replay,
     /// Group n is a uniformly drawn group of a uniformly drawn step (stream `workload/trace`).
     Sample,
@@ -198,6 +199,24 @@ pub struct GroupLengths {
     pub turns: Vec<Vec<Turn>>,
 }
 
+/// The trace group (of `groups` in the step) that replays simulated group `j` of its step. Exact runs take group
+/// j mod groups. A coarse-grained run (`coarsen` k, P/k simulated groups standing for the exact run's P) takes the
+/// same spread of the trace as the exact run: every k-th of the first P groups when the step has that many; each
+/// group equally often when P/k simulated groups cover them all; else P/k groups evenly spaced over the step.
+fn replay_group(j: u64, s: &WorkloadSpec, groups: usize) -> usize {
+    let (k, sim) = (s.coarsen.max(1) as u64, s.prompts_per_step.max(1) as u64);
+    let t = groups.max(1) as u64;
+    let real = sim * k;
+    let g = if k == 1 || t >= real {
+        j * k
+    } else if sim >= t {
+        j
+    } else {
+        j * t / sim
+    };
+    (g % t) as usize
+}
+
 /// Generates groups from a workload spec and the run's seed.
 #[derive(Clone, Debug)]
 pub struct Workload {
@@ -231,10 +250,7 @@ impl Workload {
                 let (trace_step, group) = match mode {
                     TraceMode::Replay => {
                         let at = step as usize % trace.steps.len();
-                        // A coarse-grained run replays every `coarsen`-th group of the step: the same spread of
-                        // lengths as the exact run, each standing for its neighbours.
-                        let index = (serial % s.prompts_per_step as u64) * s.coarsen.max(1) as u64;
-                        let group = index as usize % trace.steps[at].len();
+                        let group = replay_group(serial % s.prompts_per_step as u64, s, trace.steps[at].len());
                         (at, group)
                     }
                     TraceMode::Sample => {
@@ -357,6 +373,21 @@ mod tests {
         let w = Workload::new(s, 0);
         let prompts: Vec<u32> = (0..4).map(|serial| w.group(serial, 0).prompt_tokens).collect();
         assert_eq!(prompts, vec![1, 3, 1, 3]);
+        // Fewer trace groups (4) than the exact run's prompts per step (16): the exact run replays each 4 times.
+        // At coarsen 2 (8 simulated) each twice; at coarsen 8 (2 simulated) two evenly spaced ones.
+        let mut s =
+            spec(LengthSource::Distributions { prompt: LengthDist::Constant(1), response: LengthDist::Constant(1) });
+        let picks =
+            |s: &WorkloadSpec| (0..s.prompts_per_step as u64).map(|j| replay_group(j, s, 4)).collect::<Vec<_>>();
+        (s.prompts_per_step, s.coarsen) = (16, 1);
+        assert_eq!(picks(&s), [0, 1, 2, 3].repeat(4));
+        (s.prompts_per_step, s.coarsen) = (8, 2);
+        assert_eq!(picks(&s), [0, 1, 2, 3].repeat(2));
+        (s.prompts_per_step, s.coarsen) = (2, 8);
+        assert_eq!(picks(&s), vec![0, 2]);
+        // More trace groups (64) than prompts (16): the exact run takes the first 16; coarsen 4 every 4th of them.
+        (s.prompts_per_step, s.coarsen) = (4, 4);
+        assert_eq!((0..4).map(|j| replay_group(j, &s, 64)).collect::<Vec<_>>(), vec![0, 4, 8, 12]);
     }
 
     #[test]

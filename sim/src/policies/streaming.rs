@@ -166,6 +166,8 @@ pub struct Streaming {
     open_groups: u64,
     /// Groups in flight per rollout engine of the pool at most (0: no cap; verl fully_async's 16 per server).
     open_groups_per_engine: u64,
+    /// [`MIN_MOVE`] in simulated sequences.
+    min_move: usize,
     /// The cap over the rollout pool (engines that start holding `rollout` × the per-engine cap), once known.
     open_group_cap: Option<u64>,
     steps_started: u32,
@@ -241,6 +243,8 @@ impl Streaming {
             open_groups: 0,
             // Validation sets it for `async` only (0 for seamless and the rest).
             open_groups_per_engine: p.open_groups_per_engine as u64,
+            // In a coarse-grained run each simulated sequence stands for `coarsen`: the same real threshold.
+            min_move: MIN_MOVE.div_ceil(w.coarsen.max(1) as usize),
             open_group_cap: None,
             steps_started: 0,
             training: false,
@@ -513,7 +517,7 @@ impl Streaming {
             }
             let Some(donor) = donor else { return };
             let take = self.load(donor).saturating_sub(self.load(lent)) / 2;
-            if take < MIN_MOVE {
+            if take < self.min_move {
                 continue;
             }
             let list: Vec<TrajId> = self.placed[donor.index()].iter().rev().take(take).copied().collect();
@@ -607,7 +611,7 @@ impl Streaming {
         if !self.resume.is_empty() || self.admitted_groups < capacity.min(self.steps as u64 * p) {
             return true;
         }
-        self.placed.iter().any(|s| s.len() >= 2 * MIN_MOVE)
+        self.placed.iter().any(|s| s.len() >= 2 * self.min_move)
     }
 
     fn lend_idle_train_workers(&mut self, view: &ClusterView, cmds: &mut Vec<Command>) {

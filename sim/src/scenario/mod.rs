@@ -319,6 +319,38 @@ impl Scenario {
                 t.micro_batch_tokens, rank_tokens, t.model_parallel_gpus, t.pipeline_parallel
             ));
         }
+        notes.extend(self.coarsen_advisories());
+        notes
+    }
+
+    /// A coarse-grained run is an approximation: say so, and where its rounding departs from the exact run's counts.
+    fn coarsen_advisories(&self) -> Vec<String> {
+        let k = self.workload.coarsen;
+        if k <= 1 {
+            return Vec::new();
+        }
+        let (sim, real) = (self.workload.prompts_per_step, self.workload.prompts_per_step * k);
+        let mut notes = vec![format!(
+            "workload.coarsen = {k}: an approximation that simulates {sim} of the {real} groups per step, each standing for {k} identical ones; busy fractions read low and long-tailed steps may drift, so measure its error on a short run (bash scripts/coarsen-error.sh; docs/performance.md)"
+        )];
+        if self.pipeline.kind == PipelineKind::Partial {
+            let exact = (self.pipeline.over_provision * real as f64).ceil() as u64;
+            let coarse = (self.pipeline.over_provision * sim as f64).ceil() as u64 * k as u64;
+            if coarse != exact {
+                notes.push(format!(
+                    "pipeline.partial.over_provision × prompts_per_step is {exact} groups in flight, but {} simulated groups stand for {coarse}: choose coarsen so that over_provision × {real} / coarsen is whole",
+                    coarse / k as u64
+                ));
+            }
+        }
+        let groups = self.resolved.framework.stream_groups_per_engine.unwrap_or(0);
+        if self.pipeline.kind == PipelineKind::Async && groups > 0 && !groups.is_multiple_of(k) {
+            notes.push(format!(
+                "framework.stream_groups_per_engine = {groups} is not a multiple of coarsen {k}: each engine keeps {} simulated groups in flight, {} real ones instead of {groups}",
+                groups.div_ceil(k),
+                groups.div_ceil(k) * k
+            ));
+        }
         notes
     }
 

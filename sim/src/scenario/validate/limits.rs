@@ -46,6 +46,9 @@ pub(super) fn check_limits(
             }
         }
     };
+    // A coarse-grained run simulates 1/coarsen of them (`crate::coarsen`): the limits guard what it keeps.
+    let k = workload.coarsen.max(1) as u64;
+    let (groups, group_field) = if k > 1 { (groups.div_ceil(k), "workload.coarsen") } else { (groups, group_field) };
     let per_step = groups * s;
     let memory = |n: u64| {
         let gb = n as f64 * BYTES_PER_TRAJECTORY / 1e9;
@@ -60,7 +63,8 @@ pub(super) fn check_limits(
         return Err(c.src.error(
             field,
             format!(
-                "{groups} groups × {s} samples_per_prompt = {per_step} trajectories per step, above limits.max_trajectories_per_step = {max_step}; lower it, or raise the limit with [limits] max_trajectories_per_step (--set limits.max_trajectories_per_step=N) on a machine with the memory (about {} for a step)",
+                "{groups} {}groups × {s} samples_per_prompt = {per_step} trajectories per step, above limits.max_trajectories_per_step = {max_step}; lower it, or raise the limit with [limits] max_trajectories_per_step (--set limits.max_trajectories_per_step=N) on a machine with the memory (about {} for a step)",
+                if k > 1 { "simulated " } else { "" },
                 memory(per_step)
             ),
         ));
