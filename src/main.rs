@@ -385,8 +385,9 @@ struct TimelineArg {
 
 #[derive(Args, Clone, Default)]
 struct Overrides {
-    /// Override the scenario's seed.
-    #[arg(long)]
+    /// Override the scenario's seed (0 to 2^63 − 1: it goes through the scenario's TOML, whose integers are signed
+    /// 64-bit).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(..=i64::MAX as u64))]
     seed: Option<u64>,
     /// RL steps to run (default: the scenario's): shorthand for --set workload.steps=N, validated like the file.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]

@@ -286,6 +286,42 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases() / 2))]
+    /// A coarse-grained run (`workload.coarsen`) keeps every invariant, counted in real trajectories: the scenario
+    /// above scaled so that k divides its counts, each engine gets a group and the KV cache holds k copies.
+    #[test]
+    fn coarse_runs_keep_the_invariants(p in params(), k in prop_oneof![Just(2u32), Just(3), Just(4)]) {
+        let gpus = p.nodes * p.gpus_per_node;
+        let p = Params {
+            // `--set` goes through toml_edit, whose integers are i64.
+            seed: p.seed & i64::MAX as u64,
+            prompts: p.prompts.max(gpus) * k,
+            max_num_seqs: p.max_num_seqs * k,
+            kv_tokens: p.kv_tokens * k,
+            ..p
+        };
+        let s = Scenario::from_text(&scenario_text(&p), Path::new("prop.toml"), &[format!("workload.coarsen={k}")])
+            .unwrap_or_else(|e| panic!("{p:?}: {e}"));
+        let run = simulate(&s).unwrap();
+        let m = &run.report.summary;
+        run.trajectories.check_conservation().unwrap();
+        prop_assert_eq!(m.coarsen, k);
+        prop_assert_eq!(m.trained_samples, (p.steps * p.prompts * p.samples) as u64);
+        prop_assert_eq!(run.trajectories.all().len() as u64 * k as u64, m.trained_samples);
+        prop_assert_eq!(m.generated_tokens, m.trained_tokens + m.in_flight_tokens + m.discarded_tokens);
+        let span_tokens: u64 = run.timeline.spans.iter().filter(|s| s.kind == SpanKind::Generate).map(|s| s.tokens).sum();
+        prop_assert_eq!(span_tokens * k as u64, m.generated_tokens);
+        prop_assert!(run.timeline.find_double_booking().is_none(), "{:?}", run.timeline.find_double_booking());
+        prop_assert_eq!(m.steps, p.steps);
+        let again = simulate(&s).unwrap();
+        prop_assert_eq!(&run.timeline, &again.timeline);
+        let mut streamed = simulate_recording(&s, Recording::SUMMARY).unwrap();
+        streamed.report.summary.wall_s = run.report.summary.wall_s;
+        prop_assert_eq!(&streamed.report, &run.report);
+    }
+}
+
 #[test]
 fn memory_errors_are_located() {
     // The defaults (1 node × 2 GPUs, 100-token responses), with room for only 10 tokens of KV cache.
