@@ -5,9 +5,10 @@
 //! engine's decode and prefill iterations cost what they would with k× the batch and k× the context (the
 //! per-sequence and per-token coefficients scale by k, the weight read does not, and an MoE batch touches the experts
 //! of k× the tokens); its slots and KV cache hold 1/k as many simulated sequences; the trainer's ranks come in
-//! groups of k that train the same samples; the report counts every simulated trajectory and token k times. What is
-//! approximate is only the premise: a real step has k× as many independent lengths (its longest sample, and each
-//! engine's mix, come from a larger draw). docs/performance.md measures the error on the bundled scenarios.
+//! groups of gcd(ranks, k) that train the same samples; the report counts every simulated trajectory and token k
+//! times. What is approximate is only the premise: a real step has k× as many independent lengths (its longest
+//! sample, and each engine's mix, come from a larger draw). docs/performance.md measures the error on the bundled
+//! scenarios.
 
 use crate::cluster::{Worker, WorkerId};
 use crate::cost::{CostModel, Estimates, Role, TrainCost};
@@ -22,8 +23,9 @@ pub const PER_TRAJECTORY_COUNTERS: &[&str] =
     &["kv_preemptions", "prefill_tokens", "tool_calls", "paused", "resumed", "migrated"];
 
 /// Turns the validated scenario's counts into the simulated run's: groups per step and per dynamic-sampling round,
-/// an engine's sequences (its KV cache is divided by the cost model, [`Coarsened`]), the policies' per-engine group caps (rounded up: a cap never reaches zero). Validation
-/// has checked the divisions (`workload.coarsen` divides the group counts, and `rollout.max_num_seqs` here).
+/// an engine's sequences (its KV cache is divided by the cost model, [`Coarsened`]), the policies' per-engine group
+/// caps (rounded up: a cap never reaches zero). Validation has checked that `workload.coarsen` divides the group
+/// counts; `rollout.max_num_seqs` and the groups per engine are checked here.
 pub(crate) fn apply(s: &mut crate::scenario::Scenario) -> Result<(), String> {
     let k = s.workload.coarsen.max(1);
     if k == 1 {
