@@ -54,7 +54,7 @@ impl AnalyticCosts {
             0.0
         } else {
             let m = &costs.model;
-            m.params_b * 1e9 * (2.0 + costs.training.optimizer_bytes_per_param) / costs.train_gpus(&train) as f64
+            m.params_b * 1e9 * (2.0 + costs.training.optimizer_bytes_per_param) / costs.shard_gpus(&train)
         };
         costs
     }
@@ -176,6 +176,16 @@ impl AnalyticCosts {
         samples as f64 * self.padded_tokens_per_sample as f64 * self.framework.controller_ns_per_padded_token * 1e-9
     }
 
+    /// GPUs one copy of the training state is sharded over: `training.fsdp_size` (verl's hybrid sharding), or all
+    /// the train GPUs. A GPU holds, and offloads, 1/this of the state.
+    fn shard_gpus(&self, workers: &[WorkerId]) -> f64 {
+        let gpus = self.train_gpus(workers).max(1);
+        match self.training.fsdp_size {
+            0 => gpus as f64,
+            s => s.min(gpus) as f64,
+        }
+    }
+
     /// A time-sliced layout (colocated, or partial on it) whose train workers also carry `rollout`, under a
     /// framework that offloads the training state between phases. (Seamless's lendable workers move their state in
     /// the lend and reclaim switches instead.)
@@ -271,7 +281,7 @@ impl Estimates for AnalyticCosts {
     /// ring all-reduce of bf16 gradients per optimizer step, 2·(n−1)/n · 2·N/s bytes per GPU, where s = tensor ×
     /// pipeline parallel GPUs split the parameters and n = G/s GPUs hold each shard (an MoE model's experts split
     /// by expert × pipeline parallel GPUs instead); a time-sliced trainer
-    /// that offloads loads its parameters (fp32, 4·N/G) for a log-prob pass and its optimizer state with the fp32
+    /// that offloads loads its parameters (fp32, 4·N/s, s = `fsdp_size` or G) for a log-prob pass and its optimizer state with the fp32
     /// master parameters (optimizer bytes per parameter) for the update, and puts them back after, at the
     /// framework's pageable-copy bandwidth.
     fn train(&self, sample_tokens: &[u64], workers: &[WorkerId]) -> TrainCost {
@@ -316,8 +326,8 @@ impl Estimates for AnalyticCosts {
         let transfer = self.transfer_s(samples);
         let (offload_logprob, offload_update) = if self.offloads(workers) {
             let bw = self.framework.offload_gbytes_per_s * 1e9;
-            let params = 4.0 * self.model.params_b * 1e9 / gpus;
-            let state = self.training.optimizer_bytes_per_param * self.model.params_b * 1e9 / gpus;
+            let params = 4.0 * self.model.params_b * 1e9 / self.shard_gpus(workers);
+            let state = self.training.optimizer_bytes_per_param * self.model.params_b * 1e9 / self.shard_gpus(workers);
             (2.0 * params / bw, 2.0 * state.max(params) / bw)
         } else {
             (0.0, 0.0)

@@ -73,6 +73,9 @@ pub struct TrainingSpec {
     pub pipeline_parallel: u32,
     pub logprob_micro_batch_tokens: u32,
     pub gradient_checkpointing: bool,
+    /// GPUs one copy of the training state is sharded over (verl's `fsdp_size`, hybrid sharding); 0: all train GPUs.
+    /// A GPU holds, and an offloading trainer moves, 1/this of it.
+    pub fsdp_size: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -435,6 +435,10 @@ pub struct RawTraining {
     /// Recompute activations in the backward pass (default: the framework's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gradient_checkpointing: Option<bool>,
+    /// GPUs one copy of the sharded training state is spread over (verl's `fsdp_size`; hybrid sharding replicates
+    /// it over the rest); default: all train GPUs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fsdp_size: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -195,6 +195,31 @@ fn the_gradient_all_reduce_moves_a_shard_among_its_copies() {
     assert_has(&e, &["field `training.pipeline_parallel`", "3 pipeline stages × 2 tensor-parallel GPUs must divide"]);
 }
 
+/// Hybrid sharding (`training.fsdp_size`): an offloading colocated trainer moves 1/fsdp_size of the state per GPU,
+/// not 1/G. On 8 GPUs at fsdp_size 2 each pass's copies grow by (1/2 − 1/8) of the model: the log-prob pass loads and
+/// puts back 4 bytes per parameter, the update 12 (AdamW's state with the fp32 master copy).
+#[test]
+fn hybrid_sharding_offloads_its_larger_shard() {
+    use crate::cost::Estimates;
+    let train = |sets: &[&str]| {
+        let s = load(BASE, sets).unwrap();
+        assert!(s.framework.offload);
+        let ids: Vec<_> = s.cluster.with_tag("train").map(|w| w.id).collect();
+        let cost = crate::costs::analytic::AnalyticCosts::new(&s).train(&[1000; 64], &ids);
+        (cost, s.model.params_b * 1e9, s.framework.offload_gbytes_per_s * 1e9)
+    };
+    let (full, n, bw) = train(&[]);
+    let (hybrid, _, _) = train(&["training.fsdp_size=2"]);
+    let more_s = |bytes_per_param: f64| 2.0 * bytes_per_param * n * (0.5 - 0.125) / bw;
+    let logprob_s = (hybrid.logprob_ns[0] - full.logprob_ns[0]) as f64 * 1e-9;
+    let update_s = (hybrid.update_ns - full.update_ns) as f64 * 1e-9;
+    assert!((logprob_s / more_s(4.0) - 1.0).abs() < 1e-6, "{logprob_s}");
+    assert!((update_s / more_s(12.0) - 1.0).abs() < 1e-6, "{update_s}");
+    // Not a divisor of the train GPUs: refused by field.
+    let e = err(&["training.fsdp_size=3"]);
+    assert_has(&e, &["field `training.fsdp_size`", "3 GPUs per copy of the sharded training state must divide the 8"]);
+}
+
 /// A weight sync: the trainer gathers the full tensors from its shards, then each rollout GPU receives all of them.
 /// Worked by hand for Qwen2.5-7B on one H100 node (NVLink 450 GB/s), 4 train and 4 rollout GPUs, verl's 1 s fixed.
 #[test]

@@ -33,9 +33,11 @@ pub(super) fn check_memory(
         }
     }
     let train_gpus: u32 = cluster.with_tag("train").map(|w| w.gpu_count()).sum();
+    // A GPU holds its share of one copy of the training state (hybrid sharding: `fsdp_size` GPUs per copy).
+    let shard_gpus = if training.fsdp_size > 0 { training.fsdp_size.min(train_gpus.max(1)) } else { train_gpus };
     let need = memory::train_bytes_per_gpu(
         model,
-        train_gpus,
+        shard_gpus,
         training.optimizer_bytes_per_param,
         training.activation_reserve_gb,
     );
@@ -48,7 +50,7 @@ pub(super) fn check_memory(
         return Err(c.src.error(
             field,
             format!(
-                "training {} on {train_gpus} GPUs (fully sharded) needs {:.2} GB per GPU (weights+grads+{} state, plus {} GB activations) but a {} has {:.2} GB: short by {:.2} GB; add train GPUs",
+                "training {} on {train_gpus} GPUs (sharded over {shard_gpus}) needs {:.2} GB per GPU (weights+grads+{} state, plus {} GB activations) but a {} has {:.2} GB: short by {:.2} GB; add train GPUs",
                 model.name, need / 1e9, training.optimizer, training.activation_reserve_gb, gpu.name, have / 1e9, (need - have) / 1e9
             ),
         ));

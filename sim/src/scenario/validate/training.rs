@@ -100,6 +100,16 @@ pub(super) fn validate_training(
         )?,
         logprob_micro_batch_tokens: 0,
         gradient_checkpointing: t.gradient_checkpointing.unwrap_or(fw.gradient_checkpointing),
+        fsdp_size: match t.fsdp_size {
+            None => 0,
+            some => c.count_max(
+                some,
+                "training.fsdp_size",
+                None,
+                1 << 20,
+                "GPUs one copy of the training state is sharded over",
+            )?,
+        },
     };
     if !training.model_parallel_gpus.is_multiple_of(training.tensor_parallel) {
         return Err(c.src.error(
@@ -142,6 +152,7 @@ pub(super) fn validate_training(
         pipeline_parallel: Some(training.pipeline_parallel),
         logprob_micro_batch_tokens: Some(training.logprob_micro_batch_tokens),
         gradient_checkpointing: Some(training.gradient_checkpointing),
+        fsdp_size: (training.fsdp_size > 0).then_some(training.fsdp_size),
     };
     Ok(training)
 }
@@ -155,6 +166,13 @@ pub(super) fn check_model_parallel(
     c: &Check,
 ) -> Result<(), ScenarioError> {
     let train_gpus: u32 = cluster.with_tag("train").map(|w| w.gpu_count()).sum();
+    let fsdp = training.fsdp_size;
+    if fsdp > 0 && train_gpus > 0 && (fsdp > train_gpus || !train_gpus.is_multiple_of(fsdp)) {
+        return Err(c.src.error(
+            "training.fsdp_size",
+            format!("{fsdp} GPUs per copy of the sharded training state must divide the {train_gpus} train GPUs (the copies replicate over the rest)"),
+        ));
+    }
     let per_rank = training.model_parallel_gpus;
     if train_gpus > 0 && (per_rank > train_gpus || !train_gpus.is_multiple_of(per_rank)) {
         return Err(c.src.error(
