@@ -281,7 +281,7 @@ impl Estimates for AnalyticCosts {
     /// ring all-reduce of bf16 gradients per optimizer step, 2·(n−1)/n · 2·N/s bytes per GPU, where s = tensor ×
     /// pipeline parallel GPUs split the parameters and n = G/s GPUs hold each shard (an MoE model's experts split
     /// by expert × pipeline parallel GPUs instead); a time-sliced trainer
-    /// that offloads loads its parameters (fp32, 4·N/s, s = `fsdp_size` or G) for a log-prob pass and its optimizer state with the fp32
+    /// that offloads loads its parameters (fp32, 4·N/f, f = `fsdp_size` or G) for a log-prob pass and its optimizer state with the fp32
     /// master parameters (optimizer bytes per parameter) for the update, and puts them back after, at the
     /// framework's pageable-copy bandwidth.
     fn train(&self, sample_tokens: &[u64], workers: &[WorkerId]) -> TrainCost {
@@ -389,7 +389,7 @@ impl Estimates for AnalyticCosts {
     }
 
     /// Time-slicing: the engine's weights (2·N/tp bytes per GPU) cross PCIe, and so does the sharded training
-    /// state ((2 + optimizer bytes)·N/G per GPU) unless the framework offloads it inside the passes or keeps it in
+    /// state ((2 + optimizer bytes)·N/f per GPU, f = `fsdp_size` or the G train GPUs) unless the framework offloads it inside the passes or keeps it in
     /// place; plus a fixed cost (engine sleep/wake, KV-cache re-allocation); or the scenario's override.
     fn switch_ns(&self, worker: WorkerId, to: Role) -> u64 {
         let over = match to {

@@ -21,7 +21,8 @@ pub fn kv_capacity_tokens(model: &ModelSpec, gpu: &GpuSpec, tp: u32, gpu_memory_
     (free / kv_per_gpu).floor() as i64
 }
 
-/// Bytes per GPU to train with fully sharded data parallelism (FSDP / ZeRO-3) over `gpus`: bf16 weights and
+/// Bytes per GPU to train with sharded data parallelism (FSDP / ZeRO-3) over `gpus` (all the train GPUs, or one
+/// hybrid-sharding copy's `training.fsdp_size`): bf16 weights and
 /// gradients (2 + 2 bytes per parameter) plus the optimizer state, all sharded, plus a fixed activation reserve.
 pub fn train_bytes_per_gpu(
     model: &ModelSpec,

@@ -218,6 +218,15 @@ fn hybrid_sharding_offloads_its_larger_shard() {
     // Not a divisor of the train GPUs: refused by field.
     let e = err(&["training.fsdp_size=3"]);
     assert_has(&e, &["field `training.fsdp_size`", "3 GPUs per copy of the sharded training state must divide the 8"]);
+    // A copy on one GPU: 16 bytes per parameter of a 7.6B model overflow an 80 GB H100, and more GPUs would not help.
+    let e = err(&["training.fsdp_size=1"]);
+    assert_has(
+        &e,
+        &["field `training.fsdp_size`", "(sharded over 1)", "raise training.fsdp_size (a divisor of the 8 train GPUs)"],
+    );
+    // Megatron parallelism already splits the state: hybrid FSDP sharding is refused with it.
+    let e = err(&["training.fsdp_size=2", "training.model_parallel_gpus=2", "training.tensor_parallel=2"]);
+    assert_has(&e, &["field `training.fsdp_size`", "hybrid FSDP sharding is for data-parallel (FSDP) trainers"]);
 }
 
 /// A weight sync: the trainer gathers the full tensors from its shards, then each rollout GPU receives all of them.

@@ -1,4 +1,4 @@
-//! Memory: rollout weights and KV cache per engine, fully sharded training state per GPU.
+//! Memory: rollout weights and KV cache per engine, sharded training state per GPU.
 
 use crate::cluster::Cluster;
 use crate::costs::memory;
@@ -41,16 +41,29 @@ pub(super) fn check_memory(
         training.optimizer_bytes_per_param,
         training.activation_reserve_gb,
     );
-    // Fully sharded training: the smallest GPU of the train pool must hold its shard.
+    // Sharded training: the smallest GPU of the train pool must hold its shard.
     let gpu =
         cluster.with_tag("train").map(|w| &w.gpu).min_by(|a, b| a.memory_gb.total_cmp(&b.memory_gb)).unwrap_or(gpu);
     let have = gpu.memory_gb * 1e9;
     if need > have {
-        let field = if explicit { "cluster.workers" } else { "cluster.nodes" };
+        // With hybrid sharding the shard no longer shrinks with the GPUs: the copy's width is what to raise.
+        let hybrid = shard_gpus < train_gpus;
+        let field = if hybrid {
+            "training.fsdp_size"
+        } else if explicit {
+            "cluster.workers"
+        } else {
+            "cluster.nodes"
+        };
+        let fix = if hybrid {
+            format!("raise training.fsdp_size (a divisor of the {train_gpus} train GPUs) or leave it out")
+        } else {
+            "add train GPUs".to_string()
+        };
         return Err(c.src.error(
             field,
             format!(
-                "training {} on {train_gpus} GPUs (sharded over {shard_gpus}) needs {:.2} GB per GPU (weights+grads+{} state, plus {} GB activations) but a {} has {:.2} GB: short by {:.2} GB; add train GPUs",
+                "training {} on {train_gpus} GPUs (sharded over {shard_gpus}) needs {:.2} GB per GPU (weights+grads+{} state, plus {} GB activations) but a {} has {:.2} GB: short by {:.2} GB; {fix}",
                 model.name, need / 1e9, training.optimizer, training.activation_reserve_gb, gpu.name, have / 1e9, (need - have) / 1e9
             ),
         ));

@@ -167,6 +167,12 @@ pub(super) fn check_model_parallel(
 ) -> Result<(), ScenarioError> {
     let train_gpus: u32 = cluster.with_tag("train").map(|w| w.gpu_count()).sum();
     let fsdp = training.fsdp_size;
+    if fsdp > 0 && (training.tensor_parallel * training.pipeline_parallel > 1 || training.expert_parallel > 1) {
+        return Err(c.src.error(
+            "training.fsdp_size",
+            "hybrid FSDP sharding is for data-parallel (FSDP) trainers; with tensor, pipeline or expert parallelism the model-parallel split already divides the state (verl's Megatron workers have no fsdp_size): leave it out".to_string(),
+        ));
+    }
     if fsdp > 0 && train_gpus > 0 && (fsdp > train_gpus || !train_gpus.is_multiple_of(fsdp)) {
         return Err(c.src.error(
             "training.fsdp_size",
