@@ -139,7 +139,7 @@ pub fn candidates(path: &Path, base: &[String], max_staleness: Option<u32>) -> R
         all.extend(extra.iter().cloned());
         Scenario::load(path, &all)
             .inspect_err(|e| {
-                if e.to_string().contains("field `workload.coarsen`") {
+                if matches!(e, rlsim_sim::scenario::ScenarioError::Field { field, .. } if field == "workload.coarsen") {
                     coarse_rejected.set(coarse_rejected.get() + 1);
                 }
             })

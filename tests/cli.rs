@@ -330,6 +330,11 @@ fn a_coarse_grained_scenario_is_checked_noted_and_kept_off_the_real_backend() {
     assert!(err.contains("64 simulated groups per step") && err.contains("for 128 rollout engines"), "{err}");
     let err = fails(&["exec", "scenarios/exec-tiny.toml", "--set", "workload.coarsen=2", "--steps", "1"]);
     assert!(err.contains("field `workload.coarsen`") && err.contains("simulated only"), "{err}");
+    let out = tmp("coarse-profile.toml");
+    let err =
+        fails(&["profile", "scenarios/exec-tiny.toml", "--set", "workload.coarsen=2", "--out", out.to_str().unwrap()]);
+    assert!(!out.exists(), "nothing written");
+    assert!(err.contains("field `workload.coarsen`") && err.contains("simulated only"), "{err}");
 }
 
 #[test]

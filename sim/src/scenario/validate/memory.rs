@@ -115,9 +115,8 @@ pub(super) fn check_kv_capacity(
             return Err(c.src.error(
                 "workload.coarsen",
                 format!(
-                    "each simulated sequence stands for {k} sequences of up to {longest} tokens, but worker `{}` has KV cache for only {cap} tokens ({} copies of the longest); expected coarsen at most {}",
+                    "each simulated sequence stands for {k} sequences of up to {longest} tokens, but worker `{}` has KV cache for only {cap} tokens; expected coarsen at most {} (the copies of the longest it holds)",
                     w.name,
-                    cap / longest,
                     cap / longest
                 ),
             ));
