@@ -850,7 +850,8 @@ fn dispatch(cli: Cli) -> Result<()> {
             reports::output::temp_beside(&out)?;
             let t0 = Instant::now();
             let spinner = ui::spinner(format!("profiling {device} with {}", s.name));
-            let p = rlsim_exec::profile::measure(&s, device).map_err(anyhow::Error::msg);
+            // One device measured alone: the profile assumes each of the run's workers has a GPU of its own.
+            let p = rlsim_exec::profile::measure(&s, device, 1).map_err(anyhow::Error::msg);
             spinner.finish_and_clear();
             let p = p?;
             let header = format!(
@@ -1073,6 +1074,12 @@ fn validate(
     let kinds: Vec<String> = if pipelines.is_empty() { vec![s.pipeline.kind.to_string()] } else { pipelines.to_vec() };
     let mut runs: Vec<Vec<rlsim_exec::validate::ValidateRow>> = vec![Vec::new(); repeat];
     let mut decisions = Vec::new();
+    // How many of the run's workers the profiled GPU holds (all of them with `cuda:N`), so the profile decodes with
+    // as many engines on it at once as the run will.
+    let gpu_sharing =
+        rlsim_exec::device::assign_devices(&device, s.cluster.workers.len(), rlsim_exec::device::cuda_device_count)
+            .map(|(placed, _)| placed.iter().filter(|d| **d == device.first()).count())
+            .unwrap_or(1);
     let bar = ui::progress(repeat * kinds.len(), "comparisons");
     for (run, kind) in (0..repeat).flat_map(|r| kinds.iter().map(move |k| (r, k))) {
         let rows = &mut runs[run];
@@ -1110,7 +1117,7 @@ fn validate(
                     bar.suspend(|| {
                         ui::status(format!("profiling {device} with the scenario's model and the {kind} layout…"))
                     });
-                    let p = rlsim_exec::profile::measure(&Scenario::load(path, &sets)?, device.first())
+                    let p = rlsim_exec::profile::measure(&Scenario::load(path, &sets)?, device.first(), gpu_sharing)
                         .map_err(anyhow::Error::msg)?;
                     let file = dir.join(format!("profile-{tag}.toml"));
                     std::fs::write(&file, p.to_toml(&format!("Measured by `rlsim validate` for the {kind} layout.")))?;

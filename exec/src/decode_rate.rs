@@ -97,10 +97,10 @@ pub fn batched_and_looped_s(
     for rep in 0..=reps {
         let t0 = Instant::now();
         let a = model.decode(&last, &mut cache)?;
-        a.sum_all()?.to_scalar::<f32>()?;
+        crate::device::wait_for(&a)?;
         let t1 = Instant::now();
         let b = model.decode_per_sequence(&last, &mut caches)?;
-        b.sum_all()?.to_scalar::<f32>()?;
+        crate::device::wait_for(&b)?;
         if rep > 0 {
             batched.push((t1 - t0).as_secs_f64());
             looped.push(t1.elapsed().as_secs_f64());

@@ -168,6 +168,18 @@ pub fn assign_devices(
     Ok((ids.into_iter().map(DeviceSpec::Cuda).collect(), shared))
 }
 
+/// Waits until `t` is computed, before a timing is read. On a GPU: the device's stream synchronised (candle's CUDA
+/// `sum_all` runs on one thread block, 42 GB/s on an H200, so reading back a sum of a large tensor, e.g. the LM head
+/// after an update, cost more than the work timed). On the CPU, where candle computes eagerly, a sum of it read back,
+/// as every CPU timing of the project was measured.
+pub fn wait_for(t: &candle_core::Tensor) -> candle_core::Result<()> {
+    if t.device().is_cpu() {
+        t.sum_all()?.to_scalar::<f32>().map(|_| ())
+    } else {
+        t.device().synchronize()
+    }
+}
+
 /// Whether this binary was built with the `cuda` feature.
 pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
 

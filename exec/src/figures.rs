@@ -255,11 +255,26 @@ fn weight_stream(megabytes: f64, dev: &candle_core::Device) -> candle_core::Resu
     Ok(count as f64 * bytes / pass_s)
 }
 
-/// Streaming read bandwidth of `dev`, GB/s: a sum over 128 MB of f32 (median of 7), with the tensor it read.
+/// Streaming bandwidth of `dev`'s memory, GB/s, median of 7, with the tensor it read. On a CPU: a sum over 128 MB
+/// of f32. On a GPU: a device-to-device copy of 1 GiB (17× an H200's L2), bytes read plus bytes written, as
+/// PyTorch's copy and read measurements agree there (4.25 and 4.32 TB/s on an H200). candle's CUDA reductions
+/// cannot measure it: they give each output one thread block, so a sum over the flat tensor ran on one block
+/// (42 GB/s on that H200) and a sum along 1,024-value rows reached 619 GB/s, under what a decode iteration reads.
 pub fn read_bandwidth(dev: &candle_core::Device) -> candle_core::Result<(f64, Tensor)> {
-    let big = Tensor::ones(32 << 20, DType::F32, dev)?;
-    let read = median_time(7, || big.sum_all()?.to_scalar::<f32>().map(|_| ()))?;
-    Ok(((32u64 << 20) as f64 * 4.0 / read / 1e9, big))
+    if dev.is_cpu() {
+        let big = Tensor::ones(32 << 20, DType::F32, dev)?;
+        let read = median_time(7, || big.sum_all()?.to_scalar::<f32>().map(|_| ()))?;
+        return Ok(((32u64 << 20) as f64 * 4.0 / read / 1e9, big));
+    }
+    let elements: usize = 256 << 20;
+    let big = Tensor::ones(elements, DType::F32, dev)?;
+    let copy = median_time(7, || {
+        let copied = big.copy()?;
+        dev.synchronize()?;
+        drop(copied);
+        Ok(())
+    })?;
+    Ok((2.0 * elements as f64 * 4.0 / copy / 1e9, big))
 }
 
 /// Runs the microbenchmarks on `device` (about ten seconds on a CPU), on a worker thread of its own as the runtime's
@@ -324,7 +339,7 @@ fn mean_figures(all: &[DeviceFigures]) -> DeviceFigures {
 fn measure_here(device: DeviceSpec) -> Result<DeviceFigures, String> {
     let err = |e: candle_core::Error| format!("{device}: {e}");
     let dev = device.open()?;
-    let sync = |t: &Tensor| -> candle_core::Result<()> { t.sum_all()?.to_scalar::<f32>().map(|_| ()) };
+    let sync = crate::device::wait_for;
     let (m, k, n) = (128usize, 512usize, 2048usize);
     let a = Tensor::ones((m, k), DType::F32, &dev).map_err(err)?;
     let b = Tensor::ones((k, n), DType::F32, &dev).map_err(err)?;

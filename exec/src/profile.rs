@@ -32,6 +32,70 @@ fn time<T>(reps: usize, mut f: impl FnMut() -> candle_core::Result<T>) -> candle
     Ok(median(v))
 }
 
+/// Runs every kind of work the backend does — an engine's prefill, batched decode and sampling, a trainer's
+/// log-prob passes, update and offload — once on a tiny copy of the model on `dev`, before anything is timed. On a GPU
+/// candle loads each kernel module (and the driver compiles its PTX) the first time an op needs it: on an H200 that
+/// put ~14 s into the first step of a run (docs/cuda.md). Nothing to do on the CPU.
+pub fn warm_up(s: &Scenario, cfg: crate::model::GptConfig, dev: &candle_core::Device) -> candle_core::Result<()> {
+    if dev.is_cpu() {
+        return Ok(());
+    }
+    every_kind_of_work(s, cfg, dev)
+}
+
+/// What `warm_up` runs (on any device, so the CPU test suite exercises it).
+fn every_kind_of_work(
+    s: &Scenario,
+    cfg: crate::model::GptConfig,
+    dev: &candle_core::Device,
+) -> candle_core::Result<()> {
+    let tiny = crate::model::GptConfig { d_model: 8, layers: 1, heads: 2, ffn: 16, context: 12, ..cfg };
+    let streams = RngStreams::new(0);
+    let mut engine = RealEngine::new(
+        Gpt::new(tiny, &mut streams.stream("warm-up/engine"), dev)?,
+        4,
+        64,
+        true,
+        ExecLengths::Trace,
+        s.exec.eos_token,
+        streams.stream("warm-up/sample"),
+    );
+    for id in 0..3u64 {
+        let prompt = vec![1u32, 2, 3, 4];
+        engine.enqueue(SeqInput {
+            traj: TrajId(id),
+            group: 0,
+            prompt,
+            response: vec![],
+            logprobs: vec![],
+            target: 3 + id as u32,
+        });
+    }
+    while !engine.is_empty() {
+        engine.step(&|| 0)?;
+    }
+    engine.release();
+    let reference = Some(Gpt::new(tiny, &mut streams.stream("warm-up/reference"), dev)?);
+    let model = Gpt::new(tiny, &mut streams.stream("warm-up/trainer"), dev)?;
+    let passes = vec![rlsim_sim::scenario::LogProbPass::Old, rlsim_sim::scenario::LogProbPass::Reference];
+    let mut trainer = Trainer::new(model, reference, s.exec.clone(), passes, 16, 1)?;
+    let samples: Vec<TrainSample> = (0..2)
+        .map(|i| TrainSample {
+            group: 0,
+            prompt: vec![1, 2, 3],
+            response: vec![4, 5, 6 + i],
+            behaviour_logprobs: vec![-1.0; 3],
+            reward: i as f32,
+        })
+        .collect();
+    trainer
+        .step(&samples, &|| 0, &crate::trainer::NeverAbort)?
+        .map_err(|_| candle_core::Error::Msg("aborted".into()))?;
+    trainer.offload()?;
+    trainer.onload()?;
+    dev.synchronize()
+}
+
 /// (batch size, context tokens, seconds) of one decode iteration.
 type DecodeSample = (f64, f64, f64);
 
@@ -91,17 +155,23 @@ fn decode_samples(
 
 /// Measures and fits. Takes tens of seconds for a tiny model on a CPU. Runs on a worker thread, as the runtime's
 /// workers do (the main thread's allocator arena behaves differently and is measurably slower).
-pub fn measure(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, String> {
+///
+/// `gpu_sharing`: how many of the run's workers share this device when it is a GPU (1 when each has its own); that
+/// many engines decode on it at once while the decode iterations are timed. On a CPU every core runs an engine.
+pub fn measure(s: &Scenario, device: DeviceSpec, gpu_sharing: usize) -> Result<HardwareProfile, String> {
     crate::runtime::reject_coarsening(s)?;
-    std::thread::scope(|scope| scope.spawn(|| crate::device::on_own_pool(|| measure_here(s, device))).join())
-        .map_err(|_| "the profiling thread panicked".to_string())?
+    std::thread::scope(|scope| {
+        scope.spawn(|| crate::device::on_own_pool(|| measure_here(s, device, gpu_sharing))).join()
+    })
+    .map_err(|_| "the profiling thread panicked".to_string())?
 }
 
-fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, String> {
+fn measure_here(s: &Scenario, device: DeviceSpec, gpu_sharing: usize) -> Result<HardwareProfile, String> {
     let cfg = gpt_config(s)?;
     let dev = device.open()?;
     crate::device::one_thread_per_worker(device);
     let err = |e: candle_core::Error| format!("profiling on {device}: {e}");
+    warm_up(s, cfg, &dev).map_err(err)?;
     let streams = RngStreams::new(s.seed);
     let model = Gpt::new(cfg, &mut streams.stream("exec/init"), &dev).map_err(err)?;
     let mut rng = streams.stream("profile");
@@ -109,12 +179,18 @@ fn measure_here(s: &Scenario, device: DeviceSpec) -> Result<HardwareProfile, Str
     let mut samples = Vec::new();
 
     // Decode: real engine iterations (sampling included) while engines work through the scenario's own workload —
-    // prompt groups with their real length mix, joining and leaving the batch — timed one by one. One engine per
-    // core runs at once: in a run every core is busy (engines, or an engine beside the trainer), and on a small
-    // virtual machine a lone busy thread is measurably slower than one beside busy neighbours.
+    // prompt groups with their real length mix, joining and leaving the batch — timed one by one. On a CPU one
+    // engine per core runs at once: in a run every core is busy (engines, or an engine beside the trainer), and on
+    // a small virtual machine a lone busy thread is measurably slower than one beside busy neighbours. On a GPU as
+    // many engines run at once as the run puts on it (a core count of engines, 16 on an H200 host, all queueing on
+    // one GPU, made every iteration ~16x slower than the run's).
     let longest = cfg.context - 1;
     let workload = Workload::new(s.workload.clone(), s.seed);
-    let engines = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
+    let engines = if dev.is_cpu() {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16)
+    } else {
+        gpu_sharing.clamp(1, 16)
+    };
     let runs: Vec<Result<Vec<DecodeSample>, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..engines)
             .map(|i| {
@@ -354,7 +430,7 @@ fn allreduce_seconds(model: &Gpt) -> candle_core::Result<f64> {
             let sum = reduce.all_reduce(0, Some(grads.clone()), &|| false)?;
             // Force the sum (lazy devices).
             if let Some(g) = sum.as_ref().and_then(|g| g.last().cloned()) {
-                let _ = g.sum_all()?.to_scalar::<f32>()?;
+                crate::device::wait_for(&g)?;
             }
             times.push(t0.elapsed().as_secs_f64());
         }
@@ -448,4 +524,20 @@ fn train_ranked(
             .map(|h| h.join().map_err(|_| candle_core::Error::Msg("a profiling rank panicked".into()))?)
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The warm-up a GPU run does before its clock starts (engine, trainer, offload), run on the CPU so the suite
+    /// exercises it; on the CPU itself `warm_up` does nothing.
+    #[test]
+    fn the_warm_up_runs_every_kind_of_work() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/exec-tiny.toml");
+        let s = Scenario::load(&path, &[]).unwrap();
+        let cfg = gpt_config(&s).unwrap();
+        every_kind_of_work(&s, cfg, &candle_core::Device::Cpu).unwrap();
+        warm_up(&s, cfg, &candle_core::Device::Cpu).unwrap();
+    }
 }

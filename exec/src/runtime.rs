@@ -552,7 +552,10 @@ pub fn execute_with(
     let mut opened: BTreeMap<String, candle_core::Device> = BTreeMap::new();
     for d in &placement {
         if let std::collections::btree_map::Entry::Vacant(slot) = opened.entry(d.to_string()) {
-            slot.insert(d.open().map_err(RunError::Setup)?);
+            let dev = d.open().map_err(RunError::Setup)?;
+            // Kernels loaded before the clock starts, not inside the first step (a GPU's first use of each).
+            crate::profile::warm_up(scenario, cfg, &dev).map_err(|e| RunError::Setup(format!("{d}: warm-up: {e}")))?;
+            slot.insert(dev);
         }
         crate::device::one_thread_per_worker(*d);
     }

@@ -410,7 +410,7 @@ impl Trainer {
                         }
                     };
                     // Force the computation before taking the time (lazy devices).
-                    let _ = lp.sum_all()?.to_scalar::<f32>()?;
+                    crate::device::wait_for(&lp)?;
                     match pass {
                         LogProbPass::Old => prox[k][i] = lp,
                         LogProbPass::Reference => reference[k][i] = Some(lp),
@@ -521,7 +521,7 @@ impl Trainer {
         }
         // The weights are ready when the last parameter is (lazy devices).
         if let Some(v) = self.model.vars.last() {
-            let _ = v.as_tensor().sum_all()?.to_scalar::<f32>()?;
+            crate::device::wait_for(v.as_tensor())?;
         }
         timings.update_ns = (start, now_ns());
         let tokens = stats_total[5].max(1.0);
