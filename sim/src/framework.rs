@@ -51,6 +51,12 @@ pub struct FrameworkSpec {
     /// unevenly loaded and small experts make small grouped GEMMs (expert parallelism's all-to-alls are priced on
     /// their own, `training.expert_parallel`).
     pub moe_mfu_scale: f64,
+    /// Rate of causal attention's FLOPs (the L² term of a training pass, FlashAttention's kernels) as a share of
+    /// the matmuls' rate (`mfu`): on an H200 FlashAttention 2 runs at 0.42–0.54 of a layer's matmul rate from 16k
+    /// tokens up (docs/gpu-measurements.md §3). 1 in every preset: `mfu` and `moe_mfu_scale` were fitted with
+    /// attention at the matmul rate, and 0.45 with both refitted left the suite's mean where it was while moving
+    /// three verl 7B colocated rows past their bars (docs/fidelity.md, "Unexplained").
+    pub attention_efficiency: f64,
     /// Share of the model's activation traffic (`ModelSpec::activation_bytes_per_token`: the bytes the ops between
     /// the matmuls stream through HBM, counted once per op) a training pass moves, at `hbm_efficiency` of the slowest
     /// GPU's bandwidth, on top of the matmuls at `mfu`: 1 where each such op reads its inputs and writes its output
@@ -346,6 +352,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         prefill_mfu: 0.5,
         mfu: 0.677,
         moe_mfu_scale: 0.322,
+        attention_efficiency: 1.0,
         activation_traffic: 1.0,
         gradient_checkpointing: true,
         micro_batch_overhead_ms: 5.0,
@@ -438,6 +445,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
             prefill_mfu: 1.0,
             mfu: 1.0,
             moe_mfu_scale: 1.0,
+            attention_efficiency: 1.0,
             activation_traffic: 0.0,
             gradient_checkpointing: false,
             micro_batch_overhead_ms: 1.0,

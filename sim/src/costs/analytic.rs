@@ -255,7 +255,9 @@ impl AnalyticCosts {
                 * self.training.mfu
                 * if m.is_moe() { self.framework.moe_mfu_scale } else { 1.0 },
             flops_per_token: m.forward_flops_per_token(),
-            attention_flops_per_token_sq: 2.0 * m.layers as f64 * m.heads as f64 * m.head_dim as f64,
+            // Attention runs at its own share of the matmuls' rate: its FLOPs count that much more at `rank_flops`.
+            attention_flops_per_token_sq: 2.0 * m.layers as f64 * m.heads as f64 * m.head_dim as f64
+                / self.framework.attention_efficiency,
             mini_batches: self.training.mini_batches,
             micro_batch_tokens: self.training.micro_batch_tokens,
             logprob_micro_batch_tokens: self.training.logprob_micro_batch_tokens,

@@ -229,6 +229,32 @@ fn hybrid_sharding_offloads_its_larger_shard() {
     assert_has(&e, &["field `training.fsdp_size`", "hybrid FSDP sharding is for data-parallel (FSDP) trainers"]);
 }
 
+/// `framework.attention_efficiency` prices a training pass's attention FLOPs (2·layers·heads·head_dim·L² per
+/// sample forward) at that share of the matmuls' rate: at one half the passes grow by exactly their attention time.
+#[test]
+fn attention_at_half_the_matmul_rate_adds_its_own_time_again() {
+    use crate::cost::Estimates;
+    let train = |sets: &[&str]| {
+        let s = load(BASE, sets).unwrap();
+        let ids: Vec<_> = s.cluster.with_tag("train").map(|w| w.id).collect();
+        let shape = crate::costs::analytic::AnalyticCosts::new(&s).train_shape(&ids);
+        (crate::costs::analytic::AnalyticCosts::new(&s).train(&[4096; 64], &ids), shape, s)
+    };
+    let (full, shape, s) = train(&[]);
+    assert_eq!(s.framework.attention_efficiency, 1.0, "the presets price attention at the matmul rate");
+    let (half, _, _) = train(&["framework.attention_efficiency=0.5"]);
+    let m = &s.model;
+    // The rank with the most samples computes 64 / ranks of them (equal lengths: balanced exactly).
+    let per_rank = 64 / shape.ranks as u64;
+    let attention_flops = per_rank as f64 * 2.0 * (m.layers * m.heads * m.head_dim) as f64 * 4096.0 * 4096.0;
+    let attention_s = attention_flops / shape.rank_flops;
+    let logprob_s = (half.logprob_ns[0] - full.logprob_ns[0]) as f64 * 1e-9;
+    let update_s = (half.update_ns - full.update_ns) as f64 * 1e-9;
+    assert!((logprob_s / attention_s - 1.0).abs() < 1e-6, "{logprob_s} vs {attention_s}");
+    let passes = crate::costs::train::TrainShape::update_passes(s.training.gradient_checkpointing);
+    assert!((update_s / (passes * attention_s) - 1.0).abs() < 1e-6, "{update_s} vs {}", passes * attention_s);
+}
+
 /// A weight sync: the trainer gathers the full tensors from its shards, then each rollout GPU receives all of them.
 /// Worked by hand for Qwen2.5-7B on one H100 node (NVLink 450 GB/s), 4 train and 4 rollout GPUs, verl's 1 s fixed.
 #[test]
@@ -335,6 +361,7 @@ fn absurd_values_of_every_bounded_field_are_refused() {
         ("framework.eager_layer_us=1e300", "expected microseconds in [0, 1000000], got 1e300"),
         ("framework.offload_gbytes_per_s=1e-30", "expected GB/s in [0.1, 100000], got 1e-30"),
         ("framework.moe_mfu_scale=2", "expected a fraction in (0, 1]"),
+        ("framework.attention_efficiency=0", "expected a fraction in (0, 1]"),
         (
             "framework.stream_groups_per_engine=2000000",
             "must be at most 1048576 (prompt groups in flight per rollout engine; 0: no cap), got 2000000",

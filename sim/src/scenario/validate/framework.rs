@@ -72,6 +72,12 @@ pub(super) fn validate_framework(
         framework.moe_mfu_scale,
         "an MoE trainer's utilisation as a share of the dense one's",
     )?;
+    framework.attention_efficiency = c.fraction(
+        fw_raw.attention_efficiency,
+        "framework.attention_efficiency",
+        framework.attention_efficiency,
+        "a training pass's attention FLOP rate as a share of its matmuls'",
+    )?;
     let groups = fw_raw.stream_groups_per_engine.unwrap_or(framework.stream_groups_per_engine);
     if groups > 1_048_576 {
         return Err(c.src.error(
@@ -107,6 +113,7 @@ pub(super) fn validate_framework(
         update_elementwise: Some(framework.update_elementwise),
         decode_elementwise: Some(framework.decode_elementwise),
         moe_mfu_scale: Some(framework.moe_mfu_scale),
+        attention_efficiency: Some(framework.attention_efficiency),
         activation_traffic: Some(framework.activation_traffic),
         stream_groups_per_engine: Some(framework.stream_groups_per_engine),
         preset: Some(framework.name.clone()),
