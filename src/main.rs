@@ -1025,6 +1025,17 @@ struct ValidateOptions {
     out: Option<PathBuf>,
 }
 
+/// How many of the run's rollout engines `validate --device` puts on the GPU it profiles (every one with `cuda:N`;
+/// the layout, and so the count, depends on the pipeline type), so the profile decodes with as many at once as the
+/// run will. A device list that does not fit the layout fails here, before minutes of profiling.
+fn engines_on_profiled_gpu(device: &DeviceChoice, s: &Scenario) -> anyhow::Result<usize> {
+    let workers = &s.cluster.workers;
+    let (placed, _) = rlsim_exec::device::assign_devices(device, workers.len(), rlsim_exec::device::cuda_device_count)
+        .map_err(anyhow::Error::msg)?;
+    let first = device.first();
+    Ok(placed.iter().zip(workers).filter(|(d, w)| **d == first && w.has_tag("rollout")).count().max(1))
+}
+
 fn validate(
     path: &Path,
     device: &str,
@@ -1074,12 +1085,6 @@ fn validate(
     let kinds: Vec<String> = if pipelines.is_empty() { vec![s.pipeline.kind.to_string()] } else { pipelines.to_vec() };
     let mut runs: Vec<Vec<rlsim_exec::validate::ValidateRow>> = vec![Vec::new(); repeat];
     let mut decisions = Vec::new();
-    // How many of the run's workers the profiled GPU holds (all of them with `cuda:N`), so the profile decodes with
-    // as many engines on it at once as the run will.
-    let gpu_sharing =
-        rlsim_exec::device::assign_devices(&device, s.cluster.workers.len(), rlsim_exec::device::cuda_device_count)
-            .map(|(placed, _)| placed.iter().filter(|d| **d == device.first()).count())
-            .unwrap_or(1);
     let bar = ui::progress(repeat * kinds.len(), "comparisons");
     for (run, kind) in (0..repeat).flat_map(|r| kinds.iter().map(move |k| (r, k))) {
         let rows = &mut runs[run];
@@ -1117,8 +1122,10 @@ fn validate(
                     bar.suspend(|| {
                         ui::status(format!("profiling {device} with the scenario's model and the {kind} layout…"))
                     });
-                    let p = rlsim_exec::profile::measure(&Scenario::load(path, &sets)?, device.first(), gpu_sharing)
-                        .map_err(anyhow::Error::msg)?;
+                    let profiled = Scenario::load(path, &sets)?;
+                    let engines = engines_on_profiled_gpu(&device, &profiled)?;
+                    let p =
+                        rlsim_exec::profile::measure(&profiled, device.first(), engines).map_err(anyhow::Error::msg)?;
                     let file = dir.join(format!("profile-{tag}.toml"));
                     std::fs::write(&file, p.to_toml(&format!("Measured by `rlsim validate` for the {kind} layout.")))?;
                     bar.suspend(|| ui::text(&profile_table(&p)));

@@ -48,13 +48,13 @@ fn the_real_trainer_learns_on_a_gpu() {
 }
 
 /// Decode of the Qwen2.5-0.5B shape (random weights, f32) at batch 64, 128 and 256: the bytes it must read (weights
-/// and KV cache) over its time, against the device's measured read bandwidth (its HBM roofline). On an H200
-/// (2026-11-29) the eager candle engine reached 794–1,019 GB/s, 18–24 % of the 4.3 TB/s that PyTorch measured
-/// there (docs/gpu-measurements.md): the target of 50 % is not met, so this asserts the floor it reached (15 %,
-/// against a regression) and that no iteration reads faster than the roofline (which would mean the roofline
-/// itself is wrong: before its fix it measured 42 GB/s and this test passed at "1,882 % of roofline"). On a CPU
-/// (no GPU or no `cuda` feature) it only prints, at a short context so it fits in host memory: `cargo test
-/// --release --test gpu decode -- --ignored --nocapture`.
+/// and KV cache) over its time, against the device's measured memory bandwidth (its HBM roofline). On an H200
+/// (2026-11-29) the eager candle engine reached 738–1,020 GB/s over three runs, 18–25 % of the 4,080 GB/s the
+/// fixed roofline measured there (docs/gpu-measurements.md): the target of 50 % is not met, so this asserts the
+/// floor it reached (15 %, against a regression) and that no iteration reads faster than the roofline (which would
+/// mean the roofline itself is wrong: before its fix it measured 42 GB/s and this test passed at "1,882 % of
+/// roofline"). On a CPU (no GPU or no `cuda` feature) it only prints, at a short context so it fits in host memory:
+/// `cargo test --release --test gpu decode -- --ignored --nocapture`.
 #[test]
 #[ignore = "needs a GPU and a build with --features cuda (on a CPU it only prints, slowly)"]
 fn decode_of_the_qwen_0_5b_shape_reads_at_its_measured_share_of_the_hbm_roofline() {

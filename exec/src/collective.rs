@@ -93,6 +93,23 @@ impl GradReduce for AllReduce {
         grads: Contribution,
         killed: &dyn Fn() -> bool,
     ) -> candle_core::Result<Option<Arc<Vec<Tensor>>>> {
+        // On a GPU the other ranks read these on their own streams: this rank's backward must be done first. A rank
+        // whose device fails here gives the step up, so the others are not left waiting, and reports its error.
+        let settled = grads.as_deref().map_or(Ok(()), crate::device::settle);
+        let grads = if settled.is_ok() { grads } else { None };
+        let result = self.reduce(rank, grads, killed);
+        settled?;
+        result
+    }
+}
+
+impl AllReduce {
+    fn reduce(
+        &self,
+        rank: usize,
+        grads: Contribution,
+        killed: &dyn Fn() -> bool,
+    ) -> candle_core::Result<Option<Arc<Vec<Tensor>>>> {
         let mut r = self.round.lock().map_err(|_| candle_core::Error::Msg("all-reduce: a rank panicked".into()))?;
         if rank >= self.ranks || r.slots[rank].is_some() {
             candle_core::bail!("all-reduce: rank {rank} of {} arrived twice or out of range", self.ranks);
@@ -100,7 +117,13 @@ impl GradReduce for AllReduce {
         r.slots[rank] = Some(grads);
         let joined = r.done;
         if r.slots.iter().all(Option::is_some) {
-            let sum = Self::sum(&mut r.slots);
+            let sum = Self::sum(&mut r.slots).and_then(|s| {
+                // The sum was computed on this thread's stream; every rank applies it on its own.
+                if let Some(g) = &s {
+                    crate::device::settle(g)?;
+                }
+                Ok(s)
+            });
             r.result = match sum {
                 Ok(Some(g)) if !killed() => Some(Arc::new(g)),
                 Ok(_) => None,

@@ -168,10 +168,21 @@ pub fn assign_devices(
     Ok((ids.into_iter().map(DeviceSpec::Cuda).collect(), shared))
 }
 
-/// Waits until `t` is computed, before a timing is read. On a GPU: the device's stream synchronised (candle's CUDA
-/// `sum_all` runs on one thread block, 42 GB/s on an H200, so reading back a sum of a large tensor, e.g. the LM head
-/// after an update, cost more than the work timed). On the CPU, where candle computes eagerly, a sum of it read back,
-/// as every CPU timing of the project was measured.
+/// Waits for the calling thread's GPU work before `tensors` it computed go to another thread. candle's CUDA device
+/// launches each thread's work on that thread's own stream (`CU_STREAM_PER_THREAD`), and one stream does not wait
+/// for another's: a rank's gradients, an all-reduce's sum or a trainer's weight snapshot read on another thread
+/// without this could still be being written. Nothing to do on the CPU, where candle computes eagerly.
+pub fn settle(tensors: &[candle_core::Tensor]) -> candle_core::Result<()> {
+    match tensors.first() {
+        Some(t) if !t.device().is_cpu() => t.device().synchronize(),
+        _ => Ok(()),
+    }
+}
+
+/// Waits until `t` is computed, before a timing is read. On a GPU: the calling thread's stream synchronised
+/// (candle's CUDA `sum_all` runs on one thread block, 42 GB/s on an H200, so reading back a sum of a large tensor,
+/// e.g. the LM head after an update, cost more than the work timed). On the CPU, where candle computes eagerly, a
+/// sum of it read back, as every CPU timing of the project was measured.
 pub fn wait_for(t: &candle_core::Tensor) -> candle_core::Result<()> {
     if t.device().is_cpu() {
         t.sum_all()?.to_scalar::<f32>().map(|_| ())

@@ -348,7 +348,7 @@ fn measure_here(device: DeviceSpec) -> Result<DeviceFigures, String> {
     drop(big);
     // A tensor of its own: `copy` of a view clones the whole storage under it.
     let weights = Tensor::ones(COPY_FLOATS, DType::F32, &dev).map_err(err)?;
-    let copy = median_time(15, || weights.copy().map(|_| ())).map_err(err)?;
+    let copy = median_time(15, || weights.copy().and_then(|c| dev.synchronize().map(|_| drop(c)))).map_err(err)?;
     let matmul_flops = 2.0 * (m * k * n) as f64 / matmul;
     let weight_stream_gbytes_per_s = WEIGHT_SET_MB
         .iter()

@@ -33,9 +33,11 @@ fn time<T>(reps: usize, mut f: impl FnMut() -> candle_core::Result<T>) -> candle
 }
 
 /// Runs every kind of work the backend does — an engine's prefill, batched decode and sampling, a trainer's
-/// log-prob passes, update and offload — once on a tiny copy of the model on `dev`, before anything is timed. On a GPU
-/// candle loads each kernel module (and the driver compiles its PTX) the first time an op needs it: on an H200 that
-/// put ~14 s into the first step of a run (docs/cuda.md). Nothing to do on the CPU.
+/// log-prob passes, update and offload — once on a tiny copy of the model on `dev`, before anything is timed. On a
+/// GPU candle loads each kernel module (and the driver compiles its PTX) the first time an op needs it: on an H200
+/// that put ~14 s into the first step of a run (docs/cuda.md). The tiny shapes load candle's modules, not every cuBLAS
+/// kernel a larger model's matmuls will pick, so a little loading may still land in a big model's first step.
+/// Nothing to do on the CPU.
 pub fn warm_up(s: &Scenario, cfg: crate::model::GptConfig, dev: &candle_core::Device) -> candle_core::Result<()> {
     if dev.is_cpu() {
         return Ok(());
@@ -60,8 +62,12 @@ fn every_kind_of_work(
         s.exec.eos_token,
         streams.stream("warm-up/sample"),
     );
+    // Token ids within any vocabulary (a valid one has at least 2 ids), never the end-of-sequence id.
+    let vocab = cfg.vocab.max(2) as u32;
+    let eos = s.exec.eos_token;
+    let token = |i: u32| (0..vocab).cycle().skip(i as usize).find(|&t| t != eos).unwrap_or(0);
     for id in 0..3u64 {
-        let prompt = vec![1u32, 2, 3, 4];
+        let prompt: Vec<u32> = (1..5).map(token).collect();
         engine.enqueue(SeqInput {
             traj: TrajId(id),
             group: 0,
@@ -82,8 +88,8 @@ fn every_kind_of_work(
     let samples: Vec<TrainSample> = (0..2)
         .map(|i| TrainSample {
             group: 0,
-            prompt: vec![1, 2, 3],
-            response: vec![4, 5, 6 + i],
+            prompt: (1..4).map(token).collect(),
+            response: vec![token(4), token(5), token(6 + i)],
             behaviour_logprobs: vec![-1.0; 3],
             reward: i as f32,
         })
@@ -156,8 +162,10 @@ fn decode_samples(
 /// Measures and fits. Takes tens of seconds for a tiny model on a CPU. Runs on a worker thread, as the runtime's
 /// workers do (the main thread's allocator arena behaves differently and is measurably slower).
 ///
-/// `gpu_sharing`: how many of the run's workers share this device when it is a GPU (1 when each has its own); that
-/// many engines decode on it at once while the decode iterations are timed. On a CPU every core runs an engine.
+/// `gpu_sharing`: how many of the run's rollout engines share this device when it is a GPU (1 when each has its
+/// own); that many engines decode on it at once while the decode iterations are timed. On a CPU every core runs an
+/// engine. The train passes are timed with every rank of the layout's train group on this one device, as a run on
+/// one GPU (`cuda:N`) places them; where each rank has a GPU of its own they are timed too slow.
 pub fn measure(s: &Scenario, device: DeviceSpec, gpu_sharing: usize) -> Result<HardwareProfile, String> {
     crate::runtime::reject_coarsening(s)?;
     std::thread::scope(|scope| {
@@ -183,7 +191,7 @@ fn measure_here(s: &Scenario, device: DeviceSpec, gpu_sharing: usize) -> Result<
     // engine per core runs at once: in a run every core is busy (engines, or an engine beside the trainer), and on
     // a small virtual machine a lone busy thread is measurably slower than one beside busy neighbours. On a GPU as
     // many engines run at once as the run puts on it (a core count of engines, 16 on an H200 host, all queueing on
-    // one GPU, made every iteration ~16x slower than the run's).
+    // one GPU, made the profiled iteration's fixed cost 9–11× the one measured with the run's count).
     let longest = cfg.context - 1;
     let workload = Workload::new(s.workload.clone(), s.seed);
     let engines = if dev.is_cpu() {
@@ -225,7 +233,11 @@ fn measure_here(s: &Scenario, device: DeviceSpec, gpu_sharing: usize) -> Result<
     let slot = cache.claim().map_err(err)?;
     for p in [2usize, longest / 4, longest / 2, longest - 1].into_iter().filter(|&p| p >= 1) {
         let t = tokens(p);
-        let secs = time(9, || model.prefill(&mut cache, slot, &t).map(|_| p)).map_err(err)?;
+        let secs = time(9, || {
+            model.prefill(&mut cache, slot, &t)?;
+            dev.synchronize().map(|_| p)
+        })
+        .map_err(err)?;
         xs.push(vec![1.0, p as f64]);
         ys.push(secs);
         samples.push(ProfileSample { what: "prefill".into(), x1: 1.0, x2: p as f64, seconds: secs });
@@ -326,7 +338,11 @@ fn measure_here(s: &Scenario, device: DeviceSpec, gpu_sharing: usize) -> Result<
     let update = fit_linear(&xu, &yu);
 
     // Weight sync: snapshot the trainer's weights and load them into an engine's model.
-    let sync = time(5, || model.load(&trainer.model.snapshot()?)).map_err(err)?;
+    let sync = time(5, || {
+        model.load(&trainer.model.snapshot()?)?;
+        dev.synchronize()
+    })
+    .map_err(err)?;
     samples.push(ProfileSample { what: "sync".into(), x1: 0.0, x2: 0.0, seconds: sync });
     // Switch: a worker's own switch (`runtime::switch_role`) to train and back (the two halves, averaged), and the
     // KV cache the engine freed allocated again, as its first admission after the switch does. Where a train worker
@@ -360,6 +376,7 @@ fn measure_here(s: &Scenario, device: DeviceSpec, gpu_sharing: usize) -> Result<
             if role == Role::Rollout {
                 engine.allocate_cache().map_err(err)?;
             }
+            dev.synchronize().map_err(err)?;
             seconds += t0.elapsed().as_secs_f64();
         }
         // The first round warms up.
@@ -539,5 +556,11 @@ mod tests {
         let cfg = gpt_config(&s).unwrap();
         every_kind_of_work(&s, cfg, &candle_core::Device::Cpu).unwrap();
         warm_up(&s, cfg, &candle_core::Device::Cpu).unwrap();
+        // Its token ids stay inside the smallest vocabularies, whichever id ends a sequence.
+        for (vocab, eos) in [(2, 0), (2, 1), (3, 2)] {
+            let mut s = s.clone();
+            s.exec.eos_token = eos;
+            every_kind_of_work(&s, crate::model::GptConfig { vocab, ..cfg }, &candle_core::Device::Cpu).unwrap();
+        }
     }
 }

@@ -380,7 +380,14 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                         Ok(timings) => {
                             work.train_steps += 1;
                             work.train_tokens += timings.tokens;
-                            let weights = if order.rank == 0 { Some(Arc::new(t.model.snapshot()?)) } else { None };
+                            let weights = if order.rank == 0 {
+                                let w = t.model.snapshot()?;
+                                // The engines load it on their own threads (their own GPU streams).
+                                crate::device::settle(&w)?;
+                                Some(Arc::new(w))
+                            } else {
+                                None
+                            };
                             send(FromWorker::TrainDone { worker: id, timings, weights, reward })
                         }
                         Err(timings) => send(FromWorker::TrainAborted { worker: id, timings, reward }),
@@ -399,7 +406,9 @@ fn worker_main(setup: WorkerSetup, rx: Receiver<ToWorker>, tx: Sender<FromWorker
                 }
                 ToWorker::Snapshot => {
                     let t = trainer.as_ref().ok_or_else(|| candle_core::Error::Msg("no trainer".into()))?;
-                    send(FromWorker::Snapshot { weights: Arc::new(t.weights()?) });
+                    let weights = t.weights()?;
+                    crate::device::settle(&weights)?;
+                    send(FromWorker::Snapshot { weights: Arc::new(weights) });
                 }
                 ToWorker::Load(weights) => {
                     let e = engine.as_ref().ok_or_else(|| candle_core::Error::Msg("no rollout engine".into()))?;

@@ -3,21 +3,34 @@
 # Build first, here: `bash scripts/check-cuda.sh` (leaves .gpu/rlsim.gz and .gpu/gpu-tests.gz). Then, through the
 # device tool, from the checkout's root with `.gpu/rlsim.gz` and `.gpu/gpu-tests.gz` carried:
 #   bash scripts/gpu/device-checks.sh            # writes its logs and results to $OUT (or runs/device-checks/)
-# Each step has its own time limit, so one that hangs costs only its share.
-# STEPS picks steps, run in this order: smoke tests torch tiny d768 single qwen (default: all but qwen, ~6 minutes; qwen,
-# exec-qwen0.5b's profile and runs, did not finish in 100 s on an H200 and needs a longer lease).
+# Each step has its own time limit, so one that hangs costs only its share. Variables (all optional):
+#   STEPS         steps to run, in this order whatever the order given: smoke tests torch tiny d768 single qwen
+#                 (default "smoke tests torch tiny d768": at most ~515 s of limits; with "single" ~635 s, over the
+#                 device tool's 600 s per call, so split such a run over two calls; qwen, exec-qwen0.5b's profile
+#                 and runs, did not finish in 100 s on an H200 and needs a longer lease)
+#   TESTS_FILTER  a test-name filter for tests/gpu.rs (e.g. "decode")
+#   TORCH_PARTS   comma-separated parts of scripts/gpu/torch_phases.py (default: ceilings,train,head,decode; also
+#                 copies, attention_curve); TORCH_S its limit (110 s)
+#   PIPELINES     pipelines of the "tiny" step (default all five), TINY_S each one's limit (30 s)
+#   D768_PIPELINES pipelines of the "d768" step (colocated disaggregated async), D768_S each one's limit (45 s)
+#   SINGLE_S      each "single" run's limit (40 s)
 set -u
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-runs/device-checks}
 mkdir -p "$OUT/runs"
 LOG="$OUT/device.log"
 exec > >(tee -a "$LOG") 2>&1
+tee_pid=$!
+# tee writes the log's last lines after the script's output ends: wait for it, or they can be lost.
+trap 'exec >&- 2>&-; wait "$tee_pid" 2>/dev/null' EXIT
 STEPS=${STEPS:-smoke tests torch tiny d768}
 step() { echo; echo "=== $1 ($(date -u +%T))"; }
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 
 step setup
-for f in .gpu/rlsim .gpu/gpu-tests; do [ -x "$f" ] || gunzip -kf "$f.gz"; chmod +x "$f"; done
+# Always from the carried archives: a warm machine keeps the binaries an earlier call unpacked.
+for f in .gpu/rlsim .gpu/gpu-tests; do gunzip -kf "$f.gz" && chmod +x "$f"; done
+sha256sum .gpu/rlsim .gpu/gpu-tests
 SP=$(python3 -c 'import site;print(site.getsitepackages()[0])')
 export LD_LIBRARY_PATH=$SP/nvidia/cu13/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit --format=csv

@@ -1,7 +1,8 @@
 """Measures, on one GPU with PyTorch, the physics rlsim's analytic cost model prices for a Qwen2.5-7B-shaped model.
 
-Run on a GPU machine (no Rust needed): `python3 scripts/gpu/torch_phases.py OUT_DIR`. Writes OUT_DIR/torch_phases.json
-and prints a table. Parts (docs/gpu-measurements.md says what each one checks and what it found):
+Run on a GPU machine (no Rust needed): `python3 scripts/gpu/torch_phases.py OUT_DIR [PART,PART,...]`. Writes
+OUT_DIR/torch_phases.json and prints a table. Parts (default: ceilings,train,head,decode; docs/gpu-measurements.md
+says what each one checks and what it found):
 
   ceilings  bf16 8192^3 matrix product (random data) and HBM read / copy bandwidth: the device's achievable rates.
   train     K decoder layers of Qwen2.5-7B's shape (hidden 3584, 28 query / 4 KV heads, SwiGLU FFN 18944, RMSNorm,
@@ -14,10 +15,11 @@ and prints a table. Parts (docs/gpu-measurements.md says what each one checks an
   decode    one decode iteration of all 28 layers (bf16 weights, a KV cache of B sequences x C tokens, grouped-query
             attention with the 7 query heads of a KV head as one 7-row query), captured in a CUDA graph so launch
             cost is out: time against the bytes it must read (weights + K + V) = the HBM floor.
+  copies    host <-> device copies, pageable and pinned, 1 and 4 GiB (a colocated trainer's offload).
+  attention_curve  causal FlashAttention against one layer's matmuls at 1k-64k tokens, forward and backward.
 """
 
 import json
-import math
 import os
 import sys
 import time
