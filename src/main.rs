@@ -1027,7 +1027,8 @@ struct ValidateOptions {
 
 /// How many of the run's rollout engines `validate --device` puts on the GPU it profiles (every one with `cuda:N`;
 /// the layout, and so the count, depends on the pipeline type), so the profile decodes with as many at once as the
-/// run will. A device list that does not fit the layout fails here, before minutes of profiling.
+/// run will. Every worker tagged `rollout` counts, seamless's lendable trainers too, though they decode only while
+/// lent. A device list that does not fit the layout fails here, before minutes of profiling.
 fn engines_on_profiled_gpu(device: &DeviceChoice, s: &Scenario) -> anyhow::Result<usize> {
     let workers = &s.cluster.workers;
     let (placed, _) = rlsim_exec::device::assign_devices(device, workers.len(), rlsim_exec::device::cuda_device_count)
@@ -1123,7 +1124,8 @@ fn validate(
                         ui::status(format!("profiling {device} with the scenario's model and the {kind} layout…"))
                     });
                     let profiled = Scenario::load(path, &sets)?;
-                    let engines = engines_on_profiled_gpu(&device, &profiled)?;
+                    let engines = engines_on_profiled_gpu(&device, &profiled)
+                        .with_context(|| format!("profiling {kind} on {device}"))?;
                     let p =
                         rlsim_exec::profile::measure(&profiled, device.first(), engines).map_err(anyhow::Error::msg)?;
                     let file = dir.join(format!("profile-{tag}.toml"));

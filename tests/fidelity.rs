@@ -82,6 +82,7 @@ fn fidelity_cases_carry_no_fudge_factor() {
         "eager_layer_us",
         "offload_gbytes_per_s",
         "moe_mfu_scale",
+        "attention_efficiency",
         "activation_traffic",
         "stream_groups_per_engine",
         "bf16_tflops",

@@ -23,6 +23,10 @@ pub trait GradReduce: Sync {
         grads: Contribution,
         killed: &dyn Fn() -> bool,
     ) -> candle_core::Result<Option<Arc<Vec<Tensor>>>>;
+
+    /// A rank failed (an error, not a kill) and will not arrive again: every reduction of this train attempt, the
+    /// ones already waiting and any later one, gives the step up, so the other ranks do not wait for it forever.
+    fn abandon(&self) {}
 }
 
 /// A train group of one: nothing to exchange.
@@ -44,6 +48,8 @@ struct Round {
     done: u64,
     slots: Vec<Option<Contribution>>,
     result: Option<Arc<Vec<Tensor>>>,
+    /// A rank failed: no reduction of this attempt can complete.
+    abandoned: bool,
 }
 
 /// The all-reduce of `ranks` worker threads (shared memory: the tensors of one device, or moved to rank 0's).
@@ -57,7 +63,7 @@ impl AllReduce {
     pub fn new(ranks: usize) -> Arc<AllReduce> {
         Arc::new(AllReduce {
             ranks: ranks.max(1),
-            round: Mutex::new(Round { done: 0, slots: vec![None; ranks.max(1)], result: None }),
+            round: Mutex::new(Round { done: 0, slots: vec![None; ranks.max(1)], result: None, abandoned: false }),
             turned: Condvar::new(),
         })
     }
@@ -101,6 +107,14 @@ impl GradReduce for AllReduce {
         settled?;
         result
     }
+
+    fn abandon(&self) {
+        // A poisoned lock means a rank panicked: the waiters already get an error.
+        if let Ok(mut r) = self.round.lock() {
+            r.abandoned = true;
+            self.turned.notify_all();
+        }
+    }
 }
 
 impl AllReduce {
@@ -111,6 +125,9 @@ impl AllReduce {
         killed: &dyn Fn() -> bool,
     ) -> candle_core::Result<Option<Arc<Vec<Tensor>>>> {
         let mut r = self.round.lock().map_err(|_| candle_core::Error::Msg("all-reduce: a rank panicked".into()))?;
+        if r.abandoned {
+            return Ok(None);
+        }
         if rank >= self.ranks || r.slots[rank].is_some() {
             candle_core::bail!("all-reduce: rank {rank} of {} arrived twice or out of range", self.ranks);
         }
@@ -138,8 +155,12 @@ impl AllReduce {
             self.turned.notify_all();
             return Ok(r.result.clone());
         }
-        while r.done == joined {
+        while r.done == joined && !r.abandoned {
             r = self.turned.wait(r).map_err(|_| candle_core::Error::Msg("all-reduce: a rank panicked".into()))?;
+        }
+        // Woken by a failed rank before this round completed: the step is given up.
+        if r.done == joined {
+            return Ok(None);
         }
         Ok(r.result.clone())
     }
@@ -152,6 +173,21 @@ mod tests {
 
     fn t(v: &[f32]) -> Tensor {
         Tensor::new(v, &Device::Cpu).unwrap()
+    }
+
+    /// A rank that fails leaves no other rank waiting: the one already waiting and a later arrival both give the
+    /// step up.
+    #[test]
+    fn a_failed_rank_releases_the_others() {
+        let reduce = AllReduce::new(3);
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| reduce.all_reduce(0, Some(vec![t(&[1.0])]), &|| false).unwrap());
+            // Rank 2 fails once rank 0 is waiting (or before: either way rank 0 must come back).
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            reduce.abandon();
+            assert!(waiting.join().unwrap().is_none());
+        });
+        assert!(reduce.all_reduce(1, Some(vec![t(&[2.0])]), &|| false).unwrap().is_none());
     }
 
     #[test]

@@ -246,7 +246,9 @@ impl Gpt {
         self.vars.iter().map(|v| v.as_tensor().copy()).collect()
     }
 
-    /// Overwrites the weights with `tensors` (same order and shapes), moving them to this model's device.
+    /// Overwrites the weights with `tensors` (same order and shapes), moving them to this model's device. Returns
+    /// when the copies are done: `tensors` are often shared with other threads (a weight snapshot every engine
+    /// loads), and on a GPU the last holder frees them on its own stream, which does not wait for this thread's.
     pub fn load(&self, tensors: &[Tensor]) -> candle_core::Result<()> {
         if tensors.len() != self.vars.len() {
             candle_core::bail!("weight count mismatch: {} vs {}", tensors.len(), self.vars.len());
@@ -254,7 +256,7 @@ impl Gpt {
         for (v, t) in self.vars.iter().zip(tensors) {
             v.set(&t.to_device(&self.device)?)?;
         }
-        Ok(())
+        self.device.synchronize()
     }
 
     /// Frees the weights on the device (a time-sliced worker's engine while it trains): every variable becomes an
@@ -275,12 +277,12 @@ impl Gpt {
         if tensors.len() != self.vars.len() {
             candle_core::bail!("weight count mismatch: {} vs {}", tensors.len(), self.vars.len());
         }
-        // `Var::from_tensor` copies into the variable's own storage.
+        // `Var::from_tensor` copies into the variable's own storage; done before returning, as in `load`.
         self.vars = tensors
             .iter()
             .map(|t| Var::from_tensor(&t.to_device(&self.device)?))
             .collect::<candle_core::Result<_>>()?;
-        Ok(())
+        self.device.synchronize()
     }
 
     fn p(&self, i: usize) -> &Tensor {

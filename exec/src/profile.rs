@@ -191,7 +191,7 @@ fn measure_here(s: &Scenario, device: DeviceSpec, gpu_sharing: usize) -> Result<
     // engine per core runs at once: in a run every core is busy (engines, or an engine beside the trainer), and on
     // a small virtual machine a lone busy thread is measurably slower than one beside busy neighbours. On a GPU as
     // many engines run at once as the run puts on it (a core count of engines, 16 on an H200 host, all queueing on
-    // one GPU, made the profiled iteration's fixed cost 9–11× the one measured with the run's count).
+    // one GPU, made the profiled iteration's fixed cost 8.7–10.9× the one measured with the run's count).
     let longest = cfg.context - 1;
     let workload = Workload::new(s.workload.clone(), s.seed);
     let engines = if dev.is_cpu() {

@@ -374,6 +374,23 @@ impl Trainer {
         now_ns: &dyn Fn() -> u64,
         abort: &dyn AbortFlag,
     ) -> candle_core::Result<Result<TrainTimings, TrainTimings>> {
+        let out = self.step_ranked_inner(samples, rank, ranks, reduce, now_ns, abort);
+        // A rank that fails will not reach its next reduction: release the ranks waiting for it.
+        if out.is_err() {
+            reduce.abandon();
+        }
+        out
+    }
+
+    fn step_ranked_inner(
+        &mut self,
+        samples: &[TrainSample],
+        rank: usize,
+        ranks: usize,
+        reduce: &dyn GradReduce,
+        now_ns: &dyn Fn() -> u64,
+        abort: &dyn AbortFlag,
+    ) -> candle_core::Result<Result<TrainTimings, TrainTimings>> {
         if self.parked.is_some() {
             candle_core::bail!(
                 "the training state is offloaded (the worker holds a rollout engine): switch it to train first"
@@ -512,6 +529,8 @@ impl Trainer {
             };
             let (grads, stats) = sum.split_at(sum.len() - 1);
             self.opt.step(&self.model.vars, grads)?;
+            // Read back on this thread's stream after the optimizer step: on a GPU the shared sum is no longer being
+            // read when this rank drops it (the last holder frees it on its own stream).
             let stats = stats[0].to_vec1::<f32>()?;
             loss_total += stats[0] as f64;
             for (t, s) in stats_total.iter_mut().zip(&stats) {

@@ -3,7 +3,8 @@
 # Build first, here: `bash scripts/check-cuda.sh` (leaves .gpu/rlsim.gz and .gpu/gpu-tests.gz). Then, through the
 # device tool, from the checkout's root with `.gpu/rlsim.gz` and `.gpu/gpu-tests.gz` carried:
 #   bash scripts/gpu/device-checks.sh            # writes its logs and results to $OUT (or runs/device-checks/)
-# Each step has its own time limit, so one that hangs costs only its share. Variables (all optional):
+# Each step has its own time limit (then 10 s more before a kill), so one that hangs costs only its share. Needs
+# bash >= 4.4 (the log's tee is waited for by its pid). Variables (all optional):
 #   STEPS         steps to run, in this order whatever the order given: smoke tests torch tiny d768 single qwen
 #                 (default "smoke tests torch tiny d768": at most ~515 s of limits; with "single" ~635 s, over the
 #                 device tool's 600 s per call, so split such a run over two calls; qwen, exec-qwen0.5b's profile
@@ -29,7 +30,10 @@ want() { [[ " $STEPS " == *" $1 "* ]]; }
 
 step setup
 # Always from the carried archives: a warm machine keeps the binaries an earlier call unpacked.
-for f in .gpu/rlsim .gpu/gpu-tests; do gunzip -kf "$f.gz" && chmod +x "$f"; done
+for f in .gpu/rlsim .gpu/gpu-tests; do
+  [ -f "$f.gz" ] || { echo "$f.gz was not carried: build with scripts/check-cuda.sh and name it in carry"; exit 1; }
+  gunzip -kf "$f.gz" && chmod +x "$f"
+done
 sha256sum .gpu/rlsim .gpu/gpu-tests
 SP=$(python3 -c 'import site;print(site.getsitepackages()[0])')
 export LD_LIBRARY_PATH=$SP/nvidia/cu13/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -43,19 +47,19 @@ fi
 
 if want smoke; then
   step "smoke: exec exec-tiny on cuda:0"
-  timeout 40 .gpu/rlsim exec scenarios/exec-tiny.toml --device cuda:0 --steps 2 --out "$OUT/runs/smoke" -q
+  timeout -k 10 40 .gpu/rlsim exec scenarios/exec-tiny.toml --device cuda:0 --steps 2 --out "$OUT/runs/smoke" -q
   echo "rc=$?"
 fi
 
 if want tests; then
   step "tests/gpu.rs (ignored tests)"
-  timeout 80 .gpu/gpu-tests --ignored --nocapture --test-threads=1 ${TESTS_FILTER:-} 2>&1 | tee "$OUT/gpu-tests.log"
+  timeout -k 10 80 .gpu/gpu-tests --ignored --nocapture --test-threads=1 ${TESTS_FILTER:-} 2>&1 | tee "$OUT/gpu-tests.log"
   echo "rc=${PIPESTATUS[0]}"
 fi
 
 if want torch; then
   step "PyTorch: Qwen2.5-7B-shaped passes against the cost model's terms"
-  PYTHONUNBUFFERED=1 timeout "${TORCH_S:-110}" python3 scripts/gpu/torch_phases.py "$OUT" ${TORCH_PARTS:-}
+  PYTHONUNBUFFERED=1 timeout -k 10 "${TORCH_S:-110}" python3 scripts/gpu/torch_phases.py "$OUT" ${TORCH_PARTS:-}
   echo "rc=$?"
 fi
 
@@ -65,7 +69,7 @@ PIPELINES=${PIPELINES:-colocated disaggregated async partial seamless}
 if want tiny; then
   for p in $PIPELINES; do
     step "validate exec-tiny, $p, cuda:0"
-    timeout "${TINY_S:-30}" .gpu/rlsim validate scenarios/exec-tiny.toml --device cuda:0 --pipeline "$p" --reprofile \
+    timeout -k 10 "${TINY_S:-30}" .gpu/rlsim validate scenarios/exec-tiny.toml --device cuda:0 --pipeline "$p" --reprofile \
       --out "$OUT/runs/tiny-$p" -q
     echo "rc=$?"
   done
@@ -75,7 +79,7 @@ if want d768; then
   # A model that gives the GPU some work: 12 layers of width 768 (97.6 M parameters), 128 sequences a step.
   for p in ${D768_PIPELINES:-colocated disaggregated async}; do
     step "validate d768 x 12 layers, $p, cuda:0"
-    timeout "${D768_S:-45}" .gpu/rlsim validate scenarios/exec-tiny.toml --device cuda:0 --pipeline "$p" --reprofile \
+    timeout -k 10 "${D768_S:-45}" .gpu/rlsim validate scenarios/exec-tiny.toml --device cuda:0 --pipeline "$p" --reprofile \
       --out "$OUT/runs/d768-$p" -q \
       --set model.hidden=768 --set model.layers=12 --set model.heads=12 --set model.kv_heads=12 \
       --set model.vocab=8192 --set model.params_b=0.097645056 --set workload.prompts_per_step=32 \
@@ -96,7 +100,7 @@ if want single; then
     name=${sz%%|*}; args=${sz#*|}
     step "validate $name, colocated, one worker on cuda:0"
     # shellcheck disable=SC2086
-    timeout "${SINGLE_S:-40}" .gpu/rlsim validate scenarios/exec-tiny.toml --device cuda:0 --pipeline colocated \
+    timeout -k 10 "${SINGLE_S:-40}" .gpu/rlsim validate scenarios/exec-tiny.toml --device cuda:0 --pipeline colocated \
       --reprofile --set cluster.gpus_per_node=1 $args --out "$OUT/runs/single-$name" -q
     echo "rc=$?"
   done
@@ -104,7 +108,7 @@ fi
 
 if want qwen; then
   step "validate exec-qwen0.5b (Qwen2.5-0.5B dimensions), colocated and disaggregated, cuda:0"
-  timeout 100 .gpu/rlsim validate scenarios/exec-qwen0.5b.toml --device cuda:0 --pipeline colocated \
+  timeout -k 10 100 .gpu/rlsim validate scenarios/exec-qwen0.5b.toml --device cuda:0 --pipeline colocated \
     --pipeline disaggregated --reprofile --out "$OUT/runs/qwen" -q
   echo "rc=$?"
 fi

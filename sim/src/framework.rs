@@ -52,10 +52,11 @@ pub struct FrameworkSpec {
     /// their own, `training.expert_parallel`).
     pub moe_mfu_scale: f64,
     /// Rate of causal attention's FLOPs (the L² term of a training pass, FlashAttention's kernels) as a share of
-    /// the matmuls' rate (`mfu`): on an H200 FlashAttention 2 runs at 0.42–0.54 of a layer's matmul rate from 16k
-    /// tokens up (docs/gpu-measurements.md §3). 1 in every preset: `mfu` and `moe_mfu_scale` were fitted with
-    /// attention at the matmul rate, and 0.45 with both refitted left the suite's mean where it was while moving
-    /// three verl 7B colocated rows past their bars (docs/fidelity.md, "Unexplained").
+    /// the rate the rest of the pass runs at (`mfu`; for an MoE model `mfu` × `moe_mfu_scale`, which was fitted on
+    /// whole passes): on an H200 FlashAttention 2 runs at 0.42–0.54 of a layer's matmul rate from 16k tokens up
+    /// (docs/gpu-measurements.md §3). 1 in every preset: `mfu` and `moe_mfu_scale` were fitted with attention at
+    /// that rate, and 0.45 with both refitted left the suite's mean where it was while moving three verl 7B
+    /// colocated rows past their tolerances (docs/fidelity.md, "Unexplained").
     pub attention_efficiency: f64,
     /// Share of the model's activation traffic (`ModelSpec::activation_bytes_per_token`: the bytes the ops between
     /// the matmuls stream through HBM, counted once per op) a training pass moves, at `hbm_efficiency` of the slowest

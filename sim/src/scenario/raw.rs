@@ -97,7 +97,7 @@ pub struct RawFramework {
     /// An MoE trainer's utilisation as a share of `training.mfu`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moe_mfu_scale: Option<f64>,
-    /// A training pass's attention FLOP rate as a share of its matmuls' (`training.mfu`).
+    /// A training pass's attention FLOP rate as a share of the rest of the pass's (`training.mfu`, × the MoE scale).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention_efficiency: Option<f64>,
     /// Prompt groups the `async` rollouter keeps in flight per rollout engine (0: no cap).
