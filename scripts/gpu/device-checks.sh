@@ -11,7 +11,7 @@
 #                 and runs, did not finish in 100 s on an H200 and needs a longer lease)
 #   TESTS_FILTER  a test-name filter for tests/gpu.rs (e.g. "decode")
 #   TORCH_PARTS   comma-separated parts of scripts/gpu/torch_phases.py (default: ceilings,train,head,decode; also
-#                 copies, attention_curve); TORCH_S its limit (110 s)
+#                 copies, attention_curve, attention_packed); TORCH_S its limit (110 s)
 #   PIPELINES     pipelines of the "tiny" step (default all five), TINY_S each one's limit (30 s)
 #   D768_PIPELINES pipelines of the "d768" step (colocated disaggregated async), D768_S each one's limit (45 s)
 #   SINGLE_S      each "single" run's limit (40 s)

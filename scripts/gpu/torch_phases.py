@@ -17,6 +17,8 @@ says what each one checks and what it found):
             cost is out: time against the bytes it must read (weights + K + V) = the HBM floor.
   copies    host <-> device copies, pageable and pinned, 1 and 4 GiB (a colocated trainer's offload).
   attention_curve  causal FlashAttention against one layer's matmuls at 1k-64k tokens, forward and backward.
+  attention_packed the same over a 64k-token micro-batch of equal-length sequences (512 to 32k tokens each), as a
+            trainer packs them.
 """
 
 import json
@@ -57,12 +59,12 @@ def attention(q, k, v, causal):
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
 
-def attention_ms(L, reps):
-    """Median ms of causal FlashAttention over one sequence of L tokens at Qwen2.5-7B's heads: forward only, and
-    forward + backward."""
-    q0 = torch.randn(1, HEADS, L, HEAD_DIM, device=DEV, dtype=torch.bfloat16)
-    k0 = torch.randn(1, KV_HEADS, L, HEAD_DIM, device=DEV, dtype=torch.bfloat16)
-    v0 = torch.randn(1, KV_HEADS, L, HEAD_DIM, device=DEV, dtype=torch.bfloat16)
+def attention_ms(L, reps, batch=1):
+    """Median ms of causal FlashAttention over `batch` sequences of L tokens each at Qwen2.5-7B's heads: forward
+    only, and forward + backward."""
+    q0 = torch.randn(batch, HEADS, L, HEAD_DIM, device=DEV, dtype=torch.bfloat16)
+    k0 = torch.randn(batch, KV_HEADS, L, HEAD_DIM, device=DEV, dtype=torch.bfloat16)
+    v0 = torch.randn(batch, KV_HEADS, L, HEAD_DIM, device=DEV, dtype=torch.bfloat16)
 
     def att_f():
         with torch.no_grad():
@@ -445,6 +447,61 @@ def attention_curve(lengths=(1024, 2048, 4096, 8192, 16384, 32768, 65536)):
         RESULTS["parts"]["attention_curve"] = rows
         save()
         del x0
+
+
+def attention_packed(tokens=65536, lengths=(512, 1024, 2048, 4096, 8192, 16384, 32768)):
+    """A trainer's micro-batch shape: `tokens` (verl's 7B scripts allow ~61k per GPU in an update) as tokens / L
+    sequences of L tokens each, causal FlashAttention over all of them in one kernel (what the variable-length
+    kernel does for equal lengths), against one layer's matmuls over the same tokens: the attention_efficiency a
+    packed micro-batch of L-token samples would take."""
+    wqkv = torch.randn((HEADS + 2 * KV_HEADS) * HEAD_DIM, HIDDEN, device=DEV, dtype=torch.bfloat16, requires_grad=True)
+    wo = torch.randn(HIDDEN, HEADS * HEAD_DIM, device=DEV, dtype=torch.bfloat16, requires_grad=True)
+    wgu = torch.randn(2 * FFN, HIDDEN, device=DEV, dtype=torch.bfloat16, requires_grad=True)
+    wd = torch.randn(HIDDEN, FFN, device=DEV, dtype=torch.bfloat16, requires_grad=True)
+    x0 = torch.randn(tokens, HIDDEN, device=DEV, dtype=torch.bfloat16)
+
+    def mm(x):
+        a = x @ wqkv.t()
+        b = a[:, : HEADS * HEAD_DIM] @ wo.t()
+        g, u = (b @ wgu.t()).chunk(2, dim=-1)
+        return (g * u) @ wd.t()
+
+    def mm_f():
+        with torch.no_grad():
+            mm(x0)
+
+    def mm_u():
+        mm(x0.detach().requires_grad_(True)).sum().backward()
+        for w in (wqkv, wo, wgu, wd):
+            w.grad = None
+
+    mm_flops = 2 * tokens * ((HEADS + 2 * KV_HEADS) * HEAD_DIM * HIDDEN + HIDDEN * HEADS * HEAD_DIM + 3 * HIDDEN * FFN)
+    mf, mu = timed(mm_f, reps=7)[0], timed(mm_u, reps=7)[0]
+    rows = []
+    for L in lengths:
+        batch = tokens // L
+        af, au = attention_ms(L, reps=7, batch=batch)
+        att_flops = batch * 2 * HEADS * HEAD_DIM * L * L
+        row = {
+            "tokens": tokens,
+            "sequence_tokens": L,
+            "sequences": batch,
+            "attention_forward_tflops": att_flops / (af * 1e-3) / 1e12,
+            "attention_update_tflops": 3 * att_flops / (au * 1e-3) / 1e12,
+            "matmul_forward_tflops": mm_flops / (mf * 1e-3) / 1e12,
+            "matmul_update_tflops": 3 * mm_flops / (mu * 1e-3) / 1e12,
+        }
+        row["attention_over_matmul_rate_forward"] = row["attention_forward_tflops"] / row["matmul_forward_tflops"]
+        row["attention_over_matmul_rate_update"] = row["attention_update_tflops"] / row["matmul_update_tflops"]
+        rows.append(row)
+        print(
+            f"{batch:>4} x {L:>6} tokens: attention fwd {row['attention_forward_tflops']:4.0f} / fwd+bwd "
+            f"{row['attention_update_tflops']:4.0f} TF/s; matmuls fwd {row['matmul_forward_tflops']:4.0f} / fwd+bwd "
+            f"{row['matmul_update_tflops']:4.0f} TF/s; attention / matmul rate "
+            f"{row['attention_over_matmul_rate_forward']:.2f} / {row['attention_over_matmul_rate_update']:.2f}"
+        )
+        RESULTS["parts"]["attention_packed"] = rows
+        save()
 
 
 if __name__ == "__main__":
