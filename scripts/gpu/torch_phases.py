@@ -398,66 +398,10 @@ def copies():
     save()
 
 
-def attention_curve(lengths=(1024, 2048, 4096, 8192, 16384, 32768, 65536)):
-    """Causal FlashAttention (Qwen2.5-7B's 28 query / 4 KV heads of 128) against one layer's matmuls (QKV, output,
-    SwiGLU) at the same token count, forward and forward + backward: the rate of each, TFLOP/s."""
-    rows = []
-    wqkv = torch.randn((HEADS + 2 * KV_HEADS) * HEAD_DIM, HIDDEN, device=DEV, dtype=torch.bfloat16, requires_grad=True)
-    wo = torch.randn(HIDDEN, HEADS * HEAD_DIM, device=DEV, dtype=torch.bfloat16, requires_grad=True)
-    wgu = torch.randn(2 * FFN, HIDDEN, device=DEV, dtype=torch.bfloat16, requires_grad=True)
-    wd = torch.randn(HIDDEN, FFN, device=DEV, dtype=torch.bfloat16, requires_grad=True)
-    for L in lengths:
-        x0 = torch.randn(L, HIDDEN, device=DEV, dtype=torch.bfloat16)
-
-        def mm(x):
-            a = x @ wqkv.t()
-            b = a[:, : HEADS * HEAD_DIM] @ wo.t()
-            g, u = (b @ wgu.t()).chunk(2, dim=-1)
-            return (g * u) @ wd.t()
-
-        def mm_f():
-            with torch.no_grad():
-                mm(x0)
-
-        def mm_u():
-            mm(x0.detach().requires_grad_(True)).sum().backward()
-            for w in (wqkv, wo, wgu, wd):
-                w.grad = None
-
-        att_flops = 2 * HEADS * HEAD_DIM * L * L
-        mm_flops = 2 * L * ((HEADS + 2 * KV_HEADS) * HEAD_DIM * HIDDEN + HIDDEN * HEADS * HEAD_DIM + 3 * HIDDEN * FFN)
-        t = {name: timed(fn, warmup=2, reps=7)[0] for name, fn in (("mf", mm_f), ("mu", mm_u))}
-        t["af"], t["au"] = attention_ms(L, reps=7)
-        row = {
-            "tokens": L,
-            "attention_forward_tflops": att_flops / (t["af"] * 1e-3) / 1e12,
-            "attention_update_tflops": 3 * att_flops / (t["au"] * 1e-3) / 1e12,
-            "matmul_forward_tflops": mm_flops / (t["mf"] * 1e-3) / 1e12,
-            "matmul_update_tflops": 3 * mm_flops / (t["mu"] * 1e-3) / 1e12,
-        }
-        row["attention_over_matmul_rate_forward"] = row["attention_forward_tflops"] / row["matmul_forward_tflops"]
-        row["attention_over_matmul_rate_update"] = row["attention_update_tflops"] / row["matmul_update_tflops"]
-        rows.append(row)
-        print(
-            f"L={L:>6}: attention fwd {row['attention_forward_tflops']:4.0f} / fwd+bwd {row['attention_update_tflops']:4.0f} "
-            f"TF/s; matmuls fwd {row['matmul_forward_tflops']:4.0f} / fwd+bwd {row['matmul_update_tflops']:4.0f} TF/s; "
-            f"attention / matmul rate {row['attention_over_matmul_rate_forward']:.2f} / "
-            f"{row['attention_over_matmul_rate_update']:.2f}"
-        )
-        RESULTS["parts"]["attention_curve"] = rows
-        save()
-        del x0
-
-
-def attention_packed(tokens=65536, lengths=(512, 1024, 2048, 4096, 8192, 16384, 32768)):
-    """A trainer's micro-batch shape: `tokens` (verl's 7B scripts allow ~61k per GPU in an update) as tokens / L
-    sequences of L tokens each, causal FlashAttention over all of them in one kernel (what the variable-length
-    kernel does for equal lengths), against one layer's matmuls over the same tokens: the attention_efficiency a
-    packed micro-batch of L-token samples would take."""
-    wqkv = torch.randn((HEADS + 2 * KV_HEADS) * HEAD_DIM, HIDDEN, device=DEV, dtype=torch.bfloat16, requires_grad=True)
-    wo = torch.randn(HIDDEN, HEADS * HEAD_DIM, device=DEV, dtype=torch.bfloat16, requires_grad=True)
-    wgu = torch.randn(2 * FFN, HIDDEN, device=DEV, dtype=torch.bfloat16, requires_grad=True)
-    wd = torch.randn(HIDDEN, FFN, device=DEV, dtype=torch.bfloat16, requires_grad=True)
+def layer_matmul_ms(weights, tokens, reps):
+    """Median ms of one layer's matmuls (QKV, output, SwiGLU) over `tokens` tokens, forward only and forward +
+    backward, and their forward FLOPs."""
+    wqkv, wo, wgu, wd = weights
     x0 = torch.randn(tokens, HIDDEN, device=DEV, dtype=torch.bfloat16)
 
     def mm(x):
@@ -472,34 +416,67 @@ def attention_packed(tokens=65536, lengths=(512, 1024, 2048, 4096, 8192, 16384, 
 
     def mm_u():
         mm(x0.detach().requires_grad_(True)).sum().backward()
-        for w in (wqkv, wo, wgu, wd):
+        for w in weights:
             w.grad = None
 
-    mm_flops = 2 * tokens * ((HEADS + 2 * KV_HEADS) * HEAD_DIM * HIDDEN + HIDDEN * HEADS * HEAD_DIM + 3 * HIDDEN * FFN)
-    mf, mu = timed(mm_f, reps=7)[0], timed(mm_u, reps=7)[0]
+    flops = 2 * tokens * ((HEADS + 2 * KV_HEADS) * HEAD_DIM * HIDDEN + HIDDEN * HEADS * HEAD_DIM + 3 * HIDDEN * FFN)
+    return timed(mm_f, warmup=2, reps=reps)[0], timed(mm_u, warmup=2, reps=reps)[0], flops
+
+
+def layer_weights():
+    shapes = [((HEADS + 2 * KV_HEADS) * HEAD_DIM, HIDDEN), (HIDDEN, HEADS * HEAD_DIM), (2 * FFN, HIDDEN), (HIDDEN, FFN)]
+    return [torch.randn(*sh, device=DEV, dtype=torch.bfloat16, requires_grad=True) for sh in shapes]
+
+
+def rate_row(att_flops, att_ms, mm_flops, mm_ms, **keys):
+    """TFLOP/s of attention and of the matmuls, forward and forward + backward, and attention's share."""
+    row = dict(keys)
+    row["attention_forward_tflops"] = att_flops / (att_ms[0] * 1e-3) / 1e12
+    row["attention_update_tflops"] = 3 * att_flops / (att_ms[1] * 1e-3) / 1e12
+    row["matmul_forward_tflops"] = mm_flops / (mm_ms[0] * 1e-3) / 1e12
+    row["matmul_update_tflops"] = 3 * mm_flops / (mm_ms[1] * 1e-3) / 1e12
+    row["attention_over_matmul_rate_forward"] = row["attention_forward_tflops"] / row["matmul_forward_tflops"]
+    row["attention_over_matmul_rate_update"] = row["attention_update_tflops"] / row["matmul_update_tflops"]
+    return row
+
+
+def rate_text(row):
+    return (
+        f"attention fwd {row['attention_forward_tflops']:4.0f} / fwd+bwd {row['attention_update_tflops']:4.0f} TF/s; "
+        f"matmuls fwd {row['matmul_forward_tflops']:4.0f} / fwd+bwd {row['matmul_update_tflops']:4.0f} TF/s; "
+        f"attention / matmul rate {row['attention_over_matmul_rate_forward']:.2f} / "
+        f"{row['attention_over_matmul_rate_update']:.2f}"
+    )
+
+
+def attention_curve(lengths=(1024, 2048, 4096, 8192, 16384, 32768, 65536)):
+    """Causal FlashAttention (Qwen2.5-7B's 28 query / 4 KV heads of 128) against one layer's matmuls (QKV, output,
+    SwiGLU) at the same token count, forward and forward + backward: the rate of each, TFLOP/s."""
+    rows = []
+    weights = layer_weights()
+    for L in lengths:
+        mf, mu, mm_flops = layer_matmul_ms(weights, L, reps=7)
+        row = rate_row(2 * HEADS * HEAD_DIM * L * L, attention_ms(L, reps=7), mm_flops, (mf, mu), tokens=L)
+        rows.append(row)
+        print(f"L={L:>6}: " + rate_text(row))
+        RESULTS["parts"]["attention_curve"] = rows
+        save()
+
+
+def attention_packed(tokens=65536, lengths=(512, 1024, 2048, 4096, 8192, 16384, 32768)):
+    """A trainer's micro-batch shape: `tokens` (verl's 7B scripts allow ~61k per GPU in an update) as tokens / L
+    sequences of L tokens each, causal FlashAttention over all of them in one kernel (what the variable-length
+    kernel does for equal lengths), against one layer's matmuls over the same tokens: the attention_efficiency a
+    packed micro-batch of L-token samples would take."""
+    mf, mu, mm_flops = layer_matmul_ms(layer_weights(), tokens, reps=7)
     rows = []
     for L in lengths:
         batch = tokens // L
-        af, au = attention_ms(L, reps=7, batch=batch)
-        att_flops = batch * 2 * HEADS * HEAD_DIM * L * L
-        row = {
-            "tokens": tokens,
-            "sequence_tokens": L,
-            "sequences": batch,
-            "attention_forward_tflops": att_flops / (af * 1e-3) / 1e12,
-            "attention_update_tflops": 3 * att_flops / (au * 1e-3) / 1e12,
-            "matmul_forward_tflops": mm_flops / (mf * 1e-3) / 1e12,
-            "matmul_update_tflops": 3 * mm_flops / (mu * 1e-3) / 1e12,
-        }
-        row["attention_over_matmul_rate_forward"] = row["attention_forward_tflops"] / row["matmul_forward_tflops"]
-        row["attention_over_matmul_rate_update"] = row["attention_update_tflops"] / row["matmul_update_tflops"]
+        att = attention_ms(L, reps=7, batch=batch)
+        row = rate_row(batch * 2 * HEADS * HEAD_DIM * L * L, att, mm_flops, (mf, mu), tokens=tokens,
+                       sequence_tokens=L, sequences=batch)
         rows.append(row)
-        print(
-            f"{batch:>4} x {L:>6} tokens: attention fwd {row['attention_forward_tflops']:4.0f} / fwd+bwd "
-            f"{row['attention_update_tflops']:4.0f} TF/s; matmuls fwd {row['matmul_forward_tflops']:4.0f} / fwd+bwd "
-            f"{row['matmul_update_tflops']:4.0f} TF/s; attention / matmul rate "
-            f"{row['attention_over_matmul_rate_forward']:.2f} / {row['attention_over_matmul_rate_update']:.2f}"
-        )
+        print(f"{batch:>4} x {L:>6} tokens: " + rate_text(row))
         RESULTS["parts"]["attention_packed"] = rows
         save()
 
