@@ -581,6 +581,27 @@ fn exec_profile_and_validate_run_on_the_cpu() {
     assert!(resolved.contains("rlsim-exec") && !resolved.contains("profile ="), "analytic, not profiled: {resolved}");
 }
 
+/// A device list that does not fit the layout fails before minutes of profiling, naming the pipeline it was
+/// profiling for, with any build (the list is checked before a GPU is counted or opened).
+#[test]
+fn validate_refuses_a_device_list_that_does_not_fit_before_profiling() {
+    let dir = tmp("validate-devices");
+    let err = fails(&[
+        "validate",
+        "scenarios/exec-tiny.toml",
+        "--device",
+        "cuda:0,1,2",
+        "--reprofile",
+        "--pipeline",
+        "disaggregated",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(err.contains("profiling disaggregated on cuda:0,1,2"), "{err}");
+    assert!(err.contains("3 GPUs listed for 2 workers"), "{err}");
+    assert!(!dir.join("profile-disaggregated.toml").exists());
+}
+
 /// sweep.csv without the wall-clock column, for comparing runs.
 fn sweep_without_wall(dir: &Path) -> Vec<Vec<String>> {
     let mut r = csv::Reader::from_path(dir.join("sweep.csv")).unwrap();
