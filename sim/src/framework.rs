@@ -44,7 +44,7 @@ pub struct FrameworkSpec {
     // ----- trainer -----
     /// Utilisation of the FLOPs the trainer executes (6·N·T per update, 8·N·T with recomputation, plus attention;
     /// N without an untied input embedding, which is looked up), as a share of the GPU's achievable matmul rate
-    /// (`GpuSpec::matmul_efficiency` × its peak); 0.677 on an H20 is 0.567 of its peak, and with recomputation 0.43
+    /// (`GpuSpec::matmul_efficiency` × its peak); 0.590 on an H20 is 0.567 of its peak, and with recomputation 0.43
     /// model-FLOPs utilisation.
     pub mfu: f64,
     /// An MoE trainer's utilisation relative to a dense one's (`mfu` × this): token-dropless routing leaves experts
@@ -260,13 +260,14 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   ~25k-token sequence decoding nearly alone takes ~150–178 s there); SGLang's overlap scheduler hides most of it
 ///   (slime, AReaL: 1.0 ms, an estimate).
 /// - Per-sequence host cost 2 µs: vLLM V1's scheduler and sampler bookkeeping.
-/// - `mfu` 0.677 of the GPU's achievable matmul rate for the executed FLOPs with recomputation (on H20, whose
-///   achievable share is 0.838, 0.567 of its peak and 0.43 model-FLOPs utilisation, typical of bf16 dense
+/// - `mfu` 0.590 of the GPU's achievable matmul rate for the executed FLOPs with recomputation (on H20, whose
+///   achievable share is 0.961, 0.567 of its peak and 0.43 model-FLOPs utilisation, typical of bf16 dense
 ///   training): fitted on verl's fully_async 7B dedicated trainer on 16 and 32 H20 (314 s and 157 s per 512×16
 ///   batch). It was 0.6 of the peak while the FLOPs counted the untied input embedding (7.2 % of Qwen2.5-7B), which
 ///   is a lookup (the same fit without it gave 0.56), 0.56 until the activation traffic below was priced on its own
 ///   (1.3 % of those H20 updates: 0.56 × 1.013 = 0.567 keeps them), and 0.567 of the peak until the GPUs' achievable
-///   matmul shares joined the model (0.567 / 0.838 = 0.677 keeps the H20 fits). verl-megatron, slime and AReaL
+///   matmul shares joined the model (0.567 / 0.838 = 0.677 kept the H20 fits), 0.677 until H20's own measured share
+///   (0.961) replaced GH200's assumed 0.838 (0.567 / 0.961 = 0.590 keeps them). verl-megatron, slime and AReaL
 ///   share it: no separate measurement distinguishes them yet.
 /// - `prefill_mfu` and `decode_compute_efficiency` 0.5 of the achievable rate: estimates (no fit); prefill is a
 ///   small share of RL generation and decode is memory- or launch-bound at the batch sizes RL runs.
@@ -351,7 +352,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         decode_compute_efficiency: 0.5,
         decode_overlap: true,
         prefill_mfu: 0.5,
-        mfu: 0.677,
+        mfu: 0.590,
         moe_mfu_scale: 0.322,
         attention_efficiency: 1.0,
         activation_traffic: 1.0,

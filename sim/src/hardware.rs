@@ -66,18 +66,20 @@ type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64, f64);
 /// Bekman's ml-engineering (compute/accelerator/README.md; `mamf-finder.py`, bf16 inputs, the best of a shape sweep):
 /// A100 SXM 271.2 of 312 TFLOP/s (0.869, A100-80G and A800), H100 SXM 794.5 of 989 (0.803, and "H200 is the
 /// same"; H800 is the H100's die and power), B200 1,745 of 2,250 (0.776), GB200 1,822 of 2,500 (0.729), MI300X
-/// 668.4 of 1,300 (0.514, ROCm 6.3 with TunableOp; 0.601 with ROCm 6.2 in an earlier edition). H20 is not in the
-/// table: 0.838 is GH200's (828.6 of 989), the same Hopper SM at 900 W, where power does not throttle the tensor
-/// cores; an H20 runs 15 % of an H100's tensor throughput at 400 W and is not power-limited either (an assumption,
-/// not a measurement). The trainer's `mfu` was fitted on H20, so only the other GPUs' training moved when this
-/// joined the model (docs/fidelity.md).
+/// 668.4 of 1,300 (0.514, ROCm 6.3 with TunableOp; 0.601 with ROCm 6.2 in an earlier edition). H20 is not in that
+/// table: 0.961 is 142.25 of 148 TFLOP/s, the best bf16 `torch.matmul` of a square sweep (1,024–10,240) on an H20
+/// (PyTorch 2.7, CUDA 12.8; zzc0721/torch-performance-test-data issue #77, 2025-10-17); the same script gives an H100
+/// SXM 797.5 (issue #79), the table's 794.5 within 0.4 % (the H20's best is at the sweep's largest size, so 0.961 may
+/// be a little low). An H20 runs 15 % of an H100's tensor throughput at 400 W, so power does not throttle it (until the
+/// twelfth session, 2026-11-29, rlsim assumed GH200's 0.838). The trainer's `mfu` is fitted on H20, so a change here
+/// moves the other GPUs' training (docs/fidelity.md).
 pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
     // (name, bf16 TFLOP/s, achievable matmul share, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s,
     // US$ per GPU-hour)
     let rows: [GpuRow; 9] = [
         ("H100-SXM", 989.0, 0.803, 3350.0, 80.0, 450.0, 50.0, 400.0, 3.00),
         ("H800", 989.0, 0.803, 3350.0, 80.0, 200.0, 50.0, 400.0, 3.00),
-        ("H20", 148.0, 0.838, 4000.0, 96.0, 450.0, 50.0, 400.0, 1.30),
+        ("H20", 148.0, 0.961, 4000.0, 96.0, 450.0, 50.0, 400.0, 1.30),
         ("H200", 989.0, 0.803, 4800.0, 141.0, 450.0, 50.0, 400.0, 4.00),
         ("A100-80G", 312.0, 0.869, 2039.0, 80.0, 300.0, 25.0, 200.0, 1.30),
         ("A800", 312.0, 0.869, 2039.0, 80.0, 200.0, 25.0, 200.0, 1.30),
