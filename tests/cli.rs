@@ -1,6 +1,9 @@
 //! End-to-end tests of the `rlsim` command line.
 
-use std::path::{Path, PathBuf};
+mod scratch;
+use scratch::{scratch, Scratch};
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn rlsim(args: &[&str]) -> Output {
@@ -32,10 +35,8 @@ fn fails(args: &[&str]) -> String {
     err
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rlsim-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+fn tmp(name: &str) -> Scratch {
+    scratch("cli", name, false)
 }
 
 #[test]
@@ -374,7 +375,8 @@ fn trace_import_reads_polytrace_and_matches_its_published_quantiles() {
         eprintln!("skipping: {} not found", src.display());
         return;
     }
-    let out = tmp("import").with_extension("csv");
+    let dir = scratch("cli", "import", true);
+    let out = dir.join("trace.csv");
     ok(&["trace", "import", src.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     let stats = ok(&["trace", "stats", out.to_str().unwrap()]);
     // ../shared/traces/README.md: dapo-math output tokens p50 / p90 / p99 / max = 465 / 1,041 / 2,711 / 10,112.
@@ -391,7 +393,8 @@ fn trace_import_reads_search_r1_multi_turn_and_the_trace_runs() {
         eprintln!("skipping: {} not found", src.display());
         return;
     }
-    let out = tmp("import-sr1").with_extension("csv");
+    let dir = scratch("cli", "import-sr1", true);
+    let out = dir.join("trace.csv");
     ok(&["trace", "import", src.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.starts_with("step,group,prompt_tokens,response_tokens,turns"), "{}", &text[..80]);
@@ -405,7 +408,7 @@ fn trace_import_reads_search_r1_multi_turn_and_the_trace_runs() {
     assert!((mean - 2.63).abs() < 0.05 && *turns.iter().max().unwrap() == 5, "mean turns {mean}");
     // The imported trace drives a multi-turn simulation.
     let run = tmp("sr1-run");
-    let scenario = tmp("sr1-scenario").with_extension("toml");
+    let scenario = dir.join("scenario.toml");
     let base =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/search-r1-7b-h100x8.toml"))
             .unwrap();
@@ -425,7 +428,8 @@ fn trace_import_reads_search_r1_multi_turn_and_the_trace_runs() {
 
 #[test]
 fn trace_synth_is_reproducible() {
-    let (a, b) = (tmp("synth-a").with_extension("csv"), tmp("synth-b").with_extension("csv"));
+    let dir = scratch("cli", "synth", true);
+    let (a, b) = (dir.join("a.csv"), dir.join("b.csv"));
     for p in [&a, &b] {
         ok(&[
             "trace",

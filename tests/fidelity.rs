@@ -2,6 +2,9 @@
 //! tolerance its file documents, so a change to the cost model cannot silently make rlsim worse. Also checks that
 //! the cases carry no per-scenario fudge factor and that the runs of one recipe share one workload.
 
+mod scratch;
+use scratch::scratch;
+
 use rlsim_sim::fidelity::{case_files, compare, run_case};
 use std::path::{Path, PathBuf};
 
@@ -125,9 +128,7 @@ fn one_recipe_one_workload() {
 #[test]
 fn fidelity_errors_name_the_file() {
     use rlsim_sim::fidelity::FidelityError;
-    let dir = std::env::temp_dir().join(format!("rlsim-fidelity-errors-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("fidelity", "errors", true);
     let quick =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml")).unwrap();
     let plain = dir.join("plain.toml");

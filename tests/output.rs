@@ -3,8 +3,11 @@
 //! reaches every command that simulates or executes, `sweep` prints a points table, `--seeds` on `run` and `sweep`
 //! reports a range, old sweep files still merge, and the completions and man pages generate.
 
+mod scratch;
+use scratch::{scratch, Scratch};
+
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn rlsim(args: &[&str]) -> Output {
@@ -31,10 +34,8 @@ fn json(args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("rlsim {all:?}: stdout is not one JSON document ({e}):\n{out}"))
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rlsim-output-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+fn tmp(name: &str) -> Scratch {
+    scratch("output", name, false)
 }
 
 fn s(p: &Path) -> &str {

@@ -2,19 +2,19 @@
 //! holding either the complete earlier set of files or the complete new one, and bad `--out` values are refused
 //! before anything is simulated.
 
+mod scratch;
+use scratch::{scratch, Scratch};
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rlsim");
 const SCENARIO: &str = "scenarios/quickstart.toml";
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rlsim-rel-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmp(name: &str) -> Scratch {
+    scratch("rel", name, true)
 }
 
 fn run(out: &Path, seed: u64, plots: bool) -> std::process::Output {
@@ -104,7 +104,8 @@ fn a_run_killed_at_any_moment_leaves_the_old_or_the_new_set_never_a_mix() {
 
 #[test]
 fn a_rerun_without_plots_leaves_no_stale_plots() {
-    let out = tmp("noplots").join("run");
+    let root = tmp("noplots");
+    let out = root.join("run");
     assert!(run(&out, 1, true).status.success());
     assert!(out.join("steps.png").exists());
     assert!(run(&out, 1, false).status.success());

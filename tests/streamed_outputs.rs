@@ -2,11 +2,14 @@
 //! activity spans (memory flat over a run's steps): the files they write must be the files a run recording
 //! everything writes at the same detail, byte for byte (`summary.json` less its wall time).
 
+mod scratch;
+use scratch::{scratch, Scratch};
+
 use rlsim_reports::TimelineDetail;
 use rlsim_sim::scenario::Scenario;
 use rlsim_sim::simulator::{simulate_recording, Recording};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
@@ -24,10 +27,8 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rlsim-streamed-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+fn tmp(name: &str) -> Scratch {
+    scratch("streamed", name, false)
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! The trace (`timeline.json.gz`) checked against the trace-event format's rules as Perfetto reads them, on quickstart
 //! runs whose pipelines pause and migrate trajectories, at every `--timeline` detail.
 
+mod scratch;
+use scratch::{scratch, Scratch};
+
 use flate2::read::GzDecoder;
 use rlsim_reports::{write_run_detail, TimelineDetail};
 use rlsim_sim::scenario::Scenario;
@@ -9,7 +12,7 @@ use rlsim_sim::timeline::{CounterKind, SpanKind, Timeline};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Quickstart under `pipeline` for `steps` steps (512 trajectories each), and its engines' most sequences at once.
 fn run(pipeline: &str, steps: u32) -> (SimRun, u32) {
@@ -18,10 +21,8 @@ fn run(pipeline: &str, steps: u32) -> (SimRun, u32) {
     (simulate(&s).unwrap(), s.rollout.max_num_seqs)
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlsim-trace-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn tmp(name: &str) -> Scratch {
+    scratch("trace", name, false)
 }
 
 fn read_trace(dir: &Path) -> Value {
