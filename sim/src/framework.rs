@@ -18,10 +18,12 @@ pub struct FrameworkSpec {
     pub iteration_overhead_ms: f64,
     /// Host time per running sequence per iteration (scheduling, sampling metadata, detokenisation), µs.
     pub seq_overhead_us: f64,
-    /// Launch floor per transformer layer per iteration with CUDA graphs (kernel boundaries), µs.
+    /// Fixed GPU time per transformer layer per decode iteration with CUDA graphs (the floor of the layer's
+    /// kernels, beyond its bytes and FLOPs), µs; fitted on standalone vLLM's batch-1 decode (see `framework_preset`).
     pub graph_layer_us: f64,
-    /// Launch cost per transformer layer per iteration in eager mode (Python dispatch of each kernel), µs;
-    /// an MoE layer launches about twice the kernels of a dense one (router, top-k, permute, grouped GEMMs).
+    /// The same in eager mode, µs: the graph floor plus Python's dispatch of each kernel (set both when
+    /// overriding). An MoE layer counts twice in either mode (about twice the kernels: router, top-k, permute,
+    /// grouped GEMMs; measured for launches, not for the graph floor).
     pub eager_layer_us: f64,
     /// Latency of one tensor-parallel all-reduce (two per layer per decode iteration when tp > 1), µs.
     pub tp_allreduce_us: f64,
@@ -233,12 +235,25 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 /// A built-in framework by name (case-insensitive).
 ///
 /// Sources (details and the measurements each was checked against: docs/fidelity.md):
-/// - Eager launch cost ≈ 290 µs per layer: DeepSpeed PR #8352 measured verl's vLLM rollout at batch 1 on H200 at
-///   4.8 ms per token eager against 1.3 ms with CUDA graphs (GPT-2, 12 layers: 0.29 ms per layer). Older engines
-///   were leaner (vLLM PR #1440, V0 in 2023: 47 µs/layer for Llama-2-7B; xLLM PR #713: 53 µs/layer); the verl-era
-///   figure is the one that matches verl's eager generations (one-step-off and MoE cases, docs/fidelity.md).
-/// - Graph floor 5 µs per layer: a decode layer is ~8 kernels whose boundaries cost ~0.5–1 µs each on Hopper.
-/// - tp all-reduce 10 µs: latency of vLLM's one-shot custom all-reduce over NVLink for decode-sized messages.
+/// - Decode iteration with CUDA graphs, from standalone vLLM's published batch-1 decode on H100 SXM (Lambda's vLLM
+///   benchmark, LambdaLabsML/vllm-benchmark results/prompt_10 at a4f9f437, vLLM ~0.6 with multi-step scheduling, so
+///   little host time per token: Llama-3-8B at tp 1/2/4/8 7.05/4.9/3.5/2.9 ms a token, Llama-3-70B at tp 2/4/8
+///   28.4/17.0/11.2 ms). Priced as rlsim reads them (every weight but the untied input embedding, which is looked
+///   up), one set of figures gives all seven within 2 % (RMS 1.1 %), with ~0.3 ms a token of host time left: the
+///   weights at `hbm_efficiency` 0.885 of the datasheet bandwidth (the copy rate measured on an H200, 4,249 of 4,800
+///   GB/s, its read rate 0.90; docs/gpu-measurements.md §1), a floor of 50 µs per layer (`graph_layer_us`: a
+///   decode layer's dozen kernels' fixed costs) and 6 µs per tensor-parallel all-reduce (`tp_allreduce_us`; vLLM's
+///   custom all-reduce at 16 KB on H100 takes 8.5–9.3 µs timed from the host with its launch, sgl-project/sglang
+///   PR #2904). The data fix the floor plus two all-reduces (62 µs a layer at tp > 1) better than the split (4.5
+///   µs and 54 µs fit as well). An MoE layer counts twice, as for launches; under graphs that factor is not
+///   measured (Mixtral-8x7B at tp 2 in the same benchmark suggests ~1.5). The floor is measured on H100 with vLLM
+///   V0's full CUDA graphs and applied to every GPU. Until the twelfth session: 0.8, 5 µs and 10 µs, which left
+///   0.5–2.7 ms of those tokens to a host loop that a multi-step standalone engine barely has (docs/fidelity.md).
+/// - Eager launch cost 340 µs per layer: the graph floor plus 290 µs, DeepSpeed PR #8352's measurement of verl's
+///   vLLM rollout at batch 1 on H200 (4.8 ms per token eager against 1.3 ms with CUDA graphs, GPT-2, 12 layers:
+///   0.29 ms more per layer). Older engines were leaner (vLLM PR #1440, V0 in 2023: 47 µs/layer more for
+///   Llama-2-7B; xLLM PR #713: 53 µs/layer); the verl-era figure is the one that matches verl's eager generations
+///   (one-step-off and MoE cases, docs/fidelity.md).
 /// - tp all-reduce across nodes 50 µs: vLLM disables its custom all-reduce for a group spanning nodes
 ///   (`custom_all_reduce.py`), leaving NCCL, whose small-message all-reduce over 2 × 8 GPUs and InfiniBand takes
 ///   46–48 µs on H20 with NVLS tree (NVIDIA/nccl issue #1244, 4–512 B) and ~62 µs at 8 B on H100 (nccl-tests
@@ -256,9 +271,11 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   about `hbm_efficiency`. 0.45 is the 64-row-tile FA3 figure, chosen after seeing how the NeMo-RL generations
 ///   respond to this term (docs/fidelity.md), so those rows do not test its exact value independently.
 /// - Host overhead per iteration (vLLM V1 engine loop in verl's SPMD/agent-loop rollout, tp workers fed by a
-///   shared-memory broadcast): 3.5 ms, fitted on the tail-bound generations of verl's 7B runs on 64 and 128 H20 (one
-///   ~25k-token sequence decoding nearly alone takes ~150–178 s there); SGLang's overlap scheduler hides most of it
-///   (slime, AReaL: 1.0 ms, an estimate).
+///   shared-memory broadcast): 2.57 ms, fitted on the tail-bound generations of verl's 7B runs on 64 and 128 H20
+///   (one ~25k-token sequence decoding nearly alone takes ~150–178 s there; 3.5 ms until the graph floor, the
+///   all-reduce and the weights' rate above were measured, 2.57 ms keeping that iteration's 5.31 ms at tp 4);
+///   SGLang's overlap scheduler hides most of it (slime, AReaL: 1.0 ms, an estimate, not refitted: their
+///   iterations gained the measured floor).
 /// - Per-sequence host cost 2 µs: vLLM V1's scheduler and sampler bookkeeping.
 /// - `mfu` 0.590 of the GPU's achievable matmul rate for the executed FLOPs with recomputation (on H20, whose
 ///   achievable share is 0.961, 0.567 of its peak and 0.43 model-FLOPs utilisation, typical of bf16 dense
@@ -324,7 +341,8 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   batch (152–220 ns per slot, one copy plus serialisation).
 ///
 /// `ideal` is the roofline (the GPU's bandwidths and achievable matmul rate) with the simplest overheads: CUDA graphs
-/// without launch or per-sequence costs, a 1.5 ms iteration overhead, no recomputation, no offload, no controller
+/// without launch or per-sequence costs, a 1.5 ms iteration overhead, verl's measured weight rate and all-reduce
+/// latency, no recomputation, no offload, no controller
 /// work or padded transfers, 1 s switches and syncs, and verl's trainer utilisation (`mfu`); it is for
 /// micro-scenarios worked out by hand, not for predictions.
 ///
@@ -341,13 +359,13 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
     let verl = FrameworkSpec {
         name: "verl-fsdp2".into(),
         cuda_graphs: true,
-        iteration_overhead_ms: 3.5,
+        iteration_overhead_ms: 2.57,
         seq_overhead_us: 2.0,
-        graph_layer_us: 5.0,
-        eager_layer_us: 290.0,
-        tp_allreduce_us: 10.0,
+        graph_layer_us: 50.0,
+        eager_layer_us: 340.0,
+        tp_allreduce_us: 6.0,
         tp_allreduce_internode_us: 50.0,
-        hbm_efficiency: 0.8,
+        hbm_efficiency: 0.885,
         kv_read_efficiency: 0.45,
         decode_compute_efficiency: 0.5,
         decode_overlap: true,
