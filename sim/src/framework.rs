@@ -241,14 +241,15 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   28.4/17.0/11.2 ms). Priced as rlsim reads them (every weight but the untied input embedding, which is looked
 ///   up), one set of figures gives all seven within 2 % (RMS 1.1 %), with ~0.3 ms a token of host time left: the
 ///   weights at `hbm_efficiency` 0.885 of the datasheet bandwidth (the copy rate measured on an H200, 4,249 of 4,800
-///   GB/s, its read rate 0.90; docs/gpu-measurements.md §1), a floor of 50 µs per layer (`graph_layer_us`: a
-///   decode layer's dozen kernels' fixed costs) and 6 µs per tensor-parallel all-reduce (`tp_allreduce_us`; vLLM's
-///   custom all-reduce at 16 KB on H100 takes 8.5–9.3 µs timed from the host with its launch, sgl-project/sglang
-///   PR #2904). The data fix the floor plus two all-reduces (62 µs a layer at tp > 1) better than the split (4.5
-///   µs and 54 µs fit as well). An MoE layer counts twice, as for launches; under graphs that factor is not
-///   measured (Mixtral-8x7B at tp 2/4/8 in the same benchmark gives 1.3–2.0× a dense layer's 62 µs). The floor is measured on H100 with vLLM
-///   V0's full CUDA graphs and applied to every GPU. Until the twelfth session: 0.8, 5 µs and 10 µs, which left
-///   0.5–2.7 ms of those tokens to a host loop that a multi-step standalone engine barely has (docs/fidelity.md).
+///   GB/s, its read rate 0.90; docs/gpu-measurements.md §1), a floor of 50 µs per layer (`graph_layer_us`: a decode
+///   layer's dozen kernels' fixed costs) and 6 µs per tensor-parallel all-reduce (`tp_allreduce_us`; vLLM's custom
+///   all-reduce at 16 KB on H100 takes 8.5–9.3 µs timed from the host with its launch, sgl-project/sglang PR #2904).
+///   The data fix the floor plus two all-reduces (62 µs a layer at tp > 1) better than the split (4.5 µs and 54 µs
+///   fit as well). An MoE layer counts twice, as for launches; under graphs that factor is not measured
+///   (Mixtral-8x7B at tp 2/4/8 in the same benchmark gives 1.3–2.0× a dense layer's 62 µs). The floor is measured on
+///   H100 with vLLM V0's full CUDA graphs and applied to every GPU. Until the twelfth session: 0.8, 5 µs and 10 µs,
+///   which left 0.5–2.7 ms of those tokens to a host loop that a multi-step standalone engine barely has
+///   (docs/fidelity.md).
 /// - Eager launch cost 340 µs per layer: the graph floor plus 290 µs, DeepSpeed PR #8352's measurement of verl's
 ///   vLLM rollout at batch 1 on H200 (4.8 ms per token eager against 1.3 ms with CUDA graphs, GPT-2, 12 layers:
 ///   0.29 ms more per layer). Older engines were leaner (vLLM PR #1440, V0 in 2023: 47 µs/layer more for
@@ -342,9 +343,8 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///
 /// `ideal` is the roofline (the GPU's bandwidths and achievable matmul rate) with the simplest overheads: CUDA graphs
 /// without launch or per-sequence costs, a 1.5 ms iteration overhead, verl's measured weight rate and all-reduce
-/// latency, no recomputation, no offload, no controller
-/// work or padded transfers, 1 s switches and syncs, and verl's trainer utilisation (`mfu`); it is for
-/// micro-scenarios worked out by hand, not for predictions.
+/// latency, no recomputation, no offload, no controller work or padded transfers, 1 s switches and syncs, and verl's
+/// trainer utilisation (`mfu`); it is for micro-scenarios worked out by hand, not for predictions.
 ///
 /// `rlsim-exec` is rlsim's own real backend (candle, exec/): eager (every layer's ops dispatched each iteration,
 /// each op between the matmuls a pass over the activations: the `*_elementwise` costs), no controller, no offload,
