@@ -73,10 +73,20 @@ fn bf16_tflops_of_1e_minus_30_is_refused() {
 /// The analytic train cost of 64 samples of 4,096 tokens on the base scenario (with `sets`) over its train workers,
 /// and the scenario.
 fn train_cost(sets: &[&str]) -> (crate::cost::TrainCost, Scenario) {
+    let (cost, _, s) = train_cost_of(sets, &[4096; 64]);
+    (cost, s)
+}
+
+/// The same for any samples, with the trainer's shape.
+fn train_cost_of(
+    sets: &[&str],
+    sample_tokens: &[u64],
+) -> (crate::cost::TrainCost, crate::costs::train::TrainShape, Scenario) {
     use crate::cost::Estimates;
     let s = load(BASE, sets).unwrap();
     let train: Vec<_> = s.cluster.with_tag("train").map(|w| w.id).collect();
-    (crate::costs::analytic::AnalyticCosts::new(&s).train(&[4096; 64], &train), s)
+    let costs = crate::costs::analytic::AnalyticCosts::new(&s);
+    (costs.train(sample_tokens, &train), costs.train_shape(&train), s)
 }
 
 /// `with` costs `logprob_s` more than `without` in its log-prob pass and `update_s` more in its update (seconds,
@@ -200,21 +210,15 @@ fn the_gradient_all_reduce_moves_a_shard_among_its_copies() {
 /// puts back 4 bytes per parameter, the update 12 (AdamW's state with the fp32 master copy).
 #[test]
 fn hybrid_sharding_offloads_its_larger_shard() {
-    use crate::cost::Estimates;
     let train = |sets: &[&str]| {
-        let s = load(BASE, sets).unwrap();
+        let (cost, _, s) = train_cost_of(sets, &[1000; 64]);
         assert!(s.framework.offload);
-        let ids: Vec<_> = s.cluster.with_tag("train").map(|w| w.id).collect();
-        let cost = crate::costs::analytic::AnalyticCosts::new(&s).train(&[1000; 64], &ids);
         (cost, s.model.params_b * 1e9, s.framework.offload_gbytes_per_s * 1e9)
     };
     let (full, n, bw) = train(&[]);
     let (hybrid, _, _) = train(&["training.fsdp_size=2"]);
     let more_s = |bytes_per_param: f64| 2.0 * bytes_per_param * n * (0.5 - 0.125) / bw;
-    let logprob_s = (hybrid.logprob_ns[0] - full.logprob_ns[0]) as f64 * 1e-9;
-    let update_s = (hybrid.update_ns - full.update_ns) as f64 * 1e-9;
-    assert!((logprob_s / more_s(4.0) - 1.0).abs() < 1e-6, "{logprob_s}");
-    assert!((update_s / more_s(12.0) - 1.0).abs() < 1e-6, "{update_s}");
+    assert_extra(&full, &hybrid, more_s(4.0), more_s(12.0));
     // Not a divisor of the train GPUs: refused by field.
     let e = err(&["training.fsdp_size=3"]);
     assert_has(&e, &["field `training.fsdp_size`", "3 GPUs per copy of the sharded training state must divide the 8"]);
@@ -233,26 +237,16 @@ fn hybrid_sharding_offloads_its_larger_shard() {
 /// sample forward) at that share of the matmuls' rate: at one half the passes grow by exactly their attention time.
 #[test]
 fn attention_at_half_the_matmul_rate_adds_its_own_time_again() {
-    use crate::cost::Estimates;
-    let train = |sets: &[&str]| {
-        let s = load(BASE, sets).unwrap();
-        let ids: Vec<_> = s.cluster.with_tag("train").map(|w| w.id).collect();
-        let shape = crate::costs::analytic::AnalyticCosts::new(&s).train_shape(&ids);
-        (crate::costs::analytic::AnalyticCosts::new(&s).train(&[4096; 64], &ids), shape, s)
-    };
-    let (full, shape, s) = train(&[]);
+    let (full, shape, s) = train_cost_of(&[], &[4096; 64]);
     assert_eq!(s.framework.attention_efficiency, 1.0, "the presets price attention at the matmul rate");
-    let (half, _, _) = train(&["framework.attention_efficiency=0.5"]);
+    let (half, _) = train_cost(&["framework.attention_efficiency=0.5"]);
     let m = &s.model;
     // The rank with the most samples computes 64 / ranks of them (equal lengths: balanced exactly).
     let per_rank = 64 / shape.ranks as u64;
     let attention_flops = per_rank as f64 * 2.0 * (m.layers * m.heads * m.head_dim) as f64 * 4096.0 * 4096.0;
     let attention_s = attention_flops / shape.rank_flops;
-    let logprob_s = (half.logprob_ns[0] - full.logprob_ns[0]) as f64 * 1e-9;
-    let update_s = (half.update_ns - full.update_ns) as f64 * 1e-9;
-    assert!((logprob_s / attention_s - 1.0).abs() < 1e-6, "{logprob_s} vs {attention_s}");
     let passes = crate::costs::train::TrainShape::update_passes(s.training.gradient_checkpointing);
-    assert!((update_s / (passes * attention_s) - 1.0).abs() < 1e-6, "{update_s} vs {}", passes * attention_s);
+    assert_extra(&full, &half, attention_s, passes * attention_s);
 }
 
 /// A weight sync: the trainer gathers the full tensors from its shards, then each rollout GPU receives all of them.
