@@ -176,14 +176,9 @@ impl AnalyticCosts {
         samples as f64 * self.padded_tokens_per_sample as f64 * self.framework.controller_ns_per_padded_token * 1e-9
     }
 
-    /// GPUs one copy of the training state is sharded over: `training.fsdp_size` (verl's hybrid sharding), or all
-    /// the train GPUs. A GPU holds, and offloads, 1/this of the state.
+    /// GPUs one copy of the training state is sharded over (`TrainingSpec::shard_gpus`).
     fn shard_gpus(&self, workers: &[WorkerId]) -> f64 {
-        let gpus = self.train_gpus(workers).max(1);
-        match self.training.fsdp_size {
-            0 => gpus as f64,
-            s => s.min(gpus) as f64,
-        }
+        self.training.shard_gpus(self.train_gpus(workers)) as f64
     }
 
     /// A time-sliced layout (colocated, or partial on it) whose train workers also carry `rollout`, under a

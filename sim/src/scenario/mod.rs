@@ -78,6 +78,17 @@ pub struct TrainingSpec {
     pub fsdp_size: u32,
 }
 
+impl TrainingSpec {
+    /// GPUs one copy of the training state is sharded over, of `train_gpus`: `fsdp_size` (hybrid sharding) or all
+    /// of them. A GPU holds, and an offloading trainer moves, 1/this of the state.
+    pub fn shard_gpus(&self, train_gpus: u32) -> u32 {
+        match self.fsdp_size {
+            0 => train_gpus,
+            s => s.min(train_gpus.max(1)),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct RolloutSpec {
     pub tp: u32,

@@ -34,7 +34,7 @@ pub(super) fn check_memory(
     }
     let train_gpus: u32 = cluster.with_tag("train").map(|w| w.gpu_count()).sum();
     // A GPU holds its share of one copy of the training state (hybrid sharding: `fsdp_size` GPUs per copy).
-    let shard_gpus = if training.fsdp_size > 0 { training.fsdp_size.min(train_gpus.max(1)) } else { train_gpus };
+    let shard_gpus = training.shard_gpus(train_gpus);
     let need = memory::train_bytes_per_gpu(
         model,
         shard_gpus,
