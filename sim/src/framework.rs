@@ -204,7 +204,7 @@ impl Elementwise {
 
 /// Names of the built-in framework presets.
 pub const FRAMEWORK_PRESETS: &[&str] =
-    &["verl-fsdp2", "verl-megatron", "nemo-rl", "slime", "areal", "ideal", "rlsim-exec"];
+    &["verl-fsdp2", "verl-megatron", "nemo-rl", "nemo-rl-v0.3", "slime", "areal", "ideal", "rlsim-exec"];
 
 /// The preset a scenario without `[framework]` gets.
 pub const DEFAULT_FRAMEWORK: &str = "verl-fsdp2";
@@ -318,15 +318,29 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   Megatron trainers export through a per-tensor generator, so each tensor pays one collective's latency over the
 ///   trainer's GPUs, priced with NCCL's own latency model (`AnalyticCosts::sync_ns`; no fitted constant). It brought
 ///   verl's checkpoint-engine syncs from 47–52 % short to −19 / −11 %. The collective is priced over the whole trainer,
-///   which fits those syncs and NeMo-RL v0.3's refit (the NeMo-RL cases share verl-megatron) but makes NeMo-RL v0.7's
-///   256-GPU Qwen3-235B step 10 % long (docs/fidelity.md, "Unexplained"). Off for slime, AReaL and `ideal`, which
-///   bucket their updates (no measurement to check), and for rlsim-exec (a plain copy).
+///   which fits those syncs and NeMo-RL v0.3's refit. Off for NeMo-RL from v0.4 (`nemo-rl`, below), slime, AReaL and
+///   `ideal`, which pack or bucket their updates, and for rlsim-exec (a plain copy).
 /// - `nemo-rl`: verl-megatron's constants (the same stack: vLLM, Megatron, one Ray controller) except the
 ///   controller's time per step, 3 s: NeMo-RL v0.3's per-phase table (release blog, 2025-07-21) leaves 3, 3, 2 and
 ///   4 s of each step outside its generation, log-prob, training and refit timers (Llama-3.1-8B, Llama-3.1-70B,
 ///   Qwen3-32B, Qwen3-30B-A3B), against verl's 10 s; and without the two costs of verl's fully_async recipe that
 ///   NeMo-RL's async GRPO has no code for (the rollouter's 16 groups per engine, the trainer's batch assembly from
-///   padded samples). NeMo-RL's other constants are not published.
+///   padded samples); and without the per-tensor sync latency, because from v0.4 NeMo-RL's refit packs the
+///   exported tensors into buffers of a few GB: a colocated refit streams them to the engine on the same GPU over
+///   CUDA IPC, one call per worker (`stream_weights_via_ipc_zmq`, NVIDIA-NeMo/RL PR #1267), a separate engine
+///   receives NCCL broadcasts of packed buffers overlapped with the export (`packed_broadcast_producer`, PRs #1313
+///   and #1379: Qwen3-235B-A22B's non-colocated refit 13 s → 5.5 s; 4.6–4.9 s with the reshard path of PR #2808).
+///   What is left per tensor, Megatron-Bridge's export collectives inside the model-parallel groups, is ~0.1 s for
+///   Qwen3-235B-A22B (~1,500 expert all-gathers of ~66 µs over EP 16), so it is not priced. The whole-trainer
+///   latency had put 20 s (128 GPUs) and 39 s (256) into each of NeMo-RL v0.7's Qwen3-235B-A22B steps, whose
+///   published difference (367 → 285 s) it made 60 s against 82 s (79 s without it). NeMo-RL's other constants are
+///   not published.
+/// - `nemo-rl-v0.3`: `nemo-rl` with the per-tensor sync latency, for the v0.3 release: its colocated refit looped
+///   over groups of tensors through the single controller, every trainer worker gathering each tensor and handing
+///   its CUDA IPC handles to the controller, which passed them to every engine (`refit_policy_generation`,
+///   nemo_rl/algorithms/grpo.py at v0.3.0; NVIDIA-NeMo/RL issue #945: the controller's serial job submission and
+///   (de)serialisation grow with the workers). The whole-trainer latency is the proxy that fits its measured refits
+///   (Qwen3-30B-A3B on 64 H100: −62.9 % without it, −21.3 % with it).
 /// - Controller overhead per step 10 s (verl): step minus its phases in verl's fully_async 7B colocated runs on 64
 ///   and 128 H20 (10.9 s and 10.7 s: reward, advantages, balancing, amortised validation every 20 steps).
 ///
@@ -391,19 +405,23 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         update_elementwise: Elementwise::ZERO,
         decode_elementwise: Elementwise::ZERO,
     };
+    // NeMo-RL runs the same stack (vLLM engines, a Megatron trainer, a Ray controller); what a measurement or its code
+    // gives of its own is the controller's time per step and, since v0.4, a packed refit.
+    let nemo_rl = FrameworkSpec {
+        name: "nemo-rl".into(),
+        step_overhead_s: 3.0,
+        weight_sync_per_tensor: false,
+        // verl's fully_async recipe's own code paths, which NeMo-RL's async GRPO does not have.
+        assembly_ns_per_padded_token: 0.0,
+        stream_groups_per_engine: 0,
+        ..verl.clone()
+    };
     let spec = match name.to_ascii_lowercase().as_str() {
         "verl-fsdp2" => verl,
         "verl-megatron" => FrameworkSpec { name: "verl-megatron".into(), ..verl },
-        // NeMo-RL runs the same stack (vLLM engines, a Megatron trainer, a Ray controller); the one constant of its
-        // own that a measurement gives is the controller's time per step.
-        "nemo-rl" => FrameworkSpec {
-            name: "nemo-rl".into(),
-            step_overhead_s: 3.0,
-            // verl's fully_async recipe's own code paths, which NeMo-RL's async GRPO does not have.
-            assembly_ns_per_padded_token: 0.0,
-            stream_groups_per_engine: 0,
-            ..verl
-        },
+        "nemo-rl" => nemo_rl,
+        // v0.3's refit went through the controller one group of tensors at a time (see the list above).
+        "nemo-rl-v0.3" => FrameworkSpec { name: "nemo-rl-v0.3".into(), weight_sync_per_tensor: true, ..nemo_rl },
         "slime" => FrameworkSpec {
             name: "slime".into(),
             weight_sync_per_tensor: false,

@@ -305,6 +305,34 @@ fn a_per_tensor_sync_pays_one_ring_latency_per_tensor_over_the_trainers_nodes() 
     assert!((extra / (18_771.0 * 65.6e-6) - 1.0).abs() < 1e-6, "{extra}");
 }
 
+/// NeMo-RL packs its refit from v0.4 on, so `nemo-rl` pays no per-tensor latency; `nemo-rl-v0.3` (a refit through
+/// the controller, group by group) pays the same whole-trainer latency as verl's presets, and differs in nothing else.
+#[test]
+fn nemo_rl_syncs_packed_and_its_v0_3_preset_tensor_by_tensor() {
+    use crate::cost::Estimates;
+    let sync_s = |preset: &str| {
+        let sets = [
+            preset,
+            "model.preset=Qwen3-30B-A3B",
+            "cluster.nodes=4",
+            "pipeline.type=disaggregated",
+            "pipeline.disaggregated.rollout_gpus=16",
+            "rollout.tp=4",
+        ];
+        let s = load(BASE, &sets).unwrap();
+        let ids = |tag| s.cluster.with_tag(tag).map(|w| w.id).collect::<Vec<_>>();
+        crate::costs::analytic::AnalyticCosts::new(&s).sync_ns(&ids("train"), &ids("rollout")) as f64 * 1e-9
+    };
+    let (packed_s, v03_s) = (sync_s("framework.preset=nemo-rl"), sync_s("framework.preset=nemo-rl-v0.3"));
+    // The 16 train GPUs on two nodes: 65.6 µs per ring all-gather, 18,771 tensors (the test above).
+    assert!(((v03_s - packed_s) / (18_771.0 * 65.6e-6) - 1.0).abs() < 1e-6, "{v03_s} vs {packed_s}");
+    assert!((v03_s / sync_s("framework.preset=verl-megatron") - 1.0).abs() < 1e-12);
+    use crate::framework::{framework_preset, FrameworkSpec};
+    let (packed, v03) = (framework_preset("nemo-rl").unwrap(), framework_preset("nemo-rl-v0.3").unwrap());
+    assert!(!packed.weight_sync_per_tensor);
+    assert_eq!(v03, FrameworkSpec { name: "nemo-rl-v0.3".into(), weight_sync_per_tensor: true, ..packed });
+}
+
 #[test]
 fn switch_fixed_s_of_1e300_is_refused() {
     let e = err(&["pipeline.colocated.switch_fixed_s=1e300"]);
