@@ -325,19 +325,21 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   4 s of each step outside its generation, log-prob, training and refit timers (Llama-3.1-8B, Llama-3.1-70B,
 ///   Qwen3-32B, Qwen3-30B-A3B), against verl's 10 s; and without the two costs of verl's fully_async recipe that
 ///   NeMo-RL's async GRPO has no code for (the rollouter's 16 groups per engine, the trainer's batch assembly from
-///   padded samples); and without the per-tensor sync latency, because from v0.4 NeMo-RL's refit packs the
-///   exported tensors into buffers of a few GB: a colocated refit streams them to the engine on the same GPU over
-///   CUDA IPC, one call per worker (`stream_weights_via_ipc_zmq`, NVIDIA-NeMo/RL PR #1267), a separate engine
-///   receives NCCL broadcasts of packed buffers overlapped with the export (`packed_broadcast_producer`, PRs #1313
-///   and #1379: Qwen3-235B-A22B's non-colocated refit 13 s → 5.5 s; 4.6–4.9 s with the reshard path of PR #2808).
+///   padded samples); and without the per-tensor sync latency, because from v0.4 NeMo-RL streams its refit without
+///   a controller round trip per group of tensors: a colocated trainer worker streams buffers of exported tensors
+///   to the engine on its own GPUs over CUDA IPC in one call (`stream_weights_via_ipc_zmq`, NVIDIA-NeMo/RL PR
+///   #1267), a separate engine receives NCCL broadcasts of packed buffers overlapped with the export
+///   (`packed_broadcast_producer`, PRs #1313 and #1379: Qwen3-235B-A22B's non-colocated refit 13 s → 5.5 s; 4.6–4.9 s
+///   with the later reshard path of PR #2971, merged after v0.7.0).
 ///   What is left per tensor, Megatron-Bridge's export collectives inside the model-parallel groups, is ~0.1 s for
 ///   Qwen3-235B-A22B (~1,500 expert all-gathers of ~66 µs over EP 16), so it is not priced. The whole-trainer
 ///   latency had put 20 s (128 GPUs) and 39 s (256) into each of NeMo-RL v0.7's Qwen3-235B-A22B steps, whose
 ///   published difference (367 → 285 s) it made 60 s against 82 s (79 s without it). NeMo-RL's other constants are
 ///   not published.
 /// - `nemo-rl-v0.3`: `nemo-rl` with the per-tensor sync latency, for the v0.3 release: its colocated refit looped
-///   over groups of tensors through the single controller, every trainer worker gathering each tensor and handing
-///   its CUDA IPC handles to the controller, which passed them to every engine (`refit_policy_generation`,
+///   over groups of tensors through the single controller, every trainer worker gathering each tensor of a group
+///   (inside its model-parallel groups), packing the group into IPC buffers (PR #589) and handing the handles to
+///   the controller, which passed them to every engine (`refit_policy_generation`,
 ///   nemo_rl/algorithms/grpo.py at v0.3.0; NVIDIA-NeMo/RL issue #945: the controller's serial job submission and
 ///   (de)serialisation grow with the workers). The whole-trainer latency is the proxy that fits its measured refits
 ///   (Qwen3-30B-A3B on 64 H100: −62.9 % without it, −21.3 % with it).
@@ -406,7 +408,7 @@ pub fn framework_preset(name: &str) -> Option<FrameworkSpec> {
         decode_elementwise: Elementwise::ZERO,
     };
     // NeMo-RL runs the same stack (vLLM engines, a Megatron trainer, a Ray controller); what a measurement or its code
-    // gives of its own is the controller's time per step and, since v0.4, a packed refit.
+    // gives of its own is the controller's time per step and, since v0.4, a streamed refit.
     let nemo_rl = FrameworkSpec {
         name: "nemo-rl".into(),
         step_overhead_s: 3.0,

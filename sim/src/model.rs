@@ -128,6 +128,7 @@ pub const MODEL_PRESETS: &[&str] = &[
     "Llama-3.2-3B",
     "Llama-3-8B",
     "Llama-3-70B",
+    "DeepSeek-LLM-7B",
     "Qwen3-0.6B",
     "Qwen3-1.7B",
     "Qwen3-4B",
@@ -149,6 +150,8 @@ pub const MODEL_ALIASES: &[(&str, &str)] = &[
     ("Llama-3.1-8B", "Llama-3-8B"),
     ("Llama-3.1-70B", "Llama-3-70B"),
     ("Llama-3.3-70B", "Llama-3-70B"),
+    ("DeepSeek-LLM-7B-Base", "DeepSeek-LLM-7B"),
+    ("DeepSeek-LLM-7B-Chat", "DeepSeek-LLM-7B"),
 ];
 
 /// (name, params_b, active_params_b, layers, hidden, heads, kv_heads, head_dim, vocab, experts, experts_per_token,
@@ -163,7 +166,7 @@ pub fn model_preset(name: &str) -> Option<ModelSpec> {
     // Qwen3's q/k norms, a gated FFN of `intermediate_size`, the norms, the embedding and, untied, the head) and
     // agree with each model card's total (e.g. Qwen2.5-1.5B 1.54 B, DeepSeek-R1-Distill-Qwen-1.5B 1.78 B: its head
     // is untied, Qwen3-4B 4.02 B): `presets_count_their_parameters` checks them. The small models tie their head.
-    let rows: [ModelRow; 19] = [
+    let rows: [ModelRow; 20] = [
         ("Qwen2.5-1.5B", 1.544, 1.544, 28, 1536, 12, 2, 128, 151_936, 0, 0, true),
         ("Qwen2.5-3B", 3.086, 3.086, 36, 2048, 16, 2, 128, 151_936, 0, 0, true),
         ("Qwen2.5-7B", 7.62, 7.62, 28, 3584, 28, 4, 128, 152_064, 0, 0, false),
@@ -175,6 +178,8 @@ pub fn model_preset(name: &str) -> Option<ModelSpec> {
         ("Llama-3.2-3B", 3.213, 3.213, 28, 3072, 24, 8, 128, 128_256, 0, 0, true),
         ("Llama-3-8B", 8.03, 8.03, 32, 4096, 32, 8, 128, 128_256, 0, 0, false),
         ("Llama-3-70B", 70.6, 70.6, 80, 8192, 64, 8, 128, 128_256, 0, 0, false),
+        // deepseek-ai/deepseek-llm-7b-base and -chat: Llama's shape with full multi-head attention (32 KV heads).
+        ("DeepSeek-LLM-7B", 6.911, 6.911, 30, 4096, 32, 32, 128, 102_400, 0, 0, false),
         ("Qwen3-0.6B", 0.596, 0.596, 28, 1024, 16, 8, 128, 151_936, 0, 0, true),
         ("Qwen3-1.7B", 1.721, 1.721, 28, 2048, 16, 8, 128, 151_936, 0, 0, true),
         ("Qwen3-4B", 4.022, 4.022, 36, 2560, 32, 8, 128, 151_936, 0, 0, true),
@@ -269,6 +274,7 @@ mod tests {
             ("Llama-3.2-3B", 8_192, false, false),
             ("Llama-3-8B", 14_336, false, false),
             ("Llama-3-70B", 28_672, false, false),
+            ("DeepSeek-LLM-7B", 11_008, false, false),
             ("Qwen3-0.6B", 3_072, false, true),
             ("Qwen3-1.7B", 6_144, false, true),
             ("Qwen3-4B", 9_728, false, true),

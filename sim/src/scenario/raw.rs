@@ -54,7 +54,8 @@ pub struct RawLimits {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFramework {
-    /// A preset: verl-fsdp2 (default), verl-megatron, slime, areal, ideal, rlsim-exec (the real backend).
+    /// A preset: verl-fsdp2 (default), verl-megatron, nemo-rl (v0.4 and later), nemo-rl-v0.3, slime, areal, ideal,
+    /// rlsim-exec (the real backend).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
     /// Decode with CUDA graphs (false: eager, vLLM `enforce_eager = true`).

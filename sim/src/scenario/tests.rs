@@ -305,7 +305,7 @@ fn a_per_tensor_sync_pays_one_ring_latency_per_tensor_over_the_trainers_nodes() 
     assert!((extra / (18_771.0 * 65.6e-6) - 1.0).abs() < 1e-6, "{extra}");
 }
 
-/// NeMo-RL packs its refit from v0.4 on, so `nemo-rl` pays no per-tensor latency; `nemo-rl-v0.3` (a refit through
+/// NeMo-RL streams its refit from v0.4 on, so `nemo-rl` pays no per-tensor latency; `nemo-rl-v0.3` (a refit through
 /// the controller, group by group) pays the same whole-trainer latency as verl's presets, and differs in nothing else.
 #[test]
 fn nemo_rl_syncs_packed_and_its_v0_3_preset_tensor_by_tensor() {
