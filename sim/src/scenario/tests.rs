@@ -308,7 +308,7 @@ fn a_per_tensor_sync_pays_one_ring_latency_per_tensor_over_the_trainers_nodes() 
 /// NeMo-RL streams its refit from v0.4 on, so `nemo-rl` pays no per-tensor latency; `nemo-rl-v0.3` (a refit through
 /// the controller, group by group) pays the same whole-trainer latency as verl's presets, and differs in nothing else.
 #[test]
-fn nemo_rl_syncs_packed_and_its_v0_3_preset_tensor_by_tensor() {
+fn nemo_rl_streams_its_refit_and_its_v0_3_preset_syncs_tensor_by_tensor() {
     use crate::cost::Estimates;
     let sync_s = |preset: &str| {
         let sets = [
@@ -323,14 +323,14 @@ fn nemo_rl_syncs_packed_and_its_v0_3_preset_tensor_by_tensor() {
         let ids = |tag| s.cluster.with_tag(tag).map(|w| w.id).collect::<Vec<_>>();
         crate::costs::analytic::AnalyticCosts::new(&s).sync_ns(&ids("train"), &ids("rollout")) as f64 * 1e-9
     };
-    let (packed_s, v03_s) = (sync_s("framework.preset=nemo-rl"), sync_s("framework.preset=nemo-rl-v0.3"));
+    let (streamed_s, v03_s) = (sync_s("framework.preset=nemo-rl"), sync_s("framework.preset=nemo-rl-v0.3"));
     // The 16 train GPUs on two nodes: 65.6 µs per ring all-gather, 18,771 tensors (the test above).
-    assert!(((v03_s - packed_s) / (18_771.0 * 65.6e-6) - 1.0).abs() < 1e-6, "{v03_s} vs {packed_s}");
+    assert!(((v03_s - streamed_s) / (18_771.0 * 65.6e-6) - 1.0).abs() < 1e-6, "{v03_s} vs {streamed_s}");
     assert!((v03_s / sync_s("framework.preset=verl-megatron") - 1.0).abs() < 1e-12);
     use crate::framework::{framework_preset, FrameworkSpec};
-    let (packed, v03) = (framework_preset("nemo-rl").unwrap(), framework_preset("nemo-rl-v0.3").unwrap());
-    assert!(!packed.weight_sync_per_tensor);
-    assert_eq!(v03, FrameworkSpec { name: "nemo-rl-v0.3".into(), weight_sync_per_tensor: true, ..packed });
+    let (streamed, v03) = (framework_preset("nemo-rl").unwrap(), framework_preset("nemo-rl-v0.3").unwrap());
+    assert!(!streamed.weight_sync_per_tensor);
+    assert_eq!(v03, FrameworkSpec { name: "nemo-rl-v0.3".into(), weight_sync_per_tensor: true, ..streamed });
 }
 
 #[test]
