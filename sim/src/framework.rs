@@ -246,8 +246,10 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   all-reduce at 16 KB on H100 takes 8.5–9.3 µs timed from the host with its launch, sgl-project/sglang PR #2904).
 ///   The data fix the floor plus two all-reduces (62 µs a layer at tp > 1) better than the split (4.5 µs and 54 µs
 ///   fit as well). An MoE layer counts twice, as for launches; under graphs that factor is not measured
-///   (Mixtral-8x7B at tp 2/4/8 in the same benchmark gives 1.3–2.0× a dense layer's 62 µs). The floor is measured on
-///   H100 with vLLM V0's full CUDA graphs and applied to every GPU. Until the twelfth session: 0.8, 5 µs and 10 µs,
+///   (Mixtral-8x7B at tp 2/4/8 in the same benchmark gives 1.3–2.0× a dense layer's 62 µs). The floor and the
+///   weights' share are measured on H100 with vLLM V0's full CUDA graphs; a GPU scales them by its own
+///   `hbm_efficiency_vs_h100` and `layer_floor_vs_h100` (A100: 0.904 and 1.2 from the same benchmark, `hardware`; 1
+///   and 1 for every GPU not measured). Until the twelfth session: 0.8, 5 µs and 10 µs,
 ///   which left 0.5–2.7 ms of those tokens to a host loop that a multi-step standalone engine barely has
 ///   (docs/fidelity.md).
 /// - Eager launch cost 340 µs per layer: the graph floor plus 290 µs, DeepSpeed PR #8352's measurement of verl's

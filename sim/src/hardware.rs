@@ -15,6 +15,14 @@ pub struct GpuSpec {
     pub matmul_efficiency: f64,
     /// HBM bandwidth, GB/s (10⁹ bytes per second).
     pub hbm_gbytes_per_s: f64,
+    /// The share of `hbm_gbytes_per_s` an inference engine's decode kernels reach on this GPU, relative to the H100's
+    /// on which the framework presets' `hbm_efficiency` was measured: the effective rate is `hbm_gbytes_per_s` ×
+    /// `hbm_efficiency` × this (1: as on an H100; A100 0.904, measured, see `gpu_preset`). Applies to every HBM
+    /// stream the cost model prices (decode's weights and KV cache, the trainer's activation traffic).
+    pub hbm_efficiency_vs_h100: f64,
+    /// A decode layer's fixed cost under CUDA graphs on this GPU relative to the H100's, on which the presets'
+    /// `graph_layer_us` was measured (1: as on an H100; A100 1.2, measured, see `gpu_preset`).
+    pub layer_floor_vs_h100: f64,
     /// Device memory, GB (10⁹ bytes, as vendors quote it).
     pub memory_gb: f64,
     /// NVLink bandwidth per GPU, one direction, GB/s.
@@ -34,9 +42,9 @@ pub const GPU_PRESETS: &[&str] = &["H100-SXM", "H800", "H20", "H200", "A100-80G"
 /// mean by "H100" and "A100" (the PCIe and 40 GB parts differ: give their figures explicitly).
 pub const GPU_ALIASES: &[(&str, &str)] = &[("H100", "H100-SXM"), ("A100", "A100-80G")];
 
-/// (name, bf16 TFLOP/s, achievable matmul share, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$
-/// per GPU-hour)
-type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64, f64);
+/// (name, bf16 TFLOP/s, achievable matmul share, HBM GB/s, decode's HBM share vs H100, decode layer floor vs H100,
+/// memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)
+type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64);
 
 /// A built-in GPU by name (case-insensitive). Peak and bandwidth figures are NVIDIA's datasheet numbers (dense
 /// bf16, no sparsity); PCIe is an achieved figure for Gen5 (Gen4 for A100) pinned-memory copies, not the link's
@@ -73,19 +81,29 @@ type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64, f64);
 /// be a little low). An H20 runs 15 % of an H100's tensor throughput at 400 W, so power does not throttle it (until the
 /// twelfth session, 2026-11-29, rlsim assumed GH200's 0.838). The trainer's `mfu` is fitted on H20, so a change here
 /// moves the other GPUs' training (docs/fidelity.md).
+///
+/// Decode on other GPUs than the H100 (`hbm_efficiency_vs_h100`, `layer_floor_vs_h100`): the presets' decode
+/// constants were fitted on standalone vLLM's batch-1 decode on H100 SXM (Lambda's vLLM benchmark; `framework`).
+/// The same benchmark on A100-80GB SXM (LambdaLabsML/vllm-benchmark results/prompt_10 at f093afe9: Llama-3-8B at tp 1
+/// 11.42 ms a token and at tp 2 7.22 ms, the request that ran alone; Llama-3-70B at tp 2 48.9 ms, the last two
+/// requests together) is 10 % slower than those constants say on all three; the two 8B points give the weights at
+/// 0.80 of the A100's 2,039 GB/s (0.904 of the H100's 0.885) and 61 µs a layer (1.2 × the H100's 50 µs), and the
+/// 70B point, priced with them, lands within 1 % (A800: the A100's die). Every other GPU is taken to decode as an
+/// H100 does (1 and 1): no measurement of its floor or decode bandwidth in the same setting was found
+/// (docs/fidelity.md, "Unexplained", the decode item).
 pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
-    // (name, bf16 TFLOP/s, achievable matmul share, HBM GB/s, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s,
-    // US$ per GPU-hour)
+    // (name, bf16 TFLOP/s, achievable matmul share, HBM GB/s, decode HBM share vs H100, decode layer floor vs H100,
+    // memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)
     let rows: [GpuRow; 9] = [
-        ("H100-SXM", 989.0, 0.803, 3350.0, 80.0, 450.0, 50.0, 400.0, 3.00),
-        ("H800", 989.0, 0.803, 3350.0, 80.0, 200.0, 50.0, 400.0, 3.00),
-        ("H20", 148.0, 0.961, 4000.0, 96.0, 450.0, 50.0, 400.0, 1.30),
-        ("H200", 989.0, 0.803, 4800.0, 141.0, 450.0, 50.0, 400.0, 4.00),
-        ("A100-80G", 312.0, 0.869, 2039.0, 80.0, 300.0, 25.0, 200.0, 1.30),
-        ("A800", 312.0, 0.869, 2039.0, 80.0, 200.0, 25.0, 200.0, 1.30),
-        ("B200", 2250.0, 0.776, 8000.0, 180.0, 900.0, 50.0, 400.0, 5.00),
-        ("GB200", 2500.0, 0.729, 8000.0, 186.0, 900.0, 200.0, 400.0, 6.00),
-        ("MI300X", 1307.0, 0.514, 5300.0, 192.0, 448.0, 50.0, 400.0, 3.00),
+        ("H100-SXM", 989.0, 0.803, 3350.0, 1.0, 1.0, 80.0, 450.0, 50.0, 400.0, 3.00),
+        ("H800", 989.0, 0.803, 3350.0, 1.0, 1.0, 80.0, 200.0, 50.0, 400.0, 3.00),
+        ("H20", 148.0, 0.961, 4000.0, 1.0, 1.0, 96.0, 450.0, 50.0, 400.0, 1.30),
+        ("H200", 989.0, 0.803, 4800.0, 1.0, 1.0, 141.0, 450.0, 50.0, 400.0, 4.00),
+        ("A100-80G", 312.0, 0.869, 2039.0, 0.904, 1.2, 80.0, 300.0, 25.0, 200.0, 1.30),
+        ("A800", 312.0, 0.869, 2039.0, 0.904, 1.2, 80.0, 200.0, 25.0, 200.0, 1.30),
+        ("B200", 2250.0, 0.776, 8000.0, 1.0, 1.0, 180.0, 900.0, 50.0, 400.0, 5.00),
+        ("GB200", 2500.0, 0.729, 8000.0, 1.0, 1.0, 186.0, 900.0, 200.0, 400.0, 6.00),
+        ("MI300X", 1307.0, 0.514, 5300.0, 1.0, 1.0, 192.0, 448.0, 50.0, 400.0, 3.00),
     ];
     let name = GPU_ALIASES.iter().find(|a| a.0.eq_ignore_ascii_case(name)).map_or(name, |a| a.1);
     rows.iter().find(|r| r.0.eq_ignore_ascii_case(name)).map(|r| GpuSpec {
@@ -93,11 +111,13 @@ pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
         bf16_tflops: r.1,
         matmul_efficiency: r.2,
         hbm_gbytes_per_s: r.3,
-        memory_gb: r.4,
-        nvlink_gbytes_per_s: r.5,
-        pcie_gbytes_per_s: r.6,
-        network_gbits_per_s: r.7,
-        price_per_gpu_hour: r.8,
+        hbm_efficiency_vs_h100: r.4,
+        layer_floor_vs_h100: r.5,
+        memory_gb: r.6,
+        nvlink_gbytes_per_s: r.7,
+        pcie_gbytes_per_s: r.8,
+        network_gbits_per_s: r.9,
+        price_per_gpu_hour: r.10,
     })
 }
 

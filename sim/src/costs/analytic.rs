@@ -59,14 +59,15 @@ impl AnalyticCosts {
         costs
     }
 
-    /// Effective HBM bandwidth of one GPU of `worker` (each worker has its own GPU type).
+    /// Effective HBM bandwidth of one GPU of `worker` (each worker has its own GPU type): the framework's share,
+    /// measured on an H100, scaled by the GPU's own relative to it.
     fn hbm_bytes_per_s(&self, worker: &Worker) -> f64 {
-        worker.gpu.hbm_gbytes_per_s * 1e9 * self.rollout.hbm_efficiency
+        worker.gpu.hbm_gbytes_per_s * 1e9 * self.rollout.hbm_efficiency * worker.gpu.hbm_efficiency_vs_h100
     }
 
     /// Effective HBM bandwidth of one GPU of `worker` when decode attention reads the paged KV cache.
     fn kv_read_bytes_per_s(&self, worker: &Worker) -> f64 {
-        worker.gpu.hbm_gbytes_per_s * 1e9 * self.rollout.kv_read_efficiency
+        worker.gpu.hbm_gbytes_per_s * 1e9 * self.rollout.kv_read_efficiency * worker.gpu.hbm_efficiency_vs_h100
     }
 
     /// The largest matmul rate one GPU of `worker` reaches (its datasheet peak × its measured achievable share):
@@ -75,16 +76,18 @@ impl AnalyticCosts {
         worker.gpu.bf16_tflops * 1e12 * worker.gpu.matmul_efficiency
     }
 
-    /// Fixed time per engine iteration: the host's engine loop, the kernel launches of every layer (an MoE layer
-    /// launches about twice a dense layer's kernels), and the latency of two all-reduces per layer under tensor
-    /// parallelism (NCCL's over the NICs when the engine spans nodes).
-    fn iteration_overhead_s(&self, tp: u32) -> f64 {
-        let layers = self.model.layers as f64;
+    /// Fixed time per engine iteration of `worker`: the host's engine loop, the kernel launches of every layer (an
+    /// MoE layer launches about twice a dense layer's kernels; under CUDA graphs the floor scales with the GPU's
+    /// `layer_floor_vs_h100`, eager launches are the host's), and the latency of two all-reduces per layer under
+    /// tensor parallelism (NCCL's over the NICs when the engine spans nodes).
+    fn iteration_overhead_s(&self, worker: &Worker) -> f64 {
+        let (tp, layers) = (worker.tp, self.model.layers as f64);
         let latency_s =
             if self.spans_nodes(tp) { self.rollout.tp_allreduce_internode_s } else { self.rollout.tp_allreduce_s };
         let allreduce = if tp > 1 { 2.0 * layers * latency_s } else { 0.0 };
         let moe = if self.model.is_moe() { 2.0 } else { 1.0 };
-        self.rollout.iteration_overhead_s + layers * self.rollout.layer_launch_s * moe + allreduce
+        let floor = if self.framework.cuda_graphs { worker.gpu.layer_floor_vs_h100 } else { 1.0 };
+        self.rollout.iteration_overhead_s + layers * self.rollout.layer_launch_s * moe * floor + allreduce
     }
 
     /// Seconds to move one token's activations through a rollout engine's tensor-parallel all-reduces: two per
@@ -426,7 +429,7 @@ impl CostModel for AnalyticCosts {
         let elementwise = self.framework.decode_elementwise.at(self.model.hidden, self.model.heads);
         let context_fs = secs_to_fs(layers * elementwise.token_context_s / tp);
         DecodeCoeffs {
-            overhead_fs: secs_to_fs(self.iteration_overhead_s(worker.tp)),
+            overhead_fs: secs_to_fs(self.iteration_overhead_s(worker)),
             host_fs_per_seq: secs_to_fs(
                 self.rollout.seq_overhead_s
                     + (layers * (elementwise.token_s + elementwise.sequence_s) + elementwise.outside_token_s) / tp,
@@ -449,7 +452,7 @@ impl CostModel for AnalyticCosts {
     fn prefill_coeffs(&self, worker: &Worker) -> PrefillCoeffs {
         let tp = worker.tp as f64;
         PrefillCoeffs {
-            overhead_fs: secs_to_fs(self.iteration_overhead_s(worker.tp)),
+            overhead_fs: secs_to_fs(self.iteration_overhead_s(worker)),
             per_seq_fs: 0,
             weights_fs: secs_to_fs(self.model.decode_weight_bytes() / tp / self.hbm_bytes_per_s(worker)),
             compute_fs_per_token: secs_to_fs(

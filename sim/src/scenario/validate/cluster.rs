@@ -39,6 +39,8 @@ pub(super) fn validate_shape(raw: &RawCluster, c: &Check, resolved: &mut RawScen
         bf16_tflops: Some(gpu.bf16_tflops),
         matmul_efficiency: Some(gpu.matmul_efficiency),
         hbm_gbytes_per_s: Some(gpu.hbm_gbytes_per_s),
+        hbm_efficiency_vs_h100: Some(gpu.hbm_efficiency_vs_h100),
+        layer_floor_vs_h100: Some(gpu.layer_floor_vs_h100),
         memory_gb: Some(gpu.memory_gb),
         nvlink_gbytes_per_s: Some(gpu.nvlink_gbytes_per_s),
         pcie_gbytes_per_s: Some(gpu.pcie_gbytes_per_s),
@@ -89,6 +91,22 @@ fn validate_gpu(cl: &RawCluster, c: &Check) -> Result<GpuSpec, ScenarioError> {
             "cluster.hbm_gbytes_per_s",
             HBM,
             "HBM GB/s",
+        )?,
+        hbm_efficiency_vs_h100: c.number(
+            cl.hbm_efficiency_vs_h100.or(b.map(|b| b.hbm_efficiency_vs_h100)),
+            "cluster.hbm_efficiency_vs_h100",
+            1.0,
+            0.1,
+            2.0,
+            "decode's share of HBM bandwidth relative to an H100's",
+        )?,
+        layer_floor_vs_h100: c.number(
+            cl.layer_floor_vs_h100.or(b.map(|b| b.layer_floor_vs_h100)),
+            "cluster.layer_floor_vs_h100",
+            1.0,
+            0.1,
+            10.0,
+            "a decode layer's fixed cost relative to an H100's",
         )?,
         // Any positive size: tiny devices are how tests force KV-cache pressure; the memory checks say what fits.
         memory_gb: {
