@@ -147,7 +147,7 @@ pub fn text(p: &Presets) -> String {
             "bf16 TFLOP/s",
             "matmul eff",
             "HBM GB/s",
-            "decode HBM vs H100",
+            "HBM vs H100",
             "layer floor vs H100",
             "memory GB",
             "NVLink GB/s",

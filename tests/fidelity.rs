@@ -90,6 +90,8 @@ fn fidelity_cases_carry_no_fudge_factor() {
         "stream_groups_per_engine",
         "bf16_tflops",
         "matmul_efficiency",
+        "hbm_efficiency_vs_h100",
+        "layer_floor_vs_h100",
         "hbm_gbytes_per_s",
         "kv_capacity_tokens",
         "profile",

@@ -594,6 +594,9 @@ impl DeviceFigures {
             "framework.preset=\"rlsim-exec\"".to_string(),
             format!("cluster.bf16_tflops={}", self.matmul_gflops / 1e3),
             "cluster.matmul_efficiency=1".to_string(),
+            // The bandwidth below is this device's measured stream: no GPU's share relative to an H100 applies.
+            "cluster.hbm_efficiency_vs_h100=1".to_string(),
+            "cluster.layer_floor_vs_h100=1".to_string(),
             // The real backend trains data-parallel only: no tensor-, expert- or pipeline-parallel collectives.
             "training.tensor_parallel=1".to_string(),
             "training.expert_parallel=1".to_string(),
@@ -733,6 +736,8 @@ mod tests {
         assert_eq!(with.framework.logprob_elementwise, figures().logprob_elementwise);
         // The measured matmul rate is all achievable, and nothing is priced that the backend does not run.
         assert!(with.cluster.workers.iter().all(|w| w.gpu.matmul_efficiency == 1.0));
+        assert!(with.cluster.workers.iter().all(|w| w.gpu.hbm_efficiency_vs_h100 == 1.0));
+        assert!(with.cluster.workers.iter().all(|w| w.gpu.layer_floor_vs_h100 == 1.0));
         let t = &with.training;
         assert_eq!((t.tensor_parallel, t.expert_parallel, t.pipeline_parallel), (1, 1, 1));
     }

@@ -248,7 +248,7 @@ pub const EXEC_DECODE_ELEMENTWISE: Elementwise = Elementwise {
 ///   fit as well). An MoE layer counts twice, as for launches; under graphs that factor is not measured
 ///   (Mixtral-8x7B at tp 2/4/8 in the same benchmark gives 1.3–2.0× a dense layer's 62 µs). The floor and the
 ///   weights' share are measured on H100 with vLLM V0's full CUDA graphs; a GPU scales them by its own
-///   `hbm_efficiency_vs_h100` and `layer_floor_vs_h100` (A100: 0.904 and 1.2 from the same benchmark, `hardware`; 1
+///   `hbm_efficiency_vs_h100` and `layer_floor_vs_h100` (A100: 0.904 and 1.22 from the same benchmark, `hardware`; 1
 ///   and 1 for every GPU not measured). Until the twelfth session: 0.8, 5 µs and 10 µs,
 ///   which left 0.5–2.7 ms of those tokens to a host loop that a multi-step standalone engine barely has
 ///   (docs/fidelity.md).

@@ -15,13 +15,14 @@ pub struct GpuSpec {
     pub matmul_efficiency: f64,
     /// HBM bandwidth, GB/s (10⁹ bytes per second).
     pub hbm_gbytes_per_s: f64,
-    /// The share of `hbm_gbytes_per_s` an inference engine's decode kernels reach on this GPU, relative to the H100's
-    /// on which the framework presets' `hbm_efficiency` was measured: the effective rate is `hbm_gbytes_per_s` ×
-    /// `hbm_efficiency` × this (1: as on an H100; A100 0.904, measured, see `gpu_preset`). Applies to every HBM
-    /// stream the cost model prices (decode's weights and KV cache, the trainer's activation traffic).
+    /// The share of `hbm_gbytes_per_s` this GPU's kernels reach relative to the H100's, on which the framework
+    /// presets' `hbm_efficiency` was measured: the effective rate is `hbm_gbytes_per_s` × `hbm_efficiency` × this (1:
+    /// as on an H100; A100 0.904, measured on decode's weight stream, see `gpu_preset`). Applies to every HBM stream
+    /// the cost model prices (decode's weights and KV cache, the trainer's activation traffic).
     pub hbm_efficiency_vs_h100: f64,
     /// A decode layer's fixed cost under CUDA graphs on this GPU relative to the H100's, on which the presets'
-    /// `graph_layer_us` was measured (1: as on an H100; A100 1.2, measured, see `gpu_preset`).
+    /// `graph_layer_us` was measured (1: as on an H100; A100 1.22, measured, see `gpu_preset`). Eager launches are the
+    /// host's and are not scaled.
     pub layer_floor_vs_h100: f64,
     /// Device memory, GB (10⁹ bytes, as vendors quote it).
     pub memory_gb: f64,
@@ -87,8 +88,9 @@ type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64);
 /// The same benchmark on A100-80GB SXM (LambdaLabsML/vllm-benchmark results/prompt_10 at f093afe9: Llama-3-8B at tp 1
 /// 11.42 ms a token and at tp 2 7.22 ms, the request that ran alone; Llama-3-70B at tp 2 48.9 ms, the last two
 /// requests together) is 10 % slower than those constants say on all three; the two 8B points give the weights at
-/// 0.80 of the A100's 2,039 GB/s (0.904 of the H100's 0.885) and 61 µs a layer (1.2 × the H100's 50 µs), and the
-/// 70B point, priced with them, lands within 1 % (A800: the A100's die). Every other GPU is taken to decode as an
+/// 0.80 of the A100's 2,039 GB/s (0.904 of the H100's 0.885) and 61 µs a layer (1.22 × the H100's 50 µs), and the
+/// 70B point, priced with them, lands within 1 % (A800: the A100's die). Only the weights' stream was measured: the
+/// KV read and the trainer's activation traffic take the same share, an extrapolation. Every other GPU is taken to decode as an
 /// H100 does (1 and 1): no measurement of its floor or decode bandwidth in the same setting was found
 /// (docs/fidelity.md, "Unexplained", the decode item).
 pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
@@ -99,8 +101,8 @@ pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
         ("H800", 989.0, 0.803, 3350.0, 1.0, 1.0, 80.0, 200.0, 50.0, 400.0, 3.00),
         ("H20", 148.0, 0.961, 4000.0, 1.0, 1.0, 96.0, 450.0, 50.0, 400.0, 1.30),
         ("H200", 989.0, 0.803, 4800.0, 1.0, 1.0, 141.0, 450.0, 50.0, 400.0, 4.00),
-        ("A100-80G", 312.0, 0.869, 2039.0, 0.904, 1.2, 80.0, 300.0, 25.0, 200.0, 1.30),
-        ("A800", 312.0, 0.869, 2039.0, 0.904, 1.2, 80.0, 200.0, 25.0, 200.0, 1.30),
+        ("A100-80G", 312.0, 0.869, 2039.0, 0.904, 1.22, 80.0, 300.0, 25.0, 200.0, 1.30),
+        ("A800", 312.0, 0.869, 2039.0, 0.904, 1.22, 80.0, 200.0, 25.0, 200.0, 1.30),
         ("B200", 2250.0, 0.776, 8000.0, 1.0, 1.0, 180.0, 900.0, 50.0, 400.0, 5.00),
         ("GB200", 2500.0, 0.729, 8000.0, 1.0, 1.0, 186.0, 900.0, 200.0, 400.0, 6.00),
         ("MI300X", 1307.0, 0.514, 5300.0, 1.0, 1.0, 192.0, 448.0, 50.0, 400.0, 3.00),

@@ -260,7 +260,7 @@ pub struct RawCluster {
     pub matmul_efficiency: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hbm_gbytes_per_s: Option<f64>,
-    /// Decode's share of HBM bandwidth on this GPU relative to the H100's (1 for a GPU without a preset).
+    /// The share of HBM bandwidth this GPU's kernels reach relative to an H100's (1 for a GPU without a preset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hbm_efficiency_vs_h100: Option<f64>,
     /// A decode layer's fixed cost under CUDA graphs relative to the H100's (1 for a GPU without a preset).

@@ -98,7 +98,7 @@ fn validate_gpu(cl: &RawCluster, c: &Check) -> Result<GpuSpec, ScenarioError> {
             1.0,
             0.1,
             2.0,
-            "decode's share of HBM bandwidth relative to an H100's",
+            "the share of HBM bandwidth reached relative to an H100's",
         )?,
         layer_floor_vs_h100: c.number(
             cl.layer_floor_vs_h100.or(b.map(|b| b.layer_floor_vs_h100)),
@@ -452,6 +452,31 @@ fn check_tags(
                 return Err(c.src.error(
                     field,
                     format!("worker `{}` starts as `rollout` but carries `train`; seamless trains on the workers that start as `train`", w.name),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// No GPU streams HBM faster than its datasheet: the framework's shares (measured on an H100) times a GPU's own
+/// relative to it stay at most 1.
+pub(super) fn check_hbm_shares(cluster: &Cluster, rollout: &RolloutSpec, c: &Check) -> Result<(), ScenarioError> {
+    for w in &cluster.workers {
+        let g = &w.gpu;
+        for (what, share) in
+            [("hbm_efficiency", rollout.hbm_efficiency), ("kv_read_efficiency", rollout.kv_read_efficiency)]
+        {
+            if share * g.hbm_efficiency_vs_h100 > 1.0 + 1e-9 {
+                return Err(c.src.error(
+                    "cluster.hbm_efficiency_vs_h100",
+                    format!(
+                        "{} × rollout.{what} {} = {:.3} of {}'s HBM bandwidth; expected at most 1 (the datasheet rate)",
+                        g.hbm_efficiency_vs_h100,
+                        share,
+                        share * g.hbm_efficiency_vs_h100,
+                        g.name
+                    ),
                 ));
             }
         }

@@ -39,6 +39,7 @@ pub(super) fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, Scena
     pipeline::resolve_pipeline(&raw, &pipeline, &mut resolved);
     let explicit = raw.cluster.workers.is_some();
     let cluster = cluster::build_cluster(&shape, &groups, pipeline.kind, pipeline.layout, &c, explicit)?;
+    cluster::check_hbm_shares(&cluster, &rollout, &c)?;
     training::check_model_parallel(&training, &model, &cluster, &c)?;
     memory::check_memory(&model, &shape.gpu, &cluster, &rollout, &training, &c, explicit)?;
 
