@@ -181,7 +181,7 @@ impl AnalyticCosts {
 
     /// GPUs one copy of the training state is sharded over (`TrainingSpec::shard_gpus`).
     fn shard_gpus(&self, workers: &[WorkerId]) -> f64 {
-        self.training.shard_gpus(self.train_gpus(workers)) as f64
+        self.training.shard_gpus(self.train_gpus(workers).max(1)) as f64
     }
 
     /// A time-sliced layout (colocated, or partial on it) whose train workers also carry `rollout`, under a
