@@ -92,6 +92,7 @@ fn fidelity_cases_carry_no_fudge_factor() {
         "matmul_efficiency",
         "hbm_efficiency_vs_h100",
         "layer_floor_vs_h100",
+        "train_efficiency_vs_h100",
         "hbm_gbytes_per_s",
         "kv_capacity_tokens",
         "profile",

@@ -597,6 +597,7 @@ impl DeviceFigures {
             // The bandwidth below is this device's measured stream: no GPU's share relative to an H100 applies.
             "cluster.hbm_efficiency_vs_h100=1".to_string(),
             "cluster.layer_floor_vs_h100=1".to_string(),
+            "cluster.train_efficiency_vs_h100=1".to_string(),
             // The real backend trains data-parallel only: no tensor-, expert- or pipeline-parallel collectives.
             "training.tensor_parallel=1".to_string(),
             "training.expert_parallel=1".to_string(),
@@ -738,6 +739,7 @@ mod tests {
         assert!(with.cluster.workers.iter().all(|w| w.gpu.matmul_efficiency == 1.0));
         assert!(with.cluster.workers.iter().all(|w| w.gpu.hbm_efficiency_vs_h100 == 1.0));
         assert!(with.cluster.workers.iter().all(|w| w.gpu.layer_floor_vs_h100 == 1.0));
+        assert!(with.cluster.workers.iter().all(|w| w.gpu.train_efficiency_vs_h100 == 1.0));
         let t = &with.training;
         assert_eq!((t.tensor_parallel, t.expert_parallel, t.pipeline_parallel), (1, 1, 1));
     }

@@ -46,8 +46,8 @@ pub struct FrameworkSpec {
     // ----- trainer -----
     /// Utilisation of the FLOPs the trainer executes (6·N·T per update, 8·N·T with recomputation, plus attention;
     /// N without an untied input embedding, which is looked up), as a share of the GPU's achievable matmul rate
-    /// (`GpuSpec::matmul_efficiency` × its peak); 0.590 on an H20 is 0.567 of its peak, and with recomputation 0.43
-    /// model-FLOPs utilisation.
+    /// (`GpuSpec::matmul_efficiency` × its peak, × `GpuSpec::train_efficiency_vs_h100` on Blackwell); 0.590 on an
+    /// H20 is 0.567 of its peak, and with recomputation 0.43 model-FLOPs utilisation.
     pub mfu: f64,
     /// An MoE trainer's utilisation relative to a dense one's (`mfu` × this): token-dropless routing leaves experts
     /// unevenly loaded and small experts make small grouped GEMMs (expert parallelism's all-to-alls are priced on

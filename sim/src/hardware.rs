@@ -24,6 +24,11 @@ pub struct GpuSpec {
     /// `graph_layer_us` was measured (1: as on an H100; A100 1.22, measured, see `gpu_preset`). Eager launches are the
     /// host's and are not scaled.
     pub layer_floor_vs_h100: f64,
+    /// The share of its achievable matmul rate (`bf16_tflops` × `matmul_efficiency`) a trainer reaches on this GPU
+    /// relative to an H100's, on which the trainer's `mfu` holds (1: as on an H100; B200 and GB200 0.771, measured,
+    /// see `gpu_preset`). Scales the trainer's compute rate only (matmuls and attention); prefill and decode keep the
+    /// GPU's achievable rate (not measured).
+    pub train_efficiency_vs_h100: f64,
     /// Device memory, GB (10⁹ bytes, as vendors quote it).
     pub memory_gb: f64,
     /// NVLink bandwidth per GPU, one direction, GB/s.
@@ -44,8 +49,8 @@ pub const GPU_PRESETS: &[&str] = &["H100-SXM", "H800", "H20", "H200", "A100-80G"
 pub const GPU_ALIASES: &[(&str, &str)] = &[("H100", "H100-SXM"), ("A100", "A100-80G")];
 
 /// (name, bf16 TFLOP/s, achievable matmul share, HBM GB/s, decode's HBM share vs H100, decode layer floor vs H100,
-/// memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)
-type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64);
+/// trainer's share of the achievable rate vs H100, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)
+type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64);
 
 /// A built-in GPU by name (case-insensitive). Peak and bandwidth figures are NVIDIA's datasheet numbers (dense
 /// bf16, no sparsity); PCIe is an achieved figure for Gen5 (Gen4 for A100) pinned-memory copies, not the link's
@@ -93,19 +98,30 @@ type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64);
 /// KV read and the trainer's activation traffic take the same share, an extrapolation. Every other GPU is taken to decode as an
 /// H100 does (1 and 1): no measurement of its floor or decode bandwidth in the same setting was found
 /// (docs/fidelity.md, "Unexplained", the decode item).
+///
+/// Training on Blackwell (`train_efficiency_vs_h100`): the same training step measured on H200 and B200 with one
+/// software stack (Stas Bekman's ml-engineering, insights/when-to-upgrade-gpus, "Where the dense-path deficit comes
+/// from": Llama-3.1-8B, bf16, 8 GPUs, DeepSpeed ZeRO-2, one 8,192-token sequence per GPU, no activation
+/// checkpointing, torch 2.13 / CUDA 13.0, FlashAttention 3 on H200 and 4 on B200) runs at 461 and 778 model TFLOP/s
+/// a GPU: 1.69×, where the two GPUs' achievable matmul rates (1,745 against 794.5) give 2.2× and rlsim's trainer at
+/// them 2.15×. Its decomposition puts attention at 1.87× and everything else (the GEMMs, the elementwise work and
+/// the collectives) at 1.67×: the sm_100 kernels of the day reach a smaller share of MAMF at training shapes than
+/// Hopper's do. 0.771 makes rlsim's ratio 1.688 (the measured 778 / 461); GB200 takes the B200's figure (the same
+/// sm_100 silicon and kernels; not measured on its own). The H200's own 461 checks the trainer's `mfu` on a GPU it
+/// was not fitted on (rlsim 471, +2 %). Every other GPU is 1: Hopper by definition, A100 and MI300X unmeasured.
 pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
     // (name, bf16 TFLOP/s, achievable matmul share, HBM GB/s, decode HBM share vs H100, decode layer floor vs H100,
-    // memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)
+    // trainer's share vs H100, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)
     let rows: [GpuRow; 9] = [
-        ("H100-SXM", 989.0, 0.803, 3350.0, 1.0, 1.0, 80.0, 450.0, 50.0, 400.0, 3.00),
-        ("H800", 989.0, 0.803, 3350.0, 1.0, 1.0, 80.0, 200.0, 50.0, 400.0, 3.00),
-        ("H20", 148.0, 0.961, 4000.0, 1.0, 1.0, 96.0, 450.0, 50.0, 400.0, 1.30),
-        ("H200", 989.0, 0.803, 4800.0, 1.0, 1.0, 141.0, 450.0, 50.0, 400.0, 4.00),
-        ("A100-80G", 312.0, 0.869, 2039.0, 0.904, 1.22, 80.0, 300.0, 25.0, 200.0, 1.30),
-        ("A800", 312.0, 0.869, 2039.0, 0.904, 1.22, 80.0, 200.0, 25.0, 200.0, 1.30),
-        ("B200", 2250.0, 0.776, 8000.0, 1.0, 1.0, 180.0, 900.0, 50.0, 400.0, 5.00),
-        ("GB200", 2500.0, 0.729, 8000.0, 1.0, 1.0, 186.0, 900.0, 200.0, 400.0, 6.00),
-        ("MI300X", 1307.0, 0.514, 5300.0, 1.0, 1.0, 192.0, 448.0, 50.0, 400.0, 3.00),
+        ("H100-SXM", 989.0, 0.803, 3350.0, 1.0, 1.0, 1.0, 80.0, 450.0, 50.0, 400.0, 3.00),
+        ("H800", 989.0, 0.803, 3350.0, 1.0, 1.0, 1.0, 80.0, 200.0, 50.0, 400.0, 3.00),
+        ("H20", 148.0, 0.961, 4000.0, 1.0, 1.0, 1.0, 96.0, 450.0, 50.0, 400.0, 1.30),
+        ("H200", 989.0, 0.803, 4800.0, 1.0, 1.0, 1.0, 141.0, 450.0, 50.0, 400.0, 4.00),
+        ("A100-80G", 312.0, 0.869, 2039.0, 0.904, 1.22, 1.0, 80.0, 300.0, 25.0, 200.0, 1.30),
+        ("A800", 312.0, 0.869, 2039.0, 0.904, 1.22, 1.0, 80.0, 200.0, 25.0, 200.0, 1.30),
+        ("B200", 2250.0, 0.776, 8000.0, 1.0, 1.0, 0.771, 180.0, 900.0, 50.0, 400.0, 5.00),
+        ("GB200", 2500.0, 0.729, 8000.0, 1.0, 1.0, 0.771, 186.0, 900.0, 200.0, 400.0, 6.00),
+        ("MI300X", 1307.0, 0.514, 5300.0, 1.0, 1.0, 1.0, 192.0, 448.0, 50.0, 400.0, 3.00),
     ];
     let name = GPU_ALIASES.iter().find(|a| a.0.eq_ignore_ascii_case(name)).map_or(name, |a| a.1);
     rows.iter().find(|r| r.0.eq_ignore_ascii_case(name)).map(|r| GpuSpec {
@@ -115,11 +131,12 @@ pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
         hbm_gbytes_per_s: r.3,
         hbm_efficiency_vs_h100: r.4,
         layer_floor_vs_h100: r.5,
-        memory_gb: r.6,
-        nvlink_gbytes_per_s: r.7,
-        pcie_gbytes_per_s: r.8,
-        network_gbits_per_s: r.9,
-        price_per_gpu_hour: r.10,
+        train_efficiency_vs_h100: r.6,
+        memory_gb: r.7,
+        nvlink_gbytes_per_s: r.8,
+        pcie_gbytes_per_s: r.9,
+        network_gbits_per_s: r.10,
+        price_per_gpu_hour: r.11,
     })
 }
 

@@ -197,8 +197,15 @@ impl AnalyticCosts {
     pub fn train_shape(&self, workers: &[WorkerId]) -> TrainShape {
         let gpus = self.train_gpus(workers);
         let per_rank = self.training.model_parallel_gpus.clamp(1, gpus);
-        // Data-parallel training moves at the pace of its slowest GPU type.
-        let slowest = workers.iter().map(|w| self.matmul_flops(self.cluster.worker(*w))).fold(f64::INFINITY, f64::min);
+        // Data-parallel training moves at the pace of its slowest GPU type: its achievable matmul rate at the share a
+        // trainer reaches on it relative to an H100 (`GpuSpec::train_efficiency_vs_h100`).
+        let slowest = workers
+            .iter()
+            .map(|w| {
+                let worker = self.cluster.worker(*w);
+                self.matmul_flops(worker) * worker.gpu.train_efficiency_vs_h100
+            })
+            .fold(f64::INFINITY, f64::min);
         let m = &self.model;
         let layers = m.layers as f64;
         let logprob = self.framework.logprob_elementwise.at(m.hidden, m.heads);

@@ -266,6 +266,10 @@ pub struct RawCluster {
     /// A decode layer's fixed cost under CUDA graphs relative to the H100's (1 for a GPU without a preset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layer_floor_vs_h100: Option<f64>,
+    /// The share of its achievable matmul rate a trainer reaches on this GPU relative to an H100's (1 for a GPU
+    /// without a preset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_efficiency_vs_h100: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_gb: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]

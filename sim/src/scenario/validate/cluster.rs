@@ -41,6 +41,7 @@ pub(super) fn validate_shape(raw: &RawCluster, c: &Check, resolved: &mut RawScen
         hbm_gbytes_per_s: Some(gpu.hbm_gbytes_per_s),
         hbm_efficiency_vs_h100: Some(gpu.hbm_efficiency_vs_h100),
         layer_floor_vs_h100: Some(gpu.layer_floor_vs_h100),
+        train_efficiency_vs_h100: Some(gpu.train_efficiency_vs_h100),
         memory_gb: Some(gpu.memory_gb),
         nvlink_gbytes_per_s: Some(gpu.nvlink_gbytes_per_s),
         pcie_gbytes_per_s: Some(gpu.pcie_gbytes_per_s),
@@ -107,6 +108,14 @@ fn validate_gpu(cl: &RawCluster, c: &Check) -> Result<GpuSpec, ScenarioError> {
             0.1,
             10.0,
             "a decode layer's fixed cost relative to an H100's",
+        )?,
+        train_efficiency_vs_h100: c.number(
+            cl.train_efficiency_vs_h100.or(b.map(|b| b.train_efficiency_vs_h100)),
+            "cluster.train_efficiency_vs_h100",
+            1.0,
+            0.1,
+            2.0,
+            "a trainer's share of the achievable matmul rate relative to an H100's",
         )?,
         // Any positive size: tiny devices are how tests force KV-cache pressure; the memory checks say what fits.
         memory_gb: {
