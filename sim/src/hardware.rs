@@ -105,10 +105,13 @@ type GpuRow = (&'static str, f64, f64, f64, f64, f64, f64, f64, f64, f64, f64, f
 /// checkpointing, torch 2.13 / CUDA 13.0, FlashAttention 3 on H200 and 4 on B200) runs at 461 and 778 model TFLOP/s
 /// a GPU: 1.69×, where the two GPUs' achievable matmul rates (1,745 against 794.5) give 2.2× and rlsim's trainer at
 /// them 2.15×. Its decomposition puts attention at 1.87× and everything else (the GEMMs, the elementwise work and
-/// the collectives) at 1.67×: the sm_100 kernels of the day reach a smaller share of MAMF at training shapes than
-/// Hopper's do. 0.771 makes rlsim's ratio 1.688 (the measured 778 / 461); GB200 takes the B200's figure (the same
-/// sm_100 silicon and kernels; not measured on its own). The H200's own 461 checks the trainer's `mfu` on a GPU it
-/// was not fitted on (rlsim 471, +2 %). Every other GPU is 1: Hopper by definition, A100 and MI300X unmeasured.
+/// the collectives) at 1.67×, the HBM ratio: the source reads that path as bound by bandwidth and overhead at this
+/// small per-GPU batch (skinny GEMMs) plus a younger sm_100 cuBLAS, so larger GEMMs would reach more of Blackwell's
+/// rate. rlsim carries the whole gap as one share of the achievable rate, an extrapolation to other shapes and
+/// stacks (Megatron-Core with Transformer Engine in the GB200 fidelity cases). 0.771 makes rlsim's ratio 1.688 (the
+/// measured 778 / 461) under the default framework preset; GB200 takes the B200's figure (the same sm_100
+/// architecture; not measured on GB200 or with Megatron). The H200's own 461 checks the trainer's `mfu` on a GPU it
+/// was not fitted on (rlsim 444, −3.7 %). Every other GPU is 1: Hopper by definition, A100 and MI300X unmeasured.
 pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
     // (name, bf16 TFLOP/s, achievable matmul share, HBM GB/s, decode HBM share vs H100, decode layer floor vs H100,
     // trainer's share vs H100, memory GB, NVLink GB/s, PCIe GB/s, network Gbit/s, US$ per GPU-hour)

@@ -488,8 +488,8 @@ impl Sim<'_> {
             ),
             Internal::TrainDone { step, .. } => (
                 format!("train step {step}"),
-                "training.mfu, the GPU's bf16_tflops and matmul_efficiency, the framework's train constants and the \
-                 sample lengths",
+                "training.mfu, the GPU's bf16_tflops, matmul_efficiency and train_efficiency_vs_h100, the framework's \
+                 train constants and the sample lengths",
             ),
             Internal::SyncDone { order } => (
                 format!("the weight sync after step {}", order.step),
