@@ -96,7 +96,11 @@ pub fn text(p: &Presets) -> String {
                     format!("{:.2}", m.active_params_b),
                     m.layers.to_string(),
                     m.hidden.to_string(),
-                    format!("{}/{}", m.heads, m.kv_heads),
+                    if m.is_mla() {
+                        format!("{}/MLA {}+{}", m.heads, m.kv_lora_rank, m.qk_rope_head_dim)
+                    } else {
+                        format!("{}/{}", m.heads, m.kv_heads)
+                    },
                     m.head_dim.to_string(),
                     m.vocab.to_string(),
                     if m.experts > 0 { format!("{}/{}", m.experts_per_token, m.experts) } else { "-".into() },

@@ -206,6 +206,12 @@ pub fn reject_coarsening(s: &Scenario) -> Result<(), String> {
 
 pub fn gpt_config(s: &Scenario) -> Result<GptConfig, String> {
     let m = &s.model;
+    if m.is_mla() {
+        return Err(format!(
+            "{}: field `model.kv_lora_rank`: the real backend's transformer has plain multi-head attention, not multi-head latent attention (got kv_lora_rank {}); simulate this model with `rlsim run`",
+            s.file.display(), m.kv_lora_rank
+        ));
+    }
     if !m.hidden.is_multiple_of(m.heads) || m.kv_heads != m.heads {
         return Err(format!(
             "{}: field `model`: the real backend's transformer needs hidden divisible by heads and kv_heads = heads (got hidden {}, heads {}, kv_heads {})",
@@ -1220,6 +1226,14 @@ mod tests {
         assert!(check_host_memory(&s, &cfg, Some(u64::MAX)).is_ok());
         let e = check_host_memory(&s, &cfg, Some(1 << 20)).unwrap_err();
         assert!(e.contains("field `model`") && e.contains("GiB available") && e.contains("exec-tiny.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_latent_attention_model_is_refused_by_field() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/exec-tiny.toml");
+        let s = Scenario::load(&path, &["model.kv_lora_rank=8".to_string()]).unwrap();
+        let e = gpt_config(&s).unwrap_err();
+        assert!(e.contains("field `model.kv_lora_rank`") && e.contains("multi-head latent attention"), "{e}");
     }
 
     #[test]

@@ -261,8 +261,7 @@ impl AnalyticCosts {
                 * if m.is_moe() { self.framework.moe_mfu_scale } else { 1.0 },
             flops_per_token: m.forward_flops_per_token(),
             // Attention runs at its own share of the matmuls' rate: its FLOPs count that much more at `rank_flops`.
-            attention_flops_per_token_sq: 2.0 * m.layers as f64 * m.heads as f64 * m.head_dim as f64
-                / self.framework.attention_efficiency,
+            attention_flops_per_token_sq: m.attention_flops_per_token_sq() / self.framework.attention_efficiency,
             mini_batches: self.training.mini_batches,
             micro_batch_tokens: self.training.micro_batch_tokens,
             logprob_micro_batch_tokens: self.training.logprob_micro_batch_tokens,
@@ -426,7 +425,7 @@ impl CostModel for AnalyticCosts {
         let tp = worker.tp as f64;
         let hbm = self.hbm_bytes_per_s(worker);
         let flops = tp * self.matmul_flops(worker) * self.rollout.decode_compute_efficiency;
-        let kv_split = worker.tp.min(self.model.kv_heads).max(1) as f64;
+        let kv_split = self.model.kv_shards(worker.tp) as f64;
         let expert_bytes = self.model.expert_params_b() * 1e9 * 2.0;
         // An eager engine's elementwise work per sequence per layer (width, per-head calls) and outside the layers,
         // added to the host time per sequence, and per context token (attention scores, KV): the latter adds to

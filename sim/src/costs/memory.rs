@@ -14,10 +14,11 @@ pub fn rollout_usable_bytes_per_gpu(gpu: &GpuSpec, gpu_memory_utilization: f64) 
 }
 
 /// KV-cache tokens an engine of `tp` GPUs holds after its weights; negative when the weights alone do not fit.
-/// KV heads are split across the tensor-parallel GPUs (replicated when there are fewer KV heads than GPUs).
+/// KV heads are split across the tensor-parallel GPUs (replicated when there are fewer KV heads than GPUs; an MLA
+/// latent is whole on every GPU, `ModelSpec::kv_shards`).
 pub fn kv_capacity_tokens(model: &ModelSpec, gpu: &GpuSpec, tp: u32, gpu_memory_utilization: f64) -> i64 {
     let free = rollout_usable_bytes_per_gpu(gpu, gpu_memory_utilization) - rollout_weight_bytes_per_gpu(model, tp);
-    let kv_per_gpu = model.kv_bytes_per_token() / tp.min(model.kv_heads).max(1) as f64;
+    let kv_per_gpu = model.kv_bytes_per_token() / model.kv_shards(tp) as f64;
     (free / kv_per_gpu).floor() as i64
 }
 

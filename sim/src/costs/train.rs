@@ -114,7 +114,7 @@ pub struct TrainShape {
     pub rank_flops: f64,
     /// Forward FLOPs per token from the matmuls: 2·N_active.
     pub flops_per_token: f64,
-    /// Forward attention FLOPs per token² of a causal sequence: 2·layers·heads·head_dim.
+    /// Forward attention FLOPs per token² of a causal sequence (`ModelSpec::attention_flops_per_token_sq`).
     pub attention_flops_per_token_sq: f64,
     /// Optimizer steps per RL step.
     pub mini_batches: u32,

@@ -247,6 +247,15 @@ pub struct RawModel {
     /// The LM head shares the input embedding's matrix (`tie_word_embeddings`; default false, as every preset).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tied_embeddings: Option<bool>,
+    /// Multi-head latent attention's KV latent width (DeepSeek-V3, Kimi K2: 512; 0 or absent: standard attention).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_lora_rank: Option<u32>,
+    /// MLA's query latent width (1,536 in DeepSeek-V3; 0: queries projected directly).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub q_lora_rank: Option<u32>,
+    /// MLA's decoupled rotary key width per head (64 in DeepSeek-V3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qk_rope_head_dim: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -879,3 +879,32 @@ fn training_on_b200_matches_the_same_stack_h200_measurement() {
     let gb200 = crate::hardware::gpu_preset("GB200").unwrap();
     assert_eq!(gb200.train_efficiency_vs_h100, crate::hardware::gpu_preset("B200").unwrap().train_efficiency_vs_h100);
 }
+
+/// MLA's widths come with its KV latent, within bounds; a preset's are kept unless set, and a resolved file repeats
+/// them.
+#[test]
+fn latent_attention_widths_without_a_latent_or_out_of_bounds_are_refused() {
+    let e = err(&["model.qk_rope_head_dim=64"]);
+    assert_has(&e, &["field `model.qk_rope_head_dim`", "expected model.kv_lora_rank"]);
+    let e = err(&["model.q_lora_rank=1536"]);
+    assert_has(&e, &["field `model.q_lora_rank`", "expected model.kv_lora_rank"]);
+    let e = err(&["model.kv_lora_rank=100000"]);
+    assert_has(&e, &["field `model.kv_lora_rank`", "must be at most 65536 (MLA's key/value latent width), got 100000"]);
+    let s = load(BASE, &["model.preset=\"DeepSeek-R1\"", "cluster.gpu=\"H200\"", "cluster.nodes=16", "rollout.tp=16"])
+        .unwrap();
+    assert_eq!((s.model.name.as_str(), s.model.kv_lora_rank, s.model.qk_rope_head_dim), ("DeepSeek-R1", 512, 64));
+    // Turning MLA off in a preset leaves plain attention over its 128 KV heads.
+    let s = load(
+        BASE,
+        &[
+            "model.preset=\"DeepSeek-V3\"",
+            "model.kv_lora_rank=0",
+            "model.q_lora_rank=0",
+            "model.qk_rope_head_dim=0",
+            "cluster.gpu=\"H200\"",
+            "cluster.nodes=16",
+            "rollout.tp=16",
+        ],
+    );
+    assert!(s.is_ok_and(|s| !s.model.is_mla() && s.model.name == "DeepSeek-V3 (modified)"));
+}

@@ -88,6 +88,31 @@ pub(super) fn validate_model(m: &RawModel, c: &Check) -> Result<ModelSpec, Scena
         ));
     }
     let tied_embeddings = m.tied_embeddings.or(base.as_ref().map(|b| b.tied_embeddings)).unwrap_or(false);
+    // Multi-head latent attention: absent fields keep the preset's (0 without one: standard attention).
+    let latent = |v: Option<u32>, preset: fn(&ModelSpec) -> u32, field: &str, max: u32, what: &str| {
+        let v = v.or(b.map(preset)).unwrap_or(0);
+        if v > max {
+            return Err(c.src.error(field, format!("must be at most {max} ({what}), got {v}")));
+        }
+        Ok(v)
+    };
+    let kv_lora_rank =
+        latent(m.kv_lora_rank, |b| b.kv_lora_rank, "model.kv_lora_rank", 1 << 16, "MLA's key/value latent width")?;
+    let q_lora_rank =
+        latent(m.q_lora_rank, |b| b.q_lora_rank, "model.q_lora_rank", 1 << 16, "MLA's query latent width")?;
+    let qk_rope_head_dim = latent(
+        m.qk_rope_head_dim,
+        |b| b.qk_rope_head_dim,
+        "model.qk_rope_head_dim",
+        1 << 16,
+        "MLA's rotary key width per head",
+    )?;
+    if kv_lora_rank == 0 && (q_lora_rank > 0 || qk_rope_head_dim > 0) {
+        return Err(c.src.error(
+            if q_lora_rank > 0 { "model.q_lora_rank" } else { "model.qk_rope_head_dim" },
+            "is a multi-head latent attention width; expected model.kv_lora_rank (the key/value latent) with it",
+        ));
+    }
     let spec = |name: String| ModelSpec {
         name,
         params_b,
@@ -101,6 +126,9 @@ pub(super) fn validate_model(m: &RawModel, c: &Check) -> Result<ModelSpec, Scena
         experts,
         experts_per_token,
         tied_embeddings,
+        kv_lora_rank,
+        q_lora_rank,
+        qk_rope_head_dim,
     };
     // The untied input embedding is looked up: it must leave dense (always-active) parameters for the matmuls.
     let probe = spec(String::new());
@@ -140,5 +168,8 @@ pub(super) fn resolved_model(raw: &RawModel, model: &ModelSpec) -> RawModel {
         experts: (model.experts > 0).then_some(model.experts),
         experts_per_token: (model.experts > 0).then_some(model.experts_per_token),
         tied_embeddings: Some(model.tied_embeddings),
+        kv_lora_rank: model.is_mla().then_some(model.kv_lora_rank),
+        q_lora_rank: model.is_mla().then_some(model.q_lora_rank),
+        qk_rope_head_dim: model.is_mla().then_some(model.qk_rope_head_dim),
     }
 }
