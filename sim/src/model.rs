@@ -105,8 +105,9 @@ impl ModelSpec {
     /// them. Per layer, in bf16 elements: the two norms (read, write: 2·2·h), the rotary embedding of q and k
     /// (2·(q + kv)), attention's inputs and output (2·q + 2·kv, the scores staying on chip), the two residual adds
     /// (2·3·h) and the gated activation (read gate and up, write: 3·f); so 10·h + 4·q + 4·kv + 3·f elements with q
-    /// = heads·head_dim, kv = kv_heads·head_dim and f the FFN width the token passes through (its experts' for an
-    /// MoE model), taken from the parameters (a gated FFN holds 3·h·f of them). Besides the layers, the LM head's
+    /// and kv the query and key (or value) widths (`attention_widths`: heads·head_dim and kv_heads·head_dim, MLA's
+    /// rope-wider queries and keys) and f the FFN width the token passes through (its experts' for an MoE model),
+    /// taken from the parameters less the attention's (`attention_params_per_layer`; a gated FFN holds 3·h·f). Besides the layers, the LM head's
     /// logits: written and read in bf16 and their log-softmax written in fp32 (8·vocab bytes). A backward pass moves
     /// about twice a forward's bytes (gradients in, saved inputs, gradients out), like its FLOPs.
     pub fn activation_bytes_per_token(&self) -> f64 {
@@ -170,10 +171,11 @@ impl ModelSpec {
     /// Weight tensors in the model's checkpoint layout (Hugging Face's): per layer the four attention projections,
     /// the two norms and the FFN's three projections, or for an MoE layer its router and three per routed expert;
     /// besides the layers the input embedding, the final norm and an untied LM head. Biases and per-head norms are
-    /// not counted (Qwen2's q/k/v biases add 3 a layer, Qwen3's q/k norms 2): within 1 % for the MoE models, a
-    /// quarter low for Qwen2.5-7B (255 against 339). MLA layers hold seven attention tensors (five without the query
-    /// latent); shared experts and dense first layers are counted as routed layers. A custom MoE model that leaves
-    /// `experts` out counts as dense.
+    /// not counted (Qwen2's q/k/v biases add 3 a layer, Qwen3's q/k norms 2): within 1 % for the Qwen3 MoE models,
+    /// a quarter low for Qwen2.5-7B (255 against 339). MLA layers hold seven attention tensors (five without the
+    /// query latent); shared experts and dense first layers are counted as routed layers, so DeepSeek-V3 counts
+    /// 47,461 against its checkpoint's 45,395 (+4.5 %, without the MTP layer) and Kimi-K2 1.3 % more than its own.
+    /// A custom MoE model that leaves `experts` out counts as dense.
     pub fn weight_tensors(&self) -> u64 {
         let ffn = if self.experts > 0 { 1 + 3 * self.experts as u64 } else { 3 };
         // MLA: q (or q_a, its norm and q_b), kv_a, its norm, kv_b and o.

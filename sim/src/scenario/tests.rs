@@ -884,6 +884,9 @@ fn training_on_b200_matches_the_same_stack_h200_measurement() {
 /// them.
 #[test]
 fn latent_attention_widths_without_a_latent_or_out_of_bounds_are_refused() {
+    let big = ["cluster.gpu=\"H200\"", "cluster.nodes=16", "rollout.tp=16"];
+    let e = err(&[&["model.preset=\"DeepSeek-V3\"", "model.kv_lora_rank=0"][..], &big[..]].concat());
+    assert_has(&e, &["field `model.kv_lora_rank`", "0 turns multi-head latent attention off", "expected them 0 too"]);
     let e = err(&["model.qk_rope_head_dim=64"]);
     assert_has(&e, &["field `model.qk_rope_head_dim`", "expected model.kv_lora_rank"]);
     let e = err(&["model.q_lora_rank=1536"]);
@@ -894,17 +897,22 @@ fn latent_attention_widths_without_a_latent_or_out_of_bounds_are_refused() {
         .unwrap();
     assert_eq!((s.model.name.as_str(), s.model.kv_lora_rank, s.model.qk_rope_head_dim), ("DeepSeek-R1", 512, 64));
     // Turning MLA off in a preset leaves plain attention over its 128 KV heads.
-    let s = load(
-        BASE,
-        &[
-            "model.preset=\"DeepSeek-V3\"",
-            "model.kv_lora_rank=0",
-            "model.q_lora_rank=0",
-            "model.qk_rope_head_dim=0",
-            "cluster.gpu=\"H200\"",
-            "cluster.nodes=16",
-            "rollout.tp=16",
-        ],
-    );
-    assert!(s.is_ok_and(|s| !s.model.is_mla() && s.model.name == "DeepSeek-V3 (modified)"));
+    let off =
+        ["model.preset=\"DeepSeek-V3\"", "model.kv_lora_rank=0", "model.q_lora_rank=0", "model.qk_rope_head_dim=0"];
+    let s = load(BASE, &[&off[..], &big[..]].concat()).unwrap();
+    assert!(!s.model.is_mla() && s.model.name == "DeepSeek-V3 (modified)");
+    // The resolved file loads as the same model: the preset's own name, the latent still off; a preset's experts
+    // turned off stay off too.
+    let again = Scenario::from_text(&s.resolved_toml(), Path::new("r.toml"), &[]).unwrap();
+    assert_eq!(again.model, s.model);
+    let dense = [
+        "model.preset=\"Qwen3-30B-A3B\"",
+        "model.experts=0",
+        "model.experts_per_token=0",
+        "model.active_params_b=30.5",
+    ];
+    let dense = load(BASE, &dense).unwrap();
+    let again = Scenario::from_text(&dense.resolved_toml(), Path::new("r.toml"), &[]).unwrap();
+    assert_eq!((again.model.experts, again.model.name.as_str()), (0, "Qwen3-30B-A3B (modified)"));
+    assert_eq!(again.model, dense.model);
 }

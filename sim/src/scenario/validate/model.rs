@@ -108,6 +108,16 @@ pub(super) fn validate_model(m: &RawModel, c: &Check) -> Result<ModelSpec, Scena
         "MLA's rotary key width per head",
     )?;
     if kv_lora_rank == 0 && (q_lora_rank > 0 || qk_rope_head_dim > 0) {
+        // Name the field the user set: a latent turned off on an MLA preset, or an MLA width given without one.
+        if m.kv_lora_rank.is_some() {
+            return Err(c.src.error(
+                "model.kv_lora_rank",
+                format!(
+                    "0 turns multi-head latent attention off, but q_lora_rank {q_lora_rank} and qk_rope_head_dim \
+                     {qk_rope_head_dim} are latent widths; expected them 0 too"
+                ),
+            ));
+        }
         return Err(c.src.error(
             if q_lora_rank > 0 { "model.q_lora_rank" } else { "model.qk_rope_head_dim" },
             "is a multi-head latent attention width; expected model.kv_lora_rank (the key/value latent) with it",
@@ -153,10 +163,21 @@ pub(super) fn validate_model(m: &RawModel, c: &Check) -> Result<ModelSpec, Scena
     Ok(spec(name))
 }
 
-/// The `[model]` table with every figure filled in.
+/// The `[model]` table with every figure filled in, so that loading it gives the same model: a modified preset keeps
+/// the preset's own name (its label "NAME (modified)" names no preset), and the MoE and MLA figures are written
+/// whenever the model or its preset has them (an explicit 0 that turns a preset's experts or latent off stays 0).
 pub(super) fn resolved_model(raw: &RawModel, model: &ModelSpec) -> RawModel {
+    let base = raw.preset.as_deref().and_then(model_preset);
+    let moe = model.experts > 0 || base.as_ref().is_some_and(|b| b.experts > 0);
+    let mla = model.is_mla() || base.as_ref().is_some_and(|b| b.is_mla());
     RawModel {
-        preset: raw.preset.as_ref().map(|_| model.name.clone()),
+        preset: raw.preset.as_ref().map(|p| {
+            if model.name.ends_with(" (modified)") {
+                p.clone()
+            } else {
+                model.name.clone()
+            }
+        }),
         params_b: Some(model.params_b),
         active_params_b: Some(model.active_params_b),
         layers: Some(model.layers),
@@ -165,11 +186,11 @@ pub(super) fn resolved_model(raw: &RawModel, model: &ModelSpec) -> RawModel {
         kv_heads: Some(model.kv_heads),
         head_dim: Some(model.head_dim),
         vocab: Some(model.vocab),
-        experts: (model.experts > 0).then_some(model.experts),
-        experts_per_token: (model.experts > 0).then_some(model.experts_per_token),
+        experts: moe.then_some(model.experts),
+        experts_per_token: moe.then_some(model.experts_per_token),
         tied_embeddings: Some(model.tied_embeddings),
-        kv_lora_rank: model.is_mla().then_some(model.kv_lora_rank),
-        q_lora_rank: model.is_mla().then_some(model.q_lora_rank),
-        qk_rope_head_dim: model.is_mla().then_some(model.qk_rope_head_dim),
+        kv_lora_rank: mla.then_some(model.kv_lora_rank),
+        q_lora_rank: mla.then_some(model.q_lora_rank),
+        qk_rope_head_dim: mla.then_some(model.qk_rope_head_dim),
     }
 }
