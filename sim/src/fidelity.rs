@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 /// The model's own error, quoted wherever rlsim prints a ranking (`compare`, `search`): the mean |relative error|
 /// of every comparison in `scenarios/fidelity/` (steps, phases and speed-ups of published runs). `tests/fidelity.rs`
 /// recomputes it from the suite and fails when this figure is more than half a point off, so the quote stays true.
-pub const MEAN_ABS_ERROR: f64 = 0.147;
+pub const MEAN_ABS_ERROR: f64 = 0.151;
 /// How many published comparisons `MEAN_ABS_ERROR` averages (checked by the same test).
-pub const COMPARISONS: usize = 135;
+pub const COMPARISONS: usize = 143;
 
 /// The line `compare` and `search` print under a ranking.
 pub fn model_error_note() -> String {
