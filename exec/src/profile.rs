@@ -167,7 +167,7 @@ fn decode_samples(
 /// engine. The train passes are timed with every rank of the layout's train group on this one device, as a run on
 /// one GPU (`cuda:N`) places them; where each rank has a GPU of its own they are timed too slow.
 pub fn measure(s: &Scenario, device: DeviceSpec, gpu_sharing: usize) -> Result<HardwareProfile, String> {
-    crate::runtime::reject_coarsening(s)?;
+    crate::runtime::reject_simulated_only(s)?;
     std::thread::scope(|scope| {
         scope.spawn(|| crate::device::on_own_pool(|| measure_here(s, device, gpu_sharing))).join()
     })

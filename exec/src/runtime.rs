@@ -191,9 +191,9 @@ struct WorkerSetup {
     starts_as_rollout: bool,
 }
 
-/// The model shape a scenario describes: `[model]` layers, hidden, heads, vocab; context = prompt + response caps.
-/// The real backend runs every sequence: a coarse-grained scenario (`workload.coarsen` > 1) is simulated only.
-pub fn reject_coarsening(s: &Scenario) -> Result<(), String> {
+/// What only the simulator models: a coarse-grained scenario (`workload.coarsen` > 1; the real backend runs every
+/// sequence) and speculative decoding (`rollout.speculative_tokens`; its engine decodes one token a step).
+pub fn reject_simulated_only(s: &Scenario) -> Result<(), String> {
     if s.workload.coarsen > 1 {
         return Err(format!(
             "{}: field `workload.coarsen`: a coarse-grained run (each group standing for {} identical ones) is simulated only; the real backend runs (and profiles) every sequence (remove workload.coarsen to run it)",
@@ -201,9 +201,17 @@ pub fn reject_coarsening(s: &Scenario) -> Result<(), String> {
             s.workload.coarsen
         ));
     }
+    if s.rollout.speculative_tokens > 0 {
+        return Err(format!(
+            "{}: field `rollout.speculative_tokens`: speculative decoding ({} draft tokens a step) is simulated only; the real backend's engine decodes one token a step (remove rollout.speculative_tokens to run it)",
+            s.file.display(),
+            s.rollout.speculative_tokens
+        ));
+    }
     Ok(())
 }
 
+/// The model shape a scenario describes: `[model]` layers, hidden, heads, vocab; context = prompt + response caps.
 pub fn gpt_config(s: &Scenario) -> Result<GptConfig, String> {
     let m = &s.model;
     if m.is_mla() {
@@ -548,7 +556,7 @@ pub fn execute_with(
             scenario.file.display()
         )));
     }
-    reject_coarsening(scenario).map_err(RunError::Setup)?;
+    reject_simulated_only(scenario).map_err(RunError::Setup)?;
     if scenario.failures.as_ref().is_some_and(|f| f.mtbf_gpu_hours.is_some()) {
         return Err(RunError::Setup(format!(
             "{}: field `failures.mtbf_gpu_hours`: random failures are simulated only; to kill real workers, list them with [[failures.events]] (worker and at_s)",
@@ -1226,6 +1234,18 @@ mod tests {
         assert!(check_host_memory(&s, &cfg, Some(u64::MAX)).is_ok());
         let e = check_host_memory(&s, &cfg, Some(1 << 20)).unwrap_err();
         assert!(e.contains("field `model`") && e.contains("GiB available") && e.contains("exec-tiny.toml"), "{e}");
+    }
+
+    #[test]
+    fn speculative_decoding_is_refused_by_field() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/exec-tiny.toml");
+        let sets = ["rollout.speculative_tokens=1".to_string(), "rollout.speculative_acceptance=0.8".to_string()];
+        // Loaded with its measured profile, the scenario is refused already (the profile decodes one token a step).
+        let e = Scenario::load(&path, &sets).unwrap_err().to_string();
+        assert!(e.contains("field `rollout.speculative_tokens`") && e.contains("measured profile"), "{e}");
+        let s = Scenario::load_unprofiled(&path, &sets).unwrap();
+        let e = reject_simulated_only(&s).unwrap_err();
+        assert!(e.contains("field `rollout.speculative_tokens`") && e.contains("simulated only"), "{e}");
     }
 
     #[test]

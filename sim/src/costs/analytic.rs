@@ -76,6 +76,43 @@ impl AnalyticCosts {
         worker.gpu.bf16_tflops * 1e12 * worker.gpu.matmul_efficiency
     }
 
+    /// Decode with speculation (`rollout.speculative_tokens` k > 0, acceptance a): each engine step runs k draft
+    /// tokens through a one-layer draft head (DeepSeek's MTP module, EAGLE: one decoder layer and the LM head, its
+    /// kernels, weights, KV and FLOPs) and verifies the k + 1 positions in one target pass, which reads the weights
+    /// and each sequence's KV once and computes k + 1 tokens; a sequence gains E = 1 + a + … + a^k tokens a step on
+    /// average. The engine's iterations stay one token per sequence, so every per-step cost is divided by E: fixed
+    /// and per-sequence costs and reads (1 + k·d)/E of a step without speculation plus k LM-head reads, the FLOPs
+    /// and all-reduce bytes (k + 1 + k·d)/E (rejected positions are computed and thrown away), where d is one
+    /// layer's share of the model (1/layers). The host loop is paid once a step. Without speculation: unchanged.
+    fn speculate(&self, c: DecodeCoeffs, worker: &Worker, hbm: f64, flops: f64) -> DecodeCoeffs {
+        let k = self.rollout.speculative_tokens as f64;
+        if k == 0.0 {
+            return c;
+        }
+        let e = self.rollout.tokens_per_step();
+        let d = 1.0 / self.model.layers.max(1) as f64;
+        let (tp, m) = (worker.tp as f64, &self.model);
+        // The LM head (vocab × hidden) the draft reads and multiplies once per draft token.
+        let head_bytes = m.vocab as f64 * m.hidden as f64 * 2.0;
+        let head_read_fs = secs_to_fs(head_bytes / tp / hbm) as f64;
+        let head_compute_fs = secs_to_fs(2.0 * m.vocab as f64 * m.hidden as f64 / flops) as f64;
+        let host_loop_fs = secs_to_fs(self.rollout.iteration_overhead_s) as f64;
+        let scale = |v: u64, factor: f64| (v as f64 * factor / e).round() as u64;
+        let reads = 1.0 + k * d;
+        let work = k + 1.0 + k * d;
+        DecodeCoeffs {
+            overhead_fs: ((host_loop_fs + (c.overhead_fs as f64 - host_loop_fs) * reads) / e).round() as u64,
+            host_fs_per_seq: scale(c.host_fs_per_seq, reads),
+            allreduce_fs_per_seq: scale(c.allreduce_fs_per_seq, work),
+            weights_fs: ((c.weights_fs as f64 * reads + k * head_read_fs) / e).round() as u64,
+            expert_weights_fs: scale(c.expert_weights_fs, reads),
+            kv_fs_per_token: scale(c.kv_fs_per_token, reads),
+            compute_fs_per_seq: ((c.compute_fs_per_seq as f64 * work + k * head_compute_fs) / e).round() as u64,
+            attention_fs_per_token: scale(c.attention_fs_per_token, work),
+            ..c
+        }
+    }
+
     /// Fixed time per engine iteration of `worker`: the host's engine loop, the kernel launches of every layer (an
     /// MoE layer launches about twice a dense layer's kernels; under CUDA graphs the floor scales with the GPU's
     /// `layer_floor_vs_h100`, eager launches are the host's), and the latency of two all-reduces per layer under
@@ -434,7 +471,7 @@ impl CostModel for AnalyticCosts {
         let layers = self.model.layers as f64;
         let elementwise = self.framework.decode_elementwise.at(self.model.hidden, self.model.heads);
         let context_fs = secs_to_fs(layers * elementwise.token_context_s / tp);
-        DecodeCoeffs {
+        let coeffs = DecodeCoeffs {
             overhead_fs: secs_to_fs(self.iteration_overhead_s(worker)),
             host_fs_per_seq: secs_to_fs(
                 self.rollout.seq_overhead_s
@@ -452,7 +489,8 @@ impl CostModel for AnalyticCosts {
                 + if self.framework.decode_overlap { context_fs } else { 0 },
             serial: !self.framework.decode_overlap,
             copies_per_seq: 1,
-        }
+        };
+        self.speculate(coeffs, worker, hbm, flops)
     }
 
     fn prefill_coeffs(&self, worker: &Worker) -> PrefillCoeffs {

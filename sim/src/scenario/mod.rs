@@ -110,6 +110,19 @@ pub struct RolloutSpec {
     pub prefix_caching: bool,
     /// Overrides the KV-cache capacity the memory formula gives each engine (tokens).
     pub kv_capacity_tokens: Option<u64>,
+    /// Speculative decoding: draft tokens a one-layer draft head (DeepSeek's MTP, EAGLE) proposes per sequence per
+    /// decode step, which the target verifies in the same step (0: none; vLLM's `num_speculative_tokens`).
+    pub speculative_tokens: u32,
+    /// The chance the target accepts each draft token, given it accepted the ones before (0 without speculation).
+    pub speculative_acceptance: f64,
+}
+
+impl RolloutSpec {
+    /// Tokens a sequence gains per decode step on average: 1 + a + a² + … + a^k for k draft tokens accepted one
+    /// after another with chance a (the first rejection ends the step, whose verification still yields one token).
+    pub fn tokens_per_step(&self) -> f64 {
+        (0..=self.speculative_tokens).map(|i| self.speculative_acceptance.powi(i as i32)).sum()
+    }
 }
 
 /// How the real backend decides where a response ends.

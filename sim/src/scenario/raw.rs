@@ -494,6 +494,12 @@ pub struct RawRollout {
     pub prefix_caching: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kv_capacity_tokens: Option<u64>,
+    /// Speculative decoding: draft tokens a one-layer draft head proposes per sequence per step (default 0: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speculative_tokens: Option<u32>,
+    /// The chance the target accepts each draft token (required with `speculative_tokens`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speculative_acceptance: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

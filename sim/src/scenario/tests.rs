@@ -916,3 +916,60 @@ fn latent_attention_widths_without_a_latent_or_out_of_bounds_are_refused() {
     assert_eq!((again.model.experts, again.model.name.as_str()), (0, "Qwen3-30B-A3B (modified)"));
     assert_eq!(again.model, dense.model);
 }
+
+/// Speculative decoding: k draft tokens through a one-layer head, verified in one target pass, E = 1 + a + … + a^k
+/// tokens a step; the engine's per-token costs are the step's divided by E. Worked by hand for Qwen2.5-7B on one H100
+/// (28 layers), k = 1: reads and fixed costs (1 + 1/28)/E of a plain step plus one LM-head read, FLOPs
+/// (2 + 1/28)/E plus one LM-head product, the host loop once a step.
+#[test]
+fn speculative_decoding_divides_a_steps_costs_by_its_expected_tokens() {
+    use crate::cost::CostModel;
+    let coeffs = |sets: &[&str]| {
+        let s = load(BASE, sets).unwrap();
+        let costs = crate::costs::analytic::AnalyticCosts::new(&s);
+        (costs.decode_coeffs(&s.cluster.workers[0]), s)
+    };
+    let (plain, s) = coeffs(&[]);
+    let (spec, s1) = coeffs(&["rollout.speculative_tokens=1", "rollout.speculative_acceptance=1"]);
+    assert_eq!(s1.rollout.tokens_per_step(), 2.0);
+    let (d, e) = (1.0 / 28.0, 2.0);
+    let host_loop = crate::time::secs_to_fs(s.rollout.iteration_overhead_s) as f64;
+    let gpu = &s.cluster.workers[0].gpu;
+    let hbm = gpu.hbm_gbytes_per_s * 1e9 * s.rollout.hbm_efficiency;
+    let flops = gpu.bf16_tflops * 1e12 * gpu.matmul_efficiency * s.rollout.decode_compute_efficiency;
+    let head = 152_064.0 * 3584.0;
+    let near = |got: u64, want: f64, what: &str| assert!((got as f64 - want).abs() <= 2.0, "{what}: {got} vs {want}");
+    near(spec.overhead_fs, (host_loop + (plain.overhead_fs as f64 - host_loop) * (1.0 + d)) / e, "overhead");
+    let head_read = crate::time::secs_to_fs(head * 2.0 / hbm) as f64;
+    near(spec.weights_fs, (plain.weights_fs as f64 * (1.0 + d) + head_read) / e, "weights");
+    near(spec.kv_fs_per_token, plain.kv_fs_per_token as f64 * (1.0 + d) / e, "kv");
+    let head_flops = crate::time::secs_to_fs(2.0 * head / flops) as f64;
+    near(spec.compute_fs_per_seq, (plain.compute_fs_per_seq as f64 * (2.0 + d) + head_flops) / e, "compute");
+    near(spec.attention_fs_per_token, plain.attention_fs_per_token as f64 * (2.0 + d) / e, "attention");
+    // It pays where decode is bound by reads (a lone sequence: ~1.9× fewer ns a token at 80 % acceptance of one
+    // draft, E = 1.8) and costs where it is bound by FLOPs (a full batch computes rejected positions); with nothing
+    // accepted every step is dearer than a plain one.
+    let token_ns = |sets: &[&str], batch: u64| coeffs(sets).0.iteration_ns(batch, batch * 1000) as f64;
+    let a8 = ["rollout.speculative_tokens=1", "rollout.speculative_acceptance=0.8"];
+    assert!(token_ns(&a8, 1) < 0.6 * token_ns(&[], 1));
+    assert!(token_ns(&a8, 4096) > token_ns(&[], 4096));
+    let a0 = ["rollout.speculative_tokens=1", "rollout.speculative_acceptance=0"];
+    assert!(token_ns(&a0, 1) > token_ns(&[], 1));
+    // Bad settings are refused by field, with no default acceptance.
+    assert_has(
+        &err(&["rollout.speculative_tokens=2"]),
+        &["field `rollout.speculative_acceptance`", "missing", "no default"],
+    );
+    assert_has(
+        &err(&["rollout.speculative_acceptance=0.8"]),
+        &["field `rollout.speculative_acceptance`", "expected rollout.speculative_tokens"],
+    );
+    assert_has(
+        &err(&["rollout.speculative_tokens=1", "rollout.speculative_acceptance=1.5"]),
+        &["field `rollout.speculative_acceptance`", "expected a chance in [0, 1]", "got 1.5"],
+    );
+    assert_has(
+        &err(&["rollout.speculative_tokens=17", "rollout.speculative_acceptance=0.5"]),
+        &["field `rollout.speculative_tokens`", "at most 16"],
+    );
+}

@@ -50,6 +50,13 @@ pub(super) fn validate(raw: RawScenario, src: &Source) -> Result<Scenario, Scena
     memory::check_kv_capacity(&model, &cluster, &rollout, &workload, &c)?;
 
     let profile = hardware::validate_hardware(&raw.hardware, &c, &mut resolved)?;
+    if profile.is_some() && rollout.speculative_tokens > 0 {
+        return Err(c.src.error(
+            "rollout.speculative_tokens",
+            "speculative decoding is priced by the analytic cost model; a measured profile ([hardware] profile) \
+             decodes one token a step: expected no profile, or no speculation",
+        ));
+    }
     let exec = exec::validate_exec(&raw.exec, &model, &c, &mut resolved)?;
     let failures = failures::validate_failures(raw.failures.as_ref(), &cluster, &c, &mut resolved)?;
     if let Some(p) = &raw.published {

@@ -5,6 +5,8 @@ use crate::scenario::check::Check;
 
 /// Most KV-cache tokens one engine may be given (10¹²: terabytes of cache for the smallest models).
 const MAX_KV_TOKENS: u64 = 1_000_000_000_000;
+/// Most draft tokens per sequence per decode step (speculative decoding proposes a handful).
+const MAX_SPECULATIVE_TOKENS: u32 = 16;
 use crate::scenario::{RawRollout, RawScenario, RolloutSpec, ScenarioError};
 
 pub(super) fn validate_rollout(
@@ -14,6 +16,38 @@ pub(super) fn validate_rollout(
     resolved: &mut RawScenario,
 ) -> Result<RolloutSpec, ScenarioError> {
     let layer_launch_s = if fw.cuda_graphs { fw.graph_layer_us } else { fw.eager_layer_us } / 1e6;
+    let speculative_tokens = match r.speculative_tokens.unwrap_or(0) {
+        v if v > MAX_SPECULATIVE_TOKENS => {
+            return Err(c.src.error(
+                "rollout.speculative_tokens",
+                format!("must be at most {MAX_SPECULATIVE_TOKENS} (draft tokens per sequence per step), got {v}"),
+            ))
+        }
+        v => v,
+    };
+    let speculative_acceptance = match (speculative_tokens, r.speculative_acceptance) {
+        (0, None) => 0.0,
+        (0, Some(_)) => {
+            return Err(c.src.error(
+                "rollout.speculative_acceptance",
+                "is the acceptance of draft tokens; expected rollout.speculative_tokens (at least 1) with it",
+            ))
+        }
+        (_, None) => {
+            return Err(c.src.error(
+                "rollout.speculative_acceptance",
+                "missing; expected the chance the target accepts each draft token, in [0, 1], with \
+                 rollout.speculative_tokens (it depends on the model, the draft head and the sampling: no default)",
+            ))
+        }
+        (_, Some(a)) if !(0.0..=1.0).contains(&a) => {
+            return Err(c.src.error(
+                "rollout.speculative_acceptance",
+                format!("expected a chance in [0, 1] (each draft token's acceptance), got {a}"),
+            ))
+        }
+        (_, Some(a)) => a,
+    };
     let rollout = RolloutSpec {
         tp: c.count_max(r.tp, "rollout.tp", Some(1), 1 << 16, "tensor-parallel degree of each rollout engine")?,
         gpu_memory_utilization: c.fraction(
@@ -90,6 +124,8 @@ pub(super) fn validate_rollout(
             }
             v => v,
         },
+        speculative_tokens,
+        speculative_acceptance,
     };
     resolved.rollout = RawRollout {
         tp: Some(rollout.tp),
@@ -104,6 +140,8 @@ pub(super) fn validate_rollout(
         tp_allreduce_internode_us: Some(rollout.tp_allreduce_internode_s * 1e6),
         prefix_caching: Some(rollout.prefix_caching),
         kv_capacity_tokens: rollout.kv_capacity_tokens,
+        speculative_tokens: (rollout.speculative_tokens > 0).then_some(rollout.speculative_tokens),
+        speculative_acceptance: (rollout.speculative_tokens > 0).then_some(rollout.speculative_acceptance),
     };
     Ok(rollout)
 }
