@@ -76,43 +76,6 @@ impl AnalyticCosts {
         worker.gpu.bf16_tflops * 1e12 * worker.gpu.matmul_efficiency
     }
 
-    /// Decode with speculation (`rollout.speculative_tokens` k > 0, acceptance a): each engine step runs k draft
-    /// tokens through a one-layer draft head (DeepSeek's MTP module, EAGLE: one decoder layer and the LM head, its
-    /// kernels, weights, KV and FLOPs) and verifies the k + 1 positions in one target pass, which reads the weights
-    /// and each sequence's KV once and computes k + 1 tokens; a sequence gains E = 1 + a + … + a^k tokens a step on
-    /// average. The engine's iterations stay one token per sequence, so every per-step cost is divided by E: fixed
-    /// and per-sequence costs and reads (1 + k·d)/E of a step without speculation plus k LM-head reads, the FLOPs
-    /// and all-reduce bytes (k + 1 + k·d)/E (rejected positions are computed and thrown away), where d is one
-    /// layer's share of the model (1/layers). The host loop is paid once a step. Without speculation: unchanged.
-    fn speculate(&self, c: DecodeCoeffs, worker: &Worker, hbm: f64, flops: f64) -> DecodeCoeffs {
-        let k = self.rollout.speculative_tokens as f64;
-        if k == 0.0 {
-            return c;
-        }
-        let e = self.rollout.tokens_per_step();
-        let d = 1.0 / self.model.layers.max(1) as f64;
-        let (tp, m) = (worker.tp as f64, &self.model);
-        // The LM head (vocab × hidden) the draft reads and multiplies once per draft token.
-        let head_bytes = m.vocab as f64 * m.hidden as f64 * 2.0;
-        let head_read_fs = secs_to_fs(head_bytes / tp / hbm) as f64;
-        let head_compute_fs = secs_to_fs(2.0 * m.vocab as f64 * m.hidden as f64 / flops) as f64;
-        let host_loop_fs = secs_to_fs(self.rollout.iteration_overhead_s) as f64;
-        let scale = |v: u64, factor: f64| (v as f64 * factor / e).round() as u64;
-        let reads = 1.0 + k * d;
-        let work = k + 1.0 + k * d;
-        DecodeCoeffs {
-            overhead_fs: ((host_loop_fs + (c.overhead_fs as f64 - host_loop_fs) * reads) / e).round() as u64,
-            host_fs_per_seq: scale(c.host_fs_per_seq, reads),
-            allreduce_fs_per_seq: scale(c.allreduce_fs_per_seq, work),
-            weights_fs: ((c.weights_fs as f64 * reads + k * head_read_fs) / e).round() as u64,
-            expert_weights_fs: scale(c.expert_weights_fs, reads),
-            kv_fs_per_token: scale(c.kv_fs_per_token, reads),
-            compute_fs_per_seq: ((c.compute_fs_per_seq as f64 * work + k * head_compute_fs) / e).round() as u64,
-            attention_fs_per_token: scale(c.attention_fs_per_token, work),
-            ..c
-        }
-    }
-
     /// Fixed time per engine iteration of `worker`: the host's engine loop, the kernel launches of every layer (an
     /// MoE layer launches about twice a dense layer's kernels; under CUDA graphs the floor scales with the GPU's
     /// `layer_floor_vs_h100`, eager launches are the host's), and the latency of two all-reduces per layer under
@@ -458,6 +421,16 @@ impl Estimates for AnalyticCosts {
 }
 
 impl CostModel for AnalyticCosts {
+    /// Decode's per-iteration coefficients (docs/cost-model.md). With speculative decoding
+    /// (`rollout.speculative_tokens` k > 0, acceptance a) each engine step runs k draft tokens through a one-layer
+    /// draft head (DeepSeek's MTP module, EAGLE: one decoder layer and the LM head: its kernels, weights, KV, FLOPs
+    /// and per-position work) and verifies the k + 1 positions in one target pass, which reads the weights and each
+    /// sequence's KV once, routes (k + 1)·B tokens to the experts and computes k + 1 positions; a sequence gains
+    /// E = 1 + a + … + a^k tokens a step on average. The engine's iterations stay one token per sequence, so every
+    /// per-step cost is divided by E: fixed costs and reads (1 + k·d) of a plain step plus k LM-head reads, FLOPs,
+    /// all-reduce bytes and per-position work (k + 1 + k·d) plus k LM-head products, where d is one layer's share
+    /// of the model (1/layers); the host loop and each sequence's scheduling once a step. Without speculation every
+    /// factor is 1.
     fn decode_coeffs(&self, worker: &Worker) -> DecodeCoeffs {
         let tp = worker.tp as f64;
         let hbm = self.hbm_bytes_per_s(worker);
@@ -470,27 +443,43 @@ impl CostModel for AnalyticCosts {
         // adds the lines). Tensor parallelism splits it like the rest of the layer.
         let layers = self.model.layers as f64;
         let elementwise = self.framework.decode_elementwise.at(self.model.hidden, self.model.heads);
-        let context_fs = secs_to_fs(layers * elementwise.token_context_s / tp);
-        let coeffs = DecodeCoeffs {
-            overhead_fs: secs_to_fs(self.iteration_overhead_s(worker)),
+        // Speculation's factors (1, 1, 1 and no head terms without it).
+        let k = self.rollout.speculative_tokens as f64;
+        let e = self.rollout.tokens_per_step();
+        let d = 1.0 / layers.max(1.0);
+        let (reads, work) = (1.0 + k * d, k + 1.0 + k * d);
+        let head = self.model.vocab as f64 * self.model.hidden as f64;
+        let context_fs = secs_to_fs(layers * elementwise.token_context_s / tp * work / e);
+        let host_loop_s = self.rollout.iteration_overhead_s;
+        DecodeCoeffs {
+            overhead_fs: secs_to_fs(if k == 0.0 {
+                self.iteration_overhead_s(worker)
+            } else {
+                (host_loop_s + (self.iteration_overhead_s(worker) - host_loop_s) * reads) / e
+            }),
             host_fs_per_seq: secs_to_fs(
-                self.rollout.seq_overhead_s
-                    + (layers * (elementwise.token_s + elementwise.sequence_s) + elementwise.outside_token_s) / tp,
+                (self.rollout.seq_overhead_s
+                    + (layers * (elementwise.token_s + elementwise.sequence_s) + elementwise.outside_token_s) / tp
+                        * work)
+                    / e,
             ),
-            allreduce_fs_per_seq: secs_to_fs(self.tp_allreduce_s_per_token(worker)),
-            weights_fs: secs_to_fs((self.model.decode_weight_bytes() - expert_bytes) / tp / hbm),
-            expert_weights_fs: secs_to_fs(expert_bytes / tp / hbm),
+            allreduce_fs_per_seq: secs_to_fs(self.tp_allreduce_s_per_token(worker) * work / e),
+            weights_fs: secs_to_fs(
+                ((self.model.decode_weight_bytes() - expert_bytes) * reads + k * head * 2.0) / tp / hbm / e,
+            ),
+            expert_weights_fs: secs_to_fs(expert_bytes * reads / tp / hbm / e),
             experts: self.model.experts,
             experts_per_token: self.model.experts_per_token,
-            kv_fs_per_token: secs_to_fs(self.model.kv_bytes_per_token() / kv_split / self.kv_read_bytes_per_s(worker))
-                + context_fs,
-            compute_fs_per_seq: secs_to_fs(self.model.forward_flops_per_token() / flops),
-            attention_fs_per_token: secs_to_fs(self.model.attention_flops_per_context_token() / flops)
+            kv_fs_per_token: secs_to_fs(
+                self.model.kv_bytes_per_token() / kv_split / self.kv_read_bytes_per_s(worker) * reads / e,
+            ) + context_fs,
+            compute_fs_per_seq: secs_to_fs((self.model.forward_flops_per_token() * work + k * 2.0 * head) / flops / e),
+            attention_fs_per_token: secs_to_fs(self.model.attention_flops_per_context_token() / flops * work / e)
                 + if self.framework.decode_overlap { context_fs } else { 0 },
             serial: !self.framework.decode_overlap,
             copies_per_seq: 1,
-        };
-        self.speculate(coeffs, worker, hbm, flops)
+            positions_per_seq: self.rollout.speculative_tokens + 1,
+        }
     }
 
     fn prefill_coeffs(&self, worker: &Worker) -> PrefillCoeffs {

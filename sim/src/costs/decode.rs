@@ -40,6 +40,10 @@ pub struct DecodeCoeffs {
     /// itself). The per-sequence and per-token coefficients above already include them; this is for the experts,
     /// which a batch touches by its real token count.
     pub copies_per_seq: u32,
+    /// Token positions each running sequence pushes through the experts' router per iteration's pass (0 or 1: one;
+    /// k + 1 under speculative decoding, whose verify pass runs every draft position): the experts a batch touches
+    /// are those of batch × copies × positions tokens.
+    pub positions_per_seq: u32,
 }
 
 /// Sum of a + d·k for k in [s, e).
@@ -58,7 +62,9 @@ impl DecodeCoeffs {
             return self.weights_fs as u128 + self.expert_weights_fs as u128;
         }
         let miss = 1.0 - self.experts_per_token as f64 / self.experts as f64;
-        let tokens = batch.saturating_mul(self.copies_per_seq.max(1) as u64);
+        let tokens = batch
+            .saturating_mul(self.copies_per_seq.max(1) as u64)
+            .saturating_mul(self.positions_per_seq.max(1) as u64);
         let touched = 1.0 - miss.powi(tokens.clamp(1, i32::MAX as u64) as i32);
         self.weights_fs as u128 + (self.expert_weights_fs as f64 * touched).round() as u128
     }

@@ -27,6 +27,9 @@ pub(super) fn validate_rollout(
     };
     let speculative_acceptance = match (speculative_tokens, r.speculative_acceptance) {
         (0, None) => 0.0,
+        // An explicit 0 says "no speculation" (a sweep's point of --vary rollout.speculative_tokens=0,1,2): the
+        // acceptance has nothing to apply to and is dropped from the resolved file.
+        (0, Some(_)) if r.speculative_tokens == Some(0) => 0.0,
         (0, Some(_)) => {
             return Err(c.src.error(
                 "rollout.speculative_acceptance",
