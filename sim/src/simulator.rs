@@ -483,8 +483,9 @@ impl Sim<'_> {
         let (what, fields) = match ev {
             Internal::EngineTick { worker, .. } => (
                 format!("a rollout iteration of worker `{}`", name(worker)),
-                "the GPU's hbm_gbytes_per_s, bf16_tflops and matmul_efficiency, the framework's decode and prefill \
-                 efficiencies and overheads, the model's size and the response lengths",
+                "the GPU's hbm_gbytes_per_s, bf16_tflops, matmul_efficiency, hbm_efficiency_vs_h100 and \
+                 layer_floor_vs_h100, the framework's decode and prefill efficiencies and overheads, \
+                 rollout.speculative_tokens and speculative_acceptance, the model's size and the response lengths",
             ),
             Internal::TrainDone { step, .. } => (
                 format!("train step {step}"),
